@@ -1,0 +1,746 @@
+//! ELF facts: what the dynamic loader will read from an object (class, byte
+//! order, machine, DT_NEEDED, RUNPATH/RPATH, SONAME, flags, `.note.dlopen`),
+//! read through the program headers the way ld.so does, with the `object` crate.
+//!
+//! Reading never requires the whole file in memory: callers pass any
+//! `object::ReadRef` (a byte slice, or `ReadCache<File>` for large files).
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use object::elf;
+use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader, Sym};
+use object::{Endianness, ReadCache, ReadRef};
+use serde::Serialize;
+
+/// Why a file could not be read as ELF. Each message is one line that names
+/// what is wrong; the caller adds the file name.
+#[derive(Debug, thiserror::Error)]
+pub enum ElfError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: malformed ELF: {what}")]
+    Malformed { path: PathBuf, what: String },
+}
+
+/// 32- or 64-bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    Elf32,
+    Elf64,
+}
+
+/// Byte order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum ByteOrder {
+    Little,
+    Big,
+}
+
+/// What ld.so compares before it accepts a candidate file: class, byte order
+/// and machine. (A mismatch in class or machine makes it skip the candidate.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+pub struct ElfIdent {
+    pub class: Class,
+    pub data: ByteOrder,
+    pub machine: u16,
+    pub osabi: u8,
+}
+
+impl ElfIdent {
+    /// True when a loader for `self` would accept `other` as a dependency
+    /// (same class, byte order and machine; OS ABI SYSV/GNU are interchangeable).
+    pub fn loadable_by(&self, other: &ElfIdent) -> bool {
+        self.class == other.class && self.data == other.data && self.machine == other.machine
+    }
+
+    /// A short human name of the machine, e.g. `x86_64`.
+    pub fn machine_name(&self) -> String {
+        machine_name(self.machine, self.class)
+    }
+}
+
+/// Human name of an `e_machine` value.
+pub fn machine_name(machine: u16, class: Class) -> String {
+    match (elf::Machine(machine), class) {
+        (elf::EM_X86_64, _) => "x86_64".into(),
+        (elf::EM_386, _) => "i386".into(),
+        (elf::EM_AARCH64, _) => "aarch64".into(),
+        (elf::EM_ARM, _) => "arm".into(),
+        (elf::EM_RISCV, Class::Elf64) => "riscv64".into(),
+        (elf::EM_RISCV, Class::Elf32) => "riscv32".into(),
+        (elf::EM_S390, _) => "s390x".into(),
+        (elf::EM_PPC64, _) => "ppc64".into(),
+        (elf::EM_PPC, _) => "ppc".into(),
+        (elf::EM_MIPS, _) => "mips".into(),
+        (elf::EM_LOONGARCH, _) => "loongarch64".into(),
+        (m, _) => format!("machine-{m}"),
+    }
+}
+
+/// One entry of a `.note.dlopen` note (systemd's ELF dlopen metadata).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DlopenNote {
+    pub soname: Vec<String>,
+    pub feature: Option<String>,
+    pub description: Option<String>,
+    pub priority: Option<String>,
+}
+
+/// ELF object type as far as the loader cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectType {
+    Exec,
+    Dyn,
+    Rel,
+    Core,
+    Other,
+}
+
+/// Everything unfarm needs to know about one ELF file.
+#[derive(Clone, Debug, Serialize)]
+pub struct ElfFacts {
+    pub ident: ElfIdent,
+    pub object_type: ObjectType,
+    /// True when the file has a PT_DYNAMIC segment (dynamically linked).
+    pub dynamic: bool,
+    pub interpreter: Option<String>,
+    pub needed: Vec<String>,
+    pub runpath: Option<String>,
+    pub rpath: Option<String>,
+    pub soname: Option<String>,
+    /// DF_1_NODEFLIB: the loader skips ld.so.cache and the default dirs.
+    pub nodeflib: bool,
+    pub dlopen_notes: Vec<DlopenNote>,
+    /// The object imports `dlopen` or `dlmopen`, so it may load libraries by
+    /// names that appear nowhere in its dynamic section.
+    pub imports_dlopen: bool,
+    /// Whether the file has section headers (some stripped files do not).
+    pub has_section_headers: bool,
+}
+
+/// What a file is, as far as unfarm cares, from its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileKind {
+    Elf,
+    /// `!<arch>`: a static archive.
+    Archive,
+    /// `#!`: a script.
+    Script,
+    /// Anything else (text linker scripts such as glibc's `libc.so`, data).
+    Other,
+}
+
+/// Classify by magic bytes.
+pub fn sniff(head: &[u8]) -> FileKind {
+    if head.starts_with(&elf::ELFMAG) {
+        FileKind::Elf
+    } else if head.starts_with(b"!<arch>\n") || head.starts_with(b"!<thin>\n") {
+        FileKind::Archive
+    } else if head.starts_with(b"#!") {
+        FileKind::Script
+    } else {
+        FileKind::Other
+    }
+}
+
+/// Read the first bytes of a file and classify it.
+pub fn sniff_file(path: &Path) -> Result<FileKind, ElfError> {
+    let mut f = File::open(path).map_err(|source| ElfError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut head = [0u8; 8];
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(ElfError::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(sniff(&head[..n]))
+}
+
+/// Read the ident (class, byte order, machine) from the first 20 bytes,
+/// without parsing anything else. `None` when it is not a valid ELF header.
+pub fn read_ident(head: &[u8]) -> Option<(ElfIdent, ObjectType)> {
+    if head.len() < 20 || !head.starts_with(&elf::ELFMAG) {
+        return None;
+    }
+    let class = match head[4] {
+        1 => Class::Elf32,
+        2 => Class::Elf64,
+        _ => return None,
+    };
+    let data = match head[5] {
+        1 => ByteOrder::Little,
+        2 => ByteOrder::Big,
+        _ => return None,
+    };
+    let (t, m) = match data {
+        ByteOrder::Little => (
+            u16::from_le_bytes([head[16], head[17]]),
+            u16::from_le_bytes([head[18], head[19]]),
+        ),
+        ByteOrder::Big => (
+            u16::from_be_bytes([head[16], head[17]]),
+            u16::from_be_bytes([head[18], head[19]]),
+        ),
+    };
+    let ident = ElfIdent {
+        class,
+        data,
+        machine: m,
+        osabi: head[7],
+    };
+    Some((ident, object_type(t)))
+}
+
+fn object_type(t: u16) -> ObjectType {
+    match elf::FileType(t) {
+        elf::ET_EXEC => ObjectType::Exec,
+        elf::ET_DYN => ObjectType::Dyn,
+        elf::ET_REL => ObjectType::Rel,
+        elf::ET_CORE => ObjectType::Core,
+        _ => ObjectType::Other,
+    }
+}
+
+/// Open a file and read its ELF facts, reading only the parts needed.
+pub fn read_facts(path: &Path) -> Result<ElfFacts, ElfError> {
+    let file = File::open(path).map_err(|source| ElfError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let cache = ReadCache::new(file);
+    parse_facts(&cache).map_err(|what| ElfError::Malformed {
+        path: path.to_owned(),
+        what,
+    })
+}
+
+/// Parse ELF facts from any `ReadRef`. The error is a one-line description.
+pub fn parse_facts<'d, R: ReadRef<'d>>(data: R) -> Result<ElfFacts, String> {
+    let head = data
+        .read_bytes_at(0, 20)
+        .map_err(|_| "file too short for an ELF header".to_string())?;
+    let (ident, _) = read_ident(head).ok_or("invalid ELF header")?;
+    match (ident.class, ident.data) {
+        (Class::Elf32, _) => parse_with::<elf::FileHeader32<Endianness>, R>(data, ident),
+        (Class::Elf64, _) => parse_with::<elf::FileHeader64<Endianness>, R>(data, ident),
+    }
+}
+
+/// A read-only view of an ELF file's dynamic section, resolved through the
+/// program headers. Shared by fact reading and by the editor's checks.
+pub struct DynamicView<'d, Elf: FileHeader> {
+    pub endian: Elf::Endian,
+    pub header: &'d Elf,
+    pub segments: &'d [Elf::ProgramHeader],
+    /// The PT_DYNAMIC entries up to (not including) the first DT_NULL.
+    pub entries: Vec<(i64, u64)>,
+    /// File offset and size of the dynamic string table (DT_STRTAB, DT_STRSZ).
+    pub strtab: Option<(u64, u64)>,
+}
+
+/// Map a virtual address to a file offset through the PT_LOAD segments.
+pub fn vaddr_to_offset<Elf: FileHeader>(
+    endian: Elf::Endian,
+    segments: &[Elf::ProgramHeader],
+    vaddr: u64,
+) -> Option<u64> {
+    segments
+        .iter()
+        .filter(|s| s.p_type(endian) == elf::PT_LOAD)
+        .find_map(|s| {
+            let start: u64 = s.p_vaddr(endian).into();
+            let filesz: u64 = s.p_filesz(endian).into();
+            let off: u64 = s.p_offset(endian).into();
+            if vaddr >= start && vaddr - start < filesz {
+                off.checked_add(vaddr - start)
+            } else {
+                None
+            }
+        })
+}
+
+impl<'d, Elf: FileHeader<Endian = Endianness>> DynamicView<'d, Elf> {
+    /// Parse the header, program headers and PT_DYNAMIC.
+    pub fn parse<R: ReadRef<'d>>(data: R) -> Result<Self, String> {
+        let header = Elf::parse(data).map_err(|e| e.to_string())?;
+        let endian = header.endian().map_err(|e| e.to_string())?;
+        let segments = header
+            .program_headers(endian, data)
+            .map_err(|e| format!("program headers: {e}"))?;
+        let mut entries = Vec::new();
+        for seg in segments {
+            if seg.p_type(endian) != elf::PT_DYNAMIC {
+                continue;
+            }
+            // Like ld.so, only the first PT_DYNAMIC counts.
+            let dyns = seg
+                .dynamic(endian, data)
+                .map_err(|e| format!("dynamic segment: {e}"))?
+                .unwrap_or(&[]);
+            for d in dyns {
+                let tag = d.d_tag(endian).0;
+                if tag == elf::DT_NULL.0 {
+                    break;
+                }
+                entries.push((tag, d.d_val(endian).into()));
+            }
+            break;
+        }
+        let get = |t: elf::DynamicTag| entries.iter().find(|(k, _)| *k == t.0).map(|(_, v)| *v);
+        let strtab = match (get(elf::DT_STRTAB), get(elf::DT_STRSZ)) {
+            (Some(addr), Some(size)) => {
+                let off = vaddr_to_offset::<Elf>(endian, segments, addr)
+                    .ok_or("DT_STRTAB address is not in any PT_LOAD segment")?;
+                Some((off, size))
+            }
+            (None, None) => None,
+            _ => return Err("DT_STRTAB without DT_STRSZ (or the reverse)".into()),
+        };
+        Ok(DynamicView {
+            endian,
+            header,
+            segments,
+            entries,
+            strtab,
+        })
+    }
+
+    pub fn has_dynamic(&self) -> bool {
+        self.segments
+            .iter()
+            .any(|s| s.p_type(self.endian) == elf::PT_DYNAMIC)
+    }
+
+    /// Values of all entries with this tag, in order.
+    pub fn values(&self, tag: elf::DynamicTag) -> impl Iterator<Item = u64> + '_ {
+        self.entries
+            .iter()
+            .filter(move |(k, _)| *k == tag.0)
+            .map(|(_, v)| *v)
+    }
+
+    /// The NUL-terminated dynamic string at `offset` in DT_STRTAB.
+    pub fn string<R: ReadRef<'d>>(&self, data: R, offset: u64) -> Result<&'d [u8], String> {
+        let (base, size) = self.strtab.ok_or("dynamic string used but no DT_STRTAB")?;
+        if offset >= size {
+            return Err(format!("string offset {offset} is past DT_STRSZ {size}"));
+        }
+        let start = base.checked_add(offset).ok_or("string offset overflows")?;
+        let end = base.checked_add(size).ok_or("DT_STRSZ overflows")?;
+        data.read_bytes_at_until(start..end, 0)
+            .map_err(|_| format!("unterminated dynamic string at offset {offset}"))
+    }
+}
+
+fn utf8(bytes: &[u8], what: &str) -> Result<String, String> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| format!("{what} is not valid UTF-8"))
+}
+
+fn parse_with<'d, Elf, R>(data: R, ident: ElfIdent) -> Result<ElfFacts, String>
+where
+    Elf: FileHeader<Endian = Endianness>,
+    R: ReadRef<'d>,
+{
+    let view = DynamicView::<Elf>::parse(data)?;
+    let endian = view.endian;
+    let header = view.header;
+    let object_type = object_type(header.e_type(endian).0);
+
+    let mut interpreter = None;
+    for seg in view.segments {
+        if let Some(interp) = seg
+            .interpreter(endian, data)
+            .map_err(|e| format!("PT_INTERP: {e}"))?
+        {
+            interpreter = Some(utf8(interp, "PT_INTERP")?);
+        }
+    }
+
+    let string_of = |tag: elf::DynamicTag, name: &str| -> Result<Vec<String>, String> {
+        view.values(tag)
+            .map(|off| utf8(view.string(data, off)?, name))
+            .collect()
+    };
+    let needed = string_of(elf::DT_NEEDED, "DT_NEEDED")?;
+    let runpath = string_of(elf::DT_RUNPATH, "DT_RUNPATH")?.into_iter().next();
+    let rpath = string_of(elf::DT_RPATH, "DT_RPATH")?.into_iter().next();
+    let soname = string_of(elf::DT_SONAME, "DT_SONAME")?.into_iter().next();
+    let nodeflib = view
+        .values(elf::DT_FLAGS_1)
+        .any(|v| v & elf::DF_1_NODEFLIB.0 != 0);
+
+    let sections = header.section_headers(endian, data).unwrap_or(&[]);
+    let has_section_headers = !sections.is_empty();
+    let dlopen_notes = read_dlopen_notes::<Elf, R>(endian, data, sections, view.segments)?;
+    let imports_dlopen = imports_dlopen::<Elf, R>(endian, data, header, sections);
+
+    Ok(ElfFacts {
+        ident,
+        object_type,
+        dynamic: view.has_dynamic(),
+        interpreter,
+        needed,
+        runpath,
+        rpath,
+        soname,
+        nodeflib,
+        dlopen_notes,
+        imports_dlopen,
+        has_section_headers,
+    })
+}
+
+/// systemd's ELF dlopen metadata: owner `FDO`, type 0x407c0c0a.
+pub const NT_FDO_DLOPEN_METADATA: u32 = 0x407c_0c0a;
+
+fn read_dlopen_notes<'d, Elf, R>(
+    endian: Endianness,
+    data: R,
+    sections: &'d [Elf::SectionHeader],
+    segments: &'d [Elf::ProgramHeader],
+) -> Result<Vec<DlopenNote>, String>
+where
+    Elf: FileHeader<Endian = Endianness>,
+    R: ReadRef<'d>,
+{
+    let mut out = Vec::new();
+    let mut push_from =
+        |mut notes: object::read::elf::NoteIterator<'d, Elf>| -> Result<(), String> {
+            while let Some(note) = notes.next().map_err(|e| format!("note: {e}"))? {
+                if note.name() == b"FDO" && note.n_type(endian).0 == NT_FDO_DLOPEN_METADATA {
+                    out.extend(parse_dlopen_json(note.desc())?);
+                }
+            }
+            Ok(())
+        };
+    if !sections.is_empty() {
+        for s in sections {
+            if let Ok(Some(notes)) = s.notes(endian, data) {
+                push_from(notes)?;
+            }
+        }
+    } else {
+        for seg in segments {
+            if let Ok(Some(notes)) = seg.notes(endian, data) {
+                push_from(notes)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Parse the NUL-terminated JSON array of a dlopen note.
+pub fn parse_dlopen_json(desc: &[u8]) -> Result<Vec<DlopenNote>, String> {
+    let end = desc.iter().position(|&b| b == 0).unwrap_or(desc.len());
+    let text = std::str::from_utf8(&desc[..end]).map_err(|_| ".note.dlopen is not UTF-8")?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!(".note.dlopen JSON: {e}"))?;
+    let arr = value
+        .as_array()
+        .ok_or(".note.dlopen JSON is not an array")?;
+    let field = |o: &serde_json::Map<String, serde_json::Value>, k: &str| {
+        o.get(k).and_then(|v| v.as_str()).map(str::to_owned)
+    };
+    arr.iter()
+        .map(|item| {
+            let o = item
+                .as_object()
+                .ok_or(".note.dlopen entry is not an object")?;
+            let soname = match o.get("soname") {
+                Some(serde_json::Value::Array(a)) => a
+                    .iter()
+                    .map(|s| s.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or(".note.dlopen soname array holds a non-string")?,
+                Some(serde_json::Value::String(s)) => vec![s.clone()],
+                _ => return Err(".note.dlopen entry has no soname array".to_string()),
+            };
+            Ok(DlopenNote {
+                soname,
+                feature: field(o, "feature"),
+                description: field(o, "description"),
+                priority: field(o, "priority"),
+            })
+        })
+        .collect()
+}
+
+fn imports_dlopen<'d, Elf, R>(
+    endian: Endianness,
+    data: R,
+    header: &'d Elf,
+    sections: &'d [Elf::SectionHeader],
+) -> bool
+where
+    Elf: FileHeader<Endian = Endianness>,
+    R: ReadRef<'d>,
+{
+    if sections.is_empty() {
+        return false;
+    }
+    let Ok(table) = header.sections(endian, data) else {
+        return false;
+    };
+    let Ok(symbols) = table.symbols(endian, data, elf::SHT_DYNSYM) else {
+        return false;
+    };
+    symbols.iter().any(|sym| {
+        sym.is_undefined(endian)
+            && symbols
+                .symbol_name(endian, sym)
+                .is_ok_and(|n| matches!(n, b"dlopen" | b"dlmopen"))
+    })
+}
+
+/// Soname-like string literals (`libfoo.so`, `libfoo.so.1.2`) in the object's
+/// read-only data: how most `dlopen()` names appear. A literal preceded by `/`
+/// is part of a path and is not searched, so it is not a hint.
+pub fn dlopen_hints(path: &Path) -> Result<Vec<String>, ElfError> {
+    let file = File::open(path).map_err(|source| ElfError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let cache = ReadCache::new(file);
+    let head = cache
+        .read_bytes_at(0, 20)
+        .map_err(|_| ElfError::Malformed {
+            path: path.to_owned(),
+            what: "file too short for an ELF header".into(),
+        })?;
+    let Some((ident, _)) = read_ident(head) else {
+        return Err(ElfError::Malformed {
+            path: path.to_owned(),
+            what: "invalid ELF header".into(),
+        });
+    };
+    let ranges = match ident.class {
+        Class::Elf32 => readonly_ranges::<elf::FileHeader32<Endianness>, _>(&cache),
+        Class::Elf64 => readonly_ranges::<elf::FileHeader64<Endianness>, _>(&cache),
+    }
+    .map_err(|what| ElfError::Malformed {
+        path: path.to_owned(),
+        what,
+    })?;
+    drop(cache);
+    let file = File::open(path).map_err(|source| ElfError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    // Read in bounded chunks so a huge .rodata never sits in memory whole;
+    // chunks overlap by the longest name we accept.
+    const CHUNK: u64 = 8 << 20;
+    const OVERLAP: u64 = 256;
+    let mut buf = Vec::new();
+    for (off, size) in ranges {
+        let mut pos = 0u64;
+        while pos < size {
+            let len = (size - pos).min(CHUNK + OVERLAP);
+            buf.resize(len as usize, 0);
+            let Some(at) = off.checked_add(pos) else {
+                break;
+            };
+            if std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, at).is_err() {
+                break;
+            }
+            // Only count literals that start inside this chunk's own span.
+            soname_literals(&buf, len.min(CHUNK) as usize, &mut out);
+            pos += CHUNK;
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn readonly_ranges<'d, Elf, R>(data: R) -> Result<Vec<(u64, u64)>, String>
+where
+    Elf: FileHeader<Endian = Endianness>,
+    R: ReadRef<'d>,
+{
+    let header = Elf::parse(data).map_err(|e| e.to_string())?;
+    let endian = header.endian().map_err(|e| e.to_string())?;
+    let sections = header.section_headers(endian, data).unwrap_or(&[]);
+    let mut ranges = Vec::new();
+    if !sections.is_empty() {
+        let table = header
+            .sections(endian, data)
+            .map_err(|e| format!("section headers: {e}"))?;
+        for s in sections {
+            let Ok(name) = table.section_name(endian, s) else {
+                continue;
+            };
+            if (name == b".rodata" || name.starts_with(b".rodata."))
+                && s.sh_type(endian) == elf::SHT_PROGBITS
+            {
+                ranges.push((s.sh_offset(endian).into(), s.sh_size(endian).into()));
+            }
+        }
+    } else {
+        // No section headers: scan segments that are loaded read-only.
+        let segments = header
+            .program_headers(endian, data)
+            .map_err(|e| format!("program headers: {e}"))?;
+        for seg in segments {
+            let flags = seg.p_flags(endian).0;
+            if seg.p_type(endian) == elf::PT_LOAD && flags & (elf::PF_W.0 | elf::PF_X.0) == 0 {
+                ranges.push((seg.p_offset(endian).into(), seg.p_filesz(endian).into()));
+            }
+        }
+    }
+    Ok(ranges)
+}
+
+fn is_soname_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'+' | b'.')
+}
+
+/// True for `lib<name>.so` optionally followed by `.<digits>` groups.
+pub fn is_soname_like(s: &[u8]) -> bool {
+    let Some(rest) = s.strip_prefix(b"lib") else {
+        return false;
+    };
+    let Some(pos) = memchr::memmem::rfind(rest, b".so") else {
+        return false;
+    };
+    if pos == 0 {
+        return false;
+    }
+    let (stem, tail) = (&rest[..pos], &rest[pos + 3..]);
+    if !stem.iter().all(|&b| is_soname_byte(b)) {
+        return false;
+    }
+    if tail.is_empty() {
+        return true;
+    }
+    // ".1", ".1.2.3"
+    tail.strip_prefix(b".").is_some_and(|v| {
+        !v.is_empty()
+            && v.split(|&b| b == b'.')
+                .all(|g| !g.is_empty() && g.iter().all(u8::is_ascii_digit))
+    })
+}
+
+/// Collect soname literals from `bytes` that start before `limit`.
+fn soname_literals(bytes: &[u8], limit: usize, out: &mut Vec<String>) {
+    for start in memchr::memmem::find_iter(bytes, b"lib") {
+        if start >= limit {
+            break;
+        }
+        if start > 0 && (is_soname_byte(bytes[start - 1]) || bytes[start - 1] == b'/') {
+            continue;
+        }
+        let end = bytes[start..]
+            .iter()
+            .position(|&b| !is_soname_byte(b))
+            .map_or(bytes.len(), |p| start + p);
+        // A literal must end the string (NUL); "libfoo.so.%d" or
+        // "libfoo.so is missing" are messages, not names.
+        if bytes.get(end) != Some(&0) {
+            continue;
+        }
+        let cand = &bytes[start..end];
+        if cand.len() <= 255
+            && is_soname_like(cand)
+            && let Ok(s) = std::str::from_utf8(cand)
+        {
+            out.push(s.to_owned());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn soname_like_names() {
+        for ok in [
+            "libfoo.so",
+            "libfoo.so.1",
+            "libnvrtc-builtins.so.12.4",
+            "libc++.so.1",
+        ] {
+            assert!(is_soname_like(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "libfoo",
+            "lib.so",
+            "libfoo.so.",
+            "libfoo.so.x",
+            "libfoo.sox",
+            "foo.so",
+        ] {
+            assert!(!is_soname_like(bad.as_bytes()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn literals_need_nul_and_no_slash() {
+        let data = b"\0libcudnn.so.9\0/usr/lib/libbad.so.1\0libfmt.so.%d\0xlibno.so\0libyes.so\0";
+        let mut out = Vec::new();
+        soname_literals(data, data.len(), &mut out);
+        assert_eq!(out, vec!["libcudnn.so.9", "libyes.so"]);
+    }
+
+    #[test]
+    fn dlopen_json() {
+        let desc = br#"[{"feature":"gpu","description":"GPU","priority":"recommended","soname":["libcuda.so.1","libcuda.so"]}]"#;
+        let mut bytes = desc.to_vec();
+        bytes.push(0);
+        bytes.extend([0, 0]);
+        let n = parse_dlopen_json(&bytes).unwrap();
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].soname, vec!["libcuda.so.1", "libcuda.so"]);
+        assert_eq!(n[0].feature.as_deref(), Some("gpu"));
+        assert!(parse_dlopen_json(b"{}\0").is_err());
+        assert!(parse_dlopen_json(b"[1]\0").is_err());
+    }
+
+    #[test]
+    fn sniffing() {
+        assert_eq!(sniff(b"\x7fELF\x02\x01"), FileKind::Elf);
+        assert_eq!(sniff(b"!<arch>\nxx"), FileKind::Archive);
+        assert_eq!(sniff(b"#!/bin/sh"), FileKind::Script);
+        assert_eq!(sniff(b"/* GNU ld script"), FileKind::Other);
+        assert_eq!(sniff(b""), FileKind::Other);
+    }
+
+    #[test]
+    fn truncated_and_garbage_never_panic() {
+        let mut buf = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03\0\x3e\0".to_vec();
+        assert!(parse_facts(&buf[..]).is_err());
+        buf.resize(64, 0xff);
+        assert!(parse_facts(&buf[..]).is_err());
+        assert!(parse_facts(&b"\x7fEL"[..]).is_err());
+    }
+
+    #[test]
+    fn reads_this_test_binary() {
+        let exe = std::env::current_exe().unwrap();
+        let f = read_facts(&exe).unwrap();
+        assert!(f.dynamic);
+        assert!(f.needed.iter().any(|n| n.starts_with("libc.so")));
+    }
+}

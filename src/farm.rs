@@ -1,0 +1,295 @@
+//! The farm model: resolve a path the way the kernel does, one component at a
+//! time, recording every symlink hop and the store path it lands in. A hop is
+//! *cross-path* when it leaves the store path it starts in; a directory whose
+//! entries are reached through cross-path hops is *indirect* (a farm is the
+//! typical case).
+
+use std::ffi::OsString;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::store::{StoreDir, StorePath, normalize_lexically};
+
+/// Linux's limit on symlinks followed while resolving one path.
+pub const MAX_HOPS: usize = 40;
+
+/// One symlink followed during resolution.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Hop {
+    /// The symlink, as a path whose parent is already resolved (no symlinks).
+    pub link: PathBuf,
+    /// The link's target text, as stored.
+    pub target: PathBuf,
+    /// Where the target points, made absolute and normalised lexically.
+    pub lands: PathBuf,
+    /// The store path holding the link, if any.
+    pub from: Option<PathBuf>,
+    /// The store path the target names, if any.
+    pub to: Option<PathBuf>,
+}
+
+impl Hop {
+    /// True when the hop leaves the store path it starts in (or enters or
+    /// leaves the store).
+    pub fn is_cross_path(&self) -> bool {
+        self.from != self.to
+    }
+}
+
+/// A path resolved component by component.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Resolved {
+    /// The path as asked.
+    pub path: PathBuf,
+    /// Every symlink followed, in order (directory components included).
+    pub hops: Vec<Hop>,
+    /// The final path with no symlink in any component.
+    pub real: PathBuf,
+}
+
+impl Resolved {
+    /// True when any hop on the way is cross-path.
+    pub fn crosses(&self) -> bool {
+        self.hops.iter().any(Hop::is_cross_path)
+    }
+}
+
+/// Why a path could not be resolved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("{path}: not found ({missing} does not exist)")]
+    NotFound { path: PathBuf, missing: PathBuf },
+    #[error("{path}: symlink loop (more than {MAX_HOPS} links followed)")]
+    Loop { path: PathBuf },
+    #[error("{path}: {at} is not a directory")]
+    NotADirectory { path: PathBuf, at: PathBuf },
+    #[error("{path}: {at}: {message}")]
+    Io {
+        path: PathBuf,
+        at: PathBuf,
+        message: String,
+    },
+}
+
+impl ResolveError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            ResolveError::NotFound { .. } | ResolveError::NotADirectory { .. }
+        )
+    }
+}
+
+/// Resolve `path` (absolute) hop by hop. The result's `real` exists.
+pub fn resolve(path: &Path, store: &StoreDir) -> Result<Resolved, ResolveError> {
+    let mut pending: Vec<OsString> = Vec::new(); // stack, next component last
+    push_components(&mut pending, path);
+    let mut real = PathBuf::from("/");
+    let mut hops = Vec::new();
+    while let Some(comp) = pending.pop() {
+        if comp == ".." {
+            real.pop();
+            continue;
+        }
+        if comp == "." || comp.is_empty() {
+            continue;
+        }
+        let candidate = real.join(&comp);
+        let meta = match std::fs::symlink_metadata(&candidate) {
+            Ok(m) => m,
+            Err(e) => return Err(io_error(path, &candidate, e)),
+        };
+        if meta.file_type().is_symlink() {
+            if hops.len() >= MAX_HOPS {
+                return Err(ResolveError::Loop {
+                    path: path.to_owned(),
+                });
+            }
+            let target =
+                std::fs::read_link(&candidate).map_err(|e| io_error(path, &candidate, e))?;
+            let lands = if target.is_absolute() {
+                normalize_lexically(&target)
+            } else {
+                normalize_lexically(&real.join(&target))
+            };
+            hops.push(Hop {
+                from: store_root(store, &candidate),
+                to: store_root(store, &lands),
+                link: candidate,
+                target: target.clone(),
+                lands,
+            });
+            if target.is_absolute() {
+                real = PathBuf::from("/");
+            }
+            push_components(&mut pending, &target);
+        } else {
+            if !pending.is_empty() && !meta.is_dir() {
+                return Err(ResolveError::NotADirectory {
+                    path: path.to_owned(),
+                    at: candidate,
+                });
+            }
+            real = candidate;
+        }
+    }
+    Ok(Resolved {
+        path: path.to_owned(),
+        hops,
+        real,
+    })
+}
+
+fn store_root(store: &StoreDir, p: &Path) -> Option<PathBuf> {
+    store.store_path_of(p).map(|sp: StorePath| sp.path)
+}
+
+fn push_components(stack: &mut Vec<OsString>, p: &Path) {
+    let comps: Vec<OsString> = p
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_owned()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    stack.extend(comps.into_iter().rev());
+}
+
+fn io_error(path: &Path, at: &Path, e: io::Error) -> ResolveError {
+    match e.kind() {
+        io::ErrorKind::NotFound => ResolveError::NotFound {
+            path: path.to_owned(),
+            missing: at.to_owned(),
+        },
+        io::ErrorKind::NotADirectory => ResolveError::NotADirectory {
+            path: path.to_owned(),
+            at: at.to_owned(),
+        },
+        _ if e.raw_os_error() == Some(libc::ELOOP) => ResolveError::Loop {
+            path: path.to_owned(),
+        },
+        _ => ResolveError::Io {
+            path: path.to_owned(),
+            at: at.to_owned(),
+            message: e.to_string(),
+        },
+    }
+}
+
+/// The *real dir* of name `name` reached as `resolved` (the resolution of
+/// `<some dir>/<name>`): the first directory along the chain that holds a
+/// file of that very name which resolves to the same real file without any
+/// cross-path hop. `libcublas.so.12 -> libcublas.so.12.4.5.8` inside one
+/// output keeps that output's lib dir.
+pub fn real_dir(resolved: &Resolved, name: &str, store: &StoreDir) -> Option<PathBuf> {
+    // Candidate parents: the dir of each link on the way, then the final file's.
+    let mut parents: Vec<&Path> = resolved
+        .hops
+        .iter()
+        .filter_map(|h| h.link.parent())
+        .collect();
+    parents.extend(resolved.real.parent());
+    let mut seen: Vec<&Path> = Vec::new();
+    for dir in parents {
+        if seen.contains(&dir) {
+            continue;
+        }
+        seen.push(dir);
+        let cand = dir.join(name);
+        if let Ok(r) = resolve(&cand, store)
+            && r.real == resolved.real
+            && !r.crosses()
+        {
+            return Some(dir.to_owned());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    const HA: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const HB: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    const HF: &str = "ffffffffffffffffffffffffffffffff";
+
+    fn setup() -> (tempfile::TempDir, StoreDir, PathBuf, PathBuf, PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().canonicalize().unwrap();
+        let store = StoreDir::new(root.join("store"));
+        let a = store.path().join(format!("{HA}-foo-lib"));
+        let b = store.path().join(format!("{HB}-foo-dev"));
+        let f = store.path().join(format!("{HF}-farm"));
+        std::fs::create_dir_all(a.join("lib")).unwrap();
+        std::fs::create_dir_all(b.join("lib")).unwrap();
+        std::fs::create_dir_all(f.join("lib")).unwrap();
+        std::fs::write(a.join("lib/libfoo.so.1.2"), b"x").unwrap();
+        symlink("libfoo.so.1.2", a.join("lib/libfoo.so.1")).unwrap();
+        symlink(a.join("lib/libfoo.so.1"), f.join("lib/libfoo.so.1")).unwrap();
+        (t, store, a, b, f)
+    }
+
+    #[test]
+    fn hops_through_farm_and_versioned_link() {
+        let (_t, store, a, _b, f) = setup();
+        let r = resolve(&f.join("lib/libfoo.so.1"), &store).unwrap();
+        assert_eq!(r.real, a.join("lib/libfoo.so.1.2"));
+        assert_eq!(r.hops.len(), 2);
+        assert!(r.hops[0].is_cross_path());
+        assert!(!r.hops[1].is_cross_path());
+        assert!(r.crosses());
+        assert_eq!(real_dir(&r, "libfoo.so.1", &store), Some(a.join("lib")));
+    }
+
+    #[test]
+    fn relative_links_and_symlinked_dirs() {
+        let (_t, store, a, _b, f) = setup();
+        // farm2/lib is itself a (relative) link to the farm's lib dir.
+        let f2 = store.path().join(format!("{HB}-farm2"));
+        std::fs::create_dir_all(&f2).unwrap();
+        symlink(format!("../{HF}-farm/lib"), f2.join("lib")).unwrap();
+        let r = resolve(&f2.join("lib/libfoo.so.1"), &store).unwrap();
+        assert_eq!(r.real, a.join("lib/libfoo.so.1.2"));
+        assert_eq!(r.hops.len(), 3);
+        assert_eq!(r.hops[0].to.as_deref(), Some(f.as_path()));
+        assert_eq!(real_dir(&r, "libfoo.so.1", &store), Some(a.join("lib")));
+    }
+
+    #[test]
+    fn loops_and_missing() {
+        let (_t, store, _a, _b, f) = setup();
+        symlink("loop2", f.join("lib/loop1")).unwrap();
+        symlink("loop1", f.join("lib/loop2")).unwrap();
+        assert!(matches!(
+            resolve(&f.join("lib/loop1"), &store),
+            Err(ResolveError::Loop { .. })
+        ));
+        let e = resolve(&f.join("lib/nope.so"), &store).unwrap_err();
+        assert!(e.is_not_found());
+        symlink("missing-target", f.join("lib/dangling")).unwrap();
+        assert!(
+            resolve(&f.join("lib/dangling"), &store)
+                .unwrap_err()
+                .is_not_found()
+        );
+    }
+
+    #[test]
+    fn link_to_link_inside_farm() {
+        let (_t, store, a, _b, f) = setup();
+        // farm/lib/libfoo.so.1.2 -> a's file; farm/lib/libalias.so.1 -> libfoo.so.1.2 (inside farm)
+        symlink(a.join("lib/libfoo.so.1.2"), f.join("lib/libfoo.so.1.2")).unwrap();
+        symlink("libfoo.so.1.2", f.join("lib/libalias.so.1")).unwrap();
+        let r = resolve(&f.join("lib/libalias.so.1"), &store).unwrap();
+        assert_eq!(r.real, a.join("lib/libfoo.so.1.2"));
+        // No dir outside the farm offers that name.
+        assert_eq!(real_dir(&r, "libalias.so.1", &store), None);
+        let r = resolve(&f.join("lib/libfoo.so.1.2"), &store).unwrap();
+        assert_eq!(real_dir(&r, "libfoo.so.1.2", &store), Some(a.join("lib")));
+    }
+}
