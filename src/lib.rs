@@ -7,4 +7,7 @@
 
 pub mod elf;
 pub mod farm;
+pub mod ldd;
+pub mod resolve;
 pub mod store;
+pub mod walk;

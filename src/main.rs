@@ -1,3 +1,51 @@
-fn main() {
-    println!("unfarm");
+//! The `unfarm` command line: argument parsing and output only; the work is
+//! done by the library.
+
+mod cli;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "unfarm",
+    version,
+    about = "Take Nix symlink farms out of ELF RUNPATHs and runtime closures"
+)]
+struct Cli {
+    /// The Nix store dir (default: $NIX_STORE, else /nix/store).
+    #[arg(long, global = true, value_name = "DIR")]
+    store_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show what each ELF file loads and from where (RUNPATH entry, farm hops, real file).
+    Ldd(cli::ldd::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let store = unfarm::store::StoreDir::from_env(cli.store_dir.as_deref());
+    let result = match cli.command {
+        Command::Ldd(a) => cli::ldd::run(a, &store),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("unfarm: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -1,0 +1,49 @@
+//! `unfarm ldd FILE|DIR...`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use unfarm::ldd::{LddOptions, ldd, render_tree};
+use unfarm::resolve::FsProbe;
+use unfarm::store::StoreDir;
+
+use super::loader::LoaderArgs;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// ELF files or directories (walked; every ELF file in them is reported).
+    #[arg(required = true, value_name = "FILE|DIR")]
+    paths: Vec<PathBuf>,
+    /// Show the whole dependency tree, as ld.so loads it.
+    #[arg(long, short)]
+    recursive: bool,
+    /// Machine-readable output (schema in the README).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    loader: LoaderArgs,
+}
+
+pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
+    let opts = LddOptions {
+        loader: a.loader.config()?,
+        recursive: a.recursive,
+    };
+    let probe = FsProbe::new(store.clone());
+    let report = ldd(&a.paths, &probe, &opts);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render_tree(&report));
+    }
+    let missing = report.files.iter().any(|f| {
+        f.needs
+            .iter()
+            .any(|n| n.status == "not-found" || n.status == "error")
+    });
+    Ok(if missing || !report.errors.is_empty() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,4 @@
+//! Subcommands: each parses its own flags and prints; `anyhow` lives here only.
+
+pub mod ldd;
+pub mod loader;

@@ -1,0 +1,368 @@
+//! `unfarm ldd`: what each ELF file loads and from where, as ld.so would
+//! resolve it, with the search entry that served each need and every farm hop.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::elf::{self, ElfFacts, FileKind};
+use crate::farm::Hop;
+use crate::resolve::{self, FsProbe, LoaderConfig, NeedResolution, Requester, SearchDir, Tried};
+use crate::walk::{self, EntryKind};
+
+/// Options for [`ldd`].
+#[derive(Clone, Debug, Default)]
+pub struct LddOptions {
+    pub loader: LoaderConfig,
+    /// Follow dependencies of dependencies, as ld.so loads them (breadth first).
+    pub recursive: bool,
+}
+
+/// The report for all files asked about.
+#[derive(Debug, Serialize)]
+pub struct LddReport {
+    pub files: Vec<FileReport>,
+    /// Files that could not be read, one line each.
+    pub errors: Vec<String>,
+}
+
+/// One ELF file and its needs.
+#[derive(Debug, Serialize)]
+pub struct FileReport {
+    pub path: PathBuf,
+    pub class: elf::Class,
+    pub byte_order: elf::ByteOrder,
+    pub machine: String,
+    pub object_type: elf::ObjectType,
+    pub interpreter: Option<String>,
+    pub soname: Option<String>,
+    pub runpath: Option<String>,
+    pub rpath: Option<String>,
+    pub nodeflib: bool,
+    pub needs: Vec<NeedReport>,
+}
+
+/// How one need resolved.
+#[derive(Debug, Serialize)]
+pub struct NeedReport {
+    pub name: String,
+    /// `found`, `already-loaded`, `not-found` or `error`.
+    pub status: &'static str,
+    /// The search entry that served it (source, index, text, expanded dir).
+    pub entry: Option<SearchDir>,
+    /// The path ld.so opened (`dir/name`).
+    pub path: Option<PathBuf>,
+    /// Symlinks followed from `path` to `real`; `cross_path` marks farm hops.
+    pub hops: Vec<HopReport>,
+    /// The real file, with no symlink in any component.
+    pub real: Option<PathBuf>,
+    /// The loader's error message, when status is `error`.
+    pub error: Option<String>,
+    /// Candidates tried before the result (all of them when not found).
+    pub tried: Vec<Tried>,
+    /// With `--recursive`: the needs of this library, when first loaded here.
+    pub needs: Vec<NeedReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HopReport {
+    pub link: PathBuf,
+    pub target: PathBuf,
+    pub cross_path: bool,
+}
+
+impl From<&Hop> for HopReport {
+    fn from(h: &Hop) -> Self {
+        HopReport {
+            link: h.link.clone(),
+            target: h.target.clone(),
+            cross_path: h.is_cross_path(),
+        }
+    }
+}
+
+impl NeedReport {
+    fn from_resolution(r: NeedResolution) -> Self {
+        let status = if r.found.is_some() {
+            "found"
+        } else if r.error.is_some() {
+            "error"
+        } else {
+            "not-found"
+        };
+        let (entry, path, hops, real) = match r.found {
+            Some(f) => (
+                f.by,
+                Some(f.path),
+                f.resolved.hops.iter().map(HopReport::from).collect(),
+                Some(f.resolved.real),
+            ),
+            None => (None, None, Vec::new(), None),
+        };
+        NeedReport {
+            name: r.name,
+            status,
+            entry,
+            path,
+            hops,
+            real,
+            error: r.error,
+            tried: r.tried,
+            needs: Vec::new(),
+        }
+    }
+}
+
+/// Report on every ELF file under `roots`. Non-ELF files are skipped silently;
+/// unreadable or malformed ELF files are listed in `errors`.
+pub fn ldd(roots: &[PathBuf], probe: &FsProbe, opts: &LddOptions) -> LddReport {
+    let (entries, walk_errors) = walk::walk(roots);
+    let mut errors: Vec<String> = walk_errors.iter().map(ToString::to_string).collect();
+    let mut files = Vec::new();
+    for e in entries.iter().filter(|e| e.kind == EntryKind::File) {
+        match elf::sniff_file(&e.path) {
+            Ok(FileKind::Elf) => {}
+            Ok(_) => continue,
+            Err(err) => {
+                errors.push(err.to_string());
+                continue;
+            }
+        }
+        match elf::read_facts(&e.path) {
+            Ok(facts) if facts.dynamic => files.push(report_file(&e.path, &facts, probe, opts)),
+            Ok(_) => {}
+            Err(err) => errors.push(err.to_string()),
+        }
+    }
+    LddReport { files, errors }
+}
+
+/// An object in the simulated link map.
+struct Loaded {
+    req: Requester,
+    /// Names it answers to: the names it was loaded by, and its SONAME.
+    names: Vec<String>,
+}
+
+fn report_file(path: &Path, facts: &ElfFacts, probe: &FsProbe, opts: &LddOptions) -> FileReport {
+    let root = Requester::from_facts(path, facts);
+    let mut map: Vec<Loaded> = Vec::new();
+    // The interpreter is mapped before anything else, so a need that names
+    // it (by file name or SONAME) is already satisfied.
+    if let Some(interp) = &facts.interpreter {
+        let ipath = PathBuf::from(interp);
+        let mut names = vec![interp.clone()];
+        names.extend(ipath.file_name().map(|n| n.to_string_lossy().into_owned()));
+        if let Ok(f) = elf::read_facts(&ipath) {
+            names.extend(f.soname);
+        }
+        map.push(Loaded {
+            req: Requester {
+                path: ipath,
+                ..root.clone()
+            },
+            names,
+        });
+    }
+    let needs = resolve_needs(&root, &facts.needed, &mut map, probe, opts);
+    FileReport {
+        path: path.to_owned(),
+        class: facts.ident.class,
+        byte_order: facts.ident.data,
+        machine: facts.ident.machine_name(),
+        object_type: facts.object_type,
+        interpreter: facts.interpreter.clone(),
+        soname: facts.soname.clone(),
+        runpath: facts.runpath.clone(),
+        rpath: facts.rpath.clone(),
+        nodeflib: facts.nodeflib,
+        needs,
+    }
+}
+
+/// Resolve the needs of `root` as ld.so maps them: breadth first, every need
+/// of an object before the needs of its needs, each name matched against the
+/// objects already mapped (by the name they were loaded as, or SONAME).
+fn resolve_needs(
+    root: &Requester,
+    needed: &[String],
+    map: &mut Vec<Loaded>,
+    probe: &FsProbe,
+    opts: &LddOptions,
+) -> Vec<NeedReport> {
+    // Arena of reports; `kids[i]` are the report indices of the needs of the
+    // object first loaded by report i.
+    let mut arena: Vec<NeedReport> = Vec::new();
+    let mut kids: Vec<Vec<usize>> = Vec::new();
+    let mut top = Vec::new();
+    // Queue of (requester, its needs, its loader chain, report index or None for root).
+    let mut queue: std::collections::VecDeque<(
+        Requester,
+        Vec<String>,
+        Vec<Requester>,
+        Option<usize>,
+    )> = std::collections::VecDeque::new();
+    queue.push_back((root.clone(), needed.to_vec(), Vec::new(), None));
+    while let Some((req, needed, loaders, parent)) = queue.pop_front() {
+        for name in &needed {
+            let idx = arena.len();
+            kids.push(Vec::new());
+            match parent {
+                Some(p) => kids[p].push(idx),
+                None => top.push(idx),
+            }
+            if let Some(l) = map.iter().find(|l| l.names.iter().any(|n| n == name)) {
+                arena.push(NeedReport {
+                    name: name.clone(),
+                    status: "already-loaded",
+                    entry: None,
+                    path: Some(l.req.path.clone()),
+                    hops: Vec::new(),
+                    real: l.req.path.canonicalize().ok(),
+                    error: None,
+                    tried: Vec::new(),
+                    needs: Vec::new(),
+                });
+                continue;
+            }
+            let r = resolve::resolve_need(name, &req, &loaders, &opts.loader, probe);
+            if let Some(found) = &r.found {
+                let facts = elf::read_facts(&found.path).ok();
+                let child = Requester {
+                    path: found.path.clone(),
+                    ident: found.ident,
+                    runpath: facts.as_ref().and_then(|f| f.runpath.clone()),
+                    rpath: facts.as_ref().and_then(|f| f.rpath.clone()),
+                    nodeflib: facts.as_ref().is_some_and(|f| f.nodeflib),
+                };
+                let mut names = vec![name.clone()];
+                names.extend(facts.as_ref().and_then(|f| f.soname.clone()));
+                let mut chain = vec![req.clone()];
+                chain.extend(loaders.iter().cloned());
+                map.push(Loaded {
+                    req: child.clone(),
+                    names,
+                });
+                if opts.recursive && chain.len() <= MAX_DEPTH {
+                    let child_needs = facts.map(|f| f.needed).unwrap_or_default();
+                    queue.push_back((child, child_needs, chain, Some(idx)));
+                }
+            }
+            arena.push(NeedReport::from_resolution(r));
+        }
+    }
+    fn build(i: usize, arena: &mut Vec<Option<NeedReport>>, kids: &[Vec<usize>]) -> NeedReport {
+        let mut r = arena[i].take().expect("each report is placed once");
+        r.needs = kids[i].iter().map(|&k| build(k, arena, kids)).collect();
+        r
+    }
+    let mut slots: Vec<Option<NeedReport>> = arena.into_iter().map(Some).collect();
+    top.iter().map(|&i| build(i, &mut slots, &kids)).collect()
+}
+
+/// Guard against pathological dependency chains.
+const MAX_DEPTH: usize = 64;
+
+/// Render the report as a tree for humans.
+pub fn render_tree(report: &LddReport) -> String {
+    let mut s = String::new();
+    for f in &report.files {
+        s.push_str(&format!(
+            "{} [{} {}{}]\n",
+            f.path.display(),
+            f.machine,
+            match f.class {
+                elf::Class::Elf32 => "32-bit",
+                elf::Class::Elf64 => "64-bit",
+            },
+            match (&f.runpath, &f.rpath) {
+                (Some(r), _) => format!(", RUNPATH {r}"),
+                (None, Some(r)) => format!(", RPATH {r}"),
+                (None, None) => String::new(),
+            }
+        ));
+        render_needs(&f.needs, "", &mut s);
+    }
+    for e in &report.errors {
+        s.push_str(&format!("error: {e}\n"));
+    }
+    s
+}
+
+fn render_needs(needs: &[NeedReport], indent: &str, s: &mut String) {
+    for (i, n) in needs.iter().enumerate() {
+        let last = i + 1 == needs.len();
+        let (branch, cont) = if last {
+            ("└── ", "    ")
+        } else {
+            ("├── ", "│   ")
+        };
+        let how = match n.status {
+            "found" => {
+                let e = n.entry.as_ref();
+                let by = match e.map(|e| &e.source) {
+                    Some(resolve::Source::Runpath) => {
+                        format!(
+                            "RUNPATH[{}] {}",
+                            e.map_or(0, |e| e.index),
+                            e.map_or("", |e| &e.text)
+                        )
+                    }
+                    Some(resolve::Source::Rpath { depth, .. }) => format!(
+                        "RPATH[{}]{} {}",
+                        e.map_or(0, |e| e.index),
+                        if *depth > 0 {
+                            format!(" of loader {depth} up")
+                        } else {
+                            String::new()
+                        },
+                        e.map_or("", |e| &e.text)
+                    ),
+                    Some(resolve::Source::LdLibraryPath) => "LD_LIBRARY_PATH".into(),
+                    Some(resolve::Source::LdSoCache) => "ld.so.cache".into(),
+                    Some(resolve::Source::Default) => "default path".into(),
+                    None => "direct path".into(),
+                };
+                let farm = if n.hops.iter().any(|h| h.cross_path) {
+                    " [via farm]"
+                } else {
+                    ""
+                };
+                format!(
+                    "{} => {} ({by}){farm}",
+                    n.name,
+                    n.real.as_deref().unwrap_or(Path::new("?")).display()
+                )
+            }
+            "already-loaded" => format!("{} (already loaded)", n.name),
+            "error" => format!("{} ERROR: {}", n.name, n.error.as_deref().unwrap_or("")),
+            _ => format!("{} NOT FOUND (tried {} paths)", n.name, n.tried.len()),
+        };
+        s.push_str(&format!("{indent}{branch}{how}\n"));
+        let sub = format!("{indent}{cont}");
+        // Links inside one store path are noise here; farm hops are the story
+        // (every hop is in the JSON).
+        for h in n.hops.iter().filter(|h| h.cross_path) {
+            s.push_str(&format!(
+                "{sub}  {} {} -> {}\n",
+                if h.cross_path {
+                    "⇢ farm hop"
+                } else {
+                    "→ link"
+                },
+                h.link.display(),
+                h.target.display()
+            ));
+        }
+        if n.status == "not-found" {
+            for t in &n.tried {
+                s.push_str(&format!(
+                    "{sub}  tried {} ({})\n",
+                    t.path.display(),
+                    t.outcome
+                ));
+            }
+        }
+        render_needs(&n.needs, &sub, s);
+    }
+}

@@ -1,0 +1,139 @@
+//! Walking outputs: every file, symlink and directory below the given roots,
+//! in a stable order, never following symlinks.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// What a walked entry is (from `lstat`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntryKind {
+    File,
+    Symlink,
+    Dir,
+    /// FIFO, socket, device node: never read.
+    Special,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Entry {
+    pub path: PathBuf,
+    pub kind: EntryKind,
+    /// Size in bytes (regular files).
+    pub size: u64,
+    /// Number of hard links (regular files).
+    pub nlink: u64,
+}
+
+/// An entry that could not be read, with a one-line reason.
+#[derive(Clone, Debug, Serialize, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct WalkError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+/// Walk `roots` (files or directories). A root that is a symlink is reported
+/// as a symlink and not followed.
+pub fn walk(roots: &[PathBuf]) -> (Vec<Entry>, Vec<WalkError>) {
+    let mut entries = Vec::new();
+    let mut errors = Vec::new();
+    for root in roots {
+        visit(root, &mut entries, &mut errors);
+    }
+    (entries, errors)
+}
+
+fn visit(path: &Path, entries: &mut Vec<Entry>, errors: &mut Vec<WalkError>) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            errors.push(WalkError {
+                path: path.to_owned(),
+                message: e.to_string(),
+            });
+            return;
+        }
+    };
+    let ft = meta.file_type();
+    let kind = if ft.is_symlink() {
+        EntryKind::Symlink
+    } else if ft.is_dir() {
+        EntryKind::Dir
+    } else if ft.is_file() {
+        EntryKind::File
+    } else {
+        EntryKind::Special
+    };
+    entries.push(Entry {
+        path: path.to_owned(),
+        kind,
+        size: if kind == EntryKind::File {
+            meta.len()
+        } else {
+            0
+        },
+        nlink: meta.nlink(),
+    });
+    if kind != EntryKind::Dir {
+        return;
+    }
+    let rd = match std::fs::read_dir(path) {
+        Ok(rd) => rd,
+        Err(e) => {
+            errors.push(WalkError {
+                path: path.to_owned(),
+                message: format!("cannot list directory: {e}"),
+            });
+            return;
+        }
+    };
+    let mut children: Vec<PathBuf> = Vec::new();
+    for de in rd {
+        match de {
+            Ok(de) => children.push(de.path()),
+            Err(e) => errors.push(WalkError {
+                path: path.to_owned(),
+                message: format!("cannot list directory: {e}"),
+            }),
+        }
+    }
+    children.sort();
+    for c in children {
+        visit(&c, entries, errors);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walks_without_following_links() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        std::fs::create_dir_all(r.join("a/b")).unwrap();
+        std::fs::write(r.join("a/b/f"), b"123").unwrap();
+        std::os::unix::fs::symlink(r.join("a"), r.join("a/b/up")).unwrap();
+        let (e, err) = walk(&[r.join("a")]);
+        assert!(err.is_empty());
+        let kinds: Vec<_> = e
+            .iter()
+            .map(|e| (e.path.strip_prefix(r).unwrap().to_owned(), e.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("a".into(), EntryKind::Dir),
+                ("a/b".into(), EntryKind::Dir),
+                ("a/b/f".into(), EntryKind::File),
+                ("a/b/up".into(), EntryKind::Symlink),
+            ]
+        );
+        assert_eq!(e[2].size, 3);
+        let (_, err) = walk(&[r.join("missing")]);
+        assert_eq!(err.len(), 1);
+    }
+}
