@@ -196,12 +196,7 @@ fn resolve_needs(
     let mut kids: Vec<Vec<usize>> = Vec::new();
     let mut top = Vec::new();
     // Queue of (requester, its needs, its loader chain, report index or None for root).
-    let mut queue: std::collections::VecDeque<(
-        Requester,
-        Vec<String>,
-        Vec<Requester>,
-        Option<usize>,
-    )> = std::collections::VecDeque::new();
+    let mut queue: std::collections::VecDeque<Pending> = std::collections::VecDeque::new();
     queue.push_back((root.clone(), needed.to_vec(), Vec::new(), None));
     while let Some((req, needed, loaders, parent)) = queue.pop_front() {
         for name in &needed {
@@ -259,6 +254,10 @@ fn resolve_needs(
     let mut slots: Vec<Option<NeedReport>> = arena.into_iter().map(Some).collect();
     top.iter().map(|&i| build(i, &mut slots, &kids)).collect()
 }
+
+/// An object waiting for its needs to be mapped: the object, its needs, its
+/// loader chain (nearest first), and the report that loaded it (None: root).
+type Pending = (Requester, Vec<String>, Vec<Requester>, Option<usize>);
 
 /// Guard against pathological dependency chains.
 const MAX_DEPTH: usize = 64;
