@@ -125,6 +125,9 @@ pub struct ElfFacts {
     pub imports_dlopen: bool,
     /// Whether the file has section headers (some stripped files do not).
     pub has_section_headers: bool,
+    /// File offsets of the DT_RUNPATH / DT_RPATH strings.
+    pub runpath_offset: Option<u64>,
+    pub rpath_offset: Option<u64>,
 }
 
 /// What a file is, as far as unfarm cares, from its first bytes.
@@ -386,6 +389,10 @@ where
     let runpath = string_of(elf::DT_RUNPATH, "DT_RUNPATH")?.into_iter().next();
     let rpath = string_of(elf::DT_RPATH, "DT_RPATH")?.into_iter().next();
     let soname = string_of(elf::DT_SONAME, "DT_SONAME")?.into_iter().next();
+    let file_offset = |tag: elf::DynamicTag| {
+        let v = view.values(tag).next()?;
+        view.strtab.and_then(|(base, _)| base.checked_add(v))
+    };
     let nodeflib = view
         .values(elf::DT_FLAGS_1)
         .any(|v| v & elf::DF_1_NODEFLIB.0 != 0);
@@ -408,6 +415,8 @@ where
         dlopen_notes,
         imports_dlopen,
         has_section_headers,
+        runpath_offset: file_offset(elf::DT_RUNPATH),
+        rpath_offset: file_offset(elf::DT_RPATH),
     })
 }
 

@@ -8,6 +8,9 @@
 pub mod elf;
 pub mod farm;
 pub mod ldd;
+pub mod needs;
+pub mod plan;
 pub mod resolve;
+pub mod snapshot;
 pub mod store;
 pub mod walk;

@@ -1,0 +1,170 @@
+//! Needs of an object: every library name it will ask the loader for, with
+//! where we learned it (DT_NEEDED, a packager's declaration, `.note.dlopen`,
+//! or a soname literal in its read-only data).
+
+use serde::Serialize;
+
+use crate::elf::ElfFacts;
+
+/// Where a need comes from, strongest first.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Provenance {
+    /// DT_NEEDED.
+    Needed,
+    /// Declared by the packager (`--dlopen`, `--dlopen-file`, `unfarmDlopen`).
+    Declared,
+    /// A `.note.dlopen` entry (with its priority: required, recommended, suggested).
+    Note { priority: Option<String> },
+    /// A soname literal in read-only data: a hint, not a promise.
+    Hint,
+}
+
+/// One need.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Need {
+    pub name: String,
+    pub provenance: Vec<Provenance>,
+}
+
+impl Need {
+    /// The strongest provenance.
+    pub fn strongest(&self) -> &Provenance {
+        self.provenance
+            .iter()
+            .min()
+            .expect("a need always has a provenance")
+    }
+
+    /// True when failing to find it is an error (not a warning): DT_NEEDED,
+    /// declared, or a `.note.dlopen` entry marked required.
+    pub fn is_required(&self) -> bool {
+        self.provenance.iter().any(|p| match p {
+            Provenance::Needed | Provenance::Declared => true,
+            Provenance::Note { priority } => priority.as_deref() == Some("required"),
+            Provenance::Hint => false,
+        })
+    }
+
+    /// True for needs only a dlopen() will ask for.
+    pub fn is_dlopen_only(&self) -> bool {
+        !self.provenance.contains(&Provenance::Needed)
+    }
+}
+
+/// Collect needs in a stable order: DT_NEEDED, declared, notes, hints. A name
+/// with a `/` in a dlopen source is a path, not searched, and is left out; so
+/// is the object's own SONAME.
+pub fn collect(facts: &ElfFacts, declared: &[String], hints: &[String]) -> Vec<Need> {
+    let mut out: Vec<Need> = Vec::new();
+    let add = |name: &str, p: Provenance, out: &mut Vec<Need>| {
+        if p != Provenance::Needed
+            && (name.contains('/') || facts.soname.as_deref() == Some(name) || name.is_empty())
+        {
+            return;
+        }
+        match out.iter_mut().find(|n| n.name == name) {
+            Some(n) => {
+                if !n.provenance.contains(&p) {
+                    n.provenance.push(p);
+                }
+            }
+            None => out.push(Need {
+                name: name.to_owned(),
+                provenance: vec![p],
+            }),
+        }
+    };
+    for n in &facts.needed {
+        add(n, Provenance::Needed, &mut out);
+    }
+    for n in declared {
+        add(n, Provenance::Declared, &mut out);
+    }
+    for note in &facts.dlopen_notes {
+        for s in &note.soname {
+            add(
+                s,
+                Provenance::Note {
+                    priority: note.priority.clone(),
+                },
+                &mut out,
+            );
+        }
+    }
+    for h in hints {
+        add(h, Provenance::Hint, &mut out);
+    }
+    out
+}
+
+/// Read declared sonames from a file: one per line, `#` comments, blanks ignored.
+pub fn parse_dlopen_file(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::elf::{ByteOrder, Class, DlopenNote, ElfIdent, ObjectType};
+
+    fn facts() -> ElfFacts {
+        ElfFacts {
+            ident: ElfIdent {
+                class: Class::Elf64,
+                data: ByteOrder::Little,
+                machine: 62,
+                osabi: 0,
+            },
+            object_type: ObjectType::Dyn,
+            dynamic: true,
+            interpreter: None,
+            needed: vec!["libc.so.6".into(), "libfoo.so.1".into()],
+            runpath: None,
+            rpath: None,
+            soname: Some("libself.so.1".into()),
+            nodeflib: false,
+            dlopen_notes: vec![DlopenNote {
+                soname: vec!["libcuda.so.1".into(), "libfoo.so.1".into()],
+                feature: None,
+                description: None,
+                priority: Some("required".into()),
+            }],
+            imports_dlopen: true,
+            has_section_headers: true,
+            runpath_offset: None,
+            rpath_offset: None,
+        }
+    }
+
+    #[test]
+    fn merges_provenance_in_order() {
+        let n = collect(
+            &facts(),
+            &["libdecl.so".into(), "libc.so.6".into()],
+            &["libhint.so.2".into(), "libself.so.1".into(), "libcuda.so.1".into()],
+        );
+        let names: Vec<_> = n.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["libc.so.6", "libfoo.so.1", "libdecl.so", "libcuda.so.1", "libhint.so.2"]
+        );
+        assert_eq!(n[0].provenance, [Provenance::Needed, Provenance::Declared]);
+        assert!(n[3].is_required());
+        assert!(!n[4].is_required());
+        assert_eq!(n[4].strongest(), &Provenance::Hint);
+        assert!(n[2].is_dlopen_only());
+    }
+
+    #[test]
+    fn dlopen_file_format() {
+        assert_eq!(
+            parse_dlopen_file("# x\nlibnvrtc-builtins.so.12  # builtins\n\n libz.so.1\n"),
+            ["libnvrtc-builtins.so.12", "libz.so.1"]
+        );
+    }
+}

@@ -1,0 +1,749 @@
+//! The planner: the canonical RUNPATH of one object (DESIGN.md §4).
+//!
+//! Pure: facts in (the object's ELF facts, its needs, a [`Snapshot`] of every
+//! directory involved), plan out. Every decision carries a reason, and the
+//! planner proves its own result by re-resolving every need (and, in expand
+//! mode, every library the replaced entries offered) against the new path.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::elf::ElfFacts;
+use crate::needs::Need;
+use crate::resolve::{self, LoaderConfig, Requester, SearchDir, Source};
+use crate::snapshot::{Snapshot, is_stub_location};
+use crate::store::{StoreDir, StorePath};
+
+/// The driver dir nixpkgs' `addDriverRunpath` uses.
+pub const DEFAULT_DRIVER_DIR: &str = "/run/opengl-driver/lib";
+
+/// How far to go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Never break a program: an indirect entry becomes the real dirs of every
+    /// shared library it offers.
+    #[default]
+    Expand,
+    /// Keep only what known needs use.
+    Shrink,
+}
+
+/// Packager choices.
+#[derive(Clone, Debug)]
+pub struct PlanOptions {
+    pub mode: Mode,
+    /// Entries to keep whatever they serve: exact text, or a glob with `*`.
+    pub keep: Vec<String>,
+    pub driver_dir: PathBuf,
+    /// Put the driver dir first even if the object does not list it.
+    pub want_driver: bool,
+    /// Build dirs (outside the store) whose entries are dropped, besides `/build`.
+    pub build_dirs: Vec<PathBuf>,
+    /// Token expansion and working dir; no default dirs for Nix outputs.
+    pub loader: LoaderConfig,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            mode: Mode::Expand,
+            keep: Vec::new(),
+            driver_dir: DEFAULT_DRIVER_DIR.into(),
+            want_driver: false,
+            build_dirs: Vec::new(),
+            loader: LoaderConfig::default(),
+        }
+    }
+}
+
+/// Which dynamic entry a plan rewrites. RPATH stays RPATH, RUNPATH stays RUNPATH.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Tag {
+    Runpath,
+    Rpath,
+}
+
+impl std::fmt::Display for Tag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Tag::Runpath => "RUNPATH",
+            Tag::Rpath => "RPATH",
+        })
+    }
+}
+
+/// Why an entry went, stayed, or was replaced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Reason {
+    /// It served this need (through a cross-path hop when `via_farm`).
+    Served { need: String, via_farm: bool },
+    /// An indirect entry: it offers libraries through links into other store paths.
+    Indirect { offers: usize },
+    /// Served no need.
+    Unused,
+    /// A stub dir (fake `libcuda.so` and friends): shadows the real driver.
+    Stub,
+    /// A build dir outside the store.
+    BuildDir,
+    /// Empty or relative: searched from the current directory.
+    Insecure { why: String },
+    /// `$ORIGIN`-relative: always kept.
+    Origin,
+    /// The driver dir: kept, first.
+    Driver,
+    /// Matches a `--keep` pattern.
+    KeptByPattern { pattern: String },
+    /// A need is missing, so unused entries are not dropped (it may be meant to live there).
+    MissingNeedGuard { need: String },
+    /// In the ignored DT_RPATH of an object that also has DT_RUNPATH.
+    IgnoredList,
+}
+
+/// What happens to one entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    Keep,
+    Drop,
+    Replace { with: Vec<String> },
+}
+
+/// The plan for one entry of the old list.
+#[derive(Clone, Debug, Serialize)]
+pub struct EntryPlan {
+    pub index: usize,
+    pub text: String,
+    pub dir: PathBuf,
+    #[serde(flatten)]
+    pub action: Action,
+    pub reasons: Vec<Reason>,
+}
+
+/// A need before and after.
+#[derive(Clone, Debug, Serialize)]
+pub struct NeedPlan {
+    #[serde(flatten)]
+    pub need: Need,
+    /// Real file before; None when not found.
+    pub before: Option<PathBuf>,
+    /// Index of the old entry that served it.
+    pub served_by: Option<usize>,
+    pub via_farm: bool,
+    /// Real file after, under the new path.
+    pub after: Option<PathBuf>,
+    /// The loader would fail on this need before (not ELF, ...).
+    pub error: Option<String>,
+    /// The need resolved to a stub before (dropping it is intended).
+    pub was_stub: bool,
+}
+
+/// Whether the plan changes the file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Outcome {
+    Unchanged,
+    Change,
+    /// The planner could not prove a new path equivalent; the file is left alone.
+    Refused { reason: String },
+}
+
+/// The plan for one search list of one object.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub path: PathBuf,
+    pub tag: Tag,
+    pub old: String,
+    pub new: String,
+    pub entries: Vec<EntryPlan>,
+    pub needs: Vec<NeedPlan>,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// Store paths named by the old list and not by the new one.
+    pub removed_store_paths: Vec<PathBuf>,
+    /// Hash parts of `removed_store_paths` (what Nix's scanner would find).
+    #[serde(skip)]
+    pub removed_hashes: Vec<String>,
+    /// Libraries the replaced entries offered, checked to resolve the same.
+    pub offered_checked: usize,
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    pub fn changes(&self) -> bool {
+        self.outcome == Outcome::Change
+    }
+}
+
+/// Everything the planner reads.
+pub struct PlanInput<'a> {
+    /// The object's path as walked (its `$ORIGIN` is the dir).
+    pub path: &'a Path,
+    pub facts: &'a ElfFacts,
+    pub needs: &'a [Need],
+    pub snapshot: &'a Snapshot,
+    pub store: &'a StoreDir,
+    pub opts: &'a PlanOptions,
+}
+
+/// The directories a plan for this object will read: hand them to the
+/// [`crate::snapshot::Gatherer`] before planning.
+pub fn dirs_to_gather(path: &Path, facts: &ElfFacts, opts: &PlanOptions) -> Vec<PathBuf> {
+    let origin = path.parent().unwrap_or(Path::new("/"));
+    let mut out = Vec::new();
+    for list in [&facts.runpath, &facts.rpath].into_iter().flatten() {
+        for e in list.split(':') {
+            out.push(resolve::expand_entry(e, origin, &opts.loader, &facts.ident));
+        }
+    }
+    out.push(opts.driver_dir.clone());
+    out
+}
+
+/// Plan every search list of one object: the effective one (RUNPATH, or
+/// RPATH when there is no RUNPATH) and, when both exist, the ignored RPATH
+/// (it serves nothing at run time but still keeps references alive).
+pub fn plan_object(input: &PlanInput) -> Vec<Plan> {
+    let f = input.facts;
+    let mut plans = Vec::new();
+    match (&f.runpath, &f.rpath) {
+        (Some(rp), rpath) => {
+            plans.push(plan_list(input, Tag::Runpath, rp, true));
+            if let Some(r) = rpath {
+                plans.push(plan_list(input, Tag::Rpath, r, false));
+            }
+        }
+        (None, Some(r)) => plans.push(plan_list(input, Tag::Rpath, r, true)),
+        (None, None) => {
+            if input.opts.want_driver && needs_driver(input) {
+                plans.push(plan_list(input, Tag::Runpath, "", true));
+            }
+        }
+    }
+    plans
+}
+
+/// An object with no search path gets one only to add a requested driver dir
+/// it can use (it asks for a library the driver dir offers).
+fn needs_driver(input: &PlanInput) -> bool {
+    input.snapshot.dir(&input.opts.driver_dir).is_some_and(|d| {
+        input
+            .needs
+            .iter()
+            .any(|n| d.entries.contains_key(&n.name))
+    })
+}
+
+fn glob_match(pat: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pat.split('*').collect();
+    if parts.len() == 1 {
+        return pat == text;
+    }
+    let mut rest = text;
+    for (i, p) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(p) else {
+                return false;
+            };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(p);
+        } else {
+            match rest.find(p) {
+                Some(pos) => rest = &rest[pos + p.len()..],
+                None => return false,
+            }
+        }
+    }
+    true
+}
+
+fn is_origin(text: &str) -> bool {
+    text.starts_with("$ORIGIN") || text.starts_with("${ORIGIN}")
+}
+
+fn store_paths_in(list: &str, store: &StoreDir) -> Vec<StorePath> {
+    let mut v: Vec<StorePath> = list
+        .split(':')
+        .filter_map(|e| store.store_path_of(Path::new(e)))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// A new entry under construction.
+#[derive(Clone, Debug)]
+struct NewEntry {
+    text: String,
+    dir: PathBuf,
+    /// Pinned first (the driver dir).
+    first: bool,
+}
+
+fn plan_list(input: &PlanInput, tag: Tag, list: &str, effective: bool) -> Plan {
+    let opts = input.opts;
+    let facts = input.facts;
+    let snap = input.snapshot;
+    let req = Requester {
+        path: input.path.to_owned(),
+        ident: facts.ident,
+        runpath: None,
+        rpath: None,
+        nodeflib: true,
+    };
+    // Planning never models the host's cache, default dirs or environment.
+    let cfg = LoaderConfig {
+        ld_library_path: None,
+        default_dirs: Vec::new(),
+        ld_so_cache: None,
+        ..opts.loader.clone()
+    };
+    let origin = req.origin();
+    let source = match tag {
+        Tag::Runpath => Source::Runpath,
+        Tag::Rpath => Source::Rpath {
+            owner: input.path.to_owned(),
+            depth: 0,
+        },
+    };
+    let old_dirs: Vec<SearchDir> = if list.is_empty() {
+        Vec::new()
+    } else {
+        resolve::search_dirs(list, &source, &origin, &cfg, &facts.ident)
+    };
+
+    // 1. Resolve every need with the current path.
+    let mut needs: Vec<NeedPlan> = input
+        .needs
+        .iter()
+        .map(|n| {
+            let r = resolve::resolve_in(&n.name, &old_dirs, &req, &cfg, snap);
+            let (before, served_by, via_farm) = match (&r.found, effective) {
+                (Some(f), true) => (
+                    Some(f.resolved.real.clone()),
+                    f.by.as_ref().map(|b| b.index),
+                    f.resolved.crosses(),
+                ),
+                _ => (None, None, false),
+            };
+            let was_stub = before
+                .as_deref()
+                .is_some_and(|p| is_stub_location(p, input.store));
+            NeedPlan {
+                need: n.clone(),
+                before,
+                served_by,
+                via_farm,
+                after: None,
+                error: r.error.filter(|_| effective),
+                was_stub,
+            }
+        })
+        .collect();
+    let missing_required: Option<String> = needs
+        .iter()
+        .find(|n| effective && n.before.is_none() && n.need.is_required())
+        .map(|n| n.need.name.clone());
+
+    // 2-4. Decide each entry.
+    let mut entries: Vec<EntryPlan> = Vec::new();
+    let mut refusal: Option<String> = None;
+    let mut warnings = Vec::new();
+    let mut offered_names: Vec<String> = Vec::new();
+    for sd in &old_dirs {
+        let served: Vec<&NeedPlan> = needs
+            .iter()
+            .filter(|n| n.served_by == Some(sd.index))
+            .collect();
+        let mut reasons: Vec<Reason> = served
+            .iter()
+            .map(|n| Reason::Served {
+                need: n.need.name.clone(),
+                via_farm: n.via_farm,
+            })
+            .collect();
+        let dir_snap = snap.dir(&sd.dir);
+        let text = sd.text.as_str();
+        let keep_pat = opts.keep.iter().find(|p| glob_match(p, text));
+        let action = if text.is_empty() {
+            reasons.push(Reason::Insecure {
+                why: "empty entry: the loader searches the current directory".into(),
+            });
+            Action::Drop
+        } else if is_origin(text) {
+            reasons.push(Reason::Origin);
+            Action::Keep
+        } else if sd.dir == opts.driver_dir {
+            reasons.push(Reason::Driver);
+            Action::Keep
+        } else if let Some(p) = keep_pat {
+            reasons.push(Reason::KeptByPattern { pattern: p.clone() });
+            Action::Keep
+        } else if !text.starts_with('/') && !text.starts_with('$') {
+            reasons.push(Reason::Insecure {
+                why: "relative entry: the loader searches it from the current directory".into(),
+            });
+            Action::Drop
+        } else if is_build_dir(&sd.dir, input.store, &opts.build_dirs) {
+            reasons.push(Reason::BuildDir);
+            Action::Drop
+        } else if is_stub_dir(&sd.dir, snap, input.store) {
+            reasons.push(Reason::Stub);
+            Action::Drop
+        } else {
+            let offers: Vec<(&String, &crate::snapshot::Offer)> = dir_snap
+                .map(|d| {
+                    d.entries
+                        .iter()
+                        .filter(|(n, o)| o.is_loadable_library(n) && o.elf.is_some_and(|(i, _)| facts.ident.loadable_by(&i)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let indirect =
+                served.iter().any(|n| n.via_farm) || offers.iter().any(|(_, o)| o.crosses());
+            if indirect {
+                reasons.push(Reason::Indirect {
+                    offers: offers.len(),
+                });
+                let mut with: Vec<String> = Vec::new();
+                let push = |d: &Path, with: &mut Vec<String>| {
+                    let s = d.to_string_lossy().into_owned();
+                    if !with.contains(&s) {
+                        with.push(s);
+                    }
+                };
+                for n in &served {
+                    let o = snap.offer(&sd.dir.join(&n.need.name));
+                    match o.and_then(|o| o.real_dir.clone()) {
+                        Some(d) if !n.was_stub => push(&d, &mut with),
+                        Some(_) => {}
+                        None => {
+                            refusal.get_or_insert_with(|| {
+                                format!(
+                                    "{} is offered by {} only through the farm: no directory outside it holds a file of that name",
+                                    n.need.name, sd.text
+                                )
+                            });
+                        }
+                    }
+                }
+                if opts.mode == Mode::Expand || !effective {
+                    for (name, o) in &offers {
+                        if let Some(d) = &o.real_dir {
+                            push(d, &mut with);
+                            offered_names.push((*name).clone());
+                        }
+                    }
+                }
+                if opts.mode == Mode::Shrink && !effective {
+                    with.clear();
+                }
+                if with.is_empty() {
+                    Action::Drop
+                } else {
+                    Action::Replace { with }
+                }
+            } else if !served.is_empty() {
+                Action::Keep
+            } else if opts.mode == Mode::Shrink && effective {
+                if let Some(m) = &missing_required {
+                    reasons.push(Reason::MissingNeedGuard { need: m.clone() });
+                    Action::Keep
+                } else {
+                    reasons.push(Reason::Unused);
+                    Action::Drop
+                }
+            } else {
+                reasons.push(if effective {
+                    Reason::Unused
+                } else {
+                    Reason::IgnoredList
+                });
+                Action::Keep
+            }
+        };
+        entries.push(EntryPlan {
+            index: sd.index,
+            text: sd.text.clone(),
+            dir: sd.dir.clone(),
+            action,
+            reasons,
+        });
+    }
+
+    // 4-5. Assemble: driver first, then first use, no duplicates.
+    let mut new: Vec<NewEntry> = Vec::new();
+    let has_driver = entries.iter().any(|e| e.reasons.contains(&Reason::Driver));
+    if has_driver || (opts.want_driver && effective) {
+        new.push(NewEntry {
+            text: opts.driver_dir.to_string_lossy().into_owned(),
+            dir: opts.driver_dir.clone(),
+            first: true,
+        });
+    }
+    for e in &entries {
+        match &e.action {
+            Action::Keep => new.push(NewEntry {
+                text: e.text.clone(),
+                dir: e.dir.clone(),
+                first: false,
+            }),
+            Action::Replace { with } => new.extend(with.iter().map(|w| NewEntry {
+                text: w.clone(),
+                dir: PathBuf::from(w),
+                first: false,
+            })),
+            Action::Drop => {}
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    new.retain(|e| seen.insert(e.dir.clone()));
+
+    // 6. Verify, reordering where two real dirs offer one name.
+    offered_names.sort();
+    offered_names.dedup();
+    let mut expected: BTreeMap<String, PathBuf> = BTreeMap::new();
+    if effective {
+        for n in &needs {
+            if let (Some(b), false) = (&n.before, n.was_stub) {
+                expected.insert(n.need.name.clone(), b.clone());
+            }
+        }
+        for name in &offered_names {
+            if expected.contains_key(name) {
+                continue;
+            }
+            let r = resolve::resolve_in(name, &old_dirs, &req, &cfg, snap);
+            if let Some(f) = r.found
+                && !is_stub_location(&f.resolved.real, input.store)
+            {
+                expected.insert(name.clone(), f.resolved.real);
+            }
+        }
+    }
+    let offered_checked = expected.len();
+    if refusal.is_none() && effective {
+        match order_and_verify(&mut new, &expected, &req, &cfg, snap, &origin, facts) {
+            Ok(()) => {}
+            Err(why) => refusal = Some(why),
+        }
+    }
+
+    let new_text = new.iter().map(|e| e.text.as_str()).collect::<Vec<_>>().join(":");
+    if effective {
+        let new_dirs = to_search_dirs(&new, &source, &origin, &cfg, facts);
+        for n in &mut needs {
+            n.after = resolve::resolve_in(&n.need.name, &new_dirs, &req, &cfg, snap)
+                .found
+                .map(|f| f.resolved.real);
+        }
+    }
+    if effective && opts.mode == Mode::Shrink && facts.imports_dlopen {
+        let declared = input.needs.iter().any(|n| {
+            n.provenance.iter().any(|p| {
+                matches!(
+                    p,
+                    crate::needs::Provenance::Declared | crate::needs::Provenance::Note { .. }
+                )
+            })
+        });
+        if !declared {
+            warnings.push(
+                "imports dlopen but declares no dlopen needs (no --dlopen, no .note.dlopen): libraries it computes names for cannot be seen".into(),
+            );
+        }
+    }
+    let old_sp = store_paths_in(list, input.store);
+    let new_sp = store_paths_in(&new_text, input.store);
+    let removed: Vec<StorePath> = old_sp
+        .into_iter()
+        .filter(|p| !new_sp.iter().any(|q| q.hash == p.hash))
+        .collect();
+    let outcome = match refusal {
+        Some(reason) => Outcome::Refused { reason },
+        None if new_text == list => Outcome::Unchanged,
+        None => Outcome::Change,
+    };
+    Plan {
+        path: input.path.to_owned(),
+        tag,
+        old: list.to_owned(),
+        new: new_text,
+        entries,
+        needs,
+        outcome,
+        removed_hashes: removed.iter().map(|p| p.hash.clone()).collect(),
+        removed_store_paths: removed.into_iter().map(|p| p.path).collect(),
+        offered_checked,
+        warnings,
+    }
+}
+
+fn is_build_dir(dir: &Path, store: &StoreDir, extra: &[PathBuf]) -> bool {
+    if store.contains(dir) {
+        return false;
+    }
+    dir.starts_with("/build") || extra.iter().any(|b| dir.starts_with(b))
+}
+
+/// A stub dir: in a stub location, or holding a `libcuda.so*` that is a stub.
+fn is_stub_dir(dir: &Path, snap: &Snapshot, store: &StoreDir) -> bool {
+    if is_stub_location(dir, store) {
+        return true;
+    }
+    snap.dir(dir).is_some_and(|d| {
+        let libs: Vec<_> = d
+            .entries
+            .iter()
+            .filter(|(n, o)| n.contains(".so") && o.elf.is_some())
+            .collect();
+        !libs.is_empty()
+            && libs.iter().all(|(_, o)| o.is_stub)
+            && libs.iter().any(|(n, _)| n.starts_with("libcuda.so"))
+    })
+}
+
+fn to_search_dirs(
+    new: &[NewEntry],
+    source: &Source,
+    origin: &Path,
+    cfg: &LoaderConfig,
+    facts: &ElfFacts,
+) -> Vec<SearchDir> {
+    new.iter()
+        .enumerate()
+        .map(|(index, e)| SearchDir {
+            source: source.clone(),
+            index,
+            text: e.text.clone(),
+            dir: resolve::expand_entry(&e.text, origin, cfg, &facts.ident),
+        })
+        .collect()
+}
+
+/// Check that every expected name resolves to the same real file under
+/// `new`; where a name lands on the wrong file only because another dir
+/// that offers it comes first, move the right dir ahead (stable topological
+/// order). Fails when no order works.
+fn order_and_verify(
+    new: &mut Vec<NewEntry>,
+    expected: &BTreeMap<String, PathBuf>,
+    req: &Requester,
+    cfg: &LoaderConfig,
+    snap: &Snapshot,
+    origin: &Path,
+    facts: &ElfFacts,
+) -> Result<(), String> {
+    let source = Source::Runpath;
+    let mut before: Vec<(PathBuf, PathBuf)> = Vec::new(); // (must come first, then)
+    for _round in 0..4 {
+        let dirs = to_search_dirs(new, &source, origin, cfg, facts);
+        let mut failures = Vec::new();
+        for (name, want) in expected {
+            let r = resolve::resolve_in(name, &dirs, req, cfg, snap);
+            let got = r.found.as_ref().map(|f| f.resolved.real.clone());
+            if got.as_deref() == Some(want.as_path()) {
+                continue;
+            }
+            // The first new dir that would give the right file.
+            let good = dirs.iter().position(|d| {
+                resolve::resolve_in(name, std::slice::from_ref(d), req, cfg, snap)
+                    .found
+                    .is_some_and(|f| &f.resolved.real == want)
+            });
+            let bad = r.found.as_ref().and_then(|f| f.by.as_ref()).map(|b| b.index);
+            match (good, bad) {
+                (Some(g), Some(b)) if g > b && !new[g].first => {
+                    before.push((new[g].dir.clone(), new[b].dir.clone()));
+                }
+                _ => failures.push(format!(
+                    "{name} would resolve to {} instead of {}",
+                    got.as_deref()
+                        .map_or("nothing".into(), |p| p.display().to_string()),
+                    want.display()
+                )),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(format!("no equivalent order: {}", failures.join("; ")));
+        }
+        if before.is_empty() {
+            return Ok(());
+        }
+        *new = topo_order(new, &before)?;
+        // Re-check with the new order in the next round.
+        let dirs = to_search_dirs(new, &source, origin, cfg, facts);
+        if expected.iter().all(|(name, want)| {
+            resolve::resolve_in(name, &dirs, req, cfg, snap)
+                .found
+                .is_some_and(|f| &f.resolved.real == want)
+        }) {
+            return Ok(());
+        }
+    }
+    Err("no order of the real dirs resolves every library as before".into())
+}
+
+/// Reorder `new` so that for each `(a, b)` in `before`, `a` comes before `b`,
+/// moving `a` just ahead of `b` (the smallest change to first-use order).
+/// Fails when the constraints contradict each other.
+fn topo_order(new: &[NewEntry], before: &[(PathBuf, PathBuf)]) -> Result<Vec<NewEntry>, String> {
+    let mut out = new.to_vec();
+    for _ in 0..=before.len() {
+        let mut moved = false;
+        for (a, b) in before {
+            let pa = out.iter().position(|e| &e.dir == a);
+            let pb = out.iter().position(|e| &e.dir == b);
+            if let (Some(pa), Some(pb)) = (pa, pb)
+                && pa > pb
+            {
+                let e = out.remove(pa);
+                out.insert(pb, e);
+                moved = true;
+            }
+        }
+        if !moved {
+            return Ok(out);
+        }
+    }
+    Err("two libraries need opposite orders of the same dirs".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("/nix/store/*-cuda*/lib", "/nix/store/abc-cudart/lib"));
+        assert!(glob_match("/exact", "/exact"));
+        assert!(!glob_match("/exact", "/exact2"));
+        assert!(glob_match("*", "anything"));
+        assert!(!glob_match("/a/*/c", "/a/b/d"));
+    }
+
+    #[test]
+    fn topo_is_stable_and_detects_cycles() {
+        let e = |s: &str| NewEntry {
+            text: s.into(),
+            dir: s.into(),
+            first: false,
+        };
+        let v = vec![e("/a"), e("/b"), e("/c")];
+        let o = topo_order(&v, &[("/c".into(), "/a".into())]).unwrap();
+        let t: Vec<_> = o.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(t, ["/c", "/a", "/b"]);
+        assert!(
+            topo_order(
+                &v,
+                &[("/a".into(), "/b".into()), ("/b".into(), "/a".into())]
+            )
+            .is_err()
+        );
+    }
+}

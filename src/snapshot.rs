@@ -1,0 +1,244 @@
+//! A snapshot of the library directories a plan may touch: for every entry of
+//! every directory, where it leads (hops, real file), what it is (ELF ident,
+//! SONAME, stub or not) and its real dir. Gathered once per run from disk
+//! ([`Gatherer`]), then read by the pure planner through [`Probe`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::elf::{self, ElfIdent, ObjectType};
+use crate::farm::{self, Resolved};
+use crate::resolve::{Candidate, Probe, judge};
+use crate::store::StoreDir;
+
+/// What one directory entry offers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Offer {
+    /// How the entry resolves; None when dangling, a loop, or unreadable.
+    pub resolved: Option<Resolved>,
+    /// Loader-relevant facts of the real file, when it is ELF.
+    pub elf: Option<(ElfIdent, ObjectType)>,
+    /// Why ld.so would stop at this entry (not ELF, too short), if it would.
+    pub fatal: Option<String>,
+    pub soname: Option<String>,
+    /// The real file lies in a stub location (`stubs` dir or `-stubs` output).
+    pub is_stub: bool,
+    /// The dir outside every indirect dir that offers this very name.
+    pub real_dir: Option<PathBuf>,
+}
+
+impl Offer {
+    /// Reached through a cross-path hop (a farm link, or a link into another output).
+    pub fn crosses(&self) -> bool {
+        self.resolved.as_ref().is_some_and(Resolved::crosses)
+    }
+
+    /// A shared library offered under its SONAME or as the regular file itself:
+    /// what a program may load from this dir. Linker names (`libfoo.so` ->
+    /// `libfoo.so.1.2`), archives and stubs are not.
+    pub fn is_loadable_library(&self, name: &str) -> bool {
+        let Some(r) = &self.resolved else {
+            return false;
+        };
+        if self.is_stub || !matches!(self.elf, Some((_, ObjectType::Dyn))) {
+            return false;
+        }
+        let own_name = r.real.file_name().is_some_and(|n| n == name);
+        self.soname.as_deref() == Some(name) || own_name
+    }
+}
+
+/// One directory.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DirSnapshot {
+    pub exists: bool,
+    pub entries: BTreeMap<String, Offer>,
+}
+
+/// Every directory a plan may look into.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Snapshot {
+    pub dirs: BTreeMap<PathBuf, DirSnapshot>,
+}
+
+impl Snapshot {
+    pub fn dir(&self, dir: &Path) -> Option<&DirSnapshot> {
+        self.dirs.get(dir)
+    }
+
+    pub fn offer(&self, path: &Path) -> Option<&Offer> {
+        let dir = path.parent()?;
+        let name = path.file_name()?.to_str()?;
+        self.dirs.get(dir)?.entries.get(name)
+    }
+}
+
+impl Probe for Snapshot {
+    fn probe(&self, path: &Path, want: &ElfIdent) -> Candidate {
+        let Some(o) = self.offer(path) else {
+            return Candidate::Missing;
+        };
+        let Some(resolved) = o.resolved.clone() else {
+            return Candidate::Missing;
+        };
+        if let Some(why) = &o.fatal {
+            return Candidate::Fatal {
+                resolved: Some(resolved),
+                reason: why.clone(),
+            };
+        }
+        match o.elf {
+            Some((ident, t)) => judge(resolved, ident, t, want),
+            None => Candidate::Missing,
+        }
+    }
+}
+
+/// True for a path in a stub location: a `stubs` component, or a store path
+/// whose name ends in `-stubs`.
+pub fn is_stub_location(path: &Path, store: &StoreDir) -> bool {
+    let in_stubs_dir = path
+        .components()
+        .any(|c| matches!(c, Component::Normal(s) if s == "stubs"));
+    in_stubs_dir
+        || store
+            .store_path_of(path)
+            .is_some_and(|sp| sp.name.ends_with("-stubs"))
+}
+
+/// Reads directories from disk into a [`Snapshot`], caching per real file.
+pub struct Gatherer {
+    store: StoreDir,
+    soname_cache: Mutex<HashMap<PathBuf, (Option<(ElfIdent, ObjectType)>, Option<String>, Option<String>)>>,
+}
+
+impl Gatherer {
+    pub fn new(store: StoreDir) -> Self {
+        Gatherer {
+            store,
+            soname_cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &StoreDir {
+        &self.store
+    }
+
+    /// Add `dirs` to the snapshot, and then every real dir their entries lead
+    /// to (a plan may put those in the search path, so it must see them).
+    pub fn gather(&self, snap: &mut Snapshot, dirs: impl IntoIterator<Item = PathBuf>) {
+        let mut todo: Vec<PathBuf> = dirs.into_iter().collect();
+        while let Some(d) = todo.pop() {
+            if snap.dirs.contains_key(&d) {
+                continue;
+            }
+            let ds = self.read_dir(&d);
+            for o in ds.entries.values() {
+                if let Some(rd) = &o.real_dir
+                    && !snap.dirs.contains_key(rd)
+                {
+                    todo.push(rd.clone());
+                }
+            }
+            snap.dirs.insert(d, ds);
+        }
+    }
+
+    fn read_dir(&self, dir: &Path) -> DirSnapshot {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return DirSnapshot::default();
+        };
+        let mut entries = BTreeMap::new();
+        for de in rd.flatten() {
+            let Some(name) = de.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            // Directories are not libraries; skip them cheaply.
+            if de.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            entries.insert(name.clone(), self.offer(&dir.join(&name), &name));
+        }
+        DirSnapshot {
+            exists: true,
+            entries,
+        }
+    }
+
+    fn offer(&self, path: &Path, name: &str) -> Offer {
+        let resolved = match farm::resolve(path, &self.store) {
+            Ok(r) => r,
+            Err(_) => {
+                return Offer {
+                    resolved: None,
+                    elf: None,
+                    fatal: None,
+                    soname: None,
+                    is_stub: false,
+                    real_dir: None,
+                };
+            }
+        };
+        let (elf, soname, fatal) = self.file_facts(&resolved.real);
+        let is_stub = is_stub_location(&resolved.real, &self.store);
+        let real_dir = if resolved.crosses() {
+            farm::real_dir(&resolved, name, &self.store)
+        } else {
+            path.parent().map(Path::to_owned)
+        };
+        Offer {
+            resolved: Some(resolved),
+            elf,
+            fatal,
+            soname,
+            is_stub,
+            real_dir,
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn file_facts(
+        &self,
+        real: &Path,
+    ) -> (Option<(ElfIdent, ObjectType)>, Option<String>, Option<String>) {
+        if let Some(v) = self
+            .soname_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(real)
+        {
+            return v.clone();
+        }
+        let v = read_file_facts(real);
+        self.soname_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(real.to_owned(), v.clone());
+        v
+    }
+}
+
+#[allow(clippy::type_complexity)]
+fn read_file_facts(real: &Path) -> (Option<(ElfIdent, ObjectType)>, Option<String>, Option<String>) {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(64);
+    match std::fs::File::open(real).and_then(|f| f.take(64).read_to_end(&mut head)) {
+        Ok(_) => {}
+        Err(e) => return (None, None, Some(format!("cannot read file data: {e}"))),
+    }
+    if head.len() < 52 {
+        return (None, None, Some("file too short".into()));
+    }
+    let Some((ident, t)) = elf::read_ident(&head) else {
+        return (None, None, Some("invalid ELF header".into()));
+    };
+    let soname = if t == ObjectType::Dyn {
+        elf::read_facts(real).ok().and_then(|f| f.soname)
+    } else {
+        None
+    };
+    (Some((ident, t)), soname, None)
+}
