@@ -5,6 +5,7 @@
 //! resolve needs -> plan canonical RUNPATH -> edit ELF -> verify -> report, and
 //! scan references -> closure graph -> why / cost.
 
+pub mod check;
 pub mod elf;
 pub mod farm;
 pub mod ldd;
@@ -13,4 +14,5 @@ pub mod plan;
 pub mod resolve;
 pub mod snapshot;
 pub mod store;
+pub mod survey;
 pub mod walk;

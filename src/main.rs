@@ -26,6 +26,10 @@ struct Cli {
 enum Command {
     /// Show what each ELF file loads and from where (RUNPATH entry, farm hops, real file).
     Ldd(cli::ldd::Args),
+    /// Report RUNPATH entries through farms, stubs, unused or insecure entries, missing libraries, farm references.
+    Check(cli::check::Args),
+    /// Rewrite every ELF's RUNPATH/RPATH to its canonical form, in place, atomically, then verify.
+    Fix(cli::fix::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +44,8 @@ fn main() -> ExitCode {
     let store = unfarm::store::StoreDir::from_env(cli.store_dir.as_deref());
     let result = match cli.command {
         Command::Ldd(a) => cli::ldd::run(a, &store),
+        Command::Check(a) => cli::check::run(a, &store),
+        Command::Fix(a) => cli::fix::run(a, &store),
     };
     match result {
         Ok(code) => code,

@@ -146,12 +146,22 @@ mod tests {
         let n = collect(
             &facts(),
             &["libdecl.so".into(), "libc.so.6".into()],
-            &["libhint.so.2".into(), "libself.so.1".into(), "libcuda.so.1".into()],
+            &[
+                "libhint.so.2".into(),
+                "libself.so.1".into(),
+                "libcuda.so.1".into(),
+            ],
         );
         let names: Vec<_> = n.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(
             names,
-            ["libc.so.6", "libfoo.so.1", "libdecl.so", "libcuda.so.1", "libhint.so.2"]
+            [
+                "libc.so.6",
+                "libfoo.so.1",
+                "libdecl.so",
+                "libcuda.so.1",
+                "libhint.so.2"
+            ]
         );
         assert_eq!(n[0].provenance, [Provenance::Needed, Provenance::Declared]);
         assert!(n[3].is_required());

@@ -42,8 +42,12 @@ pub struct PlanOptions {
     pub want_driver: bool,
     /// Build dirs (outside the store) whose entries are dropped, besides `/build`.
     pub build_dirs: Vec<PathBuf>,
-    /// Token expansion and working dir; no default dirs for Nix outputs.
+    /// Token expansion, working dir and extra default dirs (searched after
+    /// the list, never written into it).
     pub loader: LoaderConfig,
+    /// Search the interpreter's own dir last, as Nix's ld.so does (its
+    /// built-in default path is glibc's `lib`).
+    pub interpreter_dir_default: bool,
 }
 
 impl Default for PlanOptions {
@@ -55,8 +59,25 @@ impl Default for PlanOptions {
             want_driver: false,
             build_dirs: Vec::new(),
             loader: LoaderConfig::default(),
+            interpreter_dir_default: true,
         }
     }
+}
+
+/// The dirs the loader falls back to after the list: configured default dirs,
+/// then the interpreter's dir.
+pub fn fallback_dirs(facts: &ElfFacts, opts: &PlanOptions) -> Vec<PathBuf> {
+    let mut v = opts.loader.default_dirs.clone();
+    if opts.interpreter_dir_default
+        && let Some(d) = facts
+            .interpreter
+            .as_deref()
+            .and_then(|i| Path::new(i).parent())
+        && !v.iter().any(|x| x == d)
+    {
+        v.push(d.to_owned());
+    }
+    v
 }
 
 /// Which dynamic entry a plan rewrites. RPATH stays RPATH, RUNPATH stays RUNPATH.
@@ -149,7 +170,9 @@ pub enum Outcome {
     Unchanged,
     Change,
     /// The planner could not prove a new path equivalent; the file is left alone.
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
 }
 
 /// The plan for one search list of one object.
@@ -201,6 +224,7 @@ pub fn dirs_to_gather(path: &Path, facts: &ElfFacts, opts: &PlanOptions) -> Vec<
         }
     }
     out.push(opts.driver_dir.clone());
+    out.extend(fallback_dirs(facts, opts));
     out
 }
 
@@ -230,12 +254,10 @@ pub fn plan_object(input: &PlanInput) -> Vec<Plan> {
 /// An object with no search path gets one only to add a requested driver dir
 /// it can use (it asks for a library the driver dir offers).
 fn needs_driver(input: &PlanInput) -> bool {
-    input.snapshot.dir(&input.opts.driver_dir).is_some_and(|d| {
-        input
-            .needs
-            .iter()
-            .any(|n| d.entries.contains_key(&n.name))
-    })
+    input
+        .snapshot
+        .dir(&input.opts.driver_dir)
+        .is_some_and(|d| input.needs.iter().any(|n| d.entries.contains_key(&n.name)))
 }
 
 fn glob_match(pat: &str, text: &str) -> bool {
@@ -294,12 +316,13 @@ fn plan_list(input: &PlanInput, tag: Tag, list: &str, effective: bool) -> Plan {
         ident: facts.ident,
         runpath: None,
         rpath: None,
-        nodeflib: true,
+        nodeflib: facts.nodeflib,
     };
-    // Planning never models the host's cache, default dirs or environment.
+    // Planning never models the environment or the host's ld.so.cache; the
+    // default dirs are searched after the list but never written into it.
     let cfg = LoaderConfig {
         ld_library_path: None,
-        default_dirs: Vec::new(),
+        default_dirs: fallback_dirs(facts, opts),
         ld_so_cache: None,
         ..opts.loader.clone()
     };
@@ -326,7 +349,10 @@ fn plan_list(input: &PlanInput, tag: Tag, list: &str, effective: bool) -> Plan {
             let (before, served_by, via_farm) = match (&r.found, effective) {
                 (Some(f), true) => (
                     Some(f.resolved.real.clone()),
-                    f.by.as_ref().map(|b| b.index),
+                    // Only entries of this list serve; default dirs are fallbacks.
+                    f.by.as_ref()
+                        .filter(|b| b.source == source)
+                        .map(|b| b.index),
                     f.resolved.crosses(),
                 ),
                 _ => (None, None, false),
@@ -400,7 +426,10 @@ fn plan_list(input: &PlanInput, tag: Tag, list: &str, effective: bool) -> Plan {
                 .map(|d| {
                     d.entries
                         .iter()
-                        .filter(|(n, o)| o.is_loadable_library(n) && o.elf.is_some_and(|(i, _)| facts.ident.loadable_by(&i)))
+                        .filter(|(n, o)| {
+                            o.is_loadable_library(n)
+                                && o.elf.is_some_and(|(i, _)| facts.ident.loadable_by(&i))
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -534,7 +563,11 @@ fn plan_list(input: &PlanInput, tag: Tag, list: &str, effective: bool) -> Plan {
         }
     }
 
-    let new_text = new.iter().map(|e| e.text.as_str()).collect::<Vec<_>>().join(":");
+    let new_text = new
+        .iter()
+        .map(|e| e.text.as_str())
+        .collect::<Vec<_>>()
+        .join(":");
     if effective {
         let new_dirs = to_search_dirs(&new, &source, &origin, &cfg, facts);
         for n in &mut needs {
@@ -656,7 +689,11 @@ fn order_and_verify(
                     .found
                     .is_some_and(|f| &f.resolved.real == want)
             });
-            let bad = r.found.as_ref().and_then(|f| f.by.as_ref()).map(|b| b.index);
+            let bad = r
+                .found
+                .as_ref()
+                .and_then(|f| f.by.as_ref())
+                .map(|b| b.index);
             match (good, bad) {
                 (Some(g), Some(b)) if g > b && !new[g].first => {
                     before.push((new[g].dir.clone(), new[b].dir.clone()));
@@ -720,7 +757,10 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(glob_match("/nix/store/*-cuda*/lib", "/nix/store/abc-cudart/lib"));
+        assert!(glob_match(
+            "/nix/store/*-cuda*/lib",
+            "/nix/store/abc-cudart/lib"
+        ));
         assert!(glob_match("/exact", "/exact"));
         assert!(!glob_match("/exact", "/exact2"));
         assert!(glob_match("*", "anything"));

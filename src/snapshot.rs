@@ -112,7 +112,16 @@ pub fn is_stub_location(path: &Path, store: &StoreDir) -> bool {
 /// Reads directories from disk into a [`Snapshot`], caching per real file.
 pub struct Gatherer {
     store: StoreDir,
-    soname_cache: Mutex<HashMap<PathBuf, (Option<(ElfIdent, ObjectType)>, Option<String>, Option<String>)>>,
+    soname_cache: Mutex<
+        HashMap<
+            PathBuf,
+            (
+                Option<(ElfIdent, ObjectType)>,
+                Option<String>,
+                Option<String>,
+            ),
+        >,
+    >,
 }
 
 impl Gatherer {
@@ -203,7 +212,11 @@ impl Gatherer {
     fn file_facts(
         &self,
         real: &Path,
-    ) -> (Option<(ElfIdent, ObjectType)>, Option<String>, Option<String>) {
+    ) -> (
+        Option<(ElfIdent, ObjectType)>,
+        Option<String>,
+        Option<String>,
+    ) {
         if let Some(v) = self
             .soname_cache
             .lock()
@@ -222,7 +235,13 @@ impl Gatherer {
 }
 
 #[allow(clippy::type_complexity)]
-fn read_file_facts(real: &Path) -> (Option<(ElfIdent, ObjectType)>, Option<String>, Option<String>) {
+fn read_file_facts(
+    real: &Path,
+) -> (
+    Option<(ElfIdent, ObjectType)>,
+    Option<String>,
+    Option<String>,
+) {
     use std::io::Read;
     let mut head = Vec::with_capacity(64);
     match std::fs::File::open(real).and_then(|f| f.take(64).read_to_end(&mut head)) {

@@ -1,0 +1,82 @@
+//! Flags shared by `check` and `fix`: what to plan and how far to go.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use unfarm::plan::{DEFAULT_DRIVER_DIR, Mode, PlanOptions};
+use unfarm::survey::SurveyOptions;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct PlanArgs {
+    /// Keep only the dirs that known needs use (default: expand farms to the
+    /// real dirs of every library they offer, which never breaks a program).
+    #[arg(long)]
+    pub shrink: bool,
+    /// A soname the objects dlopen() (repeatable).
+    #[arg(long = "dlopen", value_name = "SONAME")]
+    pub dlopen: Vec<String>,
+    /// A file of dlopen()ed sonames, one per line (`#` comments).
+    #[arg(long = "dlopen-file", value_name = "FILE")]
+    pub dlopen_file: Vec<PathBuf>,
+    /// Do not treat soname literals in read-only data as dlopen needs.
+    #[arg(long)]
+    pub no_dlopen_hints: bool,
+    /// Keep entries matching this text or glob (`*`) whatever they serve (repeatable).
+    #[arg(long = "keep", value_name = "PATTERN")]
+    pub keep: Vec<String>,
+    /// The driver dir kept first in every search path.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DRIVER_DIR)]
+    pub driver_dir: PathBuf,
+    /// Put the driver dir first in objects that need a library it offers, even if absent.
+    #[arg(long)]
+    pub add_driver_dir: bool,
+    /// A build dir whose entries are dropped (repeatable; /build and $TMPDIR always are).
+    #[arg(long = "build-dir", value_name = "DIR")]
+    pub build_dirs: Vec<PathBuf>,
+    /// Do not search the interpreter's dir after the list (Nix's ld.so does).
+    #[arg(long)]
+    pub no_interpreter_dir: bool,
+    #[command(flatten)]
+    pub loader: super::loader::LoaderArgs,
+}
+
+impl PlanArgs {
+    pub fn survey_options(&self) -> anyhow::Result<SurveyOptions> {
+        let mut declared = self.dlopen.clone();
+        for f in &self.dlopen_file {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("{}: cannot read dlopen file", f.display()))?;
+            declared.extend(unfarm::needs::parse_dlopen_file(&text));
+        }
+        let mut build_dirs = self.build_dirs.clone();
+        if let Some(t) = std::env::var_os("TMPDIR").filter(|t| !t.is_empty()) {
+            build_dirs.push(PathBuf::from(t));
+        }
+        if let Some(t) = std::env::var_os("NIX_BUILD_TOP").filter(|t| !t.is_empty()) {
+            build_dirs.push(PathBuf::from(t));
+        }
+        Ok(SurveyOptions {
+            plan: PlanOptions {
+                mode: if self.shrink {
+                    Mode::Shrink
+                } else {
+                    Mode::Expand
+                },
+                keep: self.keep.clone(),
+                driver_dir: self.driver_dir.clone(),
+                want_driver: self.add_driver_dir,
+                build_dirs,
+                loader: {
+                    let mut l = self.loader.config()?;
+                    // The cache is the host's; planning uses dirs only.
+                    l.ld_so_cache = None;
+                    l.ld_library_path = None;
+                    l
+                },
+                interpreter_dir_default: !self.no_interpreter_dir,
+            },
+            declared,
+            hints: !self.no_dlopen_hints,
+        })
+    }
+}

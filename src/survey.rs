@@ -1,0 +1,231 @@
+//! The I/O edge of planning: walk outputs, read every ELF file's facts and
+//! needs, gather the snapshot of the directories involved, and run the pure
+//! planner on each object (in parallel). `check` and `fix` both start here.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::elf::{self, ElfFacts, FileKind};
+use crate::farm::{self, Resolved};
+use crate::needs::{self, Need};
+use crate::plan::{self, Plan, PlanInput, PlanOptions};
+use crate::snapshot::{Gatherer, Snapshot};
+use crate::store::StoreDir;
+use crate::walk::{self, EntryKind};
+
+/// What the survey reads beyond the ELF facts.
+#[derive(Clone, Debug, Default)]
+pub struct SurveyOptions {
+    pub plan: PlanOptions,
+    /// Sonames the packager declares as dlopen()ed (for every object).
+    pub declared: Vec<String>,
+    /// Scan read-only data for soname literals.
+    pub hints: bool,
+}
+
+/// One ELF object, its needs and its plans.
+#[derive(Debug, Serialize)]
+pub struct ObjectSurvey {
+    pub path: PathBuf,
+    pub facts: ElfFacts,
+    pub needs: Vec<Need>,
+    pub plans: Vec<Plan>,
+    /// Hard links to this file (1 for most).
+    pub nlink: u64,
+}
+
+/// A symlink in an output whose target goes through a farm.
+#[derive(Debug, Serialize)]
+pub struct FarmLink {
+    pub path: PathBuf,
+    pub target: PathBuf,
+    /// The farm store paths passed through.
+    pub farms: Vec<PathBuf>,
+    /// Where it should point instead: the same file, reached without a farm.
+    pub canonical: PathBuf,
+}
+
+/// Everything found under the outputs.
+#[derive(Debug, Serialize)]
+pub struct Survey {
+    pub roots: Vec<PathBuf>,
+    pub objects: Vec<ObjectSurvey>,
+    pub farm_links: Vec<FarmLink>,
+    /// Regular files that are not ELF (scanned for farm references).
+    #[serde(skip)]
+    pub other_files: Vec<PathBuf>,
+    /// Special files (FIFOs, devices) left alone.
+    pub special_files: Vec<PathBuf>,
+    pub files_scanned: usize,
+    /// One line each: files that could not be read.
+    pub errors: Vec<String>,
+    #[serde(skip)]
+    pub snapshot: Snapshot,
+}
+
+impl Survey {
+    /// Store paths seen acting as farms: where an indirect entry or a farm
+    /// link lives.
+    pub fn farm_store_paths(&self, store: &StoreDir) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = Vec::new();
+        for o in &self.objects {
+            for p in &o.plans {
+                for e in &p.entries {
+                    if e.reasons
+                        .iter()
+                        .any(|r| matches!(r, plan::Reason::Indirect { .. }))
+                        && let Some(sp) = store.store_path_of(&e.dir)
+                    {
+                        v.push(sp.path);
+                    }
+                }
+            }
+        }
+        for l in &self.farm_links {
+            v.extend(l.farms.iter().cloned());
+        }
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+/// Survey `roots` (output paths).
+pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Survey {
+    let (entries, walk_errors) = walk::walk(roots);
+    let mut errors: Vec<String> = walk_errors.iter().map(ToString::to_string).collect();
+    let files: Vec<&walk::Entry> = entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::File)
+        .collect();
+    let special_files = entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::Special)
+        .map(|e| e.path.clone())
+        .collect();
+
+    // Read facts in parallel.
+    enum Read {
+        Elf(Box<ObjectSurvey>),
+        Other(PathBuf),
+        Err(String),
+    }
+    let read: Vec<Read> = files
+        .par_iter()
+        .map(|e| match elf::sniff_file(&e.path) {
+            Err(err) => Read::Err(err.to_string()),
+            Ok(FileKind::Elf) => match elf::read_facts(&e.path) {
+                Err(err) => Read::Err(err.to_string()),
+                Ok(facts) if !facts.dynamic => Read::Other(e.path.clone()),
+                Ok(facts) => {
+                    let hints = if opts.hints {
+                        elf::dlopen_hints(&e.path).unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    };
+                    let needs = needs::collect(&facts, &opts.declared, &hints);
+                    Read::Elf(Box::new(ObjectSurvey {
+                        path: e.path.clone(),
+                        facts,
+                        needs,
+                        plans: Vec::new(),
+                        nlink: e.nlink,
+                    }))
+                }
+            },
+            Ok(_) => Read::Other(e.path.clone()),
+        })
+        .collect();
+    let mut objects = Vec::new();
+    let mut other_files = Vec::new();
+    for r in read {
+        match r {
+            Read::Elf(o) => objects.push(*o),
+            Read::Other(p) => other_files.push(p),
+            Read::Err(e) => errors.push(e),
+        }
+    }
+
+    // Gather every dir any plan reads, once.
+    let gatherer = Gatherer::new(store.clone());
+    let mut snapshot = Snapshot::default();
+    let mut dirs: Vec<PathBuf> = objects
+        .iter()
+        .flat_map(|o| plan::dirs_to_gather(&o.path, &o.facts, &opts.plan))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    gatherer.gather(&mut snapshot, dirs);
+
+    objects.par_iter_mut().for_each(|o| {
+        let input = PlanInput {
+            path: &o.path,
+            facts: &o.facts,
+            needs: &o.needs,
+            snapshot: &snapshot,
+            store,
+            opts: &opts.plan,
+        };
+        o.plans = plan::plan_object(&input);
+    });
+
+    let farm_links = entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::Symlink)
+        .filter_map(|e| farm_link(&e.path, roots, store))
+        .collect();
+
+    Survey {
+        roots: roots.to_vec(),
+        files_scanned: entries.len(),
+        objects,
+        farm_links,
+        other_files,
+        special_files,
+        errors,
+        snapshot,
+    }
+}
+
+/// If the symlink at `path` reaches its file through another store path
+/// (a farm) before the one it ends in, say where it should point.
+pub fn farm_link(path: &Path, roots: &[PathBuf], store: &StoreDir) -> Option<FarmLink> {
+    let r = farm::resolve(path, store).ok()?;
+    let own = store.store_path_of(path).map(|s| s.path);
+    let last = store.store_path_of(&r.real).map(|s| s.path);
+    let farms = intermediate_store_paths(&r, own.as_deref(), last.as_deref(), roots);
+    if farms.is_empty() {
+        return None;
+    }
+    let name = path.file_name()?.to_str()?;
+    let canonical = farm::real_dir(&r, name, store)
+        .map(|d| d.join(name))
+        .filter(|p| p != path)
+        .unwrap_or_else(|| r.real.clone());
+    Some(FarmLink {
+        path: path.to_owned(),
+        target: std::fs::read_link(path).ok()?,
+        farms,
+        canonical,
+    })
+}
+
+fn intermediate_store_paths(
+    r: &Resolved,
+    own: Option<&Path>,
+    last: Option<&Path>,
+    roots: &[PathBuf],
+) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = r
+        .hops
+        .iter()
+        .filter_map(|h| h.to.clone())
+        .filter(|p| Some(p.as_path()) != own && Some(p.as_path()) != last)
+        .filter(|p| !roots.iter().any(|root| root.starts_with(p)))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
