@@ -109,20 +109,14 @@ pub fn is_stub_location(path: &Path, store: &StoreDir) -> bool {
             .is_some_and(|sp| sp.name.ends_with("-stubs"))
 }
 
+/// ELF ident and type, SONAME, and why ld.so would refuse the file.
+type FileFacts = (Option<(ElfIdent, ObjectType)>, Option<String>, Option<String>);
+
 /// Reads directories from disk into a [`Snapshot`], caching per real file.
 pub struct Gatherer {
     store: StoreDir,
-    soname_cache: Mutex<
-        HashMap<
-            PathBuf,
-            (
-                Option<(ElfIdent, ObjectType)>,
-                Option<String>,
-                Option<String>,
-            ),
-        >,
-    >,
-}
+    soname_cache: Mutex<HashMap<PathBuf, FileFacts>>,
+}}
 
 impl Gatherer {
     pub fn new(store: StoreDir) -> Self {
@@ -208,15 +202,7 @@ impl Gatherer {
         }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn file_facts(
-        &self,
-        real: &Path,
-    ) -> (
-        Option<(ElfIdent, ObjectType)>,
-        Option<String>,
-        Option<String>,
-    ) {
+    fn file_facts(&self, real: &Path) -> FileFacts {
         if let Some(v) = self
             .soname_cache
             .lock()
