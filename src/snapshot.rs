@@ -110,13 +110,17 @@ pub fn is_stub_location(path: &Path, store: &StoreDir) -> bool {
 }
 
 /// ELF ident and type, SONAME, and why ld.so would refuse the file.
-type FileFacts = (Option<(ElfIdent, ObjectType)>, Option<String>, Option<String>);
+type FileFacts = (
+    Option<(ElfIdent, ObjectType)>,
+    Option<String>,
+    Option<String>,
+);
 
 /// Reads directories from disk into a [`Snapshot`], caching per real file.
 pub struct Gatherer {
     store: StoreDir,
     soname_cache: Mutex<HashMap<PathBuf, FileFacts>>,
-}}
+}
 
 impl Gatherer {
     pub fn new(store: StoreDir) -> Self {
