@@ -672,6 +672,20 @@ impl NixDb {
         st.exists([path.to_string_lossy()]).map_err(err)
     }
 
+    /// Every valid path (e.g. as scanner candidates).
+    pub fn valid_paths(&self) -> Result<Vec<PathBuf>, ClosureError> {
+        let err = |source| ClosureError::Db {
+            path: self.path.clone(),
+            source,
+        };
+        let mut st = self
+            .conn
+            .prepare("select path from ValidPaths")
+            .map_err(err)?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0)).map_err(err)?;
+        rows.map(|r| r.map(PathBuf::from).map_err(err)).collect()
+    }
+
     /// The closure of `roots` with sizes and references, read in one short
     /// read transaction.
     pub fn closure(&self, roots: &[PathBuf]) -> Result<ClosureGraph, ClosureError> {
