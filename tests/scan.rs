@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use proptest::prelude::*;
-use unfarm::scan::{Candidates, Context, ElfMeaning, Hit, Scanner, ScanError, for_each_base32_window, hash_of};
+use unfarm::scan::{
+    Candidates, Context, ElfMeaning, Hit, ScanError, Scanner, for_each_base32_window, hash_of,
+};
 use unfarm::store::{StoreDir, is_base32};
 
 const H1: &str = "0123456789abcdfghijklmnpqrsvwxyz";
@@ -13,11 +15,16 @@ const H2: &str = "zyxwvsrqpnmlkjihgfdcba9876543210";
 const H3: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
 fn scanner(sd: &StoreDir, hashes: &[&str]) -> Scanner {
-    Scanner::new(sd, Candidates::Hashes(hashes.iter().map(|h| hash_of(h).unwrap()).collect()))
+    Scanner::new(
+        sd,
+        Candidates::Hashes(hashes.iter().map(|h| hash_of(h).unwrap()).collect()),
+    )
 }
 
 fn naive_windows(buf: &[u8]) -> Vec<usize> {
-    (0..buf.len().saturating_sub(31)).filter(|&i| buf[i..i + 32].iter().all(|&b| is_base32(b))).collect()
+    (0..buf.len().saturating_sub(31))
+        .filter(|&i| buf[i..i + 32].iter().all(|&b| is_base32(b)))
+        .collect()
 }
 
 proptest! {
@@ -48,7 +55,10 @@ fn hashes_across_chunk_boundaries_found_once_with_exact_offsets() {
     let hits = scanner(&sd, &[H1, H2]).hits(&root).unwrap();
     let got: Vec<u64> = hits.iter().map(|h| h.offset).collect();
     assert_eq!(got, offsets.iter().map(|&o| o as u64).collect::<Vec<_>>());
-    assert!(hits.iter().all(|h| matches!(h.context, Context::Binary { .. })));
+    assert!(
+        hits.iter()
+            .all(|h| matches!(h.context, Context::Binary { .. }))
+    );
     // The fast path agrees.
     let refs = scanner(&sd, &[H1, H2]).references(&root).unwrap();
     assert_eq!(refs, BTreeSet::from([hash_of(H1).unwrap()]));
@@ -56,15 +66,27 @@ fn hashes_across_chunk_boundaries_found_once_with_exact_offsets() {
     // Store-path-looking mode: the prefix, hash and dash straddle boundaries too.
     let prefix = format!("{}/", sd);
     let mut data = vec![b'.'; 2 * chunk + 500];
-    let starts = [chunk - prefix.len() - 10, chunk + prefix.len() + 12, 2 * chunk + prefix.len() + 30];
+    let starts = [
+        chunk - prefix.len() - 10,
+        chunk + prefix.len() + 12,
+        2 * chunk + prefix.len() + 30,
+    ];
     for &s in &starts {
         let p = format!("{prefix}{H2}-name");
         data[s..s + p.len()].copy_from_slice(p.as_bytes());
     }
     std::fs::write(root.join("blob"), &data).unwrap();
-    let hits = Scanner::new(&sd, Candidates::AnyStorePath).hits(&root).unwrap();
+    let hits = Scanner::new(&sd, Candidates::AnyStorePath)
+        .hits(&root)
+        .unwrap();
     let got: Vec<u64> = hits.iter().map(|h| h.offset).collect();
-    assert_eq!(got, starts.iter().map(|&s| (s + prefix.len()) as u64).collect::<Vec<_>>());
+    assert_eq!(
+        got,
+        starts
+            .iter()
+            .map(|&s| (s + prefix.len()) as u64)
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -73,20 +95,39 @@ fn text_lines_symlinks_and_names() {
     let sd = StoreDir::new("/nix/store");
     let root = dir.path().join("out");
     std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::write(root.join("etc/conf"), format!("a\nb\nlib=/nix/store/{H1}-x/lib\n\nalso {H1}\n")).unwrap();
-    std::os::unix::fs::symlink(format!("/nix/store/{H2}-y/lib/libz.so"), root.join("libz.so")).unwrap();
+    std::fs::write(
+        root.join("etc/conf"),
+        format!("a\nb\nlib=/nix/store/{H1}-x/lib\n\nalso {H1}\n"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        format!("/nix/store/{H2}-y/lib/libz.so"),
+        root.join("libz.so"),
+    )
+    .unwrap();
     std::fs::write(root.join(format!("{H3}-named")), "").unwrap();
     let hits = scanner(&sd, &[H1, H2, H3]).hits(&root).unwrap();
     let find = |f: &str| -> Vec<&Hit> { hits.iter().filter(|h| h.file == root.join(f)).collect() };
     let conf = find("etc/conf");
     assert_eq!(conf.len(), 2);
-    assert_eq!(conf[0].context, Context::Text { line: 3, text: format!("lib=/nix/store/{H1}-x/lib") });
+    assert_eq!(
+        conf[0].context,
+        Context::Text {
+            line: 3,
+            text: format!("lib=/nix/store/{H1}-x/lib")
+        }
+    );
     assert_eq!(conf[0].offset, 4 + 15);
     assert!(matches!(&conf[1].context, Context::Text { line: 5, .. }));
     let link = find("libz.so");
     assert_eq!(link.len(), 1);
     assert_eq!(link[0].offset, 11);
-    assert_eq!(link[0].context, Context::SymlinkTarget { target: format!("/nix/store/{H2}-y/lib/libz.so") });
+    assert_eq!(
+        link[0].context,
+        Context::SymlinkTarget {
+            target: format!("/nix/store/{H2}-y/lib/libz.so")
+        }
+    );
     let named = find(&format!("{H3}-named"));
     assert!(matches!(named[0].context, Context::EntryName { .. }));
     let refs = scanner(&sd, &[H1, H2, H3]).references(&root).unwrap();
@@ -94,8 +135,16 @@ fn text_lines_symlinks_and_names() {
 }
 
 fn gcc(args: &[&str], cwd: &Path) {
-    let out = Command::new("gcc").args(args).current_dir(cwd).output().expect("gcc is needed for the ELF tests");
-    assert!(out.status.success(), "gcc {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("gcc")
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("gcc is needed for the ELF tests");
+    assert!(
+        out.status.success(),
+        "gcc {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -114,7 +163,17 @@ fn elf_hits_are_attributed_to_sections_and_dynamic_entries() {
     // A library whose soname carries a hash, so DT_NEEDED will.
     std::fs::write(d.join("n.c"), "int n(void){return 1;}\n").unwrap();
     let soname = format!("lib{hn}-n.so");
-    gcc(&["-shared", "-fPIC", "-o", &soname, &format!("-Wl,-soname,{soname}"), "n.c"], d);
+    gcc(
+        &[
+            "-shared",
+            "-fPIC",
+            "-o",
+            &soname,
+            &format!("-Wl,-soname,{soname}"),
+            "n.c",
+        ],
+        d,
+    );
     // Source in a store-like dir so debug info names it.
     let src_dir = d.join(format!("{hdbg}-src"));
     std::fs::create_dir(&src_dir).unwrap();
@@ -144,12 +203,18 @@ fn elf_hits_are_attributed_to_sections_and_dynamic_entries() {
         ],
         d,
     );
-    let hits = scanner(&sd, &[hr, hn, hi, hs, hnote, hdbg]).hits(&out).unwrap();
+    let hits = scanner(&sd, &[hr, hn, hi, hs, hnote, hdbg])
+        .hits(&out)
+        .unwrap();
     let of = |h: &str| -> Vec<(Option<String>, ElfMeaning, String)> {
         hits.iter()
             .filter(|x| x.hash == hash_of(h).unwrap())
             .map(|x| match &x.context {
-                Context::Elf { section, meaning, text } => (section.clone(), meaning.clone(), text.clone()),
+                Context::Elf {
+                    section,
+                    meaning,
+                    text,
+                } => (section.clone(), meaning.clone(), text.clone()),
                 c => panic!("not an ELF context: {c:?}"),
             })
             .collect()
@@ -167,7 +232,10 @@ fn elf_hits_are_attributed_to_sections_and_dynamic_entries() {
     assert_eq!(i[0].0.as_deref(), Some(".interp"));
     let s = of(hs);
     assert_eq!(s[0].1, ElfMeaning::Rodata);
-    assert!(s[0].2.contains(&format!("/nix/store/{hs}-data/share")), "{s:?}");
+    assert!(
+        s[0].2.contains(&format!("/nix/store/{hs}-data/share")),
+        "{s:?}"
+    );
     let note = of(hnote);
     assert_eq!(note[0].1, ElfMeaning::Note);
     assert_eq!(note[0].0.as_deref(), Some(".note.test"));
@@ -190,14 +258,20 @@ fn errors_name_the_file() {
     let missing: PathBuf = dir.path().join("nope");
     let e = s.hits(&missing).unwrap_err();
     assert!(matches!(e, ScanError::Io { .. }));
-    assert!(e.to_string().starts_with(&missing.display().to_string()), "{e}");
+    assert!(
+        e.to_string().starts_with(&missing.display().to_string()),
+        "{e}"
+    );
     let root = dir.path().join("out");
     std::fs::create_dir(&root).unwrap();
     let fifo = root.join("fifo");
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
     let e = s.references(&root).unwrap_err();
-    assert!(e.to_string().contains("fifo") && e.to_string().contains("unsupported"), "{e}");
+    assert!(
+        e.to_string().contains("fifo") && e.to_string().contains("unsupported"),
+        "{e}"
+    );
     // A symlink loop is just a symlink: not followed, no error.
     std::fs::remove_file(&fifo).unwrap();
     std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
