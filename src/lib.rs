@@ -6,12 +6,14 @@
 //! scan references -> closure graph -> why / cost.
 
 pub mod check;
+pub mod closure;
 pub mod elf;
 pub mod farm;
 pub mod ldd;
 pub mod needs;
 pub mod plan;
 pub mod resolve;
+pub mod scan;
 pub mod snapshot;
 pub mod store;
 pub mod survey;

@@ -30,6 +30,10 @@ enum Command {
     Check(cli::check::Args),
     /// Rewrite every ELF's RUNPATH/RPATH to its canonical form, in place, atomically, then verify.
     Fix(cli::fix::Args),
+    /// Show the reference chains from PATH to DEP, with file, offset and context at each hop.
+    Why(cli::why::Args),
+    /// Closure size, and each path's own size and added size.
+    Closure(cli::closure::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,10 +46,15 @@ fn main() -> ExitCode {
         }
     };
     let store = unfarm::store::StoreDir::from_env(cli.store_dir.as_deref());
+    let global = cli::Global {
+        store_dir: store.clone(),
+    };
     let result = match cli.command {
         Command::Ldd(a) => cli::ldd::run(a, &store),
         Command::Check(a) => cli::check::run(a, &store),
         Command::Fix(a) => cli::fix::run(a, &store),
+        Command::Why(a) => cli::why::run(&global, a),
+        Command::Closure(a) => cli::closure::run(&global, a),
     };
     match result {
         Ok(code) => code,

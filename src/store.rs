@@ -12,7 +12,7 @@ pub const HASH_LEN: usize = 32;
 pub const DEFAULT_STORE_DIR: &str = "/nix/store";
 
 /// True for a byte of Nix's base32 alphabet.
-pub fn is_base32(b: u8) -> bool {
+pub const fn is_base32(b: u8) -> bool {
     matches!(b, b'0'..=b'9' | b'a'..=b'd' | b'f'..=b'n' | b'p'..=b's' | b'v'..=b'z')
 }
 

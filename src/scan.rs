@@ -1,0 +1,850 @@
+//! The reference scanner, compatible with Nix's.
+//!
+//! Nix serialises a store path as a NAR and looks for the 32-character hash
+//! parts of a set of candidate store paths anywhere in that byte stream. In
+//! practice the hashes live in regular file contents, symlink targets and
+//! (rarely) directory entry names, and those are what this module scans. Like
+//! Nix it matches hash parts only, not the store dir prefix.
+//!
+//! Two entry points:
+//! - [`Scanner::references`]: the set of candidate hashes found (what Nix
+//!   would register as references). Fast path, no attribution.
+//! - [`Scanner::hits`]: every occurrence with file, byte offset and context:
+//!   for ELF files the section and its meaning (DT_RUNPATH entry k, DT_NEEDED,
+//!   interpreter, `.rodata`, `.note.*`, debug info, stale `.dynstr` bytes), for
+//!   text files the line, for symlinks the target.
+//!
+//! Files are read in chunks with an overlap (never whole into memory, never
+//! mmapped: a file truncated under us must not SIGBUS), and scanned in parallel
+//! with rayon. The inner loop is Nix's skip loop: look at the last byte of the
+//! 32-byte window first; if it is not base32, no window containing it can
+//! match, so jump past it.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::File;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::store::{HASH_LEN, StoreDir, StorePath, is_base32};
+
+/// The hash part of a store path, as bytes.
+pub type Hash = [u8; HASH_LEN];
+
+/// Size of one read. Large enough that syscall overhead is noise.
+const CHUNK: usize = 1 << 20;
+/// How many bytes around a hit are kept as context, each side.
+const CONTEXT_BYTES: usize = 80;
+
+/// A hasher for hash parts: they are already uniformly random base32, so the
+/// first 8 bytes are a fine hash. (SipHash on every candidate window in a long
+/// base32 run would dominate the scan.)
+#[derive(Default)]
+pub struct HashPartHasher(u64);
+
+impl Hasher for HashPartHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut w = [0u8; 8];
+        let n = bytes.len().min(8);
+        w[..n].copy_from_slice(&bytes[..n]);
+        self.0 = self.0.rotate_left(17) ^ u64::from_le_bytes(w).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn write_usize(&mut self, _: usize) {}
+}
+
+/// A set of hash parts.
+pub type HashSetFast = HashSet<Hash, BuildHasherDefault<HashPartHasher>>;
+
+/// Parse a 32-character hash part.
+pub fn hash_of(s: &str) -> Option<Hash> {
+    let b: Hash = s.as_bytes().try_into().ok()?;
+    b.iter().all(|&c| is_base32(c)).then_some(b)
+}
+
+/// A hash part as a string (always ASCII).
+pub fn hash_str(h: &Hash) -> &str {
+    std::str::from_utf8(h).unwrap_or("?")
+}
+
+/// Which hashes count as references.
+#[derive(Clone, Debug)]
+pub enum Candidates {
+    /// Exactly these hash parts (all valid paths, the build's inputs, ...).
+    Hashes(HashSetFast),
+    /// The hash part of anything that looks like `<storedir>/<32 base32>-`.
+    AnyStorePath,
+}
+
+impl Candidates {
+    /// The hash parts of the given store paths.
+    pub fn of_paths<'a>(paths: impl IntoIterator<Item = &'a StorePath>) -> Self {
+        Candidates::Hashes(paths.into_iter().filter_map(|p| hash_of(&p.hash)).collect())
+    }
+}
+
+/// An I/O or format problem with one file; the message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{}: unsupported file type (not a regular file, directory or symlink)", path.display())]
+    Unsupported { path: PathBuf },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ScanError + '_ {
+    move |source| ScanError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// What a hit in an ELF file means.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "what", rename_all = "snake_case")]
+pub enum ElfMeaning {
+    /// Entry `entry` (0-based) of DT_RUNPATH.
+    Runpath {
+        entry: usize,
+    },
+    /// Entry `entry` (0-based) of DT_RPATH.
+    Rpath {
+        entry: usize,
+    },
+    Needed,
+    Soname,
+    /// Another string-valued dynamic tag (DT_AUXILIARY, DT_FILTER, ...).
+    DynamicString {
+        tag: i64,
+    },
+    /// The PT_INTERP program interpreter.
+    Interpreter,
+    /// Bytes of the dynamic string table that no dynamic entry uses any more
+    /// (a stale RUNPATH left behind, a shared tail).
+    UnreferencedDynstr,
+    /// A string in read-only data (`.rodata*`).
+    Rodata,
+    /// A note section (`.note.*`, e.g. `.note.nixos.ldcache`).
+    Note,
+    /// Debug info (`.debug_*`, `.zdebug_*`).
+    DebugInfo,
+    /// Some other section.
+    Section,
+    /// Outside every section (or the file has no section headers).
+    NoSection,
+}
+
+/// Where a hit is and what it means.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Context {
+    /// In the target of a symlink.
+    SymlinkTarget { target: String },
+    /// In the name of a directory entry (part of the NAR too).
+    EntryName { name: String },
+    /// In an ELF file: section name, meaning, and the string around the hit
+    /// (for RUNPATH/RPATH the single entry, for DT_NEEDED the name).
+    Elf {
+        section: Option<String>,
+        #[serde(flatten)]
+        meaning: ElfMeaning,
+        text: String,
+    },
+    /// In a text file: 1-based line and the text around the hit.
+    Text { line: u64, text: String },
+    /// In another binary file: the printable bytes around the hit.
+    Binary { text: String },
+}
+
+impl fmt::Display for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Context::SymlinkTarget { target } => write!(f, "symlink -> {target}"),
+            Context::EntryName { name } => write!(f, "entry name {name}"),
+            Context::Text { line, text } => write!(f, "line {line}: {text}"),
+            Context::Binary { text } => write!(f, "binary: {text}"),
+            Context::Elf {
+                section,
+                meaning,
+                text,
+            } => {
+                let sec = section.as_deref().unwrap_or("no section");
+                match meaning {
+                    ElfMeaning::Runpath { entry } => write!(f, "DT_RUNPATH entry {entry}: {text}"),
+                    ElfMeaning::Rpath { entry } => write!(f, "DT_RPATH entry {entry}: {text}"),
+                    ElfMeaning::Needed => write!(f, "DT_NEEDED: {text}"),
+                    ElfMeaning::Soname => write!(f, "DT_SONAME: {text}"),
+                    ElfMeaning::DynamicString { tag } => write!(f, "dynamic tag {tag:#x}: {text}"),
+                    ElfMeaning::Interpreter => write!(f, "interpreter: {text}"),
+                    ElfMeaning::UnreferencedDynstr => {
+                        write!(f, "{sec} (unreferenced, stale string): {text}")
+                    }
+                    ElfMeaning::Rodata => write!(f, "{sec} string: {text}"),
+                    ElfMeaning::Note => write!(f, "note {sec}: {text}"),
+                    ElfMeaning::DebugInfo => write!(f, "debug info {sec}: {text}"),
+                    ElfMeaning::Section => write!(f, "section {sec}: {text}"),
+                    ElfMeaning::NoSection => write!(f, "outside any section: {text}"),
+                }
+            }
+        }
+    }
+}
+
+/// One occurrence of a candidate hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Hit {
+    /// The hash part found.
+    #[serde(serialize_with = "ser_hash")]
+    pub hash: Hash,
+    /// The file (or symlink, or directory for entry names) it was found in.
+    pub file: PathBuf,
+    /// Byte offset of the hash in the file contents / symlink target / name.
+    pub offset: u64,
+    pub context: Context,
+}
+
+fn ser_hash<S: serde::Serializer>(h: &Hash, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(hash_str(h))
+}
+
+// ---------------------------------------------------------------------------
+// The matcher: pure byte-buffer scanning.
+
+static BASE32: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = is_base32(i as u8);
+        i += 1;
+    }
+    t
+};
+
+/// Calls `f(i)` for every `i` such that `buf[i..i + 32]` is all base32.
+/// Nix's skip loop, with one refinement: after a match at `i`, the window at
+/// `i + 1` only needs its last byte checked.
+#[inline]
+pub fn for_each_base32_window(buf: &[u8], mut f: impl FnMut(usize)) {
+    let n = buf.len();
+    let mut i = 0usize;
+    'outer: while i + HASH_LEN <= n {
+        let w = &buf[i..i + HASH_LEN];
+        let mut j = HASH_LEN;
+        while j > 0 {
+            j -= 1;
+            if !BASE32[w[j] as usize] {
+                i += j + 1;
+                continue 'outer;
+            }
+        }
+        f(i);
+        // Slide while the next byte extends the run.
+        while i + HASH_LEN < n {
+            if BASE32[buf[i + HASH_LEN] as usize] {
+                i += 1;
+                f(i);
+            } else {
+                i += HASH_LEN + 1;
+                continue 'outer;
+            }
+        }
+        break;
+    }
+}
+
+enum Matcher {
+    Hashes(HashSetFast),
+    Prefix {
+        finder: memchr::memmem::Finder<'static>,
+        len: usize,
+    },
+}
+
+impl Matcher {
+    fn new(store_dir: &StoreDir, c: Candidates) -> Self {
+        match c {
+            Candidates::Hashes(h) => Matcher::Hashes(h),
+            Candidates::AnyStorePath => {
+                let mut p = store_dir.path().as_os_str().as_bytes().to_vec();
+                p.push(b'/');
+                let len = p.len();
+                Matcher::Prefix {
+                    finder: memchr::memmem::Finder::new(&p).into_owned(),
+                    len,
+                }
+            }
+        }
+    }
+
+    /// Bytes of look-ahead a match needs beyond its start.
+    fn window(&self) -> usize {
+        match self {
+            Matcher::Hashes(_) => HASH_LEN,
+            Matcher::Prefix { len, .. } => len + HASH_LEN + 1,
+        }
+    }
+
+    /// Calls `f(pos_of_hash, hash)` for each match whose window ends after
+    /// `min_end` (matches ending earlier were reported with the previous
+    /// chunk). `eof` says whether `buf` ends the stream (a prefix match then
+    /// may not need its trailing dash to be present... it still does).
+    fn find(&self, buf: &[u8], min_end: usize, mut f: impl FnMut(usize, &Hash)) {
+        match self {
+            Matcher::Hashes(set) => {
+                if set.is_empty() {
+                    return;
+                }
+                for_each_base32_window(buf, |i| {
+                    if i + HASH_LEN > min_end {
+                        let h: &Hash = buf[i..i + HASH_LEN].try_into().expect("window");
+                        if set.contains(h) {
+                            f(i, h);
+                        }
+                    }
+                });
+            }
+            Matcher::Prefix { finder, len } => {
+                for p in finder.find_iter(buf) {
+                    let hs = p + len;
+                    let end = hs + HASH_LEN + 1;
+                    if end <= min_end || end > buf.len() {
+                        continue;
+                    }
+                    let h: &Hash = buf[hs..hs + HASH_LEN].try_into().expect("window");
+                    if buf[hs + HASH_LEN] == b'-' && h.iter().all(|&b| BASE32[b as usize]) {
+                        f(hs, h);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Scan an in-memory byte string (a symlink target, a name): (offset, hash).
+fn scan_bytes(m: &Matcher, buf: &[u8]) -> Vec<(usize, Hash)> {
+    let mut out = Vec::new();
+    m.find(buf, 0, |i, h| out.push((i, *h)));
+    out
+}
+
+/// The printable text around `buf[at..at + len]`, bounded; stops at NUL and,
+/// for text, at newlines.
+fn snippet(buf: &[u8], at: usize, len: usize, stop_nl: bool) -> String {
+    let ok = |b: u8| (0x20..0x7f).contains(&b) || (b == b'\t') || (!stop_nl && b == b'\n');
+    let mut s = at;
+    while s > 0 && at - s < CONTEXT_BYTES && ok(buf[s - 1]) {
+        s -= 1;
+    }
+    let mut e = (at + len).min(buf.len());
+    while e < buf.len() && e - at - len < CONTEXT_BYTES && ok(buf[e]) {
+        e += 1;
+    }
+    String::from_utf8_lossy(&buf[s..e]).replace('\n', "\\n")
+}
+
+struct RawHit {
+    offset: u64,
+    hash: Hash,
+    line: u64,
+    text: String,
+}
+
+#[derive(Default)]
+struct StreamInfo {
+    is_elf: bool,
+    is_text: bool,
+}
+
+/// Stream a reader through the matcher in chunks with overlap. With
+/// `context`, also record line numbers (text files) and snippets.
+fn scan_stream(
+    m: &Matcher,
+    mut r: impl Read,
+    context: bool,
+    mut on_hit: impl FnMut(RawHit),
+) -> io::Result<StreamInfo> {
+    let overlap = m.window() - 1;
+    let mut buf = vec![0u8; CHUNK + overlap];
+    let mut carry = 0usize; // bytes at buf[..carry] kept from the previous chunk
+    let mut base: u64 = 0; // file offset of buf[0]
+    let mut lines_before: u64 = 0; // newlines in the file before buf[0]
+    let mut info = StreamInfo::default();
+    let mut first = true;
+    loop {
+        // Fill the rest of the buffer (short reads are fine; loop until EOF or full).
+        let mut filled = carry;
+        while filled < buf.len() {
+            match r.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let eof = filled < buf.len();
+        let data = &buf[..filled];
+        if first {
+            first = false;
+            info.is_elf = data.starts_with(b"\x7fELF");
+            info.is_text =
+                !info.is_elf && memchr::memchr(0, &data[..data.len().min(8192)]).is_none();
+        }
+        // Newlines are counted lazily, only when a hit needs its line.
+        let mut counted_to = 0usize;
+        let mut lines_in = 0u64;
+        m.find(data, carry, |i, h| {
+            let mut hit = RawHit {
+                offset: base + i as u64,
+                hash: *h,
+                line: 0,
+                text: String::new(),
+            };
+            if context {
+                if info.is_text {
+                    lines_in += memchr::memchr_iter(b'\n', &data[counted_to..i]).count() as u64;
+                    counted_to = i;
+                    hit.line = lines_before + lines_in + 1;
+                }
+                hit.text = snippet(data, i, HASH_LEN, info.is_text);
+            }
+            on_hit(hit);
+        });
+        if eof || filled <= overlap {
+            return Ok(info);
+        }
+        let keep_from = filled - overlap;
+        if context && info.is_text {
+            lines_before += memchr::memchr_iter(b'\n', &data[..keep_from]).count() as u64;
+        }
+        buf.copy_within(keep_from..filled, 0);
+        carry = overlap;
+        base += keep_from as u64;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Walking a store path.
+
+/// What a tree entry is (symlinks are never followed).
+#[derive(Clone, Debug)]
+pub enum EntryKind {
+    Dir,
+    File { size: u64, executable: bool },
+    Symlink { target: OsString },
+}
+
+/// One entry of the tree under a store path, in no particular order.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub path: PathBuf,
+    /// The entry's name in its parent; `None` for the root.
+    pub name: Option<OsString>,
+    pub kind: EntryKind,
+}
+
+/// Walk the tree under `root` without following symlinks. Errors name the
+/// file. Symlink loops cannot happen (links are not followed); depth is
+/// bounded by the file system.
+pub fn walk(root: &Path) -> Result<Vec<Entry>, ScanError> {
+    let mut out = Vec::new();
+    let mut stack = vec![(root.to_owned(), None::<OsString>)];
+    while let Some((path, name)) = stack.pop() {
+        let md = std::fs::symlink_metadata(&path).map_err(io_err(&path))?;
+        let ft = md.file_type();
+        let kind = if ft.is_symlink() {
+            EntryKind::Symlink {
+                target: std::fs::read_link(&path)
+                    .map_err(io_err(&path))?
+                    .into_os_string(),
+            }
+        } else if ft.is_file() {
+            EntryKind::File {
+                size: md.len(),
+                executable: md.permissions().mode() & 0o100 != 0,
+            }
+        } else if ft.is_dir() {
+            let rd = std::fs::read_dir(&path).map_err(io_err(&path))?;
+            for e in rd {
+                let e = e.map_err(io_err(&path))?;
+                stack.push((e.path(), Some(e.file_name())));
+            }
+            EntryKind::Dir
+        } else {
+            return Err(ScanError::Unsupported { path });
+        };
+        out.push(Entry { path, name, kind });
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// The scanner.
+
+/// A reference scanner over a candidate set.
+pub struct Scanner {
+    matcher: Matcher,
+}
+
+impl Scanner {
+    pub fn new(store_dir: &StoreDir, candidates: Candidates) -> Self {
+        Scanner {
+            matcher: Matcher::new(store_dir, candidates),
+        }
+    }
+
+    /// The candidate hashes that occur anywhere under `root` (file contents,
+    /// symlink targets, entry names): Nix's notion of references.
+    pub fn references(&self, root: &Path) -> Result<BTreeSet<Hash>, ScanError> {
+        let entries = walk(root)?;
+        self.references_of(&entries)
+    }
+
+    /// [`Self::references`] over an already walked tree.
+    pub fn references_of(&self, entries: &[Entry]) -> Result<BTreeSet<Hash>, ScanError> {
+        let mut found = BTreeSet::new();
+        for e in entries {
+            for (_, h) in self.scan_meta(e) {
+                found.insert(h);
+            }
+        }
+        let files: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| matches!(e.kind, EntryKind::File { size, .. } if size >= HASH_LEN as u64))
+            .collect();
+        let per_file: Vec<HashSetFast> = files
+            .par_iter()
+            .map(|e| {
+                let mut set = HashSetFast::default();
+                let f = File::open(&e.path).map_err(io_err(&e.path))?;
+                scan_stream(&self.matcher, f, false, |h| {
+                    set.insert(h.hash);
+                })
+                .map_err(io_err(&e.path))?;
+                Ok(set)
+            })
+            .collect::<Result<_, ScanError>>()?;
+        for s in per_file {
+            found.extend(s);
+        }
+        Ok(found)
+    }
+
+    /// Hits in the entry name and symlink target of one entry.
+    fn scan_meta(&self, e: &Entry) -> Vec<(Option<Context>, Hash)> {
+        let mut out = Vec::new();
+        if let Some(name) = &e.name {
+            for (_, h) in scan_bytes(&self.matcher, name.as_bytes()) {
+                out.push((
+                    Some(Context::EntryName {
+                        name: name.to_string_lossy().into_owned(),
+                    }),
+                    h,
+                ));
+            }
+        }
+        if let EntryKind::Symlink { target } = &e.kind {
+            for (_, h) in scan_bytes(&self.matcher, target.as_bytes()) {
+                out.push((
+                    Some(Context::SymlinkTarget {
+                        target: target.to_string_lossy().into_owned(),
+                    }),
+                    h,
+                ));
+            }
+        }
+        out
+    }
+
+    /// Every occurrence of a candidate hash under `root`, attributed, sorted
+    /// by file and offset.
+    pub fn hits(&self, root: &Path) -> Result<Vec<Hit>, ScanError> {
+        let entries = walk(root)?;
+        let mut hits = Vec::new();
+        for e in &entries {
+            if let Some(name) = &e.name {
+                for (off, h) in scan_bytes(&self.matcher, name.as_bytes()) {
+                    hits.push(Hit {
+                        hash: h,
+                        // The name lives in the parent directory's listing.
+                        file: e.path.clone(),
+                        offset: off as u64,
+                        context: Context::EntryName {
+                            name: name.to_string_lossy().into_owned(),
+                        },
+                    });
+                }
+            }
+            if let EntryKind::Symlink { target } = &e.kind {
+                for (off, h) in scan_bytes(&self.matcher, target.as_bytes()) {
+                    hits.push(Hit {
+                        hash: h,
+                        file: e.path.clone(),
+                        offset: off as u64,
+                        context: Context::SymlinkTarget {
+                            target: target.to_string_lossy().into_owned(),
+                        },
+                    });
+                }
+            }
+        }
+        let files: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| matches!(e.kind, EntryKind::File { .. }))
+            .collect();
+        let per_file: Vec<Vec<Hit>> = files
+            .par_iter()
+            .map(|e| self.file_hits(&e.path))
+            .collect::<Result<_, ScanError>>()?;
+        hits.extend(per_file.into_iter().flatten());
+        hits.sort_by(|a, b| a.file.cmp(&b.file).then(a.offset.cmp(&b.offset)));
+        Ok(hits)
+    }
+
+    /// Attributed hits in one regular file.
+    pub fn file_hits(&self, path: &Path) -> Result<Vec<Hit>, ScanError> {
+        let f = File::open(path).map_err(io_err(path))?;
+        let mut raw = Vec::new();
+        let info = scan_stream(&self.matcher, f, true, |h| raw.push(h)).map_err(io_err(path))?;
+        if raw.is_empty() {
+            return Ok(Vec::new());
+        }
+        let elf = if info.is_elf {
+            let offsets: Vec<u64> = raw.iter().map(|h| h.offset).collect();
+            let f = File::open(path).map_err(io_err(path))?;
+            elf_attribution(f, &offsets)
+        } else {
+            None
+        };
+        Ok(raw
+            .into_iter()
+            .enumerate()
+            .map(|(k, r)| {
+                let context = match &elf {
+                    Some(attr) => {
+                        let (section, meaning, text) = attr[k].clone();
+                        Context::Elf {
+                            section,
+                            meaning,
+                            text: text.unwrap_or(r.text),
+                        }
+                    }
+                    None if info.is_text => Context::Text {
+                        line: r.line,
+                        text: r.text,
+                    },
+                    None => Context::Binary { text: r.text },
+                };
+                Hit {
+                    hash: r.hash,
+                    file: path.to_owned(),
+                    offset: r.offset,
+                    context,
+                }
+            })
+            .collect())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// ELF attribution.
+
+type Attribution = (Option<String>, ElfMeaning, Option<String>);
+
+/// Attribute file offsets in an ELF file. `None` when the file does not parse
+/// as ELF (the caller falls back to binary context). Reads only the headers,
+/// the dynamic section and its string table, through a read cache.
+fn elf_attribution(f: File, offsets: &[u64]) -> Option<Vec<Attribution>> {
+    use object::elf::{FileHeader32, FileHeader64};
+    use object::read::ReadCache;
+    let cache = ReadCache::new(f);
+    let ident = object::ReadRef::read_bytes_at(&cache, 0, 16).ok()?;
+    if ident[4] == 2 {
+        attribute::<FileHeader64<object::Endianness>>(&cache, offsets)
+    } else {
+        attribute::<FileHeader32<object::Endianness>>(&cache, offsets)
+    }
+}
+
+struct DynString {
+    start: u64,
+    bytes: Vec<u8>,
+    tag: i64,
+}
+
+fn attribute<Elf: object::read::elf::FileHeader<Endian = object::Endianness>>(
+    cache: &object::read::ReadCache<File>,
+    offsets: &[u64],
+) -> Option<Vec<Attribution>> {
+    use object::elf;
+    use object::read::ReadRef;
+    use object::read::elf::{Dyn, ProgramHeader, SectionHeader};
+    let data = cache;
+    let header = Elf::parse(data).ok()?;
+    let endian = header.endian().ok()?;
+    let sections = header.sections(endian, data).ok()?;
+    let phdrs = header.program_headers(endian, data).unwrap_or(&[]);
+
+    // Section ranges in the file.
+    let mut secs: Vec<(u64, u64, String)> = Vec::new();
+    for s in sections.iter() {
+        if s.sh_type(endian) == elf::SHT_NOBITS {
+            continue;
+        }
+        let (off, size) = (s.sh_offset(endian).into(), s.sh_size(endian).into());
+        if size == 0 {
+            continue;
+        }
+        let name = sections
+            .section_name(endian, s)
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default();
+        secs.push((off, size, name));
+    }
+
+    // The dynamic entries and the file range of their string table.
+    let mut dyns: Vec<(i64, u64)> = Vec::new();
+    let mut strtab: Option<(u64, u64)> = None;
+    if let Some(dsec) = sections
+        .iter()
+        .find(|s| s.sh_type(endian) == elf::SHT_DYNAMIC)
+    {
+        if let Ok(d) = dsec.data_as_array::<Elf::Dyn, _>(endian, data) {
+            dyns = d.iter().map(|d| (d.tag(endian).0, d.val(endian))).collect();
+        }
+        if let Some(link) = sections.iter().nth(dsec.sh_link(endian) as usize) {
+            strtab = Some((link.sh_offset(endian).into(), link.sh_size(endian).into()));
+        }
+    } else if let Some(p) = phdrs.iter().find(|p| p.p_type(endian) == elf::PT_DYNAMIC) {
+        // No section headers: PT_DYNAMIC, and DT_STRTAB mapped through PT_LOAD.
+        if let Ok(Some(d)) = p.dynamic(endian, data) {
+            dyns = d.iter().map(|d| (d.tag(endian).0, d.val(endian))).collect();
+        }
+        let addr = dyns.iter().find(|d| d.0 == elf::DT_STRTAB.0).map(|d| d.1);
+        let size = dyns.iter().find(|d| d.0 == elf::DT_STRSZ.0).map(|d| d.1);
+        if let (Some(addr), Some(size)) = (addr, size) {
+            for l in phdrs.iter().filter(|p| p.p_type(endian) == elf::PT_LOAD) {
+                let (va, off, fsz): (u64, u64, u64) = (
+                    l.p_vaddr(endian).into(),
+                    l.p_offset(endian).into(),
+                    l.p_filesz(endian).into(),
+                );
+                if addr >= va && addr < va + fsz {
+                    strtab = Some((addr - va + off, size));
+                }
+            }
+        }
+    }
+    let mut dstrings: Vec<DynString> = Vec::new();
+    if let Some((soff, ssize)) = strtab {
+        let table = data.read_bytes_at(soff, ssize).unwrap_or(&[]);
+        for &(tag, val) in &dyns {
+            if tag == elf::DT_NULL.0 {
+                break;
+            }
+            let is_str = matches!(tag, t if t == elf::DT_NEEDED.0 || t == elf::DT_SONAME.0 || t == elf::DT_RPATH.0 || t == elf::DT_RUNPATH.0 || t == elf::DT_AUXILIARY.0 || t == elf::DT_FILTER.0);
+            if !is_str || val >= table.len() as u64 {
+                continue;
+            }
+            let rest = &table[val as usize..];
+            let len = memchr::memchr(0, rest).unwrap_or(rest.len());
+            dstrings.push(DynString {
+                start: soff + val,
+                bytes: rest[..len].to_vec(),
+                tag,
+            });
+        }
+    }
+    // Prefer RUNPATH/RPATH over NEEDED when strings share bytes.
+    dstrings.sort_by_key(|d| match d.tag {
+        t if t == elf::DT_RUNPATH.0 => 0,
+        t if t == elf::DT_RPATH.0 => 1,
+        t if t == elf::DT_NEEDED.0 => 2,
+        _ => 3,
+    });
+
+    let interp: Option<(u64, u64, String)> = phdrs
+        .iter()
+        .find(|p| p.p_type(endian) == elf::PT_INTERP)
+        .map(|p| {
+            let (off, sz): (u64, u64) = (p.p_offset(endian).into(), p.p_filesz(endian).into());
+            let s = data
+                .read_bytes_at(off, sz)
+                .map(|b| {
+                    String::from_utf8_lossy(b.split(|&c| c == 0).next().unwrap_or(b)).into_owned()
+                })
+                .unwrap_or_default();
+            (off, sz, s)
+        });
+
+    let out = offsets
+        .iter()
+        .map(|&off| {
+            let sec = secs
+                .iter()
+                .filter(|(o, s, _)| off >= *o && off < o + s)
+                .min_by_key(|(_, s, _)| *s);
+            let section = sec.map(|s| s.2.clone());
+            for d in &dstrings {
+                if off >= d.start && off < d.start + d.bytes.len() as u64 {
+                    let rel = (off - d.start) as usize;
+                    let text = String::from_utf8_lossy(&d.bytes).into_owned();
+                    let entry_of = |b: &[u8]| -> (usize, String) {
+                        let k = b[..rel].iter().filter(|&&c| c == b':').count();
+                        let e = b.split(|&c| c == b':').nth(k).unwrap_or(&[]);
+                        (k, String::from_utf8_lossy(e).into_owned())
+                    };
+                    let (meaning, text) = match d.tag {
+                        t if t == elf::DT_RUNPATH.0 => {
+                            let (k, e) = entry_of(&d.bytes);
+                            (ElfMeaning::Runpath { entry: k }, e)
+                        }
+                        t if t == elf::DT_RPATH.0 => {
+                            let (k, e) = entry_of(&d.bytes);
+                            (ElfMeaning::Rpath { entry: k }, e)
+                        }
+                        t if t == elf::DT_NEEDED.0 => (ElfMeaning::Needed, text),
+                        t if t == elf::DT_SONAME.0 => (ElfMeaning::Soname, text),
+                        t => (ElfMeaning::DynamicString { tag: t }, text),
+                    };
+                    return (section, meaning, Some(text));
+                }
+            }
+            if let Some((io, isz, s)) = &interp {
+                if off >= *io && off < io + isz {
+                    return (section, ElfMeaning::Interpreter, Some(s.clone()));
+                }
+            }
+            let meaning = match section.as_deref() {
+                None => ElfMeaning::NoSection,
+                Some(_) if strtab.is_some_and(|(o, s)| off >= o && off < o + s) => {
+                    ElfMeaning::UnreferencedDynstr
+                }
+                Some(n) if n.starts_with(".note") => ElfMeaning::Note,
+                Some(n) if n.starts_with(".debug") || n.starts_with(".zdebug") => {
+                    ElfMeaning::DebugInfo
+                }
+                Some(n) if n.starts_with(".rodata") => ElfMeaning::Rodata,
+                Some(_) => ElfMeaning::Section,
+            };
+            (section, meaning, None)
+        })
+        .collect();
+    Some(out)
+}
+
+/// Map hashes back to the store paths they belong to.
+pub fn hash_index<'a>(paths: impl IntoIterator<Item = &'a StorePath>) -> HashMap<Hash, StorePath> {
+    paths
+        .into_iter()
+        .filter_map(|p| Some((hash_of(&p.hash)?, p.clone())))
+        .collect()
+}
