@@ -145,7 +145,7 @@ impl ClosureGraph {
 
     /// The nodes reachable from `roots` (roots included), in BFS order.
     pub fn closure(&self, roots: &[NodeId]) -> Vec<NodeId> {
-        self.reach(roots, |n| self.nodes[n].refs.iter().copied().collect())
+        self.reach(roots, |n| self.nodes[n].refs.to_vec())
     }
 
     fn reach(&self, roots: &[NodeId], succ: impl Fn(NodeId) -> Vec<NodeId>) -> Vec<NodeId> {
@@ -772,10 +772,10 @@ pub fn scan_closure(store_dir: &StoreDir, roots: &[PathBuf]) -> Result<ClosureGr
             path: store_dir.path().to_owned(),
             source,
         })?;
-        if let Some(sp) = store_dir.store_path_of(&e.path()) {
-            if let Some(h) = scan::hash_of(&sp.hash) {
-                index.insert(h, sp.path);
-            }
+        if let Some(sp) = store_dir.store_path_of(&e.path())
+            && let Some(h) = scan::hash_of(&sp.hash)
+        {
+            index.insert(h, sp.path);
         }
     }
     let candidates: HashSetFast = index.keys().copied().collect();
