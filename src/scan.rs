@@ -95,8 +95,10 @@ impl Candidates {
 /// An I/O or format problem with one file; the message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    // The io::Error is deliberately not a `#[source]`: the message already
+    // includes it, and `{:#}` chains would print it twice.
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: io::Error },
     #[error("{}: unsupported file type (not a regular file, directory or symlink)", path.display())]
     Unsupported { path: PathBuf },
 }
