@@ -765,12 +765,12 @@ pub fn scan_closure(store_dir: &StoreDir, roots: &[PathBuf]) -> Result<ClosureGr
     let mut index: HashMap<scan::Hash, PathBuf> = HashMap::new();
     let rd = std::fs::read_dir(store_dir.path()).map_err(|source| ScanError::Io {
         path: store_dir.path().to_owned(),
-        source,
+        err: source,
     })?;
     for e in rd {
         let e = e.map_err(|source| ScanError::Io {
             path: store_dir.path().to_owned(),
-            source,
+            err: source,
         })?;
         if let Some(sp) = store_dir.store_path_of(&e.path())
             && let Some(h) = scan::hash_of(&sp.hash)
@@ -870,7 +870,7 @@ pub fn to_store_path(store_dir: &StoreDir, p: &Path) -> Result<PathBuf, ClosureE
     }
     let canon = std::fs::canonicalize(p).map_err(|source| ScanError::Io {
         path: p.to_owned(),
-        source,
+        err: source,
     })?;
     if let Some(sp) = store_dir.store_path_of(&canon) {
         return Ok(sp.path);

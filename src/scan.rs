@@ -106,7 +106,7 @@ pub enum ScanError {
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ScanError + '_ {
     move |source| ScanError::Io {
         path: path.to_owned(),
-        source,
+        err: source,
     }
 }
 
