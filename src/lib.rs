@@ -5,4 +5,6 @@
 //! resolve needs -> plan canonical RUNPATH -> edit ELF -> verify -> report, and
 //! scan references -> closure graph -> why / cost.
 
+pub mod atomic;
+pub mod edit;
 pub mod store;
