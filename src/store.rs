@@ -168,7 +168,10 @@ mod tests {
         let sp = sd.store_path_of(Path::new(&p)).unwrap();
         assert_eq!(sp.hash, H);
         assert_eq!(sp.name, "cuda_cudart-12.4-lib");
-        assert_eq!(sp.path, PathBuf::from(format!("/nix/store/{H}-cuda_cudart-12.4-lib")));
+        assert_eq!(
+            sp.path,
+            PathBuf::from(format!("/nix/store/{H}-cuda_cudart-12.4-lib"))
+        );
         assert_eq!(sp.output_name(), Some("lib"));
     }
 
@@ -178,10 +181,22 @@ mod tests {
         // 'e' is not in the alphabet
         let bad = "/nix/store/e123456789abcdfghijklmnpqrsvwxyz-x";
         assert!(sd.store_path_of(Path::new(bad)).is_none());
-        assert!(sd.store_path_of(Path::new(&format!("/nix/store/{H}-.hidden"))).is_none());
-        assert!(sd.store_path_of(Path::new(&format!("/nix/store/{H}-a b"))).is_none());
-        assert!(sd.store_path_of(Path::new(&format!("/nix/store/{H}-"))).is_none());
-        assert!(sd.store_path_of(Path::new(&format!("/elsewhere/{H}-x"))).is_none());
+        assert!(
+            sd.store_path_of(Path::new(&format!("/nix/store/{H}-.hidden")))
+                .is_none()
+        );
+        assert!(
+            sd.store_path_of(Path::new(&format!("/nix/store/{H}-a b")))
+                .is_none()
+        );
+        assert!(
+            sd.store_path_of(Path::new(&format!("/nix/store/{H}-")))
+                .is_none()
+        );
+        assert!(
+            sd.store_path_of(Path::new(&format!("/elsewhere/{H}-x")))
+                .is_none()
+        );
         assert!(sd.store_path_of(Path::new("/nix/store")).is_none());
     }
 

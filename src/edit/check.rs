@@ -42,7 +42,10 @@ pub fn check_layout_ref<'d, R: ReadRef<'d>>(data: R, len: u64) -> Result<(), Edi
         seen_load = true;
         if p.align > 1 {
             if !p.align.is_power_of_two() {
-                return bad(format!("PT_LOAD {i} alignment {:#x} is not a power of two", p.align));
+                return bad(format!(
+                    "PT_LOAD {i} alignment {:#x} is not a power of two",
+                    p.align
+                ));
             }
             if p.vaddr % p.align != p.offset % p.align {
                 return bad(format!(
@@ -52,7 +55,9 @@ pub fn check_layout_ref<'d, R: ReadRef<'d>>(data: R, len: u64) -> Result<(), Edi
             }
         }
         if p.file_end().is_none_or(|e| e > len) {
-            return bad(format!("PT_LOAD {i} file bytes extend past the end of the file"));
+            return bad(format!(
+                "PT_LOAD {i} file bytes extend past the end of the file"
+            ));
         }
         if p.filesz > p.memsz {
             return bad(format!("PT_LOAD {i} has p_filesz > p_memsz"));
@@ -65,14 +70,19 @@ pub fn check_layout_ref<'d, R: ReadRef<'d>>(data: R, len: u64) -> Result<(), Edi
                 return bad(format!("PT_LOAD {i} is out of address order"));
             }
             if p.vaddr < pend {
-                return bad(format!("PT_LOAD {i} overlaps the previous PT_LOAD in memory"));
+                return bad(format!(
+                    "PT_LOAD {i} overlaps the previous PT_LOAD in memory"
+                ));
             }
         }
         prev = Some((p.vaddr, end));
     }
     for p in m.phdrs.iter().filter(|p| p.p_type == elf::PT_PHDR.0) {
         if p.offset != m.phoff {
-            return bad(format!("PT_PHDR offset {:#x} is not e_phoff {:#x}", p.offset, m.phoff));
+            return bad(format!(
+                "PT_PHDR offset {:#x} is not e_phoff {:#x}",
+                p.offset, m.phoff
+            ));
         }
         if m.vaddr_to_offset(p.vaddr, p.filesz) != Some(p.offset) {
             return bad("PT_PHDR is not inside a PT_LOAD at its offset".into());
@@ -101,7 +111,9 @@ fn check_dynamic<'d, R: ReadRef<'d>>(
     let p = m.phdrs[d.phdr_index];
     let host = m.loads().find(|l| {
         p.vaddr >= l.vaddr
-            && p.vaddr.checked_add(p.memsz).is_some_and(|e| Some(e) <= l.mem_end())
+            && p.vaddr
+                .checked_add(p.memsz)
+                .is_some_and(|e| Some(e) <= l.mem_end())
     });
     let Some(host) = host else {
         return bad("PT_DYNAMIC is not inside a PT_LOAD");

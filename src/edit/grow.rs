@@ -94,7 +94,9 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
         .checked_add(total)
         .ok_or_else(|| EditError::Unsupported("no address space left for a new segment".into()))?;
     if !m.is64 && seg_end > u64::from(u32::MAX) {
-        return Err(EditError::Unsupported("no 32-bit address space left for a new segment".into()));
+        return Err(EditError::Unsupported(
+            "no 32-bit address space left for a new segment".into(),
+        ));
     }
 
     let mut flags = elf::PF_R.0;
@@ -222,7 +224,7 @@ fn check_dynamic_movable(m: &Model) -> Result<(), EditError> {
     }
     let pie = d
         .get(elf::DT_FLAGS_1.0)
-        .is_some_and(|f| f & u64::from(elf::DF_1_PIE.0) != 0);
+        .is_some_and(|f| f & elf::DF_1_PIE.0 != 0);
     if pie && !m.has_interp() {
         return Err(EditError::Unsupported(
             "the dynamic section is full and this static PIE finds it by address".into(),
@@ -245,7 +247,10 @@ fn place(m: &Model, phdr_moves: bool) -> Result<(u64, u64, u64), EditError> {
     let mut first: Option<&Phdr> = None;
     for p in m.loads() {
         if p.align > 1 && !p.align.is_power_of_two() {
-            return Err(EditError::Malformed(format!("PT_LOAD alignment {:#x} is not a power of two", p.align)));
+            return Err(EditError::Malformed(format!(
+                "PT_LOAD alignment {:#x} is not a power of two",
+                p.align
+            )));
         }
         align = align.max(p.align);
         max_end = max_end.max(
@@ -265,7 +270,9 @@ fn place(m: &Model, phdr_moves: bool) -> Result<(u64, u64, u64), EditError> {
             EditError::Unsupported("first PT_LOAD has an address below its offset".into())
         })?;
         if bias % align != 0 {
-            return Err(EditError::Malformed("first PT_LOAD is not congruent".into()));
+            return Err(EditError::Malformed(
+                "first PT_LOAD is not congruent".into(),
+            ));
         }
         if off0.checked_add(bias).ok_or_else(overflow)? < max_end {
             off0 = align_up(max_end - bias, PAGE).ok_or_else(overflow)?;

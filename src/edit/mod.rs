@@ -141,7 +141,11 @@ pub fn plan_edit<'d, R: ReadRef<'d>>(
     if req.new_value.as_bytes().contains(&0) {
         return Err(EditError::NulInValue);
     }
-    if let Some(n) = req.scrub.iter().find(|n| contains(req.new_value.as_bytes(), n)) {
+    if let Some(n) = req
+        .scrub
+        .iter()
+        .find(|n| contains(req.new_value.as_bytes(), n))
+    {
         return Err(EditError::Unsupported(format!(
             "the new search path contains scrubbed string {:?}",
             String::from_utf8_lossy(n)
@@ -209,7 +213,9 @@ pub fn plan_edit<'d, R: ReadRef<'d>>(
     for p in &patches {
         for n in req.scrub.iter().filter(|n| !n.is_empty()) {
             if let Some(pos) = memchr::memmem::find(&p.bytes, n) {
-                return Err(EditError::ScrubSurvives(p.offset.saturating_add(pos as u64)));
+                return Err(EditError::ScrubSurvives(
+                    p.offset.saturating_add(pos as u64),
+                ));
             }
         }
     }
@@ -273,7 +279,9 @@ impl OldString {
         let dynamic = m.dynamic.as_ref().ok_or(EditError::NoDynamic)?;
         let start = dynamic.entries[entry].1;
         if start >= ctx.strsz {
-            return Err(EditError::Malformed("search path offset is past DT_STRSZ".into()));
+            return Err(EditError::Malformed(
+                "search path offset is past DT_STRSZ".into(),
+            ));
         }
         let abs = ctx.str_off + start;
         let end = ctx.str_off + ctx.strsz;

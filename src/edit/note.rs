@@ -83,16 +83,20 @@ fn find<'d, R: ReadRef<'d>>(m: &Model, data: R) -> Vec<Hit> {
         let Some(end) = p.file_end() else { continue };
         let mut at = p.offset;
         while at.saturating_add(12) <= end {
-            let Ok(hdr) = data.read_bytes_at(at, 12) else { break };
+            let Ok(hdr) = data.read_bytes_at(at, 12) else {
+                break;
+            };
             let word = |k: usize| e.read_u32([hdr[k], hdr[k + 1], hdr[k + 2], hdr[k + 3]]);
             let (namesz, descsz, ntype) = (word(0), word(4), word(8));
-            let pad = |n: u32| (u64::from(n) + align - 1) / align * align;
+            let pad = |n: u32| u64::from(n).div_ceil(align) * align;
             let name_at = at + 12;
             let next = name_at + pad(namesz) + pad(descsz);
             if next > end {
                 break;
             }
-            let name = data.read_bytes_at(name_at, u64::from(namesz)).unwrap_or(&[]);
+            let name = data
+                .read_bytes_at(name_at, u64::from(namesz))
+                .unwrap_or(&[]);
             let name = name.strip_suffix(&[0]).unwrap_or(name);
             if name == OWNER && ntype == NOTE_TYPE {
                 hits.push(Hit {

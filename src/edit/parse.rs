@@ -139,8 +139,12 @@ pub(crate) fn parse<'d, R: ReadRef<'d>>(data: R, file_len: u64) -> Result<Model,
         return Err(EditError::Malformed("not an ELF file (bad magic)".into()));
     }
     match ident.get(4).copied() {
-        Some(c) if c == elf::ELFCLASS32.0 => parse_as::<elf::FileHeader32<Endianness>, R>(data, file_len),
-        Some(c) if c == elf::ELFCLASS64.0 => parse_as::<elf::FileHeader64<Endianness>, R>(data, file_len),
+        Some(c) if c == elf::ELFCLASS32.0 => {
+            parse_as::<elf::FileHeader32<Endianness>, R>(data, file_len)
+        }
+        Some(c) if c == elf::ELFCLASS64.0 => {
+            parse_as::<elf::FileHeader64<Endianness>, R>(data, file_len)
+        }
         _ => Err(EditError::Malformed("unknown ELF class".into())),
     }
 }
@@ -243,10 +247,7 @@ fn parse_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
 /// Every offset into the dynamic string table that the symbol table and the
 /// version definitions / requirements refer to. The planner must keep the bytes from
 /// each of these offsets to the next NUL intact (linkers tail-merge strings).
-pub(crate) fn dynstr_refs<'d, R: ReadRef<'d>>(
-    m: &Model,
-    data: R,
-) -> Result<Vec<u64>, EditError> {
+pub(crate) fn dynstr_refs<'d, R: ReadRef<'d>>(m: &Model, data: R) -> Result<Vec<u64>, EditError> {
     if m.is64 {
         refs_as::<elf::FileHeader64<Endianness>, R>(m, data)
     } else {
@@ -286,7 +287,9 @@ fn refs_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
         let count = dynsym_count(m, data, symtab)?;
         let symsz = std::mem::size_of::<Elf::Sym>() as u64;
         if count > 0 {
-            let bytes = count.checked_mul(symsz).ok_or_else(|| bad("dynamic symbol table"))?;
+            let bytes = count
+                .checked_mul(symsz)
+                .ok_or_else(|| bad("dynamic symbol table"))?;
             let off = m
                 .vaddr_to_offset(symtab, bytes)
                 .ok_or_else(|| bad("dynamic symbol table"))?;
@@ -302,7 +305,9 @@ fn refs_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
         dynamic.get(elf::DT_VERDEF.0),
         dynamic.get(elf::DT_VERDEFNUM.0),
     ) {
-        let mut off = m.vaddr_to_offset(addr, 20).ok_or_else(|| bad("version definitions"))?;
+        let mut off = m
+            .vaddr_to_offset(addr, 20)
+            .ok_or_else(|| bad("version definitions"))?;
         for _ in 0..num.min(MAX_CHAIN as u64) {
             let vd = data
                 .read_at::<elf::Verdef<Endianness>>(off)
@@ -319,13 +324,17 @@ fn refs_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
                 if next == 0 {
                     break;
                 }
-                aux = aux.checked_add(next.into()).ok_or_else(|| bad("version name"))?;
+                aux = aux
+                    .checked_add(next.into())
+                    .ok_or_else(|| bad("version name"))?;
             }
             let next = vd.vd_next.get(e);
             if next == 0 {
                 break;
             }
-            off = off.checked_add(next.into()).ok_or_else(|| bad("version definition"))?;
+            off = off
+                .checked_add(next.into())
+                .ok_or_else(|| bad("version definition"))?;
         }
     }
 
@@ -334,7 +343,9 @@ fn refs_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
         dynamic.get(elf::DT_VERNEED.0),
         dynamic.get(elf::DT_VERNEEDNUM.0),
     ) {
-        let mut off = m.vaddr_to_offset(addr, 16).ok_or_else(|| bad("version requirements"))?;
+        let mut off = m
+            .vaddr_to_offset(addr, 16)
+            .ok_or_else(|| bad("version requirements"))?;
         for _ in 0..num.min(MAX_CHAIN as u64) {
             let vn = data
                 .read_at::<elf::Verneed<Endianness>>(off)
@@ -352,13 +363,17 @@ fn refs_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
                 if next == 0 {
                     break;
                 }
-                aux = aux.checked_add(next.into()).ok_or_else(|| bad("version name"))?;
+                aux = aux
+                    .checked_add(next.into())
+                    .ok_or_else(|| bad("version name"))?;
             }
             let next = vn.vn_next.get(e);
             if next == 0 {
                 break;
             }
-            off = off.checked_add(next.into()).ok_or_else(|| bad("version requirement"))?;
+            off = off
+                .checked_add(next.into())
+                .ok_or_else(|| bad("version requirement"))?;
         }
     }
     refs.sort_unstable();
@@ -380,13 +395,20 @@ fn dynsym_count<'d, R: ReadRef<'d>>(m: &Model, data: R, symtab: u64) -> Result<u
     let mut best: Option<u64> = None;
     let bad = |what: &str| EditError::Malformed(format!("{what} is truncated or misplaced"));
     if let Some(addr) = dynamic.get(elf::DT_HASH.0) {
-        let off = m.vaddr_to_offset(addr, 8).ok_or_else(|| bad("DT_HASH table"))?;
-        let nchain = read_u32(data, e, off.saturating_add(4)).ok_or_else(|| bad("DT_HASH table"))?;
+        let off = m
+            .vaddr_to_offset(addr, 8)
+            .ok_or_else(|| bad("DT_HASH table"))?;
+        let nchain =
+            read_u32(data, e, off.saturating_add(4)).ok_or_else(|| bad("DT_HASH table"))?;
         best = Some(u64::from(nchain));
     }
     if let Some(addr) = dynamic.get(elf::DT_GNU_HASH.0) {
-        let off = m.vaddr_to_offset(addr, 16).ok_or_else(|| bad("DT_GNU_HASH table"))?;
-        let h = |i: u64| read_u32(data, e, off.saturating_add(i * 4)).ok_or_else(|| bad("DT_GNU_HASH table"));
+        let off = m
+            .vaddr_to_offset(addr, 16)
+            .ok_or_else(|| bad("DT_GNU_HASH table"))?;
+        let h = |i: u64| {
+            read_u32(data, e, off.saturating_add(i * 4)).ok_or_else(|| bad("DT_GNU_HASH table"))
+        };
         let nbuckets = u64::from(h(0)?);
         let symbase = u64::from(h(1)?);
         let bloom = u64::from(h(2)?);
@@ -426,8 +448,7 @@ fn dynsym_count<'d, R: ReadRef<'d>>(m: &Model, data: R, symtab: u64) -> Result<u
     }
     if let Some(i) = m.section_at(elf::SHT_DYNSYM.0, symtab) {
         let s = &m.shdrs[i];
-        if s.entsize != 0 {
-            let n = s.size / s.entsize;
+        if let Some(n) = s.size.checked_div(s.entsize) {
             best = Some(best.map_or(n, |b| b.max(n)));
         }
     }

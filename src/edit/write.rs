@@ -81,8 +81,9 @@ impl Enc {
             out.extend_from_slice(&self.e.write_u64(tag as u64));
             out.extend_from_slice(&self.e.write_u64(val));
         } else {
-            let t = i32::try_from(tag)
-                .map_err(|_| EditError::Unsupported(format!("dynamic tag {tag:#x} does not fit in 32 bits")))?;
+            let t = i32::try_from(tag).map_err(|_| {
+                EditError::Unsupported(format!("dynamic tag {tag:#x} does not fit in 32 bits"))
+            })?;
             self.u32(out, t as u32);
             self.word(out, "dynamic entry value", val)?;
         }
