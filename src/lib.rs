@@ -5,10 +5,13 @@
 //! resolve needs -> plan canonical RUNPATH -> edit ELF -> verify -> report, and
 //! scan references -> closure graph -> why / cost.
 
+pub mod atomic;
 pub mod check;
 pub mod closure;
+pub mod edit;
 pub mod elf;
 pub mod farm;
+pub mod fix;
 pub mod ldd;
 pub mod needs;
 pub mod plan;
