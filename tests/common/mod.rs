@@ -253,7 +253,9 @@ impl Cc {
         self
     }
 
-    /// `-l name` (links `lib<name>.so` found through [`Cc::link_dir`]).
+    /// `-l name`: links `lib<name>.so` found through [`Cc::link_dir`] (a
+    /// `dev` output's linker name), or with `:file` that exact file name
+    /// (`lib(":libfoo.so.1")`, for `lib` outputs that have no `libfoo.so`).
     pub fn lib(mut self, name: &str) -> Cc {
         self.libs.push(name.to_owned());
         self
