@@ -362,8 +362,18 @@ fn find_room(m: &Model, need: u64, dynstr_addr: u64) -> Result<Room, EditError> 
     let mut end = start;
     let mut align = 1u64;
     let mut chosen = Vec::new();
+    // A segment (e.g. one PT_NOTE over several notes) must move whole.
+    let straddles = |end: u64| {
+        m.phdrs.iter().any(|p| {
+            p.p_type != elf::PT_LOAD.0
+                && p.p_type != elf::PT_PHDR.0
+                && p.filesz > 0
+                && p.offset < end
+                && p.file_end().is_some_and(|e| e > end)
+        })
+    };
     for i in secs {
-        if end - start >= need {
+        if end - start >= need && !straddles(end) {
             break;
         }
         let s = &m.shdrs[i];
