@@ -2,7 +2,7 @@
 //! is no room for them where they are, the program header table and
 //! `.dynamic`).
 
-use object::{ReadRef, elf};
+use object::{Endian, ReadRef, elf};
 
 use super::parse::{Model, Phdr};
 use super::write::{Enc, Writes, align_up};
@@ -68,8 +68,15 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
         check_dynamic_movable(m)?;
     }
     let spare = m.phdrs.iter().position(|p| p.p_type == elf::PT_NULL.0);
-    let phdr_moves = spare.is_none();
-    let new_phnum = m.phdrs.len() + usize::from(phdr_moves);
+    // Without a spare slot, make room right after the table by moving the
+    // .interp / note sections there into the new segment; the table itself
+    // stays put, since `strip` (BFD) always puts it back after the ELF header.
+    let room = match (spare, m.shdrs.is_empty()) {
+        (None, false) => Some(find_room(m, u64::from(m.phentsize), ctx.strtab)?),
+        _ => None,
+    };
+    let phdr_moves = spare.is_none() && room.is_none();
+    let new_phnum = m.phdrs.len() + usize::from(spare.is_none());
     if new_phnum >= usize::from(elf::PN_XNUM) {
         return Err(EditError::Unsupported("too many program headers".into()));
     }
@@ -80,11 +87,19 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
     if phdr_moves {
         cur = ph_size;
     }
+    let mut blk_rel = 0;
+    if let Some(r) = &room {
+        // Same offset modulo the sections' alignment as before.
+        blk_rel = align_up(cur, r.align).unwrap_or(cur) + r.start % r.align;
+        cur = blk_rel + (r.end - r.start);
+    }
     let dyn_rel = align_up(cur, m.word_size()).unwrap_or(cur);
     // One spare slot so a later added entry need not move `.dynamic` again.
     let new_slots = needed_slots + 1;
     if dyn_moves {
         cur = dyn_rel + new_slots * m.dyn_entsize();
+    } else {
+        cur = cur.max(dyn_rel);
     }
     let str_rel = cur;
     let total = cur + dynstr.len() as u64;
@@ -123,7 +138,35 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
         .rposition(|p| p.p_type == elf::PT_LOAD.0)
         .map_or(ph.len(), |i| i + 1);
     ph.insert(at, load);
+    // How far the moved block travels in the file and in memory.
+    let (doff, dv) = match &room {
+        Some(r) => (
+            off0 + blk_rel - r.start,
+            (vaddr0 + blk_rel)
+                .checked_sub(r.vstart)
+                .ok_or_else(|| EditError::Unsupported("new segment below moved sections".into()))?,
+        ),
+        None => (0, 0),
+    };
+    if let Some(r) = &room {
+        for e in entries.iter_mut().filter(|e| MOVABLE_TAGS.contains(&e.0)) {
+            if e.1 >= r.vstart && e.1 < r.vstart + (r.end - r.start) {
+                e.1 += dv;
+            }
+        }
+    }
     for p in ph.iter_mut() {
+        if let Some(r) = &room {
+            if p.p_type == elf::PT_PHDR.0 {
+                p.filesz = ph_size;
+                p.memsz = ph_size;
+            }
+            if r.contains(p) {
+                p.offset += doff;
+                p.vaddr += dv;
+                p.paddr = p.paddr.wrapping_add(dv);
+            }
+        }
         if phdr_moves && p.p_type == elf::PT_PHDR.0 {
             p.offset = off0;
             p.vaddr = vaddr0;
@@ -146,15 +189,36 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
     for p in &ph {
         phbytes.extend_from_slice(&enc.phdr(p)?);
     }
-    if phdr_moves {
-        seg[..phbytes.len()].copy_from_slice(&phbytes);
-        let (phoff_at, phnum_at) = if m.is64 { (0x20, 0x38) } else { (0x1c, 0x2c) };
-        w.put(phoff_at, enc.word_bytes("program header offset", off0)?);
+    let (phoff_at, phnum_at) = if m.is64 { (0x20, 0x38) } else { (0x1c, 0x2c) };
+    if spare.is_none() {
         let mut n = Vec::new();
         enc.u16(&mut n, new_phnum as u16);
         w.put(phnum_at, n);
+    }
+    if phdr_moves {
+        seg[..phbytes.len()].copy_from_slice(&phbytes);
+        w.put(phoff_at, enc.word_bytes("program header offset", off0)?);
     } else {
+        let table_end = m.phoff + ph_size;
         w.put(m.phoff, phbytes);
+        if let Some(r) = &room {
+            let b = data.read_bytes_at(r.start, r.end - r.start).map_err(|_| {
+                EditError::Malformed("sections after the program headers are truncated".into())
+            })?;
+            let s = blk_rel as usize;
+            seg[s..s + b.len()].copy_from_slice(b);
+            // The moved copy of the old .dynstr (if in the block) loses the
+            // old string's private bytes too.
+            if let Some(o) = old {
+                let from = ctx.str_off + o.start;
+                let to = ctx.str_off + o.private_end();
+                if from >= r.start && to <= r.end {
+                    let a = s + (from - r.start) as usize;
+                    seg[a..a + (to - from) as usize].fill(0);
+                }
+            }
+            w.put(table_end, vec![0; (r.end - table_end) as usize]);
+        }
     }
     if dyn_moves {
         let bytes = enc.dyn_array(&entries, new_slots)?;
@@ -187,6 +251,23 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
             w.put(at, enc.shdr(s)?);
             Ok(())
         };
+        let mut moved = Vec::new();
+        if let Some(i) = str_sec {
+            moved.push((i, m.shdrs[i].addr, vaddr0 + str_rel));
+        }
+        if let (true, Some(i)) = (dyn_moves, dyn_sec) {
+            moved.push((i, m.shdrs[i].addr, vaddr0 + dyn_rel));
+        }
+        if let Some(r) = &room {
+            for &i in &r.secs {
+                let mut s = m.shdrs[i].clone();
+                moved.push((i, s.addr, s.addr + dv));
+                s.offset += doff;
+                s.addr += dv;
+                put_sec(w, i, &s)?;
+            }
+        }
+        move_symbols(m, data, &moved, w)?;
         if let Some(i) = str_sec {
             let mut s = m.shdrs[i].clone();
             s.offset = off0 + str_rel;
@@ -203,6 +284,178 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
         }
     }
     Ok(off0 + total)
+}
+
+/// Bytes right after the program header table that can be moved away: only
+/// `.interp` and note sections live there, and only PT_INTERP, PT_NOTE and
+/// PT_GNU_PROPERTY point into them (the kernel and ld.so find them through
+/// those headers, wherever they are).
+struct Room {
+    start: u64,
+    end: u64,
+    vstart: u64,
+    align: u64,
+    secs: Vec<usize>,
+}
+
+impl Room {
+    fn contains(&self, p: &Phdr) -> bool {
+        matches!(p.p_type, t if t == elf::PT_INTERP.0 || t == elf::PT_NOTE.0 || t == elf::PT_GNU_PROPERTY.0)
+            && p.offset >= self.start
+            && p.file_end().is_some_and(|e| e <= self.end)
+            && p.filesz > 0
+    }
+}
+
+/// Section types that only program headers or dynamic entries address (so
+/// moving them means updating those), never code or relocations.
+const MOVABLE_TYPES: [u32; 7] = [
+    elf::SHT_NOTE.0,
+    elf::SHT_GNU_HASH.0,
+    elf::SHT_HASH.0,
+    elf::SHT_DYNSYM.0,
+    elf::SHT_GNU_VERSYM.0,
+    elf::SHT_GNU_VERDEF.0,
+    elf::SHT_GNU_VERNEED.0,
+];
+/// Dynamic entries holding the address of a movable section.
+const MOVABLE_TAGS: [i64; 6] = [
+    elf::DT_GNU_HASH.0,
+    elf::DT_HASH.0,
+    elf::DT_SYMTAB.0,
+    elf::DT_VERSYM.0,
+    elf::DT_VERDEF.0,
+    elf::DT_VERNEED.0,
+];
+
+fn find_room(m: &Model, need: u64, dynstr_addr: u64) -> Result<Room, EditError> {
+    let no = || {
+        EditError::Unsupported(
+            "no spare program header slot and the bytes after the table are not movable \
+             (.interp/.note sections only)"
+                .into(),
+        )
+    };
+    let start = (m.phdrs.len() as u64)
+        .checked_mul(u64::from(m.phentsize))
+        .and_then(|n| n.checked_add(m.phoff))
+        .ok_or_else(no)?;
+    let host = m
+        .loads()
+        .find(|l| l.offset <= start && l.file_end().is_some_and(|e| start < e))
+        .ok_or_else(no)?;
+    let vstart = host.vaddr + (start - host.offset);
+    let mut secs: Vec<usize> = (0..m.shdrs.len())
+        .filter(|&i| {
+            let s = &m.shdrs[i];
+            s.sh_type != elf::SHT_NOBITS.0 && s.sh_type != elf::SHT_NULL.0 && s.size > 0
+        })
+        .collect();
+    if secs.iter().any(|&i| {
+        let s = &m.shdrs[i];
+        s.offset < start && s.offset.saturating_add(s.size) > start
+    }) {
+        return Err(no());
+    }
+    secs.retain(|&i| m.shdrs[i].offset >= start);
+    secs.sort_by_key(|&i| m.shdrs[i].offset);
+    let mut end = start;
+    let mut align = 1u64;
+    let mut chosen = Vec::new();
+    // A segment (e.g. one PT_NOTE over several notes) must move whole.
+    let straddles = |end: u64| {
+        m.phdrs.iter().any(|p| {
+            p.p_type != elf::PT_LOAD.0
+                && p.p_type != elf::PT_PHDR.0
+                && p.filesz > 0
+                && p.offset < end
+                && p.file_end().is_some_and(|e| e > end)
+        })
+    };
+    for i in secs {
+        if end - start >= need && !straddles(end) {
+            break;
+        }
+        let s = &m.shdrs[i];
+        let movable = (MOVABLE_TYPES.contains(&s.sh_type)
+            || s.name == b".interp"
+            || (s.sh_type == elf::SHT_STRTAB.0 && s.addr == dynstr_addr))
+            && s.flags & elf::SHF_ALLOC.0 != 0
+            && s.offset >= end
+            && s.addr == host.vaddr + (s.offset - host.offset)
+            && (s.addralign <= 1 || (s.addralign.is_power_of_two() && s.addralign <= 4096));
+        if !movable {
+            break;
+        }
+        end = s.offset.checked_add(s.size).ok_or_else(no)?;
+        align = align.max(s.addralign);
+        chosen.push(i);
+    }
+    if end - start < need || host.file_end().is_none_or(|e| end > e) {
+        return Err(no());
+    }
+    let room = Room {
+        start,
+        end,
+        vstart,
+        align,
+        secs: chosen,
+    };
+    // Nothing else may point into the block.
+    for p in &m.phdrs {
+        let t = p.p_type;
+        if t == elf::PT_LOAD.0 || t == elf::PT_PHDR.0 || t == elf::PT_NULL.0 || p.filesz == 0 {
+            continue;
+        }
+        let overlaps = p.offset < end && p.file_end().is_some_and(|e| e > start);
+        if overlaps && !room.contains(p) {
+            return Err(no());
+        }
+    }
+    Ok(room)
+}
+
+/// Symbols defined relative to a moved section (its section symbol,
+/// `_DYNAMIC`) move with it, so `.symtab` stays consistent for tools.
+fn move_symbols<'d, R: ReadRef<'d>>(
+    m: &Model,
+    data: R,
+    moved: &[(usize, u64, u64)],
+    w: &mut Writes,
+) -> Result<(), EditError> {
+    let enc = Enc::of(m);
+    let (size, value_at, shndx_at) = if m.is64 {
+        (24u64, 8usize, 6usize)
+    } else {
+        (16, 4, 14)
+    };
+    for s in &m.shdrs {
+        if s.sh_type != elf::SHT_SYMTAB.0 && s.sh_type != elf::SHT_DYNSYM.0 {
+            continue;
+        }
+        let Ok(table) = data.read_bytes_at(s.offset, s.size - s.size % size) else {
+            return Err(EditError::Malformed(
+                "symbol table lies outside the file".into(),
+            ));
+        };
+        for (k, sym) in table.chunks_exact(size as usize).enumerate() {
+            let shndx = usize::from(m.endian.read_u16([sym[shndx_at], sym[shndx_at + 1]]));
+            let Some(&(_, old, new)) = moved.iter().find(|x| x.0 == shndx) else {
+                continue;
+            };
+            let value = if m.is64 {
+                m.endian.read_u64(sym[8..16].try_into().unwrap_or_default())
+            } else {
+                u64::from(m.endian.read_u32(sym[4..8].try_into().unwrap_or_default()))
+            };
+            let Some(nv) = value.checked_sub(old).and_then(|d| d.checked_add(new)) else {
+                continue;
+            };
+            let at = s.offset + k as u64 * size + value_at as u64;
+            w.put(at, enc.word_bytes("symbol value", nv)?);
+        }
+    }
+    Ok(())
 }
 
 fn set(entries: &mut [(i64, u64)], tag: i64, val: u64) {

@@ -12,9 +12,14 @@
 //!   string shares (linkers tail-merge `.dynstr`: a symbol name may end inside
 //!   the search path) are never touched. The result is one contiguous patch.
 //! - **grow**: a new PT_LOAD is appended at the end of the file, holding a copy
-//!   of `.dynstr` plus the new string, and (when needed) the program header
-//!   table and `.dynamic`. DT_STRTAB / DT_STRSZ, the section headers and the
-//!   moved segments' headers are updated.
+//!   of `.dynstr` plus the new string, and `.dynamic` when an entry must be
+//!   added and it has no spare DT_NULL. The program header table stays where
+//!   it is (BFD `strip` always rewrites it after the ELF header): the extra
+//!   entry reuses a PT_NULL slot, or room is made by moving the `.interp`,
+//!   note and dynamic-symbol tables that follow it into the new segment
+//!   (updating PT_INTERP/PT_NOTE/PT_GNU_PROPERTY and DT_SYMTAB & co.). Only a
+//!   file without section headers gets its table moved. DT_STRTAB /
+//!   DT_STRSZ, section headers and symbols of moved sections are updated.
 //!
 //! Editing to the value a file already has produces no patches.
 
