@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod closure;
+pub mod demo;
 pub mod elf;
 pub mod farm;
 pub mod ldd;
