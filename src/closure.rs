@@ -145,7 +145,7 @@ impl ClosureGraph {
 
     /// The nodes reachable from `roots` (roots included), in BFS order.
     pub fn closure(&self, roots: &[NodeId]) -> Vec<NodeId> {
-        self.reach(roots, |n| self.nodes[n].refs.iter().copied().collect())
+        self.reach(roots, |n| self.nodes[n].refs.to_vec())
     }
 
     fn reach(&self, roots: &[NodeId], succ: impl Fn(NodeId) -> Vec<NodeId>) -> Vec<NodeId> {
@@ -765,17 +765,17 @@ pub fn scan_closure(store_dir: &StoreDir, roots: &[PathBuf]) -> Result<ClosureGr
     let mut index: HashMap<scan::Hash, PathBuf> = HashMap::new();
     let rd = std::fs::read_dir(store_dir.path()).map_err(|source| ScanError::Io {
         path: store_dir.path().to_owned(),
-        source,
+        err: source,
     })?;
     for e in rd {
         let e = e.map_err(|source| ScanError::Io {
             path: store_dir.path().to_owned(),
-            source,
+            err: source,
         })?;
-        if let Some(sp) = store_dir.store_path_of(&e.path()) {
-            if let Some(h) = scan::hash_of(&sp.hash) {
-                index.insert(h, sp.path);
-            }
+        if let Some(sp) = store_dir.store_path_of(&e.path())
+            && let Some(h) = scan::hash_of(&sp.hash)
+        {
+            index.insert(h, sp.path);
         }
     }
     let candidates: HashSetFast = index.keys().copied().collect();
@@ -870,7 +870,7 @@ pub fn to_store_path(store_dir: &StoreDir, p: &Path) -> Result<PathBuf, ClosureE
     }
     let canon = std::fs::canonicalize(p).map_err(|source| ScanError::Io {
         path: p.to_owned(),
-        source,
+        err: source,
     })?;
     if let Some(sp) = store_dir.store_path_of(&canon) {
         return Ok(sp.path);

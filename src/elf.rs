@@ -85,6 +85,26 @@ pub fn machine_name(machine: u16, class: Class) -> String {
     }
 }
 
+/// The SONAME of glibc's dynamic loader for the ABI of `ident`, where it is
+/// unambiguous (ARM and RISC-V depend on the float ABI and are left out).
+/// ld.so maps itself into every process, so a need of this name is always
+/// satisfied by the loader already there.
+pub fn glibc_loader_soname(ident: &ElfIdent) -> Option<&'static str> {
+    Some(
+        match (elf::Machine(ident.machine), ident.class, ident.data) {
+            (elf::EM_X86_64, Class::Elf64, _) => "ld-linux-x86-64.so.2",
+            (elf::EM_X86_64, Class::Elf32, _) => "ld-linux-x32.so.2",
+            (elf::EM_386, _, _) => "ld-linux.so.2",
+            (elf::EM_AARCH64, _, ByteOrder::Little) => "ld-linux-aarch64.so.1",
+            (elf::EM_AARCH64, _, ByteOrder::Big) => "ld-linux-aarch64_be.so.1",
+            (elf::EM_PPC64, _, ByteOrder::Little) => "ld64.so.2",
+            (elf::EM_PPC64, _, ByteOrder::Big) => "ld64.so.1",
+            (elf::EM_S390, Class::Elf64, _) => "ld64.so.1",
+            _ => return None,
+        },
+    )
+}
+
 /// One entry of a `.note.dlopen` note (systemd's ELF dlopen metadata).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DlopenNote {

@@ -139,7 +139,9 @@ pub fn ldd(roots: &[PathBuf], probe: &FsProbe, opts: &LddOptions) -> LddReport {
 
 /// An object in the simulated link map.
 struct Loaded {
-    req: Requester,
+    /// Where it was loaded from (None: the dynamic loader of a library
+    /// reported on its own, which is mapped but at no path we can know).
+    path: Option<PathBuf>,
     /// Names it answers to: the names it was loaded by, and its SONAME.
     names: Vec<String>,
 }
@@ -147,22 +149,30 @@ struct Loaded {
 fn report_file(path: &Path, facts: &ElfFacts, probe: &FsProbe, opts: &LddOptions) -> FileReport {
     let root = Requester::from_facts(path, facts);
     let mut map: Vec<Loaded> = Vec::new();
-    // The interpreter is mapped before anything else, so a need that names
-    // it (by file name or SONAME) is already satisfied.
-    if let Some(interp) = &facts.interpreter {
-        let ipath = PathBuf::from(interp);
-        let mut names = vec![interp.clone()];
-        names.extend(ipath.file_name().map(|n| n.to_string_lossy().into_owned()));
-        if let Ok(f) = elf::read_facts(&ipath) {
-            names.extend(f.soname);
+    // The dynamic loader is in every link map before anything else (glibc's
+    // rtld adds its own map first), so a need that names it, by the
+    // PT_INTERP path or file name or by its SONAME, is already satisfied.
+    // This holds for shared libraries too, which have no PT_INTERP: whatever
+    // program loads them brought ld.so, answering to its ABI's SONAME.
+    let std_soname = elf::glibc_loader_soname(&facts.ident).map(str::to_owned);
+    match &facts.interpreter {
+        Some(interp) => {
+            let ipath = PathBuf::from(interp);
+            let mut names = vec![interp.clone()];
+            names.extend(ipath.file_name().map(|n| n.to_string_lossy().into_owned()));
+            match elf::read_facts(&ipath) {
+                Ok(f) => names.extend(f.soname),
+                Err(_) => names.extend(std_soname),
+            }
+            map.push(Loaded {
+                path: Some(ipath),
+                names,
+            });
         }
-        map.push(Loaded {
-            req: Requester {
-                path: ipath,
-                ..root.clone()
-            },
-            names,
-        });
+        None => map.extend(std_soname.map(|n| Loaded {
+            path: None,
+            names: vec![n],
+        })),
     }
     let needs = resolve_needs(&root, &facts.needed, &mut map, probe, opts);
     FileReport {
@@ -211,9 +221,9 @@ fn resolve_needs(
                     name: name.clone(),
                     status: "already-loaded",
                     entry: None,
-                    path: Some(l.req.path.clone()),
+                    path: l.path.clone(),
                     hops: Vec::new(),
-                    real: l.req.path.canonicalize().ok(),
+                    real: l.path.as_ref().and_then(|p| p.canonicalize().ok()),
                     error: None,
                     tried: Vec::new(),
                     needs: Vec::new(),
@@ -235,7 +245,7 @@ fn resolve_needs(
                 let mut chain = vec![req.clone()];
                 chain.extend(loaders.iter().cloned());
                 map.push(Loaded {
-                    req: child.clone(),
+                    path: Some(child.path.clone()),
                     names,
                 });
                 if opts.recursive && chain.len() <= MAX_DEPTH {
@@ -363,5 +373,74 @@ fn render_needs(needs: &[NeedReport], indent: &str, s: &mut String) {
             }
         }
         render_needs(&n.needs, &sub, s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreDir;
+
+    /// A shared library (no PT_INTERP) that names the dynamic loader in
+    /// DT_NEEDED, as glibc-linked libraries using `__tls_get_addr` or
+    /// `_dl_find_object` do: ld.so is mapped in every process, so the need is
+    /// satisfied without a search (the real loader prints no line for it).
+    /// It used to be searched for, and reported not found with no search
+    /// path, or found in the system dirs as a second copy.
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    #[test]
+    fn library_need_of_the_loader_is_already_loaded() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("x.c");
+        std::fs::write(&src, "int x(void) { return 1; }\n").unwrap();
+        let lib = t.path().join("libx.so");
+        let st = std::process::Command::new("gcc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(&lib)
+            .arg(&src)
+            .args(["-Wl,--no-as-needed", "/lib64/ld-linux-x86-64.so.2"])
+            .status()
+            .expect("gcc is required for this test");
+        assert!(st.success());
+        let facts = elf::read_facts(&lib).unwrap();
+        assert!(facts.interpreter.is_none());
+        assert!(facts.needed.iter().any(|n| n == "ld-linux-x86-64.so.2"));
+        let probe = FsProbe::new(StoreDir::new("/nix/store"));
+        let report = ldd(&[lib], &probe, &LddOptions::default());
+        let need = report.files[0]
+            .needs
+            .iter()
+            .find(|n| n.name == "ld-linux-x86-64.so.2")
+            .unwrap();
+        assert_eq!(need.status, "already-loaded");
+        assert!(need.tried.is_empty());
+    }
+
+    #[test]
+    fn loader_sonames() {
+        use crate::elf::{ByteOrder, Class, ElfIdent};
+        let id = |machine, class, data| ElfIdent {
+            class,
+            data,
+            machine,
+            osabi: 0,
+        };
+        assert_eq!(
+            elf::glibc_loader_soname(&id(62, Class::Elf64, ByteOrder::Little)),
+            Some("ld-linux-x86-64.so.2")
+        );
+        assert_eq!(
+            elf::glibc_loader_soname(&id(183, Class::Elf64, ByteOrder::Little)),
+            Some("ld-linux-aarch64.so.1")
+        );
+        assert_eq!(
+            elf::glibc_loader_soname(&id(3, Class::Elf32, ByteOrder::Little)),
+            Some("ld-linux.so.2")
+        );
+        // ARM hard/soft float differ: unknown.
+        assert_eq!(
+            elf::glibc_loader_soname(&id(40, Class::Elf32, ByteOrder::Little)),
+            None
+        );
     }
 }

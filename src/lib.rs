@@ -5,11 +5,14 @@
 //! resolve needs -> plan canonical RUNPATH -> edit ELF -> verify -> report, and
 //! scan references -> closure graph -> why / cost.
 
+pub mod atomic;
 pub mod check;
 pub mod closure;
 pub mod demo;
+pub mod edit;
 pub mod elf;
 pub mod farm;
+pub mod fix;
 pub mod ldd;
 pub mod needs;
 pub mod plan;

@@ -95,8 +95,10 @@ impl Candidates {
 /// An I/O or format problem with one file; the message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    // The io::Error is deliberately not a `#[source]`: the message already
+    // includes it, and `{:#}` chains would print it twice.
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: io::Error },
     #[error("{}: unsupported file type (not a regular file, directory or symlink)", path.display())]
     Unsupported { path: PathBuf },
 }
@@ -104,7 +106,7 @@ pub enum ScanError {
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ScanError + '_ {
     move |source| ScanError::Io {
         path: path.to_owned(),
-        source,
+        err: source,
     }
 }
 
@@ -264,7 +266,7 @@ pub fn for_each_base32_window(buf: &[u8], mut f: impl FnMut(usize)) {
 enum Matcher {
     Hashes(HashSetFast),
     Prefix {
-        finder: memchr::memmem::Finder<'static>,
+        finder: Box<memchr::memmem::Finder<'static>>,
         len: usize,
     },
 }
@@ -278,7 +280,7 @@ impl Matcher {
                 p.push(b'/');
                 let len = p.len();
                 Matcher::Prefix {
-                    finder: memchr::memmem::Finder::new(&p).into_owned(),
+                    finder: Box::new(memchr::memmem::Finder::new(&p).into_owned()),
                     len,
                 }
             }
@@ -369,11 +371,15 @@ struct StreamInfo {
 fn scan_stream(
     m: &Matcher,
     mut r: impl Read,
+    size_hint: u64,
     context: bool,
     mut on_hit: impl FnMut(RawHit),
 ) -> io::Result<StreamInfo> {
     let overlap = m.window() - 1;
-    let mut buf = vec![0u8; CHUNK + overlap];
+    // Small files get a small buffer (zeroing 1 MiB per file would cost more
+    // than scanning it); +1 so that EOF is seen without a second round.
+    let cap = (size_hint.saturating_add(1) as usize).clamp(overlap + 1, CHUNK) + overlap;
+    let mut buf = vec![0u8; cap];
     let mut carry = 0usize; // bytes at buf[..carry] kept from the previous chunk
     let mut base: u64 = 0; // file offset of buf[0]
     let mut lines_before: u64 = 0; // newlines in the file before buf[0]
@@ -525,7 +531,12 @@ impl Scanner {
             .map(|e| {
                 let mut set = HashSetFast::default();
                 let f = File::open(&e.path).map_err(io_err(&e.path))?;
-                scan_stream(&self.matcher, f, false, |h| {
+                let size = if let EntryKind::File { size, .. } = e.kind {
+                    size
+                } else {
+                    0
+                };
+                scan_stream(&self.matcher, f, size, false, |h| {
                     set.insert(h.hash);
                 })
                 .map_err(io_err(&e.path))?;
@@ -612,8 +623,10 @@ impl Scanner {
     /// Attributed hits in one regular file.
     pub fn file_hits(&self, path: &Path) -> Result<Vec<Hit>, ScanError> {
         let f = File::open(path).map_err(io_err(path))?;
+        let size = f.metadata().map_err(io_err(path))?.len();
         let mut raw = Vec::new();
-        let info = scan_stream(&self.matcher, f, true, |h| raw.push(h)).map_err(io_err(path))?;
+        let info =
+            scan_stream(&self.matcher, f, size, true, |h| raw.push(h)).map_err(io_err(path))?;
         if raw.is_empty() {
             return Ok(Vec::new());
         }
@@ -818,10 +831,11 @@ fn attribute<Elf: object::read::elf::FileHeader<Endian = object::Endianness>>(
                     return (section, meaning, Some(text));
                 }
             }
-            if let Some((io, isz, s)) = &interp {
-                if off >= *io && off < io + isz {
-                    return (section, ElfMeaning::Interpreter, Some(s.clone()));
-                }
+            if let Some((io, isz, s)) = &interp
+                && off >= *io
+                && off < io + isz
+            {
+                return (section, ElfMeaning::Interpreter, Some(s.clone()));
             }
             let meaning = match section.as_deref() {
                 None => ElfMeaning::NoSection,

@@ -20,8 +20,20 @@ pub struct Args {
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
+    /// Files with several hard links: edit-shared (in-place edits reach every
+    /// link; edits that must copy are refused), break (this name gets its own
+    /// fixed copy), refuse.
+    #[arg(long, value_enum, default_value = "edit-shared")]
+    hard_links: HardLinkPolicy,
     #[command(flatten)]
     plan: PlanArgs,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum HardLinkPolicy {
+    EditShared,
+    Break,
+    Refuse,
 }
 
 pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
@@ -44,7 +56,57 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         });
     }
-    anyhow::bail!("writing is not wired yet; use --dry-run")
+    let fix_opts = unfarm::fix::FixOptions {
+        hard_links: match a.hard_links {
+            HardLinkPolicy::EditShared => unfarm::atomic::HardLinks::EditShared,
+            HardLinkPolicy::Break => unfarm::atomic::HardLinks::Break,
+            HardLinkPolicy::Refuse => unfarm::atomic::HardLinks::Refuse,
+        },
+    };
+    let todo = s
+        .objects
+        .iter()
+        .filter(|o| {
+            o.plans
+                .iter()
+                .any(|p| !matches!(p.outcome, Outcome::Unchanged))
+        })
+        .count() as u64;
+    // A bar only on a terminal and only when the run is long enough to matter.
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) && todo > 200 {
+        indicatif::ProgressBar::new(todo)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let report = unfarm::fix::fix(&s, store, &opts.plan, &fix_opts, &|| bar.inc(1));
+    bar.finish_and_clear();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for r in &report.results {
+            match r.status {
+                "failed" => eprintln!("unfarm: {}: {}", r.path.display(), r.detail),
+                _ => println!("{}: {} ({})", r.status, r.path.display(), r.detail),
+            }
+        }
+        for e in &s.errors {
+            eprintln!("unfarm: {e}");
+        }
+        println!(
+            "unfarm fix: {} files scanned, {} ELF files, {} changed, {} symlinks retargeted, {} bytes of store paths removed, {} failures",
+            report.files_scanned,
+            report.elf_files,
+            report.changed,
+            report.symlinks_retargeted,
+            report.store_path_bytes_removed,
+            report.failed
+        );
+    }
+    Ok(if report.failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Per file: old -> new, and why each entry went, stayed or was replaced.

@@ -17,7 +17,7 @@ pub struct Args {
     /// Show the whole dependency tree, as ld.so loads it.
     #[arg(long, short)]
     recursive: bool,
-    /// Machine-readable output (schema in the README).
+    /// Machine-readable output (schema: docs/ldd-json.md).
     #[arg(long)]
     json: bool,
     #[command(flatten)]

@@ -1,0 +1,562 @@
+//! Applying an [`ElfEdit`] to a file on disk without ever leaving a broken
+//! or half-written file behind.
+//!
+//! Two ways, chosen by [`apply`]:
+//! - **in place**: an edit that is one contiguous patch and does not grow the
+//!   file is written with a single `pwrite` of just those bytes, then
+//!   `fsync`. A 1 GB library is never copied for a RUNPATH change.
+//! - **replace**: otherwise the file is copied to a temporary file in the same
+//!   directory (`.<name>.unfarm-tmp-<pid>-<rand>`, created with `O_EXCL`), the
+//!   patches are applied, the copy is fsynced, gets the original's mode,
+//!   owner (when running as root) and access/modification times, is
+//!   verified, and is renamed over the original. On any error the temporary
+//!   file is removed and the original is untouched.
+//!
+//! Both ways keep the original's atime and mtime (Nix store files have mtime 1).
+//! Symlinks are never followed or replaced: the path must name a regular file.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::edit::{ElfEdit, Patch};
+
+/// What to do when the file has more than one hard link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HardLinks {
+    /// Edit the shared inode in place: every link sees the fix (the result
+    /// reports how many links share it). An edit that needs the copy path
+    /// (it grows, or has several patches) is refused, since replacing this
+    /// name would leave the other links unfixed.
+    EditShared,
+    /// Always take the copy path: this name gets a new inode with the fix,
+    /// other links keep the old content.
+    Break,
+    /// Refuse to touch hard-linked files.
+    Refuse,
+}
+
+/// What the verification hook is given, before anything is changed.
+#[derive(Debug, Clone, Copy)]
+pub enum Candidate<'a> {
+    /// The complete new file, a temporary file beside the original. Renamed
+    /// over the original only if the hook returns `Ok`.
+    File(&'a Path),
+    /// In-place path: the original (still unchanged) and the one patch that
+    /// will be written into it if the hook returns `Ok`.
+    InPlace {
+        original: &'a Path,
+        patch: &'a Patch,
+    },
+}
+
+/// How the edit was carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// The edit had no patches: nothing was written.
+    Unchanged,
+    /// Bytes were written into the existing inode. `links` is its link
+    /// count: above 1, every hard link to the file now sees the change.
+    InPlace { links: u64 },
+    /// A new file replaced the original by rename (new inode).
+    Replaced,
+}
+
+/// Why a file could not be edited. Each message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum AtomicError {
+    #[error("{0}: is a symlink; refusing to follow or replace it")]
+    Symlink(PathBuf),
+    #[error("{0}: not a regular file")]
+    NotRegular(PathBuf),
+    #[error("{0}: has {1} hard links and the policy refuses hard-linked files")]
+    HardLinked(PathBuf, u64),
+    #[error(
+        "{0}: has {1} hard links and this edit needs a new copy; use HardLinks::Break to give this name its own inode"
+    )]
+    SharedNeedsCopy(PathBuf, u64),
+    #[error("{0}: changed since the edit was planned (size {1}, expected {2})")]
+    Changed(PathBuf, u64, u64),
+    #[error("{0}: verification failed: {1}")]
+    Verify(PathBuf, String),
+    #[error("{path}: {what}: {}", describe(source))]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        source: io::Error,
+    },
+}
+
+fn describe(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) => "permission denied".into(),
+        Some(libc::ENOSPC) => "disk full (ENOSPC)".into(),
+        Some(libc::EDQUOT) => "disk quota exceeded (EDQUOT)".into(),
+        Some(libc::EROFS) => "read-only file system".into(),
+        _ => e.to_string(),
+    }
+}
+
+fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> AtomicError + 'a {
+    move |source| AtomicError::Io {
+        path: path.to_path_buf(),
+        what,
+        source,
+    }
+}
+
+/// Apply `edit` (planned on the current content of `path`) to `path`.
+///
+/// `verify` runs before anything is changed (see [`Candidate`]); an `Err`
+/// from it leaves the file byte-identical and is returned as
+/// [`AtomicError::Verify`]. A read-only file (no write permission) that we
+/// own is edited by the copy path instead of in place, keeping its mode.
+pub fn apply(
+    path: &Path,
+    edit: &ElfEdit,
+    links: HardLinks,
+    verify: impl FnOnce(Candidate<'_>) -> Result<(), String>,
+) -> Result<Method, AtomicError> {
+    let meta = std::fs::symlink_metadata(path).map_err(io_err(path, "cannot stat"))?;
+    if meta.file_type().is_symlink() {
+        return Err(AtomicError::Symlink(path.into()));
+    }
+    if !meta.is_file() {
+        return Err(AtomicError::NotRegular(path.into()));
+    }
+    if edit.is_noop() {
+        return Ok(Method::Unchanged);
+    }
+    let nlink = meta.nlink();
+    let shared = nlink > 1;
+    if shared && links == HardLinks::Refuse {
+        return Err(AtomicError::HardLinked(path.into(), nlink));
+    }
+    let in_place = edit
+        .single_in_place()
+        .filter(|_| !(shared && links == HardLinks::Break));
+    if shared && links == HardLinks::EditShared && in_place.is_none() {
+        return Err(AtomicError::SharedNeedsCopy(path.into(), nlink));
+    }
+    if let Some(patch) = in_place {
+        if meta.len() != edit.new_len {
+            return Err(AtomicError::Changed(path.into(), meta.len(), edit.new_len));
+        }
+        let open = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path);
+        match open {
+            Ok(f) => {
+                verify(Candidate::InPlace {
+                    original: path,
+                    patch,
+                })
+                .map_err(|m| AtomicError::Verify(path.into(), m))?;
+                f.write_all_at(&patch.bytes, patch.offset)
+                    .map_err(io_err(path, "cannot write"))?;
+                f.sync_all().map_err(io_err(path, "cannot fsync"))?;
+                set_times(&f, &meta).map_err(io_err(path, "cannot restore times"))?;
+                return Ok(Method::InPlace { links: nlink });
+            }
+            // Read-only file of ours: the copy path can keep its mode. Not
+            // for shared inodes, where a copy would leave other links stale.
+            Err(e)
+                if e.raw_os_error() == Some(libc::EACCES)
+                    && !shared
+                    && meta.uid() == unsafe_geteuid() => {}
+            Err(e) => return Err(io_err(path, "cannot open for writing")(e)),
+        }
+    }
+    replace(path, &meta, edit, verify)?;
+    Ok(Method::Replaced)
+}
+
+fn unsafe_geteuid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Removes the temporary file unless disarmed (after a successful rename).
+struct TempGuard(Option<PathBuf>);
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+const TMP_MARK: &str = ".unfarm-tmp-";
+
+fn temp_path(path: &Path, attempt: u32) -> Option<PathBuf> {
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let rand = nanos ^ attempt.wrapping_mul(0x9e37_79b9);
+    Some(path.with_file_name(format!(
+        ".{name}{TMP_MARK}{}-{rand:08x}",
+        std::process::id()
+    )))
+}
+
+fn replace(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    edit: &ElfEdit,
+    verify: impl FnOnce(Candidate<'_>) -> Result<(), String>,
+) -> Result<(), AtomicError> {
+    let mut src = File::open(path).map_err(io_err(path, "cannot open for reading"))?;
+    let src_len = src.metadata().map_err(io_err(path, "cannot stat"))?.len();
+    let mut attempt = 0;
+    let (tmp, mut out) = loop {
+        let tmp = temp_path(path, attempt).ok_or_else(|| AtomicError::NotRegular(path.into()))?;
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+        {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 16 => attempt += 1,
+            Err(e) => return Err(io_err(path, "cannot create temporary file")(e)),
+        }
+    };
+    let mut guard = TempGuard(Some(tmp.clone()));
+    let terr = |what| io_err(path, what);
+    io::copy(&mut src, &mut out).map_err(terr("cannot copy to temporary file"))?;
+    if edit.new_len > src_len {
+        out.set_len(edit.new_len)
+            .map_err(terr("cannot extend temporary file"))?;
+    }
+    for p in &edit.patches {
+        out.write_all_at(&p.bytes, p.offset)
+            .map_err(terr("cannot write temporary file"))?;
+    }
+    if (meta.uid(), meta.gid())
+        != (out
+            .metadata()
+            .map(|m| (m.uid(), m.gid()))
+            .unwrap_or_default())
+        && unsafe_geteuid() == 0
+    {
+        std::os::unix::fs::fchown(&out, Some(meta.uid()), Some(meta.gid()))
+            .map_err(terr("cannot set owner"))?;
+    }
+    // After chown, which clears set-id bits.
+    out.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+        .map_err(terr("cannot set mode"))?;
+    out.sync_all()
+        .map_err(terr("cannot fsync temporary file"))?;
+    verify(Candidate::File(&tmp)).map_err(|m| AtomicError::Verify(path.into(), m))?;
+    // After verification, whose reads may have updated the access time.
+    set_times(&out, meta).map_err(terr("cannot set times"))?;
+    drop(out);
+    std::fs::rename(&tmp, path).map_err(terr("cannot rename temporary file over it"))?;
+    guard.0 = None;
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        // The rename is durable only once the directory is synced.
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+use std::os::unix::fs::PermissionsExt;
+
+fn set_times(f: &File, meta: &std::fs::Metadata) -> io::Result<()> {
+    let ts = [
+        libc::timespec {
+            tv_sec: meta.atime(),
+            tv_nsec: meta.atime_nsec(),
+        },
+        libc::timespec {
+            tv_sec: meta.mtime(),
+            tv_nsec: meta.mtime_nsec(),
+        },
+    ];
+    // SAFETY: fd is open for the duration of the call; ts points to two
+    // valid timespecs as futimens requires.
+    let r = unsafe { libc::futimens(f.as_raw_fd(), ts.as_ptr()) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn process_exists(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Remove temporary files (`.*.unfarm-tmp-<pid>-*`) left in `dir` by a run
+/// that was killed. Files whose `<pid>` is a running process other than this
+/// one are kept: they may belong to a concurrent run. Returns how many were
+/// removed.
+pub fn cleanup_stale_temps(dir: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let Some(idx) = name.find(TMP_MARK) else {
+            continue;
+        };
+        if !name.starts_with('.') || !entry.file_type()?.is_file() {
+            continue;
+        }
+        let pid: Option<i32> = name[idx + TMP_MARK.len()..]
+            .split('-')
+            .next()
+            .and_then(|p| p.parse().ok());
+        if let Some(pid) = pid
+            && pid > 0
+            && u32::try_from(pid) != Ok(std::process::id())
+            && process_exists(pid)
+        {
+            continue;
+        }
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn patch(offset: u64, bytes: &[u8]) -> Patch {
+        Patch {
+            offset,
+            bytes: bytes.to_vec(),
+        }
+    }
+    fn small(len: u64) -> ElfEdit {
+        ElfEdit {
+            patches: vec![patch(10, b"XYZ")],
+            new_len: len,
+            grew: false,
+        }
+    }
+    fn grow(len: u64) -> ElfEdit {
+        ElfEdit {
+            patches: vec![patch(2, b"A"), patch(len + 100, b"TAIL")],
+            new_len: len + 104,
+            grew: true,
+        }
+    }
+    fn setup() -> (tempfile::TempDir, PathBuf, Vec<u8>) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("libx.so");
+        let content: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8 + 1).collect();
+        std::fs::write(&p, &content).unwrap();
+        // Nix store style times.
+        let f = File::open(&p).unwrap();
+        let t = std::fs::FileTimes::new()
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1))
+            .set_accessed(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1));
+        f.set_times(t).unwrap();
+        (d, p, content)
+    }
+    fn ok(_: Candidate<'_>) -> Result<(), String> {
+        Ok(())
+    }
+    fn no_temps(dir: &Path) {
+        let n = std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(TMP_MARK)
+            })
+            .count();
+        assert_eq!(n, 0, "temporary file left behind");
+    }
+
+    #[test]
+    fn in_place_writes_only_the_range() {
+        let (d, p, before) = setup();
+        let ino = std::fs::metadata(&p).unwrap().ino();
+        let m = apply(&p, &small(before.len() as u64), HardLinks::Refuse, ok).unwrap();
+        assert_eq!(m, Method::InPlace { links: 1 });
+        let after = std::fs::read(&p).unwrap();
+        assert_eq!(after.len(), before.len());
+        for i in 0..before.len() {
+            if !(10..13).contains(&i) {
+                assert_eq!(after[i], before[i], "byte {i} changed");
+            }
+        }
+        assert_eq!(&after[10..13], b"XYZ");
+        let meta = std::fs::metadata(&p).unwrap();
+        assert_eq!(meta.ino(), ino);
+        assert_eq!(meta.mtime(), 1);
+        no_temps(d.path());
+    }
+
+    #[test]
+    fn copy_path_preserves_mode_and_times() {
+        let (d, p, before) = setup();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o751)).unwrap();
+        let ino = std::fs::metadata(&p).unwrap().ino();
+        let e = grow(before.len() as u64);
+        let mut seen = None;
+        let m = apply(&p, &e, HardLinks::Refuse, |c| {
+            if let Candidate::File(t) = c {
+                seen = Some(std::fs::read(t).unwrap());
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(m, Method::Replaced);
+        // Before reading it ourselves (reads update atime).
+        let meta = std::fs::metadata(&p).unwrap();
+        let after = std::fs::read(&p).unwrap();
+        assert_eq!(seen.as_ref(), Some(&after), "verify saw a different file");
+        let mut expect = before.clone();
+        crate::edit::apply_in_memory(&mut expect, &e);
+        assert_eq!(after, expect);
+        assert_ne!(meta.ino(), ino);
+        assert_eq!(meta.mode() & 0o7777, 0o751);
+        assert_eq!(meta.mtime(), 1);
+        assert_eq!(meta.atime(), 1);
+        no_temps(d.path());
+    }
+
+    #[test]
+    fn verify_failure_leaves_file_identical() {
+        let (d, p, before) = setup();
+        for e in [small(before.len() as u64), grow(before.len() as u64)] {
+            let r = apply(&p, &e, HardLinks::Refuse, |_| Err("nope".into()));
+            assert!(matches!(r, Err(AtomicError::Verify(_, _))), "{r:?}");
+            assert_eq!(std::fs::read(&p).unwrap(), before);
+            assert_eq!(std::fs::metadata(&p).unwrap().mtime(), 1);
+            no_temps(d.path());
+        }
+    }
+
+    #[test]
+    fn hard_link_policies() {
+        let (d, p, before) = setup();
+        let other = d.path().join("other-name.so");
+        std::fs::hard_link(&p, &other).unwrap();
+        let len = before.len() as u64;
+
+        let r = apply(&p, &small(len), HardLinks::Refuse, ok);
+        assert!(matches!(r, Err(AtomicError::HardLinked(_, 2))));
+        let r = apply(&p, &grow(len), HardLinks::EditShared, ok);
+        assert!(matches!(r, Err(AtomicError::SharedNeedsCopy(_, 2))));
+        assert_eq!(std::fs::read(&other).unwrap(), before);
+
+        // Shared in-place edit: both names see it.
+        let m = apply(&p, &small(len), HardLinks::EditShared, ok).unwrap();
+        assert_eq!(m, Method::InPlace { links: 2 });
+        assert_eq!(&std::fs::read(&other).unwrap()[10..13], b"XYZ");
+
+        // Break: this name gets its own inode; the other keeps old content.
+        let snapshot = std::fs::read(&other).unwrap();
+        let m = apply(&p, &grow(len), HardLinks::Break, ok).unwrap();
+        assert_eq!(m, Method::Replaced);
+        assert_eq!(std::fs::read(&other).unwrap(), snapshot);
+        assert_eq!(std::fs::metadata(&other).unwrap().nlink(), 1);
+        assert_eq!(std::fs::read(&p).unwrap().len() as u64, len + 104);
+    }
+
+    #[test]
+    fn read_only_file_keeps_mode() {
+        let (d, p, before) = setup();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let m = apply(&p, &small(before.len() as u64), HardLinks::Refuse, ok).unwrap();
+        // Root may open a read-only file for writing; anyone else copies.
+        let expect = if unsafe_geteuid() == 0 {
+            Method::InPlace { links: 1 }
+        } else {
+            Method::Replaced
+        };
+        assert_eq!(m, expect);
+        assert_eq!(&std::fs::read(&p).unwrap()[10..13], b"XYZ");
+        assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o7777, 0o444);
+        no_temps(d.path());
+    }
+
+    #[test]
+    fn symlink_is_refused() {
+        let (d, p, before) = setup();
+        let l = d.path().join("link.so");
+        std::os::unix::fs::symlink(&p, &l).unwrap();
+        let r = apply(&l, &small(before.len() as u64), HardLinks::Break, ok);
+        assert!(matches!(r, Err(AtomicError::Symlink(_))));
+        assert!(r.unwrap_err().to_string().contains("symlink"));
+        assert_eq!(std::fs::read(&p).unwrap(), before);
+        assert!(
+            std::fs::symlink_metadata(&l)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
+
+    #[test]
+    fn changed_file_is_refused() {
+        let (_d, p, before) = setup();
+        let r = apply(&p, &small(before.len() as u64 + 1), HardLinks::Refuse, ok);
+        assert!(matches!(r, Err(AtomicError::Changed(..))));
+        assert_eq!(std::fs::read(&p).unwrap(), before);
+    }
+
+    #[test]
+    fn errors_name_file_and_cause() {
+        let e = AtomicError::Io {
+            path: "/nix/store/x/lib/libfoo.so".into(),
+            what: "cannot write",
+            source: io::Error::from_raw_os_error(libc::ENOSPC),
+        };
+        assert_eq!(
+            e.to_string(),
+            "/nix/store/x/lib/libfoo.so: cannot write: disk full (ENOSPC)"
+        );
+        let e = AtomicError::Io {
+            path: "f".into(),
+            what: "cannot open for writing",
+            source: io::Error::from_raw_os_error(libc::EROFS),
+        };
+        assert!(e.to_string().ends_with("read-only file system"));
+    }
+
+    #[test]
+    fn stale_temps_are_cleaned() {
+        let (d, p, _) = setup();
+        // pid 0x7fffffff cannot be running; our own pid counts as stale too.
+        let dead = d.path().join(".libx.so.unfarm-tmp-2147483647-deadbeef");
+        let mine = d
+            .path()
+            .join(format!(".libx.so.unfarm-tmp-{}-0", std::process::id()));
+        let live = d.path().join(".libx.so.unfarm-tmp-1-0"); // init is running
+        for f in [&dead, &mine, &live] {
+            std::fs::write(f, b"junk").unwrap();
+        }
+        assert_eq!(cleanup_stale_temps(d.path()).unwrap(), 2);
+        assert!(!dead.exists() && !mine.exists());
+        assert!(live.exists());
+        assert!(p.exists());
+    }
+}

@@ -1,0 +1,164 @@
+//! Structural invariants of an edited file, checked before it replaces the
+//! original. Each failure names the rule broken.
+
+use object::{ReadRef, elf};
+
+use super::EditError;
+use super::parse::{self, Model};
+
+/// Check the invariants of §2 of the design on a whole file in memory.
+pub fn check_layout(data: &[u8]) -> Result<(), EditError> {
+    check_layout_ref(data, data.len() as u64)
+}
+
+/// [`check_layout`] for any [`ReadRef`] (e.g. `object::ReadCache<File>`).
+///
+/// Rules: program headers lie within the file; every PT_LOAD has a
+/// power-of-two alignment, `p_vaddr % p_align == p_offset % p_align`, file
+/// bytes inside the file, `p_filesz <= p_memsz`, ascending addresses, and no
+/// two overlap in memory; PT_PHDR (if any) comes before every PT_LOAD, equals
+/// `e_phoff` and lies in a PT_LOAD; PT_DYNAMIC lies in a writable PT_LOAD
+/// (except on MIPS, where it is read-only by ABI); DT_STRTAB lies in a PT_LOAD
+/// and agrees with the `.dynstr` section header; every string-valued dynamic
+/// entry is below DT_STRSZ and NUL-terminated.
+pub fn check_layout_ref<'d, R: ReadRef<'d>>(data: R, len: u64) -> Result<(), EditError> {
+    let m = parse::parse(data, len)?;
+    let bad = |s: String| Err(EditError::Layout(s));
+    let ph_end = u64::from(m.phentsize)
+        .checked_mul(m.phdrs.len() as u64)
+        .and_then(|n| n.checked_add(m.phoff));
+    if ph_end.is_none_or(|e| e > len) {
+        return bad("program header table extends past the end of the file".into());
+    }
+    let mut prev: Option<(u64, u64)> = None;
+    let mut seen_load = false;
+    for (i, p) in m.phdrs.iter().enumerate() {
+        if p.p_type == elf::PT_PHDR.0 && seen_load {
+            return bad(format!("PT_PHDR (header {i}) comes after a PT_LOAD"));
+        }
+        if p.p_type != elf::PT_LOAD.0 {
+            continue;
+        }
+        seen_load = true;
+        if p.align > 1 {
+            if !p.align.is_power_of_two() {
+                return bad(format!(
+                    "PT_LOAD {i} alignment {:#x} is not a power of two",
+                    p.align
+                ));
+            }
+            if p.vaddr % p.align != p.offset % p.align {
+                return bad(format!(
+                    "PT_LOAD {i}: p_vaddr {:#x} and p_offset {:#x} differ modulo p_align {:#x}",
+                    p.vaddr, p.offset, p.align
+                ));
+            }
+        }
+        if p.file_end().is_none_or(|e| e > len) {
+            return bad(format!(
+                "PT_LOAD {i} file bytes extend past the end of the file"
+            ));
+        }
+        if p.filesz > p.memsz {
+            return bad(format!("PT_LOAD {i} has p_filesz > p_memsz"));
+        }
+        let Some(end) = p.mem_end() else {
+            return bad(format!("PT_LOAD {i} end address overflows"));
+        };
+        if let Some((pstart, pend)) = prev {
+            if p.vaddr < pstart {
+                return bad(format!("PT_LOAD {i} is out of address order"));
+            }
+            if p.vaddr < pend {
+                return bad(format!(
+                    "PT_LOAD {i} overlaps the previous PT_LOAD in memory"
+                ));
+            }
+        }
+        prev = Some((p.vaddr, end));
+    }
+    for p in m.phdrs.iter().filter(|p| p.p_type == elf::PT_PHDR.0) {
+        if p.offset != m.phoff {
+            return bad(format!(
+                "PT_PHDR offset {:#x} is not e_phoff {:#x}",
+                p.offset, m.phoff
+            ));
+        }
+        if m.vaddr_to_offset(p.vaddr, p.filesz) != Some(p.offset) {
+            return bad("PT_PHDR is not inside a PT_LOAD at its offset".into());
+        }
+    }
+    if let Some(d) = &m.dynamic {
+        check_dynamic(&m, data, d)?;
+    }
+    for (i, s) in m.shdrs.iter().enumerate() {
+        if s.sh_type != elf::SHT_NOBITS.0
+            && s.sh_type != elf::SHT_NULL.0
+            && s.offset.checked_add(s.size).is_none_or(|e| e > len)
+        {
+            return bad(format!("section {i} extends past the end of the file"));
+        }
+    }
+    Ok(())
+}
+
+fn check_dynamic<'d, R: ReadRef<'d>>(
+    m: &Model,
+    data: R,
+    d: &parse::DynInfo,
+) -> Result<(), EditError> {
+    let bad = |s: &str| Err(EditError::Layout(s.into()));
+    let p = m.phdrs[d.phdr_index];
+    let host = m.loads().find(|l| {
+        p.vaddr >= l.vaddr
+            && p.vaddr
+                .checked_add(p.memsz)
+                .is_some_and(|e| Some(e) <= l.mem_end())
+    });
+    let Some(host) = host else {
+        return bad("PT_DYNAMIC is not inside a PT_LOAD");
+    };
+    if m.vaddr_to_offset(p.vaddr, p.filesz) != Some(p.offset) {
+        return bad("PT_DYNAMIC offset does not match its address");
+    }
+    if host.flags & elf::PF_W.0 == 0 && m.e_machine != elf::EM_MIPS.0 {
+        return bad("PT_DYNAMIC is in a read-only PT_LOAD");
+    }
+    let (Some(strtab), Some(strsz)) = (d.get(elf::DT_STRTAB.0), d.get(elf::DT_STRSZ.0)) else {
+        return bad("DT_STRTAB or DT_STRSZ is missing");
+    };
+    let Some(str_off) = m.vaddr_to_offset(strtab, strsz) else {
+        return bad("DT_STRTAB..DT_STRSZ is not inside a PT_LOAD");
+    };
+    let dyn_sec = m.shdrs.iter().find(|s| s.sh_type == elf::SHT_DYNAMIC.0);
+    if let Some(ds) = dyn_sec {
+        if ds.addr != p.vaddr || ds.offset != p.offset {
+            return bad(".dynamic section header disagrees with PT_DYNAMIC");
+        }
+        if let Some(ss) = m.shdrs.get(ds.link as usize)
+            && ss.sh_type == elf::SHT_STRTAB.0
+            && (ss.addr != strtab || ss.offset != str_off || ss.size != strsz)
+        {
+            return bad(".dynstr section header disagrees with DT_STRTAB/DT_STRSZ");
+        }
+    }
+    for (t, v) in &d.entries {
+        if !parse::STRING_TAGS.contains(t) {
+            continue;
+        }
+        if *v >= strsz {
+            return Err(EditError::Layout(format!(
+                "dynamic entry {t:#x} string offset {v:#x} is past DT_STRSZ {strsz:#x}"
+            )));
+        }
+        if data
+            .read_bytes_at_until((str_off + v)..(str_off + strsz), 0)
+            .is_err()
+        {
+            return Err(EditError::Layout(format!(
+                "dynamic entry {t:#x} string is not NUL-terminated"
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,373 @@
+//! In-place editing of an ELF file's DT_RUNPATH / DT_RPATH string.
+//!
+//! [`plan_edit`] is pure: it reads the file through [`object::ReadRef`] (a
+//! byte slice, or `object::ReadCache<File>` for files too large to read) and
+//! returns an [`ElfEdit`], a list of byte patches plus the new file length, so
+//! that a caller can write only the bytes that change.
+//!
+//! Two strategies, tried in this order:
+//! - **in place**: the new string is written over the old one in `.dynstr`,
+//!   the rest of the old bytes are NUL-padded (so removed store paths are
+//!   scrubbed), and DT_RUNPATH keeps its offset. Bytes that another dynamic
+//!   string shares (linkers tail-merge `.dynstr`: a symbol name may end inside
+//!   the search path) are never touched. The result is one contiguous patch.
+//! - **grow**: a new PT_LOAD is appended at the end of the file, holding a copy
+//!   of `.dynstr` plus the new string, and (when needed) the program header
+//!   table and `.dynamic`. DT_STRTAB / DT_STRSZ, the section headers and the
+//!   moved segments' headers are updated.
+//!
+//! Editing to the value a file already has produces no patches.
+
+mod check;
+mod note;
+mod parse;
+mod write;
+
+pub use check::{check_layout, check_layout_ref};
+
+use object::{ReadRef, elf};
+use parse::Model;
+use write::{Enc, Writes};
+
+/// Which dynamic entry to rewrite. The tag never changes: RPATH stays RPATH
+/// and RUNPATH stays RUNPATH (they have different lookup semantics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchPathTag {
+    /// DT_RUNPATH: searched after LD_LIBRARY_PATH, not inherited.
+    Runpath,
+    /// DT_RPATH: searched before LD_LIBRARY_PATH, inherited; ignored when the
+    /// object also has DT_RUNPATH.
+    Rpath,
+}
+
+impl SearchPathTag {
+    fn dt(self) -> i64 {
+        match self {
+            SearchPathTag::Runpath => elf::DT_RUNPATH.0,
+            SearchPathTag::Rpath => elf::DT_RPATH.0,
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            SearchPathTag::Runpath => "DT_RUNPATH",
+            SearchPathTag::Rpath => "DT_RPATH",
+        }
+    }
+}
+
+/// What to change.
+#[derive(Debug, Clone)]
+pub struct EditRequest<'a> {
+    /// Which dynamic entry to rewrite. If the file has no such entry and
+    /// `new_value` is not empty, one is added (note: adding DT_RUNPATH to a
+    /// file with DT_RPATH makes the loader ignore the DT_RPATH).
+    pub tag: SearchPathTag,
+    /// The new colon-separated search path. The empty string removes the
+    /// entry: later dynamic entries shift down and DT_NULL pads the end.
+    pub new_value: &'a str,
+    /// Byte strings (store-path hash parts) that must not survive in any byte
+    /// the edit frees or moves. Planning fails rather than leave one there.
+    pub scrub: &'a [&'a [u8]],
+    /// Remove a `.note.nixos.ldcache` note (written by patchelf >= 0.19; it
+    /// records resolved library paths) and zero its bytes.
+    pub drop_ldcache_note: bool,
+}
+
+/// Bytes to write at one file offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patch {
+    pub offset: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl Patch {
+    /// One past the last byte written.
+    pub fn end(&self) -> u64 {
+        self.offset.saturating_add(self.bytes.len() as u64)
+    }
+}
+
+/// The planned edit: patches sorted by offset and non-overlapping. When
+/// `new_len` exceeds the old length, bytes between the old end and the first
+/// patch past it are zero.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElfEdit {
+    pub patches: Vec<Patch>,
+    pub new_len: u64,
+    /// True when the file had to grow (a new PT_LOAD was appended).
+    pub grew: bool,
+}
+
+impl ElfEdit {
+    /// True when nothing needs writing.
+    pub fn is_noop(&self) -> bool {
+        self.patches.is_empty() && !self.grew
+    }
+    /// The single patch of an edit that changes one contiguous byte range of
+    /// the file without growing it (the case a caller can write in one go).
+    pub fn single_in_place(&self) -> Option<&Patch> {
+        match self.patches.as_slice() {
+            [p] if !self.grew && p.end() <= self.new_len => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// Why an edit cannot be planned or a layout is wrong. Each names the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("malformed ELF: {0}")]
+    Malformed(String),
+    #[error("file has no dynamic section (static executable or object file)")]
+    NoDynamic,
+    #[error("cannot edit safely: {0}")]
+    Unsupported(String),
+    #[error("new search path contains a NUL byte")]
+    NulInValue,
+    #[error("a scrubbed string would survive at file offset {0:#x}")]
+    ScrubSurvives(u64),
+    #[error("bad layout: {0}")]
+    Layout(String),
+}
+
+/// Plan the edit described by `req` on the ELF file `data` of length
+/// `file_len`. Reads only headers, the dynamic array, `.dynstr`, the dynamic
+/// symbol table and version tables, never the whole file.
+pub fn plan_edit<'d, R: ReadRef<'d>>(
+    data: R,
+    file_len: u64,
+    req: &EditRequest,
+) -> Result<ElfEdit, EditError> {
+    if req.new_value.as_bytes().contains(&0) {
+        return Err(EditError::NulInValue);
+    }
+    if let Some(n) = req
+        .scrub
+        .iter()
+        .find(|n| contains(req.new_value.as_bytes(), n))
+    {
+        return Err(EditError::Unsupported(format!(
+            "the new search path contains scrubbed string {:?}",
+            String::from_utf8_lossy(n)
+        )));
+    }
+    let mut m = parse::parse(data, file_len)?;
+    let mut w = Writes::default();
+    if req.drop_ldcache_note {
+        note::drop_ldcache(&mut m, data, &mut w)?;
+    }
+    let m = m;
+    let dynamic = m.dynamic.as_ref().ok_or(EditError::NoDynamic)?;
+    let tag = req.tag.dt();
+    let positions: Vec<usize> = (0..dynamic.entries.len())
+        .filter(|&i| dynamic.entries[i].0 == tag)
+        .collect();
+    if positions.len() > 1 {
+        return Err(EditError::Unsupported(format!(
+            "file has {} {} entries",
+            positions.len(),
+            req.tag.name()
+        )));
+    }
+    let strtab = dynamic
+        .get(elf::DT_STRTAB.0)
+        .ok_or_else(|| EditError::Malformed("dynamic section has no DT_STRTAB".into()))?;
+    let strsz = dynamic
+        .get(elf::DT_STRSZ.0)
+        .ok_or_else(|| EditError::Malformed("dynamic section has no DT_STRSZ".into()))?;
+    let str_off = m
+        .vaddr_to_offset(strtab, strsz)
+        .ok_or_else(|| EditError::Malformed("DT_STRTAB is not inside a loaded segment".into()))?;
+    let ctx = StrCtx {
+        strtab,
+        strsz,
+        str_off,
+    };
+
+    let entry = positions.first().copied();
+    let old = match entry {
+        Some(i) => Some(OldString::find(&m, data, &ctx, i)?),
+        None => None,
+    };
+    let old_bytes = old.as_ref().map(|o| o.bytes.as_slice());
+    let new = req.new_value.as_bytes();
+    let mut new_len = file_len;
+    let unchanged = match old_bytes {
+        Some(b) => b == new,
+        None => new.is_empty(),
+    };
+    if !unchanged {
+        match (&old, entry) {
+            (Some(o), Some(i)) if new.is_empty() => {
+                plan_remove(&m, i, o, &ctx, &mut w)?;
+            }
+            (Some(o), _) if o.fits(new) => {
+                plan_in_place(o, new, &ctx, &mut w);
+            }
+            _ => {
+                new_len = grow::plan_grow(&m, data, &ctx, tag, entry, old.as_ref(), new, &mut w)?;
+            }
+        }
+    }
+    let patches = w.finish();
+    for p in &patches {
+        for n in req.scrub.iter().filter(|n| !n.is_empty()) {
+            if let Some(pos) = memchr::memmem::find(&p.bytes, n) {
+                return Err(EditError::ScrubSurvives(
+                    p.offset.saturating_add(pos as u64),
+                ));
+            }
+        }
+    }
+    Ok(ElfEdit {
+        patches,
+        new_len,
+        grew: new_len > file_len,
+    })
+}
+
+/// Apply `edit` to a whole file held in memory.
+pub fn apply_in_memory(data: &mut Vec<u8>, edit: &ElfEdit) {
+    let want = edit
+        .patches
+        .iter()
+        .map(|p| p.end())
+        .fold(edit.new_len, u64::max);
+    if let Ok(want) = usize::try_from(want)
+        && want > data.len()
+    {
+        data.resize(want, 0);
+    }
+    for p in &edit.patches {
+        let start = p.offset as usize;
+        data[start..start + p.bytes.len()].copy_from_slice(&p.bytes);
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && memchr::memmem::find(hay, needle).is_some()
+}
+
+/// Where the dynamic string table is.
+pub(crate) struct StrCtx {
+    pub strtab: u64,
+    pub strsz: u64,
+    /// File offset of DT_STRTAB.
+    pub str_off: u64,
+}
+
+/// The current search-path string and what around it may be overwritten.
+pub(crate) struct OldString {
+    /// Offset of the string inside `.dynstr`.
+    pub start: u64,
+    pub bytes: Vec<u8>,
+    /// Offset (inside `.dynstr`) of the first byte another reference shares;
+    /// bytes from here to the old string's NUL must stay. `None` if unshared.
+    pub shared_from: Option<u64>,
+    /// End (exclusive, inside `.dynstr`) of the bytes we may overwrite: the
+    /// shared tail's start, or past the NUL and any unreferenced NUL run.
+    pub avail_end: u64,
+}
+
+impl OldString {
+    fn find<'d, R: ReadRef<'d>>(
+        m: &Model,
+        data: R,
+        ctx: &StrCtx,
+        entry: usize,
+    ) -> Result<Self, EditError> {
+        let dynamic = m.dynamic.as_ref().ok_or(EditError::NoDynamic)?;
+        let start = dynamic.entries[entry].1;
+        if start >= ctx.strsz {
+            return Err(EditError::Malformed(
+                "search path offset is past DT_STRSZ".into(),
+            ));
+        }
+        let abs = ctx.str_off + start;
+        let end = ctx.str_off + ctx.strsz;
+        let bytes = data
+            .read_bytes_at_until(abs..end, 0)
+            .map_err(|_| EditError::Malformed("search path string is not NUL-terminated".into()))?
+            .to_vec();
+        let nul = start + bytes.len() as u64;
+        let mut refs = parse::dynstr_refs(m, data)?;
+        refs.extend(
+            dynamic
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(i, (t, _))| *i != entry && parse::STRING_TAGS.contains(t))
+                .map(|(_, (_, v))| *v),
+        );
+        refs.sort_unstable();
+        let shared_from = refs.iter().copied().find(|&r| r >= start && r <= nul);
+        let avail_end = match shared_from {
+            Some(s) => s,
+            None => {
+                // The old string's NUL plus following NUL bytes nothing refers
+                // to (e.g. what an earlier shortening edit left) are free.
+                let next_ref = refs.iter().copied().find(|&r| r > nul).unwrap_or(ctx.strsz);
+                let limit = next_ref.min(ctx.strsz).min(nul.saturating_add(1 << 16));
+                let tail = data
+                    .read_bytes_at(ctx.str_off + nul, limit.saturating_sub(nul))
+                    .map_err(|_| EditError::Malformed(".dynstr is truncated".into()))?;
+                let run = tail.iter().take_while(|&&b| b == 0).count() as u64;
+                nul + run.max(1)
+            }
+        };
+        Ok(OldString {
+            start,
+            bytes,
+            shared_from,
+            avail_end,
+        })
+    }
+
+    fn fits(&self, new: &[u8]) -> bool {
+        // new string + its NUL must fit before the shared tail / free end.
+        (new.len() as u64) < self.avail_end - self.start
+    }
+
+    /// End (exclusive, inside `.dynstr`) of the old bytes no one else uses.
+    fn private_end(&self) -> u64 {
+        self.shared_from
+            .unwrap_or(self.start + self.bytes.len() as u64)
+    }
+}
+
+fn plan_in_place(o: &OldString, new: &[u8], ctx: &StrCtx, w: &mut Writes) {
+    // Write the new string, then NULs over the rest of the old private bytes.
+    let len = (new.len() as u64 + 1).max(o.private_end() - o.start) as usize;
+    let mut buf = vec![0u8; len];
+    buf[..new.len()].copy_from_slice(new);
+    w.put(ctx.str_off + o.start, buf);
+}
+
+fn plan_remove(
+    m: &Model,
+    entry: usize,
+    o: &OldString,
+    ctx: &StrCtx,
+    w: &mut Writes,
+) -> Result<(), EditError> {
+    let d = m.dynamic.as_ref().ok_or(EditError::NoDynamic)?;
+    let enc = Enc::of(m);
+    let mut entries = d.entries.clone();
+    entries.remove(entry);
+    // Rewrite from the removed slot to the old terminator (if there is room
+    // for one: a dynamic array may fill PT_DYNAMIC without a DT_NULL).
+    let slots = ((d.entries.len() - entry) as u64 + 1).min(d.slots - entry as u64);
+    let tail = enc.dyn_array(&entries[entry..], slots)?;
+    let at = d.offset + entry as u64 * m.dyn_entsize();
+    w.put(at, tail);
+    let private = o.private_end() - o.start;
+    if private > 0 {
+        w.put(ctx.str_off + o.start, vec![0; private as usize]);
+    }
+    Ok(())
+}
+
+mod grow;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,465 @@
+//! Reading the parts of an ELF file that a search-path edit touches, into a
+//! plain model (all values widened to `u64`) that the planner and the layout
+//! checker share. Reading goes through `object` so that it works on a byte
+//! slice as well as on `object::ReadCache<File>` without reading whole files.
+
+use object::elf;
+use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader, Sym};
+use object::{Endian, Endianness, ReadRef};
+
+use super::EditError;
+
+/// One program header, widened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Phdr {
+    pub p_type: u32,
+    pub flags: u32,
+    pub offset: u64,
+    pub vaddr: u64,
+    pub paddr: u64,
+    pub filesz: u64,
+    pub memsz: u64,
+    pub align: u64,
+}
+
+impl Phdr {
+    pub fn file_end(&self) -> Option<u64> {
+        self.offset.checked_add(self.filesz)
+    }
+    pub fn mem_end(&self) -> Option<u64> {
+        self.vaddr.checked_add(self.memsz)
+    }
+}
+
+/// One section header, widened, with its name resolved (empty if unknown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Shdr {
+    pub name: Vec<u8>,
+    pub sh_name: u32,
+    pub sh_type: u32,
+    pub flags: u64,
+    pub addr: u64,
+    pub offset: u64,
+    pub size: u64,
+    pub link: u32,
+    pub info: u32,
+    pub addralign: u64,
+    pub entsize: u64,
+}
+
+/// The dynamic array as found through PT_DYNAMIC.
+#[derive(Debug, Clone)]
+pub(crate) struct DynInfo {
+    /// Index of the PT_DYNAMIC program header.
+    pub phdr_index: usize,
+    pub offset: u64,
+    /// Number of entry slots PT_DYNAMIC provides (p_filesz / entry size).
+    pub slots: u64,
+    /// Entries before the first DT_NULL.
+    pub entries: Vec<(i64, u64)>,
+}
+
+impl DynInfo {
+    pub fn get(&self, tag: i64) -> Option<u64> {
+        self.entries.iter().find(|e| e.0 == tag).map(|e| e.1)
+    }
+}
+
+/// Everything the editor and checker need to know about a file.
+#[derive(Debug, Clone)]
+pub(crate) struct Model {
+    pub is64: bool,
+    pub endian: Endianness,
+    pub e_machine: u16,
+    pub phoff: u64,
+    pub phentsize: u16,
+    pub shoff: u64,
+    pub shentsize: u16,
+    pub phdrs: Vec<Phdr>,
+    pub shdrs: Vec<Shdr>,
+    pub dynamic: Option<DynInfo>,
+    pub file_len: u64,
+}
+
+pub(crate) fn obj_err(what: &str, e: object::read::Error) -> EditError {
+    EditError::Malformed(format!("{what}: {e}"))
+}
+
+impl Model {
+    pub fn word_size(&self) -> u64 {
+        if self.is64 { 8 } else { 4 }
+    }
+    pub fn dyn_entsize(&self) -> u64 {
+        2 * self.word_size()
+    }
+    pub fn ph_entsize_expected(&self) -> u16 {
+        if self.is64 { 56 } else { 32 }
+    }
+
+    /// File offset of virtual address `addr`, if some PT_LOAD maps it from the
+    /// file (and `len` bytes from there stay inside that segment's file part).
+    pub fn vaddr_to_offset(&self, addr: u64, len: u64) -> Option<u64> {
+        self.phdrs
+            .iter()
+            .filter(|p| p.p_type == elf::PT_LOAD.0)
+            .find_map(|p| {
+                let rel = addr.checked_sub(p.vaddr)?;
+                let end = rel.checked_add(len)?;
+                if end <= p.filesz && (rel < p.filesz || len == 0) {
+                    p.offset.checked_add(end)?;
+                    p.offset.checked_add(rel)
+                } else {
+                    None
+                }
+            })
+    }
+
+    pub fn loads(&self) -> impl Iterator<Item = &Phdr> {
+        self.phdrs.iter().filter(|p| p.p_type == elf::PT_LOAD.0)
+    }
+
+    /// Index of the section header of type `sh_type` at address `addr`.
+    pub fn section_at(&self, sh_type: u32, addr: u64) -> Option<usize> {
+        self.shdrs
+            .iter()
+            .position(|s| s.sh_type == sh_type && s.addr == addr && addr != 0)
+    }
+
+    pub fn has_interp(&self) -> bool {
+        self.phdrs.iter().any(|p| p.p_type == elf::PT_INTERP.0)
+    }
+}
+
+/// Parse the headers and the dynamic array.
+pub(crate) fn parse<'d, R: ReadRef<'d>>(data: R, file_len: u64) -> Result<Model, EditError> {
+    let ident = data
+        .read_bytes_at(0, 16)
+        .map_err(|_| EditError::Malformed("file is shorter than an ELF identification".into()))?;
+    if ident.get(0..4) != Some(&elf::ELFMAG[..]) {
+        return Err(EditError::Malformed("not an ELF file (bad magic)".into()));
+    }
+    match ident.get(4).copied() {
+        Some(c) if c == elf::ELFCLASS32.0 => {
+            parse_as::<elf::FileHeader32<Endianness>, R>(data, file_len)
+        }
+        Some(c) if c == elf::ELFCLASS64.0 => {
+            parse_as::<elf::FileHeader64<Endianness>, R>(data, file_len)
+        }
+        _ => Err(EditError::Malformed("unknown ELF class".into())),
+    }
+}
+
+fn parse_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
+    data: R,
+    file_len: u64,
+) -> Result<Model, EditError> {
+    let hdr = Elf::parse(data).map_err(|e| obj_err("ELF header", e))?;
+    let endian = hdr.endian().map_err(|e| obj_err("ELF header", e))?;
+    let phdrs_raw = hdr
+        .program_headers(endian, data)
+        .map_err(|e| obj_err("program headers", e))?;
+    let phdrs: Vec<Phdr> = phdrs_raw
+        .iter()
+        .map(|p| Phdr {
+            p_type: p.p_type(endian).0,
+            flags: p.p_flags(endian).0,
+            offset: p.p_offset(endian).into(),
+            vaddr: p.p_vaddr(endian).into(),
+            paddr: p.p_paddr(endian).into(),
+            filesz: p.p_filesz(endian).into(),
+            memsz: p.p_memsz(endian).into(),
+            align: p.p_align(endian).into(),
+        })
+        .collect();
+
+    let mut shdrs = Vec::new();
+    let shoff: u64 = hdr.e_shoff(endian).into();
+    if shoff != 0 {
+        let table = hdr
+            .sections(endian, data)
+            .map_err(|e| obj_err("section headers", e))?;
+        for s in table.iter() {
+            // A section name we cannot read is not fatal: names are only used
+            // to find `.note.nixos.ldcache`.
+            let name = table
+                .section_name(endian, s)
+                .map(|n| n.to_vec())
+                .unwrap_or_default();
+            shdrs.push(Shdr {
+                name,
+                sh_name: s.sh_name(endian),
+                sh_type: s.sh_type(endian).0,
+                flags: s.sh_flags(endian).0,
+                addr: s.sh_addr(endian).into(),
+                offset: s.sh_offset(endian).into(),
+                size: s.sh_size(endian).into(),
+                link: s.sh_link(endian),
+                info: s.sh_info(endian),
+                addralign: s.sh_addralign(endian).into(),
+                entsize: s.sh_entsize(endian).into(),
+            });
+        }
+    }
+
+    let mut dynamic = None;
+    for (i, p) in phdrs_raw.iter().enumerate() {
+        if p.p_type(endian) != elf::PT_DYNAMIC {
+            continue;
+        }
+        if dynamic.is_some() {
+            return Err(EditError::Malformed("more than one PT_DYNAMIC".into()));
+        }
+        let dyns = p
+            .dynamic(endian, data)
+            .map_err(|e| obj_err("dynamic segment", e))?
+            .unwrap_or(&[]);
+        let mut entries = Vec::new();
+        for d in dyns {
+            let tag = d.tag(endian).0;
+            if tag == elf::DT_NULL.0 {
+                break;
+            }
+            entries.push((tag, d.val(endian)));
+        }
+        dynamic = Some(DynInfo {
+            phdr_index: i,
+            offset: p.p_offset(endian).into(),
+            slots: dyns.len() as u64,
+            entries,
+        });
+    }
+
+    Ok(Model {
+        is64: hdr.is_type_64(),
+        endian,
+        e_machine: hdr.e_machine(endian).0,
+        phoff: hdr.e_phoff(endian).into(),
+        phentsize: hdr.e_phentsize(endian),
+        shoff,
+        shentsize: hdr.e_shentsize(endian),
+        phdrs,
+        shdrs,
+        dynamic,
+        file_len,
+    })
+}
+
+/// Every offset into the dynamic string table that the symbol table and the
+/// version definitions / requirements refer to. The planner must keep the bytes from
+/// each of these offsets to the next NUL intact (linkers tail-merge strings).
+pub(crate) fn dynstr_refs<'d, R: ReadRef<'d>>(m: &Model, data: R) -> Result<Vec<u64>, EditError> {
+    if m.is64 {
+        refs_as::<elf::FileHeader64<Endianness>, R>(m, data)
+    } else {
+        refs_as::<elf::FileHeader32<Endianness>, R>(m, data)
+    }
+}
+
+pub(crate) const STRING_TAGS: [i64; 9] = [
+    elf::DT_NEEDED.0,
+    elf::DT_SONAME.0,
+    elf::DT_RPATH.0,
+    elf::DT_RUNPATH.0,
+    elf::DT_AUXILIARY.0,
+    elf::DT_FILTER.0,
+    elf::DT_CONFIG.0,
+    elf::DT_DEPAUDIT.0,
+    elf::DT_AUDIT.0,
+];
+
+// Bounds loops over file-provided chains so hostile input cannot spin forever.
+const MAX_CHAIN: usize = 1 << 20;
+
+fn refs_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
+    m: &Model,
+    data: R,
+) -> Result<Vec<u64>, EditError> {
+    let e = m.endian;
+    let dynamic = m.dynamic.as_ref().ok_or(EditError::NoDynamic)?;
+    // String-valued dynamic entries are left to the caller, which knows
+    // which one of them it is about to rewrite.
+    let mut refs: Vec<u64> = Vec::new();
+
+    let bad = |what: &str| EditError::Malformed(format!("{what} lies outside the file"));
+
+    // Dynamic symbols.
+    if let Some(symtab) = dynamic.get(elf::DT_SYMTAB.0) {
+        let count = dynsym_count(m, data, symtab)?;
+        let symsz = std::mem::size_of::<Elf::Sym>() as u64;
+        if count > 0 {
+            let bytes = count
+                .checked_mul(symsz)
+                .ok_or_else(|| bad("dynamic symbol table"))?;
+            let off = m
+                .vaddr_to_offset(symtab, bytes)
+                .ok_or_else(|| bad("dynamic symbol table"))?;
+            let syms = data
+                .read_slice_at::<Elf::Sym>(off, count as usize)
+                .map_err(|_| bad("dynamic symbol table"))?;
+            refs.extend(syms.iter().map(|s| u64::from(s.st_name(e))));
+        }
+    }
+
+    // Version definitions: each has a chain of Verdaux names.
+    if let (Some(addr), Some(num)) = (
+        dynamic.get(elf::DT_VERDEF.0),
+        dynamic.get(elf::DT_VERDEFNUM.0),
+    ) {
+        let mut off = m
+            .vaddr_to_offset(addr, 20)
+            .ok_or_else(|| bad("version definitions"))?;
+        for _ in 0..num.min(MAX_CHAIN as u64) {
+            let vd = data
+                .read_at::<elf::Verdef<Endianness>>(off)
+                .map_err(|_| bad("version definition"))?;
+            let mut aux = off
+                .checked_add(vd.vd_aux.get(e).into())
+                .ok_or_else(|| bad("version definition"))?;
+            for _ in 0..vd.vd_cnt.get(e) {
+                let va = data
+                    .read_at::<elf::Verdaux<Endianness>>(aux)
+                    .map_err(|_| bad("version definition name"))?;
+                refs.push(va.vda_name.get(e).into());
+                let next = va.vda_next.get(e);
+                if next == 0 {
+                    break;
+                }
+                aux = aux
+                    .checked_add(next.into())
+                    .ok_or_else(|| bad("version name"))?;
+            }
+            let next = vd.vd_next.get(e);
+            if next == 0 {
+                break;
+            }
+            off = off
+                .checked_add(next.into())
+                .ok_or_else(|| bad("version definition"))?;
+        }
+    }
+
+    // Version requirements: file name plus a chain of Vernaux names.
+    if let (Some(addr), Some(num)) = (
+        dynamic.get(elf::DT_VERNEED.0),
+        dynamic.get(elf::DT_VERNEEDNUM.0),
+    ) {
+        let mut off = m
+            .vaddr_to_offset(addr, 16)
+            .ok_or_else(|| bad("version requirements"))?;
+        for _ in 0..num.min(MAX_CHAIN as u64) {
+            let vn = data
+                .read_at::<elf::Verneed<Endianness>>(off)
+                .map_err(|_| bad("version requirement"))?;
+            refs.push(vn.vn_file.get(e).into());
+            let mut aux = off
+                .checked_add(vn.vn_aux.get(e).into())
+                .ok_or_else(|| bad("version requirement"))?;
+            for _ in 0..vn.vn_cnt.get(e) {
+                let va = data
+                    .read_at::<elf::Vernaux<Endianness>>(aux)
+                    .map_err(|_| bad("version requirement name"))?;
+                refs.push(va.vna_name.get(e).into());
+                let next = va.vna_next.get(e);
+                if next == 0 {
+                    break;
+                }
+                aux = aux
+                    .checked_add(next.into())
+                    .ok_or_else(|| bad("version name"))?;
+            }
+            let next = vn.vn_next.get(e);
+            if next == 0 {
+                break;
+            }
+            off = off
+                .checked_add(next.into())
+                .ok_or_else(|| bad("version requirement"))?;
+        }
+    }
+    refs.sort_unstable();
+    refs.dedup();
+    Ok(refs)
+}
+
+fn read_u32<'d, R: ReadRef<'d>>(data: R, e: Endianness, off: u64) -> Option<u32> {
+    let b = data.read_bytes_at(off, 4).ok()?;
+    Some(e.read_u32(b.try_into().ok()?))
+}
+
+/// Number of dynamic symbols: the largest of what DT_HASH, DT_GNU_HASH and
+/// the `.dynsym` section header say. With none of them we cannot know which
+/// strings are in use, so that is an error.
+fn dynsym_count<'d, R: ReadRef<'d>>(m: &Model, data: R, symtab: u64) -> Result<u64, EditError> {
+    let e = m.endian;
+    let dynamic = m.dynamic.as_ref().ok_or(EditError::NoDynamic)?;
+    let mut best: Option<u64> = None;
+    let bad = |what: &str| EditError::Malformed(format!("{what} is truncated or misplaced"));
+    if let Some(addr) = dynamic.get(elf::DT_HASH.0) {
+        let off = m
+            .vaddr_to_offset(addr, 8)
+            .ok_or_else(|| bad("DT_HASH table"))?;
+        let nchain =
+            read_u32(data, e, off.saturating_add(4)).ok_or_else(|| bad("DT_HASH table"))?;
+        best = Some(u64::from(nchain));
+    }
+    if let Some(addr) = dynamic.get(elf::DT_GNU_HASH.0) {
+        let off = m
+            .vaddr_to_offset(addr, 16)
+            .ok_or_else(|| bad("DT_GNU_HASH table"))?;
+        let h = |i: u64| {
+            read_u32(data, e, off.saturating_add(i * 4)).ok_or_else(|| bad("DT_GNU_HASH table"))
+        };
+        let nbuckets = u64::from(h(0)?);
+        let symbase = u64::from(h(1)?);
+        let bloom = u64::from(h(2)?);
+        let buckets_off = bloom
+            .checked_mul(m.word_size())
+            .and_then(|b| b.checked_add(16))
+            .and_then(|b| off.checked_add(b))
+            .ok_or_else(|| bad("DT_GNU_HASH table"))?;
+        let mut max_idx = 0u64;
+        for i in 0..nbuckets.min(MAX_CHAIN as u64) {
+            let b = read_u32(data, e, buckets_off.saturating_add(i * 4))
+                .ok_or_else(|| bad("DT_GNU_HASH buckets"))?;
+            max_idx = max_idx.max(u64::from(b));
+        }
+        let mut count = symbase;
+        if max_idx >= symbase {
+            let chains_off = buckets_off
+                .checked_add(nbuckets * 4)
+                .ok_or_else(|| bad("DT_GNU_HASH table"))?;
+            let mut idx = max_idx;
+            let mut steps = 0usize;
+            loop {
+                let c = read_u32(data, e, chains_off.saturating_add((idx - symbase) * 4))
+                    .ok_or_else(|| bad("DT_GNU_HASH chains"))?;
+                if c & 1 == 1 {
+                    break;
+                }
+                idx += 1;
+                steps += 1;
+                if steps > MAX_CHAIN {
+                    return Err(bad("DT_GNU_HASH chain"));
+                }
+            }
+            count = idx + 1;
+        }
+        best = Some(best.map_or(count, |b| b.max(count)));
+    }
+    if let Some(i) = m.section_at(elf::SHT_DYNSYM.0, symtab) {
+        let s = &m.shdrs[i];
+        if let Some(n) = s.size.checked_div(s.entsize) {
+            best = Some(best.map_or(n, |b| b.max(n)));
+        }
+    }
+    let n = best.ok_or_else(|| {
+        EditError::Unsupported(
+            "cannot count dynamic symbols (no DT_HASH, DT_GNU_HASH or .dynsym header)".into(),
+        )
+    })?;
+    // A count larger than the file could hold is hostile or corrupt.
+    if n > m.file_len / 16 + 1 {
+        return Err(bad("dynamic symbol count"));
+    }
+    Ok(n)
+}

@@ -1,0 +1,468 @@
+//! Unit tests on ELF files built by the real toolchains (gcc and the cross
+//! compilers). A missing compiler fails the test: these must not skip.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::*;
+
+const HASH_FARM: &str = "0123456789abcdfghijklmnpqrsvwxyz";
+const HASH_KEEP: &str = "zyxwvsrqpnmlkjihgfdcba9876543210";
+
+fn farm() -> String {
+    format!("/nix/store/{HASH_FARM}-cuda-joined/lib")
+}
+fn keep() -> String {
+    format!("/nix/store/{HASH_KEEP}-cuda-lib/lib")
+}
+
+const LIB_SRC: &str = "int bar_tail(void) { return 7; }\nint other(int x) { return x + 1; }\n";
+
+/// Compile `src` with `cc` and `args` into `out` inside `dir`; returns bytes.
+fn build(dir: &Path, cc: &str, args: &[&str], src: &str, out: &str) -> Vec<u8> {
+    let c = dir.join(format!("{out}.c"));
+    std::fs::write(&c, src).unwrap();
+    let o = dir.join(out);
+    let st = Command::new(cc)
+        .args(args)
+        .arg("-o")
+        .arg(&o)
+        .arg(&c)
+        .status()
+        .unwrap_or_else(|e| panic!("{cc} is required for this test: {e}"));
+    assert!(st.success(), "{cc} {args:?} failed");
+    std::fs::read(o).unwrap()
+}
+
+fn lib(cc: &str, rpath: &str, new_dtags: bool) -> (tempfile::TempDir, Vec<u8>) {
+    let d = tempfile::tempdir().unwrap();
+    let dt = if new_dtags {
+        "-Wl,--enable-new-dtags"
+    } else {
+        "-Wl,--disable-new-dtags"
+    };
+    let rp = format!("-Wl,-rpath,{rpath}");
+    let b = build(
+        d.path(),
+        cc,
+        &["-shared", "-fPIC", "-O1", dt, &rp],
+        LIB_SRC,
+        "libt.so",
+    );
+    (d, b)
+}
+
+/// The search path of `tag` as the loader would read it.
+fn read_path(data: &[u8], tag: SearchPathTag) -> Option<Vec<u8>> {
+    let m = parse::parse(data, data.len() as u64).unwrap();
+    let d = m.dynamic.as_ref().unwrap();
+    let off = d.get(tag.dt())?;
+    let strtab = d.get(elf::DT_STRTAB.0).unwrap();
+    let strsz = d.get(elf::DT_STRSZ.0).unwrap();
+    let base = m.vaddr_to_offset(strtab, strsz).unwrap() as usize;
+    let s = &data[base + off as usize..];
+    Some(s[..s.iter().position(|&b| b == 0).unwrap()].to_vec())
+}
+
+fn req<'a>(tag: SearchPathTag, v: &'a str, scrub: &'a [&'a [u8]]) -> EditRequest<'a> {
+    EditRequest {
+        tag,
+        new_value: v,
+        scrub,
+        drop_ldcache_note: false,
+    }
+}
+
+/// Plan, apply, check structure, value and scrubbing; returns (edit, result).
+fn edit(data: &[u8], r: &EditRequest) -> (ElfEdit, Vec<u8>) {
+    let e = plan_edit(data, data.len() as u64, r).unwrap();
+    for w in e.patches.windows(2) {
+        assert!(w[0].end() <= w[1].offset, "patches overlap or are unsorted");
+    }
+    let mut out = data.to_vec();
+    apply_in_memory(&mut out, &e);
+    assert_eq!(out.len() as u64, e.new_len);
+    check_layout(&out).unwrap();
+    let got = read_path(&out, r.tag);
+    if r.new_value.is_empty() {
+        assert_eq!(got, None);
+    } else {
+        assert_eq!(got.as_deref(), Some(r.new_value.as_bytes()));
+    }
+    for n in r.scrub {
+        assert!(
+            memchr::memmem::find(&out, n).is_none(),
+            "scrubbed string survives"
+        );
+    }
+    // Re-running the same edit changes nothing.
+    let again = plan_edit(&out[..], out.len() as u64, r).unwrap();
+    assert!(
+        again.is_noop(),
+        "second identical edit is not a no-op: {again:?}"
+    );
+    (e, out)
+}
+
+fn both() -> String {
+    format!("{}:{}", farm(), keep())
+}
+
+#[test]
+fn in_place_shorter_is_one_patch() {
+    let (_d, b) = lib("gcc", &both(), true);
+    let scrub: &[&[u8]] = &[HASH_FARM.as_bytes()];
+    let (e, out) = edit(&b, &req(SearchPathTag::Runpath, &keep(), scrub));
+    assert!(!e.grew);
+    assert_eq!(out.len(), b.len());
+    let p = e.single_in_place().expect("one contiguous patch");
+    // Only the patch range differs.
+    let diff: Vec<usize> = (0..b.len()).filter(|&i| b[i] != out[i]).collect();
+    assert!(
+        diff.iter()
+            .all(|&i| i as u64 >= p.offset && (i as u64) < p.end())
+    );
+}
+
+#[test]
+fn in_place_equal_length() {
+    let (_d, b) = lib("gcc", &both(), true);
+    let same_len = format!("{}:{}", farm().replace(HASH_FARM, HASH_KEEP), keep());
+    assert_eq!(same_len.len(), both().len());
+    let (e, _) = edit(
+        &b,
+        &req(SearchPathTag::Runpath, &same_len, &[HASH_FARM.as_bytes()]),
+    );
+    assert!(e.single_in_place().is_some());
+}
+
+#[test]
+fn same_value_is_noop() {
+    let (_d, b) = lib("gcc", &both(), true);
+    let e = plan_edit(
+        &b[..],
+        b.len() as u64,
+        &req(SearchPathTag::Runpath, &both(), &[]),
+    )
+    .unwrap();
+    assert!(e.is_noop());
+}
+
+#[test]
+fn grow_longer_several_kb() {
+    let (_d, b) = lib("gcc", &both(), true);
+    let long: Vec<String> = (0..200)
+        .map(|i| format!("/nix/store/{HASH_KEEP}-dep{i}/lib"))
+        .collect();
+    let long = long.join(":");
+    assert!(long.len() > 5000);
+    let (e, out) = edit(
+        &b,
+        &req(SearchPathTag::Runpath, &long, &[HASH_FARM.as_bytes()]),
+    );
+    assert!(e.grew);
+    assert!(out.len() > b.len());
+    // A shorter edit of the grown file goes in place again.
+    let (e2, _) = edit(&out, &req(SearchPathTag::Runpath, &keep(), &[]));
+    assert!(!e2.grew);
+}
+
+#[test]
+fn rpath_stays_rpath() {
+    let (_d, b) = lib("gcc", &both(), false);
+    assert!(read_path(&b, SearchPathTag::Runpath).is_none());
+    let (_, out) = edit(
+        &b,
+        &req(SearchPathTag::Rpath, &keep(), &[HASH_FARM.as_bytes()]),
+    );
+    assert!(read_path(&out, SearchPathTag::Runpath).is_none());
+    // And growing keeps it an RPATH too.
+    let long = format!("{}:{}", keep(), "/x".repeat(400));
+    let (e, out) = edit(
+        &b,
+        &req(SearchPathTag::Rpath, &long, &[HASH_FARM.as_bytes()]),
+    );
+    assert!(e.grew);
+    assert!(read_path(&out, SearchPathTag::Runpath).is_none());
+}
+
+#[test]
+fn remove_entry() {
+    let (_d, b) = lib("gcc", &both(), true);
+    let (_, out) = edit(
+        &b,
+        &req(
+            SearchPathTag::Runpath,
+            "",
+            &[HASH_FARM.as_bytes(), HASH_KEEP.as_bytes()],
+        ),
+    );
+    let m = parse::parse(&out[..], out.len() as u64).unwrap();
+    let before = parse::parse(&b[..], b.len() as u64).unwrap();
+    assert_eq!(
+        m.dynamic.unwrap().entries.len() + 1,
+        before.dynamic.unwrap().entries.len()
+    );
+}
+
+#[test]
+fn add_entry_where_none() {
+    let d = tempfile::tempdir().unwrap();
+    let b = build(d.path(), "gcc", &["-shared", "-fPIC"], LIB_SRC, "libn.so");
+    assert!(read_path(&b, SearchPathTag::Runpath).is_none());
+    let (e, _) = edit(&b, &req(SearchPathTag::Runpath, &keep(), &[]));
+    assert!(e.grew);
+}
+
+#[test]
+fn executables_pie_and_no_pie() {
+    let src = "#include <stdio.h>\nint main(void){puts(\"hi\");return 0;}\n";
+    for pie in ["-pie", "-no-pie"] {
+        let d = tempfile::tempdir().unwrap();
+        let rp = format!("-Wl,-rpath,{}", both());
+        let b = build(
+            d.path(),
+            "gcc",
+            &[pie, "-Wl,--enable-new-dtags", &rp],
+            src,
+            "prog",
+        );
+        edit(
+            &b,
+            &req(SearchPathTag::Runpath, &keep(), &[HASH_FARM.as_bytes()]),
+        );
+        let long = format!("{}:{}", keep(), "/y".repeat(3000));
+        let (e, _) = edit(
+            &b,
+            &req(SearchPathTag::Runpath, &long, &[HASH_FARM.as_bytes()]),
+        );
+        assert!(e.grew);
+    }
+}
+
+#[test]
+fn i686_and_s390x_and_aarch64() {
+    for cc in [
+        "i686-linux-gnu-gcc",
+        "s390x-linux-gnu-gcc",
+        "aarch64-linux-gnu-gcc",
+    ] {
+        let (_d, b) = lib(cc, &both(), true);
+        edit(
+            &b,
+            &req(SearchPathTag::Runpath, &keep(), &[HASH_FARM.as_bytes()]),
+        );
+        let long = format!("{}:{}", keep(), "/z".repeat(3000));
+        let (e, _) = edit(
+            &b,
+            &req(SearchPathTag::Runpath, &long, &[HASH_FARM.as_bytes()]),
+        );
+        assert!(e.grew, "{cc}");
+    }
+}
+
+/// Find the dynamic symbol `name`'s string offset.
+fn sym_name_offset(data: &[u8], name: &[u8]) -> Option<u64> {
+    use object::read::elf::{FileHeader, Sym};
+    let h = elf::FileHeader64::<object::Endianness>::parse(data).ok()?;
+    let e = h.endian().ok()?;
+    let secs = h.sections(e, data).ok()?;
+    let syms = secs.symbols(e, data, elf::SHT_DYNSYM).ok()?;
+    syms.iter()
+        .find(|s| syms.symbol_name(e, s).ok() == Some(name))
+        .map(|s| u64::from(s.st_name(e)))
+}
+
+#[test]
+fn shared_string_tail_is_kept() {
+    // GNU ld tail-merges .dynstr: the symbol `bar_tail` then points into the
+    // last bytes of the rpath string.
+    let rpath = format!("{}:/x/foo_bar_tail", farm());
+    let (_d, b) = lib("gcc", &rpath, true);
+    let m = parse::parse(&b[..], b.len() as u64).unwrap();
+    let rp_off = m.dynamic.as_ref().unwrap().get(elf::DT_RUNPATH.0).unwrap();
+    let sym_off = sym_name_offset(&b, b"bar_tail").unwrap();
+    assert_eq!(
+        sym_off,
+        rp_off + rpath.len() as u64 - 8,
+        "linker did not tail-merge; fixture is wrong"
+    );
+
+    // Fits before the tail: in place, tail intact.
+    let (e, out) = edit(
+        &b,
+        &req(SearchPathTag::Runpath, "/a", &[HASH_FARM.as_bytes()]),
+    );
+    assert!(e.single_in_place().is_some());
+    assert_eq!(sym_name_offset(&out, b"bar_tail"), Some(sym_off));
+    // Does not fit before the tail: grows, the tail still resolves.
+    let long = format!("{}:/more", "/q".repeat(60));
+    let (e, out) = edit(
+        &b,
+        &req(SearchPathTag::Runpath, &long, &[HASH_FARM.as_bytes()]),
+    );
+    assert!(e.grew);
+    let m2 = parse::parse(&out[..], out.len() as u64).unwrap();
+    let d2 = m2.dynamic.as_ref().unwrap();
+    let base = m2
+        .vaddr_to_offset(d2.get(elf::DT_STRTAB.0).unwrap(), 1)
+        .unwrap() as usize;
+    assert_eq!(&out[base + sym_off as usize..][..9], b"bar_tail\0");
+    // Removing the entry keeps the tail too.
+    let (_, out) = edit(
+        &b,
+        &req(SearchPathTag::Runpath, "", &[HASH_FARM.as_bytes()]),
+    );
+    let base = m
+        .vaddr_to_offset(
+            m.dynamic.as_ref().unwrap().get(elf::DT_STRTAB.0).unwrap(),
+            1,
+        )
+        .unwrap() as usize;
+    assert_eq!(&out[base + sym_off as usize..][..9], b"bar_tail\0");
+}
+
+#[test]
+fn no_section_headers_in_place() {
+    let (_d, mut b) = lib("gcc", &both(), true);
+    // Drop the section header table: e_shoff = e_shnum = e_shstrndx = 0.
+    b[0x28..0x30].fill(0);
+    b[0x3c..0x40].fill(0);
+    edit(
+        &b,
+        &req(SearchPathTag::Runpath, &keep(), &[HASH_FARM.as_bytes()]),
+    );
+}
+
+fn objcopy_ldcache(dir: &Path, input: &Path, owner_note: &[u8]) -> PathBuf {
+    let notefile = dir.join("note.bin");
+    std::fs::write(&notefile, owner_note).unwrap();
+    let out = dir.join("with-note.so");
+    let st = Command::new("objcopy")
+        .arg(format!(
+            "--add-section=.note.nixos.ldcache={}",
+            notefile.display()
+        ))
+        .arg("--set-section-flags=.note.nixos.ldcache=noload,readonly")
+        .arg(input)
+        .arg(&out)
+        .status()
+        .expect("objcopy is required");
+    assert!(st.success());
+    out
+}
+
+fn ldcache_note(desc: &[u8]) -> Vec<u8> {
+    let mut n = Vec::new();
+    n.extend_from_slice(&6u32.to_le_bytes());
+    let dlen = desc.len().div_ceil(4) * 4;
+    n.extend_from_slice(&(dlen as u32).to_le_bytes());
+    n.extend_from_slice(&0x63a8_6cb6u32.to_le_bytes());
+    n.extend_from_slice(b"NixOS\0\0\0");
+    n.extend_from_slice(desc);
+    n.resize(n.len() + dlen - desc.len(), 0);
+    n
+}
+
+#[test]
+fn ldcache_note_in_pt_note_is_removed() {
+    // The note is linked into the PT_NOTE with .note.gnu.build-id (both are
+    // 4-aligned), as a linker places any allocated note section.
+    let d = tempfile::tempdir().unwrap();
+    let desc = format!("libcudart.so.12\0={}/libcudart.so.12\0", farm());
+    let note = ldcache_note(desc.as_bytes());
+    let bytes: Vec<String> = note.iter().map(|b| format!("{b:#x}")).collect();
+    let src = format!(
+        "{LIB_SRC}__asm__(\".section .note.nixos.ldcache,\\\"a\\\",@note\\n.balign 4\\n.byte {}\\n.previous\");\n",
+        bytes.join(",")
+    );
+    let rp = format!("-Wl,-rpath,{}", both());
+    let b = build(
+        d.path(),
+        "gcc",
+        &[
+            "-shared",
+            "-fPIC",
+            "-Wl,--build-id",
+            "-Wl,--enable-new-dtags",
+            &rp,
+        ],
+        &src,
+        "libnote.so",
+    );
+    assert!(memchr::memmem::find(&b, b"NixOS").is_some());
+    let scrub: &[&[u8]] = &[HASH_FARM.as_bytes()];
+    let k = keep();
+    let r = EditRequest {
+        drop_ldcache_note: true,
+        ..req(SearchPathTag::Runpath, &k, scrub)
+    };
+    let (_, out) = edit(&b, &r);
+    assert!(memchr::memmem::find(&out, b"NixOS").is_none());
+    // The build-id note before it is still there.
+    assert!(memchr::memmem::find(&out, b"GNU\0").is_some());
+
+    // A note section that no segment maps (objcopy-added) is zeroed too.
+    let so = d.path().join("plain.so");
+    std::fs::write(&so, lib("gcc", &both(), true).1).unwrap();
+    let with = std::fs::read(objcopy_ldcache(d.path(), &so, &note)).unwrap();
+    let (_, out) = edit(&with, &r);
+    assert!(memchr::memmem::find(&out, b"NixOS").is_none());
+}
+
+#[test]
+fn scrub_in_new_value_is_refused() {
+    let (_d, b) = lib("gcc", &both(), true);
+    let (f, scrub) = (farm(), [HASH_FARM.as_bytes()]);
+    let r = req(SearchPathTag::Runpath, &f, &scrub);
+    assert!(plan_edit(&b[..], b.len() as u64, &r).is_err());
+}
+
+#[test]
+fn works_through_read_cache() {
+    let (d, b) = lib("gcc", &both(), true);
+    let p = d.path().join("libt.so");
+    let f = std::fs::File::open(&p).unwrap();
+    let cache = object::ReadCache::new(f);
+    let (k, scrub) = (keep(), [HASH_FARM.as_bytes()]);
+    let r = req(SearchPathTag::Runpath, &k, &scrub);
+    let via_cache = plan_edit(&cache, b.len() as u64, &r).unwrap();
+    let via_slice = plan_edit(&b[..], b.len() as u64, &r).unwrap();
+    assert_eq!(via_cache, via_slice);
+}
+
+#[test]
+fn hostile_bytes_never_panic() {
+    use proptest::prelude::*;
+    let (_d, b) = lib("gcc", &both(), true);
+    let scrub: &[&[u8]] = &[HASH_FARM.as_bytes()];
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(3000));
+    runner
+        .run(
+            &(
+                proptest::collection::vec((0..b.len(), any::<u8>()), 1..8),
+                0..b.len(),
+            ),
+            |(muts, cut)| {
+                let mut x = b.clone();
+                for (i, v) in muts {
+                    x[i] = v;
+                }
+                for data in [&x[..], &x[..cut]] {
+                    let _ = check_layout(data);
+                    for v in [keep(), String::new(), "/q".repeat(300)] {
+                        if let Ok(e) = plan_edit(
+                            data,
+                            data.len() as u64,
+                            &req(SearchPathTag::Runpath, &v, scrub),
+                        ) {
+                            let mut y = data.to_vec();
+                            apply_in_memory(&mut y, &e);
+                        }
+                    }
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+}

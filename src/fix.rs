@@ -1,0 +1,457 @@
+//! `unfarm fix`: turn a survey's plans into edited files, one file at a time,
+//! in parallel. For each file: plan the byte edit, apply it to a copy in
+//! memory (or, for a very large file, to the one range it changes), check the
+//! result's structure, re-read its facts and re-resolve every need against the
+//! real filesystem, and only then write (see [`crate::atomic`]). Any failure
+//! leaves the file as it was and is reported.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use object::ReadCache;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::atomic::{self, HardLinks};
+
+use crate::edit::{self, EditRequest, ElfEdit, SearchPathTag};
+use crate::elf::{self, ElfFacts};
+use crate::plan::{Plan, PlanOptions, Tag};
+use crate::resolve::{self, FsProbe, LoaderConfig, Requester, SearchDir, Source};
+use crate::store::StoreDir;
+use crate::survey::{FarmLink, ObjectSurvey, Survey};
+
+/// Files up to this size are edited and verified wholly in memory; larger
+/// ones only when the edit is one in-place range.
+pub const IN_MEMORY_LIMIT: u64 = 256 << 20;
+
+#[derive(Clone, Debug)]
+pub struct FixOptions {
+    pub hard_links: HardLinks,
+}
+
+/// What happened to one file.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileResult {
+    pub path: PathBuf,
+    /// `changed`, `unchanged`, `failed`.
+    pub status: &'static str,
+    pub detail: String,
+    /// Bytes of removed store paths (hash parts scrubbed from the file).
+    pub store_path_bytes_removed: usize,
+    /// Bytes written to disk for this file.
+    pub bytes_written: u64,
+}
+
+/// The outcome of a run.
+#[derive(Clone, Debug, Serialize, Default)]
+pub struct FixReport {
+    pub files_scanned: usize,
+    pub elf_files: usize,
+    pub changed: usize,
+    pub failed: usize,
+    pub symlinks_retargeted: usize,
+    pub store_path_bytes_removed: usize,
+    pub results: Vec<FileResult>,
+}
+
+/// Apply every changing plan of the survey. `progress` is called once per
+/// finished file.
+pub fn fix(
+    survey: &Survey,
+    store: &StoreDir,
+    plan_opts: &PlanOptions,
+    opts: &FixOptions,
+    progress: &(dyn Fn() + Sync),
+) -> FixReport {
+    // Leftovers of a killed run are ours to remove.
+    let mut dirs: Vec<&Path> = survey
+        .objects
+        .iter()
+        .filter_map(|o| o.path.parent())
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for d in dirs {
+        let _ = atomic::cleanup_stale_temps(d);
+    }
+    let probe = FsProbe::new(store.clone());
+    let done = AtomicUsize::new(0);
+    let mut results: Vec<FileResult> = survey
+        .objects
+        .par_iter()
+        .filter(|o| {
+            o.plans
+                .iter()
+                .any(|p| p.changes() || matches!(p.outcome, crate::plan::Outcome::Refused { .. }))
+        })
+        .map(|o| {
+            let r = fix_object(o, plan_opts, opts, &probe);
+            done.fetch_add(1, Ordering::Relaxed);
+            progress();
+            r
+        })
+        .collect();
+    for l in &survey.farm_links {
+        results.push(retarget(l));
+    }
+    results.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut report = FixReport {
+        files_scanned: survey.files_scanned,
+        elf_files: survey.objects.len(),
+        ..Default::default()
+    };
+    for r in &results {
+        match r.status {
+            "changed" => report.changed += 1,
+            "retargeted" => report.symlinks_retargeted += 1,
+            "failed" => report.failed += 1,
+            _ => {}
+        }
+        report.store_path_bytes_removed += r.store_path_bytes_removed;
+    }
+    report.failed += survey.errors.len();
+    report.results = results;
+    report
+}
+
+fn failed(path: &Path, detail: String) -> FileResult {
+    FileResult {
+        path: path.to_owned(),
+        status: "failed",
+        detail,
+        store_path_bytes_removed: 0,
+        bytes_written: 0,
+    }
+}
+
+fn tag_of(t: Tag) -> SearchPathTag {
+    match t {
+        Tag::Runpath => SearchPathTag::Runpath,
+        Tag::Rpath => SearchPathTag::Rpath,
+    }
+}
+
+fn fix_object(
+    o: &ObjectSurvey,
+    plan_opts: &PlanOptions,
+    opts: &FixOptions,
+    probe: &FsProbe,
+) -> FileResult {
+    let path = &o.path;
+    if let Some(p) = o
+        .plans
+        .iter()
+        .find(|p| matches!(p.outcome, crate::plan::Outcome::Refused { .. }))
+    {
+        let crate::plan::Outcome::Refused { reason } = &p.outcome else {
+            unreachable!()
+        };
+        return failed(path, format!("{}: left as it was: {reason}", p.tag));
+    }
+    let plans: Vec<&Plan> = o.plans.iter().filter(|p| p.changes()).collect();
+    let len = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) => return failed(path, format!("cannot stat: {e}")),
+    };
+    let removed: usize = plans
+        .iter()
+        .map(|p| p.removed_hashes.iter().map(String::len).sum::<usize>())
+        .sum();
+    let result = if len <= IN_MEMORY_LIMIT {
+        edit_in_memory(path, &plans, o, plan_opts, opts, probe)
+    } else {
+        edit_large(path, len, &plans, o, plan_opts, opts, probe)
+    };
+    match result {
+        Ok(written) => FileResult {
+            path: path.clone(),
+            status: "changed",
+            detail: plans
+                .iter()
+                .map(|p| format!("{}: {} -> {}", p.tag, p.old, p.new))
+                .collect::<Vec<_>>()
+                .join("; "),
+            store_path_bytes_removed: removed,
+            bytes_written: written,
+        },
+        Err(e) => failed(path, format!("left as it was: {e}")),
+    }
+}
+
+fn request<'a>(p: &'a Plan, scrub: &'a [&'a [u8]]) -> EditRequest<'a> {
+    EditRequest {
+        tag: tag_of(p.tag),
+        new_value: &p.new,
+        scrub,
+        drop_ldcache_note: true,
+    }
+}
+
+fn edit_in_memory(
+    path: &Path,
+    plans: &[&Plan],
+    o: &ObjectSurvey,
+    plan_opts: &PlanOptions,
+    opts: &FixOptions,
+    probe: &FsProbe,
+) -> Result<u64, String> {
+    let original = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut data = original.clone();
+    let mut edits: Vec<ElfEdit> = Vec::new();
+    for p in plans {
+        let scrub: Vec<&[u8]> = p.removed_hashes.iter().map(|h| h.as_bytes()).collect();
+        let e = edit::plan_edit(&data[..], data.len() as u64, &request(p, &scrub))
+            .map_err(|e| e.to_string())?;
+        edit::apply_in_memory(&mut data, &e);
+        edits.push(e);
+    }
+    verify(path, &data, plans, o, plan_opts, probe)?;
+    let combined = diff_edit(&original, &data);
+    let method = atomic::apply(path, &combined, opts.hard_links, |cand| match cand {
+        // Already verified in memory; the copy is re-read to catch a bad write.
+        atomic::Candidate::File(tmp) => {
+            let written = std::fs::read(tmp).map_err(|e| e.to_string())?;
+            if written == data {
+                Ok(())
+            } else {
+                Err("the written copy differs from the verified image".into())
+            }
+        }
+        atomic::Candidate::InPlace { .. } => Ok(()),
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(match method {
+        atomic::Method::Unchanged => 0,
+        atomic::Method::InPlace { .. } => {
+            combined.patches.iter().map(|p| p.bytes.len() as u64).sum()
+        }
+        atomic::Method::Replaced => data.len() as u64,
+    })
+}
+
+/// The edit that turns `old` into `new`: runs of differing bytes (runs closer
+/// than 64 bytes merge), plus whatever `new` appends. Several planned edits
+/// on one file compose into one, so the writer sees a single change.
+pub fn diff_edit(old: &[u8], new: &[u8]) -> ElfEdit {
+    const GAP: usize = 64;
+    let common = old.len().min(new.len());
+    let mut patches: Vec<edit::Patch> = Vec::new();
+    let mut i = 0;
+    while i < common {
+        if old[i] == new[i] {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut end = i + 1;
+        let mut j = end;
+        while j < common && j - end < GAP {
+            if old[j] != new[j] {
+                end = j + 1;
+            }
+            j += 1;
+        }
+        patches.push(edit::Patch {
+            offset: start as u64,
+            bytes: new[start..end].to_vec(),
+        });
+        i = end;
+    }
+    if new.len() > old.len() {
+        patches.push(edit::Patch {
+            offset: old.len() as u64,
+            bytes: new[old.len()..].to_vec(),
+        });
+    }
+    ElfEdit {
+        patches,
+        new_len: new.len() as u64,
+        grew: new.len() > old.len(),
+    }
+}
+
+fn edit_large(
+    path: &Path,
+    len: u64,
+    plans: &[&Plan],
+    o: &ObjectSurvey,
+    plan_opts: &PlanOptions,
+    opts: &FixOptions,
+    probe: &FsProbe,
+) -> Result<u64, String> {
+    let [p] = plans else {
+        return Err("a file over 256 MiB with two search lists to change is not supported".into());
+    };
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let cache = ReadCache::new(file);
+    let scrub: Vec<&[u8]> = p.removed_hashes.iter().map(|h| h.as_bytes()).collect();
+    let e = edit::plan_edit(&cache, len, &request(p, &scrub)).map_err(|e| e.to_string())?;
+    let Some(patch) = e.single_in_place() else {
+        return Err("a file over 256 MiB whose edit needs to grow it is not supported".into());
+    };
+    // An in-place edit changes only the search-path string: check the patch
+    // spells the planned value where the string lives, and re-resolve every
+    // need on disk under that value.
+    let off = match p.tag {
+        Tag::Runpath => o.facts.runpath_offset,
+        Tag::Rpath => o.facts.rpath_offset,
+    }
+    .ok_or("no search-path string offset")?;
+    let mut after = o.facts.clone();
+    match p.tag {
+        Tag::Runpath => after.runpath = Some(p.new.clone()),
+        Tag::Rpath => after.rpath = Some(p.new.clone()),
+    }
+    let method = atomic::apply(path, &e, opts.hard_links, |cand| {
+        let atomic::Candidate::InPlace { patch, .. } = cand else {
+            return Err("expected an in-place edit".into());
+        };
+        let rel = off
+            .checked_sub(patch.offset)
+            .ok_or("the patch does not cover the search path")? as usize;
+        let want = p.new.as_bytes();
+        let got = patch.bytes.get(rel..rel + want.len() + 1);
+        if got.is_none_or(|g| &g[..want.len()] != want || g[want.len()] != 0) {
+            return Err("the patch does not hold the planned search path".into());
+        }
+        verify_resolution(path, &after, plans, o, plan_opts, probe)
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(match method {
+        atomic::Method::InPlace { .. } => patch.bytes.len() as u64,
+        _ => 0,
+    })
+}
+
+/// The edited image must be well formed, carry the planned search path, keep
+/// every other dynamic string, and resolve every need to the planned file.
+fn verify(
+    path: &Path,
+    data: &[u8],
+    plans: &[&Plan],
+    o: &ObjectSurvey,
+    plan_opts: &PlanOptions,
+    probe: &FsProbe,
+) -> Result<(), String> {
+    edit::check_layout(data).map_err(|e| format!("edited file fails layout checks: {e}"))?;
+    let facts = elf::parse_facts(data).map_err(|e| format!("edited file does not parse: {e}"))?;
+    verify_facts(&o.facts, &facts, plans)?;
+    verify_resolution(path, &facts, plans, o, plan_opts, probe)
+}
+
+fn verify_facts(before: &ElfFacts, after: &ElfFacts, plans: &[&Plan]) -> Result<(), String> {
+    for p in plans {
+        let got = match p.tag {
+            Tag::Runpath => &after.runpath,
+            Tag::Rpath => &after.rpath,
+        };
+        let want = (!p.new.is_empty()).then(|| p.new.clone());
+        if *got != want {
+            return Err(format!("{} reads back as {got:?}, planned {want:?}", p.tag));
+        }
+    }
+    if before.needed != after.needed || before.soname != after.soname {
+        return Err("DT_NEEDED or DT_SONAME changed".into());
+    }
+    if before.interpreter != after.interpreter {
+        return Err("the interpreter changed".into());
+    }
+    Ok(())
+}
+
+/// Re-resolve every need on the real filesystem under the new path.
+fn verify_resolution(
+    path: &Path,
+    after: &ElfFacts,
+    plans: &[&Plan],
+    o: &ObjectSurvey,
+    plan_opts: &PlanOptions,
+    probe: &FsProbe,
+) -> Result<(), String> {
+    let Some(p) = plans
+        .iter()
+        .find(|p| p.tag == Tag::Runpath || o.facts.runpath.is_none())
+    else {
+        return Ok(());
+    };
+    let cfg = LoaderConfig {
+        ld_library_path: None,
+        ld_so_cache: None,
+        default_dirs: crate::plan::fallback_dirs(&o.facts, plan_opts),
+        ..plan_opts.loader.clone()
+    };
+    let req = Requester::from_facts(&o.path, after);
+    let source = match p.tag {
+        Tag::Runpath => Source::Runpath,
+        Tag::Rpath => Source::Rpath {
+            owner: o.path.clone(),
+            depth: 0,
+        },
+    };
+    let list = match p.tag {
+        Tag::Runpath => after.runpath.clone(),
+        Tag::Rpath => after.rpath.clone(),
+    }
+    .unwrap_or_default();
+    let dirs: Vec<SearchDir> = if list.is_empty() {
+        Vec::new()
+    } else {
+        resolve::search_dirs(&list, &source, &req.origin(), &cfg, &after.ident)
+    };
+    let _ = path;
+    for n in &p.needs {
+        if n.was_stub || n.before.is_none() {
+            continue;
+        }
+        let got = resolve::resolve_in(&n.need.name, &dirs, &req, &cfg, probe)
+            .found
+            .map(|f| f.resolved.real);
+        if got != n.before {
+            return Err(format!(
+                "{} would load {} instead of {}",
+                n.need.name,
+                got.as_deref()
+                    .map_or("nothing".into(), |p| p.display().to_string()),
+                n.before
+                    .as_deref()
+                    .map_or("?".into(), |p| p.display().to_string())
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Point a symlink that goes through a farm at the same file without it.
+fn retarget(l: &FarmLink) -> FileResult {
+    match replace_symlink(&l.path, &l.canonical) {
+        Ok(()) => FileResult {
+            path: l.path.clone(),
+            status: "retargeted",
+            detail: format!("{} -> {}", l.target.display(), l.canonical.display()),
+            store_path_bytes_removed: 32 * l.farms.len(),
+            bytes_written: 0,
+        },
+        Err(e) => failed(&l.path, format!("symlink left as it was: {e}")),
+    }
+}
+
+/// Atomically point the symlink at `path` to `target`: a new link beside it,
+/// renamed over it (named like the editor's temp files, so a killed run's
+/// leftover is cleaned up by the next one).
+fn replace_symlink(path: &Path, target: &Path) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.file_type().is_symlink() {
+        return Err(std::io::Error::other("no longer a symlink"));
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.unfarm-tmp-{}-link", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(())
+}
