@@ -170,7 +170,10 @@ pub fn build(root: &Path, compiler: &str) -> Result<Scenario, DemoError> {
     let inc = d(&s.foo_dev, "include")?;
     write(&inc.join("foo.h"), "int foo(void);\n")?;
     pad(&inc.join("foo-big.h"))?;
-    symlink(&lib.join("libfoo.so.1"), &d(&s.foo_dev, "lib")?.join("libfoo.so"))?;
+    symlink(
+        &lib.join("libfoo.so.1"),
+        &d(&s.foo_dev, "lib")?.join("libfoo.so"),
+    )?;
     let st = d(&s.foo_static, "lib")?;
     pad(&st.join("libfoo.a"))?;
 
@@ -186,7 +189,12 @@ pub fn build(root: &Path, compiler: &str) -> Result<Scenario, DemoError> {
     cc(
         compiler,
         &clib.join("libnvrtc-builtins.so.12"),
-        &["-shared", "-fPIC", "-Wl,-soname,libnvrtc-builtins.so.12", &n_c],
+        &[
+            "-shared",
+            "-fPIC",
+            "-Wl,-soname,libnvrtc-builtins.so.12",
+            &n_c,
+        ],
     )?;
     let stubs = d(&s.cuda_stubs, "lib/stubs")?;
     let cu_c = c("cuda.c", "int cuInit(int x){return 999;}\n")?;
@@ -277,7 +285,13 @@ pub fn build(root: &Path, compiler: &str) -> Result<Scenario, DemoError> {
     cc(
         compiler,
         &abin.join("orig"),
-        &[&orig_c, &lapp, "-lappcore", "-Wl,--enable-new-dtags", &rp_orig],
+        &[
+            &orig_c,
+            &lapp,
+            "-lappcore",
+            "-Wl,--enable-new-dtags",
+            &rp_orig,
+        ],
     )?;
     Ok(s)
 }
@@ -323,6 +337,28 @@ impl Scenario {
                 }
             })
             .collect()
+    }
+
+    /// The ELF files of the app and their RUNPATH (or RPATH), sorted.
+    pub fn runpaths(&self) -> Result<Vec<(PathBuf, String)>, DemoError> {
+        let mut out = Vec::new();
+        for dir in ["bin", "lib"] {
+            let d = self.app.join(dir);
+            let mut names: Vec<PathBuf> = std::fs::read_dir(&d)
+                .map_err(io(&d))?
+                .map(|e| e.map(|e| e.path()).map_err(io(&d)))
+                .collect::<Result<_, _>>()?;
+            names.sort();
+            for f in names {
+                let facts = crate::elf::read_facts(&f).map_err(|e| DemoError::Io {
+                    path: f.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+                let rp = facts.runpath.or(facts.rpath).unwrap_or_default();
+                out.push((f, rp));
+            }
+        }
+        Ok(out)
     }
 
     /// The app's runtime closure (by scanning the plain-dir store, as Nix
