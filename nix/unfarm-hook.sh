@@ -48,7 +48,13 @@ unfarmPostFixup() {
     for x in ${unfarmKeep-}; do flags+=(--keep "$x"); done
     # shellcheck disable=SC2206
     flags+=(${unfarmFlags-})
-    for output in ${outputs:-out}; do
+    local names
+    if declare -F getAllOutputNames >/dev/null; then
+        names=$(getAllOutputNames) # stdenv; also right with __structuredAttrs
+    else
+        names=${outputs:-out}
+    fi
+    for output in $names; do
         [ -e "${!output}" ] && outs+=("${!output}")
     done
     [ "${#outs[@]}" -gt 0 ] || return 0
