@@ -21,9 +21,9 @@
 # small function in preFixupHooks. preFixupHooks run at the start of
 # fixupPhase, after every setup hook has been sourced and every attribute-set
 # hook is in place; that function appends the real hook to postFixupHooks
-# then, so it is the last entry and runs after all the others. (If something
-# appends to postFixupHooks from inside postFixup itself, it runs after us;
-# nothing in nixpkgs does.)
+# then, so it is the last entry and runs after all the others. runHook
+# postFixup runs the package's own postFixup script before the hooks array,
+# so a packager's postFixup edits are seen too.
 
 unfarmRegisterLast() {
     # Idempotent: appending twice would fix twice (harmless, but slow).
