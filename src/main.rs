@@ -34,6 +34,8 @@ enum Command {
     Why(cli::why::Args),
     /// Closure size, and each path's own size and added size.
     Closure(cli::closure::Args),
+    /// Build a small store with a farm in a temp dir and show check -> fix -> verify (no Nix needed).
+    Demo(cli::demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Fix(a) => cli::fix::run(a, &store),
         Command::Why(a) => cli::why::run(&global, a),
         Command::Closure(a) => cli::closure::run(&global, a),
+        Command::Demo(a) => cli::demo::run(a),
     };
     match result {
         Ok(code) => code,

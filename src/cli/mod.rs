@@ -4,6 +4,7 @@ use unfarm::store::StoreDir;
 
 pub mod check;
 pub mod closure;
+pub mod demo;
 pub mod fix;
 pub mod ldd;
 pub mod loader;

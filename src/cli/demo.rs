@@ -1,0 +1,218 @@
+//! `unfarm demo`: build a small store with a farm in a temp dir, then show
+//! check -> fix -> check, the programs running before and after, the RUNPATH
+//! changes and the closure bytes saved. No Nix, no network.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result};
+use unfarm::demo::{ProgramRun, Scenario, build};
+
+use super::human_size;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Build the scenario in DIR and leave it there for inspection (DIR must
+    /// not exist yet). Default: a temp dir, removed at the end.
+    #[arg(long, value_name = "DIR")]
+    keep: Option<PathBuf>,
+    /// The C compiler.
+    #[arg(long, default_value = "cc", value_name = "CC")]
+    cc: String,
+}
+
+/// Removes the temp dir on every exit path.
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn short(s: &Scenario, p: &Path) -> String {
+    match p.strip_prefix(s.store.path()) {
+        Ok(rel) => format!("$STORE/{}", rel.display()),
+        Err(_) => p.display().to_string(),
+    }
+}
+
+fn shorten(s: &Scenario, text: &str) -> String {
+    text.replace(&s.store.path().display().to_string(), "$STORE")
+}
+
+fn print_runs(s: &Scenario, runs: &[ProgramRun]) -> bool {
+    for r in runs {
+        println!(
+            "  {} {}: {}",
+            if r.ok { "ok  " } else { "FAIL" },
+            short(s, &r.path),
+            r.output
+        );
+    }
+    runs.iter().all(|r| r.ok)
+}
+
+/// Run this very binary as a user would, and show its output.
+fn unfarm(s: &Scenario, args: &[&str]) -> Result<bool> {
+    let exe = std::env::current_exe().context("cannot find the unfarm binary")?;
+    let app = s.app.display().to_string();
+    let store = s.store.path().display().to_string();
+    let mut full: Vec<&str> = vec!["--store-dir", &store];
+    full.extend_from_slice(args);
+    full.extend_from_slice(&["--system", &app]);
+    println!(
+        "$ unfarm --store-dir $STORE {} --system {}",
+        args.join(" "),
+        short(s, &s.app)
+    );
+    let o = Command::new(&exe)
+        .args(&full)
+        .output()
+        .with_context(|| format!("{}: cannot run", exe.display()))?;
+    for line in String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .chain(String::from_utf8_lossy(&o.stderr).lines())
+    {
+        println!("  {}", shorten(s, line));
+    }
+    Ok(o.status.success())
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    let (root, _guard) = match &a.keep {
+        Some(d) => {
+            anyhow::ensure!(
+                !d.exists(),
+                "{}: already exists; give a new dir to --keep",
+                d.display()
+            );
+            (
+                std::path::absolute(d).with_context(|| format!("{}: bad path", d.display()))?,
+                None,
+            )
+        }
+        None => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            let d =
+                std::env::temp_dir().join(format!("unfarm-demo-{}-{nanos}", std::process::id()));
+            (d.clone(), Some(TempDir(d)))
+        }
+    };
+    println!(
+        "== 1. A small store with a symlink farm, built with `{}`",
+        a.cc
+    );
+    let s = build(&root, &a.cc)?;
+    println!("store dir: $STORE = {}", s.store.path().display());
+    for (label, p) in s.labelled() {
+        println!("  {:<36} {}", label, short(&s, p));
+    }
+    println!(
+        "The app's programs and library were linked with their RUNPATH through the farm \
+         (and its stubs dir);\nbin/dl dlopen()s libnvrtc-builtins.so.12 by soname; bin/orig uses $ORIGIN/../lib."
+    );
+    let before_rp = s.runpaths()?;
+    let (before_paths, before_size) = s.closure()?;
+    println!(
+        "\nRuntime closure of the app: {} paths, {}",
+        before_paths.len(),
+        human_size(before_size)
+    );
+    for (p, n) in &before_paths {
+        println!("  {:>10}  {}", human_size(*n), short(&s, p));
+    }
+
+    println!("\n== 2. The programs run (before)");
+    let ok_before = print_runs(&s, &s.run_programs());
+
+    println!("\n== 3. Check (--system: the demo's programs use this machine's libc)");
+    let check_before = unfarm(&s, &["check"])?;
+    println!(
+        "  -> exit {}",
+        if check_before {
+            "0 (no errors?!)"
+        } else {
+            "1: errors found, as expected"
+        }
+    );
+
+    println!("\n== 4. Fix, in place");
+    let fixed = unfarm(&s, &["fix"])?;
+
+    println!("\n== 5. Check again (verify)");
+    let check_after = unfarm(&s, &["check"])?;
+
+    println!("\n== 6. The programs run (after)");
+    let ok_after = print_runs(&s, &s.run_programs());
+
+    println!("\n== What changed");
+    let after_rp = s.runpaths()?;
+    for ((f, old), (_, new)) in before_rp.iter().zip(&after_rp) {
+        if old != new {
+            println!(
+                "{}\n  old: {}\n  new: {}",
+                short(&s, f),
+                shorten(&s, old),
+                shorten(&s, new)
+            );
+        } else {
+            println!("{}: unchanged ({})", short(&s, f), shorten(&s, old));
+        }
+    }
+    let (after_paths, after_size) = s.closure()?;
+    println!(
+        "\nRuntime closure of the app: {} paths, {}",
+        after_paths.len(),
+        human_size(after_size)
+    );
+    for (p, n) in &after_paths {
+        println!("  {:>10}  {}", human_size(*n), short(&s, p));
+    }
+    let left: Vec<&PathBuf> = before_paths
+        .iter()
+        .map(|(p, _)| p)
+        .filter(|p| !after_paths.iter().any(|(q, _)| q == *p))
+        .collect();
+    println!("Left the closure:");
+    for p in &left {
+        println!("  {}", short(&s, p));
+    }
+    println!(
+        "Closure: {} -> {} ({} saved, {} bytes)",
+        human_size(before_size),
+        human_size(after_size),
+        human_size(before_size.saturating_sub(after_size)),
+        before_size.saturating_sub(after_size)
+    );
+
+    let good =
+        ok_before && !check_before && fixed && check_after && ok_after && after_size < before_size;
+    if a.keep.is_some() {
+        println!("\nScenario kept in {}", root.display());
+    }
+    if good {
+        println!(
+            "\ndemo: OK: farm, dev, static and stubs outputs left the closure; every program still runs"
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "\ndemo: FAILED: programs before {}, check before {}, fix {}, check after {}, programs after {}, closure {} -> {}",
+            ok_before,
+            if check_before {
+                "clean (expected errors)"
+            } else {
+                "errors"
+            },
+            fixed,
+            check_after,
+            ok_after,
+            before_size,
+            after_size
+        );
+        Ok(ExitCode::from(1))
+    }
+}

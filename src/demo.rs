@@ -1,0 +1,391 @@
+//! A self-contained scenario for `unfarm demo`: a small store in a plain
+//! directory (split `lib`/`dev`/`static` outputs, a CUDA-like library with a
+//! `stubs` output holding a fake `libcuda.so`, a symlink farm joining them
+//! all) and an app whose RUNPATHs go through the farm and its stubs dir,
+//! built with the system C compiler. No Nix and no network needed.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::closure::{ClosureError, scan_closure};
+use crate::store::StoreDir;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: cannot run the C compiler {cc}: {source}", out.display())]
+    NoCompiler {
+        cc: String,
+        out: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {cc} failed:\n{stderr}", out.display())]
+    Compile {
+        cc: String,
+        out: PathBuf,
+        stderr: String,
+    },
+    #[error(transparent)]
+    Closure(#[from] ClosureError),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DemoError + '_ {
+    move |source| DemoError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Nix base32 alphabet (no e, o, u, t).
+const NIX32: &[u8] = b"0123456789abcdfghijklmnpqrsvwxyz";
+
+/// A real-looking, deterministic 32-char hash part for `name`.
+pub fn fake_hash(name: &str) -> String {
+    // FNV-1a, then a xorshift stream: stable, and distinct per name.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in name.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+    }
+    (0..32)
+        .map(|_| {
+            h ^= h << 13;
+            h ^= h >> 7;
+            h ^= h << 17;
+            NIX32[(h % 32) as usize] as char
+        })
+        .collect()
+}
+
+/// The store paths of the scenario.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub root: PathBuf,
+    pub store: StoreDir,
+    pub foo_lib: PathBuf,
+    pub foo_dev: PathBuf,
+    pub foo_static: PathBuf,
+    pub cuda_lib: PathBuf,
+    pub cuda_stubs: PathBuf,
+    pub farm: PathBuf,
+    pub app: PathBuf,
+}
+
+/// One program of the app and what it must print.
+pub const PROGRAMS: [(&str, &str); 3] = [
+    ("bin/app", "app 42"),
+    ("bin/dl", "dl 7"),
+    ("bin/orig", "orig 41"),
+];
+
+/// The result of running one program.
+#[derive(Clone, Debug)]
+pub struct ProgramRun {
+    pub path: PathBuf,
+    pub ok: bool,
+    pub output: String,
+}
+
+fn write(path: &Path, text: &str) -> Result<(), DemoError> {
+    std::fs::write(path, text).map_err(io(path))
+}
+
+fn mkdir(path: &Path) -> Result<(), DemoError> {
+    std::fs::create_dir_all(path).map_err(io(path))
+}
+
+fn symlink(target: &Path, link: &Path) -> Result<(), DemoError> {
+    std::os::unix::fs::symlink(target, link).map_err(io(link))
+}
+
+fn cc(cc: &str, out: &Path, args: &[&str]) -> Result<(), DemoError> {
+    let o = Command::new(cc)
+        .args(args)
+        .arg("-o")
+        .arg(out)
+        .output()
+        .map_err(|source| DemoError::NoCompiler {
+            cc: cc.to_string(),
+            out: out.to_owned(),
+            source,
+        })?;
+    if !o.status.success() {
+        return Err(DemoError::Compile {
+            cc: cc.to_string(),
+            out: out.to_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// 200 KB of filler so each output has a visible size.
+fn pad(path: &Path) -> Result<(), DemoError> {
+    std::fs::write(path, vec![0u8; 200_000]).map_err(io(path))
+}
+
+/// Build the scenario under `root` (created; `root/store` is the store dir,
+/// `root/src` holds the C sources) with the C compiler `compiler`.
+pub fn build(root: &Path, compiler: &str) -> Result<Scenario, DemoError> {
+    let store_dir = root.join("store");
+    let src = root.join("src");
+    mkdir(&store_dir)?;
+    mkdir(&src)?;
+    let sp = |name: &str| store_dir.join(format!("{}-{name}", fake_hash(name)));
+    let s = Scenario {
+        root: root.to_owned(),
+        store: StoreDir::new(&store_dir),
+        foo_lib: sp("foo-1.2.3-lib"),
+        foo_dev: sp("foo-1.2.3-dev"),
+        foo_static: sp("foo-1.2.3-static"),
+        cuda_lib: sp("cudalike-12.0-lib"),
+        cuda_stubs: sp("cudalike-12.0-stubs"),
+        farm: sp("foo-cuda-farm"),
+        app: sp("app-1.0"),
+    };
+    let c = |name: &str, text: &str| -> Result<String, DemoError> {
+        let p = src.join(name);
+        write(&p, text)?;
+        Ok(p.to_string_lossy().into_owned())
+    };
+    let d = |p: &Path, rel: &str| -> Result<PathBuf, DemoError> {
+        let q = p.join(rel);
+        mkdir(&q)?;
+        Ok(q)
+    };
+
+    // foo: lib, dev (headers, linker name), static (archive).
+    let lib = d(&s.foo_lib, "lib")?;
+    let foo_c = c("foo.c", "int foo(void){return 40;}\n")?;
+    cc(
+        compiler,
+        &lib.join("libfoo.so.1.2.3"),
+        &["-shared", "-fPIC", "-Wl,-soname,libfoo.so.1", &foo_c],
+    )?;
+    symlink(Path::new("libfoo.so.1.2.3"), &lib.join("libfoo.so.1"))?;
+    let inc = d(&s.foo_dev, "include")?;
+    write(&inc.join("foo.h"), "int foo(void);\n")?;
+    pad(&inc.join("foo-big.h"))?;
+    symlink(
+        &lib.join("libfoo.so.1"),
+        &d(&s.foo_dev, "lib")?.join("libfoo.so"),
+    )?;
+    let st = d(&s.foo_static, "lib")?;
+    pad(&st.join("libfoo.a"))?;
+
+    // cudalike: a toolkit library, a library only dlopen()ed, a stub driver.
+    let clib = d(&s.cuda_lib, "lib")?;
+    let b_c = c("cublas.c", "int cublas(void){return 2;}\n")?;
+    cc(
+        compiler,
+        &clib.join("libcublas.so.12"),
+        &["-shared", "-fPIC", "-Wl,-soname,libcublas.so.12", &b_c],
+    )?;
+    let n_c = c("builtins.c", "int builtins(void){return 7;}\n")?;
+    cc(
+        compiler,
+        &clib.join("libnvrtc-builtins.so.12"),
+        &[
+            "-shared",
+            "-fPIC",
+            "-Wl,-soname,libnvrtc-builtins.so.12",
+            &n_c,
+        ],
+    )?;
+    let stubs = d(&s.cuda_stubs, "lib/stubs")?;
+    let cu_c = c("cuda.c", "int cuInit(int x){return 999;}\n")?;
+    cc(
+        compiler,
+        &stubs.join("libcuda.so"),
+        &["-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", &cu_c],
+    )?;
+    pad(&stubs.join("stub-data"))?;
+
+    // The farm: symlinks to every output, as symlinkJoin makes them.
+    let flib = d(&s.farm, "lib")?;
+    let fstubs = d(&s.farm, "lib/stubs")?;
+    let finc = d(&s.farm, "include")?;
+    for dir in [&lib, &s.foo_dev.join("lib"), &st, &clib] {
+        for e in std::fs::read_dir(dir).map_err(io(dir))? {
+            let e = e.map_err(io(dir))?;
+            symlink(&e.path(), &flib.join(e.file_name()))?;
+        }
+    }
+    symlink(&stubs.join("libcuda.so"), &fstubs.join("libcuda.so"))?;
+    symlink(&stubs.join("stub-data"), &fstubs.join("stub-data"))?;
+    symlink(&inc.join("foo.h"), &finc.join("foo.h"))?;
+    symlink(&inc.join("foo-big.h"), &finc.join("foo-big.h"))?;
+
+    // The app, linked through the farm (and its stubs dir).
+    let f = s.farm.display().to_string();
+    let abin = d(&s.app, "bin")?;
+    let alib = d(&s.app, "lib")?;
+    let core_c = c(
+        "core.c",
+        "int foo(void);\nint core(void){return foo() + 1;}\n",
+    )?;
+    let rp_farm = format!("-Wl,-rpath,{f}/lib");
+    let rp_both = format!("-Wl,-rpath,{f}/lib:{f}/lib/stubs");
+    let lflag = format!("-L{f}/lib");
+    cc(
+        compiler,
+        &alib.join("libappcore.so"),
+        &[
+            "-shared",
+            "-fPIC",
+            "-Wl,-soname,libappcore.so",
+            &core_c,
+            &lflag,
+            "-lfoo",
+            "-Wl,--enable-new-dtags",
+            &rp_farm,
+        ],
+    )?;
+    let app_c = c(
+        "app.c",
+        "#include <stdio.h>\nint foo(void); int cublas(void);\n\
+         int main(void){ printf(\"app %d\\n\", foo() + cublas()); return foo() + cublas() == 42 ? 0 : 1; }\n",
+    )?;
+    cc(
+        compiler,
+        &abin.join("app"),
+        &[
+            &app_c,
+            &lflag,
+            "-lfoo",
+            "-l:libcublas.so.12",
+            "-Wl,--enable-new-dtags",
+            &rp_both,
+        ],
+    )?;
+    let dl_c = c(
+        "dl.c",
+        "#include <dlfcn.h>\n#include <stdio.h>\n\
+         int main(void){ void *h = dlopen(\"libnvrtc-builtins.so.12\", RTLD_NOW);\n\
+         if (!h) { printf(\"dlopen failed: %s\\n\", dlerror()); return 1; }\n\
+         int (*f)(void) = (int (*)(void))dlsym(h, \"builtins\");\n\
+         printf(\"dl %d\\n\", f()); return f() == 7 ? 0 : 1; }\n",
+    )?;
+    cc(
+        compiler,
+        &abin.join("dl"),
+        &[&dl_c, "-ldl", "-Wl,--enable-new-dtags", &rp_both],
+    )?;
+    let orig_c = c(
+        "orig.c",
+        "#include <stdio.h>\nint core(void);\n\
+         int main(void){ printf(\"orig %d\\n\", core()); return core() == 41 ? 0 : 1; }\n",
+    )?;
+    let lapp = format!("-L{}", alib.display());
+    let rp_orig = format!("-Wl,-rpath,$ORIGIN/../lib:{f}/lib");
+    cc(
+        compiler,
+        &abin.join("orig"),
+        &[
+            &orig_c,
+            &lapp,
+            "-lappcore",
+            "-Wl,--enable-new-dtags",
+            &rp_orig,
+        ],
+    )?;
+    Ok(s)
+}
+
+impl Scenario {
+    /// Every store path with a short label, for the report.
+    pub fn labelled(&self) -> Vec<(&'static str, &Path)> {
+        vec![
+            ("lib output", &self.foo_lib),
+            ("dev output (headers, linker name)", &self.foo_dev),
+            ("static output (archives)", &self.foo_static),
+            ("CUDA-like lib output", &self.cuda_lib),
+            ("stubs output (fake libcuda.so)", &self.cuda_stubs),
+            ("symlink farm", &self.farm),
+            ("app", &self.app),
+        ]
+    }
+
+    /// Run every program of the app (with a clean LD_LIBRARY_PATH).
+    pub fn run_programs(&self) -> Vec<ProgramRun> {
+        PROGRAMS
+            .iter()
+            .map(|(rel, want)| {
+                let path = self.app.join(rel);
+                match Command::new(&path).env_remove("LD_LIBRARY_PATH").output() {
+                    Ok(o) => {
+                        let mut output = String::from_utf8_lossy(&o.stdout).trim().to_string();
+                        let err = String::from_utf8_lossy(&o.stderr);
+                        if !err.trim().is_empty() {
+                            let _ = write!(output, " [stderr: {}]", err.trim());
+                        }
+                        ProgramRun {
+                            ok: o.status.success() && output == *want,
+                            path,
+                            output,
+                        }
+                    }
+                    Err(e) => ProgramRun {
+                        ok: false,
+                        output: format!("cannot run: {e}"),
+                        path,
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// The ELF files of the app and their RUNPATH (or RPATH), sorted.
+    pub fn runpaths(&self) -> Result<Vec<(PathBuf, String)>, DemoError> {
+        let mut out = Vec::new();
+        for dir in ["bin", "lib"] {
+            let d = self.app.join(dir);
+            let mut names: Vec<PathBuf> = std::fs::read_dir(&d)
+                .map_err(io(&d))?
+                .map(|e| e.map(|e| e.path()).map_err(io(&d)))
+                .collect::<Result<_, _>>()?;
+            names.sort();
+            for f in names {
+                let facts = crate::elf::read_facts(&f).map_err(|e| DemoError::Io {
+                    path: f.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+                let rp = facts.runpath.or(facts.rpath).unwrap_or_default();
+                out.push((f, rp));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The app's runtime closure (by scanning the plain-dir store, as Nix
+    /// scans outputs): each path and its NAR size, and the total.
+    pub fn closure(&self) -> Result<(Vec<(PathBuf, u64)>, u64), DemoError> {
+        let g = scan_closure(&self.store, std::slice::from_ref(&self.app))?;
+        let root: Vec<usize> = g.id(&self.app).into_iter().collect();
+        let ids = g.closure(&root);
+        let mut paths: Vec<(PathBuf, u64)> = ids
+            .iter()
+            .map(|&i| (g.node(i).path.clone(), g.node(i).nar_size))
+            .collect();
+        paths.sort();
+        Ok((paths, g.closure_size(&root)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake_hash;
+
+    #[test]
+    fn fake_hashes_look_real_and_differ() {
+        let a = fake_hash("foo-1.2.3-lib");
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|b| super::NIX32.contains(&b)), "{a}");
+        assert_ne!(a, fake_hash("foo-1.2.3-dev"));
+        assert_eq!(a, fake_hash("foo-1.2.3-lib"));
+    }
+}

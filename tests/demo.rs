@@ -1,0 +1,90 @@
+//! `unfarm demo` end to end: builds its scenario with the system cc, runs
+//! check, fix, check and the programs, and reports the closure saved.
+
+use std::process::Command;
+
+const UNFARM: &str = env!("CARGO_BIN_EXE_unfarm");
+
+#[test]
+fn demo_succeeds_and_reports_the_fix() {
+    let keep = tempfile::tempdir().unwrap();
+    let dir = keep.path().join("scenario");
+    let out = Command::new(UNFARM)
+        .args(["demo", "--keep", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "-> exit 1: errors found, as expected",
+        "[indirect-entry]",
+        "[stub-entry]",
+        "ok   $STORE/",
+        "bin/dl: dl 7",
+        "  old: $ORIGIN/../lib:$STORE/",
+        "demo: OK",
+        "Closure: ",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    // The farm, dev, static and stubs outputs are listed as gone.
+    let left = text
+        .split("Left the closure:")
+        .nth(1)
+        .expect("Left the closure");
+    for name in [
+        "-foo-cuda-farm",
+        "-foo-1.2.3-dev",
+        "-foo-1.2.3-static",
+        "-cudalike-12.0-stubs",
+    ] {
+        assert!(left.contains(name), "{name} did not leave:\n{text}");
+    }
+    // After the fix, check reports no error.
+    let after = text.split("== 5.").nth(1).unwrap();
+    let after = after.split("== 6.").next().unwrap();
+    assert!(after.contains(": 0 errors"), "{after}");
+    // --keep left the scenario; the new RUNPATHs name no farm.
+    let app = std::fs::read_dir(dir.join("store"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("-app-1.0"))
+        .expect("app kept");
+    let bytes = std::fs::read(app.join("bin/app")).unwrap();
+    assert!(
+        !bytes.windows(13).any(|w| w == b"foo-cuda-farm"),
+        "farm name still in bin/app"
+    );
+}
+
+#[test]
+fn demo_refuses_an_existing_keep_dir_and_names_it() {
+    let keep = tempfile::tempdir().unwrap();
+    let out = Command::new(UNFARM)
+        .args(["demo", "--keep", keep.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&keep.path().display().to_string()), "{err}");
+}
+
+#[test]
+fn demo_without_keep_removes_its_temp_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(UNFARM)
+        .arg("demo")
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}

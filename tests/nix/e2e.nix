@@ -1,0 +1,117 @@
+# End-to-end fixture for tests/nix_e2e.rs: split outputs (lib/dev/static), a
+# CUDA-like library with a stubs output, a symlink farm joining every output,
+# and an app linked with its RUNPATH through the farm -- built once as is and
+# once with nix/unfarm-hook.sh run at the end of a (minimal) fixup phase.
+# Host gcc and coreutils, raw derivations, no nixpkgs. `salt` makes every run
+# build fresh paths; `unfarmBin` / `hook` are absolute paths outside the store
+# (fine without a sandbox).
+{ salt ? "0", unfarmBin ? "unfarm", hook ? ../../nix/unfarm-hook.sh }:
+let
+  mk = args: script: derivation ({
+    inherit salt;
+    system = builtins.currentSystem;
+    builder = "/bin/bash";
+    args = [ "-e" "-c" script ];
+    PATH = "/usr/bin:/bin";
+  } // args);
+  # 200 KB of filler, so each output has a visible size in the closure.
+  pad = f: "head -c 200000 /dev/zero > ${f}";
+in rec {
+  foo = mk { name = "foo-1.2.3"; outputs = [ "lib" "dev" "static" ]; } ''
+    mkdir -p $lib/lib $dev/include $dev/lib $static/lib
+    printf 'int foo(void){return 40;}\n' > foo.c
+    gcc -shared -fPIC -o $lib/lib/libfoo.so.1.2.3 -Wl,-soname,libfoo.so.1 foo.c
+    ln -s libfoo.so.1.2.3 $lib/lib/libfoo.so.1
+    printf 'int foo(void);\n' > $dev/include/foo.h
+    ${pad "$dev/include/foo-big.h"}
+    ln -s $lib/lib/libfoo.so.1 $dev/lib/libfoo.so
+    gcc -c -fPIC -o foo.o foo.c && ar rcs $static/lib/libfoo.a foo.o
+    ${pad "$static/lib/libfoo-extra.a"}
+  '';
+  # CUDA-like: a toolkit library, a library only ever dlopen()ed by soname,
+  # and a fake driver libcuda.so in a stubs output.
+  cuda = mk { name = "cudalike-12.0"; outputs = [ "lib" "stubs" ]; } ''
+    mkdir -p $lib/lib $stubs/lib/stubs
+    printf 'int cublas(void){return 2;}\n' > b.c
+    gcc -shared -fPIC -o $lib/lib/libcublas.so.12 -Wl,-soname,libcublas.so.12 b.c
+    printf 'int builtins(void){return 7;}\n' > n.c
+    gcc -shared -fPIC -o $lib/lib/libnvrtc-builtins.so.12 -Wl,-soname,libnvrtc-builtins.so.12 n.c
+    printf 'int cuInit(int x){return 999;}\n' > c.c
+    gcc -shared -fPIC -o $stubs/lib/stubs/libcuda.so -Wl,-soname,libcuda.so.1 c.c
+    ${pad "$stubs/lib/stubs/stub-data"}
+  '';
+  # The farm: symlinks (only) to every output above.
+  farm = mk { name = "foo-cuda-farm"; } ''
+    mkdir -p $out/lib/stubs $out/include
+    for d in ${foo.lib}/lib ${foo.dev}/lib ${foo.static}/lib ${cuda.lib}/lib; do
+      for f in $d/*; do ln -s $f $out/lib/; done
+    done
+    ln -s ${cuda.stubs}/lib/stubs/libcuda.so $out/lib/stubs/libcuda.so
+    ln -s ${cuda.stubs}/lib/stubs/stub-data $out/lib/stubs/stub-data
+    for f in ${foo.dev}/include/*; do ln -s $f $out/include/; done
+  '';
+  mkApp = name: withHook: mk { inherit name; outputs = [ "out" ]; } ''
+    mkdir -p $out/bin $out/lib
+    F=${farm}
+    cat > core.c <<'C'
+    int foo(void);
+    int core(void){return foo() + 1;}
+    C
+    gcc -shared -fPIC -o $out/lib/libappcore.so -Wl,-soname,libappcore.so core.c \
+      -I$F/include -L$F/lib -lfoo -Wl,--enable-new-dtags -Wl,-rpath,$F/lib
+    cat > app.c <<'C'
+    #include <stdio.h>
+    int foo(void); int cublas(void);
+    int main(void){ printf("app %d\n", foo() + cublas()); return foo() + cublas() == 42 ? 0 : 1; }
+    C
+    gcc -o $out/bin/app app.c -L$F/lib -lfoo -l:libcublas.so.12 \
+      -Wl,--enable-new-dtags -Wl,-rpath,$F/lib:$F/lib/stubs
+    cat > dl.c <<'C'
+    #include <dlfcn.h>
+    #include <stdio.h>
+    int main(void){
+      void *h = dlopen("libnvrtc-builtins.so.12", RTLD_NOW);
+      if (!h) { printf("dlopen failed: %s\n", dlerror()); return 1; }
+      int (*f)(void) = (int (*)(void))dlsym(h, "builtins");
+      printf("dl %d\n", f()); return f() == 7 ? 0 : 1; }
+    C
+    gcc -o $out/bin/dl dl.c -ldl -Wl,--enable-new-dtags -Wl,-rpath,$F/lib:$F/lib/stubs
+    cat > orig.c <<'C'
+    #include <stdio.h>
+    int core(void);
+    int main(void){ printf("orig %d\n", core()); return core() == 41 ? 0 : 1; }
+    C
+    gcc -o $out/bin/orig orig.c -L$out/lib -lappcore \
+      -Wl,--enable-new-dtags -Wl,-rpath,'$ORIGIN/../lib':$F/lib
+    ${if withHook then ''
+      # A minimal fixupPhase, as stdenv runs it: setup hooks are sourced
+      # first, then preFixupHooks, the fixup, postFixupHooks.
+      outputs=out
+      unfarmBin=${unfarmBin}
+      unfarmFlags=--system
+      preFixupHooks=() postFixupHooks=()
+      source ${hook}
+      # Another RUNPATH hook, sourced AFTER ours (as autoPatchelfHook may be):
+      # it puts the farm back; unfarm must still run after it.
+      lateHook() { echo "lateHook: adding the farm"; patchelf --add-rpath $F/lib $out/bin/orig; }
+      postFixupHooks+=(lateHook)
+      for h in "''${preFixupHooks[@]}"; do $h; done
+      for h in "''${postFixupHooks[@]}"; do $h; done
+    '' else ""}
+  '';
+  app = mkApp "app-1.0" false;
+  appFixed = mkApp "app-1.0" true;
+  # The hook in check-only mode must fail the build.
+  appCheckOnly = mk { name = "app-checkonly"; } ''
+    mkdir -p $out/bin
+    cp ${app}/bin/app $out/bin/app
+    outputs=out
+    unfarmBin=${unfarmBin}
+    unfarmFlags=--system
+    unfarmCheckOnly=1
+    preFixupHooks=() postFixupHooks=()
+    source ${hook}
+    for h in "''${preFixupHooks[@]}"; do $h; done
+    for h in "''${postFixupHooks[@]}"; do $h; done
+  '';
+}

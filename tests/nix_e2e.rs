@@ -1,0 +1,244 @@
+//! End to end against a real Nix (Debian's nix-bin): build an app whose
+//! RUNPATH goes through a symlink farm, once as is and once with
+//! nix/unfarm-hook.sh at the end of fixup, and compare what Nix says.
+//! These tests FAIL when Nix is missing; they run scripts/setup-nix.sh
+//! first (idempotent; needs root, as in CI). Fixture: tests/nix/e2e.nix.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const UNFARM: &str = env!("CARGO_BIN_EXE_unfarm");
+
+fn output(cmd: &str, args: &[&str]) -> Output {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd} (is nix-bin installed?): {e}"))
+}
+
+fn run(cmd: &str, args: &[&str]) -> String {
+    let out = output(cmd, args);
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+fn salt() -> &'static str {
+    static S: OnceLock<String> = OnceLock::new();
+    S.get_or_init(|| {
+        run("sh", &[&format!("{ROOT}/scripts/setup-nix.sh")]);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        format!("{}-{t}", std::process::id())
+    })
+}
+
+fn build_args<'a>(attr: &'a str, salt: &'a str) -> Vec<String> {
+    [
+        &format!("{ROOT}/tests/nix/e2e.nix"),
+        "-A",
+        attr,
+        "--argstr",
+        "salt",
+        salt,
+        "--argstr",
+        "unfarmBin",
+        UNFARM,
+        "--no-out-link",
+        "--option",
+        "sandbox",
+        "false",
+        "--option",
+        "build-users-group",
+        "",
+        "--option",
+        "substituters",
+        "",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn build(attr: &str) -> PathBuf {
+    let args = build_args(attr, salt());
+    let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let out = run("nix-build", &a);
+    PathBuf::from(out.lines().last().expect("nix-build printed a path"))
+}
+
+struct Built {
+    app: PathBuf,
+    fixed: PathBuf,
+    farm: PathBuf,
+}
+
+fn built() -> &'static Built {
+    static B: OnceLock<Built> = OnceLock::new();
+    B.get_or_init(|| Built {
+        app: build("app"),
+        fixed: build("appFixed"),
+        farm: build("farm"),
+    })
+}
+
+fn closure(p: &Path) -> Vec<String> {
+    run("nix-store", &["-qR", p.to_str().unwrap()])
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+fn closure_size(p: &Path) -> u64 {
+    let out = run(
+        "nix",
+        &[
+            "--extra-experimental-features",
+            "nix-command",
+            "path-info",
+            "-S",
+            p.to_str().unwrap(),
+        ],
+    );
+    out.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The outputs that must not be in a runtime closure.
+fn unwanted(c: &[String]) -> Vec<&String> {
+    c.iter()
+        .filter(|p| {
+            p.ends_with("-farm")
+                || p.ends_with("-dev")
+                || p.ends_with("-static")
+                || p.ends_with("-stubs")
+        })
+        .collect()
+}
+
+#[test]
+fn without_the_hook_the_farm_drags_everything_in() {
+    let b = built();
+    let c = closure(&b.app);
+    // The fixture must show the bug, or the other tests prove nothing.
+    assert_eq!(
+        unwanted(&c).len(),
+        4,
+        "closure of {}: {c:#?}",
+        b.app.display()
+    );
+}
+
+#[test]
+fn with_the_hook_no_farm_dev_static_or_stubs_remain() {
+    let b = built();
+    let c = closure(&b.fixed);
+    assert!(
+        unwanted(&c).is_empty(),
+        "closure of {} still has {:#?}",
+        b.fixed.display(),
+        unwanted(&c)
+    );
+    // The real lib outputs are what the app now references.
+    assert!(c.iter().any(|p| p.ends_with("-foo-1.2.3-lib")), "{c:#?}");
+    assert!(
+        c.iter().any(|p| p.ends_with("-cudalike-12.0-lib")),
+        "{c:#?}"
+    );
+}
+
+#[test]
+fn every_program_runs_before_and_after() {
+    let b = built();
+    for app in [&b.app, &b.fixed] {
+        for (prog, want) in [("app", "app 42"), ("dl", "dl 7"), ("orig", "orig 41")] {
+            let p = app.join("bin").join(prog);
+            let out = output(p.to_str().unwrap(), &[]);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.trim() == want,
+                "{}: status {:?}, stdout {stdout:?}, stderr {}",
+                p.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+#[test]
+fn the_closure_is_smaller() {
+    let b = built();
+    let (before, after) = (closure_size(&b.app), closure_size(&b.fixed));
+    // The dev, static and stubs outputs (200 KB of filler each) leave.
+    assert!(
+        after + 3 * 200_000 <= before,
+        "closure size: {before} before, {after} after"
+    );
+}
+
+#[test]
+fn why_depends_finds_no_farm() {
+    let b = built();
+    let why = |p: &Path| {
+        output(
+            "nix",
+            &[
+                "--extra-experimental-features",
+                "nix-command",
+                "why-depends",
+                p.to_str().unwrap(),
+                b.farm.to_str().unwrap(),
+            ],
+        )
+    };
+    let before = why(&b.app);
+    assert!(
+        before.status.success() && String::from_utf8_lossy(&before.stdout).contains("farm"),
+        "why-depends on the unfixed app should show the farm: {before:?}"
+    );
+    let after = why(&b.fixed);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&after.stdout),
+        String::from_utf8_lossy(&after.stderr)
+    );
+    assert!(text.contains("does not depend"), "why-depends: {text}");
+}
+
+#[test]
+fn the_hook_runs_after_a_late_hook_and_checks() {
+    let b = built();
+    // lateHook (sourced after ours) added the farm to bin/orig; unfarm ran
+    // after it, so the fixed RUNPATH names no farm.
+    let out = run(
+        "readelf",
+        &["-d", b.fixed.join("bin/orig").to_str().unwrap()],
+    );
+    let rp = out
+        .lines()
+        .find(|l| l.contains("RUNPATH"))
+        .expect("RUNPATH");
+    assert!(rp.contains("$ORIGIN/../lib"), "{rp}");
+    assert!(!rp.contains("farm"), "{rp}");
+    // unfarm check on the result is clean.
+    let st = output(UNFARM, &["check", "--system", b.fixed.to_str().unwrap()]);
+    assert!(st.status.success(), "{st:?}");
+}
+
+#[test]
+fn check_only_mode_fails_the_build_with_a_clear_message() {
+    let args = build_args("appCheckOnly", salt());
+    let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let out = output("nix-build", &a);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "check-only build should fail: {err}");
+    assert!(err.contains("unfarm: error findings remain"), "{err}");
+    assert!(err.contains("indirect-entry"), "{err}");
+}
