@@ -1,0 +1,561 @@
+//! `unfarm fix` plans (default expand and `--shrink`) on fixture stores built
+//! with the host gcc: the exact new RUNPATH per DESIGN.md §4, then the fix
+//! itself checked against the real loader, `unfarm check`, and idempotence.
+
+mod common;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use common::{Cc, Dtags, LinkStyle, Store, exe_calling, lib_calling, lib_source};
+use serde_json::Value;
+
+const TOOLS: &[&str] = &["gcc", "readelf", "patchelf", "ar"];
+
+fn s(p: &Path) -> String {
+    p.to_str().unwrap().to_owned()
+}
+
+fn args(head: &[&str], extra: &[&str], outs: &[&Path]) -> Vec<OsString> {
+    let mut v: Vec<OsString> = head.iter().map(OsString::from).collect();
+    v.push("--system".into());
+    v.extend(extra.iter().map(OsString::from));
+    v.extend(outs.iter().map(|p| p.as_os_str().to_owned()));
+    v
+}
+
+/// The dry-run plan for `file` (tag RUNPATH or RPATH) under `outs`.
+fn plan(store: &Store, extra: &[&str], outs: &[&Path], file: &Path) -> Value {
+    let run = store.unfarm(args(&["fix", "--dry-run", "--json"], extra, outs));
+    let json = run.json();
+    let obj = json["objects"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no objects: {run:#?}"))
+        .iter()
+        .find(|o| o["path"].as_str() == file.to_str() || o["file"].as_str() == file.to_str())
+        .unwrap_or_else(|| panic!("no object {}: {json:#}", file.display()))
+        .clone();
+    let plans = obj["plans"].as_array().unwrap();
+    assert_eq!(plans.len(), 1, "{obj:#}");
+    plans[0].clone()
+}
+
+/// Assert the plan for `file` changes its search path to exactly `new`.
+fn assert_plan(store: &Store, extra: &[&str], outs: &[&Path], file: &Path, tag: &str, new: &str) {
+    let p = plan(store, extra, outs, file);
+    assert_eq!(p["tag"], tag, "{p:#}");
+    assert_eq!(p["status"], "change", "{p:#}");
+    assert_eq!(p["new"].as_str(), Some(new), "{p:#}");
+}
+
+/// Each entry's action and reason kinds, in order.
+fn actions(plan: &Value) -> Vec<(String, Vec<String>)> {
+    plan["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let reasons = e["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["kind"].as_str().unwrap().to_owned())
+                .collect();
+            (e["action"].as_str().unwrap().to_owned(), reasons)
+        })
+        .collect()
+}
+
+fn kinds(store: &Store, extra: &[&str], outs: &[&Path]) -> (Option<i32>, Vec<String>) {
+    let run = store.unfarm(args(&["check", "--json"], extra, outs));
+    let json = run.json();
+    let mut k: Vec<String> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "error")
+        .map(|f| f["kind"].as_str().unwrap().to_owned())
+        .collect();
+    k.sort();
+    k.dedup();
+    (run.code, k)
+}
+
+/// Fix `outs` and check the outcome: the program runs and prints `stdout`,
+/// the loader maps the same real files, check is clean, no byte of `file`
+/// names any of `gone` (hash parts), and a second fix changes nothing.
+fn fix_and_verify(
+    store: &Store,
+    extra: &[&str],
+    outs: &[&Path],
+    file: &Path,
+    expect_kinds: &[&str],
+    gone: &[&Path],
+    stdout: &str,
+) {
+    let before = common::ld_so_list(file, &[]).unwrap();
+    let (code, k) = kinds(store, extra, outs);
+    assert_eq!(code, Some(1), "check before fix");
+    assert_eq!(k, expect_kinds, "finding kinds before fix");
+    store.unfarm(args(&["fix"], extra, outs)).success();
+    let after = common::ld_so_list(file, &[]).unwrap();
+    let mut names: Vec<&String> = before.by_name.keys().collect();
+    names.sort();
+    assert_eq!(names.len(), after.by_name.len(), "{before:#?}\n{after:#?}");
+    for n in names {
+        assert!(before.real(n).is_some(), "{n} not found before");
+        assert_eq!(before.real(n), after.real(n), "{n}");
+    }
+    let r = common::run(file, &[]).success();
+    assert_eq!(r.stdout, stdout);
+    let (code, k) = kinds(store, extra, outs);
+    assert_eq!((code, k), (Some(0), vec![]), "check after fix");
+    let bytes = std::fs::read(file).unwrap();
+    for g in gone {
+        let hash = &g.file_name().unwrap().to_str().unwrap()[..32];
+        assert!(
+            !bytes.windows(32).any(|w| w == hash.as_bytes()),
+            "{} still names {hash}",
+            file.display()
+        );
+    }
+    store.unfarm(args(&["fix"], extra, outs)).success();
+    assert_eq!(
+        std::fs::read(file).unwrap(),
+        bytes,
+        "second fix changed bytes"
+    );
+}
+
+/// foo-lib (libfoo.so.1.2.3) and bar-lib (libbar.so.2.0, needing libfoo)
+/// plus an unused baz-lib (libbaz.so.3.0).
+struct Libs {
+    foo_out: PathBuf,
+    bar: PathBuf,
+    baz_out: PathBuf,
+}
+
+fn libs(store: &Store) -> Libs {
+    let foo_out = store.output("foo-1.0-lib");
+    let bar = store.output("bar-2.0-lib");
+    let baz_out = store.output("baz-3.0-lib");
+    Cc::gcc().shared_lib(&foo_out.join("lib"), "foo", "1.2.3", &lib_source("foo", 40));
+    Cc::gcc()
+        .link_dir(foo_out.join("lib"))
+        .lib(":libfoo.so.1")
+        .search(foo_out.join("lib"))
+        .shared_lib(&bar.join("lib"), "bar", "2.0", &lib_calling("bar", "foo"));
+    Cc::gcc().shared_lib(&baz_out.join("lib"), "baz", "3.0", &lib_source("baz", 7));
+    Libs {
+        foo_out,
+        bar,
+        baz_out,
+    }
+}
+
+/// An executable in output `name` calling foo() and bar() (prints 81).
+fn app(store: &Store, name: &str, cc: Cc, libdir: &Path) -> PathBuf {
+    let out = store.output(name);
+    cc.link_dir(libdir)
+        .lib(":libbar.so.2")
+        .lib(":libfoo.so.1")
+        .executable(&out.join("bin/app"), &exe_calling(&["foo", "bar"]))
+}
+
+#[test]
+fn farm_entry_becomes_several_real_dirs() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let l = libs(&store);
+    let farm = store.farm(
+        "env-farm",
+        &[&l.foo_out, &l.bar, &l.baz_out],
+        LinkStyle::Absolute,
+    );
+    let fl = farm.join("lib");
+    let exe = app(&store, "app-1.0", Cc::gcc().search(&fl), &fl);
+    let out = exe.parent().unwrap().parent().unwrap().to_owned();
+    let (foo_out, bar, baz_out) = (
+        s(&l.foo_out.join("lib")),
+        s(&l.bar.join("lib")),
+        s(&l.baz_out.join("lib")),
+    );
+    assert_plan(
+        &store,
+        &[],
+        &[&out],
+        &exe,
+        "RUNPATH",
+        &format!("{bar}:{foo_out}:{baz_out}"),
+    );
+    assert_plan(
+        &store,
+        &["--shrink"],
+        &[&out],
+        &exe,
+        "RUNPATH",
+        &format!("{bar}:{foo_out}"),
+    );
+    fix_and_verify(
+        &store,
+        &[],
+        &[&out],
+        &exe,
+        &["indirect-entry"],
+        &[&farm],
+        "81\n",
+    );
+}
+
+fn out_of(exe: &Path) -> PathBuf {
+    exe.parent().unwrap().parent().unwrap().to_owned()
+}
+
+fn lib_dir(p: &Path) -> String {
+    s(&p.join("lib"))
+}
+
+#[test]
+fn farm_link_to_differently_named_versioned_file() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let l = libs(&store);
+    // The farm links libfoo.so.1 straight at libfoo.so.1.2.3: the real dir is
+    // foo's lib dir (which also holds libfoo.so.1), not the farm's.
+    let farm = store.output("versioned-farm");
+    store.symlink(
+        l.foo_out.join("lib/libfoo.so.1.2.3"),
+        farm.join("lib/libfoo.so.1"),
+    );
+    store.symlink(
+        l.bar.join("lib/libbar.so.2.0"),
+        farm.join("lib/libbar.so.2"),
+    );
+    let fl = farm.join("lib");
+    let exe = app(&store, "app-1.0", Cc::gcc().search(&fl), &fl);
+    let out = out_of(&exe);
+    let want = format!("{}:{}", lib_dir(&l.bar), lib_dir(&l.foo_out));
+    assert_plan(&store, &[], &[&out], &exe, "RUNPATH", &want);
+    assert_plan(&store, &["--shrink"], &[&out], &exe, "RUNPATH", &want);
+    fix_and_verify(
+        &store,
+        &[],
+        &[&out],
+        &exe,
+        &["indirect-entry"],
+        &[&farm],
+        "81\n",
+    );
+}
+
+#[test]
+fn nested_farm() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let l = libs(&store);
+    let inner = store.farm("inner-farm", &[&l.foo_out, &l.bar], LinkStyle::Absolute);
+    let outer = store.farm("outer-farm", &[&inner, &l.baz_out], LinkStyle::Absolute);
+    let fl = outer.join("lib");
+    let exe = app(&store, "app-1.0", Cc::gcc().search(&fl), &fl);
+    let out = out_of(&exe);
+    let (foo_out, bar, baz_out) = (lib_dir(&l.foo_out), lib_dir(&l.bar), lib_dir(&l.baz_out));
+    assert_plan(
+        &store,
+        &[],
+        &[&out],
+        &exe,
+        "RUNPATH",
+        &format!("{bar}:{foo_out}:{baz_out}"),
+    );
+    assert_plan(
+        &store,
+        &["--shrink"],
+        &[&out],
+        &exe,
+        "RUNPATH",
+        &format!("{bar}:{foo_out}"),
+    );
+    fix_and_verify(
+        &store,
+        &[],
+        &[&out],
+        &exe,
+        &["indirect-entry"],
+        &[&inner, &outer],
+        "81\n",
+    );
+}
+
+#[test]
+fn relative_farm_links() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let l = libs(&store);
+    let farm = store.farm(
+        "rel-farm",
+        &[&l.foo_out, &l.bar, &l.baz_out],
+        LinkStyle::Relative,
+    );
+    let fl = farm.join("lib");
+    let exe = app(&store, "app-1.0", Cc::gcc().search(&fl), &fl);
+    let out = out_of(&exe);
+    let (foo_out, bar, baz_out) = (lib_dir(&l.foo_out), lib_dir(&l.bar), lib_dir(&l.baz_out));
+    assert_plan(
+        &store,
+        &[],
+        &[&out],
+        &exe,
+        "RUNPATH",
+        &format!("{bar}:{foo_out}:{baz_out}"),
+    );
+    assert_plan(
+        &store,
+        &["--shrink"],
+        &[&out],
+        &exe,
+        "RUNPATH",
+        &format!("{bar}:{foo_out}"),
+    );
+    fix_and_verify(
+        &store,
+        &[],
+        &[&out],
+        &exe,
+        &["indirect-entry"],
+        &[&farm],
+        "81\n",
+    );
+}
+
+#[test]
+fn dev_linker_name_and_static_archive_bring_nothing() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let l = libs(&store);
+    let dev = store.output("foo-1.0-dev");
+    let stat = store.output("foo-1.0-static");
+    common::dev_link(&dev, "foo", &l.foo_out.join("lib/libfoo.so.1"));
+    Cc::gcc().static_lib(&stat.join("lib"), "foo", &lib_source("foo", 40));
+    // dev and static first, so their links win in the farm.
+    let farm = store.farm(
+        "dev-farm",
+        &[&dev, &stat, &l.foo_out, &l.bar],
+        LinkStyle::Absolute,
+    );
+    assert!(farm.join("lib/libfoo.so").exists() && farm.join("lib/libfoo.a").exists());
+    let fl = farm.join("lib");
+    let exe = app(&store, "app-1.0", Cc::gcc().search(&fl), &fl);
+    let out = out_of(&exe);
+    let want = format!("{}:{}", lib_dir(&l.bar), lib_dir(&l.foo_out));
+    assert_plan(&store, &[], &[&out], &exe, "RUNPATH", &want);
+    assert_plan(&store, &["--shrink"], &[&out], &exe, "RUNPATH", &want);
+    fix_and_verify(
+        &store,
+        &[],
+        &[&out],
+        &exe,
+        &["indirect-entry"],
+        &[&farm, &dev, &stat],
+        "81\n",
+    );
+}
+
+#[test]
+fn rpath_binary_stays_rpath() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let l = libs(&store);
+    let farm = store.farm(
+        "env-farm",
+        &[&l.foo_out, &l.bar, &l.baz_out],
+        LinkStyle::Absolute,
+    );
+    let fl = farm.join("lib");
+    let exe = app(
+        &store,
+        "app-1.0",
+        Cc::gcc().dtags(Dtags::Rpath).search(&fl),
+        &fl,
+    );
+    assert_eq!(common::readelf_dynamic(&exe, "RUNPATH"), None);
+    let out = out_of(&exe);
+    let (foo_out, bar, baz_out) = (lib_dir(&l.foo_out), lib_dir(&l.bar), lib_dir(&l.baz_out));
+    let want = format!("{bar}:{foo_out}:{baz_out}");
+    assert_plan(&store, &[], &[&out], &exe, "RPATH", &want);
+    assert_plan(
+        &store,
+        &["--shrink"],
+        &[&out],
+        &exe,
+        "RPATH",
+        &format!("{bar}:{foo_out}"),
+    );
+    fix_and_verify(
+        &store,
+        &[],
+        &[&out],
+        &exe,
+        &["indirect-entry"],
+        &[&farm],
+        "81\n",
+    );
+    assert_eq!(common::readelf_dynamic(&exe, "RPATH"), Some(want));
+    assert_eq!(common::readelf_dynamic(&exe, "RUNPATH"), None);
+}
+
+#[test]
+fn origin_kept_empty_dropped_unused_kept_unless_shrink() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let l = libs(&store);
+    let farm = store.farm("env-farm", &[&l.foo_out, &l.bar], LinkStyle::Absolute);
+    let fl = farm.join("lib");
+    let exe = app(&store, "app-1.0", Cc::gcc().search(&fl), &fl);
+    let out = out_of(&exe);
+    let (foo_out, bar, baz_out) = (lib_dir(&l.foo_out), lib_dir(&l.bar), lib_dir(&l.baz_out));
+    let old = format!("$ORIGIN/../lib::{}:{baz_out}", s(&fl));
+    let st = std::process::Command::new("patchelf")
+        .arg("--set-rpath")
+        .arg(&old)
+        .arg(&exe)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(common::readelf_dynamic(&exe, "RUNPATH"), Some(old));
+    assert_plan(
+        &store,
+        &[],
+        &[&out],
+        &exe,
+        "RUNPATH",
+        &format!("$ORIGIN/../lib:{bar}:{foo_out}:{baz_out}"),
+    );
+    assert_plan(
+        &store,
+        &["--shrink"],
+        &[&out],
+        &exe,
+        "RUNPATH",
+        &format!("$ORIGIN/../lib:{bar}:{foo_out}"),
+    );
+    assert_eq!(
+        actions(&plan(&store, &[], &[&out], &exe)),
+        [
+            ("keep", vec!["origin"]),
+            ("drop", vec!["insecure"]),
+            ("replace", vec!["served", "served", "indirect"]),
+            ("keep", vec!["unused"]),
+        ]
+        .map(|(a, r)| (
+            a.to_owned(),
+            r.into_iter().map(str::to_owned).collect::<Vec<_>>()
+        ))
+    );
+    assert_eq!(
+        actions(&plan(&store, &["--shrink"], &[&out], &exe)),
+        [
+            ("keep", vec!["origin"]),
+            ("drop", vec!["insecure"]),
+            ("replace", vec!["served", "served", "indirect"]),
+            ("drop", vec!["unused"]),
+        ]
+        .map(|(a, r)| (
+            a.to_owned(),
+            r.into_iter().map(str::to_owned).collect::<Vec<_>>()
+        ))
+    );
+    fix_and_verify(
+        &store,
+        &[],
+        &[&out],
+        &exe,
+        &["indirect-entry", "insecure-entry"],
+        &[&farm],
+        "81\n",
+    );
+}
+
+#[test]
+fn dlopen_only_library_via_literal_and_declared_soname() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let l = libs(&store);
+    let farm = store.farm(
+        "env-farm",
+        &[&l.foo_out, &l.bar, &l.baz_out],
+        LinkStyle::Absolute,
+    );
+    let fl = farm.join("lib");
+    let out = store.output("app-1.0");
+    let exe = Cc::gcc().search(&fl).arg("-ldl").executable(
+        &out.join("bin/app"),
+        &common::exe_dlopen("libbaz.so.3", "baz"),
+    );
+    let (foo_out, bar, baz_out) = (lib_dir(&l.foo_out), lib_dir(&l.bar), lib_dir(&l.baz_out));
+    // Expand: the dlopen need first, then the rest the farm offers.
+    assert_plan(
+        &store,
+        &[],
+        &[&out],
+        &exe,
+        "RUNPATH",
+        &format!("{baz_out}:{bar}:{foo_out}"),
+    );
+    assert_plan(&store, &["--shrink"], &[&out], &exe, "RUNPATH", &baz_out);
+    assert_plan(
+        &store,
+        &["--shrink", "--no-dlopen-hints", "--dlopen", "libbaz.so.3"],
+        &[&out],
+        &exe,
+        "RUNPATH",
+        &baz_out,
+    );
+    fix_and_verify(
+        &store,
+        &[],
+        &[&out],
+        &exe,
+        &["indirect-entry"],
+        &[&farm],
+        "7\n",
+    );
+}
+
+#[test]
+fn stub_dir_dropped_driver_dir_first() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let l = libs(&store);
+    let stubs = store.output("cuda-stubs-12.4-stubs");
+    let sd = stubs.join("lib/stubs");
+    Cc::gcc().shared_lib(&sd, "cuda", "1", &lib_source("cuInit", 0));
+    std::fs::rename(sd.join("libcuda.so.1"), sd.join("libcuda.so")).unwrap();
+    let driver = store.scratch().join("opengl-driver/lib");
+    Cc::gcc().shared_lib(&driver, "cuda", "1", &lib_source("cuInit", 5));
+    let foo_out = l.foo_out.join("lib");
+    let out = store.output("app-1.0");
+    let exe = Cc::gcc()
+        .link_dir(&sd)
+        .link_dir(&foo_out)
+        .lib("cuda")
+        .lib(":libfoo.so.1")
+        .search(&sd)
+        .search(&foo_out)
+        .search(&driver)
+        .executable(&out.join("bin/app"), &exe_calling(&["cuInit", "foo"]));
+    let d = s(&driver);
+    let extra = ["--driver-dir", d.as_str()];
+    let want = format!("{d}:{}", s(&foo_out));
+    assert_plan(&store, &extra, &[&out], &exe, "RUNPATH", &want);
+    let shrink = ["--shrink", "--driver-dir", d.as_str()];
+    assert_plan(&store, &shrink, &[&out], &exe, "RUNPATH", &want);
+    fix_and_verify(
+        &store,
+        &extra,
+        &[&out],
+        &exe,
+        &["stub-entry"],
+        &[&stubs],
+        "45\n",
+    );
+}
