@@ -559,3 +559,125 @@ fn stub_dir_dropped_driver_dir_first() {
         "45\n",
     );
 }
+
+/// C source of a program that dlopen()s `lib<stem>.so.<major>` by a name it
+/// computes at run time (no soname literal in the file).
+fn exe_dlopen_computed(stem: &str, major: u32, sym: &str) -> String {
+    format!(
+        r#"#include <dlfcn.h>
+#include <stdio.h>
+int main(void) {{
+  char name[64];
+  snprintf(name, sizeof name, "lib%s.so.%u", "{stem}", {major}u);
+  void *h = dlopen(name, RTLD_NOW);
+  if (!h) {{ fprintf(stderr, "%s\n", dlerror()); return 1; }}
+  int (*f)(void) = (int (*)(void))dlsym(h, "{sym}");
+  if (!f) {{ fprintf(stderr, "%s\n", dlerror()); return 1; }}
+  printf("%d\n", f());
+  return 0;
+}}
+"#
+    )
+}
+
+#[test]
+fn dlopen_by_computed_name_expand_keeps_shrink_needs_declaration() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let l = libs(&store);
+    let farm = store.farm(
+        "env-farm",
+        &[&l.foo_out, &l.bar, &l.baz_out],
+        LinkStyle::Absolute,
+    );
+    let fl = farm.join("lib");
+    let out = store.output("app-1.0");
+    let exe = Cc::gcc()
+        .search(&fl)
+        .arg("-ldl")
+        .executable(&out.join("bin/app"), &exe_dlopen_computed("baz", 3, "baz"));
+    assert!(
+        !std::fs::read(&exe)
+            .unwrap()
+            .windows(11)
+            .any(|w| w == b"libbaz.so.3")
+    );
+    let (foo_out, bar, baz_out) = (lib_dir(&l.foo_out), lib_dir(&l.bar), lib_dir(&l.baz_out));
+    // Expand: every library the farm offers, in the farm's order.
+    assert_plan(
+        &store,
+        &[],
+        &[&out],
+        &exe,
+        "RUNPATH",
+        &format!("{bar}:{baz_out}:{foo_out}"),
+    );
+    // Shrink with a declared soname keeps exactly its dir.
+    assert_plan(
+        &store,
+        &["--shrink", "--dlopen", "libbaz.so.3"],
+        &[&out],
+        &exe,
+        "RUNPATH",
+        &baz_out,
+    );
+    // Shrink without one cannot see the name: the farm goes, with a warning.
+    let p = plan(&store, &["--shrink"], &[&out], &exe);
+    assert_eq!(p["new"], "", "{p:#}");
+    let w = p["warnings"].as_array().unwrap();
+    assert_eq!(w.len(), 1, "{p:#}");
+    assert!(w[0].as_str().unwrap().contains("imports dlopen"), "{p:#}");
+    fix_and_verify(
+        &store,
+        &[],
+        &[&out],
+        &exe,
+        &["indirect-entry"],
+        &[&farm],
+        "7\n",
+    );
+}
+
+#[test]
+fn no_order_keeps_every_name_refused() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    // a holds libfoo.so.1 (40) and libbar.so.2 (1); b holds libbar.so.2 (2)
+    // and libfoo.so.1 (50). The farm takes libfoo from a and libbar from b:
+    // no order of a and b serves both as before.
+    let a = store.output("a-1.0-lib");
+    let b = store.output("b-1.0-lib");
+    Cc::gcc().shared_lib(&a.join("lib"), "foo", "1.0", &lib_source("foo", 40));
+    Cc::gcc().shared_lib(&a.join("lib"), "bar", "2.0", &lib_source("bar", 1));
+    Cc::gcc().shared_lib(&b.join("lib"), "bar", "2.1", &lib_source("bar", 2));
+    Cc::gcc().shared_lib(&b.join("lib"), "foo", "1.1", &lib_source("foo", 50));
+    let farm = store.output("mixed-farm");
+    store.symlink(a.join("lib/libfoo.so.1"), farm.join("lib/libfoo.so.1"));
+    store.symlink(b.join("lib/libbar.so.2"), farm.join("lib/libbar.so.2"));
+    let fl = farm.join("lib");
+    let exe = app(&store, "app-1.0", Cc::gcc().search(&fl), &fl);
+    assert_eq!(common::run(&exe, &[]).success().stdout, "42\n");
+    let out = out_of(&exe);
+    let (a, b) = (lib_dir(&a), lib_dir(&b));
+    for extra in [&[][..], &["--shrink"][..]] {
+        let p = plan(&store, extra, &[&out], &exe);
+        assert_eq!(p["status"], "refused", "{p:#}");
+        assert_eq!(
+            p["new"].as_str(),
+            Some(format!("{a}:{b}").as_str()),
+            "{p:#}"
+        );
+        assert_eq!(
+            p["reason"], "two libraries need opposite orders of the same dirs",
+            "{p:#}"
+        );
+    }
+    let old = common::readelf_dynamic(&exe, "RUNPATH");
+    let bytes = std::fs::read(&exe).unwrap();
+    let r = store.unfarm(args(&["fix"], &[], &[&out]));
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert!(r.stderr.contains("left as it was"), "{r:#?}");
+    assert_eq!(std::fs::read(&exe).unwrap(), bytes, "refused fix wrote");
+    assert_eq!(common::readelf_dynamic(&exe, "RUNPATH"), old);
+    assert_eq!(common::run(&exe, &[]).success().stdout, "42\n");
+}
