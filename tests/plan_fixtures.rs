@@ -681,3 +681,111 @@ fn no_order_keeps_every_name_refused() {
     assert_eq!(common::readelf_dynamic(&exe, "RUNPATH"), old);
     assert_eq!(common::run(&exe, &[]).success().stdout, "42\n");
 }
+
+#[test]
+fn shrink_fix_on_nested_farm_with_origin_and_unused() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let l = libs(&store);
+    let inner = store.farm("inner-farm", &[&l.foo_out], LinkStyle::Relative);
+    let outer = store.farm("outer-farm", &[&inner, &l.bar], LinkStyle::Absolute);
+    let fl = outer.join("lib");
+    let (foo_out, bar, baz_out) = (lib_dir(&l.foo_out), lib_dir(&l.bar), lib_dir(&l.baz_out));
+    let exe = app(
+        &store,
+        "app-1.0",
+        Cc::gcc()
+            .search("$ORIGIN/../lib")
+            .search(&fl)
+            .search(&baz_out),
+        &fl,
+    );
+    let out = out_of(&exe);
+    let shrink = ["--shrink"];
+    let want = format!("$ORIGIN/../lib:{bar}:{foo_out}");
+    assert_plan(&store, &shrink, &[&out], &exe, "RUNPATH", &want);
+    // --keep holds the unused entry in place.
+    let keep = ["--shrink", "--keep", baz_out.as_str()];
+    assert_plan(
+        &store,
+        &keep,
+        &[&out],
+        &exe,
+        "RUNPATH",
+        &format!("{want}:{baz_out}"),
+    );
+    fix_and_verify(
+        &store,
+        &shrink,
+        &[&out],
+        &exe,
+        &["indirect-entry"],
+        &[&inner, &outer, &l.baz_out],
+        "81\n",
+    );
+    assert_eq!(common::readelf_dynamic(&exe, "RUNPATH"), Some(want));
+}
+
+#[test]
+fn farm_whose_lib_is_a_dir_link() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let l = libs(&store);
+    let farm = store.output("dirlink-farm");
+    store.symlink(l.foo_out.join("lib"), farm.join("lib"));
+    let fl = farm.join("lib");
+    let exe = Cc::gcc()
+        .link_dir(&fl)
+        .lib(":libfoo.so.1")
+        .search(&fl)
+        .executable(
+            &store.output("app-1.0").join("bin/app"),
+            &exe_calling(&["foo"]),
+        );
+    let out = out_of(&exe);
+    let want = lib_dir(&l.foo_out);
+    assert_plan(&store, &[], &[&out], &exe, "RUNPATH", &want);
+    assert_plan(&store, &["--shrink"], &[&out], &exe, "RUNPATH", &want);
+    fix_and_verify(
+        &store,
+        &[],
+        &[&out],
+        &exe,
+        &["indirect-entry"],
+        &[&farm],
+        "40\n",
+    );
+}
+
+#[test]
+fn stub_library_in_farm_brings_nothing() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let l = libs(&store);
+    let stubs = store.output("cuda-stubs-12.4-stubs");
+    let sd = stubs.join("lib");
+    Cc::gcc().shared_lib(&sd, "cuda", "1", &lib_source("cuInit", 0));
+    std::fs::rename(sd.join("libcuda.so.1"), sd.join("libcuda.so")).unwrap();
+    let farm = store.farm(
+        "env-farm",
+        &[&stubs, &l.foo_out, &l.bar],
+        LinkStyle::Absolute,
+    );
+    let fl = farm.join("lib");
+    let exe = app(&store, "app-1.0", Cc::gcc().search(&fl), &fl);
+    let out = out_of(&exe);
+    // The stub's libcuda.so is not a library the program loads: its output
+    // appears in neither plan.
+    let want = format!("{}:{}", lib_dir(&l.bar), lib_dir(&l.foo_out));
+    assert_plan(&store, &[], &[&out], &exe, "RUNPATH", &want);
+    assert_plan(&store, &["--shrink"], &[&out], &exe, "RUNPATH", &want);
+    fix_and_verify(
+        &store,
+        &[],
+        &[&out],
+        &exe,
+        &["indirect-entry"],
+        &[&farm, &stubs],
+        "81\n",
+    );
+}
