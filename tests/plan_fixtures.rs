@@ -789,3 +789,114 @@ fn stub_library_in_farm_brings_nothing() {
         "81\n",
     );
 }
+
+fn set_runpath(file: &Path, runpath: &str) {
+    let st = std::process::Command::new("patchelf")
+        .arg("--set-rpath")
+        .arg(runpath)
+        .arg(file)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(
+        common::readelf_dynamic(file, "RUNPATH").as_deref(),
+        Some(runpath)
+    );
+}
+
+#[test]
+fn build_dir_and_relative_dropped_duplicate_removed_driver_first() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let l = libs(&store);
+    let farm = store.farm("env-farm", &[&l.foo_out, &l.bar], LinkStyle::Absolute);
+    let fl = farm.join("lib");
+    let exe = app(&store, "app-1.0", Cc::gcc().search(&fl), &fl);
+    let out = out_of(&exe);
+    let driver = store.scratch().join("opengl-driver/lib");
+    Cc::gcc().shared_lib(&driver, "cuda", "1", &lib_source("cuInit", 5));
+    let (foo_out, d) = (lib_dir(&l.foo_out), s(&driver));
+    set_runpath(
+        &exe,
+        &format!("/build/source/lib:lib:{}:{foo_out}:{d}", s(&fl)),
+    );
+    let extra = ["--driver-dir", d.as_str()];
+    let want = format!("{d}:{}:{foo_out}", lib_dir(&l.bar));
+    let acts = |last_but_one: &str| {
+        [
+            ("drop", vec!["build-dir"]),
+            ("drop", vec!["insecure"]),
+            ("replace", vec!["served", "served", "indirect"]),
+            (last_but_one, vec!["unused"]),
+            ("keep", vec!["driver"]),
+        ]
+        .map(|(a, r)| {
+            (
+                a.to_owned(),
+                r.into_iter().map(str::to_owned).collect::<Vec<_>>(),
+            )
+        })
+        .to_vec()
+    };
+    let p = plan(&store, &extra, &[&out], &exe);
+    assert_eq!(p["new"].as_str(), Some(want.as_str()), "{p:#}");
+    assert_eq!(actions(&p), acts("keep"));
+    let shrink = ["--shrink", "--driver-dir", d.as_str()];
+    let p = plan(&store, &shrink, &[&out], &exe);
+    assert_eq!(p["new"].as_str(), Some(want.as_str()), "{p:#}");
+    assert_eq!(actions(&p), acts("drop"));
+    fix_and_verify(
+        &store,
+        &extra,
+        &[&out],
+        &exe,
+        &["build-dir-entry", "indirect-entry", "insecure-entry"],
+        &[&farm],
+        "81\n",
+    );
+}
+
+#[test]
+fn library_and_program_fixed_together() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let foo_out = store.output("foo-1.0-lib");
+    Cc::gcc().shared_lib(&foo_out.join("lib"), "foo", "1.2.3", &lib_source("foo", 40));
+    let farm = store.farm("env-farm", &[&foo_out], LinkStyle::Absolute);
+    let fl = farm.join("lib");
+    let bar = store.output("bar-2.0-lib");
+    let barlib = Cc::gcc()
+        .link_dir(&fl)
+        .lib(":libfoo.so.1")
+        .search(&fl)
+        .shared_lib(&bar.join("lib"), "bar", "2.0", &lib_calling("bar", "foo"));
+    let exe = Cc::gcc()
+        .link_dir(bar.join("lib"))
+        .lib(":libbar.so.2")
+        .search(bar.join("lib"))
+        .arg(format!("-Wl,-rpath-link,{}", s(&fl)))
+        .executable(
+            &store.output("app-1.0").join("bin/app"),
+            &exe_calling(&["bar"]),
+        );
+    let out = out_of(&exe);
+    let outs = [out.as_path(), bar.as_path()];
+    assert_plan(&store, &[], &outs, &barlib, "RUNPATH", &lib_dir(&foo_out));
+    let p = plan(&store, &[], &outs, &exe);
+    assert_eq!(p["status"], "unchanged", "{p:#}");
+    let (code, k) = kinds(&store, &[], &outs);
+    assert_eq!((code, k), (Some(1), vec!["indirect-entry".to_owned()]));
+    let before = common::ld_so_list(&exe, &[]).unwrap();
+    store.unfarm(args(&["fix"], &[], &outs)).success();
+    let after = common::ld_so_list(&exe, &[]).unwrap();
+    for n in ["libbar.so.2", "libfoo.so.1", "libc.so.6"] {
+        assert!(before.real(n).is_some(), "{n}");
+        assert_eq!(before.real(n), after.real(n), "{n}");
+    }
+    assert_eq!(common::run(&exe, &[]).success().stdout, "41\n");
+    assert_eq!(kinds(&store, &[], &outs), (Some(0), vec![]));
+    assert_eq!(
+        common::readelf_dynamic(&barlib, "RUNPATH"),
+        Some(lib_dir(&foo_out))
+    );
+}
