@@ -157,7 +157,12 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                     });
                     continue;
                 }
-                if n.need.strongest() == &crate::needs::Provenance::Hint {
+                // Hints are guesses, and an inherited need may be met by the
+                // library's own search path: neither is a missing library here.
+                if matches!(
+                    n.need.strongest(),
+                    crate::needs::Provenance::Hint | crate::needs::Provenance::Inherited { .. }
+                ) {
                     continue;
                 }
                 // A library's need may be met by what its loading process

@@ -18,6 +18,9 @@ pub enum Provenance {
     Note { priority: Option<String> },
     /// A soname literal in read-only data: a hint, not a promise.
     Hint,
+    /// DT_NEEDED of a library this object loads that has no DT_RUNPATH: ld.so
+    /// searches this object's DT_RPATH for it too (RPATH is inherited).
+    Inherited { by: String },
 }
 
 /// One need.
@@ -42,7 +45,7 @@ impl Need {
         self.provenance.iter().any(|p| match p {
             Provenance::Needed | Provenance::Declared => true,
             Provenance::Note { priority } => priority.as_deref() == Some("required"),
-            Provenance::Hint => false,
+            Provenance::Hint | Provenance::Inherited { .. } => false,
         })
     }
 
@@ -96,6 +99,25 @@ pub fn collect(facts: &ElfFacts, declared: &[String], hints: &[String]) -> Vec<N
         add(h, Provenance::Hint, &mut out);
     }
     out
+}
+
+/// Add needs that this object's DT_RPATH serves for the libraries it loads
+/// (`inherited`: (need, the library that needs it)).
+pub fn add_inherited(needs: &mut Vec<Need>, inherited: &[(String, String)]) {
+    for (name, by) in inherited {
+        let p = Provenance::Inherited { by: by.clone() };
+        match needs.iter_mut().find(|n| &n.name == name) {
+            Some(n) => {
+                if !n.provenance.contains(&p) {
+                    n.provenance.push(p);
+                }
+            }
+            None => needs.push(Need {
+                name: name.clone(),
+                provenance: vec![p],
+            }),
+        }
+    }
 }
 
 /// Read declared sonames from a file: one per line, `#` comments, blanks ignored.

@@ -7,10 +7,13 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use std::collections::{HashSet, VecDeque};
+
 use crate::elf::{self, ElfFacts, FileKind};
 use crate::farm::{self, Resolved};
 use crate::needs::{self, Need};
 use crate::plan::{self, Plan, PlanInput, PlanOptions};
+use crate::resolve::{self, FsProbe, LoaderConfig, Requester};
 use crate::snapshot::{Gatherer, Snapshot};
 use crate::store::StoreDir;
 use crate::walk::{self, EntryKind};
@@ -159,6 +162,16 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
     dirs.dedup();
     gatherer.gather(&mut snapshot, dirs);
 
+    // An object whose effective list is DT_RPATH also serves the needs of
+    // every library it loads that has no DT_RUNPATH: those are its needs too.
+    let probe = FsProbe::new(store.clone());
+    objects.par_iter_mut().for_each(|o| {
+        if o.facts.runpath.is_none() && o.facts.rpath.is_some() {
+            let inherited = inherited_needs(&o.path, &o.facts, &probe, &opts.plan);
+            needs::add_inherited(&mut o.needs, &inherited);
+        }
+    });
+
     objects.par_iter_mut().for_each(|o| {
         let input = PlanInput {
             path: &o.path,
@@ -187,6 +200,57 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
         errors,
         snapshot,
     }
+}
+
+/// The DT_NEEDED of every library `path` loads (transitively) that has no
+/// DT_RUNPATH, with the library that needs it. ld.so searches the DT_RPATH of
+/// every object up the loader chain for those, so `path`'s RPATH serves them.
+fn inherited_needs(
+    path: &Path,
+    facts: &ElfFacts,
+    probe: &FsProbe,
+    plan_opts: &PlanOptions,
+) -> Vec<(String, String)> {
+    let cfg = LoaderConfig {
+        ld_library_path: None,
+        ld_so_cache: None,
+        default_dirs: plan::fallback_dirs(facts, plan_opts),
+        ..plan_opts.loader.clone()
+    };
+    let root = Requester::from_facts(path, facts);
+    let mut seen: HashSet<String> = facts.needed.iter().cloned().collect();
+    let mut out = Vec::new();
+    let mut queue: VecDeque<(Requester, Vec<String>, Vec<Requester>)> = VecDeque::new();
+    queue.push_back((root, facts.needed.clone(), Vec::new()));
+    while let Some((req, names, loaders)) = queue.pop_front() {
+        for name in names {
+            let r = resolve::resolve_need(&name, &req, &loaders, &cfg, probe);
+            let Some(found) = r.found else { continue };
+            let Ok(child) = elf::read_facts(&found.path) else {
+                continue;
+            };
+            let child_name = found
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let fresh: Vec<String> = child
+                .needed
+                .iter()
+                .filter(|n| seen.insert((*n).clone()))
+                .cloned()
+                .collect();
+            if child.runpath.is_none() {
+                out.extend(fresh.iter().map(|n| (n.clone(), child_name.clone())));
+            }
+            let mut chain = vec![req.clone()];
+            chain.extend(loaders.iter().cloned());
+            if chain.len() < 64 {
+                queue.push_back((Requester::from_facts(&found.path, &child), fresh, chain));
+            }
+        }
+    }
+    out
 }
 
 /// If the symlink at `path` reaches its file through another store path

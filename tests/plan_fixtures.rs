@@ -928,10 +928,11 @@ fn rpath_serving_a_dependency_through_inheritance_expand() {
     assert_eq!(common::run(&exe, &[]).success().stdout, "41\n");
     let out = out_of(&exe);
     // libfoo.so.1 is found for libbar through the program's inherited RPATH:
-    // expand keeps foo's dir. (`--shrink` is not asserted here: see the
-    // report on RPATH inheritance.)
+    // both modes keep foo's dir (shrink counts libbar's needs as the
+    // program's, since libbar has no RUNPATH of its own).
     let want = format!("{}:{}", lib_dir(&bar), lib_dir(&foo_out));
     assert_plan(&store, &[], &[&out], &exe, "RPATH", &want);
+    assert_plan(&store, &["--shrink"], &[&out], &exe, "RPATH", &want);
     fix_and_verify(
         &store,
         &[],
@@ -942,4 +943,44 @@ fn rpath_serving_a_dependency_through_inheritance_expand() {
         "41\n",
     );
     assert_eq!(common::readelf_dynamic(&exe, "RPATH"), Some(want));
+}
+
+#[test]
+fn shrink_keeps_rpath_dir_that_only_a_dependency_uses() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let foo_out = store.output("foo-1.0-lib");
+    Cc::gcc().shared_lib(&foo_out.join("lib"), "foo", "1.2.3", &lib_source("foo", 40));
+    let bar = store.output("bar-2.0-lib");
+    Cc::gcc()
+        .link_dir(foo_out.join("lib"))
+        .lib(":libfoo.so.1")
+        .shared_lib(&bar.join("lib"), "bar", "2.0", &lib_calling("bar", "foo"));
+    let farm = store.farm("env-farm", &[&foo_out, &bar], LinkStyle::Absolute);
+    let fl = farm.join("lib");
+    let exe = Cc::gcc()
+        .dtags(Dtags::Rpath)
+        .link_dir(&fl)
+        .lib(":libbar.so.2")
+        .search(&fl)
+        .arg(format!("-Wl,-rpath-link,{}", s(&fl)))
+        .executable(
+            &store.output("app-1.0").join("bin/app"),
+            &exe_calling(&["bar"]),
+        );
+    let out = out_of(&exe);
+    // Before inheritance was modelled, --shrink planned only bar's dir and
+    // the fixed program failed with "libfoo.so.1: cannot open".
+    let r = store.unfarm(
+        ["fix", "--system", "--shrink"]
+            .into_iter()
+            .map(String::from)
+            .chain([s(&out)]),
+    );
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    assert_eq!(common::run(&exe, &[]).success().stdout, "41\n");
+    assert_eq!(
+        common::readelf_dynamic(&exe, "RPATH"),
+        Some(format!("{}:{}", lib_dir(&bar), lib_dir(&foo_out)))
+    );
 }
