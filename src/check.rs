@@ -57,7 +57,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                 };
                 for r in &e.reasons {
                     match r {
-                        Reason::Indirect { offers } => {
+                        Reason::Indirect { offers, farms } => {
                             let served: Vec<&str> = e
                                 .reasons
                                 .iter()
@@ -76,7 +76,12 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                                 "indirect-entry",
                                 Severity::Error,
                                 format!(
-                                    "reaches libraries through links into other store paths (a farm): serves [{}], offers {offers} libraries; keeps the farm and everything it joins in the closure",
+                                    "reaches libraries through links into other store paths (farm {}): serves [{}], offers {offers} libraries; keeps the farm and everything it joins in the closure",
+                                    farms
+                                        .iter()
+                                        .map(|f| f.display().to_string())
+                                        .collect::<Vec<_>>()
+                                        .join(", "),
                                     served.join(", ")
                                 ),
                                 Some(fix),
@@ -234,7 +239,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
 /// Any other bytes that name a farm: hits of a farm's hash part in a file,
 /// outside the RUNPATH/RPATH strings the plans already fix.
 fn farm_references(survey: &Survey, store: &StoreDir) -> Vec<Finding> {
-    let farms = survey.farm_store_paths(store);
+    let farms = survey.farm_store_paths();
     let hashes: Vec<String> = farms
         .iter()
         .filter_map(|p| store.store_path_of(p).map(|s| s.hash))

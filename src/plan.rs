@@ -103,8 +103,9 @@ impl std::fmt::Display for Tag {
 pub enum Reason {
     /// It served this need (through a cross-path hop when `via_farm`).
     Served { need: String, via_farm: bool },
-    /// An indirect entry: it offers libraries through links into other store paths.
-    Indirect { offers: usize },
+    /// An indirect entry: it offers libraries through links into other store
+    /// paths; `farms` are the store paths those links pass through.
+    Indirect { offers: usize, farms: Vec<PathBuf> },
     /// Served no need.
     Unused,
     /// A stub dir (fake `libcuda.so` and friends): shadows the real driver.
@@ -436,8 +437,23 @@ fn plan_list(input: &PlanInput, tag: Tag, list: &str, effective: bool) -> Plan {
             let indirect =
                 served.iter().any(|n| n.via_farm) || offers.iter().any(|(_, o)| o.crosses());
             if indirect {
+                let mut farms: Vec<PathBuf> = offers
+                    .iter()
+                    .filter_map(|(_, o)| o.resolved.as_ref())
+                    .flat_map(|r| {
+                        let last = input.store.store_path_of(&r.real).map(|p| p.path);
+                        r.hops
+                            .iter()
+                            .filter(|h| h.is_cross_path())
+                            .filter_map(|h| h.from.clone())
+                            .filter(move |f| Some(f) != last.as_ref())
+                    })
+                    .collect();
+                farms.sort();
+                farms.dedup();
                 reasons.push(Reason::Indirect {
                     offers: offers.len(),
+                    farms,
                 });
                 let mut with: Vec<String> = Vec::new();
                 let push = |d: &Path, with: &mut Vec<String>| {

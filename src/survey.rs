@@ -71,17 +71,15 @@ pub struct Survey {
 impl Survey {
     /// Store paths seen acting as farms: where an indirect entry or a farm
     /// link lives.
-    pub fn farm_store_paths(&self, store: &StoreDir) -> Vec<PathBuf> {
+    pub fn farm_store_paths(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = Vec::new();
         for o in &self.objects {
             for p in &o.plans {
                 for e in &p.entries {
-                    if e.reasons
-                        .iter()
-                        .any(|r| matches!(r, plan::Reason::Indirect { .. }))
-                        && let Some(sp) = store.store_path_of(&e.dir)
-                    {
-                        v.push(sp.path);
+                    for r in &e.reasons {
+                        if let plan::Reason::Indirect { farms, .. } = r {
+                            v.extend(farms.iter().cloned());
+                        }
                     }
                 }
             }
