@@ -224,9 +224,9 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
         out.push(Finding {
             kind: "unreadable",
             severity: Severity::Error,
-            file: PathBuf::from(e.split(": ").next().unwrap_or("")),
+            file: e.path.clone(),
             location: String::new(),
-            message: e.clone(),
+            message: e.message.clone(),
             fix: None,
             cost_bytes: None,
         });

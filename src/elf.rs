@@ -28,6 +28,23 @@ pub enum ElfError {
     Malformed { path: PathBuf, what: String },
 }
 
+impl ElfError {
+    /// The file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            ElfError::Io { path, .. } | ElfError::Malformed { path, .. } => path,
+        }
+    }
+
+    /// What is wrong, without the file name.
+    pub fn reason(&self) -> String {
+        match self {
+            ElfError::Io { source, .. } => format!("cannot read: {source}"),
+            ElfError::Malformed { what, .. } => format!("malformed ELF: {what}"),
+        }
+    }
+}
+
 /// 32- or 64-bit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]

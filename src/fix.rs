@@ -158,10 +158,15 @@ fn fix_object(
         .iter()
         .map(|p| p.removed_hashes.iter().map(String::len).sum::<usize>())
         .sum();
+    let cx = Ctx {
+        plan_opts,
+        opts,
+        probe,
+    };
     let result = if len <= IN_MEMORY_LIMIT {
-        edit_in_memory(path, &plans, o, plan_opts, opts, probe)
+        edit_in_memory(path, &plans, o, &cx)
     } else {
-        edit_large(path, len, &plans, o, plan_opts, opts, probe)
+        edit_large(path, len, &plans, o, &cx)
     };
     match result {
         Ok(written) => FileResult {
@@ -188,14 +193,14 @@ fn request<'a>(p: &'a Plan, scrub: &'a [&'a [u8]]) -> EditRequest<'a> {
     }
 }
 
-fn edit_in_memory(
-    path: &Path,
-    plans: &[&Plan],
-    o: &ObjectSurvey,
-    plan_opts: &PlanOptions,
-    opts: &FixOptions,
-    probe: &FsProbe,
-) -> Result<u64, String> {
+/// What every per-file step needs besides the file.
+struct Ctx<'a> {
+    plan_opts: &'a PlanOptions,
+    opts: &'a FixOptions,
+    probe: &'a FsProbe,
+}
+
+fn edit_in_memory(path: &Path, plans: &[&Plan], o: &ObjectSurvey, cx: &Ctx) -> Result<u64, String> {
     let original = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
     let mut data = original.clone();
     let mut edits: Vec<ElfEdit> = Vec::new();
@@ -206,9 +211,9 @@ fn edit_in_memory(
         edit::apply_in_memory(&mut data, &e);
         edits.push(e);
     }
-    verify(path, &data, plans, o, plan_opts, probe)?;
+    verify(&data, plans, o, cx)?;
     let combined = diff_edit(&original, &data);
-    let method = atomic::apply(path, &combined, opts.hard_links, |cand| match cand {
+    let method = atomic::apply(path, &combined, cx.opts.hard_links, |cand| match cand {
         // Already verified in memory; the copy is re-read to catch a bad write.
         atomic::Candidate::File(tmp) => {
             let written = std::fs::read(tmp).map_err(|e| e.to_string())?;
@@ -276,9 +281,7 @@ fn edit_large(
     len: u64,
     plans: &[&Plan],
     o: &ObjectSurvey,
-    plan_opts: &PlanOptions,
-    opts: &FixOptions,
-    probe: &FsProbe,
+    cx: &Ctx,
 ) -> Result<u64, String> {
     let [p] = plans else {
         return Err("a file over 256 MiB with two search lists to change is not supported".into());
@@ -303,7 +306,7 @@ fn edit_large(
         Tag::Runpath => after.runpath = Some(p.new.clone()),
         Tag::Rpath => after.rpath = Some(p.new.clone()),
     }
-    let method = atomic::apply(path, &e, opts.hard_links, |cand| {
+    let method = atomic::apply(path, &e, cx.opts.hard_links, |cand| {
         let atomic::Candidate::InPlace { patch, .. } = cand else {
             return Err("expected an in-place edit".into());
         };
@@ -315,7 +318,7 @@ fn edit_large(
         if got.is_none_or(|g| &g[..want.len()] != want || g[want.len()] != 0) {
             return Err("the patch does not hold the planned search path".into());
         }
-        verify_resolution(path, &after, plans, o, plan_opts, probe)
+        verify_resolution(&after, plans, o, cx.plan_opts, cx.probe)
     })
     .map_err(|e| e.to_string())?;
     Ok(match method {
@@ -326,18 +329,11 @@ fn edit_large(
 
 /// The edited image must be well formed, carry the planned search path, keep
 /// every other dynamic string, and resolve every need to the planned file.
-fn verify(
-    path: &Path,
-    data: &[u8],
-    plans: &[&Plan],
-    o: &ObjectSurvey,
-    plan_opts: &PlanOptions,
-    probe: &FsProbe,
-) -> Result<(), String> {
+fn verify(data: &[u8], plans: &[&Plan], o: &ObjectSurvey, cx: &Ctx) -> Result<(), String> {
     edit::check_layout(data).map_err(|e| format!("edited file fails layout checks: {e}"))?;
     let facts = elf::parse_facts(data).map_err(|e| format!("edited file does not parse: {e}"))?;
     verify_facts(&o.facts, &facts, plans)?;
-    verify_resolution(path, &facts, plans, o, plan_opts, probe)
+    verify_resolution(&facts, plans, o, cx.plan_opts, cx.probe)
 }
 
 fn verify_facts(before: &ElfFacts, after: &ElfFacts, plans: &[&Plan]) -> Result<(), String> {
@@ -362,7 +358,6 @@ fn verify_facts(before: &ElfFacts, after: &ElfFacts, plans: &[&Plan]) -> Result<
 
 /// Re-resolve every need on the real filesystem under the new path.
 fn verify_resolution(
-    path: &Path,
     after: &ElfFacts,
     plans: &[&Plan],
     o: &ObjectSurvey,
@@ -399,7 +394,6 @@ fn verify_resolution(
     } else {
         resolve::search_dirs(&list, &source, &req.origin(), &cfg, &after.ident)
     };
-    let _ = path;
     for n in &p.needs {
         if n.was_stub || n.before.is_none() {
             continue;

@@ -16,7 +16,7 @@ use crate::plan::{self, Plan, PlanInput, PlanOptions};
 use crate::resolve::{self, FsProbe, LoaderConfig, Requester};
 use crate::snapshot::{Gatherer, Snapshot};
 use crate::store::StoreDir;
-use crate::walk::{self, EntryKind};
+use crate::walk::{self, EntryKind, WalkError};
 
 /// What the survey reads beyond the ELF facts.
 #[derive(Clone, Debug, Default)]
@@ -63,7 +63,7 @@ pub struct Survey {
     pub special_files: Vec<PathBuf>,
     pub files_scanned: usize,
     /// One line each: files that could not be read.
-    pub errors: Vec<String>,
+    pub errors: Vec<WalkError>,
     #[serde(skip)]
     pub snapshot: Snapshot,
 }
@@ -96,7 +96,7 @@ impl Survey {
 /// Survey `roots` (output paths).
 pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Survey {
     let (entries, walk_errors) = walk::walk(roots);
-    let mut errors: Vec<String> = walk_errors.iter().map(ToString::to_string).collect();
+    let mut errors: Vec<WalkError> = walk_errors;
     let files: Vec<&walk::Entry> = entries
         .iter()
         .filter(|e| e.kind == EntryKind::File)
@@ -111,14 +111,20 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
     enum Read {
         Elf(Box<ObjectSurvey>),
         Other(PathBuf),
-        Err(String),
+        Err(WalkError),
     }
+    let err = |e: elf::ElfError| {
+        Read::Err(WalkError {
+            path: e.path().to_owned(),
+            message: e.reason(),
+        })
+    };
     let read: Vec<Read> = files
         .par_iter()
         .map(|e| match elf::sniff_file(&e.path) {
-            Err(err) => Read::Err(err.to_string()),
+            Err(e) => err(e),
             Ok(FileKind::Elf) => match elf::read_facts(&e.path) {
-                Err(err) => Read::Err(err.to_string()),
+                Err(e) => err(e),
                 Ok(facts) if !facts.dynamic => Read::Other(e.path.clone()),
                 Ok(facts) => {
                     let hints = if opts.hints {
