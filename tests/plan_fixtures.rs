@@ -6,6 +6,7 @@ mod common;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use common::{Cc, Dtags, LinkStyle, Store, exe_calling, lib_calling, lib_source};
 use serde_json::Value;
@@ -81,6 +82,44 @@ fn kinds(store: &Store, extra: &[&str], outs: &[&Path]) -> (Option<i32>, Vec<Str
     (run.code, k)
 }
 
+/// Prove the plan before our editor touches anything: a copy of `file` in
+/// the same dir (same `$ORIGIN`) gets the planned path from patchelf, and the
+/// real loader maps the same files for it and it runs the same.
+fn prove_plan_with_patchelf(
+    store: &Store,
+    extra: &[&str],
+    outs: &[&Path],
+    file: &Path,
+    before: &common::Listing,
+    stdout: &str,
+) {
+    let p = plan(store, extra, outs, file);
+    let copy = file.with_file_name(format!(
+        "{}.patchelf-proof",
+        file.file_name().unwrap().to_str().unwrap()
+    ));
+    std::fs::copy(file, &copy).unwrap();
+    let mut cmd = Command::new("patchelf");
+    if p["tag"] == "RPATH" {
+        cmd.arg("--force-rpath");
+    }
+    let st = cmd
+        .arg("--set-rpath")
+        .arg(p["new"].as_str().unwrap())
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(st.success(), "patchelf failed");
+    let listed = common::ld_so_list(&copy, &[]);
+    let ran = common::run(&copy, &[]);
+    std::fs::remove_file(&copy).unwrap();
+    let listed = listed.unwrap();
+    for n in before.by_name.keys() {
+        assert_eq!(before.real(n), listed.real(n), "{n} with patchelf'd plan");
+    }
+    assert_eq!(ran.success().stdout, stdout, "program with patchelf'd plan");
+}
+
 /// Fix `outs` and check the outcome: the program runs and prints `stdout`,
 /// the loader maps the same real files, check is clean, no byte of `file`
 /// names any of `gone` (hash parts), and a second fix changes nothing.
@@ -97,6 +136,7 @@ fn fix_and_verify(
     let (code, k) = kinds(store, extra, outs);
     assert_eq!(code, Some(1), "check before fix");
     assert_eq!(k, expect_kinds, "finding kinds before fix");
+    prove_plan_with_patchelf(store, extra, outs, file, &before, stdout);
     store.unfarm(args(&["fix"], extra, outs)).success();
     let after = common::ld_so_list(file, &[]).unwrap();
     let mut names: Vec<&String> = before.by_name.keys().collect();
