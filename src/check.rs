@@ -172,9 +172,9 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                 }
                 // A library's need may be met by what its loading process
                 // already has (libc, libpython): an error only for programs.
-                let severity = if n.need.is_required() && o.facts.object_type == ObjectType::Exec
-                    || n.need.is_required() && o.facts.interpreter.is_some()
-                {
+                let is_program =
+                    o.facts.object_type == ObjectType::Exec || o.facts.interpreter.is_some();
+                let severity = if n.need.is_required() && is_program {
                     Severity::Error
                 } else {
                     Severity::Warning
