@@ -51,7 +51,12 @@ fn scenario(stray: bool) -> Scenario {
     let bar_lib = store.output("bar-2.0-lib");
     cc.shared_lib(&bar_lib.join("lib"), "bar", "2.0", &lib_source("bar", 2));
     let stubs = store.output("cuda-1.0-stubs");
-    cc.shared_lib(&stubs.join("lib/stubs"), "cuda", "1", &lib_source("cuInit", 9));
+    cc.shared_lib(
+        &stubs.join("lib/stubs"),
+        "cuda",
+        "1",
+        &lib_source("cuInit", 9),
+    );
     pad(&stubs.join("lib/stubs/stub-data"), 100_000);
     let farm = store.farm(
         "foo-farm",
@@ -103,9 +108,13 @@ fn measured(s: &Scenario) -> (u64, Vec<String>) {
 }
 
 fn dry_run(s: &Scenario) -> Value {
-    let run = s
-        .store
-        .unfarm(["fix", "--dry-run", "--json", "--system", s.app.to_str().unwrap()]);
+    let run = s.store.unfarm([
+        "fix",
+        "--dry-run",
+        "--json",
+        "--system",
+        s.app.to_str().unwrap(),
+    ]);
     assert_eq!(run.code, Some(0), "{run:#?}");
     run.json()["closure"].clone()
 }
@@ -180,9 +189,13 @@ fn dry_run_predicts_the_closure_after_fix_exactly() {
         assert_eq!(*c, farm_cost, "{kind}");
     }
     // Nothing is left to price.
-    let run = s
-        .store
-        .unfarm(["fix", "--dry-run", "--json", "--system", s.app.to_str().unwrap()]);
+    let run = s.store.unfarm([
+        "fix",
+        "--dry-run",
+        "--json",
+        "--system",
+        s.app.to_str().unwrap(),
+    ]);
     let c = &run.json()["closure"];
     assert_eq!(c["before"], c["after"], "{c:#}");
     assert_eq!(c["before"].as_u64(), Some(after));
@@ -217,10 +230,7 @@ fn a_stray_farm_reference_keeps_the_farm_and_the_prediction_says_so() {
         .success();
     let (after, paths) = measured(&s);
     assert_eq!(predicted["after"].as_u64(), Some(after), "{predicted:#}");
-    assert!(
-        paths.iter().any(|p| p.ends_with("-foo-farm")),
-        "{paths:#?}"
-    );
+    assert!(paths.iter().any(|p| p.ends_with("-foo-farm")), "{paths:#?}");
 }
 
 #[test]
