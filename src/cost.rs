@@ -585,3 +585,141 @@ pub fn add_costs(findings: &mut [Finding], model: &CostModel) -> Result<(), Cost
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: [&str; 6] = [
+        "0a1b2c3d4f5g6h7i8j9k0l1m2n3p4q5r",
+        "1a1b2c3d4f5g6h7i8j9k0l1m2n3p4q5r",
+        "2a1b2c3d4f5g6h7i8j9k0l1m2n3p4q5r",
+        "3a1b2c3d4f5g6h7i8j9k0l1m2n3p4q5r",
+        "4a1b2c3d4f5g6h7i8j9k0l1m2n3p4q5r",
+        "5a1b2c3d4f5g6h7i8j9k0l1m2n3p4q5r",
+    ];
+
+    fn p(i: usize, name: &str) -> PathBuf {
+        PathBuf::from(format!("/nix/store/{}-{name}", H[i]))
+    }
+
+    /// app -> farm -> {lib, dev, static}; app -> other -> dev (optional).
+    fn model(other_keeps_dev: bool, after: &[usize], nar_after_app: u64) -> CostModel {
+        let names = ["app", "farm", "lib", "dev", "static", "other"];
+        let sizes = [10, 1, 100, 1000, 10000, 5];
+        let mut g = ClosureGraph::new();
+        for (i, n) in names.iter().enumerate() {
+            g.insert(p(i, n), sizes[i]);
+        }
+        let mut before = vec![1];
+        for (a, b) in [(1, 2), (1, 3), (1, 4), (5, 3)] {
+            g.add_ref(a, b);
+        }
+        if other_keeps_dev {
+            before.push(5);
+        }
+        for &b in &before {
+            g.add_ref(0, b);
+        }
+        let app = p(0, "app");
+        let set =
+            |v: &[usize]| -> BTreeSet<PathBuf> { v.iter().map(|&i| p(i, names[i])).collect() };
+        CostModel {
+            graph: g,
+            outputs: vec![app.clone()],
+            before: HashMap::from([(app.clone(), set(&before))]),
+            after: HashMap::from([(app.clone(), set(after))]),
+            nar_before: HashMap::from([(app.clone(), 10)]),
+            nar_after: HashMap::from([(app.clone(), nar_after_app)]),
+            replacements: HashMap::from([(app, vec![(p(1, "farm"), p(2, "lib"))])]),
+        }
+    }
+
+    #[test]
+    fn plan_cost_removes_and_adds_edges() {
+        let m = model(false, &[2], 10);
+        let c = m.plan_cost().unwrap();
+        assert_eq!(c.before, 10 + 1 + 100 + 1000 + 10000);
+        assert_eq!(c.after, 10 + 100);
+        assert_eq!(c.saved, 11001);
+        assert_eq!(c.removed_refs, vec![(p(0, "app"), p(1, "farm"))]);
+        assert_eq!(c.added_refs, vec![(p(0, "app"), p(2, "lib"))]);
+    }
+
+    #[test]
+    fn plan_cost_counts_the_outputs_growth() {
+        // Nothing removed, the ELF edit grew the app by 90 bytes.
+        let m = model(false, &[1], 100);
+        let c = m.plan_cost().unwrap();
+        assert_eq!(c.after, c.before + 90);
+        assert_eq!(c.saved, -90);
+    }
+
+    #[test]
+    fn farm_cost_keeps_what_another_path_references() {
+        // The real lib replaces the farm; dev stays through `other`.
+        let m = model(true, &[2, 5], 10);
+        assert_eq!(m.farm_cost(&[p(1, "farm")]).unwrap(), 1 + 10000);
+        let m = model(false, &[2], 10);
+        assert_eq!(m.farm_cost(&[p(1, "farm")]).unwrap(), 1 + 1000 + 10000);
+        // A path no output references costs nothing.
+        assert_eq!(m.farm_cost(&[p(4, "static")]).unwrap(), 0);
+    }
+
+    fn cands() -> HashSetFast {
+        H.iter().filter_map(|h| scan::hash_of(h)).collect()
+    }
+
+    #[test]
+    fn hashes_only_in_the_window_range() {
+        let buf = format!("/nix/store/{}-a:/nix/store/{}-b", H[0], H[1]);
+        let mut out = BTreeSet::new();
+        // Only the second hash overlaps [20, len).
+        let second = buf.find(H[1]).unwrap();
+        hashes_in(buf.as_bytes(), second, buf.len(), &cands(), &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(out.contains(&scan::hash_of(H[1]).unwrap()));
+        let patches = [edit::Patch {
+            offset: 40,
+            bytes: vec![0; 4],
+        }];
+        assert!(overlaps(&patches, 9));
+        assert!(overlaps(&patches, 43));
+        assert!(!overlaps(&patches, 8));
+        assert!(!overlaps(&patches, 44));
+    }
+
+    #[test]
+    fn patched_bytes_are_scanned_with_their_context() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        let old = format!("xx/nix/store/{}-farm/lib\0yy", H[1]);
+        std::fs::write(&f, &old).unwrap();
+        // The patch rewrites the hash's first 4 bytes only: the other 28
+        // come from the file, and H[2]'s window is made of patch + file.
+        let at = old.find(H[1]).unwrap() as u64;
+        let pr = Predicted {
+            patches: vec![edit::Patch {
+                offset: at,
+                bytes: H[2].as_bytes()[..4].to_vec(),
+            }],
+            old_len: old.len() as u64,
+            new_len: old.len() as u64,
+        };
+        let mut want = BTreeSet::new();
+        // H[1] and H[2] differ only in their first byte.
+        want.insert(scan::hash_of(H[2]).unwrap());
+        assert_eq!(patched_hashes(&f, &pr, &cands()).unwrap(), want);
+        // A grown file: bytes past the end are the patch's or zero.
+        let pr = Predicted {
+            patches: vec![edit::Patch {
+                offset: old.len() as u64 + 8,
+                bytes: H[3].as_bytes().to_vec(),
+            }],
+            old_len: old.len() as u64,
+            new_len: old.len() as u64 + 40,
+        };
+        let got = patched_hashes(&f, &pr, &cands()).unwrap();
+        assert_eq!(got, BTreeSet::from([scan::hash_of(H[3]).unwrap()]));
+    }
+}
