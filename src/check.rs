@@ -34,8 +34,14 @@ pub struct Finding {
     pub message: String,
     /// What `unfarm fix` (or the packager) should do.
     pub fix: Option<String>,
-    /// Closure bytes freed by fixing it, when known.
+    /// Closure bytes freed when every reference from the outputs to
+    /// `farms` goes (the real dirs referenced instead), when computed: see
+    /// [`crate::cost::CostModel::farm_cost`]. Only for `indirect-entry`,
+    /// `symlink-into-farm` and `farm-reference`.
     pub cost_bytes: Option<u64>,
+    /// The farm store paths this finding is about (empty for other kinds).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub farms: Vec<PathBuf>,
 }
 
 /// All findings for a survey, sorted by file then severity.
@@ -54,6 +60,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                     message,
                     fix,
                     cost_bytes: None,
+                    farms: Vec::new(),
                 };
                 for r in &e.reasons {
                     match r {
@@ -72,7 +79,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                                 }
                                 _ => "drop it".into(),
                             };
-                            out.push(mk(
+                            let mut f = mk(
                                 "indirect-entry",
                                 Severity::Error,
                                 format!(
@@ -85,7 +92,13 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                                     served.join(", ")
                                 ),
                                 Some(fix),
-                            ));
+                            );
+                            f.farms = store
+                                .store_path_of(&e.dir)
+                                .map(|s| s.path)
+                                .into_iter()
+                                .collect();
+                            out.push(f);
                         }
                         Reason::Stub => out.push(mk(
                             "stub-entry",
@@ -129,6 +142,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                     message: format!("cannot rewrite {} safely: {reason}", p.tag),
                     fix: Some("fix the inputs, or keep the entry with --keep".into()),
                     cost_bytes: None,
+                    farms: Vec::new(),
                 });
             }
             for w in &p.warnings {
@@ -140,6 +154,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                     message: w.clone(),
                     fix: Some("declare them: --dlopen SONAME or unfarmDlopen".into()),
                     cost_bytes: None,
+                    farms: Vec::new(),
                 });
             }
             if !effective {
@@ -159,6 +174,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                         message: format!("the loader would fail: {err}"),
                         fix: None,
                         cost_bytes: None,
+                        farms: Vec::new(),
                     });
                     continue;
                 }
@@ -187,6 +203,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                     message: format!("{} is not found in {}", n.need.name, p.old),
                     fix: Some("add the output that provides it to the search path".into()),
                     cost_bytes: None,
+                    farms: Vec::new(),
                 });
             }
         }
@@ -207,6 +224,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
             ),
             fix: Some(format!("point it at {}", l.canonical.display())),
             cost_bytes: None,
+            farms: l.farms.clone(),
         });
     }
     for s in &survey.special_files {
@@ -218,6 +236,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
             message: "a FIFO, socket or device node in an output; left alone".into(),
             fix: None,
             cost_bytes: None,
+            farms: Vec::new(),
         });
     }
     for e in &survey.errors {
@@ -229,6 +248,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
             message: e.message.clone(),
             fix: None,
             cost_bytes: None,
+            farms: Vec::new(),
         });
     }
     out.extend(farm_references(survey, store));
@@ -272,6 +292,7 @@ fn farm_references(survey: &Survey, store: &StoreDir) -> Vec<Finding> {
                 ),
                 fix: Some("point it at the real output instead of the farm".into()),
                 cost_bytes: None,
+                farms: vec![farms[m.pattern().as_usize()].clone()],
             });
         }
     };

@@ -8,6 +8,7 @@
 pub mod atomic;
 pub mod check;
 pub mod closure;
+pub mod cost;
 pub mod demo;
 pub mod edit;
 pub mod elf;

@@ -51,7 +51,19 @@ fn check_and_plan_json_schemas_are_stable() {
     ]);
     assert_eq!(run.code, Some(1), "{run:#?}");
     let v = run.json();
-    assert_eq!(keys(&v), set(&["findings", "summary"]));
+    assert_eq!(keys(&v), set(&["findings", "summary", "closure"]));
+    assert_eq!(
+        keys(&v["closure"]),
+        set(&[
+            "roots",
+            "before",
+            "after",
+            "saved",
+            "removed_refs",
+            "added_refs"
+        ])
+    );
+    assert!(v["closure"]["saved"].as_i64().unwrap() > 0, "{v:#}");
     assert_eq!(
         keys(&v["summary"]),
         set(&["files", "elf_objects", "errors", "warnings"])
@@ -73,19 +85,22 @@ fn check_and_plan_json_schemas_are_stable() {
         "{v:#}"
     );
     for f in findings {
-        assert_eq!(
-            keys(f),
-            set(&[
-                "kind",
-                "severity",
-                "file",
-                "location",
-                "message",
-                "fix",
-                "cost_bytes"
-            ]),
-            "{f:#}"
-        );
+        let base = [
+            "kind",
+            "severity",
+            "file",
+            "location",
+            "message",
+            "fix",
+            "cost_bytes",
+        ];
+        let farm_kinds = ["indirect-entry", "symlink-into-farm", "farm-reference"];
+        let mut want = set(&base);
+        if farm_kinds.contains(&f["kind"].as_str().unwrap()) {
+            want.insert("farms");
+            assert!(f["cost_bytes"].as_u64().is_some(), "{f:#}");
+        }
+        assert_eq!(keys(f), want, "{f:#}");
         assert!(matches!(
             f["severity"].as_str(),
             Some("error" | "warning" | "info")
@@ -119,7 +134,8 @@ fn check_and_plan_json_schemas_are_stable() {
             "farm_links",
             "special_files",
             "files_scanned",
-            "errors"
+            "errors",
+            "closure",
         ])
     );
     let obj = v["objects"]

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use unfarm::closure::Source;
+use unfarm::cost::{CostModel, PlanCost};
 use unfarm::plan::{Action, Outcome};
 use unfarm::store::StoreDir;
 use unfarm::survey::{Survey, survey};
@@ -40,10 +42,31 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     let opts = a.plan.survey_options()?;
     let s = survey(&a.outputs, store, &opts);
     if a.dry_run {
+        // Closure before and after the plan, computed without writing.
+        let closure = CostModel::new(&s, store, &Source::choose(store, None))
+            .and_then(|m| m.plan_cost())
+            .map_err(|e| e.to_string());
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&s)?);
+            #[derive(serde::Serialize)]
+            struct DryRun<'a> {
+                #[serde(flatten)]
+                survey: &'a Survey,
+                closure: Option<&'a PlanCost>,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                closure_error: Option<&'a str>,
+            }
+            let v = DryRun {
+                survey: &s,
+                closure: closure.as_ref().ok(),
+                closure_error: closure.as_ref().err().map(String::as_str),
+            };
+            println!("{}", serde_json::to_string_pretty(&v)?);
         } else {
             print!("{}", render_plan(&s));
+            match &closure {
+                Ok(c) => println!("{}", super::check::closure_line(c)),
+                Err(e) => println!("closure: not computed: {e}"),
+            }
         }
         let refused = s
             .objects
