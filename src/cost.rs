@@ -56,8 +56,8 @@ use crate::check::Finding;
 use crate::closure::{
     ClosureError, ClosureGraph, NixDb, RefChange, Source, nar_size_of, scan_closure, to_store_path,
 };
-use crate::edit::{self, EditRequest, SearchPathTag};
-use crate::plan::{Action, Outcome, Plan, Tag};
+use crate::edit;
+use crate::plan::{Action, Outcome, Plan};
 use crate::scan::{self, Candidates, Context, EntryKind, Hash, HashSetFast, ScanError, Scanner};
 use crate::store::{HASH_LEN, StoreDir};
 use crate::survey::Survey;
@@ -116,69 +116,26 @@ struct Predicted {
     new_len: u64,
 }
 
-fn tag_of(t: Tag) -> SearchPathTag {
-    match t {
-        Tag::Runpath => SearchPathTag::Runpath,
-        Tag::Rpath => SearchPathTag::Rpath,
-    }
-}
-
 /// The edit `fix` would make to `path`, computed the way it computes it
 /// (one plan after the other on an in-memory copy; a file over
 /// [`crate::fix::IN_MEMORY_LIMIT`] only as one in-place range). `None` when
 /// `fix` would leave the file alone.
 fn predict_edit(path: &Path, plans: &[&Plan]) -> Option<Predicted> {
-    let len = std::fs::metadata(path).ok()?.len();
-    let req = |p: &'_ Plan| -> (SearchPathTag, String, Vec<Vec<u8>>) {
-        (
-            tag_of(p.tag),
-            p.new.clone(),
-            p.removed_hashes
-                .iter()
-                .map(|h| h.as_bytes().to_vec())
-                .collect(),
-        )
-    };
-    if len <= crate::fix::IN_MEMORY_LIMIT {
-        let original = std::fs::read(path).ok()?;
-        let mut data = original.clone();
-        for p in plans {
-            let (tag, new, scrub) = req(p);
-            let scrub: Vec<&[u8]> = scrub.iter().map(Vec::as_slice).collect();
-            let r = EditRequest {
-                tag,
-                new_value: &new,
-                scrub: &scrub,
-                drop_ldcache_note: true,
-            };
-            let e = edit::plan_edit(&data[..], data.len() as u64, &r).ok()?;
-            edit::apply_in_memory(&mut data, &e);
+    // The very edit `fix` will make (same planning code), never written.
+    match crate::fix::plan_file_edit(path, plans).ok()? {
+        crate::fix::PlannedEdit::InMemory { original, edited } => {
+            let e = crate::fix::diff_edit(&original, &edited);
+            Some(Predicted {
+                patches: e.patches,
+                old_len: original.len() as u64,
+                new_len: e.new_len,
+            })
         }
-        let e = crate::fix::diff_edit(&original, &data);
-        Some(Predicted {
-            patches: e.patches,
-            old_len: len,
-            new_len: e.new_len,
-        })
-    } else {
-        let [p] = plans else { return None };
-        let (tag, new, scrub) = req(p);
-        let scrub: Vec<&[u8]> = scrub.iter().map(Vec::as_slice).collect();
-        let r = EditRequest {
-            tag,
-            new_value: &new,
-            scrub: &scrub,
-            drop_ldcache_note: true,
-        };
-        let file = std::fs::File::open(path).ok()?;
-        let cache = object::ReadCache::new(file);
-        let e = edit::plan_edit(&cache, len, &r).ok()?;
-        let patch = e.single_in_place()?.clone();
-        Some(Predicted {
-            patches: vec![patch],
-            old_len: len,
-            new_len: len,
-        })
+        crate::fix::PlannedEdit::InPlace { edit } => Some(Predicted {
+            old_len: edit.new_len,
+            new_len: edit.new_len,
+            patches: edit.patches,
+        }),
     }
 }
 

@@ -150,10 +150,6 @@ fn fix_object(
         return failed(path, format!("{}: left as it was: {reason}", p.tag));
     }
     let plans: Vec<&Plan> = o.plans.iter().filter(|p| p.changes()).collect();
-    let len = match std::fs::metadata(path) {
-        Ok(m) => m.len(),
-        Err(e) => return failed(path, format!("cannot stat: {e}")),
-    };
     let removed: usize = plans
         .iter()
         .map(|p| p.removed_hashes.iter().map(String::len).sum::<usize>())
@@ -163,11 +159,12 @@ fn fix_object(
         opts,
         probe,
     };
-    let result = if len <= IN_MEMORY_LIMIT {
-        edit_in_memory(path, &plans, o, &cx)
-    } else {
-        edit_large(path, len, &plans, o, &cx)
-    };
+    let result = plan_file_edit(path, &plans).and_then(|planned| match planned {
+        PlannedEdit::InMemory { original, edited } => {
+            write_in_memory(path, &original, &edited, &plans, o, &cx)
+        }
+        PlannedEdit::InPlace { edit } => write_large(path, &edit, &plans, o, &cx),
+    });
     match result {
         Ok(written) => FileResult {
             path: path.clone(),
@@ -193,6 +190,45 @@ fn request<'a>(p: &'a Plan, scrub: &'a [&'a [u8]]) -> EditRequest<'a> {
     }
 }
 
+/// The byte edit `fix` makes to one file for its changing plans, computed
+/// without writing anything. `fix` writes it; `cost` predicts from it.
+pub enum PlannedEdit {
+    /// Files up to [`IN_MEMORY_LIMIT`]: the whole image before and after
+    /// (several plans on one file compose here).
+    InMemory { original: Vec<u8>, edited: Vec<u8> },
+    /// Larger files: one plan, one in-place patch; nothing else is read.
+    InPlace { edit: ElfEdit },
+}
+
+/// Plan the edit of `path` for `plans` (those that change it).
+pub fn plan_file_edit(path: &Path, plans: &[&Plan]) -> Result<PlannedEdit, String> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| format!("cannot stat: {e}"))?
+        .len();
+    if len <= IN_MEMORY_LIMIT {
+        let original = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+        let mut edited = original.clone();
+        for p in plans {
+            let scrub: Vec<&[u8]> = p.removed_hashes.iter().map(|h| h.as_bytes()).collect();
+            let e = edit::plan_edit(&edited[..], edited.len() as u64, &request(p, &scrub))
+                .map_err(|e| e.to_string())?;
+            edit::apply_in_memory(&mut edited, &e);
+        }
+        return Ok(PlannedEdit::InMemory { original, edited });
+    }
+    let [p] = plans else {
+        return Err("a file over 256 MiB with two search lists to change is not supported".into());
+    };
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let cache = ReadCache::new(file);
+    let scrub: Vec<&[u8]> = p.removed_hashes.iter().map(|h| h.as_bytes()).collect();
+    let edit = edit::plan_edit(&cache, len, &request(p, &scrub)).map_err(|e| e.to_string())?;
+    if edit.single_in_place().is_none() {
+        return Err("a file over 256 MiB whose edit needs to grow it is not supported".into());
+    }
+    Ok(PlannedEdit::InPlace { edit })
+}
+
 /// What every per-file step needs besides the file.
 struct Ctx<'a> {
     plan_opts: &'a PlanOptions,
@@ -200,19 +236,16 @@ struct Ctx<'a> {
     probe: &'a FsProbe,
 }
 
-fn edit_in_memory(path: &Path, plans: &[&Plan], o: &ObjectSurvey, cx: &Ctx) -> Result<u64, String> {
-    let original = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let mut data = original.clone();
-    let mut edits: Vec<ElfEdit> = Vec::new();
-    for p in plans {
-        let scrub: Vec<&[u8]> = p.removed_hashes.iter().map(|h| h.as_bytes()).collect();
-        let e = edit::plan_edit(&data[..], data.len() as u64, &request(p, &scrub))
-            .map_err(|e| e.to_string())?;
-        edit::apply_in_memory(&mut data, &e);
-        edits.push(e);
-    }
-    verify(&data, plans, o, cx)?;
-    let combined = diff_edit(&original, &data);
+fn write_in_memory(
+    path: &Path,
+    original: &[u8],
+    data: &[u8],
+    plans: &[&Plan],
+    o: &ObjectSurvey,
+    cx: &Ctx,
+) -> Result<u64, String> {
+    verify(data, plans, o, cx)?;
+    let combined = diff_edit(original, data);
     let method = atomic::apply(path, &combined, cx.opts.hard_links, |cand| match cand {
         // Already verified in memory; the copy is re-read to catch a bad write.
         atomic::Candidate::File(tmp) => {
@@ -276,23 +309,19 @@ pub fn diff_edit(old: &[u8], new: &[u8]) -> ElfEdit {
     }
 }
 
-fn edit_large(
+fn write_large(
     path: &Path,
-    len: u64,
+    e: &ElfEdit,
     plans: &[&Plan],
     o: &ObjectSurvey,
     cx: &Ctx,
 ) -> Result<u64, String> {
     let [p] = plans else {
-        return Err("a file over 256 MiB with two search lists to change is not supported".into());
+        return Err("one plan expected for an in-place edit".into());
     };
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let cache = ReadCache::new(file);
-    let scrub: Vec<&[u8]> = p.removed_hashes.iter().map(|h| h.as_bytes()).collect();
-    let e = edit::plan_edit(&cache, len, &request(p, &scrub)).map_err(|e| e.to_string())?;
-    let Some(patch) = e.single_in_place() else {
-        return Err("a file over 256 MiB whose edit needs to grow it is not supported".into());
-    };
+    let patch = e
+        .single_in_place()
+        .ok_or("expected a single in-place patch")?;
     // An in-place edit changes only the search-path string: check the patch
     // spells the planned value where the string lives, and re-resolve every
     // need on disk under that value.
@@ -306,7 +335,7 @@ fn edit_large(
         Tag::Runpath => after.runpath = Some(p.new.clone()),
         Tag::Rpath => after.rpath = Some(p.new.clone()),
     }
-    let method = atomic::apply(path, &e, cx.opts.hard_links, |cand| {
+    let method = atomic::apply(path, e, cx.opts.hard_links, |cand| {
         let atomic::Candidate::InPlace { patch, .. } = cand else {
             return Err("expected an in-place edit".into());
         };
