@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use unfarm::check::{Severity, findings, render};
-use unfarm::closure::Source;
 use unfarm::cost::{CostModel, PlanCost, add_costs};
 use unfarm::store::StoreDir;
 use unfarm::survey::survey;
@@ -32,7 +31,7 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     // or a scan of the store dir); a failure only loses the numbers.
     let mut closure = None;
     if f.iter().any(|x| !x.farms.is_empty()) {
-        let source = Source::choose(store, None);
+        let source = a.plan.source.source(store);
         match CostModel::new(&s, store, &source).and_then(|m| {
             add_costs(&mut f, &m)?;
             m.plan_cost()

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use serde::Serialize;
-use unfarm::closure::{PathCost, Source, to_store_path};
+use unfarm::closure::{PathCost, to_store_path};
 
 use super::{Global, human_size};
 
@@ -14,12 +14,8 @@ pub struct Args {
     /// Store paths (or files inside them, or links like ./result)
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
-    /// Nix database [default: /nix/var/nix/db/db.sqlite when the store dir is /nix/store; else scan]
-    #[arg(long, value_name = "PATH")]
-    pub db: Option<PathBuf>,
-    /// Scan the store dir for references even when a Nix database exists
-    #[arg(long, conflicts_with = "db")]
-    pub scan: bool,
+    #[command(flatten)]
+    pub source: super::SourceArgs,
     /// Show at most N paths (0: all)
     #[arg(long, short = 'n', default_value_t = 0)]
     pub limit: usize,
@@ -41,11 +37,7 @@ pub fn run(g: &Global, a: Args) -> Result<ExitCode> {
         .iter()
         .map(|p| to_store_path(&g.store_dir, p))
         .collect::<Result<_, _>>()?;
-    let source = if a.scan {
-        Source::Scan
-    } else {
-        Source::choose(&g.store_dir, a.db.as_deref())
-    };
+    let source = a.source.source(&g.store_dir);
     let graph = source.load(&g.store_dir, &roots)?;
     let ids: Vec<usize> = roots.iter().filter_map(|r| graph.id(r)).collect();
     let total = graph.closure_size(&ids);

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use unfarm::closure::Source;
 use unfarm::cost::{CostModel, PlanCost};
 use unfarm::plan::{Action, Outcome};
 use unfarm::store::StoreDir;
@@ -43,7 +42,7 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     let s = survey(&a.outputs, store, &opts);
     if a.dry_run {
         // Closure before and after the plan, computed without writing.
-        let closure = CostModel::new(&s, store, &Source::choose(store, None))
+        let closure = CostModel::new(&s, store, &a.plan.source.source(store))
             .and_then(|m| m.plan_cost())
             .map_err(|e| e.to_string());
         if a.json {

@@ -44,3 +44,24 @@ mod tests {
         assert_eq!(human_size(5 << 30), "5.0 GiB");
     }
 }
+
+/// Where closure sizes and references come from.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct SourceArgs {
+    /// Nix database [default: /nix/var/nix/db/db.sqlite when the store dir is /nix/store; else scan]
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<std::path::PathBuf>,
+    /// Scan the store dir for references even when a Nix database exists
+    #[arg(long, conflicts_with = "db")]
+    pub scan: bool,
+}
+
+impl SourceArgs {
+    pub fn source(&self, store: &StoreDir) -> unfarm::closure::Source {
+        if self.scan {
+            unfarm::closure::Source::Scan
+        } else {
+            unfarm::closure::Source::choose(store, self.db.as_deref())
+        }
+    }
+}

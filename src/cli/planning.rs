@@ -38,6 +38,9 @@ pub struct PlanArgs {
     pub no_interpreter_dir: bool,
     #[command(flatten)]
     pub loader: super::loader::LoaderArgs,
+    /// Where the closure costs of findings and plans come from.
+    #[command(flatten)]
+    pub source: super::SourceArgs,
 }
 
 impl PlanArgs {

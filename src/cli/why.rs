@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use rayon::prelude::*;
 use serde::Serialize;
-use unfarm::closure::{Source, is_farm, to_store_path};
+use unfarm::closure::{is_farm, to_store_path};
 use unfarm::scan::{Candidates, Hit, Scanner, hash_of};
 
 use super::Global;
@@ -28,12 +28,8 @@ pub struct Args {
     /// Hits shown per hop in human output (JSON has all)
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub hits: usize,
-    /// Nix database [default: /nix/var/nix/db/db.sqlite when the store dir is /nix/store; else scan]
-    #[arg(long, value_name = "PATH")]
-    pub db: Option<PathBuf>,
-    /// Scan the store dir for references even when a Nix database exists
-    #[arg(long, conflicts_with = "db")]
-    pub scan: bool,
+    #[command(flatten)]
+    pub source: super::SourceArgs,
     /// Machine-readable output
     #[arg(long)]
     pub json: bool,
@@ -63,11 +59,7 @@ pub fn run(g: &Global, a: Args) -> Result<ExitCode> {
     let sd = &g.store_dir;
     let from = to_store_path(sd, &a.path)?;
     let to = to_store_path(sd, &a.dep)?;
-    let source = if a.scan {
-        Source::Scan
-    } else {
-        Source::choose(sd, a.db.as_deref())
-    };
+    let source = a.source.source(sd);
     let graph = source.load(sd, std::slice::from_ref(&from))?;
     let (Some(f), Some(t)) = (graph.id(&from), graph.id(&to)) else {
         if !a.json {
