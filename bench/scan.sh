@@ -5,7 +5,7 @@
 # Needs: nix-store (nix-bin), cargo. Run from the repo root.
 set -eu
 dir=${1:-/usr/lib/x86_64-linux-gnu}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build --release --quiet --example scanbench
 bin=$CARGO_TARGET_DIR/release/examples/scanbench
 echo "data: $dir ($(du -sh --apparent-size "$dir" | cut -f1)), $(nproc) cores"
