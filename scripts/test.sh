@@ -32,7 +32,7 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
-cargo test --all-targets --quiet 2>&1 | tee /tmp/unfarm-test.log
+cargo test --all-targets --no-fail-fast --quiet 2>&1 | tee /tmp/unfarm-test.log
 if [ -x scripts/fuzz-smoke.sh ]; then
   scripts/fuzz-smoke.sh
 fi

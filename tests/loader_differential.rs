@@ -10,7 +10,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{LD_SO, Listed, ld_so_list};
+use common::{Cc, LD_SO, Listed, exe_calling, ld_so_list, lib_source};
 use rayon::prelude::*;
 use unfarm::ldd::{LddOptions, ldd};
 use unfarm::resolve::{FsProbe, LoaderConfig};
@@ -45,6 +45,22 @@ fn is_dynamic_elf(p: &Path) -> bool {
             .is_ok_and(|f| f.dynamic && f.ident.machine == 62 && !f.needed.is_empty())
 }
 
+/// Build `app` linked against `libgone.so.1` (RUNPATH to its dir), then
+/// delete the library.
+fn program_with_missing_library(dir: &Path) -> PathBuf {
+    let libdir = dir.join("lib");
+    std::fs::create_dir_all(&libdir).unwrap();
+    let lib = Cc::gcc().shared_lib(&libdir, "gone", "1", &lib_source("gone", 1));
+    let exe = Cc::gcc()
+        .link_dir(&libdir)
+        .lib(":libgone.so.1")
+        .search(&libdir)
+        .executable(&dir.join("app"), &exe_calling(&["gone"]));
+    std::fs::remove_file(&lib).unwrap();
+    std::fs::remove_file(libdir.join("libgone.so.1")).ok();
+    exe
+}
+
 #[derive(Debug)]
 struct Disagreement {
     file: PathBuf,
@@ -55,7 +71,7 @@ struct Disagreement {
 
 #[test]
 fn unfarm_agrees_with_ld_so_on_system_files() {
-    common::require_tools(&["readelf"]);
+    common::require_tools(&["readelf", "gcc"]);
     assert!(Path::new(LD_SO).exists(), "{LD_SO} is missing");
     let mut cfg = LoaderConfig::debian_system();
     assert!(cfg.ld_so_cache.is_some(), "/etc/ld.so.cache unreadable");
@@ -71,6 +87,10 @@ fn unfarm_agrees_with_ld_so_on_system_files() {
         regular_files(Path::new(r), &mut files);
     }
     files.sort();
+    // A program whose library is gone: every machine then has a not-found
+    // need to compare (a minimal Debian has none among its own files).
+    let scratch = tempfile::tempdir().unwrap();
+    files.push(program_with_missing_library(scratch.path()));
     let files: Vec<PathBuf> = files
         .into_par_iter()
         .filter(|p| is_dynamic_elf(p))
