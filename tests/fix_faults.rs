@@ -149,6 +149,7 @@ fn assert_one_line(r: &Run, path: &Path, what: &str) {
         "want one line naming {}: {r:#?}",
         path.display()
     );
+    eprintln!("error line: {}", lines[0]);
     assert!(lines[0].contains(what), "want {what:?} in {:?}", lines[0]);
 }
 

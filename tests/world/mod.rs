@@ -337,7 +337,7 @@ pub fn decode(data: &[u8]) -> World {
         ..PlanOptions::default()
     };
     let keep = b.u8() as usize;
-    if keep % 3 == 0 && !entries.is_empty() {
+    if keep.is_multiple_of(3) && !entries.is_empty() {
         let t = &entries[keep / 3 % entries.len()];
         if !t.is_empty() {
             opts.keep.push(t.clone());
