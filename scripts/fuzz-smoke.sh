@@ -32,7 +32,7 @@ for t in facts plan edit; do
   extra=()
   [ -d "seeds/$t" ] && [ "$t" != plan ] && extra+=("seeds/$t")
   echo "fuzz-smoke: $t for ${secs}s"
-  if ! "$bin/$t" -max_total_time="$secs" -max_len=131072 -rss_limit_mb=2048 \
+  if ! "$bin/$t" -max_total_time="$secs" -max_len=131072 -rss_limit_mb=2048 -seed=1 \
       -artifact_prefix="$work/artifacts/" -print_final_stats=1 \
       "$work/corpus" "$seeds" "${extra[@]}" >"$work/log" 2>&1; then
     echo "fuzz-smoke: $t FAILED; crash input(s) in $work/artifacts:" >&2
