@@ -155,6 +155,11 @@ pub fn apply(
                     patch,
                 })
                 .map_err(|m| AtomicError::Verify(path.into(), m))?;
+                // Modified while we verified: leave it to its writer.
+                let now = f.metadata().map_err(io_err(path, "cannot stat"))?;
+                if let Some(e) = changed_since(path, &meta, &now) {
+                    return Err(e);
+                }
                 f.write_all_at(&patch.bytes, patch.offset)
                     .map_err(io_err(path, "cannot write"))?;
                 f.sync_all().map_err(io_err(path, "cannot fsync"))?;
@@ -257,6 +262,11 @@ fn replace(
     // After verification, whose reads may have updated the access time.
     set_times(&out, meta).map_err(terr("cannot set times"))?;
     drop(out);
+    // Modified since we started copying: leave it (the temp file goes).
+    let now = std::fs::symlink_metadata(path).map_err(terr("cannot stat"))?;
+    if let Some(e) = changed_since(path, meta, &now) {
+        return Err(e);
+    }
     std::fs::rename(&tmp, path).map_err(terr("cannot rename temporary file over it"))?;
     guard.0 = None;
     if let Some(dir) = path.parent() {
@@ -300,6 +310,23 @@ fn process_exists(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks that the process exists.
     let r = unsafe { libc::kill(pid, 0) };
     r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// True for the name of one of our temporary files (`.NAME.unfarm-tmp-…`).
+pub fn is_temp_name(name: &std::ffi::OsStr) -> bool {
+    let n = name.to_string_lossy();
+    n.starts_with('.') && n.contains(TMP_MARK)
+}
+
+/// The file was modified (size or mtime) since `meta` was taken.
+fn changed_since(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    now: &std::fs::Metadata,
+) -> Option<AtomicError> {
+    (now.len() != meta.len()
+        || (now.mtime(), now.mtime_nsec()) != (meta.mtime(), meta.mtime_nsec()))
+        .then(|| AtomicError::Changed(path.into(), now.len(), meta.len()))
 }
 
 /// Remove temporary files (`.*.unfarm-tmp-<pid>-*`) left in `dir` by a run

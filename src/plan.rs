@@ -711,7 +711,9 @@ fn order_and_verify(
                 .and_then(|f| f.by.as_ref())
                 .map(|b| b.index);
             match (good, bad) {
-                (Some(g), Some(b)) if g > b && !new[g].first => {
+                // Nothing moves ahead of the driver dir: it comes first
+                // (DESIGN §4.4). A need it would now shadow makes no order work.
+                (Some(g), Some(b)) if g > b && !new[g].first && !new[b].first => {
                     before.push((new[g].dir.clone(), new[b].dir.clone()));
                 }
                 _ => failures.push(format!(

@@ -93,6 +93,9 @@ fn visit(path: &Path, entries: &mut Vec<Entry>, errors: &mut Vec<WalkError>) {
     let mut children: Vec<PathBuf> = Vec::new();
     for de in rd {
         match de {
+            // A temp file of `fix` (`.NAME.unfarm-tmp-PID-RAND`, maybe left by
+            // a killed run) is not part of the output: `fix` removes it.
+            Ok(de) if crate::atomic::is_temp_name(&de.file_name()) => {}
             Ok(de) => children.push(de.path()),
             Err(e) => errors.push(WalkError {
                 path: path.to_owned(),
