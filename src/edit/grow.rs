@@ -104,7 +104,10 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
     let str_rel = cur;
     let total = cur + dynstr.len() as u64;
 
-    let (off0, vaddr0, align) = place(m, phdr_moves)?;
+    // What the blocks inside the new segment need: their relative offsets
+    // keep this alignment if the segment's start does.
+    let inner_align = room.as_ref().map_or(1, |r| r.align).max(m.word_size());
+    let (off0, vaddr0, align) = place(m, phdr_moves, inner_align)?;
     let seg_end = vaddr0
         .checked_add(total)
         .ok_or_else(|| EditError::Unsupported("no address space left for a new segment".into()))?;
@@ -490,11 +493,17 @@ fn check_dynamic_movable(m: &Model) -> Result<(), EditError> {
 /// the file, above every existing segment, congruent modulo the largest
 /// PT_LOAD alignment.
 ///
+/// The file offset is only rounded up to `inner_align` (what the blocks
+/// inside need), not to a page: the loader maps from the page below
+/// `p_offset` anyway, and the address range starts on a fresh page, so
+/// padding the file to a page boundary would only add up to 4 KiB of zeros
+/// to every grown file.
+///
 /// When an executable's program headers move, some kernels (before Linux
 /// 5.18) and emulators compute AT_PHDR as `first PT_LOAD's (vaddr - offset) +
 /// e_phoff`; the new segment then keeps that same vaddr - offset difference,
 /// which may leave a zero gap in the file as large as the memory image.
-fn place(m: &Model, phdr_moves: bool) -> Result<(u64, u64, u64), EditError> {
+fn place(m: &Model, phdr_moves: bool, inner_align: u64) -> Result<(u64, u64, u64), EditError> {
     let mut align = 1u64;
     let mut max_end = 0u64;
     let mut first: Option<&Phdr> = None;
@@ -517,31 +526,31 @@ fn place(m: &Model, phdr_moves: bool) -> Result<(u64, u64, u64), EditError> {
     // shared with the previous segment would also be mapped over it.
     let align = align.max(PAGE);
     let overflow = || EditError::Unsupported("no room for a new segment".into());
-    let mut off0 = align_up(m.file_len, PAGE).ok_or_else(overflow)?;
-    if phdr_moves && m.has_interp() {
-        let bias = first.vaddr.checked_sub(first.offset).ok_or_else(|| {
-            EditError::Unsupported("first PT_LOAD has an address below its offset".into())
-        })?;
-        if bias % align != 0 {
-            return Err(EditError::Malformed(
-                "first PT_LOAD is not congruent".into(),
-            ));
-        }
-        if off0.checked_add(bias).ok_or_else(overflow)? < max_end {
-            off0 = align_up(max_end - bias, PAGE).ok_or_else(overflow)?;
-        }
-        if off0 - m.file_len > MAX_HOLE {
-            return Err(EditError::Unsupported(format!(
-                "moving the program headers of this executable needs a {} byte gap",
-                off0 - m.file_len
-            )));
-        }
-        // bias is a multiple of `align`, so vaddr and offset are congruent.
-        Ok((off0, off0 + bias, align))
-    } else {
+    if !(phdr_moves && m.has_interp()) {
+        let off0 = align_up(m.file_len, inner_align.clamp(1, PAGE)).ok_or_else(overflow)?;
         let vaddr0 = align_up(max_end, align)
             .and_then(|v| v.checked_add(off0 % align))
             .ok_or_else(overflow)?;
-        Ok((off0, vaddr0, align))
+        return Ok((off0, vaddr0, align));
     }
+    let mut off0 = align_up(m.file_len, PAGE).ok_or_else(overflow)?;
+    let bias = first.vaddr.checked_sub(first.offset).ok_or_else(|| {
+        EditError::Unsupported("first PT_LOAD has an address below its offset".into())
+    })?;
+    if bias % align != 0 {
+        return Err(EditError::Malformed(
+            "first PT_LOAD is not congruent".into(),
+        ));
+    }
+    if off0.checked_add(bias).ok_or_else(overflow)? < max_end {
+        off0 = align_up(max_end - bias, PAGE).ok_or_else(overflow)?;
+    }
+    if off0 - m.file_len > MAX_HOLE {
+        return Err(EditError::Unsupported(format!(
+            "moving the program headers of this executable needs a {} byte gap",
+            off0 - m.file_len
+        )));
+    }
+    // bias is a multiple of `align`, so vaddr and offset are congruent.
+    Ok((off0, off0 + bias, align))
 }

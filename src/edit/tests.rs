@@ -466,3 +466,40 @@ fn hostile_bytes_never_panic() {
         )
         .unwrap();
 }
+
+/// A grown file is not padded to a page boundary before the new segment: it
+/// grows by what the segment holds (a copy of `.dynstr`, the moved notes,
+/// the new string), not up to 4 KiB more. This is what made `unfarm demo`'s
+/// app output grow by ~4 KiB per file whose RUNPATH got longer.
+#[test]
+fn grow_adds_no_page_padding() {
+    let src = "#include <stdio.h>\nint main(void){puts(\"hi\");return 0;}\n";
+    let d = tempfile::tempdir().unwrap();
+    let rp = format!("-Wl,-rpath,{}", farm());
+    let prog = build(
+        d.path(),
+        "gcc",
+        &["-pie", "-Wl,--enable-new-dtags", &rp],
+        src,
+        "prog",
+    );
+    let (_lib_dir, lib) = lib("gcc", &farm(), true);
+    let long = format!("{}:{}", keep(), "/nix/store/x/lib".repeat(2));
+    for b in [prog, lib] {
+        let (e, out) = edit(
+            &b,
+            &req(SearchPathTag::Runpath, &long, &[HASH_FARM.as_bytes()]),
+        );
+        assert!(e.grew);
+        let m = parse::parse(&out[..], out.len() as u64).unwrap();
+        let seg = m.loads().last().unwrap();
+        assert_eq!(seg.offset + seg.filesz, out.len() as u64);
+        assert!(
+            seg.offset - (b.len() as u64) < 64,
+            "new segment at {:#x}, file ended at {:#x}",
+            seg.offset,
+            b.len()
+        );
+        assert_eq!(seg.offset % seg.align, seg.vaddr % seg.align);
+    }
+}
