@@ -30,6 +30,7 @@ pub fn check_layout_ref<'d, R: ReadRef<'d>>(data: R, len: u64) -> Result<(), Edi
     if ph_end.is_none_or(|e| e > len) {
         return bad("program header table extends past the end of the file".into());
     }
+    phdrs_clear_of_contents(&m)?;
     let mut prev: Option<(u64, u64)> = None;
     let mut seen_load = false;
     for (i, p) in m.phdrs.iter().enumerate() {
@@ -97,6 +98,32 @@ pub fn check_layout_ref<'d, R: ReadRef<'d>>(data: R, len: u64) -> Result<(), Edi
             && s.offset.checked_add(s.size).is_none_or(|e| e > len)
         {
             return bad(format!("section {i} extends past the end of the file"));
+        }
+    }
+    Ok(())
+}
+
+/// The program header table must not share file bytes with the contents of
+/// another segment (a note, the interpreter, `.dynamic`): editing either
+/// would corrupt the other. Segments that merely cover it (PT_LOAD, PT_PHDR,
+/// PT_GNU_RELRO and the like that span whole pages) are fine.
+pub(super) fn phdrs_clear_of_contents(m: &Model) -> Result<(), EditError> {
+    let start = m.phoff;
+    let end = u64::from(m.phentsize)
+        .checked_mul(m.phdrs.len() as u64)
+        .and_then(|n| n.checked_add(start))
+        .ok_or_else(|| EditError::Layout("program header table size overflows".into()))?;
+    for (i, p) in m.phdrs.iter().enumerate() {
+        let contents = [elf::PT_NOTE.0, elf::PT_INTERP.0, elf::PT_DYNAMIC.0];
+        if !contents.contains(&p.p_type) || p.filesz == 0 {
+            continue;
+        }
+        let p_end = p.offset.saturating_add(p.filesz);
+        if p.offset < end && start < p_end {
+            return Err(EditError::Layout(format!(
+                "program header table overlaps the contents of segment {i} (type {:#x})",
+                p.p_type
+            )));
         }
     }
     Ok(())

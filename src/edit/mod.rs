@@ -157,6 +157,9 @@ pub fn plan_edit<'d, R: ReadRef<'d>>(
         )));
     }
     let mut m = parse::parse(data, file_len)?;
+    // An edit may rewrite the program header table; if its bytes are also a
+    // note's or the interpreter's, that would corrupt them.
+    check::phdrs_clear_of_contents(&m)?;
     let mut w = Writes::default();
     if req.drop_ldcache_note {
         note::drop_ldcache(&mut m, data, &mut w)?;

@@ -503,3 +503,23 @@ fn grow_adds_no_page_padding() {
         assert_eq!(seg.offset % seg.align, seg.vaddr % seg.align);
     }
 }
+
+/// Found by fuzzing: 25 program headers whose table runs into the PT_NOTE
+/// data. A grow edit rewrote the table and so corrupted the note; such a
+/// layout is now refused (input and output both).
+#[test]
+fn phdr_table_overlapping_note_is_refused() {
+    let data = include_bytes!("../../fuzz/seeds/edit/phdrs-overlap-note");
+    let req = EditRequest {
+        tag: SearchPathTag::Runpath,
+        new_value: "/a/much/longer/value/than/before:/x",
+        scrub: &[],
+        drop_ldcache_note: true,
+    };
+    let err = plan_edit(&data[..], data.len() as u64, &req).unwrap_err();
+    assert!(
+        err.to_string().contains("overlaps the contents of segment"),
+        "{err}"
+    );
+    assert!(check_layout(&data[..]).is_err());
+}
