@@ -25,7 +25,7 @@ pub struct Finding {
     /// Stable identifier: `indirect-entry`, `stub-entry`, `unused-entry`,
     /// `missing-library`, `loader-error`, `build-dir-entry`, `insecure-entry`,
     /// `symlink-into-farm`, `farm-reference`, `dlopen-unknown`, `plan-refused`,
-    /// `special-file`, `unreadable`.
+    /// `special-file`, `symlink-loop`, `unreadable`.
     pub kind: &'static str,
     pub severity: Severity,
     pub file: PathBuf,
@@ -230,11 +230,29 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
     for s in &survey.special_files {
         out.push(Finding {
             kind: "special-file",
-            severity: Severity::Warning,
+            severity: Severity::Error,
             file: s.clone(),
             location: "file type".into(),
-            message: "a FIFO, socket or device node in an output; left alone".into(),
-            fix: None,
+            message: format!(
+                "{} in an output (a Nix output cannot hold one); left alone",
+                crate::survey::special_kind(s)
+            ),
+            fix: Some("remove it from the output".into()),
+            cost_bytes: None,
+            farms: Vec::new(),
+        });
+    }
+    for l in &survey.link_loops {
+        out.push(Finding {
+            kind: "symlink-loop",
+            severity: Severity::Error,
+            file: l.clone(),
+            location: "symlink".into(),
+            message: format!(
+                "symlink loop (more than {} links followed); left alone",
+                crate::farm::MAX_HOPS
+            ),
+            fix: Some("remove it or point it at a real file".into()),
             cost_bytes: None,
             farms: Vec::new(),
         });

@@ -95,6 +95,19 @@ pub fn fix(
     for l in &survey.farm_links {
         results.push(retarget(l));
     }
+    // Never opened or followed, but not silently passed over either.
+    for p in &survey.special_files {
+        results.push(failed(
+            p,
+            format!(
+                "{} in an output: left alone",
+                crate::survey::special_kind(p)
+            ),
+        ));
+    }
+    for p in &survey.link_loops {
+        results.push(failed(p, "symlink loop: left alone".into()));
+    }
     results.sort_by(|a, b| a.path.cmp(&b.path));
     let mut report = FixReport {
         files_scanned: survey.files_scanned,

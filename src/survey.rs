@@ -61,6 +61,8 @@ pub struct Survey {
     pub other_files: Vec<PathBuf>,
     /// Special files (FIFOs, devices) left alone.
     pub special_files: Vec<PathBuf>,
+    /// Symlinks in the outputs that never resolve (a loop).
+    pub link_loops: Vec<PathBuf>,
     pub files_scanned: usize,
     /// One line each: files that could not be read.
     pub errors: Vec<WalkError>,
@@ -188,10 +190,23 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
         o.plans = plan::plan_object(&input);
     });
 
-    let farm_links = entries
+    let links: Vec<&walk::Entry> = entries
         .iter()
         .filter(|e| e.kind == EntryKind::Symlink)
+        .collect();
+    let farm_links = links
+        .iter()
         .filter_map(|e| farm_link(&e.path, roots, store))
+        .collect();
+    let link_loops = links
+        .iter()
+        .filter(|e| {
+            matches!(
+                farm::resolve(&e.path, store),
+                Err(farm::ResolveError::Loop { .. })
+            )
+        })
+        .map(|e| e.path.clone())
         .collect();
 
     Survey {
@@ -201,6 +216,7 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
         farm_links,
         other_files,
         special_files,
+        link_loops,
         errors,
         snapshot,
     }
@@ -255,6 +271,18 @@ fn inherited_needs(
         }
     }
     out
+}
+
+/// What kind of special file `path` is, for messages.
+pub fn special_kind(path: &Path) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path).map(|m| m.file_type()) {
+        Ok(t) if t.is_fifo() => "a FIFO",
+        Ok(t) if t.is_socket() => "a socket",
+        Ok(t) if t.is_char_device() => "a character device",
+        Ok(t) if t.is_block_device() => "a block device",
+        _ => "a special file",
+    }
 }
 
 /// If the symlink at `path` reaches its file through another store path

@@ -133,6 +133,7 @@ fn check_and_plan_json_schemas_are_stable() {
             "objects",
             "farm_links",
             "special_files",
+            "link_loops",
             "files_scanned",
             "errors",
             "closure",
