@@ -119,6 +119,115 @@ pub fn apply(
     links: HardLinks,
     verify: impl FnOnce(Candidate<'_>) -> Result<(), String>,
 ) -> Result<Method, AtomicError> {
+    match stage(path, edit, links, Durability::PerFile, verify)? {
+        Staged::Done(m) => Ok(m),
+        Staged::Pending(p) => p.commit(Durability::PerFile),
+    }
+}
+
+/// When written bytes are forced to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `fsync` each file before its rename, and its directory after: every
+    /// file is durable when [`apply`] returns.
+    PerFile,
+    /// No per-file `fsync`: the caller stages a whole batch, calls
+    /// [`sync_filesystems`], commits every [`PendingRename`], and calls
+    /// [`sync_filesystems`] again. The data still reaches the disk before any
+    /// rename does, with one sync per filesystem instead of two per file.
+    Batch,
+}
+
+/// The outcome of [`stage`].
+#[derive(Debug)]
+pub enum Staged {
+    /// Nothing left to do (unchanged, or written in place).
+    Done(Method),
+    /// A verified temp file waiting to be renamed over the original.
+    Pending(Box<PendingRename>),
+}
+
+/// A verified temp file beside `path`; removed if dropped uncommitted.
+#[derive(Debug)]
+pub struct PendingRename {
+    path: PathBuf,
+    guard: TempGuard,
+    meta: std::fs::Metadata,
+}
+
+impl PendingRename {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Rename the temp file over the original, unless the original changed
+    /// since it was staged (then the temp file goes and it is left alone).
+    pub fn commit(mut self, durability: Durability) -> Result<Method, AtomicError> {
+        let path = self.path.clone();
+        let terr = |what| io_err(&path, what);
+        let now = std::fs::symlink_metadata(&path).map_err(terr("cannot stat"))?;
+        if let Some(e) = changed_since(&path, &self.meta, &now) {
+            return Err(e);
+        }
+        let tmp = self
+            .guard
+            .0
+            .clone()
+            .ok_or_else(|| AtomicError::NotRegular(path.clone()))?;
+        std::fs::rename(&tmp, &path).map_err(terr("cannot rename temporary file over it"))?;
+        self.guard.0 = None;
+        if durability == Durability::PerFile
+            && let Some(dir) = path.parent()
+        {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            // The rename is durable only once the directory is synced.
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(Method::Replaced)
+    }
+}
+
+/// `syncfs` once for each filesystem holding one of `paths`: after it, every
+/// byte written there (file data, renames) is on disk.
+pub fn sync_filesystems<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<(), AtomicError> {
+    let mut seen = std::collections::HashSet::new();
+    for p in paths {
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let Ok(meta) = std::fs::metadata(dir) else {
+            continue;
+        };
+        if !seen.insert(meta.dev()) {
+            continue;
+        }
+        let d = File::open(dir).map_err(io_err(dir, "cannot open directory to sync"))?;
+        // SAFETY: the fd is open for the duration of the call.
+        if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+            return Err(io_err(dir, "cannot sync filesystem")(
+                io::Error::last_os_error(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Like [`apply`], but a copy-path edit stops before the rename, and with
+/// [`Durability::Batch`] nothing is fsynced (see [`Durability`]).
+pub fn stage(
+    path: &Path,
+    edit: &ElfEdit,
+    links: HardLinks,
+    durability: Durability,
+    verify: impl FnOnce(Candidate<'_>) -> Result<(), String>,
+) -> Result<Staged, AtomicError> {
     let meta = std::fs::symlink_metadata(path).map_err(io_err(path, "cannot stat"))?;
     if meta.file_type().is_symlink() {
         return Err(AtomicError::Symlink(path.into()));
@@ -127,7 +236,7 @@ pub fn apply(
         return Err(AtomicError::NotRegular(path.into()));
     }
     if edit.is_noop() {
-        return Ok(Method::Unchanged);
+        return Ok(Staged::Done(Method::Unchanged));
     }
     let nlink = meta.nlink();
     let shared = nlink > 1;
@@ -162,9 +271,11 @@ pub fn apply(
                 }
                 f.write_all_at(&patch.bytes, patch.offset)
                     .map_err(io_err(path, "cannot write"))?;
-                f.sync_all().map_err(io_err(path, "cannot fsync"))?;
+                if durability == Durability::PerFile {
+                    f.sync_all().map_err(io_err(path, "cannot fsync"))?;
+                }
                 set_times(&f, &meta).map_err(io_err(path, "cannot restore times"))?;
-                return Ok(Method::InPlace { links: nlink });
+                return Ok(Staged::Done(Method::InPlace { links: nlink }));
             }
             // Read-only file of ours: the copy path can keep its mode. Not
             // for shared inodes, where a copy would leave other links stale.
@@ -175,8 +286,9 @@ pub fn apply(
             Err(e) => return Err(io_err(path, "cannot open for writing")(e)),
         }
     }
-    replace(path, &meta, edit, verify)?;
-    Ok(Method::Replaced)
+    Ok(Staged::Pending(Box::new(replace(
+        path, meta, edit, durability, verify,
+    )?)))
 }
 
 fn unsafe_geteuid() -> u32 {
@@ -185,6 +297,7 @@ fn unsafe_geteuid() -> u32 {
 }
 
 /// Removes the temporary file unless disarmed (after a successful rename).
+#[derive(Debug)]
 struct TempGuard(Option<PathBuf>);
 
 impl Drop for TempGuard {
@@ -212,10 +325,11 @@ fn temp_path(path: &Path, attempt: u32) -> Option<PathBuf> {
 
 fn replace(
     path: &Path,
-    meta: &std::fs::Metadata,
+    meta: std::fs::Metadata,
     edit: &ElfEdit,
+    durability: Durability,
     verify: impl FnOnce(Candidate<'_>) -> Result<(), String>,
-) -> Result<(), AtomicError> {
+) -> Result<PendingRename, AtomicError> {
     let mut src = File::open(path).map_err(io_err(path, "cannot open for reading"))?;
     let src_len = src.metadata().map_err(io_err(path, "cannot stat"))?.len();
     let mut attempt = 0;
@@ -232,7 +346,7 @@ fn replace(
             Err(e) => return Err(io_err(path, "cannot create temporary file")(e)),
         }
     };
-    let mut guard = TempGuard(Some(tmp.clone()));
+    let guard = TempGuard(Some(tmp.clone()));
     let terr = |what| io_err(path, what);
     io::copy(&mut src, &mut out).map_err(terr("cannot copy to temporary file"))?;
     if edit.new_len > src_len {
@@ -256,31 +370,24 @@ fn replace(
     // After chown, which clears set-id bits.
     out.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))
         .map_err(terr("cannot set mode"))?;
-    out.sync_all()
-        .map_err(terr("cannot fsync temporary file"))?;
+    if durability == Durability::PerFile {
+        out.sync_all()
+            .map_err(terr("cannot fsync temporary file"))?;
+    }
     verify(Candidate::File(&tmp)).map_err(|m| AtomicError::Verify(path.into(), m))?;
     // After verification, whose reads may have updated the access time.
-    set_times(&out, meta).map_err(terr("cannot set times"))?;
+    set_times(&out, &meta).map_err(terr("cannot set times"))?;
     drop(out);
     // Modified since we started copying: leave it (the temp file goes).
     let now = std::fs::symlink_metadata(path).map_err(terr("cannot stat"))?;
-    if let Some(e) = changed_since(path, meta, &now) {
+    if let Some(e) = changed_since(path, &meta, &now) {
         return Err(e);
     }
-    std::fs::rename(&tmp, path).map_err(terr("cannot rename temporary file over it"))?;
-    guard.0 = None;
-    if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        // The rename is durable only once the directory is synced.
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    Ok(PendingRename {
+        path: path.to_owned(),
+        guard,
+        meta,
+    })
 }
 
 use std::os::unix::fs::PermissionsExt;
@@ -479,6 +586,38 @@ mod tests {
             assert_eq!(std::fs::metadata(&p).unwrap().mtime(), 1);
             no_temps(d.path());
         }
+    }
+
+    #[test]
+    fn batch_stage_changes_nothing_until_commit() {
+        let (d, p, before) = setup();
+        let e = grow(before.len() as u64);
+        let Staged::Pending(pending) =
+            stage(&p, &e, HardLinks::Refuse, Durability::Batch, ok).unwrap()
+        else {
+            panic!("a grow edit takes the copy path");
+        };
+        // Staged: the original is untouched, the temp file exists.
+        assert_eq!(std::fs::read(&p).unwrap(), before);
+        assert_eq!(
+            std::fs::read_dir(d.path())
+                .unwrap()
+                .filter(|e| is_temp_name(&e.as_ref().unwrap().file_name()))
+                .count(),
+            1
+        );
+        sync_filesystems([p.as_path()]).unwrap();
+        assert_eq!(pending.commit(Durability::Batch).unwrap(), Method::Replaced);
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), e.new_len);
+        no_temps(d.path());
+
+        // Dropped uncommitted: the temp file goes, the file stays as it was.
+        let now = std::fs::read(&p).unwrap();
+        let e = grow(now.len() as u64);
+        let staged = stage(&p, &e, HardLinks::Refuse, Durability::Batch, ok).unwrap();
+        drop(staged);
+        assert_eq!(std::fs::read(&p).unwrap(), now);
+        no_temps(d.path());
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! leaves the file as it was and is reported.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use object::ReadCache;
 use rayon::prelude::*;
@@ -76,8 +75,9 @@ pub fn fix(
         let _ = atomic::cleanup_stale_temps(d);
     }
     let probe = FsProbe::new(store.clone());
-    let done = AtomicUsize::new(0);
-    let mut results: Vec<FileResult> = survey
+    // Stage every file in parallel: edited, verified, written in place or to
+    // a temp file beside it, nothing forced to disk yet.
+    let staged: Vec<(FileResult, Option<Box<atomic::PendingRename>>)> = survey
         .objects
         .par_iter()
         .filter(|o| {
@@ -87,13 +87,44 @@ pub fn fix(
         })
         .map(|o| {
             let r = fix_object(o, plan_opts, opts, &probe);
-            done.fetch_add(1, Ordering::Relaxed);
             progress();
             r
         })
         .collect();
+    // Every staged byte reaches the disk before any rename does: one sync
+    // per filesystem rather than an fsync per file and per directory.
+    let touched: Vec<PathBuf> = staged
+        .iter()
+        .filter(|(r, _)| r.status == "changed")
+        .map(|(r, _)| r.path.clone())
+        .collect();
+    let synced = atomic::sync_filesystems(touched.iter().map(PathBuf::as_path));
+    let mut results: Vec<FileResult> = Vec::with_capacity(staged.len());
+    for (r, pending) in staged {
+        let r = match (pending, &synced) {
+            (None, _) => r,
+            (Some(_), Err(e)) => failed(&r.path, format!("left as it was: {e}")),
+            (Some(p), Ok(())) => match p.commit(atomic::Durability::Batch) {
+                Ok(_) => r,
+                Err(e) => failed(&r.path, format!("left as it was: {e}")),
+            },
+        };
+        results.push(r);
+    }
     for l in &survey.farm_links {
         results.push(retarget(l));
+    }
+    // The renames (and retargeted links) themselves.
+    let renamed: Vec<&Path> = results
+        .iter()
+        .filter(|r| matches!(r.status, "changed" | "retargeted"))
+        .map(|r| r.path.as_path())
+        .collect();
+    if let Err(e) = atomic::sync_filesystems(renamed) {
+        results.push(failed(
+            Path::new(""),
+            format!("changes may not be on disk: {e}"),
+        ));
     }
     // Never opened or followed, but not silently passed over either.
     for p in &survey.special_files {
@@ -145,12 +176,13 @@ fn tag_of(t: Tag) -> SearchPathTag {
     }
 }
 
+/// One file: its result, and the rename still to commit (copy path).
 fn fix_object(
     o: &ObjectSurvey,
     plan_opts: &PlanOptions,
     opts: &FixOptions,
     probe: &FsProbe,
-) -> FileResult {
+) -> (FileResult, Option<Box<atomic::PendingRename>>) {
     let path = &o.path;
     if let Some(p) = o
         .plans
@@ -160,7 +192,10 @@ fn fix_object(
         let crate::plan::Outcome::Refused { reason } = &p.outcome else {
             unreachable!()
         };
-        return failed(path, format!("{}: left as it was: {reason}", p.tag));
+        return (
+            failed(path, format!("{}: left as it was: {reason}", p.tag)),
+            None,
+        );
     }
     let plans: Vec<&Plan> = o.plans.iter().filter(|p| p.changes()).collect();
     let removed: usize = plans
@@ -179,18 +214,21 @@ fn fix_object(
         PlannedEdit::InPlace { edit } => write_large(path, &edit, &plans, o, &cx),
     });
     match result {
-        Ok(written) => FileResult {
-            path: path.clone(),
-            status: "changed",
-            detail: plans
-                .iter()
-                .map(|p| format!("{}: {} -> {}", p.tag, p.old, p.new))
-                .collect::<Vec<_>>()
-                .join("; "),
-            store_path_bytes_removed: removed,
-            bytes_written: written,
-        },
-        Err(e) => failed(path, format!("left as it was: {e}")),
+        Ok((written, pending)) => (
+            FileResult {
+                path: path.clone(),
+                status: "changed",
+                detail: plans
+                    .iter()
+                    .map(|p| format!("{}: {} -> {}", p.tag, p.old, p.new))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                store_path_bytes_removed: removed,
+                bytes_written: written,
+            },
+            pending,
+        ),
+        Err(e) => (failed(path, format!("left as it was: {e}")), None),
     }
 }
 
@@ -256,30 +294,40 @@ fn write_in_memory(
     plans: &[&Plan],
     o: &ObjectSurvey,
     cx: &Ctx,
-) -> Result<u64, String> {
+) -> Result<Written, String> {
     verify(data, plans, o, cx)?;
     let combined = diff_edit(original, data);
-    let method = atomic::apply(path, &combined, cx.opts.hard_links, |cand| match cand {
-        // Already verified in memory; the copy is re-read to catch a bad write.
-        atomic::Candidate::File(tmp) => {
-            let written = std::fs::read(tmp).map_err(|e| e.to_string())?;
-            if written == data {
-                Ok(())
-            } else {
-                Err("the written copy differs from the verified image".into())
+    let staged = atomic::stage(
+        path,
+        &combined,
+        cx.opts.hard_links,
+        atomic::Durability::Batch,
+        |cand| match cand {
+            // Already verified in memory; the copy is re-read to catch a bad write.
+            atomic::Candidate::File(tmp) => {
+                let written = std::fs::read(tmp).map_err(|e| e.to_string())?;
+                if written == data {
+                    Ok(())
+                } else {
+                    Err("the written copy differs from the verified image".into())
+                }
             }
-        }
-        atomic::Candidate::InPlace { .. } => Ok(()),
-    })
+            atomic::Candidate::InPlace { .. } => Ok(()),
+        },
+    )
     .map_err(|e| e.to_string())?;
-    Ok(match method {
-        atomic::Method::Unchanged => 0,
-        atomic::Method::InPlace { .. } => {
-            combined.patches.iter().map(|p| p.bytes.len() as u64).sum()
-        }
-        atomic::Method::Replaced => data.len() as u64,
+    Ok(match staged {
+        atomic::Staged::Done(atomic::Method::InPlace { .. }) => (
+            combined.patches.iter().map(|p| p.bytes.len() as u64).sum(),
+            None,
+        ),
+        atomic::Staged::Done(_) => (0, None),
+        atomic::Staged::Pending(p) => (data.len() as u64, Some(p)),
     })
 }
+
+/// Bytes written, and the rename still to commit (copy path).
+type Written = (u64, Option<Box<atomic::PendingRename>>);
 
 /// The edit that turns `old` into `new`: runs of differing bytes (runs closer
 /// than 64 bytes merge), plus whatever `new` appends. Several planned edits
@@ -328,7 +376,7 @@ fn write_large(
     plans: &[&Plan],
     o: &ObjectSurvey,
     cx: &Ctx,
-) -> Result<u64, String> {
+) -> Result<Written, String> {
     let [p] = plans else {
         return Err("one plan expected for an in-place edit".into());
     };
@@ -348,24 +396,32 @@ fn write_large(
         Tag::Runpath => after.runpath = Some(p.new.clone()),
         Tag::Rpath => after.rpath = Some(p.new.clone()),
     }
-    let method = atomic::apply(path, e, cx.opts.hard_links, |cand| {
-        let atomic::Candidate::InPlace { patch, .. } = cand else {
-            return Err("expected an in-place edit".into());
-        };
-        let rel = off
-            .checked_sub(patch.offset)
-            .ok_or("the patch does not cover the search path")? as usize;
-        let want = p.new.as_bytes();
-        let got = patch.bytes.get(rel..rel + want.len() + 1);
-        if got.is_none_or(|g| &g[..want.len()] != want || g[want.len()] != 0) {
-            return Err("the patch does not hold the planned search path".into());
-        }
-        verify_resolution(&after, plans, o, cx.plan_opts, cx.probe)
-    })
+    let staged = atomic::stage(
+        path,
+        e,
+        cx.opts.hard_links,
+        atomic::Durability::Batch,
+        |cand| {
+            let atomic::Candidate::InPlace { patch, .. } = cand else {
+                return Err("expected an in-place edit".into());
+            };
+            let rel = off
+                .checked_sub(patch.offset)
+                .ok_or("the patch does not cover the search path")? as usize;
+            let want = p.new.as_bytes();
+            let got = patch.bytes.get(rel..rel + want.len() + 1);
+            if got.is_none_or(|g| &g[..want.len()] != want || g[want.len()] != 0) {
+                return Err("the patch does not hold the planned search path".into());
+            }
+            verify_resolution(&after, plans, o, cx.plan_opts, cx.probe)
+        },
+    )
     .map_err(|e| e.to_string())?;
-    Ok(match method {
-        atomic::Method::InPlace { .. } => patch.bytes.len() as u64,
-        _ => 0,
+    Ok(match staged {
+        atomic::Staged::Done(atomic::Method::InPlace { .. }) => (patch.bytes.len() as u64, None),
+        atomic::Staged::Done(_) => (0, None),
+        // A large file is only ever edited in place (checked in planning).
+        atomic::Staged::Pending(p) => (0, Some(p)),
     })
 }
 
