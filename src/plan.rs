@@ -216,6 +216,8 @@ pub struct PlanInput<'a> {
 
 /// The directories a plan for this object will read: hand them to the
 /// [`crate::snapshot::Gatherer`] before planning.
+/// (The fallback dirs, [`fallback_dirs`], are gathered separately and only
+/// for the names a plan may look up there.)
 pub fn dirs_to_gather(path: &Path, facts: &ElfFacts, opts: &PlanOptions) -> Vec<PathBuf> {
     let origin = path.parent().unwrap_or(Path::new("/"));
     let mut out = Vec::new();
@@ -225,7 +227,6 @@ pub fn dirs_to_gather(path: &Path, facts: &ElfFacts, opts: &PlanOptions) -> Vec<
         }
     }
     out.push(opts.driver_dir.clone());
-    out.extend(fallback_dirs(facts, opts));
     out
 }
 

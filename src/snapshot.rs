@@ -3,7 +3,7 @@
 //! SONAME, stub or not) and its real dir. Gathered once per run from disk
 //! ([`Gatherer`]), then read by the pure planner through [`Probe`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 
@@ -56,6 +56,9 @@ impl Offer {
 pub struct DirSnapshot {
     pub exists: bool,
     pub entries: BTreeMap<String, Offer>,
+    /// Only some names were looked up (a fallback dir: see
+    /// [`Gatherer::gather_names`]); absent names may still exist on disk.
+    pub partial: bool,
 }
 
 /// Every directory a plan may look into.
@@ -154,6 +157,37 @@ impl Gatherer {
         }
     }
 
+    /// Add `dir` with only the entries among `names` (a dir the loader falls
+    /// back to: plans search it by name but never list or replace it, so the
+    /// rest of a large system dir need not be read). No-op if already there.
+    pub fn gather_names(&self, snap: &mut Snapshot, dir: PathBuf, names: &BTreeSet<String>) {
+        if snap.dirs.contains_key(&dir) {
+            return;
+        }
+        let exists = dir.is_dir();
+        let entries = if exists {
+            names
+                .iter()
+                .filter(|n| !n.contains('/'))
+                .filter_map(|n| {
+                    let p = dir.join(n);
+                    let meta = std::fs::symlink_metadata(&p).ok()?;
+                    (!meta.is_dir()).then(|| (n.clone(), self.offer(&p, n)))
+                })
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        snap.dirs.insert(
+            dir,
+            DirSnapshot {
+                exists,
+                entries,
+                partial: true,
+            },
+        );
+    }
+
     fn read_dir(&self, dir: &Path) -> DirSnapshot {
         let Ok(rd) = std::fs::read_dir(dir) else {
             return DirSnapshot::default();
@@ -172,6 +206,7 @@ impl Gatherer {
         DirSnapshot {
             exists: true,
             entries,
+            partial: false,
         }
     }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 
 use crate::elf::{self, ElfFacts, FileKind};
 use crate::farm::{self, Resolved};
@@ -157,17 +157,6 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
         }
     }
 
-    // Gather every dir any plan reads, once.
-    let gatherer = Gatherer::new(store.clone());
-    let mut snapshot = Snapshot::default();
-    let mut dirs: Vec<PathBuf> = objects
-        .iter()
-        .flat_map(|o| plan::dirs_to_gather(&o.path, &o.facts, &opts.plan))
-        .collect();
-    dirs.sort();
-    dirs.dedup();
-    gatherer.gather(&mut snapshot, dirs);
-
     // An object whose effective list is DT_RPATH also serves the needs of
     // every library it loads that has no DT_RUNPATH: those are its needs too.
     let probe = FsProbe::new(store.clone());
@@ -177,6 +166,38 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
             needs::add_inherited(&mut o.needs, &inherited);
         }
     });
+
+    // Gather every dir any plan reads, once: the search lists' dirs (and the
+    // real dirs they lead to) wholly; the fallback dirs, which a plan only
+    // searches, just for the names it can ask for.
+    let gatherer = Gatherer::new(store.clone());
+    let mut snapshot = Snapshot::default();
+    let mut dirs: Vec<PathBuf> = objects
+        .iter()
+        .flat_map(|o| plan::dirs_to_gather(&o.path, &o.facts, &opts.plan))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    gatherer.gather(&mut snapshot, dirs);
+    let mut names: BTreeSet<String> = objects
+        .iter()
+        .flat_map(|o| o.needs.iter().map(|n| n.name.clone()))
+        .collect();
+    names.extend(
+        snapshot
+            .dirs
+            .values()
+            .flat_map(|d| d.entries.keys().cloned()),
+    );
+    let mut fallback: Vec<PathBuf> = objects
+        .iter()
+        .flat_map(|o| plan::fallback_dirs(&o.facts, &opts.plan))
+        .collect();
+    fallback.sort();
+    fallback.dedup();
+    for d in fallback {
+        gatherer.gather_names(&mut snapshot, d, &names);
+    }
 
     objects.par_iter_mut().for_each(|o| {
         let input = PlanInput {

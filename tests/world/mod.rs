@@ -344,10 +344,13 @@ pub fn decode(data: &[u8]) -> World {
         }
     }
     // Every dir the planner will look at is in the snapshot (maybe as missing).
-    for d in plan::dirs_to_gather(&path, &facts, &opts) {
+    let mut dirs = plan::dirs_to_gather(&path, &facts, &opts);
+    dirs.extend(plan::fallback_dirs(&facts, &opts));
+    for d in dirs {
         snap.dirs.entry(d).or_insert_with(|| DirSnapshot {
             exists: false,
             entries: BTreeMap::new(),
+            partial: false,
         });
     }
     World {
