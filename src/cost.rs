@@ -123,14 +123,11 @@ struct Predicted {
 fn predict_edit(path: &Path, plans: &[&Plan]) -> Option<Predicted> {
     // The very edit `fix` will make (same planning code), never written.
     match crate::fix::plan_file_edit(path, plans).ok()? {
-        crate::fix::PlannedEdit::InMemory { original, edited } => {
-            let e = crate::fix::diff_edit(&original, &edited);
-            Some(Predicted {
-                patches: e.patches,
-                old_len: original.len() as u64,
-                new_len: e.new_len,
-            })
-        }
+        crate::fix::PlannedEdit::InMemory { original, edit, .. } => Some(Predicted {
+            old_len: original.len() as u64,
+            new_len: edit.new_len,
+            patches: edit.patches,
+        }),
         crate::fix::PlannedEdit::InPlace { edit } => Some(Predicted {
             old_len: edit.new_len,
             new_len: edit.new_len,

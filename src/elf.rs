@@ -264,15 +264,138 @@ fn object_type(t: u16) -> ObjectType {
 
 /// Open a file and read its ELF facts, reading only the parts needed.
 pub fn read_facts(path: &Path) -> Result<ElfFacts, ElfError> {
-    let file = File::open(path).map_err(|source| ElfError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let cache = ReadCache::new(file);
-    parse_facts(&cache).map_err(|what| ElfError::Malformed {
-        path: path.to_owned(),
-        what,
-    })
+    FileBytes::open(path)?.facts()
+}
+
+/// Files up to this size are read whole (one `read`); larger ones are read
+/// range by range, so a 1 GB library is never held in memory.
+pub const WHOLE_FILE_LIMIT: u64 = 32 << 20;
+
+/// One opened file, read the cheapest way for its size. Reading facts, the
+/// kind and dlopen hints from one `FileBytes` opens and reads the file once.
+pub struct FileBytes {
+    path: PathBuf,
+    data: Contents,
+}
+
+enum Contents {
+    Whole(Vec<u8>),
+    Large(File),
+}
+
+impl FileBytes {
+    pub fn open(path: &Path) -> Result<Self, ElfError> {
+        let io = |source| ElfError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        let data = if len <= WHOLE_FILE_LIMIT {
+            let mut v = Vec::with_capacity(len as usize);
+            file.read_to_end(&mut v).map_err(io)?;
+            Contents::Whole(v)
+        } else {
+            Contents::Large(file)
+        };
+        Ok(FileBytes {
+            path: path.to_owned(),
+            data,
+        })
+    }
+
+    fn malformed(&self, what: String) -> ElfError {
+        ElfError::Malformed {
+            path: self.path.clone(),
+            what,
+        }
+    }
+
+    /// What the file is, from its first bytes.
+    pub fn kind(&self) -> FileKind {
+        match &self.data {
+            Contents::Whole(v) => sniff(&v[..v.len().min(8)]),
+            Contents::Large(f) => {
+                let mut head = [0u8; 8];
+                let n = std::os::unix::fs::FileExt::read_at(f, &mut head, 0).unwrap_or(0);
+                sniff(&head[..n])
+            }
+        }
+    }
+
+    pub fn facts(&self) -> Result<ElfFacts, ElfError> {
+        match &self.data {
+            Contents::Whole(v) => parse_facts(&v[..]),
+            Contents::Large(f) => parse_facts(&ReadCache::new(f)),
+        }
+        .map_err(|w| self.malformed(w))
+    }
+
+    /// Soname-like literals in read-only data (see [`dlopen_hints`]).
+    pub fn hints(&self) -> Result<Vec<String>, ElfError> {
+        let mut out = match &self.data {
+            Contents::Whole(v) => {
+                let ranges = readonly_ranges_of(&v[..]).map_err(|w| self.malformed(w))?;
+                let mut out = Vec::new();
+                for (off, size) in ranges {
+                    let range = usize::try_from(off)
+                        .ok()
+                        .and_then(|o| Some(o..o.checked_add(usize::try_from(size).ok()?)?))
+                        .and_then(|r| v.get(r));
+                    if let Some(bytes) = range {
+                        soname_literals(bytes, bytes.len(), &mut out);
+                    }
+                }
+                out
+            }
+            Contents::Large(f) => {
+                let ranges =
+                    readonly_ranges_of(&ReadCache::new(f)).map_err(|w| self.malformed(w))?;
+                large_file_literals(f, &ranges)
+            }
+        };
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+fn readonly_ranges_of<'d, R: ReadRef<'d>>(data: R) -> Result<Vec<(u64, u64)>, String> {
+    let head = data
+        .read_bytes_at(0, 20)
+        .map_err(|_| "file too short for an ELF header".to_string())?;
+    let (ident, _) = read_ident(head).ok_or("invalid ELF header")?;
+    match ident.class {
+        Class::Elf32 => readonly_ranges::<elf::FileHeader32<Endianness>, _>(data),
+        Class::Elf64 => readonly_ranges::<elf::FileHeader64<Endianness>, _>(data),
+    }
+}
+
+/// Scan read-only ranges of a large file in bounded chunks, so a huge
+/// `.rodata` never sits in memory whole; chunks overlap by the longest name
+/// we accept.
+fn large_file_literals(file: &File, ranges: &[(u64, u64)]) -> Vec<String> {
+    const CHUNK: u64 = 8 << 20;
+    const OVERLAP: u64 = 256;
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    for &(off, size) in ranges {
+        let mut pos = 0u64;
+        while pos < size {
+            let len = (size - pos).min(CHUNK + OVERLAP);
+            buf.resize(len as usize, 0);
+            let Some(at) = off.checked_add(pos) else {
+                break;
+            };
+            if std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, at).is_err() {
+                break;
+            }
+            // Only count literals that start inside this chunk's own span.
+            soname_literals(&buf, len.min(CHUNK) as usize, &mut out);
+            pos += CHUNK;
+        }
+    }
+    out
 }
 
 /// Parse ELF facts from any `ReadRef`. The error is a one-line description.
@@ -563,61 +686,7 @@ where
 /// read-only data: how most `dlopen()` names appear. A literal preceded by `/`
 /// is part of a path and is not searched, so it is not a hint.
 pub fn dlopen_hints(path: &Path) -> Result<Vec<String>, ElfError> {
-    let file = File::open(path).map_err(|source| ElfError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let cache = ReadCache::new(file);
-    let head = cache
-        .read_bytes_at(0, 20)
-        .map_err(|_| ElfError::Malformed {
-            path: path.to_owned(),
-            what: "file too short for an ELF header".into(),
-        })?;
-    let Some((ident, _)) = read_ident(head) else {
-        return Err(ElfError::Malformed {
-            path: path.to_owned(),
-            what: "invalid ELF header".into(),
-        });
-    };
-    let ranges = match ident.class {
-        Class::Elf32 => readonly_ranges::<elf::FileHeader32<Endianness>, _>(&cache),
-        Class::Elf64 => readonly_ranges::<elf::FileHeader64<Endianness>, _>(&cache),
-    }
-    .map_err(|what| ElfError::Malformed {
-        path: path.to_owned(),
-        what,
-    })?;
-    drop(cache);
-    let file = File::open(path).map_err(|source| ElfError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let mut out = Vec::new();
-    // Read in bounded chunks so a huge .rodata never sits in memory whole;
-    // chunks overlap by the longest name we accept.
-    const CHUNK: u64 = 8 << 20;
-    const OVERLAP: u64 = 256;
-    let mut buf = Vec::new();
-    for (off, size) in ranges {
-        let mut pos = 0u64;
-        while pos < size {
-            let len = (size - pos).min(CHUNK + OVERLAP);
-            buf.resize(len as usize, 0);
-            let Some(at) = off.checked_add(pos) else {
-                break;
-            };
-            if std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, at).is_err() {
-                break;
-            }
-            // Only count literals that start inside this chunk's own span.
-            soname_literals(&buf, len.min(CHUNK) as usize, &mut out);
-            pos += CHUNK;
-        }
-    }
-    out.sort();
-    out.dedup();
-    Ok(out)
+    FileBytes::open(path)?.hints()
 }
 
 fn readonly_ranges<'d, Elf, R>(data: R) -> Result<Vec<(u64, u64)>, String>

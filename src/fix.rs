@@ -208,8 +208,8 @@ fn fix_object(
         probe,
     };
     let result = plan_file_edit(path, &plans).and_then(|planned| match planned {
-        PlannedEdit::InMemory { original, edited } => {
-            write_in_memory(path, &original, &edited, &plans, o, &cx)
+        PlannedEdit::InMemory { edited, edit, .. } => {
+            write_in_memory(path, &edited, &edit, &plans, o, &cx)
         }
         PlannedEdit::InPlace { edit } => write_large(path, &edit, &plans, o, &cx),
     });
@@ -246,7 +246,12 @@ fn request<'a>(p: &'a Plan, scrub: &'a [&'a [u8]]) -> EditRequest<'a> {
 pub enum PlannedEdit {
     /// Files up to [`IN_MEMORY_LIMIT`]: the whole image before and after
     /// (several plans on one file compose here).
-    InMemory { original: Vec<u8>, edited: Vec<u8> },
+    InMemory {
+        original: Vec<u8>,
+        edited: Vec<u8>,
+        /// The byte patches from `original` to `edited`.
+        edit: ElfEdit,
+    },
     /// Larger files: one plan, one in-place patch; nothing else is read.
     InPlace { edit: ElfEdit },
 }
@@ -259,13 +264,24 @@ pub fn plan_file_edit(path: &Path, plans: &[&Plan]) -> Result<PlannedEdit, Strin
     if len <= IN_MEMORY_LIMIT {
         let original = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
         let mut edited = original.clone();
+        let mut edits = Vec::new();
         for p in plans {
             let scrub: Vec<&[u8]> = p.removed_hashes.iter().map(|h| h.as_bytes()).collect();
             let e = edit::plan_edit(&edited[..], edited.len() as u64, &request(p, &scrub))
                 .map_err(|e| e.to_string())?;
             edit::apply_in_memory(&mut edited, &e);
+            edits.push(e);
         }
-        return Ok(PlannedEdit::InMemory { original, edited });
+        // One edit is its own patch list; several compose by diffing.
+        let edit = match <[ElfEdit; 1]>::try_from(edits) {
+            Ok([e]) => e,
+            Err(_) => diff_edit(&original, &edited),
+        };
+        return Ok(PlannedEdit::InMemory {
+            original,
+            edited,
+            edit,
+        });
     }
     let [p] = plans else {
         return Err("a file over 256 MiB with two search lists to change is not supported".into());
@@ -289,17 +305,16 @@ struct Ctx<'a> {
 
 fn write_in_memory(
     path: &Path,
-    original: &[u8],
     data: &[u8],
+    combined: &ElfEdit,
     plans: &[&Plan],
     o: &ObjectSurvey,
     cx: &Ctx,
 ) -> Result<Written, String> {
     verify(data, plans, o, cx)?;
-    let combined = diff_edit(original, data);
     let staged = atomic::stage(
         path,
-        &combined,
+        combined,
         cx.opts.hard_links,
         atomic::Durability::Batch,
         |cand| match cand {

@@ -125,15 +125,19 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
         .par_iter()
         .map(|e| match elf::sniff_file(&e.path) {
             Err(e) => err(e),
-            Ok(FileKind::Elf) => match elf::read_facts(&e.path) {
+            // One read of the file serves its facts and its hints.
+            Ok(FileKind::Elf) => match elf::FileBytes::open(&e.path).and_then(|b| {
+                let facts = b.facts()?;
+                let hints = if opts.hints && facts.dynamic {
+                    b.hints().unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                Ok((facts, hints))
+            }) {
                 Err(e) => err(e),
-                Ok(facts) if !facts.dynamic => Read::Other(e.path.clone()),
-                Ok(facts) => {
-                    let hints = if opts.hints {
-                        elf::dlopen_hints(&e.path).unwrap_or_default()
-                    } else {
-                        Vec::new()
-                    };
+                Ok((facts, _)) if !facts.dynamic => Read::Other(e.path.clone()),
+                Ok((facts, hints)) => {
                     let needs = needs::collect(&facts, &opts.declared, &hints);
                     Read::Elf(Box::new(ObjectSurvey {
                         path: e.path.clone(),
