@@ -21,7 +21,8 @@ unfarm=$CARGO_TARGET_DIR/release/unfarm
 for t in gcc patchelf strace bc python3; do
     command -v $t >/dev/null || { echo "fix.sh: $t is required" >&2; exit 1; }
 done
-T=$(mktemp -d /tmp/unfarm-fixbench.XXXXXX)
+# BENCH_DIR chooses the filesystem measured (default /tmp).
+T=$(mktemp -d "${BENCH_DIR:-/tmp}/unfarm-fixbench.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 S=$T/store
 now() { date +%s.%N; }

@@ -82,8 +82,35 @@ impl ResolveError {
     }
 }
 
+/// Directories already seen to be real (no symlink, a directory): a run
+/// resolves thousands of paths under the same few dirs, and need not `lstat`
+/// each of their components again. Only for the length of one run.
+#[derive(Debug, Default)]
+pub struct RealDirs(std::sync::RwLock<std::collections::HashSet<PathBuf>>);
+
+impl RealDirs {
+    fn contains(&self, p: &Path) -> bool {
+        self.0.read().is_ok_and(|s| s.contains(p))
+    }
+
+    fn insert(&self, p: &Path) {
+        if let Ok(mut s) = self.0.write() {
+            s.insert(p.to_owned());
+        }
+    }
+}
+
 /// Resolve `path` (absolute) hop by hop. The result's `real` exists.
 pub fn resolve(path: &Path, store: &StoreDir) -> Result<Resolved, ResolveError> {
+    resolve_with(path, store, None)
+}
+
+/// [`resolve`], skipping the `lstat` of directories `known` has seen.
+pub fn resolve_with(
+    path: &Path,
+    store: &StoreDir,
+    known: Option<&RealDirs>,
+) -> Result<Resolved, ResolveError> {
     let mut pending: Vec<OsString> = Vec::new(); // stack, next component last
     push_components(&mut pending, path);
     let mut real = PathBuf::from("/");
@@ -97,6 +124,10 @@ pub fn resolve(path: &Path, store: &StoreDir) -> Result<Resolved, ResolveError> 
             continue;
         }
         let candidate = real.join(&comp);
+        if !pending.is_empty() && known.is_some_and(|k| k.contains(&candidate)) {
+            real = candidate;
+            continue;
+        }
         let meta = match std::fs::symlink_metadata(&candidate) {
             Ok(m) => m,
             Err(e) => return Err(io_error(path, &candidate, e)),
@@ -131,6 +162,11 @@ pub fn resolve(path: &Path, store: &StoreDir) -> Result<Resolved, ResolveError> 
                     path: path.to_owned(),
                     at: candidate,
                 });
+            }
+            if meta.is_dir()
+                && let Some(k) = known
+            {
+                k.insert(&candidate);
             }
             real = candidate;
         }

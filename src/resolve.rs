@@ -53,6 +53,7 @@ pub trait Probe {
 /// The real filesystem, with a cache (paths are probed many times per run).
 pub struct FsProbe {
     store: StoreDir,
+    real_dirs: farm::RealDirs,
     cache: Mutex<HashMap<PathBuf, Arc<RawCandidate>>>,
 }
 
@@ -68,6 +69,7 @@ impl FsProbe {
     pub fn new(store: StoreDir) -> Self {
         FsProbe {
             store,
+            real_dirs: farm::RealDirs::default(),
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -94,7 +96,7 @@ impl FsProbe {
     }
 
     fn probe_uncached(&self, path: &Path) -> RawCandidate {
-        let resolved = match farm::resolve(path, &self.store) {
+        let resolved = match farm::resolve_with(path, &self.store, Some(&self.real_dirs)) {
             Ok(r) => r,
             Err(e) if e.is_not_found() => return RawCandidate::Missing,
             Err(e) => return RawCandidate::Fatal(None, e.to_string()),

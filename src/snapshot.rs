@@ -122,6 +122,7 @@ type FileFacts = (
 /// Reads directories from disk into a [`Snapshot`], caching per real file.
 pub struct Gatherer {
     store: StoreDir,
+    real_dirs: farm::RealDirs,
     soname_cache: Mutex<HashMap<PathBuf, FileFacts>>,
 }
 
@@ -129,6 +130,7 @@ impl Gatherer {
     pub fn new(store: StoreDir) -> Self {
         Gatherer {
             store,
+            real_dirs: farm::RealDirs::default(),
             soname_cache: Mutex::new(HashMap::new()),
         }
     }
@@ -211,7 +213,7 @@ impl Gatherer {
     }
 
     fn offer(&self, path: &Path, name: &str) -> Offer {
-        let resolved = match farm::resolve(path, &self.store) {
+        let resolved = match farm::resolve_with(path, &self.store, Some(&self.real_dirs)) {
             Ok(r) => r,
             Err(_) => {
                 return Offer {

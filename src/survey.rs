@@ -219,20 +219,16 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
         .iter()
         .filter(|e| e.kind == EntryKind::Symlink)
         .collect();
-    let farm_links = links
-        .iter()
-        .filter_map(|e| farm_link(&e.path, roots, store))
-        .collect();
-    let link_loops = links
-        .iter()
-        .filter(|e| {
-            matches!(
-                farm::resolve(&e.path, store),
-                Err(farm::ResolveError::Loop { .. })
-            )
-        })
-        .map(|e| e.path.clone())
-        .collect();
+    // One resolution per link: a loop is reported, a farm link retargeted.
+    let mut farm_links = Vec::new();
+    let mut link_loops = Vec::new();
+    for e in links {
+        match farm::resolve(&e.path, store) {
+            Err(farm::ResolveError::Loop { .. }) => link_loops.push(e.path.clone()),
+            Err(_) => {}
+            Ok(r) => farm_links.extend(farm_link_of(&e.path, &r, roots, store)),
+        }
+    }
 
     Survey {
         roots: roots.to_vec(),
@@ -313,15 +309,23 @@ pub fn special_kind(path: &Path) -> &'static str {
 /// If the symlink at `path` reaches its file through another store path
 /// (a farm) before the one it ends in, say where it should point.
 pub fn farm_link(path: &Path, roots: &[PathBuf], store: &StoreDir) -> Option<FarmLink> {
-    let r = farm::resolve(path, store).ok()?;
+    farm_link_of(path, &farm::resolve(path, store).ok()?, roots, store)
+}
+
+fn farm_link_of(
+    path: &Path,
+    r: &Resolved,
+    roots: &[PathBuf],
+    store: &StoreDir,
+) -> Option<FarmLink> {
     let own = store.store_path_of(path).map(|s| s.path);
     let last = store.store_path_of(&r.real).map(|s| s.path);
-    let farms = intermediate_store_paths(&r, own.as_deref(), last.as_deref(), roots);
+    let farms = intermediate_store_paths(r, own.as_deref(), last.as_deref(), roots);
     if farms.is_empty() {
         return None;
     }
     let name = path.file_name()?.to_str()?;
-    let canonical = farm::real_dir(&r, name, store)
+    let canonical = farm::real_dir(r, name, store)
         .map(|d| d.join(name))
         .filter(|p| p != path)
         .unwrap_or_else(|| r.real.clone());
