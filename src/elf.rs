@@ -371,31 +371,34 @@ fn readonly_ranges_of<'d, R: ReadRef<'d>>(data: R) -> Result<Vec<(u64, u64)>, St
     }
 }
 
-/// Scan read-only ranges of a large file in bounded chunks, so a huge
-/// `.rodata` never sits in memory whole; chunks overlap by the longest name
-/// we accept.
+/// Scan read-only ranges of a large file in bounded chunks, in parallel, so
+/// a huge `.rodata` never sits in memory whole; chunks overlap by the longest
+/// name we accept.
 fn large_file_literals(file: &File, ranges: &[(u64, u64)]) -> Vec<String> {
+    use rayon::prelude::*;
     const CHUNK: u64 = 8 << 20;
     const OVERLAP: u64 = 256;
-    let mut out = Vec::new();
-    let mut buf = Vec::new();
-    for &(off, size) in ranges {
-        let mut pos = 0u64;
-        while pos < size {
-            let len = (size - pos).min(CHUNK + OVERLAP);
-            buf.resize(len as usize, 0);
-            let Some(at) = off.checked_add(pos) else {
-                break;
-            };
-            if std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, at).is_err() {
-                break;
+    let chunks: Vec<(u64, u64)> = ranges
+        .iter()
+        .flat_map(|&(off, size)| {
+            (0..size.div_ceil(CHUNK)).filter_map(move |i| {
+                let pos = i * CHUNK;
+                Some((off.checked_add(pos)?, (size - pos).min(CHUNK + OVERLAP)))
+            })
+        })
+        .collect();
+    chunks
+        .par_iter()
+        .flat_map_iter(|&(at, len)| {
+            let mut buf = vec![0u8; len as usize];
+            let mut out = Vec::new();
+            if std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, at).is_ok() {
+                // Only count literals that start inside this chunk's own span.
+                soname_literals(&buf, len.min(CHUNK) as usize, &mut out);
             }
-            // Only count literals that start inside this chunk's own span.
-            soname_literals(&buf, len.min(CHUNK) as usize, &mut out);
-            pos += CHUNK;
-        }
-    }
-    out
+            out
+        })
+        .collect()
 }
 
 /// Parse ELF facts from any `ReadRef`. The error is a one-line description.
