@@ -25,7 +25,7 @@ pub struct Finding {
     /// Stable identifier: `indirect-entry`, `stub-entry`, `unused-entry`,
     /// `missing-library`, `loader-error`, `build-dir-entry`, `insecure-entry`,
     /// `symlink-into-farm`, `farm-reference`, `dlopen-unknown`, `plan-refused`,
-    /// `special-file`, `symlink-loop`, `unreadable`.
+    /// `special-file`, `symlink-loop`, `duplicate-entry`, `unreadable`.
     pub kind: &'static str,
     pub severity: Severity,
     pub file: PathBuf,
@@ -116,6 +116,12 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                             "insecure-entry",
                             Severity::Error,
                             why.clone(),
+                            Some("drop it".into()),
+                        )),
+                        Reason::Duplicate { of } => out.push(mk(
+                            "duplicate-entry",
+                            Severity::Warning,
+                            format!("the same directory as entry {of}"),
                             Some("drop it".into()),
                         )),
                         Reason::Unused if effective => out.push(mk(

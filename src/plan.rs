@@ -124,6 +124,12 @@ pub enum Reason {
     MissingNeedGuard { need: String },
     /// In the ignored DT_RPATH of an object that also has DT_RUNPATH.
     IgnoredList,
+    /// The same directory as an earlier entry: the loader finds nothing here
+    /// that it did not find there.
+    Duplicate { of: usize },
+    /// Once the replaced entries' real dirs are in place, nothing is served
+    /// from here any more (`--shrink`).
+    Redundant,
 }
 
 /// What happens to one entry.
@@ -238,19 +244,87 @@ pub fn plan_object(input: &PlanInput) -> Vec<Plan> {
     let mut plans = Vec::new();
     match (&f.runpath, &f.rpath) {
         (Some(rp), rpath) => {
-            plans.push(plan_list(input, Tag::Runpath, rp, true));
+            plans.push(plan_to_fixpoint(input, Tag::Runpath, rp));
             if let Some(r) = rpath {
                 plans.push(plan_list(input, Tag::Rpath, r, false));
             }
         }
-        (None, Some(r)) => plans.push(plan_list(input, Tag::Rpath, r, true)),
+        (None, Some(r)) => plans.push(plan_to_fixpoint(input, Tag::Rpath, r)),
         (None, None) => {
             if input.opts.want_driver && needs_driver(input) {
-                plans.push(plan_list(input, Tag::Runpath, "", true));
+                plans.push(plan_to_fixpoint(input, Tag::Runpath, ""));
             }
         }
     }
     plans
+}
+
+/// Plan the effective list, then plan again over the result until nothing
+/// changes, so that one `fix` reaches the path a second `fix` would keep:
+/// with `--shrink`, an entry that served a need before may serve nothing once
+/// the farm's real dirs come first. Every round is proven equivalent to the
+/// one before it, so the last is equivalent to the original.
+fn plan_to_fixpoint(input: &PlanInput, tag: Tag, list: &str) -> Plan {
+    let mut plan = plan_list(input, tag, list, true);
+    for _ in 0..4 {
+        if !plan.changes() {
+            break;
+        }
+        let next = plan_list(input, tag, &plan.new, true);
+        if next.outcome != Outcome::Change {
+            break;
+        }
+        absorb(&mut plan, next, input.store);
+    }
+    plan
+}
+
+/// Fold a further round into `plan`: its new path, the needs' final files,
+/// and what became of the original entries.
+fn absorb(plan: &mut Plan, next: Plan, store: &StoreDir) {
+    let kept: std::collections::HashSet<&str> = next.new.split(':').collect();
+    for e in &mut plan.entries {
+        match &mut e.action {
+            Action::Keep if !kept.contains(e.text.as_str()) => {
+                e.action = Action::Drop;
+                e.reasons.push(Reason::Redundant);
+            }
+            Action::Replace { with } => {
+                with.retain(|w| kept.contains(w.as_str()));
+                if with.is_empty() {
+                    e.action = Action::Drop;
+                    e.reasons.push(Reason::Redundant);
+                }
+            }
+            _ => {}
+        }
+    }
+    for (n, m) in plan.needs.iter_mut().zip(&next.needs) {
+        n.after = m.after.clone();
+    }
+    for w in next.warnings {
+        if !plan.warnings.contains(&w) {
+            plan.warnings.push(w);
+        }
+    }
+    plan.new = next.new;
+    let removed = removed_store_paths(&plan.old, &plan.new, store);
+    plan.removed_hashes = removed.iter().map(|p| p.hash.clone()).collect();
+    plan.removed_store_paths = removed.into_iter().map(|p| p.path).collect();
+    plan.outcome = if plan.new == plan.old {
+        Outcome::Unchanged
+    } else {
+        Outcome::Change
+    };
+}
+
+/// Store paths named by `old` and not by `new`.
+fn removed_store_paths(old: &str, new: &str, store: &StoreDir) -> Vec<StorePath> {
+    let new_sp = store_paths_in(new, store);
+    store_paths_in(old, store)
+        .into_iter()
+        .filter(|p| !new_sp.iter().any(|q| q.hash == p.hash))
+        .collect()
 }
 
 /// An object with no search path gets one only to add a requested driver dir
@@ -398,7 +472,11 @@ fn plan_list(input: &PlanInput, tag: Tag, list: &str, effective: bool) -> Plan {
         let dir_snap = snap.dir(&sd.dir);
         let text = sd.text.as_str();
         let keep_pat = opts.keep.iter().find(|p| glob_match(p, text));
-        let action = if text.is_empty() {
+        let first = old_dirs.iter().find(|d| d.dir == sd.dir).map(|d| d.index);
+        let action = if let Some(of) = first.filter(|&i| i < sd.index && !text.is_empty()) {
+            reasons.push(Reason::Duplicate { of });
+            Action::Drop
+        } else if text.is_empty() {
             reasons.push(Reason::Insecure {
                 why: "empty entry: the loader searches the current directory".into(),
             });
@@ -608,12 +686,7 @@ fn plan_list(input: &PlanInput, tag: Tag, list: &str, effective: bool) -> Plan {
             );
         }
     }
-    let old_sp = store_paths_in(list, input.store);
-    let new_sp = store_paths_in(&new_text, input.store);
-    let removed: Vec<StorePath> = old_sp
-        .into_iter()
-        .filter(|p| !new_sp.iter().any(|q| q.hash == p.hash))
-        .collect();
+    let removed = removed_store_paths(list, &new_text, input.store);
     let outcome = match refusal {
         Some(reason) => Outcome::Refused { reason },
         None if new_text == list => Outcome::Unchanged,

@@ -469,6 +469,20 @@ pub fn check(w: &World) {
                     .collect()
             })
             .unwrap_or_default();
+        // Idempotent: planning over the new path keeps it.
+        if let Some(q) = again.iter().find(|q| q.tag == p.tag) {
+            assert!(
+                q.new == p.new && q.outcome == Outcome::Unchanged,
+                "not idempotent: {:?} -> {:?} -> {:?} ({:?})",
+                p.old,
+                p.new,
+                q.new,
+                q.entries
+                    .iter()
+                    .map(|e| (&e.text, &e.action, &e.reasons))
+                    .collect::<Vec<_>>()
+            );
+        }
         for n in &p.needs {
             let (Some(before), false) = (&n.before, n.was_stub) else {
                 continue;
