@@ -40,6 +40,8 @@ pub struct FileResult {
     pub store_path_bytes_removed: usize,
     /// Bytes written to disk for this file.
     pub bytes_written: u64,
+    /// Hard links to the inode edited in place (above 1: every link changed).
+    pub hard_links: u64,
 }
 
 /// The outcome of a run.
@@ -166,6 +168,7 @@ fn failed(path: &Path, detail: String) -> FileResult {
         detail,
         store_path_bytes_removed: 0,
         bytes_written: 0,
+        hard_links: 1,
     }
 }
 
@@ -214,20 +217,30 @@ fn fix_object(
         PlannedEdit::InPlace { edit } => write_large(path, &edit, &plans, o, &cx),
     });
     match result {
-        Ok((written, pending)) => (
-            FileResult {
-                path: path.clone(),
-                status: "changed",
-                detail: plans
-                    .iter()
-                    .map(|p| format!("{}: {} -> {}", p.tag, p.old, p.new))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                store_path_bytes_removed: removed,
-                bytes_written: written,
-            },
-            pending,
-        ),
+        Ok(w) => {
+            let mut detail = plans
+                .iter()
+                .map(|p| format!("{}: {} -> {}", p.tag, p.old, p.new))
+                .collect::<Vec<_>>()
+                .join("; ");
+            if w.links > 1 {
+                detail.push_str(&format!(
+                    " (edited in place: {} hard links share this file, all see the change)",
+                    w.links
+                ));
+            }
+            (
+                FileResult {
+                    path: path.clone(),
+                    status: "changed",
+                    detail,
+                    store_path_bytes_removed: removed,
+                    bytes_written: w.bytes,
+                    hard_links: w.links,
+                },
+                w.pending,
+            )
+        }
         Err(e) => (failed(path, format!("left as it was: {e}")), None),
     }
 }
@@ -331,18 +344,40 @@ fn write_in_memory(
         },
     )
     .map_err(|e| e.to_string())?;
-    Ok(match staged {
-        atomic::Staged::Done(atomic::Method::InPlace { .. }) => (
-            combined.patches.iter().map(|p| p.bytes.len() as u64).sum(),
-            None,
-        ),
-        atomic::Staged::Done(_) => (0, None),
-        atomic::Staged::Pending(p) => (data.len() as u64, Some(p)),
-    })
+    let in_place = combined.patches.iter().map(|p| p.bytes.len() as u64).sum();
+    Ok(Written::from(staged, in_place, data.len() as u64))
 }
 
-/// Bytes written, and the rename still to commit (copy path).
-type Written = (u64, Option<Box<atomic::PendingRename>>);
+/// What staging one file did.
+struct Written {
+    bytes: u64,
+    /// The rename still to commit (copy path).
+    pending: Option<Box<atomic::PendingRename>>,
+    /// Hard links to the inode edited in place (1 for most files).
+    links: u64,
+}
+
+impl Written {
+    fn from(staged: atomic::Staged, in_place_bytes: u64, copy_bytes: u64) -> Self {
+        match staged {
+            atomic::Staged::Done(atomic::Method::InPlace { links }) => Written {
+                bytes: in_place_bytes,
+                pending: None,
+                links,
+            },
+            atomic::Staged::Done(_) => Written {
+                bytes: 0,
+                pending: None,
+                links: 1,
+            },
+            atomic::Staged::Pending(p) => Written {
+                bytes: copy_bytes,
+                pending: Some(p),
+                links: 1,
+            },
+        }
+    }
+}
 
 /// The edit that turns `old` into `new`: runs of differing bytes (runs closer
 /// than 64 bytes merge), plus whatever `new` appends. Several planned edits
@@ -432,12 +467,8 @@ fn write_large(
         },
     )
     .map_err(|e| e.to_string())?;
-    Ok(match staged {
-        atomic::Staged::Done(atomic::Method::InPlace { .. }) => (patch.bytes.len() as u64, None),
-        atomic::Staged::Done(_) => (0, None),
-        // A large file is only ever edited in place (checked in planning).
-        atomic::Staged::Pending(p) => (0, Some(p)),
-    })
+    // A large file is only ever edited in place (checked in planning).
+    Ok(Written::from(staged, patch.bytes.len() as u64, 0))
 }
 
 /// The edited image must be well formed, carry the planned search path, keep
@@ -538,6 +569,7 @@ fn retarget(l: &FarmLink) -> FileResult {
             detail: format!("{} -> {}", l.target.display(), l.canonical.display()),
             store_path_bytes_removed: 32 * l.farms.len(),
             bytes_written: 0,
+            hard_links: 1,
         },
         Err(e) => failed(&l.path, format!("symlink left as it was: {e}")),
     }

@@ -1,0 +1,124 @@
+//! `unfarm fix` on unusual files: a library over 4 GiB (sparse) is edited in
+//! place, reading and writing only what changes; a hard-linked file follows
+//! the documented `--hard-links` policy and says what it did.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use common::{Cc, LinkStyle, Store, exe_calling, lib_source};
+
+const TOOLS: &[&str] = &["gcc", "readelf"];
+
+/// A library `libfoo.so.1` in its own output, an app that needs it, and a
+/// farm with a long name (so the real dir fits the farm's slot: in place).
+fn world() -> (Store, PathBuf, PathBuf, PathBuf) {
+    let store = Store::new();
+    let foo = store.output("foo-1.0-lib");
+    Cc::gcc().shared_lib(&foo.join("lib"), "foo", "1.0", &lib_source("foo", 7));
+    let farm = store.farm(
+        "a-rather-long-symlink-farm-name-joined",
+        &[&foo],
+        LinkStyle::Absolute,
+    );
+    let app = store.output("app-1.0");
+    let exe = Cc::gcc()
+        .link_dir(farm.join("lib"))
+        .lib(":libfoo.so.1")
+        .search(farm.join("lib"))
+        .executable(&app.join("bin/app"), &exe_calling(&["foo"]));
+    (store, foo, app, exe)
+}
+
+fn fix(store: &Store, extra: &[&str], out: &Path) -> common::Run {
+    let mut args: Vec<String> = vec!["fix".into(), "--system".into(), "--json".into()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(out.display().to_string());
+    store.unfarm(args)
+}
+
+#[test]
+fn file_over_4_gib_is_edited_in_place() {
+    common::require_tools(TOOLS);
+    let (store, foo, app, exe) = world();
+    // Make the program a sparse 5 GiB file: ld.so maps only its segments, so
+    // it still runs; unfarm must not read (or copy) the 5 GiB.
+    let f = std::fs::OpenOptions::new().write(true).open(&exe).unwrap();
+    f.set_len(5 << 30).unwrap();
+    drop(f);
+    let before_blocks = std::fs::metadata(&exe).unwrap().blocks();
+    let r = fix(&store, &[], &app);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let v = r.json();
+    let res = &v["results"][0];
+    assert_eq!(res["status"], "changed", "{v:#}");
+    let written = res["bytes_written"].as_u64().unwrap();
+    assert!(written > 0 && written < 64 << 10, "wrote {written} bytes");
+    let meta = std::fs::metadata(&exe).unwrap();
+    assert_eq!(meta.len(), 5 << 30);
+    // Still sparse: nothing was copied.
+    assert!(
+        meta.blocks() <= before_blocks + 8,
+        "{} blocks",
+        meta.blocks()
+    );
+    assert_eq!(
+        common::readelf_dynamic(&exe, "RUNPATH"),
+        Some(foo.join("lib").display().to_string())
+    );
+    assert_eq!(common::run(&exe, &[]).success().stdout, "7\n");
+}
+
+#[test]
+fn hard_links_follow_the_policy_and_say_so() {
+    common::require_tools(TOOLS);
+    let (store, foo, app, exe) = world();
+    let other = app.join("bin/app-alias");
+    std::fs::hard_link(&exe, &other).unwrap();
+    let original = std::fs::read(&exe).unwrap();
+
+    // refuse: nothing changes, one line naming the file, exit 1.
+    let r = fix(&store, &["--hard-links", "refuse"], &app);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert_eq!(std::fs::read(&exe).unwrap(), original);
+    assert!(
+        r.json()["results"].as_array().unwrap().iter().all(
+            |x| x["status"] == "failed" && x["detail"].as_str().unwrap().contains("hard links")
+        )
+    );
+
+    // break: this name gets its own fixed copy, the other keeps the old bytes.
+    let r = fix(&store, &["--hard-links", "break"], &exe);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert_ne!(std::fs::read(&exe).unwrap(), original);
+    assert_eq!(std::fs::read(&other).unwrap(), original);
+    assert_ne!(
+        std::fs::metadata(&exe).unwrap().ino(),
+        std::fs::metadata(&other).unwrap().ino()
+    );
+
+    // edit-shared (default): one inode edited in place, both names fixed,
+    // and the result says so.
+    std::fs::remove_file(&exe).unwrap();
+    std::fs::hard_link(&other, &exe).unwrap();
+    let r = fix(&store, &[], &app);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let v = r.json();
+    let res = &v["results"][0];
+    assert_eq!(res["hard_links"], 2, "{v:#}");
+    assert!(
+        res["detail"]
+            .as_str()
+            .unwrap()
+            .contains("2 hard links share this file"),
+        "{v:#}"
+    );
+    let want = Some(foo.join("lib").display().to_string());
+    assert_eq!(common::readelf_dynamic(&exe, "RUNPATH"), want);
+    assert_eq!(common::readelf_dynamic(&other, "RUNPATH"), want);
+    assert_eq!(
+        std::fs::metadata(&exe).unwrap().ino(),
+        std::fs::metadata(&other).unwrap().ino()
+    );
+}
