@@ -15,11 +15,11 @@ const TOOLS: &[&str] = &["gcc", "readelf"];
 /// farm with a long name (so the real dir fits the farm's slot: in place).
 fn world() -> (Store, PathBuf, PathBuf, PathBuf) {
     let store = Store::new();
-    let foo = store.output("foo-1.0-lib");
-    Cc::gcc().shared_lib(&foo.join("lib"), "foo", "1.0", &lib_source("foo", 7));
+    let lib_out = store.output("foo-1.0-lib");
+    Cc::gcc().shared_lib(&lib_out.join("lib"), "foo", "1.0", &lib_source("foo", 7));
     let farm = store.farm(
         "a-rather-long-symlink-farm-name-joined",
-        &[&foo],
+        &[&lib_out],
         LinkStyle::Absolute,
     );
     let app = store.output("app-1.0");
@@ -28,7 +28,7 @@ fn world() -> (Store, PathBuf, PathBuf, PathBuf) {
         .lib(":libfoo.so.1")
         .search(farm.join("lib"))
         .executable(&app.join("bin/app"), &exe_calling(&["foo"]));
-    (store, foo, app, exe)
+    (store, lib_out, app, exe)
 }
 
 fn fix(store: &Store, extra: &[&str], out: &Path) -> common::Run {
@@ -41,7 +41,7 @@ fn fix(store: &Store, extra: &[&str], out: &Path) -> common::Run {
 #[test]
 fn file_over_4_gib_is_edited_in_place() {
     common::require_tools(TOOLS);
-    let (store, foo, app, exe) = world();
+    let (store, lib_out, app, exe) = world();
     // Make the program a sparse 5 GiB file: ld.so maps only its segments, so
     // it still runs; unfarm must not read (or copy) the 5 GiB.
     let f = std::fs::OpenOptions::new().write(true).open(&exe).unwrap();
@@ -65,7 +65,7 @@ fn file_over_4_gib_is_edited_in_place() {
     );
     assert_eq!(
         common::readelf_dynamic(&exe, "RUNPATH"),
-        Some(foo.join("lib").display().to_string())
+        Some(lib_out.join("lib").display().to_string())
     );
     assert_eq!(common::run(&exe, &[]).success().stdout, "7\n");
 }
@@ -73,7 +73,7 @@ fn file_over_4_gib_is_edited_in_place() {
 #[test]
 fn hard_links_follow_the_policy_and_say_so() {
     common::require_tools(TOOLS);
-    let (store, foo, app, exe) = world();
+    let (store, lib_out, app, exe) = world();
     let other = app.join("bin/app-alias");
     std::fs::hard_link(&exe, &other).unwrap();
     let original = std::fs::read(&exe).unwrap();
@@ -114,7 +114,7 @@ fn hard_links_follow_the_policy_and_say_so() {
             .contains("2 hard links share this file"),
         "{v:#}"
     );
-    let want = Some(foo.join("lib").display().to_string());
+    let want = Some(lib_out.join("lib").display().to_string());
     assert_eq!(common::readelf_dynamic(&exe, "RUNPATH"), want);
     assert_eq!(common::readelf_dynamic(&other, "RUNPATH"), want);
     assert_eq!(
