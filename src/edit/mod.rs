@@ -308,7 +308,22 @@ impl OldString {
                 .map(|(_, (_, v))| *v),
         );
         refs.sort_unstable();
-        let shared_from = refs.iter().copied().find(|&r| r >= start && r <= nul);
+        // The old string may itself be the tail of a longer string (a NEEDED
+        // name ending in it): then none of its bytes are ours to overwrite.
+        let head_start = if start == 0 {
+            0
+        } else {
+            let before = data
+                .read_bytes_at(ctx.str_off, start)
+                .map_err(|_| EditError::Malformed(".dynstr is truncated".into()))?;
+            memchr::memrchr(0, before).map_or(0, |i| i as u64 + 1)
+        };
+        let inside_longer = refs.iter().any(|&r| r >= head_start && r < start);
+        let shared_from = if inside_longer {
+            Some(start)
+        } else {
+            refs.iter().copied().find(|&r| r >= start && r <= nul)
+        };
         let avail_end = match shared_from {
             Some(s) => s,
             None => {

@@ -523,3 +523,38 @@ fn phdr_table_overlapping_note_is_refused() {
     );
     assert!(check_layout(&data[..]).is_err());
 }
+
+/// Found by fuzzing: the RUNPATH string is the tail of a DT_NEEDED string
+/// (a linker may merge them either way round). Overwriting it in place
+/// changed the NEEDED name; the editor must leave those bytes alone.
+#[test]
+fn runpath_that_ends_another_string_is_not_overwritten() {
+    let data = include_bytes!("../../fuzz/seeds/edit/runpath-tail-of-needed");
+    let before = crate::elf::parse_facts(&data[..]).unwrap();
+    let old = before.runpath.clone().or(before.rpath.clone()).unwrap();
+    let tag = if before.runpath.is_some() {
+        SearchPathTag::Runpath
+    } else {
+        SearchPathTag::Rpath
+    };
+    let longer = format!("{old}:/x/lib");
+    let shorter = &old[..old.len() / 2];
+    for new in [shorter, longer.as_str(), ""] {
+        let req = EditRequest {
+            tag,
+            new_value: new,
+            scrub: &[],
+            drop_ldcache_note: true,
+        };
+        let Ok(e) = plan_edit(&data[..], data.len() as u64, &req) else {
+            continue;
+        };
+        let mut out = data.to_vec();
+        apply_in_memory(&mut out, &e);
+        let after = crate::elf::parse_facts(&out[..]).unwrap();
+        assert_eq!(
+            after.needed, before.needed,
+            "NEEDED changed editing to {new:?}"
+        );
+    }
+}
