@@ -473,10 +473,7 @@ fn plan_list(input: &PlanInput, tag: Tag, list: &str, effective: bool) -> Plan {
         let text = sd.text.as_str();
         let keep_pat = opts.keep.iter().find(|p| glob_match(p, text));
         let first = old_dirs.iter().find(|d| d.dir == sd.dir).map(|d| d.index);
-        let action = if let Some(of) = first.filter(|&i| i < sd.index && !text.is_empty()) {
-            reasons.push(Reason::Duplicate { of });
-            Action::Drop
-        } else if text.is_empty() {
+        let action = if text.is_empty() {
             reasons.push(Reason::Insecure {
                 why: "empty entry: the loader searches the current directory".into(),
             });
@@ -490,6 +487,11 @@ fn plan_list(input: &PlanInput, tag: Tag, list: &str, effective: bool) -> Plan {
         } else if let Some(p) = keep_pat {
             reasons.push(Reason::KeptByPattern { pattern: p.clone() });
             Action::Keep
+        } else if let Some(of) = first.filter(|&i| i < sd.index) {
+            // After the keep rules: a kept spelling of a dir survives even if
+            // an earlier, unkept one of the same dir is dropped.
+            reasons.push(Reason::Duplicate { of });
+            Action::Drop
         } else if !text.starts_with('/') && !text.starts_with('$') {
             reasons.push(Reason::Insecure {
                 why: "relative entry: the loader searches it from the current directory".into(),

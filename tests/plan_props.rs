@@ -60,3 +60,15 @@ fn driver_dir_stays_first() {
     let w = world::decode(&bytes);
     world::check(&w);
 }
+
+/// Found by the `plan` fuzz target: `d` (unused, dropped by `--shrink`) then
+/// `d/` (kept by `--keep`): the duplicate rule dropped the kept spelling too.
+#[test]
+fn kept_spelling_of_a_duplicate_dir_survives() {
+    let bytes = [
+        57, 58, 52, 252, 254, 254, 254, 254, 124, 119, 120, 115, 99, 1, 0, 255, 108, 124, 99, 0, 0,
+        0, 95, 124, 255, 215, 105, 98, 98, 46, 105, 98, 98, 46, 141, 149, 93, 0, 11, 0, 0, 0, 0, 0,
+        255, 255, 255, 12, 0, 0, 17, 1, 0, 17, 0, 52, 59, 1, 46, 49, 124, 0, 0,
+    ];
+    world::check(&world::decode(&bytes));
+}
