@@ -103,26 +103,35 @@ pub fn check_layout_ref<'d, R: ReadRef<'d>>(data: R, len: u64) -> Result<(), Edi
     Ok(())
 }
 
-/// The program header table must not share file bytes with the contents of
-/// another segment (a note, the interpreter, `.dynamic`): editing either
-/// would corrupt the other. Segments that merely cover it (PT_LOAD, PT_PHDR,
-/// PT_GNU_RELRO and the like that span whole pages) are fine.
+/// The ELF header and program header table must not share file bytes with
+/// the contents of a segment (a note, the interpreter, `.dynamic`) or of a
+/// section: an edit may rewrite either, and would corrupt the other. (Whole
+/// segments that merely cover the headers, PT_LOAD and PT_PHDR, are fine.)
 pub(super) fn phdrs_clear_of_contents(m: &Model) -> Result<(), EditError> {
     let start = m.phoff;
     let end = u64::from(m.phentsize)
         .checked_mul(m.phdrs.len() as u64)
         .and_then(|n| n.checked_add(start))
         .ok_or_else(|| EditError::Layout("program header table size overflows".into()))?;
+    let ehdr_end = if m.is64 { 64 } else { 52 };
+    let overlaps = |off: u64, size: u64| {
+        let e = off.saturating_add(size);
+        (off < end && start < e) || off < ehdr_end
+    };
     for (i, p) in m.phdrs.iter().enumerate() {
         let contents = [elf::PT_NOTE.0, elf::PT_INTERP.0, elf::PT_DYNAMIC.0];
-        if !contents.contains(&p.p_type) || p.filesz == 0 {
-            continue;
-        }
-        let p_end = p.offset.saturating_add(p.filesz);
-        if p.offset < end && start < p_end {
+        if contents.contains(&p.p_type) && p.filesz > 0 && overlaps(p.offset, p.filesz) {
             return Err(EditError::Layout(format!(
-                "program header table overlaps the contents of segment {i} (type {:#x})",
+                "the ELF or program headers overlap the contents of segment {i} (type {:#x})",
                 p.p_type
+            )));
+        }
+    }
+    for (i, s) in m.shdrs.iter().enumerate() {
+        let no_bytes = s.sh_type == elf::SHT_NOBITS.0 || s.sh_type == elf::SHT_NULL.0;
+        if !no_bytes && s.size > 0 && overlaps(s.offset, s.size) {
+            return Err(EditError::Layout(format!(
+                "the ELF or program headers overlap the contents of section {i}"
             )));
         }
     }

@@ -518,7 +518,7 @@ fn phdr_table_overlapping_note_is_refused() {
     };
     let err = plan_edit(&data[..], data.len() as u64, &req).unwrap_err();
     assert!(
-        err.to_string().contains("overlaps the contents of segment"),
+        err.to_string().contains("overlap the contents of segment"),
         "{err}"
     );
     assert!(check_layout(&data[..]).is_err());
@@ -557,4 +557,24 @@ fn runpath_that_ends_another_string_is_not_overwritten() {
             "NEEDED changed editing to {new:?}"
         );
     }
+}
+
+/// Found by fuzzing: a section header claims a symbol table over the ELF and
+/// program headers; growing the file "moved" symbols there and corrupted the
+/// program headers. Such a layout is refused.
+#[test]
+fn section_over_the_headers_is_refused() {
+    let data = include_bytes!("../../fuzz/seeds/edit/symtab-over-headers");
+    let req = EditRequest {
+        tag: SearchPathTag::Runpath,
+        new_value: "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-x/lib:$ORIGIN/../lib",
+        scrub: &[],
+        drop_ldcache_note: true,
+    };
+    let err = plan_edit(&data[..], data.len() as u64, &req).unwrap_err();
+    assert!(
+        err.to_string().contains("overlap the contents of section"),
+        "{err}"
+    );
+    assert!(check_layout(&data[..]).is_err());
 }
