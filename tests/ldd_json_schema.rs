@@ -10,17 +10,7 @@ use std::collections::BTreeSet;
 use common::{Cc, LinkStyle, Store, exe_calling, lib_calling, lib_source};
 use serde_json::Value;
 
-fn keys(v: &Value) -> BTreeSet<&str> {
-    v.as_object()
-        .unwrap_or_else(|| panic!("not an object: {v}"))
-        .keys()
-        .map(String::as_str)
-        .collect()
-}
-
-fn set<'a>(v: &[&'a str]) -> BTreeSet<&'a str> {
-    v.iter().copied().collect()
-}
+use common::{json_keys as keys, str_set as set};
 
 /// Every need in the tree, depth first.
 fn all_needs(needs: &Value, out: &mut Vec<Value>) {

@@ -12,49 +12,17 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+mod common;
+
+use common::nix::{self, run};
 const UNFARM: &str = env!("CARGO_BIN_EXE_unfarm");
 
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd} (is nix-bin installed?): {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf8")
-}
-
 fn build(attr: &str, salt: &str) -> Vec<PathBuf> {
-    let fixture = format!("{ROOT}/tests/nix/cost.nix");
-    let out = run(
-        "nix-build",
-        &[
-            &fixture,
-            "-A",
-            attr,
-            "--argstr",
-            "salt",
-            salt,
-            "--argstr",
-            "unfarmBin",
-            UNFARM,
-            "--no-out-link",
-            "--option",
-            "sandbox",
-            "false",
-            "--option",
-            "build-users-group",
-            "",
-            "--option",
-            "substituters",
-            "",
-        ],
-    );
-    out.lines().map(PathBuf::from).collect()
+    nix::build(
+        "cost.nix",
+        Some(attr),
+        &[("salt", salt), ("unfarmBin", UNFARM)],
+    )
 }
 
 struct Built {
@@ -67,12 +35,7 @@ struct Built {
 fn built() -> &'static Built {
     static B: OnceLock<Built> = OnceLock::new();
     B.get_or_init(|| {
-        run("sh", &[&format!("{ROOT}/scripts/setup-nix.sh")]);
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let salt = format!("cost-{}-{t}", std::process::id());
+        let salt = format!("cost-{}", nix::fresh_salt());
         Built {
             app: build("app", &salt)[0].clone(),
             fixed: build("appRefixed", &salt)[0].clone(),

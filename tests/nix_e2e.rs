@@ -5,73 +5,25 @@
 //! first (idempotent; needs root, as in CI). Fixture: tests/nix/e2e.nix.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+mod common;
+
+use common::nix::{self, closure, closure_size, output, run};
 const UNFARM: &str = env!("CARGO_BIN_EXE_unfarm");
-
-fn output(cmd: &str, args: &[&str]) -> Output {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd} (is nix-bin installed?): {e}"))
-}
-
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = output(cmd, args);
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf8")
-}
 
 fn salt() -> &'static str {
     static S: OnceLock<String> = OnceLock::new();
-    S.get_or_init(|| {
-        run("sh", &[&format!("{ROOT}/scripts/setup-nix.sh")]);
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        format!("{}-{t}", std::process::id())
-    })
-}
-
-fn build_args<'a>(attr: &'a str, salt: &'a str) -> Vec<String> {
-    [
-        &format!("{ROOT}/tests/nix/e2e.nix"),
-        "-A",
-        attr,
-        "--argstr",
-        "salt",
-        salt,
-        "--argstr",
-        "unfarmBin",
-        UNFARM,
-        "--no-out-link",
-        "--option",
-        "sandbox",
-        "false",
-        "--option",
-        "build-users-group",
-        "",
-        "--option",
-        "substituters",
-        "",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    S.get_or_init(nix::fresh_salt)
 }
 
 fn build(attr: &str) -> PathBuf {
-    let args = build_args(attr, salt());
-    let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-    let out = run("nix-build", &a);
-    PathBuf::from(out.lines().last().expect("nix-build printed a path"))
+    let out = nix::build(
+        "e2e.nix",
+        Some(attr),
+        &[("salt", salt()), ("unfarmBin", UNFARM)],
+    );
+    out.last().expect("nix-build printed a path").clone()
 }
 
 struct Built {
@@ -87,27 +39,6 @@ fn built() -> &'static Built {
         fixed: build("appFixed"),
         farm: build("farm"),
     })
-}
-
-fn closure(p: &Path) -> Vec<String> {
-    run("nix-store", &["-qR", p.to_str().unwrap()])
-        .lines()
-        .map(String::from)
-        .collect()
-}
-
-fn closure_size(p: &Path) -> u64 {
-    let out = run(
-        "nix",
-        &[
-            "--extra-experimental-features",
-            "nix-command",
-            "path-info",
-            "-S",
-            p.to_str().unwrap(),
-        ],
-    );
-    out.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 /// The outputs that must not be in a runtime closure.
@@ -234,9 +165,11 @@ fn the_hook_runs_after_a_late_hook_and_checks() {
 
 #[test]
 fn check_only_mode_fails_the_build_with_a_clear_message() {
-    let args = build_args("appCheckOnly", salt());
-    let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-    let out = output("nix-build", &a);
+    let out = nix::build_output(
+        "e2e.nix",
+        Some("appCheckOnly"),
+        &[("salt", salt()), ("unfarmBin", UNFARM)],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "check-only build should fail: {err}");
     assert!(err.contains("unfarm: error findings remain"), "{err}");

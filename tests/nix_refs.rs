@@ -8,24 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use common::nix::{self, run};
+
 use unfarm::closure::{NixDb, Source, nar_size, scan_closure};
 use unfarm::scan::{Candidates, Scanner, hash_of};
 use unfarm::store::StoreDir;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd} (is nix-bin installed?): {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf8")
-}
+mod common;
 
 struct Fixture {
     app: PathBuf,
@@ -51,30 +40,10 @@ impl Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        run("sh", &[&format!("{ROOT}/scripts/setup-nix.sh")]);
         // A fresh salt per run: paths not seen before, built now.
         let salt = format!("{}", std::process::id());
-        let out = run(
-            "nix-build",
-            &[
-                &format!("{ROOT}/tests/nix/fixture.nix"),
-                "--argstr",
-                "salt",
-                &salt,
-                "--no-out-link",
-                "--option",
-                "sandbox",
-                "false",
-                "--option",
-                "build-users-group",
-                "",
-                "--option",
-                "substituters",
-                "",
-            ],
-        );
-        let p: Vec<PathBuf> = out.lines().map(PathBuf::from).collect();
-        assert_eq!(p.len(), 5, "nix-build output: {out}");
+        let p = nix::build("fixture.nix", None, &[("salt", &salt)]);
+        assert_eq!(p.len(), 5, "nix-build output: {p:?}");
         // nix-build prints attributes in name order.
         Fixture {
             app: p[0].clone(),
@@ -92,27 +61,6 @@ fn sd() -> StoreDir {
 
 fn db() -> PathBuf {
     PathBuf::from("/nix/var/nix/db/db.sqlite")
-}
-
-fn nix_refs(p: &Path) -> BTreeSet<PathBuf> {
-    run("nix-store", &["-q", "--references", p.to_str().unwrap()])
-        .lines()
-        .map(PathBuf::from)
-        .collect()
-}
-
-fn nix_closure_size(p: &Path) -> u64 {
-    let out = run(
-        "nix",
-        &[
-            "--extra-experimental-features",
-            "nix-command",
-            "path-info",
-            "-S",
-            p.to_str().unwrap(),
-        ],
-    );
-    out.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 #[test]
@@ -136,17 +84,17 @@ fn scanned_references_equal_nix_references() {
             .iter()
             .map(|h| by_hash[h].clone())
             .collect();
-        assert_eq!(ours, nix_refs(p), "references of {}", p.display());
+        assert_eq!(ours, nix::references(p), "references of {}", p.display());
     }
     // The self-reference (liba's own RUNPATH) is found.
-    assert!(nix_refs(&f.liba).contains(&f.liba));
+    assert!(nix::references(&f.liba).contains(&f.liba));
     // Plain-dir scanning of the whole store gives the same graph edges.
     let g = scan_closure(&store, &[f.app.clone(), f.appnofarm.clone()]).unwrap();
     for n in g.nodes() {
         let ours: BTreeSet<PathBuf> = n.refs.iter().map(|&r| g.node(r).path.clone()).collect();
         assert_eq!(
             ours,
-            nix_refs(&n.path),
+            nix::references(&n.path),
             "scan_closure refs of {}",
             n.path.display()
         );
@@ -176,7 +124,7 @@ fn nar_sizes_equal_nix_dump() {
 fn closure_sizes_equal_nix_path_info() {
     let f = fixture();
     for p in f.all() {
-        let want = nix_closure_size(p);
+        let want = nix::closure_size(p);
         for source in [Source::NixDb(db()), Source::Scan] {
             let g = source.load(&sd(), std::slice::from_ref(p)).unwrap();
             let id = g.id(p).unwrap();
@@ -276,7 +224,7 @@ fn farm_added_size_equals_measured_drop() {
     let f = fixture();
     // appnofarm is app with the farm's hash blanked: same NAR size, one
     // reference fewer. The drop Nix measures is the farm's cost.
-    let drop = nix_closure_size(&f.app) - nix_closure_size(&f.appnofarm);
+    let drop = nix::closure_size(&f.app) - nix::closure_size(&f.appnofarm);
     for source in [Source::NixDb(db()), Source::Scan] {
         let g = source.load(&sd(), std::slice::from_ref(&f.app)).unwrap();
         let root = g.id(&f.app).unwrap();

@@ -16,6 +16,8 @@
 
 #![allow(dead_code)]
 
+pub mod nix;
+
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::symlink;
@@ -633,4 +635,18 @@ fn readelf_values(file: &Path, tag: &str) -> Vec<String> {
             Some(rest.strip_suffix(']')?.to_owned())
         })
         .collect()
+}
+
+/// The keys of a JSON object (for schema tests).
+pub fn json_keys(v: &serde_json::Value) -> std::collections::BTreeSet<&str> {
+    v.as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+/// A set of strings (for comparing with [`json_keys`]).
+pub fn str_set<'a>(v: &[&'a str]) -> std::collections::BTreeSet<&'a str> {
+    v.iter().copied().collect()
 }
