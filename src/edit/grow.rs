@@ -404,7 +404,15 @@ fn find_room(m: &Model, need: u64, dynstr_addr: u64) -> Result<Room, EditError> 
         align,
         secs: chosen,
     };
-    // Nothing else may point into the block.
+    // Nothing else may point into the block: no other section's bytes...
+    for (i, s) in m.shdrs.iter().enumerate() {
+        let has_bytes = s.sh_type != elf::SHT_NOBITS.0 && s.sh_type != elf::SHT_NULL.0;
+        let overlaps = s.offset < end && s.offset.saturating_add(s.size) > start;
+        if has_bytes && s.size > 0 && overlaps && !room.secs.contains(&i) {
+            return Err(no());
+        }
+    }
+    // ...and no segment but those moved whole.
     for p in &m.phdrs {
         let t = p.p_type;
         if t == elf::PT_LOAD.0 || t == elf::PT_PHDR.0 || t == elf::PT_NULL.0 || p.filesz == 0 {

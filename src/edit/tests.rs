@@ -578,3 +578,26 @@ fn section_over_the_headers_is_refused() {
     );
     assert!(check_layout(&data[..]).is_err());
 }
+
+/// Found by fuzzing: making room for a new program header moves the sections
+/// right after the table; a further (bogus) section inside that block was
+/// not moved, so the grown table ran over it. Now the edit is refused.
+#[test]
+fn section_inside_the_block_to_move_is_refused() {
+    let data = include_bytes!("../../fuzz/seeds/edit/section-inside-moved-block");
+    assert!(check_layout(&data[..]).is_ok());
+    let req = EditRequest {
+        tag: SearchPathTag::Runpath,
+        new_value: "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-farm/lib:/nix/store/0123456789abcdfghijklmnpqrsvwxyz-x/lib:$ORIGIN/../lib",
+        scrub: &[],
+        drop_ldcache_note: true,
+    };
+    match plan_edit(&data[..], data.len() as u64, &req) {
+        Err(e) => assert!(e.to_string().contains("not movable"), "{e}"),
+        Ok(e) => {
+            let mut out = data.to_vec();
+            apply_in_memory(&mut out, &e);
+            check_layout(&out).unwrap();
+        }
+    }
+}
