@@ -627,8 +627,30 @@ fn plan_list(input: &PlanInput, tag: Tag, list: &str, effective: bool) -> Plan {
             Action::Drop => {}
         }
     }
-    let mut seen = std::collections::HashSet::new();
-    new.retain(|e| seen.insert(e.dir.clone()));
+    // One entry per dir, at its first position; if another spelling of the
+    // dir is the one the packager asked to keep, that spelling stays (else a
+    // later run, no longer seeing the kept text, could drop the dir).
+    let pinned: Vec<&str> = entries
+        .iter()
+        .filter(|e| {
+            e.reasons
+                .iter()
+                .any(|r| matches!(r, Reason::KeptByPattern { .. } | Reason::Origin))
+        })
+        .map(|e| e.text.as_str())
+        .collect();
+    let mut deduped: Vec<NewEntry> = Vec::with_capacity(new.len());
+    for e in new {
+        match deduped.iter_mut().find(|d| d.dir == e.dir) {
+            Some(d) => {
+                if pinned.contains(&e.text.as_str()) && !pinned.contains(&d.text.as_str()) {
+                    d.text = e.text;
+                }
+            }
+            None => deduped.push(e),
+        }
+    }
+    let mut new = deduped;
 
     // 6. Verify, reordering where two real dirs offer one name.
     offered_names.sort();

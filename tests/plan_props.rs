@@ -72,3 +72,16 @@ fn kept_spelling_of_a_duplicate_dir_survives() {
     ];
     world::check(&world::decode(&bytes));
 }
+
+/// Found by the `plan` fuzz target: `d/` before `d` (kept by `--keep`), both
+/// kept on the first pass; deduplication kept the spelling `d/`, and the
+/// next pass, no longer seeing the kept text, dropped the dir.
+#[test]
+fn kept_entry_after_its_unkept_spelling_survives() {
+    let bytes = [
+        57, 8, 91, 253, 255, 0, 0, 0, 41, 0, 243, 255, 255, 255, 194, 49, 65, 255, 255, 109, 114,
+        16, 0, 0, 19, 16, 51, 0,
+    ];
+    let w = world::decode(&bytes);
+    world::check(&w);
+}
