@@ -31,6 +31,7 @@ pub fn check_layout_ref<'d, R: ReadRef<'d>>(data: R, len: u64) -> Result<(), Edi
         return bad("program header table extends past the end of the file".into());
     }
     phdrs_clear_of_contents(&m)?;
+    segments_inside_file(&m)?;
     let mut prev: Option<(u64, u64)> = None;
     let mut seen_load = false;
     for (i, p) in m.phdrs.iter().enumerate() {
@@ -132,6 +133,22 @@ pub(super) fn phdrs_clear_of_contents(m: &Model) -> Result<(), EditError> {
         if !no_bytes && s.size > 0 && overlaps(s.offset, s.size) {
             return Err(EditError::Layout(format!(
                 "the ELF or program headers overlap the contents of section {i}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Every segment's file bytes lie inside the file (not only PT_LOADs: a note
+/// or the interpreter past the end is as broken, and an edit placing data at
+/// the end would land "inside" it).
+pub(super) fn segments_inside_file(m: &Model) -> Result<(), EditError> {
+    for (i, p) in m.phdrs.iter().enumerate() {
+        if p.p_type != elf::PT_NULL.0 && p.filesz > 0 && p.file_end().is_none_or(|e| e > m.file_len)
+        {
+            return Err(EditError::Layout(format!(
+                "segment {i} (type {:#x}) extends past the end of the file",
+                p.p_type
             )));
         }
     }

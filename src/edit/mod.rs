@@ -160,6 +160,7 @@ pub fn plan_edit<'d, R: ReadRef<'d>>(
     // An edit may rewrite the program header table; if its bytes are also a
     // note's or the interpreter's, that would corrupt them.
     check::phdrs_clear_of_contents(&m)?;
+    check::segments_inside_file(&m)?;
     let mut w = Writes::default();
     if req.drop_ldcache_note {
         note::drop_ldcache(&mut m, data, &mut w)?;

@@ -601,3 +601,23 @@ fn section_inside_the_block_to_move_is_refused() {
         }
     }
 }
+
+/// Found by fuzzing: a PT_NOTE claiming bytes far past the end of the file;
+/// a grow edit appended the program header table "inside" it. Any segment
+/// past the end now makes the layout invalid, and the edit is refused.
+#[test]
+fn segment_past_end_of_file_is_refused() {
+    let data = include_bytes!("../../fuzz/seeds/edit/note-past-eof");
+    assert!(check_layout(&data[..]).is_err());
+    let req = EditRequest {
+        tag: SearchPathTag::Runpath,
+        new_value: "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-x/lib:$ORIGIN/../lib",
+        scrub: &[],
+        drop_ldcache_note: true,
+    };
+    let err = plan_edit(&data[..], data.len() as u64, &req).unwrap_err();
+    assert!(
+        err.to_string().contains("past the end of the file"),
+        "{err}"
+    );
+}
