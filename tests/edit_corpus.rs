@@ -770,12 +770,12 @@ fn every_system_elf_file_survives_short_and_long_edits() {
     assert_eq!(t.in_place, t.runpath_files + t.rpath_files);
     assert_eq!(t.grew, 2 * t.added + t.runpath_files + t.rpath_files);
     assert!(
-        t.dlopen_ok_before >= 500,
+        t.dlopen_ok_before >= 200,
         "only {} libraries loaded",
         t.dlopen_ok_before
     );
     assert!(
-        t.run_ok_before >= 40,
+        t.run_ok_before >= 20,
         "only {} programs ran",
         t.run_ok_before
     );
