@@ -77,16 +77,22 @@ pub fn fix(
         let _ = atomic::cleanup_stale_temps(d);
     }
     let probe = FsProbe::new(store.clone());
-    // Stage every file in parallel: edited, verified, written in place or to
-    // a temp file beside it, nothing forced to disk yet.
-    let staged: Vec<(FileResult, Option<Box<atomic::PendingRename>>)> = survey
+    let todo: Vec<&ObjectSurvey> = survey
         .objects
-        .par_iter()
+        .iter()
         .filter(|o| {
             o.plans
                 .iter()
                 .any(|p| p.changes() || matches!(p.outcome, crate::plan::Outcome::Refused { .. }))
         })
+        .collect();
+    // Names of one inode (hard links inside the outputs) are edited once,
+    // through the first name; the others share the result.
+    let (todo, aliases) = one_name_per_inode(todo, opts.hard_links);
+    // Stage every file in parallel: edited, verified, written in place or to
+    // a temp file beside it, nothing forced to disk yet.
+    let staged: Vec<(FileResult, Option<Box<atomic::PendingRename>>)> = todo
+        .par_iter()
         .map(|o| {
             let r = fix_object(o, plan_opts, opts, &probe);
             progress();
@@ -110,6 +116,29 @@ pub fn fix(
                 Ok(_) => r,
                 Err(e) => failed(&r.path, format!("left as it was: {e}")),
             },
+        };
+        results.push(r);
+    }
+    for (alias, first) in aliases {
+        let r = match results.iter().find(|r| r.path == first.path) {
+            Some(r) if r.status == "changed" => FileResult {
+                path: alias.path.clone(),
+                status: "changed",
+                detail: format!(
+                    "the same file as {} (a hard link): fixed with it",
+                    first.path.display()
+                ),
+                store_path_bytes_removed: r.store_path_bytes_removed,
+                bytes_written: 0,
+                hard_links: r.hard_links,
+            },
+            _ => failed(
+                &alias.path,
+                format!(
+                    "the same file as {} (a hard link), which was not fixed",
+                    first.path.display()
+                ),
+            ),
         };
         results.push(r);
     }
@@ -159,6 +188,41 @@ pub fn fix(
     report.failed += survey.errors.len();
     report.results = results;
     report
+}
+
+/// (a further name, the first name of its inode)
+type Aliases<'a> = Vec<(&'a ObjectSurvey, &'a ObjectSurvey)>;
+
+/// With `EditShared`, split off the second and later names of an inode:
+/// editing it once, in place, fixes them all. (With `Break`, each name gets
+/// its own copy; with `Refuse`, each is refused: no grouping.)
+fn one_name_per_inode(
+    objects: Vec<&ObjectSurvey>,
+    policy: HardLinks,
+) -> (Vec<&ObjectSurvey>, Aliases<'_>) {
+    use std::os::unix::fs::MetadataExt;
+    if policy != HardLinks::EditShared {
+        return (objects, Vec::new());
+    }
+    let mut first: std::collections::HashMap<(u64, u64), &ObjectSurvey> = Default::default();
+    let mut todo = Vec::new();
+    let mut aliases = Vec::new();
+    for o in objects {
+        let key = std::fs::symlink_metadata(&o.path)
+            .ok()
+            .filter(|m| m.nlink() > 1)
+            .map(|m| (m.dev(), m.ino()));
+        match key.and_then(|k| first.get(&k).copied()) {
+            Some(f) => aliases.push((o, f)),
+            None => {
+                if let Some(k) = key {
+                    first.insert(k, o);
+                }
+                todo.push(o);
+            }
+        }
+    }
+    (todo, aliases)
 }
 
 fn failed(path: &Path, detail: String) -> FileResult {

@@ -114,6 +114,17 @@ fn hard_links_follow_the_policy_and_say_so() {
             .contains("2 hard links share this file"),
         "{v:#}"
     );
+    // The other name is not edited a second time (in parallel it would see
+    // the first edit as a concurrent change): it shares the result.
+    let alias = &v["results"][1];
+    assert!(
+        alias["detail"]
+            .as_str()
+            .unwrap()
+            .contains("a hard link): fixed with it"),
+        "{v:#}"
+    );
+    assert_eq!(alias["status"], "changed");
     let want = Some(lib_out.join("lib").display().to_string());
     assert_eq!(common::readelf_dynamic(&exe, "RUNPATH"), want);
     assert_eq!(common::readelf_dynamic(&other, "RUNPATH"), want);

@@ -228,6 +228,15 @@ pub fn plan_edit<'d, R: ReadRef<'d>>(
             }
         }
     }
+    // Every byte an edit writes lies inside the resulting file: a claim in a
+    // hostile header must never turn into a write somewhere else.
+    if let Some(p) = patches.iter().find(|p| p.end() > new_len) {
+        return Err(EditError::Malformed(format!(
+            "the edit would write at {:#x}..{:#x}, past the end of the file",
+            p.offset,
+            p.end()
+        )));
+    }
     Ok(ElfEdit {
         patches,
         new_len,

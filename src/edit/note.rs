@@ -62,9 +62,18 @@ pub(super) fn drop_ldcache<'d, R: ReadRef<'d>>(
     for (i, s) in m.shdrs.iter().enumerate() {
         if s.name == SECTION && u64::from(m.shentsize) == size {
             w.put(m.shoff + i as u64 * size, vec![0; size as usize]);
-            if s.sh_type != elf::SHT_NOBITS.0 && !hits.iter().any(|h| h.start == s.offset) {
-                // A note section no PT_NOTE maps: just zero it.
-                let len = usize::try_from(s.size).unwrap_or(0).min(1 << 20);
+            if s.sh_type == elf::SHT_NOTE.0 && !hits.iter().any(|h| h.start == s.offset) {
+                // A note section no PT_NOTE maps: just zero its bytes, which
+                // must lie in the file (a section header is only a claim).
+                let end = s.offset.checked_add(s.size);
+                if end.is_none_or(|e| e > m.file_len) {
+                    return Err(EditError::Malformed(format!(
+                        "section {i} ({}) extends past the end of the file",
+                        String::from_utf8_lossy(SECTION)
+                    )));
+                }
+                let len = usize::try_from(s.size)
+                    .map_err(|_| EditError::Malformed("note section too large".into()))?;
                 w.put(s.offset, vec![0; len]);
             }
         }

@@ -621,3 +621,22 @@ fn segment_past_end_of_file_is_refused() {
         "{err}"
     );
 }
+
+/// Found by fuzzing (as memory exhaustion): a `.note.nixos.ldcache` section
+/// header (of type NULL) pointing 1.7 GB past the end of a 7 KB file; the
+/// note removal zeroed "its" bytes there. Only SHT_NOTE bytes inside the file
+/// are zeroed now, and no edit writes past the end of the file.
+#[test]
+fn ldcache_section_header_past_the_end_writes_nothing_there() {
+    let data = include_bytes!("../../fuzz/seeds/edit/ldcache-section-past-eof");
+    let req = EditRequest {
+        tag: SearchPathTag::Runpath,
+        new_value: "",
+        scrub: &[],
+        drop_ldcache_note: true,
+    };
+    if let Ok(e) = plan_edit(&data[..], data.len() as u64, &req) {
+        assert!(e.patches.iter().all(|p| p.end() <= e.new_len));
+        assert!(e.patches.iter().map(|p| p.bytes.len()).sum::<usize>() < data.len());
+    }
+}
