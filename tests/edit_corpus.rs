@@ -25,12 +25,12 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
+use common::elflint;
 use rayon::prelude::*;
 use unfarm::atomic::{self, Candidate, HardLinks, Method};
 use unfarm::edit::{self, EditRequest, SearchPathTag};
@@ -189,23 +189,6 @@ fn readelf_search_path(p: &Path) -> (Option<String>, Option<String>) {
         common::readelf_dynamic(p, "RUNPATH"),
         common::readelf_dynamic(p, "RPATH"),
     )
-}
-
-/// eu-elflint's complaints, with the file name taken out.
-fn elflint(p: &Path) -> BTreeSet<String> {
-    let out = Command::new("eu-elflint")
-        .arg("--gnu-ld")
-        .arg(p)
-        .stdin(Stdio::null())
-        .output()
-        .expect("eu-elflint (elfutils) is required");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let name = p.display().to_string();
-    text.lines()
-        .map(|l| l.replace(&name, "FILE"))
-        .filter(|l| !l.trim().is_empty() && !l.contains("No errors"))
-        .collect()
 }
 
 /// eu-elflint's "read-only section modified but text relocation flag not

@@ -2,10 +2,12 @@
 //! and under qemu-user), strip, and patchelf's own result. Every tool is
 //! required: a missing one fails the test.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
+use common::elflint;
 use unfarm::atomic::{self, Candidate, HardLinks, Method};
 use unfarm::edit::{self, EditRequest, SearchPathTag};
 
@@ -131,18 +133,6 @@ fn readelf_runpath(p: &Path) -> Option<String> {
         let s = l.split_once('[').unwrap().1;
         s.rsplit_once(']').unwrap().0.to_string()
     })
-}
-
-/// eu-elflint's complaints, with the file name taken out.
-fn elflint(p: &Path) -> BTreeSet<String> {
-    let out = run(Command::new("eu-elflint").arg("--gnu-ld").arg(p));
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let name = p.display().to_string();
-    text.lines()
-        .map(|l| l.replace(&name, "FILE"))
-        .filter(|l| !l.trim().is_empty() && !l.contains("No errors"))
-        .collect()
 }
 
 /// Edit `path` through the public API, verifying the layout of the candidate.

@@ -941,8 +941,11 @@ fn library_and_program_fixed_together() {
     );
 }
 
-#[test]
-fn rpath_serving_a_dependency_through_inheritance_expand() {
+/// An RPATH program through a farm of foo-lib and bar-lib, where libbar
+/// needs libfoo but has no search path of its own: the loader finds libfoo
+/// for it through the program's (inherited) RPATH. Returns (store, foo-lib,
+/// bar-lib, farm, program).
+fn rpath_inheritance_world() -> (Store, PathBuf, PathBuf, PathBuf, PathBuf) {
     common::require_tools(TOOLS);
     let store = Store::new();
     let foo_out = store.output("foo-1.0-lib");
@@ -965,6 +968,12 @@ fn rpath_serving_a_dependency_through_inheritance_expand() {
             &store.output("app-1.0").join("bin/app"),
             &exe_calling(&["bar"]),
         );
+    (store, foo_out, bar, farm, exe)
+}
+
+#[test]
+fn rpath_serving_a_dependency_through_inheritance_expand() {
+    let (store, foo_out, bar, farm, exe) = rpath_inheritance_world();
     assert_eq!(common::run(&exe, &[]).success().stdout, "41\n");
     let out = out_of(&exe);
     // libfoo.so.1 is found for libbar through the program's inherited RPATH:
@@ -987,27 +996,7 @@ fn rpath_serving_a_dependency_through_inheritance_expand() {
 
 #[test]
 fn shrink_keeps_rpath_dir_that_only_a_dependency_uses() {
-    common::require_tools(TOOLS);
-    let store = Store::new();
-    let foo_out = store.output("foo-1.0-lib");
-    Cc::gcc().shared_lib(&foo_out.join("lib"), "foo", "1.2.3", &lib_source("foo", 40));
-    let bar = store.output("bar-2.0-lib");
-    Cc::gcc()
-        .link_dir(foo_out.join("lib"))
-        .lib(":libfoo.so.1")
-        .shared_lib(&bar.join("lib"), "bar", "2.0", &lib_calling("bar", "foo"));
-    let farm = store.farm("env-farm", &[&foo_out, &bar], LinkStyle::Absolute);
-    let fl = farm.join("lib");
-    let exe = Cc::gcc()
-        .dtags(Dtags::Rpath)
-        .link_dir(&fl)
-        .lib(":libbar.so.2")
-        .search(&fl)
-        .arg(format!("-Wl,-rpath-link,{}", s(&fl)))
-        .executable(
-            &store.output("app-1.0").join("bin/app"),
-            &exe_calling(&["bar"]),
-        );
+    let (store, foo_out, bar, _farm, exe) = rpath_inheritance_world();
     let out = out_of(&exe);
     // Before inheritance was modelled, --shrink planned only bar's dir and
     // the fixed program failed with "libfoo.so.1: cannot open".

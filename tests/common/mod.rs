@@ -650,3 +650,21 @@ pub fn json_keys(v: &serde_json::Value) -> std::collections::BTreeSet<&str> {
 pub fn str_set<'a>(v: &[&'a str]) -> std::collections::BTreeSet<&'a str> {
     v.iter().copied().collect()
 }
+
+/// eu-elflint's complaints about `p` (`--gnu-ld`), with the file name taken
+/// out, so the sets for an original and its edited copy compare.
+pub fn elflint(p: &Path) -> std::collections::BTreeSet<String> {
+    let out = Command::new("eu-elflint")
+        .arg("--gnu-ld")
+        .arg(p)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("eu-elflint (elfutils) is required");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let name = p.display().to_string();
+    text.lines()
+        .map(|l| l.replace(&name, "FILE"))
+        .filter(|l| !l.trim().is_empty() && !l.contains("No errors"))
+        .collect()
+}
