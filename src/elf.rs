@@ -283,17 +283,113 @@ enum Contents {
     Large(File),
 }
 
+/// A file opened by [`FileBytes::open_sniffed`].
+pub enum Sniffed {
+    Elf(FileBytes),
+    /// Not ELF: its first bytes (up to 64 KiB).
+    Other {
+        head: Vec<u8>,
+    },
+}
+
+/// How much of a file [`FileBytes::open_elf`] reads before knowing whether it
+/// is ELF: most small objects fit, and a large non-ELF file costs one read.
+const HEAD_READ: usize = 64 << 10;
+
+/// Read from `f` until `v` holds `want` bytes or the file ends: for a
+/// regular file, one `read` (std's `read_to_end` would start with 8 KiB
+/// chunks, or stat the file again for a size hint).
+pub(crate) fn read_up_to(mut f: &File, v: &mut Vec<u8>, want: usize) -> std::io::Result<()> {
+    let mut have = v.len();
+    if want <= have {
+        return Ok(());
+    }
+    v.resize(want, 0);
+    while have < want {
+        match f.read(&mut v[have..]) {
+            Ok(0) => break,
+            Ok(n) => have += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                v.truncate(have);
+                return Err(e);
+            }
+        }
+    }
+    v.truncate(have);
+    Ok(())
+}
+
 impl FileBytes {
+    /// Open `path` and, when it is ELF, read it as [`FileBytes::open`] does:
+    /// one open and, for a small file, usually one read. `None` for a file
+    /// that is not ELF (only its first 64 KiB were read).
+    pub fn open_elf(path: &Path) -> Result<Option<Self>, ElfError> {
+        Ok(match Self::open_sniffed(path)? {
+            Sniffed::Elf(b) => Some(b),
+            Sniffed::Other { .. } => None,
+        })
+    }
+
+    /// Like [`FileBytes::open_elf`], keeping the first bytes of a file that
+    /// is not ELF.
+    pub fn open_sniffed(path: &Path) -> Result<Sniffed, ElfError> {
+        let io = |source| ElfError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file = File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        let whole = len <= WHOLE_FILE_LIMIT;
+        let head = if whole {
+            (len as usize).min(HEAD_READ)
+        } else {
+            HEAD_READ
+        };
+        let mut v = Vec::with_capacity(head);
+        read_up_to(&file, &mut v, head).map_err(io)?;
+        if sniff(&v[..v.len().min(8)]) != FileKind::Elf {
+            return Ok(Sniffed::Other { head: v });
+        }
+        let data = if whole {
+            let len = len as usize;
+            if v.len() < len {
+                v.reserve_exact(len - v.len());
+                read_up_to(&file, &mut v, len).map_err(io)?;
+            }
+            Contents::Whole(v)
+        } else {
+            Contents::Large(file)
+        };
+        Ok(Sniffed::Elf(FileBytes {
+            path: path.to_owned(),
+            data,
+        }))
+    }
+
+    /// The first `n` bytes (fewer if the file is shorter).
+    pub fn head(&self, n: usize) -> Vec<u8> {
+        match &self.data {
+            Contents::Whole(v) => v[..v.len().min(n)].to_vec(),
+            Contents::Large(f) => {
+                let mut head = vec![0; n];
+                let k = std::os::unix::fs::FileExt::read_at(f, &mut head, 0).unwrap_or(0);
+                head.truncate(k);
+                head
+            }
+        }
+    }
+
     pub fn open(path: &Path) -> Result<Self, ElfError> {
         let io = |source| ElfError::Io {
             path: path.to_owned(),
             source,
         };
-        let mut file = File::open(path).map_err(io)?;
+        let file = File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         let data = if len <= WHOLE_FILE_LIMIT {
-            let mut v = Vec::with_capacity(len as usize);
-            file.read_to_end(&mut v).map_err(io)?;
+            let mut v = Vec::new();
+            read_up_to(&file, &mut v, len as usize).map_err(io)?;
             Contents::Whole(v)
         } else {
             Contents::Large(file)

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::elf::{self, ElfFacts, FileKind};
+use crate::elf::{self, ElfFacts};
 use crate::farm::Hop;
 use crate::resolve::{self, FsProbe, LoaderConfig, NeedResolution, Requester, SearchDir, Tried};
 use crate::walk::{self, EntryKind};
@@ -120,16 +120,10 @@ pub fn ldd(roots: &[PathBuf], probe: &FsProbe, opts: &LddOptions) -> LddReport {
     let mut errors: Vec<String> = walk_errors.iter().map(ToString::to_string).collect();
     let mut files = Vec::new();
     for e in entries.iter().filter(|e| e.kind == EntryKind::File) {
-        match elf::sniff_file(&e.path) {
-            Ok(FileKind::Elf) => {}
-            Ok(_) => continue,
-            Err(err) => {
-                errors.push(err.to_string());
-                continue;
+        match elf::FileBytes::open_elf(&e.path).and_then(|b| b.map(|b| b.facts()).transpose()) {
+            Ok(Some(facts)) if facts.dynamic => {
+                files.push(report_file(&e.path, &facts, probe, opts))
             }
-        }
-        match elf::read_facts(&e.path) {
-            Ok(facts) if facts.dynamic => files.push(report_file(&e.path, &facts, probe, opts)),
             Ok(_) => {}
             Err(err) => errors.push(err.to_string()),
         }
