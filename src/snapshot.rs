@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::elf::{self, ElfIdent, ObjectType};
@@ -61,10 +62,12 @@ pub struct DirSnapshot {
     pub partial: bool,
 }
 
-/// Every directory a plan may look into.
-#[derive(Clone, Debug, Default, Serialize)]
+/// Every directory a plan may look into. (Hashed: the planner looks dirs up
+/// by path many times per object, and comparing paths component by component
+/// in a tree was the survey's hottest code.)
+#[derive(Clone, Debug, Default)]
 pub struct Snapshot {
-    pub dirs: BTreeMap<PathBuf, DirSnapshot>,
+    pub dirs: HashMap<PathBuf, DirSnapshot>,
 }
 
 impl Snapshot {
@@ -119,6 +122,9 @@ type FileFacts = (
     Option<String>,
 );
 
+/// Above this many names, [`Gatherer::gather_names`] lists the directory.
+const LIST_ABOVE: usize = 32;
+
 /// Reads directories from disk into a [`Snapshot`], caching per real file.
 pub struct Gatherer {
     store: StoreDir,
@@ -142,20 +148,24 @@ impl Gatherer {
     /// Add `dirs` to the snapshot, and then every real dir their entries lead
     /// to (a plan may put those in the search path, so it must see them).
     pub fn gather(&self, snap: &mut Snapshot, dirs: impl IntoIterator<Item = PathBuf>) {
+        // In waves: the dirs known so far in parallel, then the real dirs
+        // their entries lead to.
         let mut todo: Vec<PathBuf> = dirs.into_iter().collect();
-        while let Some(d) = todo.pop() {
-            if snap.dirs.contains_key(&d) {
-                continue;
+        while !todo.is_empty() {
+            todo.sort();
+            todo.dedup();
+            todo.retain(|d| !snap.dirs.contains_key(d));
+            let wave: Vec<(PathBuf, DirSnapshot)> = std::mem::take(&mut todo)
+                .into_par_iter()
+                .map(|d| {
+                    let ds = self.read_dir(&d);
+                    (d, ds)
+                })
+                .collect();
+            for (d, ds) in wave {
+                todo.extend(ds.entries.values().filter_map(|o| o.real_dir.clone()));
+                snap.dirs.insert(d, ds);
             }
-            let ds = self.read_dir(&d);
-            for o in ds.entries.values() {
-                if let Some(rd) = &o.real_dir
-                    && !snap.dirs.contains_key(rd)
-                {
-                    todo.push(rd.clone());
-                }
-            }
-            snap.dirs.insert(d, ds);
         }
     }
 
@@ -167,8 +177,21 @@ impl Gatherer {
             return;
         }
         let exists = dir.is_dir();
+        // Many names: list the dir once (names only, no stat) and look up
+        // just those it holds, rather than a failed lookup per absent name.
+        let listed: Option<BTreeSet<String>> = (exists && names.len() > LIST_ABOVE)
+            .then(|| std::fs::read_dir(&dir).ok())
+            .flatten()
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|de| de.file_name().to_str().map(str::to_owned))
+                    .filter(|n| names.contains(n))
+                    .collect()
+            });
         let entries = if exists {
-            names
+            listed
+                .as_ref()
+                .unwrap_or(names)
                 .iter()
                 .filter(|n| !n.contains('/'))
                 .filter_map(|n| {
@@ -194,17 +217,19 @@ impl Gatherer {
         let Ok(rd) = std::fs::read_dir(dir) else {
             return DirSnapshot::default();
         };
-        let mut entries = BTreeMap::new();
-        for de in rd.flatten() {
-            let Some(name) = de.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
+        let names: Vec<String> = rd
+            .flatten()
             // Directories are not libraries; skip them cheaply.
-            if de.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            entries.insert(name.clone(), self.offer(&dir.join(&name), &name));
-        }
+            .filter(|de| !de.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|de| de.file_name().to_str().map(str::to_owned))
+            .collect();
+        let entries = names
+            .into_par_iter()
+            .map(|name| {
+                let offer = self.offer(&dir.join(&name), &name);
+                (name, offer)
+            })
+            .collect();
         DirSnapshot {
             exists: true,
             entries,
@@ -243,6 +268,22 @@ impl Gatherer {
         }
     }
 
+    /// Record the facts of a file already read (the survey's own objects),
+    /// so that gathering a dir holding it does not read it again.
+    pub fn know(&self, real: &Path, facts: &elf::ElfFacts) {
+        let soname = facts
+            .soname
+            .clone()
+            .filter(|_| facts.object_type == ObjectType::Dyn);
+        self.soname_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                real.to_owned(),
+                (Some((facts.ident, facts.object_type)), soname, None),
+            );
+    }
+
     fn file_facts(&self, real: &Path) -> FileFacts {
         if let Some(v) = self
             .soname_cache
@@ -269,12 +310,22 @@ fn read_file_facts(
     Option<String>,
     Option<String>,
 ) {
-    use std::io::Read;
-    let mut head = Vec::with_capacity(64);
-    match std::fs::File::open(real).and_then(|f| f.take(64).read_to_end(&mut head)) {
-        Ok(_) => {}
-        Err(e) => return (None, None, Some(format!("cannot read file data: {e}"))),
-    }
+    // One open and read: the header decides, the same bytes give the SONAME.
+    let bytes = match elf::FileBytes::open_sniffed(real) {
+        Ok(elf::Sniffed::Elf(b)) => b,
+        Ok(elf::Sniffed::Other { head }) if head.len() < 52 => {
+            return (None, None, Some("file too short".into()));
+        }
+        Ok(elf::Sniffed::Other { .. }) => return (None, None, Some("invalid ELF header".into())),
+        Err(e) => {
+            let why = match e {
+                elf::ElfError::Io { source, .. } => source.to_string(),
+                e => e.reason(),
+            };
+            return (None, None, Some(format!("cannot read file data: {why}")));
+        }
+    };
+    let head = bytes.head(64);
     if head.len() < 52 {
         return (None, None, Some("file too short".into()));
     }
@@ -282,7 +333,7 @@ fn read_file_facts(
         return (None, None, Some("invalid ELF header".into()));
     };
     let soname = if t == ObjectType::Dyn {
-        elf::read_facts(real).ok().and_then(|f| f.soname)
+        bytes.facts().ok().and_then(|f| f.soname)
     } else {
         None
     };
