@@ -16,7 +16,7 @@
 //! Symlinks are never followed or replaced: the path must name a regular file.
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -197,11 +197,16 @@ impl PendingRename {
 /// byte written there (file data, renames) is on disk.
 pub fn sync_filesystems<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<(), AtomicError> {
     let mut seen = std::collections::HashSet::new();
+    let mut dirs = std::collections::HashSet::new();
     for p in paths {
         let dir = p
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        // Many files share a dir: one stat each.
+        if !dirs.insert(dir) {
+            continue;
+        }
         let Ok(meta) = std::fs::metadata(dir) else {
             continue;
         };
@@ -228,72 +233,263 @@ pub fn stage(
     durability: Durability,
     verify: impl FnOnce(Candidate<'_>) -> Result<(), String>,
 ) -> Result<Staged, AtomicError> {
-    let meta = std::fs::symlink_metadata(path).map_err(io_err(path, "cannot stat"))?;
-    if meta.file_type().is_symlink() {
-        return Err(AtomicError::Symlink(path.into()));
-    }
-    if !meta.is_file() {
-        return Err(AtomicError::NotRegular(path.into()));
-    }
-    if edit.is_noop() {
-        return Ok(Staged::Done(Method::Unchanged));
-    }
-    let nlink = meta.nlink();
-    let shared = nlink > 1;
-    if shared && links == HardLinks::Refuse {
-        return Err(AtomicError::HardLinked(path.into(), nlink));
-    }
-    let in_place = edit
-        .single_in_place()
-        .filter(|_| !(shared && links == HardLinks::Break));
-    if shared && links == HardLinks::EditShared && in_place.is_none() {
-        return Err(AtomicError::SharedNeedsCopy(path.into(), nlink));
-    }
-    if let Some(patch) = in_place {
-        if meta.len() != edit.new_len {
-            return Err(AtomicError::Changed(path.into(), meta.len(), edit.new_len));
-        }
-        let open = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path);
-        match open {
-            Ok(f) => {
-                verify(Candidate::InPlace {
-                    original: path,
-                    patch,
-                })
-                .map_err(|m| AtomicError::Verify(path.into(), m))?;
-                // Modified while we verified: leave it to its writer.
-                let now = f.metadata().map_err(io_err(path, "cannot stat"))?;
-                if let Some(e) = changed_since(path, &meta, &now) {
-                    return Err(e);
-                }
-                f.write_all_at(&patch.bytes, patch.offset)
-                    .map_err(io_err(path, "cannot write"))?;
-                if durability == Durability::PerFile {
-                    f.sync_all().map_err(io_err(path, "cannot fsync"))?;
-                }
-                set_times(&f, &meta).map_err(io_err(path, "cannot restore times"))?;
-                return Ok(Staged::Done(Method::InPlace { links: nlink }));
+    OpenFile::open(path)?.stage(edit, None, links, durability, verify)
+}
+
+/// A regular file opened once for a whole edit: read through this
+/// descriptor, written in place through it, and compared against at commit.
+#[derive(Debug)]
+pub struct OpenFile {
+    path: PathBuf,
+    file: File,
+    meta: std::fs::Metadata,
+    /// Why it could not be opened for writing (it is then read-only here).
+    write_err: Option<io::Error>,
+}
+
+impl OpenFile {
+    /// Open `path`, which must be a regular file (never a symlink, never
+    /// followed), for reading and, when allowed, writing.
+    pub fn open(path: &Path) -> Result<Self, AtomicError> {
+        // O_NONBLOCK: a FIFO swapped in after the walk must not hang us.
+        let open = |write: bool| {
+            OpenOptions::new()
+                .read(true)
+                .write(write)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+                .open(path)
+        };
+        let (file, write_err) = match open(true) {
+            Ok(f) => (f, None),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(AtomicError::Symlink(path.into()));
             }
-            // Read-only file of ours: the copy path can keep its mode. Not
-            // for shared inodes, where a copy would leave other links stale.
+            // Not writable here (mode, a running program, a read-only
+            // mount): readable still, for the copy path or a clear error.
             Err(e)
-                if e.raw_os_error() == Some(libc::EACCES)
-                    && !shared
-                    && meta.uid() == unsafe_geteuid() => {}
-            Err(e) => return Err(io_err(path, "cannot open for writing")(e)),
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EACCES | libc::EPERM | libc::ETXTBSY | libc::EROFS)
+                ) =>
+            {
+                (
+                    open(false).map_err(io_err(path, "cannot open for reading"))?,
+                    Some(e),
+                )
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
+                return Err(AtomicError::NotRegular(path.into()));
+            }
+            Err(e) => return Err(io_err(path, "cannot open")(e)),
+        };
+        let meta = file.metadata().map_err(io_err(path, "cannot stat"))?;
+        if !meta.is_file() {
+            return Err(AtomicError::NotRegular(path.into()));
         }
+        Ok(OpenFile {
+            path: path.to_owned(),
+            file,
+            meta,
+            write_err,
+        })
     }
-    Ok(Staged::Pending(Box::new(replace(
-        path, meta, edit, durability, verify,
-    )?)))
+
+    pub fn len(&self) -> u64 {
+        self.meta.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.meta.len() == 0
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The whole content, as of this read (one `read` for a small file).
+    pub fn read_all(&self) -> Result<Vec<u8>, AtomicError> {
+        let mut v = Vec::new();
+        crate::elf::read_up_to(&self.file, &mut v, self.meta.len() as usize)
+            .map_err(io_err(&self.path, "cannot read"))?;
+        if v.len() as u64 != self.meta.len() {
+            return Err(AtomicError::Changed(
+                self.path.clone(),
+                v.len() as u64,
+                self.meta.len(),
+            ));
+        }
+        Ok(v)
+    }
+
+    /// Carry out `edit` (planned on this content). `image`, when given, is
+    /// the complete edited file: the copy path then writes it in one go and
+    /// reads it back, instead of copying the original and patching it.
+    pub fn stage(
+        self,
+        edit: &ElfEdit,
+        image: Option<&[u8]>,
+        links: HardLinks,
+        durability: Durability,
+        verify: impl FnOnce(Candidate<'_>) -> Result<(), String>,
+    ) -> Result<Staged, AtomicError> {
+        let path = self.path.as_path();
+        if edit.is_noop() {
+            return Ok(Staged::Done(Method::Unchanged));
+        }
+        if image.is_some_and(|i| i.len() as u64 != edit.new_len) {
+            return Err(AtomicError::Verify(
+                path.into(),
+                "the edited image and the edit disagree on the length".into(),
+            ));
+        }
+        let nlink = self.meta.nlink();
+        let shared = nlink > 1;
+        if shared && links == HardLinks::Refuse {
+            return Err(AtomicError::HardLinked(path.into(), nlink));
+        }
+        let in_place = edit
+            .single_in_place()
+            .filter(|_| !(shared && links == HardLinks::Break));
+        if shared && links == HardLinks::EditShared && in_place.is_none() {
+            return Err(AtomicError::SharedNeedsCopy(path.into(), nlink));
+        }
+        if let Some(patch) = in_place {
+            if self.meta.len() != edit.new_len {
+                return Err(AtomicError::Changed(
+                    path.into(),
+                    self.meta.len(),
+                    edit.new_len,
+                ));
+            }
+            match &self.write_err {
+                None => {
+                    verify(Candidate::InPlace {
+                        original: path,
+                        patch,
+                    })
+                    .map_err(|m| AtomicError::Verify(path.into(), m))?;
+                    // Modified while we verified: leave it to its writer.
+                    let now = self.file.metadata().map_err(io_err(path, "cannot stat"))?;
+                    if let Some(e) = changed_since(path, &self.meta, &now) {
+                        return Err(e);
+                    }
+                    self.file
+                        .write_all_at(&patch.bytes, patch.offset)
+                        .map_err(io_err(path, "cannot write"))?;
+                    if durability == Durability::PerFile {
+                        self.file.sync_all().map_err(io_err(path, "cannot fsync"))?;
+                    }
+                    set_times(&self.file, &self.meta)
+                        .map_err(io_err(path, "cannot restore times"))?;
+                    return Ok(Staged::Done(Method::InPlace { links: nlink }));
+                }
+                // Read-only file of ours: the copy path can keep its mode.
+                // Not for shared inodes, where a copy would leave other
+                // links stale.
+                Some(e)
+                    if e.raw_os_error() == Some(libc::EACCES)
+                        && !shared
+                        && self.meta.uid() == unsafe_geteuid() => {}
+                Some(e) => {
+                    let e = io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO));
+                    return Err(io_err(path, "cannot open for writing")(e));
+                }
+            }
+        }
+        Ok(Staged::Pending(Box::new(
+            self.replace(edit, image, durability, verify)?,
+        )))
+    }
+
+    fn replace(
+        self,
+        edit: &ElfEdit,
+        image: Option<&[u8]>,
+        durability: Durability,
+        verify: impl FnOnce(Candidate<'_>) -> Result<(), String>,
+    ) -> Result<PendingRename, AtomicError> {
+        let path = self.path.as_path();
+        let mut attempt = 0;
+        let (tmp, mut out) = loop {
+            let tmp =
+                temp_path(path, attempt).ok_or_else(|| AtomicError::NotRegular(path.into()))?;
+            match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+            {
+                Ok(f) => break (tmp, f),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 16 => attempt += 1,
+                Err(e) => return Err(io_err(path, "cannot create temporary file")(e)),
+            }
+        };
+        let guard = TempGuard(Some(tmp.clone()));
+        let terr = |what| io_err(path, what);
+        match image {
+            Some(image) => {
+                out.write_all(image)
+                    .map_err(terr("cannot write temporary file"))?;
+                // What the rename will publish is exactly the verified image.
+                let mut back = vec![0; image.len()];
+                out.read_exact_at(&mut back, 0)
+                    .map_err(terr("cannot read back temporary file"))?;
+                if back != image {
+                    return Err(AtomicError::Verify(
+                        path.into(),
+                        "the written copy differs from the verified image".into(),
+                    ));
+                }
+            }
+            None => {
+                io::copy(&mut &self.file, &mut out)
+                    .map_err(terr("cannot copy to temporary file"))?;
+                if edit.new_len > self.meta.len() {
+                    out.set_len(edit.new_len)
+                        .map_err(terr("cannot extend temporary file"))?;
+                }
+                for p in &edit.patches {
+                    out.write_all_at(&p.bytes, p.offset)
+                        .map_err(terr("cannot write temporary file"))?;
+                }
+            }
+        }
+        // A new file is ours; only root can (and must) hand it back.
+        if unsafe_geteuid() == 0 {
+            let have = out
+                .metadata()
+                .map(|m| (m.uid(), m.gid()))
+                .map_err(terr("cannot stat temporary file"))?;
+            if have != (self.meta.uid(), self.meta.gid()) {
+                std::os::unix::fs::fchown(&out, Some(self.meta.uid()), Some(self.meta.gid()))
+                    .map_err(terr("cannot set owner"))?;
+            }
+        }
+        // After chown, which clears set-id bits.
+        out.set_permissions(std::fs::Permissions::from_mode(self.meta.mode() & 0o7777))
+            .map_err(terr("cannot set mode"))?;
+        if durability == Durability::PerFile {
+            out.sync_all()
+                .map_err(terr("cannot fsync temporary file"))?;
+        }
+        verify(Candidate::File(&tmp)).map_err(|m| AtomicError::Verify(path.into(), m))?;
+        // After verification, whose reads may have updated the access time.
+        set_times(&out, &self.meta).map_err(terr("cannot set times"))?;
+        drop(out);
+        // Whether the original changed meanwhile is checked at commit.
+        Ok(PendingRename {
+            path: self.path,
+            guard,
+            meta: self.meta,
+        })
+    }
 }
 
 fn unsafe_geteuid() -> u32 {
+    static EUID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    *EUID.get_or_init(|| unsafe { libc::geteuid() })
 }
 
 /// Removes the temporary file unless disarmed (after a successful rename).
@@ -317,77 +513,9 @@ fn temp_path(path: &Path, attempt: u32) -> Option<PathBuf> {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let rand = nanos ^ attempt.wrapping_mul(0x9e37_79b9);
-    Some(path.with_file_name(format!(
-        ".{name}{TMP_MARK}{}-{rand:08x}",
-        std::process::id()
-    )))
-}
-
-fn replace(
-    path: &Path,
-    meta: std::fs::Metadata,
-    edit: &ElfEdit,
-    durability: Durability,
-    verify: impl FnOnce(Candidate<'_>) -> Result<(), String>,
-) -> Result<PendingRename, AtomicError> {
-    let mut src = File::open(path).map_err(io_err(path, "cannot open for reading"))?;
-    let src_len = src.metadata().map_err(io_err(path, "cannot stat"))?.len();
-    let mut attempt = 0;
-    let (tmp, mut out) = loop {
-        let tmp = temp_path(path, attempt).ok_or_else(|| AtomicError::NotRegular(path.into()))?;
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-        {
-            Ok(f) => break (tmp, f),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 16 => attempt += 1,
-            Err(e) => return Err(io_err(path, "cannot create temporary file")(e)),
-        }
-    };
-    let guard = TempGuard(Some(tmp.clone()));
-    let terr = |what| io_err(path, what);
-    io::copy(&mut src, &mut out).map_err(terr("cannot copy to temporary file"))?;
-    if edit.new_len > src_len {
-        out.set_len(edit.new_len)
-            .map_err(terr("cannot extend temporary file"))?;
-    }
-    for p in &edit.patches {
-        out.write_all_at(&p.bytes, p.offset)
-            .map_err(terr("cannot write temporary file"))?;
-    }
-    if (meta.uid(), meta.gid())
-        != (out
-            .metadata()
-            .map(|m| (m.uid(), m.gid()))
-            .unwrap_or_default())
-        && unsafe_geteuid() == 0
-    {
-        std::os::unix::fs::fchown(&out, Some(meta.uid()), Some(meta.gid()))
-            .map_err(terr("cannot set owner"))?;
-    }
-    // After chown, which clears set-id bits.
-    out.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))
-        .map_err(terr("cannot set mode"))?;
-    if durability == Durability::PerFile {
-        out.sync_all()
-            .map_err(terr("cannot fsync temporary file"))?;
-    }
-    verify(Candidate::File(&tmp)).map_err(|m| AtomicError::Verify(path.into(), m))?;
-    // After verification, whose reads may have updated the access time.
-    set_times(&out, &meta).map_err(terr("cannot set times"))?;
-    drop(out);
-    // Modified since we started copying: leave it (the temp file goes).
-    let now = std::fs::symlink_metadata(path).map_err(terr("cannot stat"))?;
-    if let Some(e) = changed_since(path, &meta, &now) {
-        return Err(e);
-    }
-    Ok(PendingRename {
-        path: path.to_owned(),
-        guard,
-        meta,
-    })
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let pid = *PID.get_or_init(std::process::id);
+    Some(path.with_file_name(format!(".{name}{TMP_MARK}{pid}-{rand:08x}")))
 }
 
 use std::os::unix::fs::PermissionsExt;
@@ -425,13 +553,14 @@ pub fn is_temp_name(name: &std::ffi::OsStr) -> bool {
     n.starts_with('.') && n.contains(TMP_MARK)
 }
 
-/// The file was modified (size or mtime) since `meta` was taken.
+/// The file was modified (size or mtime) or replaced since `meta` was taken.
 fn changed_since(
     path: &Path,
     meta: &std::fs::Metadata,
     now: &std::fs::Metadata,
 ) -> Option<AtomicError> {
     (now.len() != meta.len()
+        || (now.dev(), now.ino()) != (meta.dev(), meta.ino())
         || (now.mtime(), now.mtime_nsec()) != (meta.mtime(), meta.mtime_nsec()))
         .then(|| AtomicError::Changed(path.into(), now.len(), meta.len()))
 }
@@ -687,6 +816,106 @@ mod tests {
         let r = apply(&p, &small(before.len() as u64 + 1), HardLinks::Refuse, ok);
         assert!(matches!(r, Err(AtomicError::Changed(..))));
         assert_eq!(std::fs::read(&p).unwrap(), before);
+    }
+
+    #[test]
+    fn image_is_written_whole_and_read_back() {
+        let (d, p, before) = setup();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o750)).unwrap();
+        let e = grow(before.len() as u64);
+        let mut image = before.clone();
+        crate::edit::apply_in_memory(&mut image, &e);
+        let f = OpenFile::open(&p).unwrap();
+        assert_eq!(f.read_all().unwrap(), before);
+        let Staged::Pending(pending) = f
+            .stage(&e, Some(&image), HardLinks::Refuse, Durability::Batch, ok)
+            .unwrap()
+        else {
+            panic!("a grow edit takes the copy path");
+        };
+        assert_eq!(std::fs::read(&p).unwrap(), before, "nothing replaced yet");
+        assert_eq!(pending.commit(Durability::Batch).unwrap(), Method::Replaced);
+        let meta = std::fs::metadata(&p).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), image);
+        assert_eq!(meta.mode() & 0o7777, 0o750);
+        assert_eq!(meta.mtime(), 1);
+        no_temps(d.path());
+
+        // An image that disagrees with the edit is refused, nothing written.
+        let f = OpenFile::open(&p).unwrap();
+        let e = grow(image.len() as u64);
+        let r = f.stage(&e, Some(&image), HardLinks::Refuse, Durability::Batch, ok);
+        assert!(matches!(r, Err(AtomicError::Verify(..))), "{r:?}");
+        assert_eq!(std::fs::read(&p).unwrap(), image);
+        no_temps(d.path());
+    }
+
+    #[test]
+    fn file_replaced_after_staging_is_left_alone() {
+        // Same size and mtime, another inode: only its identity tells.
+        let (d, p, before) = setup();
+        let e = grow(before.len() as u64);
+        let Staged::Pending(pending) =
+            stage(&p, &e, HardLinks::Refuse, Durability::Batch, ok).unwrap()
+        else {
+            panic!("a grow edit takes the copy path");
+        };
+        let other = d.path().join("other");
+        let mut theirs = before.clone();
+        theirs[0] ^= 0xff;
+        std::fs::write(&other, &theirs).unwrap();
+        let t = std::fs::FileTimes::new()
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1));
+        File::options()
+            .write(true)
+            .open(&other)
+            .unwrap()
+            .set_times(t)
+            .unwrap();
+        std::fs::rename(&other, &p).unwrap();
+        let r = pending.commit(Durability::Batch);
+        assert!(matches!(r, Err(AtomicError::Changed(..))), "{r:?}");
+        assert_eq!(std::fs::read(&p).unwrap(), theirs);
+        no_temps(d.path());
+    }
+
+    #[test]
+    fn fifo_is_refused_without_blocking() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("libfifo.so");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let r = OpenFile::open(&fifo);
+        assert!(matches!(r, Err(AtomicError::NotRegular(_))), "{r:?}");
+    }
+
+    #[test]
+    fn running_program_is_replaced_not_written() {
+        // A running executable cannot be opened for writing (ETXTBSY): the
+        // copy path replaces it; an in-place edit says why it cannot.
+        let d = tempfile::tempdir().unwrap();
+        let prog = d.path().join("sleep");
+        std::fs::copy("/bin/sleep", &prog).unwrap();
+        let mut child = std::process::Command::new(&prog).arg("30").spawn().unwrap();
+        let before = std::fs::read(&prog).unwrap();
+        let len = before.len() as u64;
+        let r = apply(&prog, &small(len), HardLinks::Refuse, ok);
+        let msg = r
+            .as_ref()
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string());
+        assert!(
+            matches!(r, Err(AtomicError::Io { .. })) && msg.contains("cannot open for writing"),
+            "{r:?}"
+        );
+        assert_eq!(std::fs::read(&prog).unwrap(), before);
+        let m = apply(&prog, &grow(len), HardLinks::Refuse, ok);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(m.unwrap(), Method::Replaced);
+        assert_eq!(std::fs::metadata(&prog).unwrap().len(), len + 104);
+        no_temps(d.path());
     }
 
     #[test]
