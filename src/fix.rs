@@ -91,14 +91,40 @@ pub fn fix(
     let (todo, aliases) = one_name_per_inode(todo, opts.hard_links);
     // Stage every file in parallel: edited, verified, written in place or to
     // a temp file beside it, nothing forced to disk yet.
-    let staged: Vec<(FileResult, Option<Box<atomic::PendingRename>>)> = todo
-        .par_iter()
-        .map(|o| {
-            let r = fix_object(o, plan_opts, opts, &probe);
-            progress();
-            r
-        })
-        .collect();
+    let stage_all = |objs: &[&ObjectSurvey]| -> Vec<Staged> {
+        objs.par_iter()
+            .map(|o| {
+                let r = fix_object(o, plan_opts, opts, &probe);
+                progress();
+                r
+            })
+            .collect()
+    };
+    // A long run is staged in chunks while a helper thread syncs what the
+    // chunks before wrote: the disk works while we edit, and the sync before
+    // the renames finds little left to do. (Its errors are the final
+    // sync's to report.)
+    let chunk = todo.len().div_ceil(4).max(FLUSH_CHUNK_MIN);
+    let mut staged: Vec<Staged> = Vec::with_capacity(todo.len());
+    std::thread::scope(|sc| {
+        let mut flusher: Option<std::thread::ScopedJoinHandle<'_, ()>> = None;
+        for (k, part) in todo.chunks(chunk).enumerate() {
+            staged.extend(stage_all(part));
+            let last = (k + 1) * chunk >= todo.len();
+            if !last && flusher.as_ref().is_none_or(|h| h.is_finished()) {
+                if let Some(h) = flusher.take() {
+                    let _ = h.join();
+                }
+                let written = &todo[..(k + 1) * chunk];
+                flusher = Some(sc.spawn(move || {
+                    let _ = atomic::sync_filesystems(written.iter().map(|o| o.path.as_path()));
+                }));
+            }
+        }
+        if let Some(h) = flusher {
+            let _ = h.join();
+        }
+    });
     // Every staged byte reaches the disk before any rename does: one sync
     // per filesystem rather than an fsync per file and per directory.
     let touched: Vec<PathBuf> = staged
@@ -107,18 +133,18 @@ pub fn fix(
         .map(|(r, _)| r.path.clone())
         .collect();
     let synced = atomic::sync_filesystems(touched.iter().map(PathBuf::as_path));
-    let mut results: Vec<FileResult> = Vec::with_capacity(staged.len());
-    for (r, pending) in staged {
-        let r = match (pending, &synced) {
+    // Renames in parallel too: on a journaled filesystem each one waits.
+    let mut results: Vec<FileResult> = staged
+        .into_par_iter()
+        .map(|(r, pending)| match (pending, &synced) {
             (None, _) => r,
             (Some(_), Err(e)) => failed(&r.path, format!("left as it was: {e}")),
             (Some(p), Ok(())) => match p.commit(atomic::Durability::Batch) {
                 Ok(_) => r,
                 Err(e) => failed(&r.path, format!("left as it was: {e}")),
             },
-        };
-        results.push(r);
-    }
+        })
+        .collect();
     for (alias, first) in aliases {
         let r = match results.iter().find(|r| r.path == first.path) {
             Some(r) if r.status == "changed" => FileResult {
@@ -190,6 +216,12 @@ pub fn fix(
     report
 }
 
+/// One staged file: its result, and the rename still to commit.
+type Staged = (FileResult, Option<Box<atomic::PendingRename>>);
+
+/// Runs with fewer files than this are staged in one go, then synced.
+const FLUSH_CHUNK_MIN: usize = 256;
+
 /// (a further name, the first name of its inode)
 type Aliases<'a> = Vec<(&'a ObjectSurvey, &'a ObjectSurvey)>;
 
@@ -208,8 +240,10 @@ fn one_name_per_inode(
     let mut todo = Vec::new();
     let mut aliases = Vec::new();
     for o in objects {
-        let key = std::fs::symlink_metadata(&o.path)
-            .ok()
+        // The walk's link count spares a stat of every singly linked file.
+        let key = (o.nlink > 1)
+            .then(|| std::fs::symlink_metadata(&o.path).ok())
+            .flatten()
             .filter(|m| m.nlink() > 1)
             .map(|m| (m.dev(), m.ino()));
         match key.and_then(|k| first.get(&k).copied()) {
@@ -274,12 +308,19 @@ fn fix_object(
         opts,
         probe,
     };
-    let result = plan_file_edit(path, &plans).and_then(|planned| match planned {
-        PlannedEdit::InMemory { edited, edit, .. } => {
-            write_in_memory(path, &edited, &edit, &plans, o, &cx)
-        }
-        PlannedEdit::InPlace { edit } => write_large(path, &edit, &plans, o, &cx),
-    });
+    // One open serves the read, the in-place write and the final checks.
+    let result = atomic::OpenFile::open(path)
+        .map_err(|e| e.to_string())
+        .and_then(|file| {
+            if file.len() <= IN_MEMORY_LIMIT {
+                let original = file.read_all().map_err(|e| e.to_string())?;
+                let (edited, edit) = edit_image(&original, &plans)?;
+                write_in_memory(file, &edited, &edit, &plans, o, &cx)
+            } else {
+                let edit = plan_large_edit(file.file(), file.len(), &plans)?;
+                write_large(file, &edit, &plans, o, &cx)
+            }
+        });
     match result {
         Ok(w) => {
             let mut detail = plans
@@ -335,42 +376,60 @@ pub enum PlannedEdit {
 
 /// Plan the edit of `path` for `plans` (those that change it).
 pub fn plan_file_edit(path: &Path, plans: &[&Plan]) -> Result<PlannedEdit, String> {
-    let len = std::fs::metadata(path)
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let len = file
+        .metadata()
         .map_err(|e| format!("cannot stat: {e}"))?
         .len();
     if len <= IN_MEMORY_LIMIT {
-        let original = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-        let mut edited = original.clone();
-        let mut edits = Vec::new();
-        for p in plans {
-            let scrub: Vec<&[u8]> = p.removed_hashes.iter().map(|h| h.as_bytes()).collect();
-            let e = edit::plan_edit(&edited[..], edited.len() as u64, &request(p, &scrub))
-                .map_err(|e| e.to_string())?;
-            edit::apply_in_memory(&mut edited, &e);
-            edits.push(e);
-        }
-        // One edit is its own patch list; several compose by diffing.
-        let edit = match <[ElfEdit; 1]>::try_from(edits) {
-            Ok([e]) => e,
-            Err(_) => diff_edit(&original, &edited),
-        };
+        let mut original = Vec::with_capacity(len as usize);
+        std::io::Read::read_to_end(&mut &file, &mut original)
+            .map_err(|e| format!("cannot read: {e}"))?;
+        let (edited, edit) = edit_image(&original, plans)?;
         return Ok(PlannedEdit::InMemory {
             original,
             edited,
             edit,
         });
     }
+    Ok(PlannedEdit::InPlace {
+        edit: plan_large_edit(&file, len, plans)?,
+    })
+}
+
+/// The whole edited image of a file held in memory, and the byte edit from
+/// the original to it (several plans on one file compose here).
+fn edit_image(original: &[u8], plans: &[&Plan]) -> Result<(Vec<u8>, ElfEdit), String> {
+    let mut edited = original.to_vec();
+    let mut edits = Vec::new();
+    for p in plans {
+        let scrub: Vec<&[u8]> = p.removed_hashes.iter().map(|h| h.as_bytes()).collect();
+        let e = edit::plan_edit(&edited[..], edited.len() as u64, &request(p, &scrub))
+            .map_err(|e| e.to_string())?;
+        edit::apply_in_memory(&mut edited, &e);
+        edits.push(e);
+    }
+    // One edit is its own patch list; several compose by diffing.
+    let edit = match <[ElfEdit; 1]>::try_from(edits) {
+        Ok([e]) => e,
+        Err(_) => diff_edit(original, &edited),
+    };
+    Ok((edited, edit))
+}
+
+/// A file too large for memory: one plan, one in-place patch, read range by
+/// range.
+fn plan_large_edit(file: &std::fs::File, len: u64, plans: &[&Plan]) -> Result<ElfEdit, String> {
     let [p] = plans else {
         return Err("a file over 256 MiB with two search lists to change is not supported".into());
     };
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let cache = ReadCache::new(file);
     let scrub: Vec<&[u8]> = p.removed_hashes.iter().map(|h| h.as_bytes()).collect();
     let edit = edit::plan_edit(&cache, len, &request(p, &scrub)).map_err(|e| e.to_string())?;
     if edit.single_in_place().is_none() {
         return Err("a file over 256 MiB whose edit needs to grow it is not supported".into());
     }
-    Ok(PlannedEdit::InPlace { edit })
+    Ok(edit)
 }
 
 /// What every per-file step needs besides the file.
@@ -381,7 +440,7 @@ struct Ctx<'a> {
 }
 
 fn write_in_memory(
-    path: &Path,
+    file: atomic::OpenFile,
     data: &[u8],
     combined: &ElfEdit,
     plans: &[&Plan],
@@ -389,25 +448,17 @@ fn write_in_memory(
     cx: &Ctx,
 ) -> Result<Written, String> {
     verify(data, plans, o, cx)?;
-    let staged = atomic::stage(
-        path,
-        combined,
-        cx.opts.hard_links,
-        atomic::Durability::Batch,
-        |cand| match cand {
-            // Already verified in memory; the copy is re-read to catch a bad write.
-            atomic::Candidate::File(tmp) => {
-                let written = std::fs::read(tmp).map_err(|e| e.to_string())?;
-                if written == data {
-                    Ok(())
-                } else {
-                    Err("the written copy differs from the verified image".into())
-                }
-            }
-            atomic::Candidate::InPlace { .. } => Ok(()),
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    // Verified in memory; a copy is written from `data` and read back by
+    // the writer before it may be renamed.
+    let staged = file
+        .stage(
+            combined,
+            Some(data),
+            cx.opts.hard_links,
+            atomic::Durability::Batch,
+            |_| Ok(()),
+        )
+        .map_err(|e| e.to_string())?;
     let in_place = combined.patches.iter().map(|p| p.bytes.len() as u64).sum();
     Ok(Written::from(staged, in_place, data.len() as u64))
 }
@@ -485,7 +536,7 @@ pub fn diff_edit(old: &[u8], new: &[u8]) -> ElfEdit {
 }
 
 fn write_large(
-    path: &Path,
+    file: atomic::OpenFile,
     e: &ElfEdit,
     plans: &[&Plan],
     o: &ObjectSurvey,
@@ -510,27 +561,29 @@ fn write_large(
         Tag::Runpath => after.runpath = Some(p.new.clone()),
         Tag::Rpath => after.rpath = Some(p.new.clone()),
     }
-    let staged = atomic::stage(
-        path,
-        e,
-        cx.opts.hard_links,
-        atomic::Durability::Batch,
-        |cand| {
-            let atomic::Candidate::InPlace { patch, .. } = cand else {
-                return Err("expected an in-place edit".into());
-            };
-            let rel = off
-                .checked_sub(patch.offset)
-                .ok_or("the patch does not cover the search path")? as usize;
-            let want = p.new.as_bytes();
-            let got = patch.bytes.get(rel..rel + want.len() + 1);
-            if got.is_none_or(|g| &g[..want.len()] != want || g[want.len()] != 0) {
-                return Err("the patch does not hold the planned search path".into());
-            }
-            verify_resolution(&after, plans, o, cx.plan_opts, cx.probe)
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let staged = file
+        .stage(
+            e,
+            None,
+            cx.opts.hard_links,
+            atomic::Durability::Batch,
+            |cand| {
+                let atomic::Candidate::InPlace { patch, .. } = cand else {
+                    return Err("expected an in-place edit".into());
+                };
+                let rel = off
+                    .checked_sub(patch.offset)
+                    .ok_or("the patch does not cover the search path")?
+                    as usize;
+                let want = p.new.as_bytes();
+                let got = patch.bytes.get(rel..rel + want.len() + 1);
+                if got.is_none_or(|g| &g[..want.len()] != want || g[want.len()] != 0) {
+                    return Err("the patch does not hold the planned search path".into());
+                }
+                verify_resolution(&after, plans, o, cx.plan_opts, cx.probe)
+            },
+        )
+        .map_err(|e| e.to_string())?;
     // A large file is only ever edited in place (checked in planning).
     Ok(Written::from(staged, patch.bytes.len() as u64, 0))
 }
