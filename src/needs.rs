@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::elf::ElfFacts;
 
 /// Where a need comes from, strongest first.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Provenance {
     /// DT_NEEDED.
@@ -24,7 +24,7 @@ pub enum Provenance {
 }
 
 /// One need.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Need {
     pub name: String,
     pub provenance: Vec<Provenance>,

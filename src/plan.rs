@@ -236,6 +236,76 @@ pub fn dirs_to_gather(path: &Path, facts: &ElfFacts, opts: &PlanOptions) -> Vec<
     out
 }
 
+/// What planning an object reads besides its path: objects that agree on it
+/// get the same plans (but for [`Plan::path`]). A package's many libraries
+/// typically share one search list and one set of needs.
+#[derive(PartialEq, Eq, Hash)]
+pub struct PlanKey<'a> {
+    /// The object's dir, only when a list has a `$` token (`$ORIGIN`).
+    origin: Option<&'a Path>,
+    runpath: Option<&'a str>,
+    rpath: Option<&'a str>,
+    ident: crate::elf::ElfIdent,
+    nodeflib: bool,
+    imports_dlopen: bool,
+    interpreter: Option<&'a str>,
+    needs: &'a [Need],
+}
+
+impl PlanInput<'_> {
+    pub fn key(&self) -> PlanKey<'_> {
+        let f = self.facts;
+        let tokens = [&f.runpath, &f.rpath]
+            .into_iter()
+            .flatten()
+            .any(|l| l.contains('$'));
+        PlanKey {
+            origin: tokens.then(|| self.path.parent().unwrap_or(Path::new("/"))),
+            runpath: f.runpath.as_deref(),
+            rpath: f.rpath.as_deref(),
+            ident: f.ident,
+            nodeflib: f.nodeflib,
+            imports_dlopen: f.imports_dlopen,
+            interpreter: f.interpreter.as_deref(),
+            needs: self.needs,
+        }
+    }
+}
+
+/// [`plan_object`] for many objects (sharing snapshot, store and options),
+/// in parallel, planning each distinct [`PlanKey`] once.
+pub fn plan_objects(inputs: &[PlanInput]) -> Vec<Vec<Plan>> {
+    use rayon::prelude::*;
+    let mut first: std::collections::HashMap<PlanKey, usize> = Default::default();
+    let group: Vec<usize> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, input)| *first.entry(input.key()).or_insert(i))
+        .collect();
+    let mut planned: Vec<Option<Vec<Plan>>> = inputs
+        .par_iter()
+        .enumerate()
+        .map(|(i, input)| (group[i] == i).then(|| plan_object(input)))
+        .collect();
+    // Backwards: every copy is made before its group's first plan moves out.
+    let mut out: Vec<Vec<Plan>> = (0..inputs.len())
+        .rev()
+        .map(|i| match planned[i].take() {
+            Some(plans) => plans,
+            None => planned[group[i]]
+                .iter()
+                .flatten()
+                .map(|p| Plan {
+                    path: inputs[i].path.to_owned(),
+                    ..p.clone()
+                })
+                .collect(),
+        })
+        .collect();
+    out.reverse();
+    out
+}
+
 /// Plan every search list of one object: the effective one (RUNPATH, or
 /// RPATH when there is no RUNPATH) and, when both exist, the ignored RPATH
 /// (it serves nothing at run time but still keeps references alive).

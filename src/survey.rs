@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
-use crate::elf::{self, ElfFacts, FileKind};
+use crate::elf::{self, ElfFacts};
 use crate::farm::{self, Resolved};
 use crate::needs::{self, Need};
 use crate::plan::{self, Plan, PlanInput, PlanOptions};
@@ -123,10 +123,11 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
     };
     let read: Vec<Read> = files
         .par_iter()
-        .map(|e| match elf::sniff_file(&e.path) {
+        .map(|e| match elf::FileBytes::open_elf(&e.path) {
             Err(e) => err(e),
-            // One read of the file serves its facts and its hints.
-            Ok(FileKind::Elf) => match elf::FileBytes::open(&e.path).and_then(|b| {
+            Ok(None) => Read::Other(e.path.clone()),
+            // One read of the file serves its kind, its facts and its hints.
+            Ok(Some(b)) => match (|| {
                 let facts = b.facts()?;
                 let hints = if opts.hints && facts.dynamic {
                     b.hints().unwrap_or_default()
@@ -134,7 +135,7 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
                     Vec::new()
                 };
                 Ok((facts, hints))
-            }) {
+            })() {
                 Err(e) => err(e),
                 Ok((facts, _)) if !facts.dynamic => Read::Other(e.path.clone()),
                 Ok((facts, hints)) => {
@@ -148,7 +149,6 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
                     }))
                 }
             },
-            Ok(_) => Read::Other(e.path.clone()),
         })
         .collect();
     let mut objects = Vec::new();
@@ -175,6 +175,9 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
     // real dirs they lead to) wholly; the fallback dirs, which a plan only
     // searches, just for the names it can ask for.
     let gatherer = Gatherer::new(store.clone());
+    for o in &objects {
+        gatherer.know(&o.path, &o.facts);
+    }
     let mut snapshot = Snapshot::default();
     let mut dirs: Vec<PathBuf> = objects
         .iter()
@@ -203,17 +206,21 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
         gatherer.gather_names(&mut snapshot, d, &names);
     }
 
-    objects.par_iter_mut().for_each(|o| {
-        let input = PlanInput {
+    let inputs: Vec<PlanInput> = objects
+        .iter()
+        .map(|o| PlanInput {
             path: &o.path,
             facts: &o.facts,
             needs: &o.needs,
             snapshot: &snapshot,
             store,
             opts: &opts.plan,
-        };
-        o.plans = plan::plan_object(&input);
-    });
+        })
+        .collect();
+    let plans = plan::plan_objects(&inputs);
+    for (o, p) in objects.iter_mut().zip(plans) {
+        o.plans = p;
+    }
 
     let links: Vec<&walk::Entry> = entries
         .iter()

@@ -85,3 +85,60 @@ fn kept_entry_after_its_unkept_spelling_survives() {
     let w = world::decode(&bytes);
     world::check(&w);
 }
+
+/// `plan_objects` plans each distinct `PlanKey` once and copies the plans to
+/// the objects that share it: over random worlds, each object (the world's
+/// own, a twin beside it, a twin in another dir, and one with other needs)
+/// gets exactly what planning it alone gives.
+#[test]
+fn grouped_planning_equals_planning_each() {
+    use proptest::test_runner::{Config, RngSeed, TestRunner};
+    use unfarm::plan::{self, PlanInput};
+    use unfarm::store::StoreDir;
+    let mut runner = TestRunner::new(Config {
+        cases: 3_000,
+        failure_persistence: None,
+        rng_seed: RngSeed::Fixed(7),
+        ..Config::default()
+    });
+    let strategy = proptest::collection::vec(any::<u8>(), 0..96);
+    runner
+        .run(&strategy, |bytes| {
+            let w = world::decode(&bytes);
+            let store = StoreDir::new(world::STORE);
+            let dir = w.path.parent().unwrap_or(std::path::Path::new("/"));
+            let beside = dir.join("twin-beside");
+            let elsewhere = dir.with_file_name("other-dir").join("twin");
+            let fewer: Vec<_> = w.needs.iter().skip(1).cloned().collect();
+            let objects = [
+                (w.path.clone(), &w.needs[..]),
+                (beside, &w.needs[..]),
+                (elsewhere, &w.needs[..]),
+                (w.path.with_file_name("fewer-needs"), &fewer[..]),
+                (w.path.with_file_name("twin-2"), &w.needs[..]),
+            ];
+            let inputs: Vec<PlanInput> = objects
+                .iter()
+                .map(|(path, needs)| PlanInput {
+                    path,
+                    facts: &w.facts,
+                    needs,
+                    snapshot: &w.snapshot,
+                    store: &store,
+                    opts: &w.opts,
+                })
+                .collect();
+            let grouped = plan::plan_objects(&inputs);
+            for (input, got) in inputs.iter().zip(&grouped) {
+                let want = plan::plan_object(input);
+                prop_assert_eq!(
+                    serde_json::to_string(got).unwrap(),
+                    serde_json::to_string(&want).unwrap(),
+                    "{}",
+                    input.path.display()
+                );
+            }
+            Ok(())
+        })
+        .unwrap();
+}
