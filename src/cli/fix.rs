@@ -1,5 +1,6 @@
 //! `unfarm fix OUT...`
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -102,19 +103,23 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     };
     let report = unfarm::fix::fix(&s, store, &opts.plan, &fix_opts, &|| bar.inc(1));
     bar.finish_and_clear();
+    // One write per buffer, not per line (thousands of lines on a big output).
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
     } else {
         for r in &report.results {
             match r.status {
                 "failed" => eprintln!("unfarm: {}: {}", r.path.display(), r.detail),
-                _ => println!("{}: {} ({})", r.status, r.path.display(), r.detail),
+                _ => writeln!(out, "{}: {} ({})", r.status, r.path.display(), r.detail)?,
             }
         }
         for e in &s.errors {
             eprintln!("unfarm: {e}");
         }
-        println!(
+        writeln!(
+            out,
             "unfarm fix: {} files scanned, {} ELF files, {} changed, {} symlinks retargeted, {} bytes of store paths removed, {} failures",
             report.files_scanned,
             report.elf_files,
@@ -122,13 +127,19 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
             report.symlinks_retargeted,
             report.store_path_bytes_removed,
             report.failed
-        );
+        )?;
     }
-    Ok(if report.failed > 0 {
+    out.flush()?;
+    let code = if report.failed > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    })
+    };
+    // The process ends here: freeing every plan and path one by one would
+    // only delay the exit.
+    std::mem::forget(report);
+    std::mem::forget(s);
+    Ok(code)
 }
 
 /// Per file: old -> new, and why each entry went, stayed or was replaced.
