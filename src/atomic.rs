@@ -409,6 +409,10 @@ impl OpenFile {
         verify: impl FnOnce(Candidate<'_>) -> Result<(), String>,
     ) -> Result<PendingRename, AtomicError> {
         let path = self.path.as_path();
+        // Created with its final permission bits where the umask lets it
+        // (set-id bits only after chown, which would clear them).
+        let want = self.meta.mode() & 0o7777;
+        let create_mode = want & 0o777;
         let mut attempt = 0;
         let (tmp, mut out) = loop {
             let tmp =
@@ -417,7 +421,7 @@ impl OpenFile {
                 .read(true)
                 .write(true)
                 .create_new(true)
-                .mode(0o600)
+                .mode(create_mode)
                 .open(&tmp)
             {
                 Ok(f) => break (tmp, f),
@@ -456,6 +460,7 @@ impl OpenFile {
             }
         }
         // A new file is ours; only root can (and must) hand it back.
+        let mut chowned = false;
         if unsafe_geteuid() == 0 {
             let have = out
                 .metadata()
@@ -464,11 +469,17 @@ impl OpenFile {
             if have != (self.meta.uid(), self.meta.gid()) {
                 std::os::unix::fs::fchown(&out, Some(self.meta.uid()), Some(self.meta.gid()))
                     .map_err(terr("cannot set owner"))?;
+                chowned = true;
             }
         }
         // After chown, which clears set-id bits.
-        out.set_permissions(std::fs::Permissions::from_mode(self.meta.mode() & 0o7777))
-            .map_err(terr("cannot set mode"))?;
+        let created_right = !chowned
+            && want == create_mode
+            && process_umask().is_some_and(|u| u & create_mode == 0);
+        if !created_right {
+            out.set_permissions(std::fs::Permissions::from_mode(want))
+                .map_err(terr("cannot set mode"))?;
+        }
         if durability == Durability::PerFile {
             out.sync_all()
                 .map_err(terr("cannot fsync temporary file"))?;
@@ -484,6 +495,17 @@ impl OpenFile {
             meta: self.meta,
         })
     }
+}
+
+/// The process's umask, read once (from `/proc/self/status`, since asking
+/// `umask(2)` means changing it); `None` when unknown.
+fn process_umask() -> Option<u32> {
+    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+        u32::from_str_radix(line.trim(), 8).ok()
+    })
 }
 
 fn unsafe_geteuid() -> u32 {

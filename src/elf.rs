@@ -325,21 +325,31 @@ impl FileBytes {
     /// one open and, for a small file, usually one read. `None` for a file
     /// that is not ELF (only its first 64 KiB were read).
     pub fn open_elf(path: &Path) -> Result<Option<Self>, ElfError> {
-        Ok(match Self::open_sniffed(path)? {
+        Self::open_elf_sized(path, None)
+    }
+
+    /// [`FileBytes::open_elf`] for a file of a known size (see
+    /// [`FileBytes::open_sniffed`]).
+    pub fn open_elf_sized(path: &Path, size: Option<u64>) -> Result<Option<Self>, ElfError> {
+        Ok(match Self::open_sniffed(path, size)? {
             Sniffed::Elf(b) => Some(b),
             Sniffed::Other { .. } => None,
         })
     }
 
     /// Like [`FileBytes::open_elf`], keeping the first bytes of a file that
-    /// is not ELF.
-    pub fn open_sniffed(path: &Path) -> Result<Sniffed, ElfError> {
+    /// is not ELF. `size`, when the caller has just stat'ed the file (a
+    /// walk), spares a second stat.
+    pub fn open_sniffed(path: &Path, size: Option<u64>) -> Result<Sniffed, ElfError> {
         let io = |source| ElfError::Io {
             path: path.to_owned(),
             source,
         };
         let file = File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
+        let len = match size {
+            Some(n) => n,
+            None => file.metadata().map_err(io)?.len(),
+        };
         let whole = len <= WHOLE_FILE_LIMIT;
         let head = if whole {
             (len as usize).min(HEAD_READ)

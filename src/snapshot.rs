@@ -311,7 +311,7 @@ fn read_file_facts(
     Option<String>,
 ) {
     // One open and read: the header decides, the same bytes give the SONAME.
-    let bytes = match elf::FileBytes::open_sniffed(real) {
+    let bytes = match elf::FileBytes::open_sniffed(real, None) {
         Ok(elf::Sniffed::Elf(b)) => b,
         Ok(elf::Sniffed::Other { head }) if head.len() < 52 => {
             return (None, None, Some("file too short".into()));

@@ -123,33 +123,35 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
     };
     let read: Vec<Read> = files
         .par_iter()
-        .map(|e| match elf::FileBytes::open_elf(&e.path) {
-            Err(e) => err(e),
-            Ok(None) => Read::Other(e.path.clone()),
-            // One read of the file serves its kind, its facts and its hints.
-            Ok(Some(b)) => match (|| {
-                let facts = b.facts()?;
-                let hints = if opts.hints && facts.dynamic {
-                    b.hints().unwrap_or_default()
-                } else {
-                    Vec::new()
-                };
-                Ok((facts, hints))
-            })() {
+        .map(
+            |e| match elf::FileBytes::open_elf_sized(&e.path, Some(e.size)) {
                 Err(e) => err(e),
-                Ok((facts, _)) if !facts.dynamic => Read::Other(e.path.clone()),
-                Ok((facts, hints)) => {
-                    let needs = needs::collect(&facts, &opts.declared, &hints);
-                    Read::Elf(Box::new(ObjectSurvey {
-                        path: e.path.clone(),
-                        facts,
-                        needs,
-                        plans: Vec::new(),
-                        nlink: e.nlink,
-                    }))
-                }
+                Ok(None) => Read::Other(e.path.clone()),
+                // One read of the file serves its kind, its facts and its hints.
+                Ok(Some(b)) => match (|| {
+                    let facts = b.facts()?;
+                    let hints = if opts.hints && facts.dynamic {
+                        b.hints().unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    };
+                    Ok((facts, hints))
+                })() {
+                    Err(e) => err(e),
+                    Ok((facts, _)) if !facts.dynamic => Read::Other(e.path.clone()),
+                    Ok((facts, hints)) => {
+                        let needs = needs::collect(&facts, &opts.declared, &hints);
+                        Read::Elf(Box::new(ObjectSurvey {
+                            path: e.path.clone(),
+                            facts,
+                            needs,
+                            plans: Vec::new(),
+                            nlink: e.nlink,
+                        }))
+                    }
+                },
             },
-        })
+        )
         .collect();
     let mut objects = Vec::new();
     let mut other_files = Vec::new();

@@ -133,3 +133,45 @@ fn hard_links_follow_the_policy_and_say_so() {
         std::fs::metadata(&other).unwrap().ino()
     );
 }
+
+/// A grown file is replaced by a new file created with the original's mode:
+/// a strict umask (here 077) must not narrow it (`unfarm` then sets it).
+#[test]
+fn replaced_file_keeps_its_mode_under_a_strict_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let foo = store.output("foo-1.0-lib");
+    let bar = store.output("bar-1.0-lib");
+    Cc::gcc().shared_lib(&foo.join("lib"), "foo", "1.0", &lib_source("foo", 40));
+    Cc::gcc().shared_lib(&bar.join("lib"), "bar", "1.0", &lib_source("bar", 2));
+    // A short farm name: two real dirs never fit its slot, so the file grows.
+    let farm = store.farm("f", &[&foo, &bar], LinkStyle::Absolute);
+    let app = store.output("app-1.0");
+    let exe = Cc::gcc()
+        .link_dir(farm.join("lib"))
+        .lib(":libfoo.so.1")
+        .lib(":libbar.so.1")
+        .search(farm.join("lib"))
+        .executable(&app.join("bin/app"), &exe_calling(&["foo", "bar"]));
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o751)).unwrap();
+    let ino = std::fs::metadata(&exe).unwrap().ino();
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 077; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_unfarm"))
+        .args(["--store-dir", store.dir().to_str().unwrap()])
+        .args(["fix", "--system", "--json"])
+        .arg(&app)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:#?}");
+    let meta = std::fs::metadata(&exe).unwrap();
+    assert_ne!(
+        meta.ino(),
+        ino,
+        "a grown file is replaced, not edited in place"
+    );
+    assert_eq!(meta.mode() & 0o7777, 0o751);
+    assert_eq!(common::run(&exe, &[]).success().stdout, "42\n");
+}
