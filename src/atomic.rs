@@ -252,12 +252,20 @@ impl OpenFile {
     /// followed), for reading and, when allowed, writing.
     pub fn open(path: &Path) -> Result<Self, AtomicError> {
         // O_NONBLOCK: a FIFO swapped in after the walk must not hang us.
+        // O_NOATIME where allowed: see `elf::open_for_reading`.
         let open = |write: bool| {
-            OpenOptions::new()
-                .read(true)
-                .write(write)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-                .open(path)
+            let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+            let with = |extra| {
+                OpenOptions::new()
+                    .read(true)
+                    .write(write)
+                    .custom_flags(flags | extra)
+                    .open(path)
+            };
+            match with(libc::O_NOATIME) {
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => with(0),
+                r => r,
+            }
         };
         let (file, write_err) = match open(true) {
             Ok(f) => (f, None),

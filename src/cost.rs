@@ -160,7 +160,7 @@ fn patched_hashes(
         path: path.to_owned(),
         err,
     };
-    let f = std::fs::File::open(path).map_err(io)?;
+    let f = crate::elf::open_for_reading(path).map_err(io)?;
     // The byte at `off` of the edited file.
     let edited = |start: u64, end: u64| -> Result<Vec<u8>, std::io::Error> {
         let mut buf = vec![0u8; (end - start) as usize];

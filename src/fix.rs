@@ -376,7 +376,7 @@ pub enum PlannedEdit {
 
 /// Plan the edit of `path` for `plans` (those that change it).
 pub fn plan_file_edit(path: &Path, plans: &[&Plan]) -> Result<PlannedEdit, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let file = crate::elf::open_for_reading(path).map_err(|e| format!("cannot open: {e}"))?;
     let len = file
         .metadata()
         .map_err(|e| format!("cannot stat: {e}"))?

@@ -119,7 +119,7 @@ impl FsProbe {
 
 fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    let f = std::fs::File::open(path)?;
+    let f = crate::elf::open_for_reading(path)?;
     let mut head = Vec::with_capacity(64);
     f.take(64).read_to_end(&mut head)?;
     Ok(head)

@@ -622,7 +622,7 @@ impl Scanner {
 
     /// Attributed hits in one regular file.
     pub fn file_hits(&self, path: &Path) -> Result<Vec<Hit>, ScanError> {
-        let f = File::open(path).map_err(io_err(path))?;
+        let f = crate::elf::open_for_reading(path).map_err(io_err(path))?;
         let size = f.metadata().map_err(io_err(path))?.len();
         let mut raw = Vec::new();
         let info =
@@ -632,7 +632,7 @@ impl Scanner {
         }
         let elf = if info.is_elf {
             let offsets: Vec<u64> = raw.iter().map(|h| h.offset).collect();
-            let f = File::open(path).map_err(io_err(path))?;
+            let f = crate::elf::open_for_reading(path).map_err(io_err(path))?;
             elf_attribution(f, &offsets)
         } else {
             None

@@ -175,3 +175,33 @@ fn replaced_file_keeps_its_mode_under_a_strict_umask() {
     assert_eq!(meta.mode() & 0o7777, 0o751);
     assert_eq!(common::run(&exe, &[]).success().stdout, "42\n");
 }
+
+/// Surveying outputs reads every ELF file, but (our own files, or as root)
+/// with O_NOATIME: with `relatime` the first read after a change would
+/// otherwise write every inode (slow on xfs and btrfs), and an unchanged
+/// file's times are not ours to touch.
+#[test]
+fn reading_outputs_leaves_access_times_alone() {
+    common::require_tools(TOOLS);
+    let (store, lib_out, _app, _exe) = world();
+    let lib = lib_out.join("lib/libfoo.so.1.0");
+    let lib = if lib.exists() {
+        lib
+    } else {
+        lib_out.join("lib/libfoo.so.1")
+    };
+    // atime before mtime: a plain read would update it under relatime.
+    let t = |s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s);
+    let f = std::fs::File::options().write(true).open(&lib).unwrap();
+    f.set_times(
+        std::fs::FileTimes::new()
+            .set_accessed(t(1000))
+            .set_modified(t(2000)),
+    )
+    .unwrap();
+    drop(f);
+    let r = store.unfarm(["check", "--system", lib_out.to_str().unwrap()]);
+    assert!(r.code.is_some(), "{r:#?}");
+    let meta = std::fs::metadata(&lib).unwrap();
+    assert_eq!((meta.atime(), meta.mtime()), (1000, 2000));
+}
