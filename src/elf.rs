@@ -510,17 +510,20 @@ fn large_file_literals(file: &File, ranges: &[(u64, u64)]) -> Vec<String> {
             })
         })
         .collect();
+    // One buffer per worker, reused (a fresh zeroed 8 MiB per chunk is
+    // memory to fault in and clear before every read).
     chunks
         .par_iter()
-        .flat_map_iter(|&(at, len)| {
-            let mut buf = vec![0u8; len as usize];
+        .map_init(Vec::new, |buf: &mut Vec<u8>, &(at, len)| {
             let mut out = Vec::new();
-            if std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, at).is_ok() {
+            buf.resize(len as usize, 0);
+            if std::os::unix::fs::FileExt::read_exact_at(file, buf, at).is_ok() {
                 // Only count literals that start inside this chunk's own span.
-                soname_literals(&buf, len.min(CHUNK) as usize, &mut out);
+                soname_literals(buf, len.min(CHUNK) as usize, &mut out);
             }
             out
         })
+        .flatten_iter()
         .collect()
 }
 
@@ -914,6 +917,38 @@ fn soname_literals(bytes: &[u8], limit: usize, out: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_file_literals_across_chunk_boundaries() {
+        // 20 MiB in 8 MiB chunks: literals inside a chunk, straddling a
+        // boundary, starting exactly on one, and in a range not at offset 0.
+        let mut data = vec![b'x'; 20 << 20];
+        let put = |data: &mut Vec<u8>, at: usize, s: &str| {
+            data[at - 1] = 0;
+            data[at..at + s.len()].copy_from_slice(s.as_bytes());
+            data[at + s.len()] = 0;
+        };
+        put(&mut data, 100, "libfirst.so.1");
+        put(&mut data, (8 << 20) - 5, "libstraddle.so.2");
+        put(&mut data, 16 << 20, "libonedge.so");
+        put(&mut data, (20 << 20) - 40, "liblast.so.3");
+        let f = tempfile::tempfile().unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, &data, 0).unwrap();
+        let mut got = large_file_literals(&f, &[(0, 20 << 20)]);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "libfirst.so.1",
+                "liblast.so.3",
+                "libonedge.so",
+                "libstraddle.so.2"
+            ]
+        );
+        // A range starting mid-file sees only what lies inside it.
+        let got = large_file_literals(&f, &[((8 << 20) - 6, 9 << 20)]);
+        assert_eq!(got, ["libstraddle.so.2", "libonedge.so"]);
+    }
 
     #[test]
     fn soname_like_names() {
