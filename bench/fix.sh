@@ -44,7 +44,9 @@ bench/gen-fix-corpus.sh "$T" "$n"
 outs=$(cat "$T/outputs")
 mkdir -p "$T/pristine"
 for o in $outs; do cp -a "$o" "$T/pristine/"; done
-restore() { for o in $outs; do rm -rf "$o"; cp -a "$T/pristine/$(basename "$o")" "$o"; done; sync; }
+# --reflink=never: a reflinked copy (xfs, btrfs) shares extents and starts
+# with a cold page cache; a freshly built output is warm.
+restore() { for o in $outs; do rm -rf "$o"; cp -a --reflink=never "$T/pristine/$(basename "$o")" "$o"; done; sync; }
 foo=$(ls -d "$S"/*-foo-1.0-lib); bar=$(ls -d "$S"/*-bar-1.0-lib)
 new="$foo/lib:$bar/lib"
 files=$(for o in $outs; do find "$o" -type f; done | wc -l)
@@ -119,7 +121,7 @@ gcc -shared -fPIC -o "$bigout/lib/libbig.so" "$B/big.c" "$B/big.S" -L"$foo/lib" 
 rm "$B/pad.bin"
 size=$(stat -c %s "$bigout/lib/libbig.so")
 cp "$bigout/lib/libbig.so" "$B/libbig.pristine"
-restore_big() { cp "$B/libbig.pristine" "$bigout/lib/libbig.so"; cat "$bigout/lib/libbig.so" >/dev/null; sync; }
+restore_big() { cp --reflink=never "$B/libbig.pristine" "$bigout/lib/libbig.so"; cat "$bigout/lib/libbig.so" >/dev/null; sync; }
 echo "big library: $size bytes, RUNPATH $(readelf -dW "$bigout/lib/libbig.so" | grep RUNPATH | sed 's/.*\[//; s/\]//')"
 t_big=$(best restore_big "$unfarm" --store-dir "$S" fix --system "$bigout")
 t_big_nh=$(best restore_big "$unfarm" --store-dir "$S" fix --system --no-dlopen-hints "$bigout")
