@@ -39,8 +39,18 @@ pub struct WalkError {
 pub fn walk(roots: &[PathBuf]) -> (Vec<Entry>, Vec<WalkError>) {
     let mut entries = Vec::new();
     let mut errors = Vec::new();
-    for root in roots {
-        visit(root, &mut entries, &mut errors);
+    use rayon::prelude::*;
+    let per_root: Vec<(Vec<Entry>, Vec<WalkError>)> = roots
+        .par_iter()
+        .map(|root| {
+            let (mut e, mut er) = (Vec::new(), Vec::new());
+            visit(root, &mut e, &mut er);
+            (e, er)
+        })
+        .collect();
+    for (e, er) in per_root {
+        entries.extend(e);
+        errors.extend(er);
     }
     (entries, errors)
 }
@@ -104,8 +114,20 @@ fn visit(path: &Path, entries: &mut Vec<Entry>, errors: &mut Vec<WalkError>) {
         }
     }
     children.sort();
-    for c in children {
-        visit(&c, entries, errors);
+    // Siblings in parallel (a store output is wide: thousands of files in a
+    // few dirs); the results keep the sorted order.
+    use rayon::prelude::*;
+    let below: Vec<(Vec<Entry>, Vec<WalkError>)> = children
+        .par_iter()
+        .map(|c| {
+            let (mut e, mut er) = (Vec::new(), Vec::new());
+            visit(c, &mut e, &mut er);
+            (e, er)
+        })
+        .collect();
+    for (e, er) in below {
+        entries.extend(e);
+        errors.extend(er);
     }
 }
 
