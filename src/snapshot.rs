@@ -62,6 +62,25 @@ pub struct DirSnapshot {
     pub partial: bool,
 }
 
+impl DirSnapshot {
+    /// This dir's snapshot as read under another name `dir` of the same real
+    /// dir, reached without symlinks: only the spelling-dependent parts
+    /// change (each entry's path as asked, and the real dir of an entry
+    /// reached without leaving its store path, which is the dir as named).
+    fn respelled(&self, dir: &Path) -> DirSnapshot {
+        let mut ds = self.clone();
+        for (name, o) in ds.entries.iter_mut() {
+            if let Some(r) = &mut o.resolved {
+                r.path = dir.join(name);
+                if !r.crosses() {
+                    o.real_dir = Some(dir.to_owned());
+                }
+            }
+        }
+        ds
+    }
+}
+
 /// Every directory a plan may look into. (Hashed: the planner looks dirs up
 /// by path many times per object, and comparing paths component by component
 /// in a tree was the survey's hottest code.)
@@ -155,7 +174,23 @@ impl Gatherer {
             todo.sort();
             todo.dedup();
             todo.retain(|d| !snap.dirs.contains_key(d));
-            let wave: Vec<(PathBuf, DirSnapshot)> = std::mem::take(&mut todo)
+            // `$ORIGIN/../lib` from `bin/` and from `lib/` name one dir three
+            // ways: read it once, under its real name, and copy it.
+            let mut aliases: Vec<(PathBuf, PathBuf)> = Vec::new();
+            let mut read: Vec<PathBuf> = Vec::new();
+            for d in std::mem::take(&mut todo) {
+                match self.other_spelling_of(&d) {
+                    Some(real) => {
+                        read.push(real.clone());
+                        aliases.push((d, real));
+                    }
+                    None => read.push(d),
+                }
+            }
+            read.sort();
+            read.dedup();
+            read.retain(|d| !snap.dirs.contains_key(d));
+            let wave: Vec<(PathBuf, DirSnapshot)> = read
                 .into_par_iter()
                 .map(|d| {
                     let ds = self.read_dir(&d);
@@ -166,7 +201,26 @@ impl Gatherer {
                 todo.extend(ds.entries.values().filter_map(|o| o.real_dir.clone()));
                 snap.dirs.insert(d, ds);
             }
+            for (d, real) in aliases {
+                if let Some(ds) = snap.dirs.get(&real).map(|r| r.respelled(&d)) {
+                    snap.dirs.insert(d, ds);
+                }
+            }
         }
+    }
+
+    /// The real dir that `dir`, spelled with `.` or `..`, names when no
+    /// symlink lies on the way (then its entries resolve exactly as the real
+    /// dir's do, hop for hop).
+    fn other_spelling_of(&self, dir: &Path) -> Option<PathBuf> {
+        if !dir
+            .components()
+            .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+        {
+            return None;
+        }
+        let r = farm::resolve_with(dir, &self.store, Some(&self.real_dirs)).ok()?;
+        (r.hops.is_empty() && r.real != dir && r.real.is_dir()).then_some(r.real)
     }
 
     /// Add `dir` with only the entries among `names` (a dir the loader falls
@@ -338,4 +392,54 @@ fn read_file_facts(
         None
     };
     (Some((ident, t)), soname, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// A dir spelled `bin/../lib` is read once, as `lib`, and copied: the
+    /// copy must equal reading it under that spelling.
+    #[test]
+    fn other_spellings_equal_reading_them() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().canonicalize().unwrap();
+        let store = StoreDir::new(root.join("store"));
+        let out = store.path().join("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-app");
+        let dep = store.path().join("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-dep");
+        for d in [out.join("bin"), out.join("lib"), dep.join("lib")] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let elf = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        std::fs::write(out.join("lib/libown.so.1"), &elf[..4096]).unwrap();
+        std::fs::write(dep.join("lib/libdep.so.2"), &elf[..4096]).unwrap();
+        std::fs::write(out.join("lib/notes.txt"), b"text").unwrap();
+        // Same-dir link, cross-path link, dangling link.
+        symlink("libown.so.1", out.join("lib/libown.so")).unwrap();
+        symlink(dep.join("lib/libdep.so.2"), out.join("lib/libdep.so.2")).unwrap();
+        symlink("missing.so", out.join("lib/libgone.so")).unwrap();
+
+        // (`lib/.` is `lib` to `Path`: equal and hashed alike.)
+        let spellings = [out.join("bin/../lib"), out.join("lib/./../lib")];
+        let g = Gatherer::new(store.clone());
+        let mut snap = Snapshot::default();
+        g.gather(&mut snap, spellings.iter().cloned());
+        for d in &spellings {
+            assert_eq!(
+                g.other_spelling_of(d).as_deref(),
+                Some(out.join("lib").as_path())
+            );
+            let direct = Gatherer::new(store.clone()).read_dir(d);
+            assert_eq!(snap.dir(d), Some(&direct), "{}", d.display());
+            assert_eq!(direct.entries.len(), 5);
+        }
+        // The real dir and the real dirs its entries lead to were read too.
+        assert!(snap.dir(&out.join("lib")).is_some());
+        assert!(snap.dir(&dep.join("lib")).is_some());
+        // A spelling through a symlink is read as itself.
+        symlink(out.join("lib"), out.join("lib64")).unwrap();
+        assert_eq!(g.other_spelling_of(&out.join("lib64/../lib")), None);
+        assert_eq!(g.other_spelling_of(&out.join("lib")), None);
+    }
 }
