@@ -9,7 +9,8 @@
 #     bytes via .incbin) with a RUNPATH through a farm: in-place fix time and
 #     bytes written (`--json` bytes_written, cross-checked with strace).
 #
-# Each timing is the best of 3 on a freshly restored copy, page cache warm.
+# Each timing is the best of 5 on a freshly restored copy, page cache warm
+# (this VM's timings vary by 10-30% run to run).
 # Usage: bench/fix.sh [N=2000] [BIG_MIB=512]   (from the repo root)
 # Needs: gcc, patchelf, strace, bc, python3 (JSON).
 set -eu
@@ -26,10 +27,10 @@ T=$(mktemp -d "${BENCH_DIR:-/tmp}/unfarm-fixbench.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 S=$T/store
 now() { date +%s.%N; }
-best() { # best of 3 wall seconds: best RESTORE CMD...
+best() { # best of 5 wall seconds: best RESTORE CMD...
     restore=$1; shift
     b=
-    for _ in 1 2 3; do
+    for _ in 1 2 3 4 5; do
         $restore
         s=$(now); "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; exit 1; }; e=$(now)
         d=$(echo "$e - $s" | bc)
