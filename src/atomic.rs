@@ -16,7 +16,7 @@
 //! Symlinks are never followed or replaced: the path must name a regular file.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -207,9 +207,9 @@ pub fn sync_filesystems<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result
         if !dirs.insert(dir) {
             continue;
         }
-        let Ok(meta) = std::fs::metadata(dir) else {
-            continue;
-        };
+        // A dir we cannot stat is one we cannot sync: say so, rather than
+        // let renames go ahead unsynced.
+        let meta = std::fs::metadata(dir).map_err(io_err(dir, "cannot stat directory to sync"))?;
         if !seen.insert(meta.dev()) {
             continue;
         }
@@ -236,59 +236,48 @@ pub fn stage(
     OpenFile::open(path)?.stage(edit, None, links, durability, verify)
 }
 
-/// A regular file opened once for a whole edit: read through this
-/// descriptor, written in place through it, and compared against at commit.
+/// A regular file opened for an edit: read (once) through this read-only
+/// descriptor; an in-place write reopens it for writing only after the edit
+/// is verified, and only if the path still names the same unchanged file.
+/// (Opening every file for writing up front would make an overlayfs copy
+/// up each one, and block executing it meanwhile, even when nothing ends up
+/// written to it.)
 #[derive(Debug)]
 pub struct OpenFile {
     path: PathBuf,
     file: File,
     meta: std::fs::Metadata,
-    /// Why it could not be opened for writing (it is then read-only here).
-    write_err: Option<io::Error>,
+}
+
+/// Open `path` (never following a final symlink) with `write` or not, and
+/// without updating its access time where allowed (see
+/// `elf::open_for_reading`). O_NONBLOCK: a FIFO swapped in after the walk
+/// must not hang us.
+fn open_nofollow(path: &Path, write: bool) -> io::Result<File> {
+    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let with = |extra| {
+        OpenOptions::new()
+            .read(true)
+            .write(write)
+            .custom_flags(flags | extra)
+            .open(path)
+    };
+    match with(libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => with(0),
+        r => r,
+    }
 }
 
 impl OpenFile {
     /// Open `path`, which must be a regular file (never a symlink, never
-    /// followed), for reading and, when allowed, writing.
+    /// followed), for reading.
     pub fn open(path: &Path) -> Result<Self, AtomicError> {
-        // O_NONBLOCK: a FIFO swapped in after the walk must not hang us.
-        // O_NOATIME where allowed: see `elf::open_for_reading`.
-        let open = |write: bool| {
-            let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
-            let with = |extra| {
-                OpenOptions::new()
-                    .read(true)
-                    .write(write)
-                    .custom_flags(flags | extra)
-                    .open(path)
-            };
-            match with(libc::O_NOATIME) {
-                Err(e) if e.raw_os_error() == Some(libc::EPERM) => with(0),
-                r => r,
-            }
-        };
-        let (file, write_err) = match open(true) {
-            Ok(f) => (f, None),
+        let file = match open_nofollow(path, false) {
+            Ok(f) => f,
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
                 return Err(AtomicError::Symlink(path.into()));
             }
-            // Not writable here (mode, a running program, a read-only
-            // mount): readable still, for the copy path or a clear error.
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EACCES | libc::EPERM | libc::ETXTBSY | libc::EROFS)
-                ) =>
-            {
-                (
-                    open(false).map_err(io_err(path, "cannot open for reading"))?,
-                    Some(e),
-                )
-            }
-            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
-                return Err(AtomicError::NotRegular(path.into()));
-            }
-            Err(e) => return Err(io_err(path, "cannot open")(e)),
+            Err(e) => return Err(io_err(path, "cannot open for reading")(e)),
         };
         let meta = file.metadata().map_err(io_err(path, "cannot stat"))?;
         if !meta.is_file() {
@@ -298,7 +287,6 @@ impl OpenFile {
             path: path.to_owned(),
             file,
             meta,
-            write_err,
         })
     }
 
@@ -369,39 +357,39 @@ impl OpenFile {
                     edit.new_len,
                 ));
             }
-            match &self.write_err {
-                None => {
+            // Opened for writing only now that it is to be written.
+            match open_nofollow(path, true) {
+                Ok(w) => {
                     verify(Candidate::InPlace {
                         original: path,
                         patch,
                     })
                     .map_err(|m| AtomicError::Verify(path.into(), m))?;
-                    // Modified while we verified: leave it to its writer.
-                    let now = self.file.metadata().map_err(io_err(path, "cannot stat"))?;
+                    // Replaced or modified since we read it: leave it to
+                    // whoever did that.
+                    let now = w.metadata().map_err(io_err(path, "cannot stat"))?;
                     if let Some(e) = changed_since(path, &self.meta, &now) {
                         return Err(e);
                     }
-                    self.file
-                        .write_all_at(&patch.bytes, patch.offset)
+                    w.write_all_at(&patch.bytes, patch.offset)
                         .map_err(io_err(path, "cannot write"))?;
                     if durability == Durability::PerFile {
-                        self.file.sync_all().map_err(io_err(path, "cannot fsync"))?;
+                        w.sync_all().map_err(io_err(path, "cannot fsync"))?;
                     }
-                    set_times(&self.file, &self.meta)
-                        .map_err(io_err(path, "cannot restore times"))?;
+                    set_times(&w, &self.meta).map_err(io_err(path, "cannot restore times"))?;
                     return Ok(Staged::Done(Method::InPlace { links: nlink }));
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                    return Err(AtomicError::Symlink(path.into()));
                 }
                 // Read-only file of ours: the copy path can keep its mode.
                 // Not for shared inodes, where a copy would leave other
                 // links stale.
-                Some(e)
+                Err(e)
                     if e.raw_os_error() == Some(libc::EACCES)
                         && !shared
                         && self.meta.uid() == unsafe_geteuid() => {}
-                Some(e) => {
-                    let e = io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EIO));
-                    return Err(io_err(path, "cannot open for writing")(e));
-                }
+                Err(e) => return Err(io_err(path, "cannot open for writing")(e)),
             }
         }
         Ok(Staged::Pending(Box::new(
@@ -417,10 +405,6 @@ impl OpenFile {
         verify: impl FnOnce(Candidate<'_>) -> Result<(), String>,
     ) -> Result<PendingRename, AtomicError> {
         let path = self.path.as_path();
-        // Created with its final permission bits where the umask lets it
-        // (set-id bits only after chown, which would clear them).
-        let want = self.meta.mode() & 0o7777;
-        let create_mode = want & 0o777;
         let mut attempt = 0;
         let (tmp, mut out) = loop {
             let tmp =
@@ -429,7 +413,7 @@ impl OpenFile {
                 .read(true)
                 .write(true)
                 .create_new(true)
-                .mode(create_mode)
+                .mode(0o600)
                 .open(&tmp)
             {
                 Ok(f) => break (tmp, f),
@@ -455,8 +439,16 @@ impl OpenFile {
                 }
             }
             None => {
-                io::copy(&mut &self.file, &mut out)
+                // From offset 0 whatever read the descriptor before, and all
+                // of it.
+                let mut f = &self.file;
+                let copied = f
+                    .seek(io::SeekFrom::Start(0))
+                    .and_then(|_| io::copy(&mut f.take(self.meta.len()), &mut out))
                     .map_err(terr("cannot copy to temporary file"))?;
+                if copied != self.meta.len() {
+                    return Err(AtomicError::Changed(path.into(), copied, self.meta.len()));
+                }
                 if edit.new_len > self.meta.len() {
                     out.set_len(edit.new_len)
                         .map_err(terr("cannot extend temporary file"))?;
@@ -468,7 +460,6 @@ impl OpenFile {
             }
         }
         // A new file is ours; only root can (and must) hand it back.
-        let mut chowned = false;
         if unsafe_geteuid() == 0 {
             let have = out
                 .metadata()
@@ -477,17 +468,12 @@ impl OpenFile {
             if have != (self.meta.uid(), self.meta.gid()) {
                 std::os::unix::fs::fchown(&out, Some(self.meta.uid()), Some(self.meta.gid()))
                     .map_err(terr("cannot set owner"))?;
-                chowned = true;
             }
         }
-        // After chown, which clears set-id bits.
-        let created_right = !chowned
-            && want == create_mode
-            && process_umask().is_some_and(|u| u & create_mode == 0);
-        if !created_right {
-            out.set_permissions(std::fs::Permissions::from_mode(want))
-                .map_err(terr("cannot set mode"))?;
-        }
+        // Always, and after chown (which clears set-id bits): the mode at
+        // creation went through the umask or a directory's default ACL.
+        out.set_permissions(std::fs::Permissions::from_mode(self.meta.mode() & 0o7777))
+            .map_err(terr("cannot set mode"))?;
         if durability == Durability::PerFile {
             out.sync_all()
                 .map_err(terr("cannot fsync temporary file"))?;
@@ -503,17 +489,6 @@ impl OpenFile {
             meta: self.meta,
         })
     }
-}
-
-/// The process's umask, read once (from `/proc/self/status`, since asking
-/// `umask(2)` means changing it); `None` when unknown.
-fn process_umask() -> Option<u32> {
-    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
-    *UMASK.get_or_init(|| {
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
-        let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
-        u32::from_str_radix(line.trim(), 8).ok()
-    })
 }
 
 fn unsafe_geteuid() -> u32 {
@@ -907,6 +882,57 @@ mod tests {
         assert!(matches!(r, Err(AtomicError::Changed(..))), "{r:?}");
         assert_eq!(std::fs::read(&p).unwrap(), theirs);
         no_temps(d.path());
+    }
+
+    #[test]
+    fn copy_path_copies_from_the_start_after_a_read() {
+        // `read_all` leaves the descriptor's offset at the end; the copy
+        // must still be the whole file.
+        let (d, p, before) = setup();
+        let f = OpenFile::open(&p).unwrap();
+        assert_eq!(f.read_all().unwrap(), before);
+        let e = grow(before.len() as u64);
+        let Staged::Pending(pending) = f
+            .stage(&e, None, HardLinks::Refuse, Durability::Batch, ok)
+            .unwrap()
+        else {
+            panic!("a grow edit takes the copy path");
+        };
+        pending.commit(Durability::Batch).unwrap();
+        let mut expect = before.clone();
+        crate::edit::apply_in_memory(&mut expect, &e);
+        assert_eq!(std::fs::read(&p).unwrap(), expect);
+        no_temps(d.path());
+    }
+
+    #[test]
+    fn in_place_edit_of_a_replaced_path_is_refused() {
+        // Read, then the path is renamed over by a file of the same size
+        // and mtime: the write must not go to either.
+        let (d, p, before) = setup();
+        let f = OpenFile::open(&p).unwrap();
+        let other = d.path().join("other");
+        let mut theirs = before.clone();
+        theirs[0] ^= 0xff;
+        std::fs::write(&other, &theirs).unwrap();
+        let t = std::fs::FileTimes::new()
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1));
+        File::options()
+            .write(true)
+            .open(&other)
+            .unwrap()
+            .set_times(t)
+            .unwrap();
+        std::fs::rename(&other, &p).unwrap();
+        let r = f.stage(
+            &small(before.len() as u64),
+            None,
+            HardLinks::Refuse,
+            Durability::Batch,
+            ok,
+        );
+        assert!(matches!(r, Err(AtomicError::Changed(..))), "{r:?}");
+        assert_eq!(std::fs::read(&p).unwrap(), theirs);
     }
 
     #[test]
