@@ -241,7 +241,8 @@ pub fn dirs_to_gather(path: &Path, facts: &ElfFacts, opts: &PlanOptions) -> Vec<
 /// typically share one search list and one set of needs.
 #[derive(PartialEq, Eq, Hash)]
 pub struct PlanKey<'a> {
-    /// The object's dir, only when a list has a `$` token (`$ORIGIN`).
+    /// The object's dir, only when a list has a `$` token (`$ORIGIN`) or a
+    /// need is named by a path.
     origin: Option<&'a Path>,
     runpath: Option<&'a str>,
     rpath: Option<&'a str>,
@@ -255,10 +256,13 @@ pub struct PlanKey<'a> {
 impl PlanInput<'_> {
     pub fn key(&self) -> PlanKey<'_> {
         let f = self.facts;
+        // The dir matters to `$ORIGIN` in a search list, and to a need
+        // named by path (`$ORIGIN/../lib/libx.so`, or relative).
         let tokens = [&f.runpath, &f.rpath]
             .into_iter()
             .flatten()
-            .any(|l| l.contains('$'));
+            .any(|l| l.contains('$'))
+            || self.needs.iter().any(|n| n.name.contains(['/', '$']));
         PlanKey {
             origin: tokens.then(|| self.path.parent().unwrap_or(Path::new("/"))),
             runpath: f.runpath.as_deref(),

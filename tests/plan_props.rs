@@ -110,12 +110,44 @@ fn grouped_planning_equals_planning_each() {
             let beside = dir.join("twin-beside");
             let elsewhere = dir.with_file_name("other-dir").join("twin");
             let fewer: Vec<_> = w.needs.iter().skip(1).cloned().collect();
+            // A need named by path (`$ORIGIN/../lib/…`), found beside the
+            // world's object but not beside the twin in another dir.
+            let by_path = "$ORIGIN/../lib/libbypath.so";
+            let mut snapshot = w.snapshot.clone();
+            let found = dir.join("../lib/libbypath.so");
+            snapshot
+                .dirs
+                .entry(dir.join("../lib"))
+                .or_default()
+                .entries
+                .insert(
+                    "libbypath.so".into(),
+                    unfarm::snapshot::Offer {
+                        resolved: Some(unfarm::farm::Resolved {
+                            path: found.clone(),
+                            hops: Vec::new(),
+                            real: found.clone(),
+                        }),
+                        elf: Some((w.facts.ident, unfarm::elf::ObjectType::Dyn)),
+                        fatal: None,
+                        soname: Some("libbypath.so".into()),
+                        is_stub: false,
+                        real_dir: found.parent().map(|p| p.to_owned()),
+                    },
+                );
+            let mut with_path = w.needs.clone();
+            with_path.push(unfarm::needs::Need {
+                name: by_path.into(),
+                provenance: vec![unfarm::needs::Provenance::Needed],
+            });
             let objects = [
                 (w.path.clone(), &w.needs[..]),
                 (beside, &w.needs[..]),
-                (elsewhere, &w.needs[..]),
+                (elsewhere.clone(), &w.needs[..]),
                 (w.path.with_file_name("fewer-needs"), &fewer[..]),
                 (w.path.with_file_name("twin-2"), &w.needs[..]),
+                (w.path.with_file_name("path-need"), &with_path[..]),
+                (elsewhere.with_file_name("path-need"), &with_path[..]),
             ];
             let inputs: Vec<PlanInput> = objects
                 .iter()
@@ -123,7 +155,7 @@ fn grouped_planning_equals_planning_each() {
                     path,
                     facts: &w.facts,
                     needs,
-                    snapshot: &w.snapshot,
+                    snapshot: &snapshot,
                     store: &store,
                     opts: &w.opts,
                 })
