@@ -368,8 +368,10 @@ impl FileBytes {
             None => file.metadata().map_err(io)?.len(),
         };
         let whole = len <= WHOLE_FILE_LIMIT;
+        // One byte past the size: a file that grew since it was measured
+        // is seen to have grown.
         let head = if whole {
-            (len as usize).min(HEAD_READ)
+            (len as usize + 1).min(HEAD_READ)
         } else {
             HEAD_READ
         };
@@ -380,11 +382,20 @@ impl FileBytes {
         }
         let data = if whole {
             let len = len as usize;
-            if v.len() < len {
-                v.reserve_exact(len - v.len());
-                read_up_to(&file, &mut v, len).map_err(io)?;
+            read_up_to(&file, &mut v, len + 1).map_err(io)?;
+            match v.len() > len {
+                false => Contents::Whole(v),
+                // Grew: read it at its size now, or range by range.
+                true => {
+                    let now = file.metadata().map_err(io)?.len();
+                    if now <= WHOLE_FILE_LIMIT {
+                        read_up_to(&file, &mut v, now as usize).map_err(io)?;
+                        Contents::Whole(v)
+                    } else {
+                        Contents::Large(file)
+                    }
+                }
             }
-            Contents::Whole(v)
         } else {
             Contents::Large(file)
         };
@@ -917,6 +928,24 @@ fn soname_literals(bytes: &[u8], limit: usize, out: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_that_grew_since_its_walk_is_read_whole() {
+        let mut data = b"\x7fELF".to_vec();
+        data.resize(70_000, 7);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("libgrew.so");
+        std::fs::write(&p, &data).unwrap();
+        for hint in [Some(100), Some(69_999), Some(70_000), None] {
+            let Ok(Sniffed::Elf(b)) = FileBytes::open_sniffed(&p, hint) else {
+                panic!("{hint:?}: not read as ELF");
+            };
+            let Contents::Whole(v) = &b.data else {
+                panic!("{hint:?}: not read whole");
+            };
+            assert_eq!(v, &data, "{hint:?}");
+        }
+    }
 
     #[test]
     fn large_file_literals_across_chunk_boundaries() {
