@@ -118,7 +118,7 @@ struct Predicted {
 
 /// The edit `fix` would make to `path`, computed the way it computes it
 /// (one plan after the other on an in-memory copy; a file over
-/// [`crate::fix::IN_MEMORY_LIMIT`] only as one in-place range). `None` when
+/// [`crate::fix::IN_MEMORY_LIMIT`] planned range by range). `None` when
 /// `fix` would leave the file alone.
 fn predict_edit(path: &Path, plans: &[&Plan]) -> Option<Predicted> {
     // The very edit `fix` will make (same planning code), never written.
@@ -128,8 +128,8 @@ fn predict_edit(path: &Path, plans: &[&Plan]) -> Option<Predicted> {
             new_len: edit.new_len,
             patches: edit.patches,
         }),
-        crate::fix::PlannedEdit::InPlace { edit } => Some(Predicted {
-            old_len: edit.new_len,
+        crate::fix::PlannedEdit::Large { edit, old_len } => Some(Predicted {
+            old_len,
             new_len: edit.new_len,
             patches: edit.patches,
         }),

@@ -1,7 +1,7 @@
 //! `unfarm fix`: turn a survey's plans into edited files, one file at a time,
 //! in parallel. For each file: plan the byte edit, apply it to a copy in
-//! memory (or, for a very large file, to the one range it changes), check the
-//! result's structure, re-read its facts and re-resolve every need against the
+//! memory (a very large file: to the one range it changes, or to a copy on
+//! disk when it grows), check the result's structure, re-read its facts and re-resolve every need against the
 //! real filesystem, and only then write (see [`crate::atomic`]). Any failure
 //! leaves the file as it was and is reported.
 
@@ -21,7 +21,8 @@ use crate::store::StoreDir;
 use crate::survey::{FarmLink, ObjectSurvey, Survey};
 
 /// Files up to this size are edited and verified wholly in memory; larger
-/// ones only when the edit is one in-place range.
+/// ones are planned range by range and edited in place or, when they grow,
+/// through a copy on disk.
 pub const IN_MEMORY_LIMIT: u64 = 256 << 20;
 
 #[derive(Clone, Debug)]
@@ -370,8 +371,10 @@ pub enum PlannedEdit {
         /// The byte patches from `original` to `edited`.
         edit: ElfEdit,
     },
-    /// Larger files: one plan, one in-place patch; nothing else is read.
-    InPlace { edit: ElfEdit },
+    /// Larger files: one plan, planned range by range (the file is never
+    /// held in memory): one in-place patch, or a grow that `fix` applies
+    /// to a copy.
+    Large { edit: ElfEdit, old_len: u64 },
 }
 
 /// Plan the edit of `path` for `plans` (those that change it).
@@ -392,8 +395,9 @@ pub fn plan_file_edit(path: &Path, plans: &[&Plan]) -> Result<PlannedEdit, Strin
             edit,
         });
     }
-    Ok(PlannedEdit::InPlace {
+    Ok(PlannedEdit::Large {
         edit: plan_large_edit(&file, len, plans)?,
+        old_len: len,
     })
 }
 
@@ -417,19 +421,14 @@ fn edit_image(original: &[u8], plans: &[&Plan]) -> Result<(Vec<u8>, ElfEdit), St
     Ok((edited, edit))
 }
 
-/// A file too large for memory: one plan, one in-place patch, read range by
-/// range.
+/// A file too large for memory: one plan, read range by range.
 fn plan_large_edit(file: &std::fs::File, len: u64, plans: &[&Plan]) -> Result<ElfEdit, String> {
     let [p] = plans else {
         return Err("a file over 256 MiB with two search lists to change is not supported".into());
     };
     let cache = ReadCache::new(file);
     let scrub: Vec<&[u8]> = p.removed_hashes.iter().map(|h| h.as_bytes()).collect();
-    let edit = edit::plan_edit(&cache, len, &request(p, &scrub)).map_err(|e| e.to_string())?;
-    if edit.single_in_place().is_none() {
-        return Err("a file over 256 MiB whose edit needs to grow it is not supported".into());
-    }
-    Ok(edit)
+    edit::plan_edit(&cache, len, &request(p, &scrub)).map_err(|e| e.to_string())
 }
 
 /// What every per-file step needs besides the file.
@@ -447,7 +446,7 @@ fn write_in_memory(
     o: &ObjectSurvey,
     cx: &Ctx,
 ) -> Result<Written, String> {
-    verify(data, plans, o, cx)?;
+    verify(data, data.len() as u64, plans, o, cx)?;
     // Verified in memory; a copy is written from `data` and read back by
     // the writer before it may be renamed.
     let staged = file
@@ -543,11 +542,30 @@ fn write_large(
     cx: &Ctx,
 ) -> Result<Written, String> {
     let [p] = plans else {
-        return Err("one plan expected for an in-place edit".into());
+        return Err("one plan expected for a file over 256 MiB".into());
     };
-    let patch = e
-        .single_in_place()
-        .ok_or("expected a single in-place patch")?;
+    let Some(patch) = e.single_in_place() else {
+        // It grows: a copy (`copy_file_range`, a reflink where the
+        // filesystem can), patched, checked as a whole file, renamed over.
+        let len = e.new_len;
+        let staged = file
+            .stage(
+                e,
+                None,
+                cx.opts.hard_links,
+                atomic::Durability::Batch,
+                |cand| {
+                    let atomic::Candidate::File(tmp) = cand else {
+                        return Err("expected a copy".into());
+                    };
+                    let f = crate::elf::open_for_reading(tmp)
+                        .map_err(|e| format!("cannot read the copy back: {e}"))?;
+                    verify(&ReadCache::new(&f), len, plans, o, cx)
+                },
+            )
+            .map_err(|e| e.to_string())?;
+        return Ok(Written::from(staged, 0, len));
+    };
     // An in-place edit changes only the search-path string: check the patch
     // spells the planned value where the string lives, and re-resolve every
     // need on disk under that value.
@@ -584,14 +602,21 @@ fn write_large(
             },
         )
         .map_err(|e| e.to_string())?;
-    // A large file is only ever edited in place (checked in planning).
     Ok(Written::from(staged, patch.bytes.len() as u64, 0))
 }
 
-/// The edited image must be well formed, carry the planned search path, keep
-/// every other dynamic string, and resolve every need to the planned file.
-fn verify(data: &[u8], plans: &[&Plan], o: &ObjectSurvey, cx: &Ctx) -> Result<(), String> {
-    edit::check_layout(data).map_err(|e| format!("edited file fails layout checks: {e}"))?;
+/// The edited image (in memory, or a large copy on disk read range by
+/// range) must be well formed, carry the planned search path, keep every
+/// other dynamic string, and resolve every need to the planned file.
+fn verify<'d, R: object::ReadRef<'d>>(
+    data: R,
+    len: u64,
+    plans: &[&Plan],
+    o: &ObjectSurvey,
+    cx: &Ctx,
+) -> Result<(), String> {
+    edit::check_layout_ref(data, len)
+        .map_err(|e| format!("edited file fails layout checks: {e}"))?;
     let facts = elf::parse_facts(data).map_err(|e| format!("edited file does not parse: {e}"))?;
     verify_facts(&o.facts, &facts, plans)?;
     verify_resolution(&facts, plans, o, cx.plan_opts, cx.probe)

@@ -1,5 +1,6 @@
 //! `unfarm fix` on unusual files: a library over 4 GiB (sparse) is edited in
-//! place, reading and writing only what changes; a hard-linked file follows
+//! place, reading and writing only what changes; a file over the in-memory
+//! limit that must grow is fixed through a copy; a hard-linked file follows
 //! the documented `--hard-links` policy and says what it did.
 
 mod common;
@@ -204,4 +205,47 @@ fn reading_outputs_leaves_access_times_alone() {
     assert!(r.code.is_some(), "{r:#?}");
     let meta = std::fs::metadata(&lib).unwrap();
     assert_eq!((meta.atime(), meta.mtime()), (1000, 2000));
+}
+
+/// A program whose RUNPATH must grow (a short farm name, two real dirs) that
+/// is larger than `fix` holds in memory: it is fixed through a copy
+/// (`copy_file_range`), checked range by range, and renamed over.
+#[test]
+fn file_over_the_memory_limit_that_grows_is_fixed_through_a_copy() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let foo = store.output("foo-1.0-lib");
+    let bar = store.output("bar-1.0-lib");
+    Cc::gcc().shared_lib(&foo.join("lib"), "foo", "1.0", &lib_source("foo", 40));
+    Cc::gcc().shared_lib(&bar.join("lib"), "bar", "1.0", &lib_source("bar", 2));
+    let farm = store.farm("f", &[&foo, &bar], LinkStyle::Absolute);
+    let app = store.output("app-1.0");
+    let exe = Cc::gcc()
+        .link_dir(farm.join("lib"))
+        .lib(":libfoo.so.1")
+        .lib(":libbar.so.1")
+        .search(farm.join("lib"))
+        .executable(&app.join("bin/app"), &exe_calling(&["foo", "bar"]));
+    let size = unfarm::fix::IN_MEMORY_LIMIT + (8 << 20);
+    let f = std::fs::OpenOptions::new().write(true).open(&exe).unwrap();
+    f.set_len(size).unwrap();
+    drop(f);
+    let ino = std::fs::metadata(&exe).unwrap().ino();
+    let r = fix(&store, &[], &app);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let v = r.json();
+    assert_eq!(v["results"][0]["status"], "changed", "{v:#}");
+    let meta = std::fs::metadata(&exe).unwrap();
+    assert_ne!(meta.ino(), ino, "grown, so replaced");
+    assert!(meta.len() > size);
+    let want = format!(
+        "{}:{}",
+        foo.join("lib").display(),
+        bar.join("lib").display()
+    );
+    assert_eq!(common::readelf_dynamic(&exe, "RUNPATH"), Some(want));
+    assert_eq!(common::run(&exe, &[]).success().stdout, "42\n");
+    // A second run changes nothing.
+    let v = fix(&store, &[], &app).json();
+    assert_eq!(v["changed"], 0, "{v:#}");
 }
