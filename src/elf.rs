@@ -358,6 +358,19 @@ impl FileBytes {
     /// is not ELF. `size`, when the caller has just stat'ed the file (a
     /// walk), spares a second stat.
     pub fn open_sniffed(path: &Path, size: Option<u64>) -> Result<Sniffed, ElfError> {
+        Self::open_with(path, size, WHOLE_FILE_LIMIT)
+    }
+
+    /// [`FileBytes::open_sniffed`] when only [`FileBytes::facts`] will be
+    /// asked for (no dlopen hints): a file over 64 KiB is read range by
+    /// range (headers, dynamic section, strings), not whole. Gathering a
+    /// farm of large libraries for their SONAMEs reads kilobytes, not
+    /// gigabytes.
+    pub fn open_for_facts(path: &Path) -> Result<Sniffed, ElfError> {
+        Self::open_with(path, None, HEAD_READ as u64)
+    }
+
+    fn open_with(path: &Path, size: Option<u64>, whole_limit: u64) -> Result<Sniffed, ElfError> {
         let io = |source| ElfError::Io {
             path: path.to_owned(),
             source,
@@ -367,7 +380,7 @@ impl FileBytes {
             Some(n) => n,
             None => file.metadata().map_err(io)?.len(),
         };
-        let whole = len <= WHOLE_FILE_LIMIT;
+        let whole = len <= whole_limit;
         // One byte past the size: a file that grew since it was measured
         // is seen to have grown.
         let head = if whole {
@@ -388,7 +401,7 @@ impl FileBytes {
                 // Grew: read it at its size now, or range by range.
                 true => {
                     let now = file.metadata().map_err(io)?.len();
-                    if now <= WHOLE_FILE_LIMIT {
+                    if now <= whole_limit {
                         read_up_to(&file, &mut v, now as usize).map_err(io)?;
                         Contents::Whole(v)
                     } else {

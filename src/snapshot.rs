@@ -364,8 +364,8 @@ fn read_file_facts(
     Option<String>,
     Option<String>,
 ) {
-    // One open and read: the header decides, the same bytes give the SONAME.
-    let bytes = match elf::FileBytes::open_sniffed(real, None) {
+    // One open: the header decides, the same file gives the SONAME.
+    let bytes = match elf::FileBytes::open_for_facts(real) {
         Ok(elf::Sniffed::Elf(b)) => b,
         Ok(elf::Sniffed::Other { head }) if head.len() < 52 => {
             return (None, None, Some("file too short".into()));
@@ -398,6 +398,26 @@ fn read_file_facts(
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    /// A library larger than the whole-read size gets its SONAME from its
+    /// headers alone (this test's own libc, copied).
+    #[test]
+    fn large_library_soname_is_read_by_range() {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let libc = maps
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .find(|p| p.contains("/libc.so.6"))
+            .expect("this test links glibc");
+        let t = tempfile::tempdir().unwrap();
+        let lib = t.path().join("libc.so.6");
+        std::fs::copy(libc, &lib).unwrap();
+        assert!(std::fs::metadata(&lib).unwrap().len() > 64 << 10);
+        let (elf, soname, fatal) = read_file_facts(&lib);
+        assert_eq!(fatal, None);
+        assert_eq!(elf.map(|(_, t)| t), Some(ObjectType::Dyn));
+        assert_eq!(soname.as_deref(), Some("libc.so.6"));
+    }
 
     /// A dir spelled `bin/../lib` is read once, as `lib`, and copied: the
     /// copy must equal reading it under that spelling.
