@@ -573,6 +573,8 @@ pub struct DynamicView<'d, Elf: FileHeader> {
     pub entries: Vec<(i64, u64)>,
     /// File offset and size of the dynamic string table (DT_STRTAB, DT_STRSZ).
     pub strtab: Option<(u64, u64)>,
+    /// Bytes [`Self::string`] has read so far, against its budget.
+    string_bytes_read: std::cell::Cell<u64>,
 }
 
 /// Map a virtual address to a file offset through the PT_LOAD segments.
@@ -639,6 +641,7 @@ impl<'d, Elf: FileHeader<Endian = Endianness>> DynamicView<'d, Elf> {
             segments,
             entries,
             strtab,
+            string_bytes_read: std::cell::Cell::new(0),
         })
     }
 
@@ -657,6 +660,12 @@ impl<'d, Elf: FileHeader<Endian = Endianness>> DynamicView<'d, Elf> {
     }
 
     /// The NUL-terminated dynamic string at `offset` in DT_STRTAB.
+    ///
+    /// Read in growing windows rather than with `read_bytes_at_until`, whose
+    /// `ReadCache` version gives up after 4 KiB: a long RUNPATH is real (and
+    /// is what `fix` writes in expand mode). Every window read counts against
+    /// [`DYNAMIC_STRINGS_BUDGET`], so a hostile file cannot make the reads
+    /// (or the copies made of them) unbounded.
     pub fn string<R: ReadRef<'d>>(&self, data: R, offset: u64) -> Result<&'d [u8], String> {
         let (base, size) = self.strtab.ok_or("dynamic string used but no DT_STRTAB")?;
         if offset >= size {
@@ -664,10 +673,54 @@ impl<'d, Elf: FileHeader<Endian = Endianness>> DynamicView<'d, Elf> {
         }
         let start = base.checked_add(offset).ok_or("string offset overflows")?;
         let end = base.checked_add(size).ok_or("DT_STRSZ overflows")?;
-        data.read_bytes_at_until(start..end, 0)
-            .map_err(|_| format!("unterminated dynamic string at offset {offset}"))
+        let file_len = data.len().map_err(|_| "cannot get the file's length")?;
+        if end > file_len {
+            return Err(format!(
+                "DT_STRTAB ({size} bytes at offset {base}) runs past the end of the file"
+            ));
+        }
+        let room = end - start;
+        let mut window = 0;
+        for step in [4 << 10, 64 << 10, MAX_DYNAMIC_STRING + 1] {
+            let want = room.min(step);
+            if want <= window {
+                break;
+            }
+            window = want;
+            let used = self.string_bytes_read.get().saturating_add(window);
+            if used > DYNAMIC_STRINGS_BUDGET {
+                return Err(format!(
+                    "dynamic strings take more than {} MiB to read",
+                    DYNAMIC_STRINGS_BUDGET >> 20
+                ));
+            }
+            self.string_bytes_read.set(used);
+            let bytes = data
+                .read_bytes_at(start, window)
+                .map_err(|_| format!("cannot read the dynamic string at offset {offset}"))?;
+            if let Some(len) = memchr::memchr(0, bytes) {
+                return Ok(&bytes[..len]);
+            }
+        }
+        if window > MAX_DYNAMIC_STRING {
+            Err(format!(
+                "dynamic string at offset {offset} is longer than {} MiB",
+                MAX_DYNAMIC_STRING >> 20
+            ))
+        } else {
+            Err(format!("unterminated dynamic string at offset {offset}"))
+        }
     }
 }
+
+/// The longest dynamic string read. ld.so sets no limit, but no real
+/// library name or search path comes near it.
+pub const MAX_DYNAMIC_STRING: u64 = 1 << 20;
+
+/// What reading one object's dynamic strings may cost in all (windows read,
+/// and so the copies made of them): many entries naming long strings must
+/// not add up to unbounded memory.
+pub const DYNAMIC_STRINGS_BUDGET: u64 = 64 << 20;
 
 fn utf8(bytes: &[u8], what: &str) -> Result<String, String> {
     String::from_utf8(bytes.to_vec()).map_err(|_| format!("{what} is not valid UTF-8"))
@@ -1060,5 +1113,104 @@ mod tests {
         let f = read_facts(&exe).unwrap();
         assert!(f.dynamic);
         assert!(f.needed.iter().any(|n| n.starts_with("libc.so")));
+    }
+
+    /// A library built by gcc with a RUNPATH of `len` bytes; its bytes.
+    fn lib_with_runpath(dir: &Path, len: usize) -> (PathBuf, String) {
+        let rp: String = (0..)
+            .map(|i| format!("/nonexistent/dir-{i:04}:"))
+            .flat_map(|s| s.chars().collect::<Vec<_>>())
+            .take(len)
+            .collect::<String>()
+            .trim_end_matches(':')
+            .to_owned();
+        let c = dir.join("l.c");
+        std::fs::write(&c, "int f(void) { return 1; }\n").unwrap();
+        let out = dir.join("libl.so.1");
+        let st = std::process::Command::new("gcc")
+            .args([
+                "-shared",
+                "-fPIC",
+                "-Wl,-soname,libl.so.1",
+                "-Wl,--enable-new-dtags",
+            ])
+            .arg(format!("-Wl,-rpath,{rp}"))
+            .arg("-o")
+            .arg(&out)
+            .arg(&c)
+            .status()
+            .expect("gcc is required for this test");
+        assert!(st.success());
+        (out, rp)
+    }
+
+    /// A RUNPATH longer than `ReadCache` reads a string (4 KiB) is read the
+    /// same whole and range by range.
+    #[test]
+    fn long_runpath_reads_the_same_whole_and_by_range() {
+        let d = tempfile::tempdir().unwrap();
+        let (lib, rp) = lib_with_runpath(d.path(), 9000);
+        let whole = std::fs::read(&lib).unwrap();
+        let a = parse_facts(&whole[..]).unwrap();
+        let f = File::open(&lib).unwrap();
+        let b = parse_facts(&ReadCache::new(&f)).unwrap();
+        assert_eq!(a.runpath.as_deref(), Some(rp.as_str()));
+        assert_eq!(a.soname.as_deref(), Some("libl.so.1"));
+        assert_eq!(
+            (a.runpath, a.soname, a.needed),
+            (b.runpath, b.soname, b.needed)
+        );
+    }
+
+    /// Strings over 1 MiB, strings with no NUL, and reads past the budget
+    /// are errors, not unbounded reads.
+    #[test]
+    fn dynamic_strings_are_bounded() {
+        type H = elf::FileHeader64<Endianness>;
+        let d = tempfile::tempdir().unwrap();
+        let (lib, _) = lib_with_runpath(d.path(), 5000);
+        let mut data = std::fs::read(&lib).unwrap();
+        let base = data.len() as u64;
+        let big = MAX_DYNAMIC_STRING as usize;
+        // At `base`: exactly 1 MiB and its NUL; then 1 MiB + 1 with none.
+        data.resize(data.len() + big, b'x');
+        data.push(0);
+        data.resize(data.len() + big + 1, b'y');
+        let view = DynamicView::<H>::parse(&data[..]).unwrap();
+        let view = DynamicView {
+            strtab: Some((base, data.len() as u64 - base)),
+            ..view
+        };
+        assert_eq!(view.string(&data[..], 0).unwrap().len(), big);
+        let e = view.string(&data[..], big as u64 + 1).unwrap_err();
+        assert!(e.contains("longer than 1 MiB"), "{e}");
+        // Unterminated: the table ends before a NUL.
+        let short = DynamicView::<H>::parse(&data[..]).unwrap();
+        let short = DynamicView {
+            strtab: Some((base, 100)),
+            ..short
+        };
+        let e = short.string(&data[..], 0).unwrap_err();
+        assert!(e.contains("unterminated"), "{e}");
+        // A table past the end of the file.
+        let past = DynamicView::<H>::parse(&data[..]).unwrap();
+        let past = DynamicView {
+            strtab: Some((base, data.len() as u64)),
+            ..past
+        };
+        let e = past.string(&data[..], 0).unwrap_err();
+        assert!(e.contains("past the end of the file"), "{e}");
+        // The same long string asked for again and again runs out the budget.
+        let again = DynamicView::<H>::parse(&data[..]).unwrap();
+        let again = DynamicView {
+            strtab: Some((base, data.len() as u64 - base)),
+            ..again
+        };
+        let calls = (0..100)
+            .position(|_| again.string(&data[..], 0).is_err())
+            .expect("the budget ran out");
+        // Each call reads 4 KiB, 64 KiB, then 1 MiB + 1.
+        let per_call = (4 << 10) + (64 << 10) + big as u64 + 1;
+        assert_eq!(calls as u64, DYNAMIC_STRINGS_BUDGET / per_call);
     }
 }

@@ -678,6 +678,62 @@ fn dlopen_by_computed_name_expand_keeps_shrink_needs_declaration() {
     );
 }
 
+/// The same, where the library dlopened is over 64 KiB (read range by range)
+/// and carries a RUNPATH over 4 KiB (longer than `object`'s `ReadCache`
+/// reads a string): its SONAME must still be seen, so expand keeps its dir.
+#[test]
+fn dlopen_by_computed_name_keeps_large_library_with_long_runpath() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let foo_out = store.output("foo-1.0-lib");
+    Cc::gcc().shared_lib(&foo_out.join("lib"), "foo", "1.0", &lib_source("foo", 40));
+    let big_out = store.output("big-3.0-lib");
+    let long: Vec<String> = (0..60)
+        .map(|i| format!("/nonexistent/a-long-search-dir-{i:02}-{}", "x".repeat(40)))
+        .collect();
+    let long = long.join(":");
+    assert!(long.len() > 4096);
+    let big = Cc::gcc().search(&long).shared_lib(
+        &big_out.join("lib"),
+        "big",
+        "3.0",
+        "const char pad[200000] = {1};\nint big(void) { return 5 + pad[0]; }\n",
+    );
+    assert!(std::fs::metadata(&big).unwrap().len() > 64 << 10);
+    assert_eq!(common::readelf_dynamic(&big, "RUNPATH"), Some(long));
+    // Only SONAME links, straight at the versioned files: the name offered
+    // is a library only by its SONAME.
+    let farm = store.output("env-farm");
+    store.symlink(
+        foo_out.join("lib/libfoo.so.1.0"),
+        farm.join("lib/libfoo.so.1"),
+    );
+    store.symlink(&big, farm.join("lib/libbig.so.3"));
+    let fl = farm.join("lib");
+    let out = store.output("app-1.0");
+    let exe = Cc::gcc()
+        .search(&fl)
+        .arg("-ldl")
+        .executable(&out.join("bin/app"), &exe_dlopen_computed("big", 3, "big"));
+    assert_plan(
+        &store,
+        &[],
+        &[&out],
+        &exe,
+        "RUNPATH",
+        &format!("{}:{}", lib_dir(&big_out), lib_dir(&foo_out)),
+    );
+    fix_and_verify(
+        &store,
+        &[],
+        &[&out],
+        &exe,
+        &["indirect-entry"],
+        &[&farm],
+        "6\n",
+    );
+}
+
 #[test]
 fn no_order_keeps_every_name_refused() {
     common::require_tools(TOOLS);
