@@ -544,10 +544,17 @@ fn write_large(
     let [p] = plans else {
         return Err("one plan expected for a file over 256 MiB".into());
     };
+    let len = e.new_len;
+    // A copy (`copy_file_range`, a reflink where the filesystem can),
+    // patched, is checked as a whole file, range by range, before it is
+    // renamed over.
+    let verify_copy = |tmp: &Path| {
+        let f = crate::elf::open_for_reading(tmp)
+            .map_err(|e| format!("cannot read the copy back: {e}"))?;
+        verify(&ReadCache::new(&f), len, plans, o, cx)
+    };
     let Some(patch) = e.single_in_place() else {
-        // It grows: a copy (`copy_file_range`, a reflink where the
-        // filesystem can), patched, checked as a whole file, renamed over.
-        let len = e.new_len;
+        // It grows: only a copy can take it.
         let staged = file
             .stage(
                 e,
@@ -558,9 +565,7 @@ fn write_large(
                     let atomic::Candidate::File(tmp) = cand else {
                         return Err("expected a copy".into());
                     };
-                    let f = crate::elf::open_for_reading(tmp)
-                        .map_err(|e| format!("cannot read the copy back: {e}"))?;
-                    verify(&ReadCache::new(&f), len, plans, o, cx)
+                    verify_copy(tmp)
                 },
             )
             .map_err(|e| e.to_string())?;
@@ -586,8 +591,11 @@ fn write_large(
             cx.opts.hard_links,
             atomic::Durability::Batch,
             |cand| {
-                let atomic::Candidate::InPlace { patch, .. } = cand else {
-                    return Err("expected an in-place edit".into());
+                // A read-only file of ours, or `--hard-links break` on a
+                // shared one, takes the copy path even for a fitting string.
+                let patch = match cand {
+                    atomic::Candidate::InPlace { patch, .. } => patch,
+                    atomic::Candidate::File(tmp) => return verify_copy(tmp),
                 };
                 let rel = off
                     .checked_sub(patch.offset)
@@ -602,7 +610,7 @@ fn write_large(
             },
         )
         .map_err(|e| e.to_string())?;
-    Ok(Written::from(staged, patch.bytes.len() as u64, 0))
+    Ok(Written::from(staged, patch.bytes.len() as u64, len))
 }
 
 /// The edited image (in memory, or a large copy on disk read range by

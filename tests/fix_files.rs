@@ -135,6 +135,27 @@ fn hard_links_follow_the_policy_and_say_so() {
     );
 }
 
+/// `--hard-links break` on an output holding both names of one inode: each
+/// name gets its own fixed file (the first rename changes the shared
+/// inode's link count, which must not read as a concurrent write).
+#[test]
+fn hard_links_break_fixes_every_name() {
+    common::require_tools(TOOLS);
+    let (store, lib_out, app, exe) = world();
+    let other = app.join("bin/app-alias");
+    std::fs::hard_link(&exe, &other).unwrap();
+    let r = fix(&store, &["--hard-links", "break"], &app);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let v = r.json();
+    assert_eq!(v["changed"], 2, "{v:#}");
+    let want = Some(lib_out.join("lib").display().to_string());
+    for p in [&exe, &other] {
+        assert_eq!(common::readelf_dynamic(p, "RUNPATH"), want);
+        assert_eq!(std::fs::metadata(p).unwrap().nlink(), 1);
+        assert_eq!(common::run(p, &[]).success().stdout, "7\n");
+    }
+}
+
 /// A grown file is replaced by a new file created with the original's mode:
 /// a strict umask (here 077) must not narrow it (`unfarm` then sets it).
 #[test]
@@ -248,4 +269,35 @@ fn file_over_the_memory_limit_that_grows_is_fixed_through_a_copy() {
     // A second run changes nothing.
     let v = fix(&store, &[], &app).json();
     assert_eq!(v["changed"], 0, "{v:#}");
+}
+
+/// A file over the in-memory limit whose new RUNPATH fits in place, but
+/// which must be copied (`--hard-links break` on a shared inode): the copy
+/// is checked range by range like a grown one, and the other name keeps the
+/// old file.
+#[test]
+fn file_over_the_memory_limit_that_must_be_copied_is_checked_as_a_copy() {
+    common::require_tools(TOOLS);
+    let (store, lib_out, _app, exe) = world();
+    let size = unfarm::fix::IN_MEMORY_LIMIT + (8 << 20);
+    let f = std::fs::OpenOptions::new().write(true).open(&exe).unwrap();
+    f.set_len(size).unwrap();
+    drop(f);
+    let other = exe.with_file_name("app-alias");
+    std::fs::hard_link(&exe, &other).unwrap();
+    let old_runpath = common::readelf_dynamic(&exe, "RUNPATH");
+    let r = fix(&store, &["--hard-links", "break"], &exe);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let v = r.json();
+    assert_eq!(v["results"][0]["status"], "changed", "{v:#}");
+    assert_eq!(v["results"][0]["bytes_written"], size, "{v:#}");
+    let meta = std::fs::metadata(&exe).unwrap();
+    assert_ne!(meta.ino(), std::fs::metadata(&other).unwrap().ino());
+    assert_eq!(meta.len(), size, "fits in place: same length");
+    assert_eq!(
+        common::readelf_dynamic(&exe, "RUNPATH"),
+        Some(lib_out.join("lib").display().to_string())
+    );
+    assert_eq!(common::readelf_dynamic(&other, "RUNPATH"), old_runpath);
+    assert_eq!(common::run(&exe, &[]).success().stdout, "7\n");
 }
