@@ -564,9 +564,16 @@ fn changed_since(
     meta: &std::fs::Metadata,
     now: &std::fs::Metadata,
 ) -> Option<AtomicError> {
+    // The change time too: Nix outputs all have mtime 1, so a writer that
+    // puts the mtime back (as we do) shows only there. Not when the link
+    // count moved, which changes it too: another name of the inode renamed
+    // over (`--hard-links break` on two names) is not a write.
+    let ctime_moved = now.nlink() == meta.nlink()
+        && (now.ctime(), now.ctime_nsec()) != (meta.ctime(), meta.ctime_nsec());
     (now.len() != meta.len()
         || (now.dev(), now.ino()) != (meta.dev(), meta.ino())
-        || (now.mtime(), now.mtime_nsec()) != (meta.mtime(), meta.mtime_nsec()))
+        || (now.mtime(), now.mtime_nsec()) != (meta.mtime(), meta.mtime_nsec())
+        || ctime_moved)
         .then(|| AtomicError::Changed(path.into(), now.len(), meta.len()))
 }
 
@@ -878,6 +885,35 @@ mod tests {
             .set_times(t)
             .unwrap();
         std::fs::rename(&other, &p).unwrap();
+        let r = pending.commit(Durability::Batch);
+        assert!(matches!(r, Err(AtomicError::Changed(..))), "{r:?}");
+        assert_eq!(std::fs::read(&p).unwrap(), theirs);
+        no_temps(d.path());
+    }
+
+    #[test]
+    fn file_rewritten_after_staging_with_its_mtime_put_back_is_left_alone() {
+        // Same inode, size and mtime: only the change time tells.
+        let (d, p, before) = setup();
+        let e = grow(before.len() as u64);
+        let Staged::Pending(pending) =
+            stage(&p, &e, HardLinks::Refuse, Durability::Batch, ok).unwrap()
+        else {
+            panic!("a grow edit takes the copy path");
+        };
+        let old = std::fs::metadata(&p).unwrap();
+        // The change time ticks at the kernel's coarse clock.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let mut theirs = before.clone();
+        theirs[0] ^= 0xff;
+        let f = File::options().write(true).open(&p).unwrap();
+        f.write_all_at(&theirs, 0).unwrap();
+        f.set_times(std::fs::FileTimes::new().set_modified(old.modified().unwrap()))
+            .unwrap();
+        drop(f);
+        let now = std::fs::metadata(&p).unwrap();
+        assert_eq!((now.len(), now.ino()), (old.len(), old.ino()));
+        assert_eq!(now.modified().unwrap(), old.modified().unwrap());
         let r = pending.commit(Durability::Batch);
         assert!(matches!(r, Err(AtomicError::Changed(..))), "{r:?}");
         assert_eq!(std::fs::read(&p).unwrap(), theirs);
