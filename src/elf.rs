@@ -612,6 +612,7 @@ impl<'d, Elf: FileHeader<Endian = Endianness>> DynamicView<'d, Elf> {
                 continue;
             }
             // Like ld.so, only the first PT_DYNAMIC counts.
+            check_dynamic_size(seg.p_filesz(endian).into())?;
             let dyns = seg
                 .dynamic(endian, data)
                 .map_err(|e| format!("dynamic segment: {e}"))?
@@ -659,13 +660,8 @@ impl<'d, Elf: FileHeader<Endian = Endianness>> DynamicView<'d, Elf> {
             .map(|(_, v)| *v)
     }
 
-    /// The NUL-terminated dynamic string at `offset` in DT_STRTAB.
-    ///
-    /// Read in growing windows rather than with `read_bytes_at_until`, whose
-    /// `ReadCache` version gives up after 4 KiB: a long RUNPATH is real (and
-    /// is what `fix` writes in expand mode). Every window read counts against
-    /// [`DYNAMIC_STRINGS_BUDGET`], so a hostile file cannot make the reads
-    /// (or the copies made of them) unbounded.
+    /// The NUL-terminated dynamic string at `offset` in DT_STRTAB (see
+    /// [`read_string_until`]).
     pub fn string<R: ReadRef<'d>>(&self, data: R, offset: u64) -> Result<&'d [u8], String> {
         let (base, size) = self.strtab.ok_or("dynamic string used but no DT_STRTAB")?;
         if offset >= size {
@@ -673,44 +669,72 @@ impl<'d, Elf: FileHeader<Endian = Endianness>> DynamicView<'d, Elf> {
         }
         let start = base.checked_add(offset).ok_or("string offset overflows")?;
         let end = base.checked_add(size).ok_or("DT_STRSZ overflows")?;
-        let file_len = data.len().map_err(|_| "cannot get the file's length")?;
-        if end > file_len {
+        read_string_until(data, start, end, &self.string_bytes_read)
+            .map_err(|e| format!("dynamic string at offset {offset}: {e}"))
+    }
+}
+
+/// The NUL-terminated string at file offset `start` that must end before
+/// `end` (a string table's end), read in growing windows (4 KiB, 64 KiB,
+/// then [`MAX_DYNAMIC_STRING`]) rather than with `read_bytes_at_until`, whose
+/// `ReadCache` version gives up after 4 KiB: a long RUNPATH is real, and is
+/// what `fix` writes in expand mode. Every window read counts against
+/// `spent`, which may not pass [`DYNAMIC_STRINGS_BUDGET`]: many entries
+/// naming long strings must not make the reads (or the copies made of
+/// them) unbounded.
+pub fn read_string_until<'d, R: ReadRef<'d>>(
+    data: R,
+    start: u64,
+    end: u64,
+    spent: &std::cell::Cell<u64>,
+) -> Result<&'d [u8], String> {
+    let file_len = data.len().map_err(|_| "cannot get the file's length")?;
+    if end > file_len {
+        return Err("its string table runs past the end of the file".into());
+    }
+    let room = end.saturating_sub(start);
+    let mut window = 0;
+    for step in [4 << 10, 64 << 10, MAX_DYNAMIC_STRING + 1] {
+        let want = room.min(step);
+        if want <= window {
+            break;
+        }
+        window = want;
+        let used = spent.get().saturating_add(window);
+        if used > DYNAMIC_STRINGS_BUDGET {
             return Err(format!(
-                "DT_STRTAB ({size} bytes at offset {base}) runs past the end of the file"
+                "dynamic strings take more than {} MiB to read",
+                DYNAMIC_STRINGS_BUDGET >> 20
             ));
         }
-        let room = end - start;
-        let mut window = 0;
-        for step in [4 << 10, 64 << 10, MAX_DYNAMIC_STRING + 1] {
-            let want = room.min(step);
-            if want <= window {
-                break;
-            }
-            window = want;
-            let used = self.string_bytes_read.get().saturating_add(window);
-            if used > DYNAMIC_STRINGS_BUDGET {
-                return Err(format!(
-                    "dynamic strings take more than {} MiB to read",
-                    DYNAMIC_STRINGS_BUDGET >> 20
-                ));
-            }
-            self.string_bytes_read.set(used);
-            let bytes = data
-                .read_bytes_at(start, window)
-                .map_err(|_| format!("cannot read the dynamic string at offset {offset}"))?;
-            if let Some(len) = memchr::memchr(0, bytes) {
-                return Ok(&bytes[..len]);
-            }
-        }
-        if window > MAX_DYNAMIC_STRING {
-            Err(format!(
-                "dynamic string at offset {offset} is longer than {} MiB",
-                MAX_DYNAMIC_STRING >> 20
-            ))
-        } else {
-            Err(format!("unterminated dynamic string at offset {offset}"))
+        spent.set(used);
+        let bytes = data
+            .read_bytes_at(start, window)
+            .map_err(|_| "cannot read it")?;
+        if let Some(len) = memchr::memchr(0, bytes) {
+            return Ok(&bytes[..len]);
         }
     }
+    if window > MAX_DYNAMIC_STRING {
+        Err(format!("longer than {} MiB", MAX_DYNAMIC_STRING >> 20))
+    } else {
+        Err("not NUL-terminated before the end of its string table".into())
+    }
+}
+
+/// The largest PT_DYNAMIC read (65536 64-bit entries). Real ones hold a few
+/// dozen entries; `object` reads the whole segment (into memory, for a
+/// `ReadCache`), so a hostile size must stop here.
+pub const MAX_DYNAMIC_SEGMENT: u64 = 1 << 20;
+
+pub fn check_dynamic_size(filesz: u64) -> Result<(), String> {
+    if filesz > MAX_DYNAMIC_SEGMENT {
+        return Err(format!(
+            "PT_DYNAMIC is {filesz} bytes, over {} MiB: not a dynamic section",
+            MAX_DYNAMIC_SEGMENT >> 20
+        ));
+    }
+    Ok(())
 }
 
 /// The longest dynamic string read. ld.so sets no limit, but no real
@@ -1191,7 +1215,7 @@ mod tests {
             ..short
         };
         let e = short.string(&data[..], 0).unwrap_err();
-        assert!(e.contains("unterminated"), "{e}");
+        assert!(e.contains("not NUL-terminated"), "{e}");
         // A table past the end of the file.
         let past = DynamicView::<H>::parse(&data[..]).unwrap();
         let past = DynamicView {

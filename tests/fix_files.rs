@@ -301,3 +301,48 @@ fn file_over_the_memory_limit_that_must_be_copied_is_checked_as_a_copy() {
     assert_eq!(common::readelf_dynamic(&other, "RUNPATH"), old_runpath);
     assert_eq!(common::run(&exe, &[]).success().stdout, "7\n");
 }
+
+/// A file over the in-memory limit whose old RUNPATH is over 4 KiB (the farm
+/// and many dirs that serve nothing): read range by range, the string is
+/// found whole, and the shorter one is written in place.
+#[test]
+fn file_over_the_memory_limit_with_a_long_runpath_is_edited_in_place() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let lib_out = store.output("foo-1.0-lib");
+    Cc::gcc().shared_lib(&lib_out.join("lib"), "foo", "1.0", &lib_source("foo", 7));
+    let farm = store.farm("a-long-farm-name-joined", &[&lib_out], LinkStyle::Absolute);
+    let app = store.output("app-1.0");
+    let mut cc = Cc::gcc()
+        .link_dir(farm.join("lib"))
+        .lib(":libfoo.so.1")
+        .search(farm.join("lib"));
+    for i in 0..100 {
+        cc = cc.search(format!(
+            "/nonexistent/unused-search-dir-{i:03}-{}",
+            "y".repeat(20)
+        ));
+    }
+    let exe = cc.executable(&app.join("bin/app"), &exe_calling(&["foo"]));
+    assert!(common::readelf_dynamic(&exe, "RUNPATH").unwrap().len() > 4096);
+    let size = unfarm::fix::IN_MEMORY_LIMIT + (8 << 20);
+    let f = std::fs::OpenOptions::new().write(true).open(&exe).unwrap();
+    f.set_len(size).unwrap();
+    drop(f);
+    let ino = std::fs::metadata(&exe).unwrap().ino();
+    let r = fix(&store, &[], &app);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let v = r.json();
+    assert_eq!(v["results"][0]["status"], "changed", "{v:#}");
+    let written = v["results"][0]["bytes_written"].as_u64().unwrap();
+    assert!(written > 4096 && written < 64 << 10, "{v:#}");
+    let meta = std::fs::metadata(&exe).unwrap();
+    assert_eq!((meta.ino(), meta.len()), (ino, size), "in place");
+    let runpath = common::readelf_dynamic(&exe, "RUNPATH").unwrap();
+    assert!(
+        runpath.starts_with(&format!("{}:", lib_out.join("lib").display())),
+        "{runpath}"
+    );
+    assert!(!runpath.contains("joined"), "{runpath}");
+    assert_eq!(common::run(&exe, &[]).success().stdout, "7\n");
+}

@@ -195,6 +195,7 @@ fn check_dynamic<'d, R: ReadRef<'d>>(
             return bad(".dynstr section header disagrees with DT_STRTAB/DT_STRSZ");
         }
     }
+    let spent = std::cell::Cell::new(0);
     for (t, v) in &d.entries {
         if !parse::STRING_TAGS.contains(t) {
             continue;
@@ -204,14 +205,11 @@ fn check_dynamic<'d, R: ReadRef<'d>>(
                 "dynamic entry {t:#x} string offset {v:#x} is past DT_STRSZ {strsz:#x}"
             )));
         }
-        if data
-            .read_bytes_at_until((str_off + v)..(str_off + strsz), 0)
-            .is_err()
-        {
-            return Err(EditError::Layout(format!(
-                "dynamic entry {t:#x} string is not NUL-terminated"
-            )));
-        }
+        let end = str_off
+            .checked_add(strsz)
+            .ok_or_else(|| EditError::Layout("DT_STRSZ overflows".into()))?;
+        crate::elf::read_string_until(data, str_off + v, end, &spent)
+            .map_err(|e| EditError::Layout(format!("dynamic entry {t:#x} string: {e}")))?;
     }
     Ok(())
 }

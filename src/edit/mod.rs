@@ -303,9 +303,10 @@ impl OldString {
         }
         let abs = ctx.str_off + start;
         let end = ctx.str_off + ctx.strsz;
-        let bytes = data
-            .read_bytes_at_until(abs..end, 0)
-            .map_err(|_| EditError::Malformed("search path string is not NUL-terminated".into()))?
+        // Not `read_bytes_at_until`: through a `ReadCache` (a file over the
+        // in-memory limit) it gives up on strings over 4 KiB.
+        let bytes = crate::elf::read_string_until(data, abs, end, &std::cell::Cell::new(0))
+            .map_err(|e| EditError::Malformed(format!("search path string: {e}")))?
             .to_vec();
         let nul = start + bytes.len() as u64;
         let mut refs = parse::dynstr_refs(m, data)?;

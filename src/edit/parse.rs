@@ -209,6 +209,7 @@ fn parse_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
         if dynamic.is_some() {
             return Err(EditError::Malformed("more than one PT_DYNAMIC".into()));
         }
+        crate::elf::check_dynamic_size(p.p_filesz(endian).into()).map_err(EditError::Malformed)?;
         let dyns = p
             .dynamic(endian, data)
             .map_err(|e| obj_err("dynamic segment", e))?

@@ -640,3 +640,44 @@ fn ldcache_section_header_past_the_end_writes_nothing_there() {
         assert!(e.patches.iter().map(|p| p.bytes.len()).sum::<usize>() < data.len());
     }
 }
+
+/// A RUNPATH over 4 KiB (what expand writes for a big farm) passes the layout
+/// check read range by range (`ReadCache`, as for a file over the in-memory
+/// limit), as it does whole.
+#[test]
+fn long_runpath_passes_the_layout_check_by_range() {
+    let long: Vec<String> = (0..200)
+        .map(|i| format!("/nix/store/dir-{i:03}/lib"))
+        .collect();
+    let (d, bytes) = lib("gcc", &long.join(":"), true);
+    assert!(read_path(&bytes, SearchPathTag::Runpath).unwrap().len() > 4096);
+    check_layout(&bytes).unwrap();
+    let p = d.path().join("libt.so");
+    let f = std::fs::File::open(&p).unwrap();
+    check_layout_ref(&object::ReadCache::new(&f), bytes.len() as u64).unwrap();
+}
+
+/// A PT_DYNAMIC claiming megabytes (which `object` would read whole) is
+/// refused, by the editor and by fact reading, before it is read.
+#[test]
+fn huge_dynamic_segment_is_refused_before_it_is_read() {
+    use object::read::elf::{FileHeader, ProgramHeader};
+    let (_d, mut bytes) = lib("gcc", &keep(), true);
+    let hdr = elf::FileHeader64::<object::Endianness>::parse(&bytes[..]).unwrap();
+    let phoff = hdr.e_phoff(object::Endianness::Little) as usize;
+    let phdrs = hdr
+        .program_headers(object::Endianness::Little, &bytes[..])
+        .unwrap();
+    let i = phdrs
+        .iter()
+        .position(|p| p.p_type(object::Endianness::Little) == elf::PT_DYNAMIC)
+        .unwrap();
+    // p_filesz of that header (64-bit little-endian), then room for it.
+    let at = phoff + i * 56 + 32;
+    bytes[at..at + 8].copy_from_slice(&(4u64 << 20).to_le_bytes());
+    bytes.resize(bytes.len() + (8 << 20), 0);
+    let e = check_layout(&bytes).unwrap_err().to_string();
+    assert!(e.contains("PT_DYNAMIC is 4194304 bytes"), "{e}");
+    let e = crate::elf::parse_facts(&bytes[..]).unwrap_err();
+    assert!(e.contains("PT_DYNAMIC is 4194304 bytes"), "{e}");
+}
