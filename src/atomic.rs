@@ -77,8 +77,8 @@ pub enum AtomicError {
         "{0}: has {1} hard links and this edit needs a new copy; use HardLinks::Break to give this name its own inode"
     )]
     SharedNeedsCopy(PathBuf, u64),
-    #[error("{0}: changed since the edit was planned (size {1}, expected {2})")]
-    Changed(PathBuf, u64, u64),
+    #[error("{0}: changed since the edit was planned ({1})")]
+    Changed(PathBuf, String),
     #[error("{0}: verification failed: {1}")]
     Verify(PathBuf, String),
     #[error("{path}: {what}: {}", describe(source))]
@@ -166,7 +166,7 @@ impl PendingRename {
         let path = self.path.clone();
         let terr = |what| io_err(&path, what);
         let now = std::fs::symlink_metadata(&path).map_err(terr("cannot stat"))?;
-        if let Some(e) = changed_since(&path, &self.meta, &now) {
+        if let Some(e) = changed_since(&path, &self.meta, &self.meta, &now) {
             return Err(e);
         }
         let tmp = self
@@ -310,8 +310,7 @@ impl OpenFile {
         if v.len() as u64 != self.meta.len() {
             return Err(AtomicError::Changed(
                 self.path.clone(),
-                v.len() as u64,
-                self.meta.len(),
+                sizes(v.len() as u64, self.meta.len()),
             ));
         }
         Ok(v)
@@ -353,22 +352,30 @@ impl OpenFile {
             if self.meta.len() != edit.new_len {
                 return Err(AtomicError::Changed(
                     path.into(),
-                    self.meta.len(),
-                    edit.new_len,
+                    sizes(self.meta.len(), edit.new_len),
                 ));
             }
             // Opened for writing only now that it is to be written.
             match open_nofollow(path, true) {
                 Ok(w) => {
+                    let opened = w.metadata().map_err(io_err(path, "cannot stat"))?;
                     verify(Candidate::InPlace {
                         original: path,
                         patch,
                     })
                     .map_err(|m| AtomicError::Verify(path.into(), m))?;
                     // Replaced or modified since we read it: leave it to
-                    // whoever did that.
+                    // whoever did that. overlayfs copies a lower-layer file
+                    // up when it is opened for writing, keeping device,
+                    // inode, size and mtime but not the change time: there
+                    // it counts from that open.
                     let now = w.metadata().map_err(io_err(path, "cannot stat"))?;
-                    if let Some(e) = changed_since(path, &self.meta, &now) {
+                    let ctime_from = if on_overlayfs(&w) {
+                        &opened
+                    } else {
+                        &self.meta
+                    };
+                    if let Some(e) = changed_since(path, &self.meta, ctime_from, &now) {
                         return Err(e);
                     }
                     w.write_all_at(&patch.bytes, patch.offset)
@@ -447,7 +454,10 @@ impl OpenFile {
                     .and_then(|_| io::copy(&mut f.take(self.meta.len()), &mut out))
                     .map_err(terr("cannot copy to temporary file"))?;
                 if copied != self.meta.len() {
-                    return Err(AtomicError::Changed(path.into(), copied, self.meta.len()));
+                    return Err(AtomicError::Changed(
+                        path.into(),
+                        sizes(copied, self.meta.len()),
+                    ));
                 }
                 if edit.new_len > self.meta.len() {
                     out.set_len(edit.new_len)
@@ -559,22 +569,51 @@ pub fn is_temp_name(name: &std::ffi::OsStr) -> bool {
 }
 
 /// The file was modified (size or mtime) or replaced since `meta` was taken.
+/// Whether `f` lies on overlayfs.
+fn on_overlayfs(f: &File) -> bool {
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: the fd is open; fstatfs fills `st` when it returns 0.
+    if unsafe { libc::fstatfs(f.as_raw_fd(), st.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: initialised by the successful call above.
+    let st = unsafe { st.assume_init() };
+    // `f_type` and the constant have different widths on different targets.
+    #[allow(clippy::unnecessary_cast)]
+    let overlay = st.f_type as i64 == libc::OVERLAYFS_SUPER_MAGIC as i64;
+    overlay
+}
+
+/// Whether `path` (now `now`) differs from the file read (`meta`); the change
+/// time is compared with `ctime_from`'s.
 fn changed_since(
     path: &Path,
     meta: &std::fs::Metadata,
+    ctime_from: &std::fs::Metadata,
     now: &std::fs::Metadata,
 ) -> Option<AtomicError> {
     // The change time too: Nix outputs all have mtime 1, so a writer that
     // puts the mtime back (as we do) shows only there. Not when the link
     // count moved, which changes it too: another name of the inode renamed
     // over (`--hard-links break` on two names) is not a write.
-    let ctime_moved = now.nlink() == meta.nlink()
-        && (now.ctime(), now.ctime_nsec()) != (meta.ctime(), meta.ctime_nsec());
-    (now.len() != meta.len()
-        || (now.dev(), now.ino()) != (meta.dev(), meta.ino())
-        || (now.mtime(), now.mtime_nsec()) != (meta.mtime(), meta.mtime_nsec())
-        || ctime_moved)
-        .then(|| AtomicError::Changed(path.into(), now.len(), meta.len()))
+    let ctime_moved = now.nlink() == ctime_from.nlink()
+        && (now.ctime(), now.ctime_nsec()) != (ctime_from.ctime(), ctime_from.ctime_nsec());
+    let what = if (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
+        "replaced by another file".to_string()
+    } else if now.len() != meta.len() {
+        sizes(now.len(), meta.len())
+    } else if (now.mtime(), now.mtime_nsec()) != (meta.mtime(), meta.mtime_nsec()) {
+        "modified: its mtime moved".to_string()
+    } else if ctime_moved {
+        "modified: its change time moved".to_string()
+    } else {
+        return None;
+    };
+    Some(AtomicError::Changed(path.into(), what))
+}
+
+fn sizes(now: u64, expected: u64) -> String {
+    format!("size {now}, expected {expected}")
 }
 
 /// Remove temporary files (`.*.unfarm-tmp-<pid>-*`) left in `dir` by a run

@@ -168,6 +168,26 @@ impl Mount {
         assert!(st.success(), "mount tmpfs at {} (needs root)", at.display());
         Mount(at.to_owned())
     }
+    fn overlay(at: &Path, lower: &Path, upper: &Path, work: &Path) -> Mount {
+        std::fs::create_dir_all(at).unwrap();
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            upper.display(),
+            work.display()
+        );
+        let st = Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &opts])
+            .arg(at)
+            .status()
+            .expect("run mount");
+        assert!(
+            st.success(),
+            "mount overlay at {} (needs root)",
+            at.display()
+        );
+        Mount(at.to_owned())
+    }
     fn remount_ro(&self) {
         let st = Command::new("mount")
             .args(["-o", "remount,ro"])
@@ -511,4 +531,58 @@ fn file_changed_during_write() {
         },
     ));
     assert!(std::fs::read(&p).unwrap() == after);
+}
+
+/// A program in an overlayfs lower layer (Nix in a container whose /nix
+/// comes from the image): opening it for writing copies it up, keeping its
+/// inode number, size and mtime but not its change time. That is not a
+/// concurrent write: the in-place edit goes ahead, in the upper layer.
+#[test]
+fn overlayfs_lower_layer_file_is_edited_in_place() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let lib_out = store.output("foo-1.0-lib");
+    Cc::gcc().shared_lib(&lib_out.join("lib"), "foo", "1.0", &lib_source("foo", 7));
+    let farm = store.farm(
+        "a-rather-long-symlink-farm-name-joined",
+        &[&lib_out],
+        LinkStyle::Absolute,
+    );
+    // All layers on one tmpfs (an overlay upper layer cannot itself be on
+    // overlayfs, as /tmp may be in a container).
+    let layers = store.scratch().join("layers");
+    let _t = Mount::tmpfs(&layers, "16m");
+    let [lower, upper, work] = ["lower", "upper", "work"].map(|d| layers.join(d));
+    for d in [&lower, &upper, &work] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    Cc::gcc()
+        .link_dir(farm.join("lib"))
+        .lib(":libfoo.so.1")
+        .search(farm.join("lib"))
+        .executable(&lower.join("app"), &exe_calling(&["foo"]));
+    let out = store.output("app-1.0");
+    let bin = out.join("bin");
+    let _o = Mount::overlay(&bin, &lower, &upper, &work);
+    assert!(!upper.join("app").exists());
+    let r = store.unfarm([
+        std::ffi::OsStr::new("fix"),
+        "--json".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let v = r.json();
+    let res = &v["results"][0];
+    assert_eq!(res["status"], "changed", "{v:#}");
+    assert!(
+        res["bytes_written"].as_u64().unwrap() < 4096,
+        "in place: {v:#}"
+    );
+    assert!(upper.join("app").exists(), "copied up");
+    let exe = bin.join("app");
+    assert_eq!(
+        common::readelf_dynamic(&exe, "RUNPATH"),
+        Some(lib_out.join("lib").display().to_string())
+    );
+    assert_eq!(common::run(&exe, &[]).success().stdout, "7\n");
 }
