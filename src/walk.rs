@@ -24,6 +24,9 @@ pub struct Entry {
     pub size: u64,
     /// Number of hard links (regular files).
     pub nlink: u64,
+    /// Device and inode, to see one file reached twice.
+    #[serde(skip)]
+    pub dev_ino: (u64, u64),
 }
 
 /// An entry that could not be read, with a one-line reason.
@@ -52,6 +55,17 @@ pub fn walk(roots: &[PathBuf]) -> (Vec<Entry>, Vec<WalkError>) {
         entries.extend(e);
         errors.extend(er);
     }
+    // Nested or repeated roots (`fix out out/lib`), or one dir reached under
+    // two spellings, must not yield a file twice: two edits of one file race.
+    // (Several names of one inode are hard links, for `--hard-links`.)
+    let mut paths = std::collections::HashSet::new();
+    let mut single_links = std::collections::HashSet::new();
+    entries.retain(|e| {
+        paths.insert(e.path.clone())
+            && (e.kind != EntryKind::File || e.nlink > 1 || single_links.insert(e.dev_ino))
+    });
+    let mut failed = std::collections::HashSet::new();
+    errors.retain(|e| failed.insert(e.path.clone()));
     (entries, errors)
 }
 
@@ -86,6 +100,7 @@ fn visit(path: &Path, entries: &mut Vec<Entry>, errors: &mut Vec<WalkError>) {
             0
         },
         nlink: meta.nlink(),
+        dev_ino: (meta.dev(), meta.ino()),
     });
     if kind != EntryKind::Dir {
         return;
@@ -160,5 +175,35 @@ mod tests {
         assert_eq!(e[2].size, 3);
         let (_, err) = walk(&[r.join("missing")]);
         assert_eq!(err.len(), 1);
+    }
+
+    /// Nested and repeated roots, and a dir reached under a second spelling
+    /// (through a symlinked parent), yield each file once.
+    #[test]
+    fn a_file_reached_twice_is_walked_once() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        std::fs::create_dir_all(r.join("out/lib")).unwrap();
+        std::fs::write(r.join("out/lib/libx.so"), b"x").unwrap();
+        std::fs::write(r.join("out/lib/liby.so"), b"y").unwrap();
+        std::os::unix::fs::symlink(r.join("out"), r.join("alias")).unwrap();
+        let (e, err) = walk(&[
+            r.join("out"),
+            r.join("out/lib"),
+            r.join("out"),
+            r.join("alias/lib"),
+            r.join("missing"),
+            r.join("missing"),
+        ]);
+        assert_eq!(err.len(), 1, "{err:?}");
+        let files: Vec<_> = e
+            .iter()
+            .filter(|e| e.kind == EntryKind::File)
+            .map(|e| e.path.strip_prefix(r).unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            files,
+            vec![PathBuf::from("out/lib/libx.so"), "out/lib/liby.so".into()]
+        );
     }
 }

@@ -346,3 +346,31 @@ fn file_over_the_memory_limit_with_a_long_runpath_is_edited_in_place() {
     assert!(!runpath.contains("joined"), "{runpath}");
     assert_eq!(common::run(&exe, &[]).success().stdout, "7\n");
 }
+
+/// Nested roots (`fix OUT OUT/bin`) reach the program twice: it is fixed
+/// once and reported once.
+#[test]
+fn nested_roots_fix_each_file_once() {
+    common::require_tools(TOOLS);
+    let (store, lib_out, app, exe) = world();
+    let r = store.unfarm([
+        std::ffi::OsStr::new("fix"),
+        "--system".as_ref(),
+        "--json".as_ref(),
+        app.as_os_str(),
+        app.join("bin").as_os_str(),
+        app.as_os_str(),
+    ]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let v = r.json();
+    assert_eq!(
+        (v["changed"].as_u64(), v["failed"].as_u64()),
+        (Some(1), Some(0)),
+        "{v:#}"
+    );
+    assert_eq!(v["results"].as_array().unwrap().len(), 1, "{v:#}");
+    assert_eq!(
+        common::readelf_dynamic(&exe, "RUNPATH"),
+        Some(lib_out.join("lib").display().to_string())
+    );
+}
