@@ -440,7 +440,7 @@ fn move_symbols<'d, R: ReadRef<'d>>(
     } else {
         (16, 4, 14)
     };
-    for s in &m.shdrs {
+    for (j, s) in m.shdrs.iter().enumerate() {
         if s.sh_type != elf::SHT_SYMTAB.0 && s.sh_type != elf::SHT_DYNSYM.0 {
             continue;
         }
@@ -449,6 +449,33 @@ fn move_symbols<'d, R: ReadRef<'d>>(
                 "symbol table lies outside the file".into(),
             ));
         };
+        // A value written into a table that shares bytes with anything else
+        // (the dynamic array, headers, another section) would corrupt that.
+        let end = s.offset + table.len() as u64;
+        let overlaps = |o: u64, n: u64| o < end && o.saturating_add(n) > s.offset;
+        let shared = overlaps(
+            0,
+            m.phoff
+                .saturating_add(m.phdrs.len() as u64 * u64::from(m.phentsize)),
+        ) || m
+            .dynamic
+            .as_ref()
+            .is_some_and(|d| overlaps(d.offset, d.slots * m.dyn_entsize()))
+            || m.shdrs.iter().enumerate().any(|(i, o)| {
+                i != j
+                    && o.sh_type != elf::SHT_NOBITS.0
+                    && o.sh_type != elf::SHT_NULL.0
+                    && overlaps(o.offset, o.size)
+            });
+        let touched = table.chunks_exact(size as usize).any(|sym| {
+            let shndx = usize::from(m.endian.read_u16([sym[shndx_at], sym[shndx_at + 1]]));
+            moved.iter().any(|x| x.0 == shndx)
+        });
+        if shared && touched {
+            return Err(EditError::Layout(
+                "a symbol table to update shares bytes with other contents".into(),
+            ));
+        }
         for (k, sym) in table.chunks_exact(size as usize).enumerate() {
             let shndx = usize::from(m.endian.read_u16([sym[shndx_at], sym[shndx_at + 1]]));
             let Some(&(_, old, new)) = moved.iter().find(|x| x.0 == shndx) else {

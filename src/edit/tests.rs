@@ -681,3 +681,21 @@ fn huge_dynamic_segment_is_refused_before_it_is_read() {
     let e = crate::elf::parse_facts(&bytes[..]).unwrap_err();
     assert!(e.contains("PT_DYNAMIC is 4194304 bytes"), "{e}");
 }
+
+/// Found by fuzzing: a section header typed SYMTAB whose bytes cover the
+/// dynamic array. A grow edit that moved sections "updated" the symbols
+/// defined in them, writing into `.dynamic` (DT_STRTAB was lost). A symbol
+/// table that shares bytes with anything else is now left alone: the edit
+/// is refused.
+#[test]
+fn symbol_table_sharing_bytes_with_dynamic_is_not_written() {
+    let data = include_bytes!("../../fuzz/seeds/edit/strtab-lost");
+    check_layout(&data[..]).unwrap();
+    let err = edit_runpath(&data[..], "/a/much/longer/value/than/the/old/one:/x").unwrap_err();
+    assert!(err.to_string().contains("shares bytes"), "{err}");
+    // A removal (in place) still works and stays valid.
+    let e = edit_runpath(&data[..], "").unwrap();
+    let mut out = data.to_vec();
+    apply_in_memory(&mut out, &e);
+    check_layout(&out).unwrap();
+}
