@@ -62,7 +62,7 @@ pub fn walk(roots: &[PathBuf]) -> (Vec<Entry>, Vec<WalkError>) {
     let mut single_links = std::collections::HashSet::new();
     entries.retain(|e| {
         paths.insert(e.path.clone())
-            && (e.kind != EntryKind::File || e.nlink > 1 || single_links.insert(e.dev_ino))
+            && (e.kind == EntryKind::Dir || e.nlink > 1 || single_links.insert(e.dev_ino))
     });
     let mut failed = std::collections::HashSet::new();
     errors.retain(|e| failed.insert(e.path.clone()));
@@ -178,7 +178,7 @@ mod tests {
     }
 
     /// Nested and repeated roots, and a dir reached under a second spelling
-    /// (through a symlinked parent), yield each file once.
+    /// (through a symlinked parent), yield each file and symlink once.
     #[test]
     fn a_file_reached_twice_is_walked_once() {
         let t = tempfile::tempdir().unwrap();
@@ -186,6 +186,7 @@ mod tests {
         std::fs::create_dir_all(r.join("out/lib")).unwrap();
         std::fs::write(r.join("out/lib/libx.so"), b"x").unwrap();
         std::fs::write(r.join("out/lib/liby.so"), b"y").unwrap();
+        std::os::unix::fs::symlink("libx.so", r.join("out/lib/libx.so.1")).unwrap();
         std::os::unix::fs::symlink(r.join("out"), r.join("alias")).unwrap();
         let (e, err) = walk(&[
             r.join("out"),
@@ -198,12 +199,16 @@ mod tests {
         assert_eq!(err.len(), 1, "{err:?}");
         let files: Vec<_> = e
             .iter()
-            .filter(|e| e.kind == EntryKind::File)
+            .filter(|e| e.kind != EntryKind::Dir)
             .map(|e| e.path.strip_prefix(r).unwrap().to_owned())
             .collect();
         assert_eq!(
             files,
-            vec![PathBuf::from("out/lib/libx.so"), "out/lib/liby.so".into()]
+            vec![
+                PathBuf::from("out/lib/libx.so"),
+                "out/lib/libx.so.1".into(),
+                "out/lib/liby.so".into()
+            ]
         );
     }
 }

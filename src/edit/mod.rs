@@ -214,6 +214,16 @@ pub fn plan_edit<'d, R: ReadRef<'d>>(
                 plan_in_place(o, new, &ctx, &mut w);
             }
             _ => {
+                // Growing restructures the file (a new segment past the end,
+                // moved headers): only for a layout we can vouch for. A
+                // section header pointing past the end, say, would point
+                // into the new segment.
+                check::check_layout_ref(data, file_len).map_err(|e| {
+                    EditError::Unsupported(format!(
+                        "the new search path must grow the file, and its layout is already \
+                         invalid ({e})"
+                    ))
+                })?;
                 new_len = grow::plan_grow(&m, data, &ctx, tag, entry, old.as_ref(), new, &mut w)?;
             }
         }

@@ -699,3 +699,18 @@ fn symbol_table_sharing_bytes_with_dynamic_is_not_written() {
     apply_in_memory(&mut out, &e);
     check_layout(&out).unwrap();
 }
+
+/// Found by fuzzing: a note section header pointing past the end of the
+/// file. A grow edit appended a segment there, so the header pointed into
+/// it (a "valid" layout whose notes no longer parse). A file whose layout
+/// fails the checks is not grown; in-place edits still go ahead.
+#[test]
+fn invalid_layout_is_not_grown() {
+    let data = include_bytes!("../../fuzz/seeds/edit/note-namesz");
+    assert!(check_layout(&data[..]).is_err());
+    let long = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-farm/lib:/a/much/longer/path/lib";
+    let err = edit_runpath(&data[..], long).unwrap_err();
+    assert!(err.to_string().contains("already invalid"), "{err}");
+    let e = edit_runpath(&data[..], "/nix/store/0123456789abcdf").unwrap();
+    assert!(!e.grew);
+}
