@@ -31,6 +31,7 @@ pub fn check_layout_ref<'d, R: ReadRef<'d>>(data: R, len: u64) -> Result<(), Edi
         return bad("program header table extends past the end of the file".into());
     }
     phdrs_clear_of_contents(&m)?;
+    shdrs_clear_of_contents(&m)?;
     segments_inside_file(&m)?;
     let mut prev: Option<(u64, u64)> = None;
     let mut seen_load = false;
@@ -134,6 +135,49 @@ pub(super) fn phdrs_clear_of_contents(m: &Model) -> Result<(), EditError> {
             return Err(EditError::Layout(format!(
                 "the ELF or program headers overlap the contents of section {i}"
             )));
+        }
+    }
+    Ok(())
+}
+
+/// The section header table lies inside the file and shares no bytes with
+/// the ELF or program headers, a segment's contents (a note, the
+/// interpreter, `.dynamic`) or a section: an edit rewriting either would
+/// corrupt the other.
+pub(super) fn shdrs_clear_of_contents(m: &Model) -> Result<(), EditError> {
+    if m.shdrs.is_empty() {
+        return Ok(());
+    }
+    let bad = |s: String| Err(EditError::Layout(s));
+    let Some(end) = u64::from(m.shentsize)
+        .checked_mul(m.shdrs.len() as u64)
+        .and_then(|n| n.checked_add(m.shoff))
+        .filter(|&e| e <= m.file_len)
+    else {
+        return bad("section header table extends past the end of the file".into());
+    };
+    let overlaps = |off: u64, size: u64| off < end && m.shoff < off.saturating_add(size);
+    let ph_end = u64::from(m.phentsize)
+        .saturating_mul(m.phdrs.len() as u64)
+        .saturating_add(m.phoff);
+    if overlaps(0, if m.is64 { 64 } else { 52 }) || overlaps(m.phoff, ph_end - m.phoff) {
+        return bad("the section header table overlaps the ELF or program headers".into());
+    }
+    for (i, p) in m.phdrs.iter().enumerate() {
+        let contents = [elf::PT_NOTE.0, elf::PT_INTERP.0, elf::PT_DYNAMIC.0];
+        if contents.contains(&p.p_type) && p.filesz > 0 && overlaps(p.offset, p.filesz) {
+            return bad(format!(
+                "the section header table overlaps the contents of segment {i} (type {:#x})",
+                p.p_type
+            ));
+        }
+    }
+    for (i, s) in m.shdrs.iter().enumerate() {
+        let no_bytes = s.sh_type == elf::SHT_NOBITS.0 || s.sh_type == elf::SHT_NULL.0;
+        if !no_bytes && s.size > 0 && overlaps(s.offset, s.size) {
+            return bad(format!(
+                "the section header table overlaps the contents of section {i}"
+            ));
         }
     }
     Ok(())

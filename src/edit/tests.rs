@@ -682,16 +682,22 @@ fn huge_dynamic_segment_is_refused_before_it_is_read() {
     assert!(e.contains("PT_DYNAMIC is 4194304 bytes"), "{e}");
 }
 
-/// Found by fuzzing: a section header typed SYMTAB whose bytes cover the
-/// dynamic array. A grow edit that moved sections "updated" the symbols
-/// defined in them, writing into `.dynamic` (DT_STRTAB was lost). A symbol
-/// table that shares bytes with anything else is now left alone: the edit
-/// is refused.
+/// Found by fuzzing: a section header typed DYNSYM whose bytes cover the
+/// dynamic array (and, in the input found, the section headers, which the
+/// layout check now refuses: `strtab-lost`). A grow edit that moved sections
+/// "updated" the symbols defined in them, writing into `.dynamic` (DT_STRTAB
+/// was lost). A symbol table that shares bytes with anything else is now
+/// left alone: the edit is refused. (`symtab-over-dynamic` is that input
+/// with the table cut short of the section headers, so its layout passes.)
 #[test]
 fn symbol_table_sharing_bytes_with_dynamic_is_not_written() {
-    let data = include_bytes!("../../fuzz/seeds/edit/strtab-lost");
+    let found = include_bytes!("../../fuzz/seeds/edit/strtab-lost");
+    let long = "/a/much/longer/value/than/the/old/one:/x";
+    let err = edit_runpath(&found[..], long).unwrap_err();
+    assert!(err.to_string().contains("already invalid"), "{err}");
+    let data = include_bytes!("../../fuzz/seeds/edit/symtab-over-dynamic");
     check_layout(&data[..]).unwrap();
-    let err = edit_runpath(&data[..], "/a/much/longer/value/than/the/old/one:/x").unwrap_err();
+    let err = edit_runpath(&data[..], long).unwrap_err();
     assert!(err.to_string().contains("shares bytes"), "{err}");
     // A removal (in place) still works and stays valid.
     let e = edit_runpath(&data[..], "").unwrap();
@@ -713,4 +719,19 @@ fn invalid_layout_is_not_grown() {
     assert!(err.to_string().contains("already invalid"), "{err}");
     let e = edit_runpath(&data[..], "/nix/store/0123456789abcdf").unwrap();
     assert!(!e.grew);
+}
+
+/// Found by fuzzing: a section header table that shares bytes with the
+/// dynamic array. Removing the RUNPATH entry (which shifts the entries after
+/// it) rewrote section headers. Such a layout is now invalid: it is not
+/// grown, and an in-place result fails the check `fix` makes before writing.
+#[test]
+fn section_headers_overlapping_dynamic_are_invalid() {
+    let data = include_bytes!("../../fuzz/seeds/edit/section-past-end-after");
+    let err = check_layout(&data[..]).unwrap_err().to_string();
+    assert!(err.contains("section header table overlaps"), "{err}");
+    let e = edit_runpath(&data[..], "").unwrap();
+    let mut out = data.to_vec();
+    apply_in_memory(&mut out, &e);
+    assert!(check_layout(&out).is_err());
 }
