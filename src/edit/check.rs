@@ -227,6 +227,19 @@ fn check_dynamic<'d, R: ReadRef<'d>>(
     let Some(str_off) = m.vaddr_to_offset(strtab, strsz) else {
         return bad("DT_STRTAB..DT_STRSZ is not inside a PT_LOAD");
     };
+    // The string table is rewritten in place: it must not share bytes with
+    // the headers or the dynamic array, which an edit rewrites too.
+    let str_end = str_off.saturating_add(strsz);
+    let hits = |off: u64, size: u64| off < str_end && str_off < off.saturating_add(size);
+    let ph_size = u64::from(m.phentsize).saturating_mul(m.phdrs.len() as u64);
+    let sh_size = u64::from(m.shentsize).saturating_mul(m.shdrs.len() as u64);
+    if hits(0, if m.is64 { 64 } else { 52 })
+        || hits(m.phoff, ph_size)
+        || (sh_size > 0 && hits(m.shoff, sh_size))
+        || hits(p.offset, p.filesz)
+    {
+        return bad("the dynamic string table overlaps the headers or the dynamic array");
+    }
     let dyn_sec = m.shdrs.iter().find(|s| s.sh_type == elf::SHT_DYNAMIC.0);
     if let Some(ds) = dyn_sec {
         if ds.addr != p.vaddr || ds.offset != p.offset {

@@ -735,3 +735,18 @@ fn section_headers_overlapping_dynamic_are_invalid() {
     apply_in_memory(&mut out, &e);
     assert!(check_layout(&out).is_err());
 }
+
+/// Found by fuzzing: DT_STRTAB pointing into the program header table. An
+/// in-place edit of the "string" there rewrote a PT_NOTE's offset. A string
+/// table sharing bytes with the headers or the dynamic array is now an
+/// invalid layout: not grown, and an in-place result fails the check `fix`
+/// makes before writing.
+#[test]
+fn string_table_overlapping_the_headers_is_invalid() {
+    let data = include_bytes!("../../fuzz/seeds/edit/phdrs-grow-into-note");
+    let err = check_layout(&data[..]).unwrap_err().to_string();
+    assert!(err.contains("dynamic string table overlaps"), "{err}");
+    let long = "/a/much/longer/value/than/the/old/one:/x";
+    let err = edit_runpath(&data[..], long).unwrap_err();
+    assert!(err.to_string().contains("already invalid"), "{err}");
+}
