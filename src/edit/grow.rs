@@ -244,11 +244,12 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
             )));
         }
         let dyn_sec = m.shdrs.iter().position(|s| s.sh_type == elf::SHT_DYNAMIC.0);
-        let str_sec = m.section_at(elf::SHT_STRTAB.0, ctx.strtab).or_else(|| {
-            dyn_sec
-                .map(|i| m.shdrs[i].link as usize)
-                .filter(|&l| l < m.shdrs.len() && m.shdrs[l].sh_type == elf::SHT_STRTAB.0)
-        });
+        // The one `.dynamic`'s header links to (what tools, and our layout
+        // check, take for `.dynstr`), else the string table at DT_STRTAB.
+        let str_sec = dyn_sec
+            .map(|i| m.shdrs[i].link as usize)
+            .filter(|&l| l < m.shdrs.len() && m.shdrs[l].sh_type == elf::SHT_STRTAB.0)
+            .or_else(|| m.section_at(elf::SHT_STRTAB.0, ctx.strtab));
         let put_sec = |w: &mut Writes, i: usize, s: &super::parse::Shdr| -> Result<(), EditError> {
             let at = m.shoff + i as u64 * u64::from(m.shentsize);
             w.put(at, enc.shdr(s)?);

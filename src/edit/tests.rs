@@ -750,3 +750,18 @@ fn string_table_overlapping_the_headers_is_invalid() {
     let err = edit_runpath(&data[..], long).unwrap_err();
     assert!(err.to_string().contains("already invalid"), "{err}");
 }
+
+/// Found by fuzzing: two section headers for `.dynstr` (section 0 a copy of
+/// section 7, which `.dynamic` links to). A grow edit updated the first one
+/// only, and the result's `.dynstr` header disagreed with DT_STRTAB. The
+/// header `.dynamic` links to is the one updated now.
+#[test]
+fn grow_updates_the_dynstr_header_dynamic_links_to() {
+    let data = include_bytes!("../../fuzz/seeds/edit/dynstr-header-disagrees");
+    check_layout(&data[..]).unwrap();
+    let e = edit_runpath(&data[..], "/x/lib:/a/much/longer/value/than/before:/y").unwrap();
+    assert!(e.grew);
+    let mut out = data.to_vec();
+    apply_in_memory(&mut out, &e);
+    check_layout(&out).unwrap();
+}
