@@ -206,6 +206,16 @@ pub fn plan_edit<'d, R: ReadRef<'d>>(
         None => new.is_empty(),
     };
     if !unchanged {
+        // Only a layout we can vouch for is edited: one that already fails
+        // the checks its result must pass can only come out "repaired" by
+        // accident (a section header past the end pointing into a grown
+        // segment; a string table over the dynamic array turning an entry
+        // removal into a NEEDED change).
+        check::check_layout_ref(data, file_len).map_err(|e| {
+            EditError::Unsupported(format!(
+                "its layout already fails the checks an edit must pass ({e})"
+            ))
+        })?;
         match (&old, entry) {
             (Some(o), Some(i)) if new.is_empty() => {
                 plan_remove(&m, i, o, &ctx, &mut w)?;
@@ -214,16 +224,6 @@ pub fn plan_edit<'d, R: ReadRef<'d>>(
                 plan_in_place(o, new, &ctx, &mut w);
             }
             _ => {
-                // Growing restructures the file (a new segment past the end,
-                // moved headers): only for a layout we can vouch for. A
-                // section header pointing past the end, say, would point
-                // into the new segment.
-                check::check_layout_ref(data, file_len).map_err(|e| {
-                    EditError::Unsupported(format!(
-                        "the new search path must grow the file, and its layout is already \
-                         invalid ({e})"
-                    ))
-                })?;
                 new_len = grow::plan_grow(&m, data, &ctx, tag, entry, old.as_ref(), new, &mut w)?;
             }
         }

@@ -694,7 +694,10 @@ fn symbol_table_sharing_bytes_with_dynamic_is_not_written() {
     let found = include_bytes!("../../fuzz/seeds/edit/strtab-lost");
     let long = "/a/much/longer/value/than/the/old/one:/x";
     let err = edit_runpath(&found[..], long).unwrap_err();
-    assert!(err.to_string().contains("already invalid"), "{err}");
+    assert!(
+        err.to_string().contains("already fails the checks"),
+        "{err}"
+    );
     let data = include_bytes!("../../fuzz/seeds/edit/symtab-over-dynamic");
     check_layout(&data[..]).unwrap();
     let err = edit_runpath(&data[..], long).unwrap_err();
@@ -708,39 +711,55 @@ fn symbol_table_sharing_bytes_with_dynamic_is_not_written() {
 
 /// Found by fuzzing: a note section header pointing past the end of the
 /// file. A grow edit appended a segment there, so the header pointed into
-/// it (a "valid" layout whose notes no longer parse). A file whose layout
-/// fails the checks is not grown; in-place edits still go ahead.
+/// it (a "valid" layout whose notes no longer parse). And: a string table
+/// over the dynamic array, where removing the RUNPATH entry turned a NEEDED
+/// name into an empty one. A file whose layout fails the checks is not
+/// edited at all (`fix` checks every result anyway, so such a file could
+/// only ever be written "repaired" by accident); one with nothing to change
+/// is still left alone without an error.
 #[test]
-fn invalid_layout_is_not_grown() {
+fn invalid_layout_is_not_edited() {
     let data = include_bytes!("../../fuzz/seeds/edit/note-namesz");
     assert!(check_layout(&data[..]).is_err());
     let long = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-farm/lib:/a/much/longer/path/lib";
-    let err = edit_runpath(&data[..], long).unwrap_err();
-    assert!(err.to_string().contains("already invalid"), "{err}");
-    let e = edit_runpath(&data[..], "/nix/store/0123456789abcdf").unwrap();
-    assert!(!e.grew);
+    for v in [long, "/nix/store/0123456789abcdf", ""] {
+        let err = edit_runpath(&data[..], v).unwrap_err();
+        assert!(
+            err.to_string().contains("already fails the checks"),
+            "{err}"
+        );
+    }
+    let same = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-farm/lib";
+    assert!(edit_runpath(&data[..], same).unwrap().patches.is_empty());
+    let data = include_bytes!("../../fuzz/seeds/edit/strtab-over-dynamic-needed");
+    assert!(check_layout(&data[..]).is_err());
+    let err = edit_runpath(&data[..], "").unwrap_err();
+    assert!(
+        err.to_string().contains("already fails the checks"),
+        "{err}"
+    );
 }
 
 /// Found by fuzzing: a section header table that shares bytes with the
 /// dynamic array. Removing the RUNPATH entry (which shifts the entries after
-/// it) rewrote section headers. Such a layout is now invalid: it is not
-/// grown, and an in-place result fails the check `fix` makes before writing.
+/// it) rewrote section headers. Such a layout is now invalid, and not
+/// edited.
 #[test]
 fn section_headers_overlapping_dynamic_are_invalid() {
     let data = include_bytes!("../../fuzz/seeds/edit/section-past-end-after");
     let err = check_layout(&data[..]).unwrap_err().to_string();
     assert!(err.contains("section header table overlaps"), "{err}");
-    let e = edit_runpath(&data[..], "").unwrap();
-    let mut out = data.to_vec();
-    apply_in_memory(&mut out, &e);
-    assert!(check_layout(&out).is_err());
+    let err = edit_runpath(&data[..], "").unwrap_err();
+    assert!(
+        err.to_string().contains("already fails the checks"),
+        "{err}"
+    );
 }
 
 /// Found by fuzzing: DT_STRTAB pointing into the program header table. An
 /// in-place edit of the "string" there rewrote a PT_NOTE's offset. A string
 /// table sharing bytes with the headers or the dynamic array is now an
-/// invalid layout: not grown, and an in-place result fails the check `fix`
-/// makes before writing.
+/// invalid layout, and not edited.
 #[test]
 fn string_table_overlapping_the_headers_is_invalid() {
     let data = include_bytes!("../../fuzz/seeds/edit/phdrs-grow-into-note");
@@ -748,7 +767,10 @@ fn string_table_overlapping_the_headers_is_invalid() {
     assert!(err.contains("dynamic string table overlaps"), "{err}");
     let long = "/a/much/longer/value/than/the/old/one:/x";
     let err = edit_runpath(&data[..], long).unwrap_err();
-    assert!(err.to_string().contains("already invalid"), "{err}");
+    assert!(
+        err.to_string().contains("already fails the checks"),
+        "{err}"
+    );
 }
 
 /// Found by fuzzing: two section headers for `.dynstr` (section 0 a copy of
