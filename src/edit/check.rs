@@ -22,7 +22,12 @@ pub fn check_layout(data: &[u8]) -> Result<(), EditError> {
 /// and agrees with the `.dynstr` section header; every string-valued dynamic
 /// entry is below DT_STRSZ and NUL-terminated.
 pub fn check_layout_ref<'d, R: ReadRef<'d>>(data: R, len: u64) -> Result<(), EditError> {
-    let m = parse::parse(data, len)?;
+    check_parsed(&parse::parse(data, len)?, data)
+}
+
+/// [`check_layout_ref`] on a file already parsed into `m`.
+pub(super) fn check_parsed<'d, R: ReadRef<'d>>(m: &Model, data: R) -> Result<(), EditError> {
+    let len = m.file_len;
     let bad = |s: String| Err(EditError::Layout(s));
     let ph_end = u64::from(m.phentsize)
         .checked_mul(m.phdrs.len() as u64)
@@ -30,9 +35,9 @@ pub fn check_layout_ref<'d, R: ReadRef<'d>>(data: R, len: u64) -> Result<(), Edi
     if ph_end.is_none_or(|e| e > len) {
         return bad("program header table extends past the end of the file".into());
     }
-    phdrs_clear_of_contents(&m)?;
-    shdrs_clear_of_contents(&m)?;
-    segments_inside_file(&m)?;
+    phdrs_clear_of_contents(m)?;
+    shdrs_clear_of_contents(m)?;
+    segments_inside_file(m)?;
     let mut prev: Option<(u64, u64)> = None;
     let mut seen_load = false;
     for (i, p) in m.phdrs.iter().enumerate() {
@@ -92,7 +97,7 @@ pub fn check_layout_ref<'d, R: ReadRef<'d>>(data: R, len: u64) -> Result<(), Edi
         }
     }
     if let Some(d) = &m.dynamic {
-        check_dynamic(&m, data, d)?;
+        check_dynamic(m, data, d)?;
     }
     for (i, s) in m.shdrs.iter().enumerate() {
         if s.sh_type != elf::SHT_NOBITS.0

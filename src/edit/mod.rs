@@ -161,6 +161,10 @@ pub fn plan_edit<'d, R: ReadRef<'d>>(
     // note's or the interpreter's, that would corrupt them.
     check::phdrs_clear_of_contents(&m)?;
     check::segments_inside_file(&m)?;
+    // Whether the input passes the checks its result must pass (needed
+    // only if something changes; checked before the note removal below
+    // updates the model).
+    let layout = check::check_parsed(&m, data);
     let mut w = Writes::default();
     if req.drop_ldcache_note {
         note::drop_ldcache(&mut m, data, &mut w)?;
@@ -211,7 +215,7 @@ pub fn plan_edit<'d, R: ReadRef<'d>>(
         // accident (a section header past the end pointing into a grown
         // segment; a string table over the dynamic array turning an entry
         // removal into a NEEDED change).
-        check::check_layout_ref(data, file_len).map_err(|e| {
+        layout.map_err(|e| {
             EditError::Unsupported(format!(
                 "its layout already fails the checks an edit must pass ({e})"
             ))
