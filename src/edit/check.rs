@@ -37,6 +37,7 @@ pub(super) fn check_parsed<'d, R: ReadRef<'d>>(m: &Model, data: R) -> Result<(),
     }
     phdrs_clear_of_contents(m)?;
     shdrs_clear_of_contents(m)?;
+    contents_disjoint(m)?;
     segments_inside_file(m)?;
     let mut prev: Option<(u64, u64)> = None;
     let mut seen_load = false;
@@ -145,6 +146,33 @@ pub(super) fn phdrs_clear_of_contents(m: &Model) -> Result<(), EditError> {
     Ok(())
 }
 
+/// Segments with contents of their own (the interpreter, notes, `.dynamic`)
+/// share no bytes: an edit of one (entries shifted, a note removed) would
+/// change the other.
+pub(super) fn contents_disjoint(m: &Model) -> Result<(), EditError> {
+    let contents = [elf::PT_NOTE.0, elf::PT_INTERP.0, elf::PT_DYNAMIC.0];
+    let segs: Vec<(usize, &parse::Phdr)> = m
+        .phdrs
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| contents.contains(&p.p_type) && p.filesz > 0)
+        .collect();
+    for (k, &(i, a)) in segs.iter().enumerate() {
+        for &(j, b) in &segs[k + 1..] {
+            let (a_end, b_end) = (
+                a.offset.saturating_add(a.filesz),
+                b.offset.saturating_add(b.filesz),
+            );
+            if a.offset < b_end && b.offset < a_end {
+                return Err(EditError::Layout(format!(
+                    "the contents of segments {i} and {j} overlap"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The section header table lies inside the file and shares no bytes with
 /// the ELF or program headers, a segment's contents (a note, the
 /// interpreter, `.dynamic`) or a section: an edit rewriting either would
@@ -244,6 +272,13 @@ fn check_dynamic<'d, R: ReadRef<'d>>(
         || hits(p.offset, p.filesz)
     {
         return bad("the dynamic string table overlaps the headers or the dynamic array");
+    }
+    if m.phdrs.iter().any(|q| {
+        (q.p_type == elf::PT_INTERP.0 || q.p_type == elf::PT_NOTE.0)
+            && q.filesz > 0
+            && hits(q.offset, q.filesz)
+    }) {
+        return bad("the dynamic string table overlaps the interpreter or a note");
     }
     let dyn_sec = m.shdrs.iter().find(|s| s.sh_type == elf::SHT_DYNAMIC.0);
     if let Some(ds) = dyn_sec {

@@ -787,3 +787,19 @@ fn grow_updates_the_dynstr_header_dynamic_links_to() {
     apply_in_memory(&mut out, &e);
     check_layout(&out).unwrap();
 }
+
+/// Found by fuzzing: PT_INTERP inside the dynamic array. Removing the
+/// RUNPATH entry shifted the entries and so changed the "interpreter".
+/// Segments with contents of their own must not share bytes; such a file is
+/// not edited.
+#[test]
+fn interpreter_inside_dynamic_is_invalid() {
+    let data = include_bytes!("../../fuzz/seeds/edit/interp-inside-dynamic");
+    let err = check_layout(&data[..]).unwrap_err().to_string();
+    assert!(err.contains("overlap"), "{err}");
+    let err = edit_runpath(&data[..], "").unwrap_err();
+    assert!(
+        err.to_string().contains("already fails the checks"),
+        "{err}"
+    );
+}
