@@ -545,72 +545,52 @@ fn write_large(
         return Err("one plan expected for a file over 256 MiB".into());
     };
     let len = e.new_len;
-    // A copy (`copy_file_range`, a reflink where the filesystem can),
-    // patched, is checked as a whole file, range by range, before it is
-    // renamed over.
+    // A copy (`copy_file_range`, a reflink where the filesystem can; for a
+    // grow, a read-only file of ours, `--hard-links break`), patched, is
+    // checked as a whole file, range by range, before it is renamed over.
     let verify_copy = |tmp: &Path| {
         let f = crate::elf::open_for_reading(tmp)
             .map_err(|e| format!("cannot read the copy back: {e}"))?;
         verify(&ReadCache::new(&f), len, plans, o, cx)
     };
-    let Some(patch) = e.single_in_place() else {
-        // It grows: only a copy can take it.
-        let staged = file
-            .stage(
-                e,
-                None,
-                cx.opts.hard_links,
-                atomic::Durability::Batch,
-                |cand| {
-                    let atomic::Candidate::File(tmp) = cand else {
-                        return Err("expected a copy".into());
-                    };
-                    verify_copy(tmp)
-                },
-            )
-            .map_err(|e| e.to_string())?;
-        return Ok(Written::from(staged, 0, len));
-    };
     // An in-place edit changes only the search-path string: check the patch
     // spells the planned value where the string lives, and re-resolve every
     // need on disk under that value.
-    let off = match p.tag {
-        Tag::Runpath => o.facts.runpath_offset,
-        Tag::Rpath => o.facts.rpath_offset,
-    }
-    .ok_or("no search-path string offset")?;
-    let mut after = o.facts.clone();
-    match p.tag {
-        Tag::Runpath => after.runpath = Some(p.new.clone()),
-        Tag::Rpath => after.rpath = Some(p.new.clone()),
-    }
+    let verify_patch = |patch: &edit::Patch| {
+        let off = match p.tag {
+            Tag::Runpath => o.facts.runpath_offset,
+            Tag::Rpath => o.facts.rpath_offset,
+        }
+        .ok_or("no search-path string offset")?;
+        let rel = off
+            .checked_sub(patch.offset)
+            .ok_or("the patch does not cover the search path")? as usize;
+        let want = p.new.as_bytes();
+        let got = patch.bytes.get(rel..rel + want.len() + 1);
+        if got.is_none_or(|g| &g[..want.len()] != want || g[want.len()] != 0) {
+            return Err("the patch does not hold the planned search path".into());
+        }
+        let mut after = o.facts.clone();
+        match p.tag {
+            Tag::Runpath => after.runpath = Some(p.new.clone()),
+            Tag::Rpath => after.rpath = Some(p.new.clone()),
+        }
+        verify_resolution(&after, plans, o, cx.plan_opts, cx.probe)
+    };
     let staged = file
         .stage(
             e,
             None,
             cx.opts.hard_links,
             atomic::Durability::Batch,
-            |cand| {
-                // A read-only file of ours, or `--hard-links break` on a
-                // shared one, takes the copy path even for a fitting string.
-                let patch = match cand {
-                    atomic::Candidate::InPlace { patch, .. } => patch,
-                    atomic::Candidate::File(tmp) => return verify_copy(tmp),
-                };
-                let rel = off
-                    .checked_sub(patch.offset)
-                    .ok_or("the patch does not cover the search path")?
-                    as usize;
-                let want = p.new.as_bytes();
-                let got = patch.bytes.get(rel..rel + want.len() + 1);
-                if got.is_none_or(|g| &g[..want.len()] != want || g[want.len()] != 0) {
-                    return Err("the patch does not hold the planned search path".into());
-                }
-                verify_resolution(&after, plans, o, cx.plan_opts, cx.probe)
+            |cand| match cand {
+                atomic::Candidate::File(tmp) => verify_copy(tmp),
+                atomic::Candidate::InPlace { patch, .. } => verify_patch(patch),
             },
         )
         .map_err(|e| e.to_string())?;
-    Ok(Written::from(staged, patch.bytes.len() as u64, len))
+    let in_place = e.single_in_place().map_or(0, |p| p.bytes.len() as u64);
+    Ok(Written::from(staged, in_place, len))
 }
 
 /// The edited image (in memory, or a large copy on disk read range by
