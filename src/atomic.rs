@@ -677,6 +677,14 @@ mod tests {
             grew: true,
         }
     }
+
+    /// `path` staged for a grow edit (the copy path), not yet renamed.
+    fn staged_grow(path: &Path, len: u64) -> Box<PendingRename> {
+        match stage(path, &grow(len), HardLinks::Refuse, Durability::Batch, ok).unwrap() {
+            Staged::Pending(p) => p,
+            Staged::Done(_) => panic!("a grow edit takes the copy path"),
+        }
+    }
     fn setup() -> (tempfile::TempDir, PathBuf, Vec<u8>) {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("libx.so");
@@ -771,12 +779,7 @@ mod tests {
     #[test]
     fn batch_stage_changes_nothing_until_commit() {
         let (d, p, before) = setup();
-        let e = grow(before.len() as u64);
-        let Staged::Pending(pending) =
-            stage(&p, &e, HardLinks::Refuse, Durability::Batch, ok).unwrap()
-        else {
-            panic!("a grow edit takes the copy path");
-        };
+        let pending = staged_grow(&p, before.len() as u64);
         // Staged: the original is untouched, the temp file exists.
         assert_eq!(std::fs::read(&p).unwrap(), before);
         assert_eq!(
@@ -788,7 +791,10 @@ mod tests {
         );
         sync_filesystems([p.as_path()]).unwrap();
         assert_eq!(pending.commit(Durability::Batch).unwrap(), Method::Replaced);
-        assert_eq!(std::fs::metadata(&p).unwrap().len(), e.new_len);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().len(),
+            grow(before.len() as u64).new_len
+        );
         no_temps(d.path());
 
         // Dropped uncommitted: the temp file goes, the file stays as it was.
@@ -905,12 +911,7 @@ mod tests {
     fn file_replaced_after_staging_is_left_alone() {
         // Same size and mtime, another inode: only its identity tells.
         let (d, p, before) = setup();
-        let e = grow(before.len() as u64);
-        let Staged::Pending(pending) =
-            stage(&p, &e, HardLinks::Refuse, Durability::Batch, ok).unwrap()
-        else {
-            panic!("a grow edit takes the copy path");
-        };
+        let pending = staged_grow(&p, before.len() as u64);
         let other = d.path().join("other");
         let mut theirs = before.clone();
         theirs[0] ^= 0xff;
@@ -934,12 +935,7 @@ mod tests {
     fn file_rewritten_after_staging_with_its_mtime_put_back_is_left_alone() {
         // Same inode, size and mtime: only the change time tells.
         let (d, p, before) = setup();
-        let e = grow(before.len() as u64);
-        let Staged::Pending(pending) =
-            stage(&p, &e, HardLinks::Refuse, Durability::Batch, ok).unwrap()
-        else {
-            panic!("a grow edit takes the copy path");
-        };
+        let pending = staged_grow(&p, before.len() as u64);
         let old = std::fs::metadata(&p).unwrap();
         // The change time ticks at the kernel's coarse clock.
         std::thread::sleep(std::time::Duration::from_millis(30));
