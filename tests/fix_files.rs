@@ -32,6 +32,26 @@ fn world() -> (Store, PathBuf, PathBuf, PathBuf) {
     (store, lib_out, app, exe)
 }
 
+/// Two libraries in their own outputs joined by a farm with a short name,
+/// and an app that needs both: the two real dirs never fit the farm's slot,
+/// so fixing the app grows it. Returns (store, foo, bar, app output, app).
+fn growing_world() -> (Store, PathBuf, PathBuf, PathBuf, PathBuf) {
+    let store = Store::new();
+    let foo_out = store.output("foo-1.0-lib");
+    let bar_out = store.output("bar-1.0-lib");
+    Cc::gcc().shared_lib(&foo_out.join("lib"), "foo", "1.0", &lib_source("foo", 40));
+    Cc::gcc().shared_lib(&bar_out.join("lib"), "bar", "1.0", &lib_source("bar", 2));
+    let farm = store.farm("f", &[&foo_out, &bar_out], LinkStyle::Absolute);
+    let app = store.output("app-1.0");
+    let exe = Cc::gcc()
+        .link_dir(farm.join("lib"))
+        .lib(":libfoo.so.1")
+        .lib(":libbar.so.1")
+        .search(farm.join("lib"))
+        .executable(&app.join("bin/app"), &exe_calling(&["foo", "bar"]));
+    (store, foo_out, bar_out, app, exe)
+}
+
 fn fix(store: &Store, extra: &[&str], out: &Path) -> common::Run {
     let mut args: Vec<String> = vec!["fix".into(), "--system".into(), "--json".into()];
     args.extend(extra.iter().map(|s| s.to_string()));
@@ -162,20 +182,7 @@ fn hard_links_break_fixes_every_name() {
 fn replaced_file_keeps_its_mode_under_a_strict_umask() {
     use std::os::unix::fs::PermissionsExt;
     common::require_tools(TOOLS);
-    let store = Store::new();
-    let foo = store.output("foo-1.0-lib");
-    let bar = store.output("bar-1.0-lib");
-    Cc::gcc().shared_lib(&foo.join("lib"), "foo", "1.0", &lib_source("foo", 40));
-    Cc::gcc().shared_lib(&bar.join("lib"), "bar", "1.0", &lib_source("bar", 2));
-    // A short farm name: two real dirs never fit its slot, so the file grows.
-    let farm = store.farm("f", &[&foo, &bar], LinkStyle::Absolute);
-    let app = store.output("app-1.0");
-    let exe = Cc::gcc()
-        .link_dir(farm.join("lib"))
-        .lib(":libfoo.so.1")
-        .lib(":libbar.so.1")
-        .search(farm.join("lib"))
-        .executable(&app.join("bin/app"), &exe_calling(&["foo", "bar"]));
+    let (store, _, _, app, exe) = growing_world();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o751)).unwrap();
     let ino = std::fs::metadata(&exe).unwrap().ino();
     let o = std::process::Command::new("sh")
@@ -234,19 +241,7 @@ fn reading_outputs_leaves_access_times_alone() {
 #[test]
 fn file_over_the_memory_limit_that_grows_is_fixed_through_a_copy() {
     common::require_tools(TOOLS);
-    let store = Store::new();
-    let foo = store.output("foo-1.0-lib");
-    let bar = store.output("bar-1.0-lib");
-    Cc::gcc().shared_lib(&foo.join("lib"), "foo", "1.0", &lib_source("foo", 40));
-    Cc::gcc().shared_lib(&bar.join("lib"), "bar", "1.0", &lib_source("bar", 2));
-    let farm = store.farm("f", &[&foo, &bar], LinkStyle::Absolute);
-    let app = store.output("app-1.0");
-    let exe = Cc::gcc()
-        .link_dir(farm.join("lib"))
-        .lib(":libfoo.so.1")
-        .lib(":libbar.so.1")
-        .search(farm.join("lib"))
-        .executable(&app.join("bin/app"), &exe_calling(&["foo", "bar"]));
+    let (store, foo, bar, app, exe) = growing_world();
     let size = unfarm::fix::IN_MEMORY_LIMIT + (8 << 20);
     let f = std::fs::OpenOptions::new().write(true).open(&exe).unwrap();
     f.set_len(size).unwrap();
