@@ -40,21 +40,8 @@ pub struct WalkError {
 /// Walk `roots` (files or directories). A root that is a symlink is reported
 /// as a symlink and not followed.
 pub fn walk(roots: &[PathBuf]) -> (Vec<Entry>, Vec<WalkError>) {
-    let mut entries = Vec::new();
-    let mut errors = Vec::new();
-    use rayon::prelude::*;
-    let per_root: Vec<(Vec<Entry>, Vec<WalkError>)> = roots
-        .par_iter()
-        .map(|root| {
-            let (mut e, mut er) = (Vec::new(), Vec::new());
-            visit(root, &mut e, &mut er);
-            (e, er)
-        })
-        .collect();
-    for (e, er) in per_root {
-        entries.extend(e);
-        errors.extend(er);
-    }
+    let (mut entries, mut errors) = (Vec::new(), Vec::new());
+    visit_all(roots, &mut entries, &mut errors);
     // Nested or repeated roots (`fix out out/lib`), or one dir reached under
     // two spellings, must not yield a file twice: two edits of one file race.
     // (Several names of one inode are hard links, for `--hard-links`.)
@@ -129,18 +116,22 @@ fn visit(path: &Path, entries: &mut Vec<Entry>, errors: &mut Vec<WalkError>) {
         }
     }
     children.sort();
-    // Siblings in parallel (a store output is wide: thousands of files in a
-    // few dirs); the results keep the sorted order.
+    visit_all(&children, entries, errors);
+}
+
+/// Visit `paths` in parallel (roots, or siblings: a store output is wide,
+/// thousands of files in a few dirs); the results keep the order of `paths`.
+fn visit_all(paths: &[PathBuf], entries: &mut Vec<Entry>, errors: &mut Vec<WalkError>) {
     use rayon::prelude::*;
-    let below: Vec<(Vec<Entry>, Vec<WalkError>)> = children
+    let each: Vec<(Vec<Entry>, Vec<WalkError>)> = paths
         .par_iter()
-        .map(|c| {
+        .map(|p| {
             let (mut e, mut er) = (Vec::new(), Vec::new());
-            visit(c, &mut e, &mut er);
+            visit(p, &mut e, &mut er);
             (e, er)
         })
         .collect();
-    for (e, er) in below {
+    for (e, er) in each {
         entries.extend(e);
         errors.extend(er);
     }
