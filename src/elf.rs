@@ -460,14 +460,7 @@ impl FileBytes {
 
     /// What the file is, from its first bytes.
     pub fn kind(&self) -> FileKind {
-        match &self.data {
-            Contents::Whole(v) => sniff(&v[..v.len().min(8)]),
-            Contents::Large(f) => {
-                let mut head = [0u8; 8];
-                let n = std::os::unix::fs::FileExt::read_at(f, &mut head, 0).unwrap_or(0);
-                sniff(&head[..n])
-            }
-        }
+        sniff(&self.head(8))
     }
 
     pub fn facts(&self) -> Result<ElfFacts, ElfError> {
