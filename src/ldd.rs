@@ -39,6 +39,8 @@ pub struct FileReport {
     pub runpath: Option<String>,
     pub rpath: Option<String>,
     pub nodeflib: bool,
+    /// The loader modelled for this file: `nix` or `host`.
+    pub loader: resolve::LoaderModel,
     pub needs: Vec<NeedReport>,
 }
 
@@ -113,17 +115,26 @@ impl NeedReport {
     }
 }
 
-/// Report on every ELF file under `roots`. Non-ELF files are skipped silently;
-/// unreadable or malformed ELF files are listed in `errors`.
+/// Report on every ELF file under `roots`. Non-ELF files found in a
+/// directory are skipped; a root that is not a dynamic ELF file, and
+/// unreadable or malformed ELF files, are listed in `errors`.
 pub fn ldd(roots: &[PathBuf], probe: &FsProbe, opts: &LddOptions) -> LddReport {
     let (entries, walk_errors) = walk::walk(roots);
     let mut errors: Vec<String> = walk_errors.iter().map(ToString::to_string).collect();
     let mut files = Vec::new();
     for e in entries.iter().filter(|e| e.kind == EntryKind::File) {
+        // A file named on the command line was asked about: say why there
+        // is nothing to show, as ldd does.
+        let asked = roots.iter().any(|r| r == &e.path);
         match elf::FileBytes::open_elf(&e.path).and_then(|b| b.map(|b| b.facts()).transpose()) {
             Ok(Some(facts)) if facts.dynamic => {
                 files.push(report_file(&e.path, &facts, probe, opts))
             }
+            Ok(Some(_)) if asked => errors.push(format!(
+                "{}: not a dynamic ELF file (statically linked, or an object)",
+                e.path.display()
+            )),
+            Ok(None) if asked => errors.push(format!("{}: not an ELF file", e.path.display())),
             Ok(_) => {}
             Err(err) => errors.push(err.to_string()),
         }
@@ -168,7 +179,10 @@ fn report_file(path: &Path, facts: &ElfFacts, probe: &FsProbe, opts: &LddOptions
             names: vec![n],
         })),
     }
-    let needs = resolve_needs(&root, &facts.needed, &mut map, probe, opts);
+    let cfg = opts
+        .loader
+        .for_file(facts.interpreter.as_deref(), Some(path));
+    let needs = resolve_needs(&root, &facts.needed, &mut map, probe, cfg, opts.recursive);
     FileReport {
         path: path.to_owned(),
         class: facts.ident.class,
@@ -180,6 +194,7 @@ fn report_file(path: &Path, facts: &ElfFacts, probe: &FsProbe, opts: &LddOptions
         runpath: facts.runpath.clone(),
         rpath: facts.rpath.clone(),
         nodeflib: facts.nodeflib,
+        loader: cfg.model,
         needs,
     }
 }
@@ -192,7 +207,8 @@ fn resolve_needs(
     needed: &[String],
     map: &mut Vec<Loaded>,
     probe: &FsProbe,
-    opts: &LddOptions,
+    cfg: &LoaderConfig,
+    recursive: bool,
 ) -> Vec<NeedReport> {
     // Arena of reports; `kids[i]` are the report indices of the needs of the
     // object first loaded by report i.
@@ -224,7 +240,7 @@ fn resolve_needs(
                 });
                 continue;
             }
-            let r = resolve::resolve_need(name, &req, &loaders, &opts.loader, probe);
+            let r = resolve::resolve_need(name, &req, &loaders, cfg, probe);
             if let Some(found) = &r.found {
                 let facts = elf::read_facts(&found.path).ok();
                 let child = Requester {
@@ -242,7 +258,7 @@ fn resolve_needs(
                     path: Some(child.path.clone()),
                     names,
                 });
-                if opts.recursive && chain.len() <= MAX_DEPTH {
+                if recursive && chain.len() <= MAX_DEPTH {
                     let child_needs = facts.map(|f| f.needed).unwrap_or_default();
                     queue.push_back((child, child_needs, chain, Some(idx)));
                 }
@@ -266,18 +282,19 @@ type Pending = (Requester, Vec<String>, Vec<Requester>, Option<usize>);
 /// Guard against pathological dependency chains.
 const MAX_DEPTH: usize = 64;
 
-/// Render the report as a tree for humans.
+/// Render the report as a tree for humans (errors are the caller's to print).
 pub fn render_tree(report: &LddReport) -> String {
     let mut s = String::new();
     for f in &report.files {
         s.push_str(&format!(
-            "{} [{} {}{}]\n",
+            "{} [{} {}, {} loader{}]\n",
             f.path.display(),
             f.machine,
             match f.class {
                 elf::Class::Elf32 => "32-bit",
                 elf::Class::Elf64 => "64-bit",
             },
+            f.loader,
             match (&f.runpath, &f.rpath) {
                 (Some(r), _) => format!(", RUNPATH {r}"),
                 (None, Some(r)) => format!(", RPATH {r}"),
@@ -286,10 +303,16 @@ pub fn render_tree(report: &LddReport) -> String {
         ));
         render_needs(&f.needs, "", &mut s);
     }
-    for e in &report.errors {
-        s.push_str(&format!("error: {e}\n"));
-    }
     s
+}
+
+/// `N things`, with the plural `s` only where it belongs.
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 fn render_needs(needs: &[NeedReport], indent: &str, s: &mut String) {
@@ -339,7 +362,11 @@ fn render_needs(needs: &[NeedReport], indent: &str, s: &mut String) {
             }
             "already-loaded" => format!("{} (already loaded)", n.name),
             "error" => format!("{} ERROR: {}", n.name, n.error.as_deref().unwrap_or("")),
-            _ => format!("{} NOT FOUND (tried {} paths)", n.name, n.tried.len()),
+            _ => format!(
+                "{} NOT FOUND (tried {})",
+                n.name,
+                plural(n.tried.len(), "path")
+            ),
         };
         s.push_str(&format!("{indent}{branch}{how}\n"));
         let sub = format!("{indent}{cont}");

@@ -54,6 +54,28 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // A store dir given by name must be one; the default need not exist
+    // (`ldd` on the host's own files works without Nix).
+    let named = match (&cli.store_dir, std::env::var_os("NIX_STORE")) {
+        (Some(d), _) => Some((d.clone(), "--store-dir")),
+        (None, Some(v)) if !v.is_empty() => Some((PathBuf::from(v), "NIX_STORE")),
+        _ => None,
+    };
+    if let Command::Demo(_) = cli.command
+        && cli.store_dir.is_some()
+    {
+        cli::error_line("--store-dir: not used by demo (it builds its own store in a temp dir)");
+        return ExitCode::from(2);
+    }
+    if let Some((d, how)) = &named
+        && !matches!(cli.command, Command::Demo(_))
+    {
+        if let Err(e) = cli::validate_store_dir(d, how) {
+            cli::error_line(e);
+            return ExitCode::from(2);
+        }
+    }
+    let _ = cli::STORE_DIR_SOURCE.set(named.map(|(_, how)| how));
     let store = unfarm::store::StoreDir::from_env(cli.store_dir.as_deref());
     let global = cli::Global {
         store_dir: store.clone(),

@@ -67,8 +67,11 @@ impl Default for PlanOptions {
 /// The dirs the loader falls back to after the list: configured default dirs,
 /// then the interpreter's dir.
 pub fn fallback_dirs(facts: &ElfFacts, opts: &PlanOptions) -> Vec<PathBuf> {
-    let mut v = opts.loader.default_dirs.clone();
+    // The host's ld.so searches its default dirs, Nix's its own lib dir.
+    let cfg = opts.loader.for_file(facts.interpreter.as_deref(), None);
+    let mut v = cfg.default_dirs.clone();
     if opts.interpreter_dir_default
+        && cfg.model == crate::resolve::LoaderModel::Nix
         && let Some(d) = facts
             .interpreter
             .as_deref()

@@ -206,6 +206,59 @@ pub struct LoaderConfig {
     pub platform: Option<String>,
     /// Working directory for relative entries (default: the process's).
     pub cwd: Option<PathBuf>,
+    /// Which loader this config models (reported, never used to search).
+    pub model: LoaderModel,
+    /// Choose the model per file ([`LoaderConfig::for_file`]): `Some` holds
+    /// the store dir and the host config used for files the host's ld.so runs.
+    pub auto: Option<Box<AutoModel>>,
+}
+
+/// The dynamic loader a file is modelled under.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoaderModel {
+    /// Nix's glibc: RPATH/RUNPATH and its own lib dir; no ld.so.cache, no
+    /// host default dirs.
+    #[default]
+    Nix,
+    /// The host's ld.so: `/etc/ld.so.cache`, then the default dirs.
+    Host,
+}
+
+impl std::fmt::Display for LoaderModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LoaderModel::Nix => "nix",
+            LoaderModel::Host => "host",
+        })
+    }
+}
+
+/// What a per-file choice needs: where the store is, and the host loader.
+#[derive(Clone, Debug)]
+pub struct AutoModel {
+    pub store: StoreDir,
+    pub host: LoaderConfig,
+}
+
+impl AutoModel {
+    /// The model of a file from its PT_INTERP: an interpreter inside the store
+    /// dir (or Nix's default store) is a Nix glibc, any other (the host's
+    /// `/lib64/ld-linux-x86-64.so.2`, ...) is the host's loader. A file with
+    /// none (a shared library) is loaded by whatever program loads it: `path`,
+    /// when given, decides by where it lives (outside the store: the host's);
+    /// without it, the Nix model, as outputs are loaded by Nix programs.
+    pub fn model_of(&self, interpreter: Option<&str>, path: Option<&Path>) -> LoaderModel {
+        let in_store = |p: &Path| {
+            p.starts_with(self.store.path()) || p.starts_with(crate::store::DEFAULT_STORE_DIR)
+        };
+        match (interpreter, path) {
+            (Some(i), _) if in_store(Path::new(i)) => LoaderModel::Nix,
+            (Some(_), _) => LoaderModel::Host,
+            (None, Some(p)) if p.is_absolute() && !in_store(p) => LoaderModel::Host,
+            (None, _) => LoaderModel::Nix,
+        }
+    }
 }
 
 impl LoaderConfig {
@@ -222,7 +275,19 @@ impl LoaderConfig {
             ],
             ld_so_cache: LdSoCache::read(Path::new("/etc/ld.so.cache")).ok(),
             lib_token: Some("lib".into()),
+            model: LoaderModel::Host,
             ..Default::default()
+        }
+    }
+
+    /// The config for one file: this one, or with a per-file choice
+    /// ([`AutoModel::model_of`]) the host's for files the host's ld.so runs.
+    /// The host config keeps this one's user settings (hwcaps, tokens,
+    /// LD_LIBRARY_PATH, extra default dirs before its own).
+    pub fn for_file(&self, interpreter: Option<&str>, path: Option<&Path>) -> &LoaderConfig {
+        match &self.auto {
+            Some(a) if a.model_of(interpreter, path) == LoaderModel::Host => &a.host,
+            _ => self,
         }
     }
 }

@@ -37,6 +37,45 @@ pub struct WalkError {
     pub message: String,
 }
 
+/// The root to walk for a path given on the command line: a symlink is
+/// followed to what it names, as `nix` and `ldd` do with `./result`, so the
+/// walk sees the store path itself (links met inside are never followed).
+/// Only the argument's own links are resolved, not its parent dirs'.
+pub fn argument_root(arg: &Path) -> Result<PathBuf, WalkError> {
+    let fail = |message: String| WalkError {
+        path: arg.to_owned(),
+        message,
+    };
+    let mut p = arg.to_owned();
+    for _ in 0..crate::farm::MAX_HOPS {
+        let meta = std::fs::symlink_metadata(&p).map_err(|e| fail(io_message(&e)))?;
+        if !meta.file_type().is_symlink() {
+            return Ok(p);
+        }
+        let target = std::fs::read_link(&p).map_err(|e| fail(io_message(&e)))?;
+        p = match p.parent() {
+            _ if target.is_absolute() => target,
+            Some(dir) => dir.join(target),
+            None => target,
+        };
+        // `..` after a link is only right on the real path.
+        if p.components().any(|c| c == std::path::Component::ParentDir) {
+            return std::fs::canonicalize(&p).map_err(|e| fail(io_message(&e)));
+        }
+    }
+    Err(fail("too many levels of symbolic links".into()))
+}
+
+/// An I/O error as one plain phrase: "No such file or directory", without
+/// Rust's " (os error 2)" tail.
+pub fn io_message(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) if s.ends_with(')') => s[..i].to_owned(),
+        _ => s,
+    }
+}
+
 /// Walk `roots` (files or directories). A root that is a symlink is reported
 /// as a symlink and not followed.
 pub fn walk(roots: &[PathBuf]) -> (Vec<Entry>, Vec<WalkError>) {
@@ -63,7 +102,7 @@ fn visit(path: &Path, entries: &mut Vec<Entry>, errors: &mut Vec<WalkError>) {
         Err(e) => {
             errors.push(WalkError {
                 path: path.to_owned(),
-                message: e.to_string(),
+                message: io_message(&e),
             });
             return;
         }
@@ -97,7 +136,7 @@ fn visit(path: &Path, entries: &mut Vec<Entry>, errors: &mut Vec<WalkError>) {
         Err(e) => {
             errors.push(WalkError {
                 path: path.to_owned(),
-                message: format!("cannot list directory: {e}"),
+                message: format!("cannot list directory: {}", io_message(&e)),
             });
             return;
         }

@@ -410,9 +410,15 @@ fn not_found_lists_every_path_tried() {
         .status()
         .expect("patchelf");
     assert!(st.success());
-    // Nix mode: no cache, no default dirs; only the RUNPATH is searched.
+    // Nix mode (the fixture's interpreter is the host's, so by name): no
+    // cache, no default dirs; only the RUNPATH is searched.
     let json = store
-        .unfarm([os("ldd".as_ref()), os("--json".as_ref()), os(&exe)])
+        .unfarm([
+            os("ldd".as_ref()),
+            os("--loader=nix".as_ref()),
+            os("--json".as_ref()),
+            os(&exe),
+        ])
         .json();
     let f = file_report(&json, &exe);
     for name in ["libfoo.so.1", "libbar.so.2"] {
@@ -432,7 +438,7 @@ fn not_found_lists_every_path_tried() {
             ]
         );
     }
-    let out = store.unfarm([os("ldd".as_ref()), os(&exe)]);
+    let out = store.unfarm([os("ldd".as_ref()), os("--loader=nix".as_ref()), os(&exe)]);
     assert_eq!(out.code, Some(1), "missing libraries exit 1");
     assert!(
         out.stdout.contains("libfoo.so.1 NOT FOUND (tried 2 paths)"),

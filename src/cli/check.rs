@@ -24,8 +24,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
-    let opts = a.plan.survey_options()?;
-    let s = survey(&a.outputs, store, &opts);
+    let opts = a.plan.survey_options(store)?;
+    let roots = super::output_roots(&a.outputs, store)?;
+    let s = survey(&roots, store, &opts);
     let mut f = findings(&s, store, opts.plan.mode);
     // Price the farm findings (outputs scanned, dependencies from the Nix DB
     // or a scan of the store dir); a failure only loses the numbers.

@@ -39,8 +39,9 @@ enum HardLinkPolicy {
 }
 
 pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
-    let opts = a.plan.survey_options()?;
-    let s = survey(&a.outputs, store, &opts);
+    let opts = a.plan.survey_options(store)?;
+    let roots = super::output_roots(&a.outputs, store)?;
+    let s = survey(&roots, store, &opts);
     if a.dry_run {
         // Closure before and after the plan, computed without writing.
         let closure = CostModel::new(&s, store, &a.plan.source.source(store))

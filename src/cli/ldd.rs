@@ -26,15 +26,20 @@ pub struct Args {
 
 pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     let opts = LddOptions {
-        loader: a.loader.config()?,
+        loader: a.loader.config(store)?,
         recursive: a.recursive,
     };
+    let (roots, bad) = super::argument_roots(&a.paths);
     let probe = FsProbe::new(store.clone());
-    let report = ldd(&a.paths, &probe, &opts);
+    let mut report = ldd(&roots, &probe, &opts);
+    report.errors.splice(0..0, bad);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", render_tree(&report));
+    }
+    for e in &report.errors {
+        super::error_line(e);
     }
     let missing = report.files.iter().any(|f| {
         f.needs

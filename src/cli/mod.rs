@@ -1,5 +1,7 @@
 //! Subcommands: each parses its own flags and prints; `anyhow` lives here only.
 
+use std::path::{Path, PathBuf};
+
 use unfarm::store::StoreDir;
 
 pub mod check;
@@ -14,6 +16,69 @@ pub mod why;
 /// Options shared by every subcommand.
 pub struct Global {
     pub store_dir: StoreDir,
+}
+
+/// Print one error line, `unfarm: PATH: what is wrong`, to stderr.
+pub fn error_line(msg: impl std::fmt::Display) {
+    eprintln!("unfarm: {msg}");
+}
+
+/// The command-line paths as roots to walk (a symlink argument followed to
+/// what it names), and one `PATH: what is wrong` per argument that is not there.
+pub fn argument_roots(args: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
+    let (mut roots, mut bad) = (Vec::new(), Vec::new());
+    for a in args {
+        match unfarm::walk::argument_root(a) {
+            Ok(r) => roots.push(r),
+            Err(e) => bad.push(e.to_string()),
+        }
+    }
+    (roots, bad)
+}
+
+/// The roots for `check` and `fix`: every argument must be there, and with
+/// a store dir given by name, at least one output must lie in it (a wrong
+/// `--store-dir` would otherwise find no farm and report a clean package).
+pub fn output_roots(args: &[PathBuf], store: &StoreDir) -> anyhow::Result<Vec<PathBuf>> {
+    let (roots, bad) = argument_roots(args);
+    if let Some((last, rest)) = bad.split_last() {
+        rest.iter().for_each(error_line);
+        anyhow::bail!("{last}");
+    }
+    if let Some(how) = store_dir_source()
+        && !roots.iter().any(|r| absolute(r).starts_with(store.path()))
+    {
+        anyhow::bail!(
+            "{}: not inside the store dir {} ({how}); give the store dir the outputs are in",
+            roots[0].display(),
+            store.path().display()
+        );
+    }
+    Ok(roots)
+}
+
+/// How the store dir was chosen, when by name: `--store-dir` or `NIX_STORE`.
+pub fn store_dir_source() -> Option<&'static str> {
+    STORE_DIR_SOURCE.get().copied().flatten()
+}
+
+pub static STORE_DIR_SOURCE: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
+}
+
+/// Check a store dir given by name (`how`: `--store-dir` or `NIX_STORE`):
+/// absolute, and an existing directory.
+pub fn validate_store_dir(dir: &Path, how: &str) -> anyhow::Result<()> {
+    if !dir.is_absolute() {
+        anyhow::bail!("{}: {how} must be an absolute path", dir.display());
+    }
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => anyhow::bail!("{}: {how} is not a directory", dir.display()),
+        Err(e) => anyhow::bail!("{}: {how}: {}", dir.display(), unfarm::walk::io_message(&e)),
+    }
 }
 
 /// Human-readable size: B, KiB, MiB, GiB, TiB.

@@ -44,7 +44,7 @@ pub struct PlanArgs {
 }
 
 impl PlanArgs {
-    pub fn survey_options(&self) -> anyhow::Result<SurveyOptions> {
+    pub fn survey_options(&self, store: &unfarm::store::StoreDir) -> anyhow::Result<SurveyOptions> {
         let mut declared = self.dlopen.clone();
         for f in &self.dlopen_file {
             let text = std::fs::read_to_string(f)
@@ -70,10 +70,14 @@ impl PlanArgs {
                 want_driver: self.add_driver_dir,
                 build_dirs,
                 loader: {
-                    let mut l = self.loader.config()?;
+                    let mut l = self.loader.config(store)?;
                     // The cache is the host's; planning uses dirs only.
                     l.ld_so_cache = None;
                     l.ld_library_path = None;
+                    if let Some(a) = l.auto.as_mut() {
+                        a.host.ld_so_cache = None;
+                        a.host.ld_library_path = None;
+                    }
                     l
                 },
                 interpreter_dir_default: !self.no_interpreter_dir,
