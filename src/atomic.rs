@@ -74,7 +74,7 @@ pub enum AtomicError {
     #[error("{0}: has {1} hard links and the policy refuses hard-linked files")]
     HardLinked(PathBuf, u64),
     #[error(
-        "{0}: has {1} hard links and this edit needs a new copy; use HardLinks::Break to give this name its own inode"
+        "{0}: has {1} hard links and this edit needs a new copy; use --hard-links break to give this name its own inode"
     )]
     SharedNeedsCopy(PathBuf, u64),
     #[error("{0}: changed since the edit was planned ({1})")]

@@ -13,12 +13,15 @@ use crate::store::StoreDir;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {}", path.display(), crate::walk::io_message(source))]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{}: cannot run the C compiler {cc}: {source}", out.display())]
+    #[error(
+        "{cc}: cannot run the C compiler (--cc): {}",
+        crate::walk::io_message(source)
+    )]
     NoCompiler {
         cc: String,
         out: PathBuf,

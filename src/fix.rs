@@ -146,6 +146,9 @@ pub fn fix(
             },
         })
         .collect();
+    // One inode edited through N names is one change, counted once.
+    let alias_paths: std::collections::HashSet<PathBuf> =
+        aliases.iter().map(|(a, _)| a.path.clone()).collect();
     for (alias, first) in aliases {
         let r = match results.iter().find(|r| r.path == first.path) {
             Some(r) if r.status == "changed" => FileResult {
@@ -203,7 +206,7 @@ pub fn fix(
         elf_files: survey.objects.len(),
         ..Default::default()
     };
-    for r in &results {
+    for r in results.iter().filter(|r| !alias_paths.contains(&r.path)) {
         match r.status {
             "changed" => report.changed += 1,
             "retargeted" => report.symlinks_retargeted += 1,

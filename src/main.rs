@@ -91,7 +91,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("unfarm: {e:#}");
+            cli::error_line(cli::one_line(&e));
             ExitCode::from(1)
         }
     }

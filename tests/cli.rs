@@ -199,3 +199,15 @@ fn a_missing_argument_is_one_error_line() {
     }
     let _ = last_line("");
 }
+
+/// `demo --cc nosuchcc` printed the OS error twice and began with an output
+/// file's path; the cause is the compiler, named once.
+#[test]
+fn demo_with_a_missing_compiler_is_one_error_line() {
+    let r = common::unfarm(["demo", "--cc", "nosuchcc"]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert_eq!(
+        r.stderr,
+        "unfarm: nosuchcc: cannot run the C compiler (--cc): No such file or directory\n"
+    );
+}

@@ -146,6 +146,8 @@ fn hard_links_follow_the_policy_and_say_so() {
         "{v:#}"
     );
     assert_eq!(alias["status"], "changed");
+    // One inode, one change: the summary counts it once.
+    assert_eq!(v["changed"], 1, "{v:#}");
     let want = Some(lib_out.join("lib").display().to_string());
     assert_eq!(common::readelf_dynamic(&exe, "RUNPATH"), want);
     assert_eq!(common::readelf_dynamic(&other, "RUNPATH"), want);

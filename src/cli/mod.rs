@@ -23,6 +23,27 @@ pub fn error_line(msg: impl std::fmt::Display) {
     eprintln!("unfarm: {msg}");
 }
 
+/// An error and its causes on one line, each cause once: a cause whose
+/// text the message already holds (thiserror's `{source}`) is not repeated,
+/// and Rust's " (os error N)" tails go.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let strip = |t: String| match t.rfind(" (os error ") {
+        Some(i) if t.ends_with(')') => t[..i].to_owned(),
+        _ => t,
+    };
+    let mut msg = String::new();
+    for c in e.chain() {
+        let t = strip(c.to_string());
+        if !msg.contains(&t) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&t);
+        }
+    }
+    msg
+}
+
 /// The command-line paths as roots to walk (a symlink argument followed to
 /// what it names), and one `PATH: what is wrong` per argument that is not there.
 pub fn argument_roots(args: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
