@@ -124,9 +124,15 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                             format!("the same directory as entry {of}"),
                             Some("drop it".into()),
                         )),
+                        // Expand mode keeps (or writes) every real dir a farm
+                        // offered, so that no program breaks: a note, not a
+                        // warning about what `fix` itself wrote.
                         Reason::Unused if effective => out.push(mk(
                             "unused-entry",
-                            Severity::Warning,
+                            match mode {
+                                Mode::Shrink => Severity::Warning,
+                                Mode::Expand => Severity::Info,
+                            },
                             "serves no known need".into(),
                             Some(match mode {
                                 Mode::Shrink => "drop it".into(),
@@ -363,34 +369,278 @@ fn context(data: &[u8], start: usize, end: usize) -> String {
     String::from_utf8_lossy(&data[s..e]).into_owned()
 }
 
-/// One line per finding and a summary, for humans.
-pub fn render(findings: &[Finding], survey: &Survey) -> String {
-    let mut s = String::new();
+/// Findings that say the same thing about several files: one kind and
+/// severity, one location (the same entry text, the same need) or, for
+/// farm references, one farm. A 43-library package reports the same few
+/// missing sonames, or the same farm entry, once per file: one group each.
+#[derive(Clone, Debug, Serialize)]
+pub struct Group {
+    pub kind: &'static str,
+    pub severity: Severity,
+    /// The shared location (for `farm-reference`: the first file's).
+    pub location: String,
+    /// The first finding's message.
+    pub message: String,
+    pub fix: Option<String>,
+    /// Every file the group covers, in finding order.
+    pub files: Vec<PathBuf>,
+    pub farms: Vec<PathBuf>,
+    pub cost_bytes: Option<u64>,
+}
+
+/// Group `findings` (see [`Group`]), in order of first appearance.
+pub fn groups(findings: &[Finding]) -> Vec<Group> {
+    let mut out: Vec<Group> = Vec::new();
+    let mut index: std::collections::BTreeMap<(Severity, &str, String), usize> =
+        std::collections::BTreeMap::new();
     for f in findings {
-        s.push_str(&format!(
-            "{}: {}: {} [{}]: {}{}\n",
-            match f.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-                Severity::Info => "info",
-            },
-            f.file.display(),
-            f.location,
-            f.kind,
-            f.message,
-            f.fix
-                .as_ref()
-                .map(|x| format!("\n    fix: {x}"))
-                .unwrap_or_default()
+        let key = match f.kind {
+            "farm-reference" | "symlink-into-farm" => format!("{:?}", f.farms),
+            _ => f.location.clone(),
+        };
+        match index.entry((f.severity, f.kind, key)) {
+            std::collections::btree_map::Entry::Occupied(e) => {
+                let g = &mut out[*e.get()];
+                if !g.files.contains(&f.file) {
+                    g.files.push(f.file.clone());
+                }
+            }
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(out.len());
+                out.push(Group {
+                    kind: f.kind,
+                    severity: f.severity,
+                    location: f.location.clone(),
+                    message: f.message.clone(),
+                    fix: f.fix.clone(),
+                    files: vec![f.file.clone()],
+                    farms: f.farms.clone(),
+                    cost_bytes: f.cost_bytes,
+                });
+            }
+        }
+    }
+    out.sort_by_key(|g| g.severity);
+    out
+}
+
+/// Human-readable size: B, KiB, MiB, GiB, TiB.
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+/// `N things`, with the plural `s` only where it belongs.
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else if let Some(stem) = word.strip_suffix('y')
+        && !stem.ends_with(['a', 'e', 'o', 'u'])
+    {
+        format!("{n} {stem}ies")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// How [`render`] prints.
+#[derive(Clone, Debug, Default)]
+pub struct RenderOptions {
+    /// Every file of every group, and notes one by one.
+    pub verbose: bool,
+    /// The outputs as the user named them, for the `unfarm fix` command shown.
+    pub outputs: Vec<PathBuf>,
+    /// Emit ANSI colours (the caller's stream strips them when it must).
+    pub color: bool,
+}
+
+/// Characters of a message shown before "…" (without --verbose).
+const MESSAGE_SHOWN: usize = 160;
+
+/// Files shown per group before "and N more".
+const FILES_SHOWN: usize = 3;
+
+/// For humans: a summary per farm (files, cost, the command that fixes
+/// it), then one block per group of findings, notes (`info`) folded into
+/// one line per kind, and the counts.
+pub fn render(findings: &[Finding], survey: &Survey, o: &RenderOptions) -> String {
+    use anstyle::{AnsiColor, Style};
+    let paint = |style: Style, text: &str| {
+        if o.color {
+            format!("{style}{text}{style:#}")
+        } else {
+            text.to_owned()
+        }
+    };
+    let red = AnsiColor::Red.on_default().bold();
+    let yellow = AnsiColor::Yellow.on_default().bold();
+    let dim = Style::new().dimmed();
+    let mut s = String::new();
+    s.push_str(&farm_summary(findings, o, &paint));
+    let all = groups(findings);
+    // Per kind of note: findings, the files they are in, the first group.
+    type Note<'a> = (
+        &'a str,
+        usize,
+        std::collections::BTreeSet<&'a PathBuf>,
+        &'a Group,
+    );
+    let mut notes: Vec<Note> = Vec::new();
+    for g in &all {
+        if g.severity == Severity::Info && !o.verbose {
+            let i = match notes.iter().position(|n| n.0 == g.kind) {
+                Some(i) => i,
+                None => {
+                    notes.push((g.kind, 0, Default::default(), g));
+                    notes.len() - 1
+                }
+            };
+            notes[i].1 += g.files.len();
+            notes[i].2.extend(&g.files);
+            continue;
+        }
+        let (label, style) = match g.severity {
+            Severity::Error => ("error", red),
+            Severity::Warning => ("warning", yellow),
+            Severity::Info => ("note", dim),
+        };
+        let head = paint(style, &format!("{label}[{}]", g.kind));
+        let location = if g.location.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", g.location)
+        };
+        // A message can hold a whole search path: cut, unless verbose.
+        let message = if o.verbose || g.message.chars().count() <= MESSAGE_SHOWN {
+            g.message.clone()
+        } else {
+            let cut: String = g.message.chars().take(MESSAGE_SHOWN).collect();
+            format!("{cut}…")
+        };
+        if g.files.len() == 1 {
+            s.push_str(&format!(
+                "{head} {}:{location}\n    {message}\n",
+                g.files[0].display(),
+            ));
+        } else {
+            s.push_str(&format!(
+                "{head}{location}: in {}\n    {}: {message}\n",
+                plural(g.files.len(), "file"),
+                g.files[0].display()
+            ));
+            let shown = if o.verbose {
+                g.files.len()
+            } else {
+                FILES_SHOWN
+            };
+            for f in g.files.iter().take(shown) {
+                s.push_str(&format!("    - {}\n", f.display()));
+            }
+            if g.files.len() > shown {
+                s.push_str(&paint(
+                    dim,
+                    &format!(
+                        "    … and {} more (--verbose lists them)\n",
+                        g.files.len() - shown
+                    ),
+                ));
+            }
+        }
+        if let Some(fix) = &g.fix {
+            s.push_str(&format!("    fix: {fix}\n"));
+        }
+    }
+    for (kind, n, files, g) in notes {
+        s.push_str(&paint(
+            dim,
+            &format!(
+                "note[{kind}]: {} in {}: {}{} (--verbose lists them)\n",
+                plural(n, "finding"),
+                plural(files.len(), "file"),
+                g.message,
+                g.fix.as_ref().map(|f| format!("; {f}")).unwrap_or_default()
+            ),
         ));
     }
     let count = |sev| findings.iter().filter(|f| f.severity == sev).count();
+    let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
+    let shown_groups = all.iter().filter(|g| g.severity != Severity::Info).count();
+    let elf_files = survey.objects.len();
+    let paths = survey.files_scanned;
     s.push_str(&format!(
-        "unfarm check: {} files, {} ELF objects: {} errors, {} warnings\n",
-        survey.files_scanned,
-        survey.objects.len(),
-        count(Severity::Error),
-        count(Severity::Warning)
+        "unfarm check: {} ({} walked): {}, {}{}\n",
+        plural(elf_files, "ELF file"),
+        plural(paths, "path"),
+        paint(
+            if errors > 0 { red } else { Style::new() },
+            &plural(errors, "error")
+        ),
+        paint(
+            if warnings > 0 { yellow } else { Style::new() },
+            &plural(warnings, "warning")
+        ),
+        if shown_groups < errors + warnings {
+            format!(" in {}", plural(shown_groups, "group"))
+        } else {
+            String::new()
+        }
     ));
+    s
+}
+
+/// One block per farm: how many files reach it, what it costs, and the
+/// command that takes it out.
+fn farm_summary(
+    findings: &[Finding],
+    o: &RenderOptions,
+    paint: &dyn Fn(anstyle::Style, &str) -> String,
+) -> String {
+    let mut farms: Vec<(&PathBuf, Vec<&PathBuf>, Option<u64>)> = Vec::new();
+    for f in findings {
+        for farm in &f.farms {
+            let i = match farms.iter().position(|x| x.0 == farm) {
+                Some(i) => i,
+                None => {
+                    farms.push((farm, Vec::new(), None));
+                    farms.len() - 1
+                }
+            };
+            if !farms[i].1.contains(&&f.file) {
+                farms[i].1.push(&f.file);
+            }
+            // A finding about this farm alone prices this farm alone.
+            if f.farms.len() == 1 && farms[i].2.is_none() {
+                farms[i].2 = f.cost_bytes;
+            }
+        }
+    }
+    let bold = anstyle::Style::new().bold();
+    let outputs = o
+        .outputs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut s = String::new();
+    for (farm, files, cost) in farms {
+        s.push_str(&paint(bold, &format!("farm {}", farm.display())));
+        s.push_str(&format!(": named by {}\n", plural(files.len(), "file")));
+        if let Some(c) = cost {
+            s.push_str(&format!(
+                "    cost: {} ({c} bytes) leave the closure when every reference from the outputs to it goes\n",
+                human_size(c)
+            ));
+        }
+        s.push_str(&format!("    fix: unfarm fix {outputs}\n"));
+    }
     s
 }

@@ -18,6 +18,18 @@ struct Cli {
     /// The Nix store dir (default: $NIX_STORE, else /nix/store).
     #[arg(long, global = true, value_name = "DIR")]
     store_dir: Option<PathBuf>,
+    /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto"
+    )]
+    color: cli::ColorFlag,
+    /// Print only errors and the exit status (no findings, plans or summaries).
+    #[arg(long, short, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -54,6 +66,8 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    cli.color.apply();
+    cli::set_quiet(cli.quiet);
     // A store dir given by name must be one; the default need not exist
     // (`ldd` on the host's own files works without Nix).
     let named = match (&cli.store_dir, std::env::var_os("NIX_STORE")) {

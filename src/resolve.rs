@@ -214,7 +214,7 @@ pub struct LoaderConfig {
 }
 
 /// The dynamic loader a file is modelled under.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LoaderModel {
     /// Nix's glibc: RPATH/RUNPATH and its own lib dir; no ld.so.cache, no

@@ -40,7 +40,23 @@ fn check_and_plan_json_schemas_are_stable() {
     ]);
     assert_eq!(run.code, Some(1), "{run:#?}");
     let v = run.json();
-    assert_eq!(keys(&v), set(&["findings", "summary", "closure"]));
+    assert_eq!(keys(&v), set(&["findings", "groups", "summary", "closure"]));
+    for g in v["groups"].as_array().unwrap() {
+        assert_eq!(
+            keys(g),
+            set(&[
+                "kind",
+                "severity",
+                "location",
+                "message",
+                "fix",
+                "files",
+                "farms",
+                "cost_bytes"
+            ]),
+            "{g:#}"
+        );
+    }
     assert_eq!(
         keys(&v["closure"]),
         set(&[
@@ -55,7 +71,7 @@ fn check_and_plan_json_schemas_are_stable() {
     assert!(v["closure"]["saved"].as_i64().unwrap() > 0, "{v:#}");
     assert_eq!(
         keys(&v["summary"]),
-        set(&["files", "elf_objects", "errors", "warnings"])
+        set(&["files", "elf_objects", "errors", "warnings", "loader"])
     );
     let findings = v["findings"].as_array().unwrap();
     let kinds: BTreeSet<&str> = findings

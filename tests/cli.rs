@@ -55,7 +55,14 @@ fn a_symlink_argument_is_followed() {
     let via_link = store.unfarm(["check".as_ref(), result.as_os_str()]);
     assert_eq!(direct.code, Some(1), "{direct:#?}");
     assert_eq!(via_link.code, Some(1), "{via_link:#?}");
-    assert_eq!(direct.stdout, via_link.stdout);
+    // The same report; only the fix command names the output as typed.
+    let typed = |r: &common::Run, arg: &Path| {
+        r.stdout.replace(
+            &format!("fix: unfarm fix {}\n", arg.display()),
+            "fix: unfarm fix OUT\n",
+        )
+    };
+    assert_eq!(typed(&direct, &app), typed(&via_link, &result));
     assert!(via_link.stdout.contains("indirect-entry"), "{via_link:#?}");
     // A relative link to a link, as `nix build` leaves `result` in a dir.
     let again = store.scratch().join("again");
@@ -210,4 +217,141 @@ fn demo_with_a_missing_compiler_is_one_error_line() {
         r.stderr,
         "unfarm: nosuchcc: cannot run the C compiler (--cc): No such file or directory\n"
     );
+}
+
+/// A fixed package of many libraries, each needing a soname nothing
+/// provides: `check` after `fix` warned `unused-entry` for every dir `fix`
+/// wrote in the default (expand) mode and `missing-library` once per file.
+/// Now: no warning about what fix wrote, one group per missing soname, and
+/// a clean run in a few lines.
+#[test]
+fn check_after_fix_is_short_and_grouped() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    // libghost.so.1 is linked against, then left out of every output.
+    let ghost_dir = store.scratch().join("ghost");
+    Cc::gcc().shared_lib(&ghost_dir, "ghost", "1", &lib_source("ghost", 0));
+    let n = 12;
+    let mut outs = Vec::new();
+    for i in 0..n {
+        let out = store.output(&format!("part{i}-1.0-lib"));
+        Cc::gcc()
+            .link_dir(&ghost_dir)
+            .lib(":libghost.so.1")
+            .shared_lib(
+                &out.join("lib"),
+                &format!("part{i}"),
+                "1",
+                &common::lib_calling(&format!("part{i}"), "ghost"),
+            );
+        outs.push(out);
+    }
+    let refs: Vec<&Path> = outs.iter().map(PathBuf::as_path).collect();
+    let farm = store.farm("parts-env", &refs, LinkStyle::Absolute);
+    let app = store.output("many-1.0");
+    let mut cc = Cc::gcc().link_dir(farm.join("lib"));
+    for i in 0..n {
+        cc = cc.lib(&format!(":libpart{i}.so.1"));
+    }
+    let syms: Vec<String> = (0..n).map(|i| format!("part{i}")).collect();
+    let syms: Vec<&str> = syms.iter().map(String::as_str).collect();
+    cc.search(farm.join("lib"))
+        .arg("-Wl,--allow-shlib-undefined")
+        .executable(&app.join("bin/app"), &exe_calling(&syms));
+    // Libraries bundled in the output, each with its RUNPATH through the
+    // farm and a need nothing provides.
+    for i in 0..n {
+        Cc::gcc()
+            .link_dir(&ghost_dir)
+            .lib(":libghost.so.1")
+            .link_dir(farm.join("lib"))
+            .lib(&format!(":libpart{i}.so.1"))
+            .search(farm.join("lib"))
+            .shared_lib(
+                &app.join("lib"),
+                &format!("own{i}"),
+                "1",
+                &common::lib_calling(&format!("own{i}"), "ghost"),
+            );
+    }
+    let app_s = app.to_str().unwrap();
+    let before = store.unfarm(["check", app_s]);
+    assert_eq!(before.code, Some(1), "{before:#?}");
+    // The farm summary comes first: files, cost, the command that fixes it.
+    assert!(
+        before
+            .stdout
+            .starts_with(&format!("farm {}: named by ", farm.display())),
+        "{}",
+        before.stdout
+    );
+    assert!(
+        before
+            .stdout
+            .contains(&format!("    fix: unfarm fix {app_s}\n")),
+        "{}",
+        before.stdout
+    );
+    store.unfarm(["fix", app_s]).success();
+    let after = store.unfarm(["check", app_s]);
+    assert_eq!(after.code, Some(0), "{after:#?}");
+    let lines: Vec<&str> = after.stdout.lines().collect();
+    assert!(lines.len() <= 12, "{}", after.stdout);
+    assert!(
+        !after.stdout.contains("warning[unused-entry]"),
+        "{}",
+        after.stdout
+    );
+    // One group for libghost.so.1, covering every library.
+    let ghost: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("warning[missing-library]"))
+        .collect();
+    assert_eq!(ghost.len(), 1, "{}", after.stdout);
+    assert!(
+        ghost[0].contains(&format!("in {n} files")),
+        "{}",
+        after.stdout
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .find(|l| l.starts_with("unfarm check:"))
+            .copied(),
+        Some(format!("unfarm check: {} ELF files (", n + 1).as_str()).map(|_| {
+            *lines
+                .iter()
+                .find(|l| l.starts_with("unfarm check:"))
+                .unwrap()
+        })
+    );
+    let summary = lines
+        .iter()
+        .find(|l| l.starts_with("unfarm check:"))
+        .unwrap();
+    assert!(
+        summary.ends_with(&format!(": 0 errors, {n} warnings in 1 group")),
+        "{summary}"
+    );
+    // --verbose lists every file of the group; JSON has the groups.
+    let v = store.unfarm(["check", "--verbose", app_s]);
+    for i in 0..n {
+        let own = app.join(format!("lib/libown{i}.so.1"));
+        assert!(
+            v.stdout.contains(&format!("    - {}\n", own.display())),
+            "{}",
+            v.stdout
+        );
+    }
+    println!("{}", after.stdout);
+    let j = store.unfarm(["check", "--json", app_s]).json();
+    let groups = j["groups"].as_array().unwrap();
+    let g = groups
+        .iter()
+        .find(|g| g["kind"] == "missing-library")
+        .unwrap();
+    assert_eq!(g["files"].as_array().unwrap().len(), n);
+    // --quiet: nothing but the exit status.
+    let q = store.unfarm(["--quiet", "check", app_s]);
+    assert_eq!((q.code, q.stdout.as_str()), (Some(0), ""));
 }

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use unfarm::check::{Severity, findings, render};
+use std::io::Write;
+
+use unfarm::check::{RenderOptions, Severity, findings, groups, render};
 use unfarm::cost::{CostModel, PlanCost, add_costs};
 use unfarm::store::StoreDir;
 use unfarm::survey::survey;
@@ -19,6 +21,9 @@ pub struct Args {
     /// Machine-readable output (schema in the README).
     #[arg(long)]
     json: bool,
+    /// List every file of every group of findings, and every note.
+    #[arg(long, short)]
+    verbose: bool,
     #[command(flatten)]
     plan: PlanArgs,
 }
@@ -38,41 +43,40 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
             m.plan_cost()
         }) {
             Ok(c) => closure = Some(c),
-            Err(e) => eprintln!("unfarm: closure cost not computed: {e}"),
+            Err(e) => super::error_line(format_args!("closure cost not computed: {e}")),
         }
     }
+    let loaders = super::loader::models_used(&s, &opts.plan.loader);
     if a.json {
         let errors = f.iter().filter(|x| x.severity == Severity::Error).count();
         let warnings = f.iter().filter(|x| x.severity == Severity::Warning).count();
         let v = serde_json::json!({
             "findings": f,
+            "groups": groups(&f),
             "summary": {
                 "files": s.files_scanned,
                 "elf_objects": s.objects.len(),
                 "errors": errors,
                 "warnings": warnings,
+                "loader": loaders,
             },
             "closure": closure,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        let mut shown = f.clone();
-        for x in &mut shown {
-            if let Some(c) = x.cost_bytes {
-                x.message.push_str(&format!(
-                    "\n    cost: {} ({c} bytes) leave the closure when every reference from the outputs to {} goes",
-                    human_size(c),
-                    x.farms
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-        }
-        print!("{}", render(&shown, &s));
+    } else if !super::quiet() {
+        let ro = RenderOptions {
+            verbose: a.verbose,
+            outputs: a.outputs.clone(),
+            color: true,
+        };
+        let mut out = anstream::stdout().lock();
+        write!(out, "{}", render(&f, &s, &ro))?;
+        writeln!(out, "{}", super::loader::models_line(&loaders))?;
         if let Some(c) = &closure {
-            println!("{}", closure_line(c));
+            writeln!(out, "{}", closure_line(c))?;
+            if let Some(why) = cost_gap(&f, c) {
+                writeln!(out, "{why}")?;
+            }
         }
     }
     Ok(if f.iter().any(|x| x.severity == Severity::Error) {
@@ -96,4 +100,25 @@ pub fn closure_line(c: &PlanCost) -> String {
         c.before,
         c.after
     )
+}
+
+/// Why the farms' own cost and the closure's saving differ, when they do:
+/// what the farms joined and the outputs still use stays in the closure,
+/// referenced directly after the fix.
+fn cost_gap(f: &[unfarm::check::Finding], c: &PlanCost) -> Option<String> {
+    let mut per_farm: std::collections::BTreeMap<&std::path::Path, u64> = Default::default();
+    for x in f.iter().filter(|x| x.farms.len() == 1) {
+        if let Some(cost) = x.cost_bytes {
+            per_farm.entry(x.farms[0].as_path()).or_insert(cost);
+        }
+    }
+    let farms: u64 = per_farm.values().sum();
+    let saved = u64::try_from(c.saved).ok()?;
+    (farms > saved).then(|| {
+        format!(
+            "  (the farms cost {}; {} of what they join stays, used directly after the fix)",
+            human_size(farms),
+            human_size(farms - saved)
+        )
+    })
 }

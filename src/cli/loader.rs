@@ -102,3 +102,34 @@ pub fn describe(model: LoaderModel) -> &'static str {
         LoaderModel::Host => "host ld.so (/etc/ld.so.cache, default dirs)",
     }
 }
+
+/// How many ELF files of a survey each loader model covers.
+pub fn models_used(
+    s: &unfarm::survey::Survey,
+    cfg: &LoaderConfig,
+) -> std::collections::BTreeMap<LoaderModel, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for o in &s.objects {
+        let model = cfg.for_file(o.facts.interpreter.as_deref(), None).model;
+        *m.entry(model).or_insert(0) += 1;
+    }
+    m
+}
+
+/// `loader: Nix glibc (…) for 7 ELF files; host ld.so (…) for 1 ELF file`.
+pub fn models_line(used: &std::collections::BTreeMap<LoaderModel, usize>) -> String {
+    if used.is_empty() {
+        return "loader: no ELF file to model".into();
+    }
+    let parts: Vec<String> = used
+        .iter()
+        .map(|(m, n)| {
+            format!(
+                "{} for {}",
+                describe(*m),
+                unfarm::check::plural(*n, "ELF file")
+            )
+        })
+        .collect();
+    format!("loader: {}", parts.join("; "))
+}

@@ -1,5 +1,6 @@
 //! Subcommands: each parses its own flags and prints; `anyhow` lives here only.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use unfarm::store::StoreDir;
@@ -18,9 +19,42 @@ pub struct Global {
     pub store_dir: StoreDir,
 }
 
-/// Print one error line, `unfarm: PATH: what is wrong`, to stderr.
+/// Print one error line, `unfarm: PATH: what is wrong`, to stderr (the
+/// `unfarm:` in red on a terminal).
 pub fn error_line(msg: impl std::fmt::Display) {
-    eprintln!("unfarm: {msg}");
+    let red = anstyle::AnsiColor::Red.on_default().bold();
+    let _ = writeln!(anstream::stderr(), "{red}unfarm:{red:#} {msg}");
+}
+
+/// `--quiet`: only errors and the exit status.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_quiet(q: bool) {
+    QUIET.store(q, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `--color`: when to colour (NO_COLOR and a non-terminal mean never, for auto).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
+pub enum ColorFlag {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorFlag {
+    pub fn apply(self) {
+        let choice = match self {
+            ColorFlag::Auto => anstream::ColorChoice::Auto,
+            ColorFlag::Always => anstream::ColorChoice::Always,
+            ColorFlag::Never => anstream::ColorChoice::Never,
+        };
+        choice.write_global();
+    }
 }
 
 /// An error and its causes on one line, each cause once: a cause whose
@@ -104,17 +138,7 @@ pub fn validate_store_dir(dir: &Path, how: &str) -> anyhow::Result<()> {
 
 /// Human-readable size: B, KiB, MiB, GiB, TiB.
 pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", UNITS[u])
+    unfarm::check::human_size(n)
 }
 
 #[cfg(test)]
