@@ -83,11 +83,10 @@ fn main() -> ExitCode {
     }
     if let Some((d, how)) = &named
         && !matches!(cli.command, Command::Demo(_))
+        && let Err(e) = cli::validate_store_dir(d, how)
     {
-        if let Err(e) = cli::validate_store_dir(d, how) {
-            cli::error_line(e);
-            return ExitCode::from(2);
-        }
+        cli::error_line(e);
+        return ExitCode::from(2);
     }
     let _ = cli::STORE_DIR_SOURCE.set(named.map(|(_, how)| how));
     let store = unfarm::store::StoreDir::from_env(cli.store_dir.as_deref());

@@ -13,9 +13,9 @@ const TOOLS: &[&str] = &["gcc", "patchelf"];
 /// A package whose program reaches libfoo through a farm: the case `check`
 /// must never call clean. Returns (farm, program's output).
 fn farmed_app(store: &Store) -> (PathBuf, PathBuf) {
-    let foo = store.output("foo-1.0-lib");
-    Cc::gcc().shared_lib(&foo.join("lib"), "foo", "1.0", &lib_source("foo", 1));
-    let farm = store.farm("env", &[&foo], LinkStyle::Absolute);
+    let foo_lib = store.output("foo-1.0-lib");
+    Cc::gcc().shared_lib(&foo_lib.join("lib"), "foo", "1.0", &lib_source("foo", 1));
+    let farm = store.farm("env", &[&foo_lib], LinkStyle::Absolute);
     let app = store.output("app-1.0");
     Cc::gcc()
         .link_dir(farm.join("lib"))
@@ -354,4 +354,76 @@ fn check_after_fix_is_short_and_grouped() {
     // --quiet: nothing but the exit status.
     let q = store.unfarm(["--quiet", "check", app_s]);
     assert_eq!((q.code, q.stdout.as_str()), (Some(0), ""));
+}
+
+/// `fix --dry-run` printed raw JSON reasons (`keep {"kind":"served",…}`)
+/// and one long block per file; now plain words, each fact once, and files
+/// with the same plan under one plan.
+#[test]
+fn dry_run_speaks_plain_words_and_groups_files() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let (farm, app) = farmed_app(&store);
+    for i in 0..5 {
+        Cc::gcc()
+            .link_dir(farm.join("lib"))
+            .lib(":libfoo.so.1")
+            .search(farm.join("lib"))
+            .shared_lib(
+                &app.join("lib"),
+                &format!("same{i}"),
+                "1",
+                &common::lib_calling(&format!("same{i}"), "foo"),
+            );
+    }
+    let r = store.unfarm(["fix", "--dry-run", app.to_str().unwrap()]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let out = &r.stdout;
+    assert!(!out.contains("{\""), "{out}");
+    assert!(out.contains("6 files with the same plan:\n"), "{out}");
+    assert!(
+        out.contains("  … and 3 more (--verbose lists them)\n"),
+        "{out}"
+    );
+    let entry = format!(
+        "  [0] {}: replace by 1 real dir: serves libfoo.so.1 (through the farm); offers 2 libraries through farm {}\n",
+        farm.join("lib").display(),
+        farm.display()
+    );
+    // The program and the five libraries share one plan, printed once.
+    assert_eq!(out.matches(&entry).count(), 1, "{out}");
+    assert!(
+        out.contains(
+            "unfarm fix --dry-run: 6 ELF files, 6 search paths to change (1 distinct plan), 0 symlinks to retarget\n"
+        ),
+        "{out}"
+    );
+    let v = store.unfarm(["fix", "--dry-run", "--verbose", app.to_str().unwrap()]);
+    assert_eq!(v.stdout.matches("  - ").count(), 6, "{}", v.stdout);
+}
+
+/// Colour only where asked: `--color always` paints, `--color never` and
+/// `NO_COLOR` (with `--color auto`) do not; a pipe is never painted.
+#[test]
+fn colour_follows_the_flag_and_no_color() {
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("not-elf");
+    std::fs::write(&f, "text").unwrap();
+    let run = |args: &[&str], no_color: bool| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_unfarm"));
+        c.args(args).arg("ldd").arg(&f).env_remove("NIX_STORE");
+        if no_color {
+            c.env("NO_COLOR", "1");
+        } else {
+            c.env_remove("NO_COLOR");
+        }
+        String::from_utf8(c.output().unwrap().stderr).unwrap()
+    };
+    assert!(run(&["--color", "always"], false).contains("\x1b["));
+    assert!(!run(&["--color", "never"], false).contains("\x1b["));
+    assert!(
+        !run(&[], false).contains("\x1b["),
+        "a pipe is not a terminal"
+    );
+    assert!(!run(&["--color", "auto"], true).contains("\x1b["));
 }

@@ -10,6 +10,7 @@ use unfarm::store::StoreDir;
 use unfarm::survey::{Survey, survey};
 
 use super::planning::PlanArgs;
+use unfarm::check::plural;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,6 +23,9 @@ pub struct Args {
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
+    /// List every file (of a shared dry-run plan; every file fixed).
+    #[arg(long, short)]
+    verbose: bool,
     /// Files with several hard links: edit-shared (in-place edits reach every
     /// link; edits that must copy are refused), break (this name gets its own
     /// fixed copy), refuse.
@@ -62,11 +66,13 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
                 closure_error: closure.as_ref().err().map(String::as_str),
             };
             println!("{}", serde_json::to_string_pretty(&v)?);
-        } else {
-            print!("{}", render_plan(&s));
+        } else if !super::quiet() {
+            let text = render_plan(&s, a.verbose);
+            let mut out = anstream::stdout().lock();
+            write!(out, "{text}")?;
             match &closure {
-                Ok(c) => println!("{}", super::check::closure_line(c)),
-                Err(e) => println!("closure: not computed: {e}"),
+                Ok(c) => writeln!(out, "{}", super::check::closure_line(c))?,
+                Err(e) => writeln!(out, "closure: not computed: {e}")?,
             }
         }
         let refused = s
@@ -105,30 +111,38 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     let report = unfarm::fix::fix(&s, store, &opts.plan, &fix_opts, &|| bar.inc(1));
     bar.finish_and_clear();
     // One write per buffer, not per line (thousands of lines on a big output).
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = std::io::BufWriter::new(anstream::stdout().lock());
     if a.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {
+        // Failures always, one line each; what changed only with --verbose
+        // (a build log needs the count, not a line per file).
         for r in &report.results {
             match r.status {
-                "failed" => eprintln!("unfarm: {}: {}", r.path.display(), r.detail),
-                _ => writeln!(out, "{}: {} ({})", r.status, r.path.display(), r.detail)?,
+                "failed" if r.path.as_os_str().is_empty() => super::error_line(&r.detail),
+                "failed" => super::error_line(format_args!("{}: {}", r.path.display(), r.detail)),
+                _ if a.verbose => {
+                    writeln!(out, "{}: {} ({})", r.status, r.path.display(), r.detail)?
+                }
+                _ => {}
             }
         }
         for e in &s.errors {
-            eprintln!("unfarm: {e}");
+            super::error_line(e);
         }
-        writeln!(
-            out,
-            "unfarm fix: {} files scanned, {} ELF files, {} changed, {} symlinks retargeted, {} bytes of store paths removed, {} failures",
-            report.files_scanned,
-            report.elf_files,
-            report.changed,
-            report.symlinks_retargeted,
-            report.store_path_bytes_removed,
-            report.failed
-        )?;
+        if !super::quiet() {
+            writeln!(
+                out,
+                "unfarm fix: {} ({} walked): {} changed, {} retargeted, {} of store path names removed, {}",
+                plural(report.elf_files, "ELF file"),
+                plural(report.files_scanned, "path"),
+                report.changed,
+                plural(report.symlinks_retargeted, "symlink"),
+                plural(report.store_path_bytes_removed, "byte"),
+                plural(report.failed, "failure"),
+            )?;
+        }
     }
     out.flush()?;
     let code = if report.failed > 0 {
@@ -143,9 +157,16 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-/// Per file: old -> new, and why each entry went, stayed or was replaced.
-pub fn render_plan(s: &Survey) -> String {
-    let mut out = String::new();
+/// The plan in plain words: per search list, old and new once and why each
+/// entry went, stayed or was replaced; files whose plans are the same are
+/// listed under one plan.
+pub fn render_plan(s: &Survey, verbose: bool) -> String {
+    use anstyle::AnsiColor;
+    let red = AnsiColor::Red.on_default();
+    let green = AnsiColor::Green.on_default();
+    let bold = anstyle::Style::new().bold();
+    // Plans keyed by what they say (everything but the file), in order.
+    let mut groups: Vec<(String, Vec<&std::path::Path>)> = Vec::new();
     let mut changed = 0;
     for o in &s.objects {
         for p in &o.plans {
@@ -155,45 +176,121 @@ pub fn render_plan(s: &Survey) -> String {
                     changed += 1;
                     "change".to_string()
                 }
-                Outcome::Refused { reason } => format!("REFUSED: {reason}"),
+                Outcome::Refused { reason } => format!("{red}refused{red:#}: {reason}"),
             };
-            out.push_str(&format!("{} ({}, {status})\n", p.path.display(), p.tag));
-            out.push_str(&format!("  old: {}\n  new: {}\n", p.old, p.new));
+            let mut body = format!(
+                "  {bold}{}{bold:#}: {status}\n  {red}old:{red:#} {}\n  {green}new:{green:#} {}\n",
+                p.tag, p.old, p.new
+            );
             for e in &p.entries {
-                let act = match &e.action {
-                    Action::Keep => "keep".to_string(),
-                    Action::Drop => "drop".to_string(),
-                    Action::Replace { with } => format!("replace -> {}", with.join(":")),
-                };
-                let why: Vec<String> = e
-                    .reasons
-                    .iter()
-                    .map(|r| serde_json::to_string(r).unwrap_or_default())
-                    .collect();
-                out.push_str(&format!(
-                    "  [{}] {} : {act} {}\n",
-                    e.index,
-                    e.text,
-                    why.join(" ")
-                ));
+                body.push_str(&format!("  [{}] {}: {}\n", e.index, e.text, entry_words(e)));
             }
             for w in &p.warnings {
-                out.push_str(&format!("  warning: {w}\n"));
+                body.push_str(&format!("  warning: {w}\n"));
+            }
+            match groups.iter_mut().find(|g| g.0 == body) {
+                Some(g) => g.1.push(&p.path),
+                None => groups.push((body, vec![&p.path])),
             }
         }
     }
+    let mut out = String::new();
+    for (body, files) in &groups {
+        if files.len() == 1 {
+            out.push_str(&format!("{}\n", files[0].display()));
+        } else {
+            out.push_str(&format!(
+                "{} with the same plan:\n",
+                plural(files.len(), "file")
+            ));
+            let shown = if verbose { files.len() } else { 3 };
+            for f in files.iter().take(shown) {
+                out.push_str(&format!("  - {}\n", f.display()));
+            }
+            if files.len() > shown {
+                out.push_str(&format!(
+                    "  … and {} more (--verbose lists them)\n",
+                    files.len() - shown
+                ));
+            }
+        }
+        out.push_str(body);
+    }
     for l in &s.farm_links {
         out.push_str(&format!(
-            "{} (symlink)\n  old: {}\n  new: {}\n",
+            "{} (symlink)\n  {red}old:{red:#} {}\n  {green}new:{green:#} {}\n",
             l.path.display(),
             l.target.display(),
             l.canonical.display()
         ));
     }
     out.push_str(&format!(
-        "unfarm fix --dry-run: {} ELF objects, {changed} search paths to change, {} symlinks to retarget\n",
-        s.objects.len(),
-        s.farm_links.len()
+        "unfarm fix --dry-run: {}, {} to change ({}), {} to retarget\n",
+        plural(s.objects.len(), "ELF file"),
+        plural(changed, "search path"),
+        plural(groups.len(), "distinct plan"),
+        plural(s.farm_links.len(), "symlink")
     ));
     out
+}
+
+/// One entry's action and reasons, in words: "replace (farm F offers 12
+/// libraries; serves libfoo.so.1 via the farm)", "keep: $ORIGIN-relative".
+fn entry_words(e: &unfarm::plan::EntryPlan) -> String {
+    let act = match &e.action {
+        Action::Keep => "keep".to_string(),
+        Action::Drop => "drop".to_string(),
+        // The dirs themselves are in `new:`, said once.
+        Action::Replace { with } => format!("replace by {}", plural(with.len(), "real dir")),
+    };
+    let why: Vec<String> = e.reasons.iter().map(reason_words).collect();
+    if why.is_empty() {
+        act
+    } else {
+        format!("{act}: {}", why.join("; "))
+    }
+}
+
+/// A reason in words, from its JSON form, so a reason added to the planner
+/// still prints (by its kind) before it gets words of its own.
+fn reason_words(r: &unfarm::plan::Reason) -> String {
+    let v = serde_json::to_value(r).unwrap_or_default();
+    let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    let kind = text("kind");
+    match kind.as_str() {
+        "served" if v["via_farm"].as_bool() == Some(true) => {
+            format!("serves {} (through the farm)", text("need"))
+        }
+        "served" => format!("serves {}", text("need")),
+        "indirect" => format!(
+            "offers {} through farm {}",
+            plural(
+                usize::try_from(v["offers"].as_u64().unwrap_or_default()).unwrap_or_default(),
+                "library"
+            ),
+            v["farms"]
+                .as_array()
+                .map(|a| a
+                    .iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default()
+        ),
+        "unused" => "serves no known need".into(),
+        "stub" => "stub dir (its fake libraries shadow the real driver)".into(),
+        "build-dir" => "build dir, outside the store".into(),
+        "insecure" => text("why"),
+        "origin" => "$ORIGIN-relative".into(),
+        "driver" => "the driver dir, kept first".into(),
+        "kept-by-pattern" => format!("matches --keep {}", text("pattern")),
+        "missing-need-guard" => format!(
+            "kept: {} is missing, it may be meant to live here",
+            text("need")
+        ),
+        "ignored-list" => "in the RPATH ld.so ignores (the object has a RUNPATH)".into(),
+        "duplicate" => format!("the same dir as entry {}", v["of"]),
+        "redundant" => "nothing is served from here once the real dirs come first".into(),
+        _ => kind,
+    }
 }

@@ -1,5 +1,6 @@
 //! `unfarm ldd FILE|DIR...`
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -35,8 +36,10 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     report.errors.splice(0..0, bad);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", render_tree(&report));
+    } else if !super::quiet() {
+        let red = anstyle::AnsiColor::Red.on_default().bold();
+        let text = render_tree(&report).replace(" NOT FOUND ", &format!(" {red}NOT FOUND{red:#} "));
+        write!(anstream::stdout().lock(), "{text}")?;
     }
     for e in &report.errors {
         super::error_line(e);
