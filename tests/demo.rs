@@ -88,3 +88,47 @@ fn demo_without_keep_removes_its_temp_dir() {
     );
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
+
+/// Ctrl-C (SIGINT) or a closed pipe (`demo | head`) used to leave the
+/// temp dir behind: the watcher removes it and exits as the signal would.
+#[test]
+fn demo_removes_its_temp_dir_when_interrupted() {
+    use std::io::BufRead;
+    for (how, code) in [("pipe", 141), ("int", 130)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = Command::new(UNFARM)
+            .arg("demo")
+            .env("TMPDIR", tmp.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(line.starts_with("== 1."), "{line}");
+        let started = std::time::Instant::now();
+        while std::fs::read_dir(tmp.path()).unwrap().count() == 0 {
+            assert!(started.elapsed().as_secs() < 20, "no temp dir made");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        match how {
+            "pipe" => drop(out),
+            _ => {
+                let st = Command::new("kill")
+                    .arg("-INT")
+                    .arg(child.id().to_string())
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+            }
+        }
+        let st = child.wait().unwrap();
+        assert_eq!(st.code(), Some(code), "{how}");
+        let left: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(left.is_empty(), "{how}: left {left:?}");
+    }
+}

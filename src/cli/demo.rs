@@ -21,6 +21,41 @@ pub struct Args {
     cc: String,
 }
 
+/// `println!` that carries on when stdout is gone (`demo | head`): the
+/// SIGPIPE watcher ([`clean_up_on_signals`]) removes the temp dir and exits.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// On Ctrl-C, SIGTERM, SIGHUP, or a closed pipe (`demo | head`): remove
+/// the temp dir (not a `--keep` dir) and exit as the signal would.
+fn clean_up_on_signals(dir: Option<PathBuf>) -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGPIPE, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGPIPE])
+        .context("cannot watch for signals")?;
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            SIGNALLED.store(true, std::sync::atomic::Ordering::SeqCst);
+            if let Some(d) = &dir {
+                // Twice: the main thread may add a file while the first pass runs.
+                for _ in 0..2 {
+                    let _ = std::fs::remove_dir_all(d);
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            }
+            std::process::exit(128 + sig);
+        }
+    });
+    Ok(())
+}
+
+/// Set once a signal came: the main thread then leaves the exit to the
+/// watcher, so the steps failing in a removed dir print no error.
+static SIGNALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Removes the temp dir on every exit path.
 struct TempDir(PathBuf);
 impl Drop for TempDir {
@@ -42,7 +77,7 @@ fn shorten(s: &Scenario, text: &str) -> String {
 
 fn print_runs(s: &Scenario, runs: &[ProgramRun]) -> bool {
     for r in runs {
-        println!(
+        say!(
             "  {} {}: {}",
             if r.ok { "ok  " } else { "FAIL" },
             short(s, &r.path),
@@ -60,7 +95,7 @@ fn unfarm(s: &Scenario, args: &[&str]) -> Result<bool> {
     let mut full: Vec<&str> = vec!["--store-dir", &store];
     full.extend_from_slice(args);
     full.extend_from_slice(&["--system", &app]);
-    println!(
+    say!(
         "$ unfarm --store-dir $STORE {} --system {}",
         args.join(" "),
         short(s, &s.app)
@@ -73,12 +108,20 @@ fn unfarm(s: &Scenario, args: &[&str]) -> Result<bool> {
         .lines()
         .chain(String::from_utf8_lossy(&o.stderr).lines())
     {
-        println!("  {}", shorten(s, line));
+        say!("  {}", shorten(s, line));
     }
     Ok(o.status.success())
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
+    let r = steps(a);
+    while SIGNALLED.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::park();
+    }
+    r
+}
+
+fn steps(a: Args) -> Result<ExitCode> {
     let (root, _guard) = match &a.keep {
         Some(d) => {
             anyhow::ensure!(
@@ -101,36 +144,37 @@ pub fn run(a: Args) -> Result<ExitCode> {
             (d.clone(), Some(TempDir(d)))
         }
     };
-    println!(
+    clean_up_on_signals(_guard.as_ref().map(|g| g.0.clone()))?;
+    say!(
         "== 1. A small store with a symlink farm, built with `{}`",
         a.cc
     );
     let s = build(&root, &a.cc)?;
-    println!("store dir: $STORE = {}", s.store.path().display());
+    say!("store dir: $STORE = {}", s.store.path().display());
     for (label, p) in s.labelled() {
-        println!("  {:<36} {}", label, short(&s, p));
+        say!("  {:<36} {}", label, short(&s, p));
     }
-    println!(
+    say!(
         "The app's programs and library were linked with their RUNPATH through the farm \
          (and its stubs dir);\nbin/dl dlopen()s libnvrtc-builtins.so.12 by soname; bin/orig uses $ORIGIN/../lib."
     );
     let before_rp = s.runpaths()?;
     let (before_paths, before_size) = s.closure()?;
-    println!(
+    say!(
         "\nRuntime closure of the app: {} paths, {}",
         before_paths.len(),
         human_size(before_size)
     );
     for (p, n) in &before_paths {
-        println!("  {:>10}  {}", human_size(*n), short(&s, p));
+        say!("  {:>10}  {}", human_size(*n), short(&s, p));
     }
 
-    println!("\n== 2. The programs run (before)");
+    say!("\n== 2. The programs run (before)");
     let ok_before = print_runs(&s, &s.run_programs());
 
-    println!("\n== 3. Check (--system: the demo's programs use this machine's libc)");
+    say!("\n== 3. Check (--system: the demo's programs use this machine's libc)");
     let check_before = unfarm(&s, &["check"])?;
-    println!(
+    say!(
         "  -> exit {}",
         if check_before {
             "0 (no errors?!)"
@@ -139,48 +183,48 @@ pub fn run(a: Args) -> Result<ExitCode> {
         }
     );
 
-    println!("\n== 4. Fix, in place");
+    say!("\n== 4. Fix, in place");
     let fixed = unfarm(&s, &["fix"])?;
 
-    println!("\n== 5. Check again (verify)");
+    say!("\n== 5. Check again (verify)");
     let check_after = unfarm(&s, &["check"])?;
 
-    println!("\n== 6. The programs run (after)");
+    say!("\n== 6. The programs run (after)");
     let ok_after = print_runs(&s, &s.run_programs());
 
-    println!("\n== What changed");
+    say!("\n== What changed");
     let after_rp = s.runpaths()?;
     for ((f, old), (_, new)) in before_rp.iter().zip(&after_rp) {
         if old != new {
-            println!(
+            say!(
                 "{}\n  old: {}\n  new: {}",
                 short(&s, f),
                 shorten(&s, old),
                 shorten(&s, new)
             );
         } else {
-            println!("{}: unchanged ({})", short(&s, f), shorten(&s, old));
+            say!("{}: unchanged ({})", short(&s, f), shorten(&s, old));
         }
     }
     let (after_paths, after_size) = s.closure()?;
-    println!(
+    say!(
         "\nRuntime closure of the app: {} paths, {}",
         after_paths.len(),
         human_size(after_size)
     );
     for (p, n) in &after_paths {
-        println!("  {:>10}  {}", human_size(*n), short(&s, p));
+        say!("  {:>10}  {}", human_size(*n), short(&s, p));
     }
     let left: Vec<&PathBuf> = before_paths
         .iter()
         .map(|(p, _)| p)
         .filter(|p| !after_paths.iter().any(|(q, _)| q == *p))
         .collect();
-    println!("Left the closure:");
+    say!("Left the closure:");
     for p in &left {
-        println!("  {}", short(&s, p));
+        say!("  {}", short(&s, p));
     }
-    println!(
+    say!(
         "Closure: {} -> {} ({} saved, {} bytes)",
         human_size(before_size),
         human_size(after_size),
@@ -191,15 +235,15 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let good =
         ok_before && !check_before && fixed && check_after && ok_after && after_size < before_size;
     if a.keep.is_some() {
-        println!("\nScenario kept in {}", root.display());
+        say!("\nScenario kept in {}", root.display());
     }
     if good {
-        println!(
+        say!(
             "\ndemo: OK: farm, dev, static and stubs outputs left the closure; every program still runs"
         );
         Ok(ExitCode::SUCCESS)
     } else {
-        println!(
+        say!(
             "\ndemo: FAILED: programs before {}, check before {}, fix {}, check after {}, programs after {}, closure {} -> {}",
             ok_before,
             if check_before {
