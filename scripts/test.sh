@@ -2,8 +2,30 @@
 # The README's test command: installs what the tests need on a fresh Debian 12
 # machine (as root), then runs every test. Tests that need a tool fail, not
 # skip, when it is missing, so this script installs them all first.
+#
+# Its own output is short: one line per step, cargo test's closing summary
+# lines and the failing tests. Everything else (apt, builds, test output)
+# goes to the log it names ($UNFARM_TEST_LOG, default target/test.log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+log=${UNFARM_TEST_LOG:-target/test.log}
+mkdir -p "$(dirname "$log")"
+: >"$log"
+echo "scripts/test.sh: build and test output goes to $log"
+
+# Run a step with its output in the log; on failure show the log's end.
+step() {
+  local name=$1
+  shift
+  echo "== $name" >>"$log"
+  if ! "$@" >>"$log" 2>&1; then
+    echo "scripts/test.sh: $name failed; the end of $log:" >&2
+    tail -n 40 "$log" >&2
+    exit 1
+  fi
+  echo "ok: $name"
+}
 
 need_pkgs=()
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -18,21 +40,50 @@ have i686-linux-gnu-gcc || need_pkgs+=(gcc-i686-linux-gnu libc6-dev-i386-cross)
 have s390x-linux-gnu-gcc || need_pkgs+=(gcc-s390x-linux-gnu libc6-dev-s390x-cross)
 have riscv64-linux-gnu-gcc || need_pkgs+=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross)
 have arm-linux-gnueabihf-gcc || need_pkgs+=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross)
+
+# Wait for another apt or dpkg (unattended upgrades, a parallel install)
+# instead of failing on its lock: up to 10 minutes.
+apt_wait() { apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3 "$@"; }
+apt_update() {
+  local i
+  for i in $(seq 60); do
+    apt_wait update -qq && return 0
+    echo "apt-get update failed (try $i; another apt may hold the lists lock), waiting" >&2
+    sleep 10
+  done
+  return 1
+}
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${need_pkgs[*]}; run as root (or install them) first" >&2
     exit 1
   fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+  step "apt-get update" apt_update
+  step "install ${need_pkgs[*]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need_pkgs[@]}"
 fi
 if [ -x scripts/setup-nix.sh ]; then
-  scripts/setup-nix.sh
+  step "single-user Nix (scripts/setup-nix.sh)" scripts/setup-nix.sh
 fi
 
-cargo fmt --all -- --check
-cargo clippy --all-targets --quiet -- -D warnings
-cargo test --all-targets --no-fail-fast --quiet 2>&1 | tee /tmp/unfarm-test.log
-if [ -x scripts/fuzz-smoke.sh ]; then
-  scripts/fuzz-smoke.sh
+step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo clippy -D warnings" cargo clippy --all-targets --quiet -- -D warnings
+
+echo "== cargo test" >>"$log"
+set +e
+cargo test --all-targets --no-fail-fast >>"$log" 2>&1
+rc=$?
+set -e
+# cargo test's closing lines, one per test binary, then the failures.
+grep -E '^test result: ' "$log" || true
+grep -E '^test .* \.\.\. FAILED$' "$log" || true
+awk '/^test result: /{for(i=1;i<=NF;i++){if($(i+1)~/^passed;/)p+=$i; if($(i+1)~/^failed;/)f+=$i}}
+     END{printf "tests: %d passed, %d failed\n", p, f}' "$log"
+if [ "$rc" -ne 0 ]; then
+  echo "scripts/test.sh: cargo test failed (exit $rc); details in $log" >&2
+  exit "$rc"
 fi
+if [ -x scripts/fuzz-smoke.sh ]; then
+  step "fuzz smoke (scripts/fuzz-smoke.sh)" scripts/fuzz-smoke.sh
+fi
+echo "scripts/test.sh: all passed"
