@@ -425,7 +425,11 @@ impl OpenFile {
             {
                 Ok(f) => break (tmp, f),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 16 => attempt += 1,
-                Err(e) => return Err(io_err(path, "cannot create temporary file")(e)),
+                // Say which directory could not be written.
+                Err(e) => {
+                    let dir = path.parent().unwrap_or(path);
+                    return Err(io_err(dir, "cannot create a temporary file in this directory")(e));
+                }
             }
         };
         let guard = TempGuard(Some(tmp.clone()));

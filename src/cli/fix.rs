@@ -121,7 +121,13 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
         for r in &report.results {
             match r.status {
                 "failed" if r.path.as_os_str().is_empty() => super::error_line(&r.detail),
-                "failed" => super::error_line(format_args!("{}: {}", r.path.display(), r.detail)),
+                // The path once: the detail may repeat it after its reason.
+                "failed" => super::error_line(format_args!(
+                    "{}: {}",
+                    r.path.display(),
+                    r.detail
+                        .replacen(&format!("{}: ", r.path.display()), "", 1)
+                )),
                 _ if a.verbose => {
                     writeln!(out, "{}: {} ({})", r.status, r.path.display(), r.detail)?
                 }
