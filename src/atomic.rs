@@ -428,7 +428,10 @@ impl OpenFile {
                 // Say which directory could not be written.
                 Err(e) => {
                     let dir = path.parent().unwrap_or(path);
-                    return Err(io_err(dir, "cannot create a temporary file in this directory")(e));
+                    return Err(io_err(
+                        dir,
+                        "cannot create a temporary file in this directory",
+                    )(e));
                 }
             }
         };

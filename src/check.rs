@@ -537,22 +537,12 @@ pub fn render(findings: &[Finding], survey: &Survey, o: &RenderOptions) -> Strin
                 plural(g.files.len(), "file"),
                 g.files[0].display()
             ));
-            let shown = if o.verbose {
-                g.files.len()
+            if o.verbose {
+                for f in &g.files {
+                    s.push_str(&format!("    - {}\n", f.display()));
+                }
             } else {
-                FILES_SHOWN
-            };
-            for f in g.files.iter().take(shown) {
-                s.push_str(&format!("    - {}\n", f.display()));
-            }
-            if g.files.len() > shown {
-                s.push_str(&paint(
-                    dim,
-                    &format!(
-                        "    … and {} more (--verbose lists them)\n",
-                        g.files.len() - shown
-                    ),
-                ));
+                s.push_str(&also_in(&g.files[1..], &|t| paint(dim, t)));
             }
         }
         if let Some(fix) = &g.fix {
@@ -595,6 +585,26 @@ pub fn render(findings: &[Finding], survey: &Survey, o: &RenderOptions) -> Strin
         }
     ));
     s
+}
+
+/// `    also in a.so, b.so, c.so and N more (--verbose lists them)`: the
+/// other files of a group by name, on one line.
+fn also_in(files: &[PathBuf], dim: &dyn Fn(&str) -> String) -> String {
+    let names: Vec<String> = files
+        .iter()
+        .take(FILES_SHOWN)
+        .map(|f| match f.file_name() {
+            Some(n) => n.to_string_lossy().into_owned(),
+            None => f.display().to_string(),
+        })
+        .collect();
+    let more = files.len() - names.len();
+    let tail = if more > 0 {
+        dim(&format!(" and {more} more (--verbose lists them)"))
+    } else {
+        String::new()
+    };
+    format!("    also in {}{tail}\n", names.join(", "))
 }
 
 /// One block per farm: how many files reach it, what it costs, and the

@@ -296,7 +296,7 @@ fn check_after_fix_is_short_and_grouped() {
     let after = store.unfarm(["check", app_s]);
     assert_eq!(after.code, Some(0), "{after:#?}");
     let lines: Vec<&str> = after.stdout.lines().collect();
-    assert!(lines.len() <= 12, "{}", after.stdout);
+    assert!(lines.len() <= 8, "{}", after.stdout);
     assert!(
         !after.stdout.contains("warning[unused-entry]"),
         "{}",

@@ -125,8 +125,7 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
                 "failed" => super::error_line(format_args!(
                     "{}: {}",
                     r.path.display(),
-                    r.detail
-                        .replacen(&format!("{}: ", r.path.display()), "", 1)
+                    r.detail.replacen(&format!("{}: ", r.path.display()), "", 1)
                 )),
                 _ if a.verbose => {
                     writeln!(out, "{}: {} ({})", r.status, r.path.display(), r.detail)?
