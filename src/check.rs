@@ -654,3 +654,55 @@ fn farm_summary(
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plurals() {
+        assert_eq!(plural(1, "failure"), "1 failure");
+        assert_eq!(plural(0, "failure"), "0 failures");
+        assert_eq!(plural(1, "path"), "1 path");
+        assert_eq!(plural(3, "entry"), "3 entries");
+        assert_eq!(plural(2, "library"), "2 libraries");
+        assert_eq!(plural(2, "key"), "2 keys");
+    }
+
+    fn finding(kind: &'static str, file: &str, location: &str) -> Finding {
+        Finding {
+            kind,
+            severity: Severity::Warning,
+            file: file.into(),
+            location: location.into(),
+            message: format!("{location} in {file}"),
+            fix: None,
+            cost_bytes: None,
+            farms: Vec::new(),
+        }
+    }
+
+    /// One group per kind and location, every file once, errors first.
+    #[test]
+    fn groups_by_kind_and_location() {
+        let mut err = finding("indirect-entry", "/o/bin/a", "RUNPATH[0] /s/farm/lib");
+        err.severity = Severity::Error;
+        let f = vec![
+            finding("missing-library", "/o/lib/a.so", "need x.so.1 (needed)"),
+            finding("missing-library", "/o/lib/b.so", "need x.so.1 (needed)"),
+            finding("missing-library", "/o/lib/b.so", "need y.so.1 (needed)"),
+            finding("missing-library", "/o/lib/b.so", "need x.so.1 (needed)"),
+            err,
+        ];
+        let g = groups(&f);
+        assert_eq!(g.len(), 3);
+        assert_eq!(g[0].kind, "indirect-entry");
+        assert_eq!(g[1].location, "need x.so.1 (needed)");
+        assert_eq!(
+            g[1].files,
+            vec![PathBuf::from("/o/lib/a.so"), PathBuf::from("/o/lib/b.so")]
+        );
+        assert_eq!(g[1].message, "need x.so.1 (needed) in /o/lib/a.so");
+        assert_eq!(g[2].files.len(), 1);
+    }
+}

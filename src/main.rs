@@ -75,11 +75,20 @@ fn main() -> ExitCode {
         (None, Some(v)) if !v.is_empty() => Some((PathBuf::from(v), "NIX_STORE")),
         _ => None,
     };
-    if let Command::Demo(_) = cli.command
-        && cli.store_dir.is_some()
-    {
-        cli::error_line("--store-dir: not used by demo (it builds its own store in a temp dir)");
-        return ExitCode::from(2);
+    // The demo builds its own store and shows every step: flags it would
+    // ignore are refused rather than silently dropped.
+    if let Command::Demo(_) = cli.command {
+        let ignored = [
+            (
+                cli.store_dir.is_some(),
+                "--store-dir: not used by demo (it builds its own store in a temp dir)",
+            ),
+            (cli.quiet, "--quiet: not used by demo (it shows every step)"),
+        ];
+        if let Some((_, why)) = ignored.iter().find(|(given, _)| *given) {
+            cli::error_line(why);
+            return ExitCode::from(2);
+        }
     }
     if let Some((d, how)) = &named
         && !matches!(cli.command, Command::Demo(_))

@@ -733,6 +733,31 @@ fn cstr(d: &[u8], at: usize) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+
+    /// The model from PT_INTERP: a store interpreter is Nix's glibc, any
+    /// other the host's; a library (none) by where it lives, else Nix.
+    #[test]
+    fn loader_model_of_a_file() {
+        let a = AutoModel {
+            store: StoreDir::new("/tmp/s/store"),
+            host: LoaderConfig::default(),
+        };
+        let nix = Some("/tmp/s/store/abc-glibc/lib/ld-linux-x86-64.so.2");
+        assert_eq!(a.model_of(nix, None), LoaderModel::Nix);
+        let real_nix = Some("/nix/store/abc-glibc-2.40/lib/ld-linux-x86-64.so.2");
+        assert_eq!(a.model_of(real_nix, None), LoaderModel::Nix);
+        let host = Some("/lib64/ld-linux-x86-64.so.2");
+        assert_eq!(a.model_of(host, None), LoaderModel::Host);
+        let lib = Path::new("/usr/lib/x86_64-linux-gnu/libz.so.1");
+        assert_eq!(a.model_of(None, Some(lib)), LoaderModel::Host);
+        let out_lib = Path::new("/tmp/s/store/abc-foo/lib/libfoo.so.1");
+        assert_eq!(a.model_of(None, Some(out_lib)), LoaderModel::Nix);
+        assert_eq!(a.model_of(None, None), LoaderModel::Nix);
+        // Without a per-file choice the config is used as is.
+        let fixed = LoaderConfig::debian_system();
+        assert_eq!(fixed.for_file(nix, None).model, LoaderModel::Host);
+    }
+
     use super::*;
     use crate::elf::{ByteOrder, Class};
 

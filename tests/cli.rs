@@ -164,7 +164,7 @@ fn a_wrong_store_dir_is_an_error() {
     let app = app.to_str().unwrap();
     let other = tempfile::tempdir().unwrap();
     let other = other.path().to_str().unwrap();
-    let cases: [(&[&str], String); 4] = [
+    let cases: [(&[&str], String); 5] = [
         (
             &["--store-dir", "/no/such/store", "check", app],
             "unfarm: /no/such/store: --store-dir: No such file or directory\n".into(),
@@ -183,6 +183,10 @@ fn a_wrong_store_dir_is_an_error() {
             &["--store-dir", other, "demo"],
             "unfarm: --store-dir: not used by demo (it builds its own store in a temp dir)\n"
                 .into(),
+        ),
+        (
+            &["--quiet", "demo"],
+            "unfarm: --quiet: not used by demo (it shows every step)\n".into(),
         ),
     ];
     for (args, want) in cases {

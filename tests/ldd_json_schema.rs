@@ -85,9 +85,11 @@ fn ldd_json_schema_is_stable() {
             "runpath",
             "rpath",
             "nodeflib",
+            "loader",
             "needs",
         ])
     );
+    assert_eq!(f["loader"], "host", "--system");
     assert_eq!(f["class"], "elf64");
     assert_eq!(f["byte_order"], "little");
     assert_eq!(f["machine"], "x86_64");

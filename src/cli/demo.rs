@@ -92,7 +92,12 @@ fn unfarm(s: &Scenario, args: &[&str]) -> Result<bool> {
     let exe = std::env::current_exe().context("cannot find the unfarm binary")?;
     let app = s.app.display().to_string();
     let store = s.store.path().display().to_string();
-    let mut full: Vec<&str> = vec!["--store-dir", &store];
+    // The steps colour their output as this run would (`--color`, a terminal, NO_COLOR).
+    let color = match anstream::AutoStream::choice(&std::io::stdout()) {
+        anstream::ColorChoice::Never => "never",
+        _ => "always",
+    };
+    let mut full: Vec<&str> = vec!["--color", color, "--store-dir", &store];
     full.extend_from_slice(args);
     full.extend_from_slice(&["--system", &app]);
     say!(
