@@ -464,7 +464,7 @@ pub struct RenderOptions {
 }
 
 /// Characters of a message shown before "…" (without --verbose).
-const MESSAGE_SHOWN: usize = 160;
+const MESSAGE_SHOWN: usize = 300;
 
 /// Files shown per group before "and N more".
 const FILES_SHOWN: usize = 3;
@@ -531,19 +531,21 @@ pub fn render(findings: &[Finding], survey: &Survey, o: &RenderOptions) -> Strin
                 "{head} {}:{location}\n    {message}\n",
                 g.files[0].display(),
             ));
+        } else if o.verbose {
+            s.push_str(&format!(
+                "{head}{location}: in {}\n",
+                plural(g.files.len(), "file")
+            ));
+            for f in &g.files {
+                s.push_str(&format!("    - {}\n", f.display()));
+            }
+            s.push_str(&format!("    {message}\n"));
         } else {
             s.push_str(&format!(
-                "{head}{location}: in {}\n    {}: {message}\n",
+                "{head}{location}: in {}: {}\n    {message}\n",
                 plural(g.files.len(), "file"),
-                g.files[0].display()
+                file_names(&g.files, &|t| paint(dim, t))
             ));
-            if o.verbose {
-                for f in &g.files {
-                    s.push_str(&format!("    - {}\n", f.display()));
-                }
-            } else {
-                s.push_str(&also_in(&g.files[1..], &|t| paint(dim, t)));
-            }
         }
         if let Some(fix) = &g.fix {
             s.push_str(&format!("    fix: {fix}\n"));
@@ -587,9 +589,9 @@ pub fn render(findings: &[Finding], survey: &Survey, o: &RenderOptions) -> Strin
     s
 }
 
-/// `    also in a.so, b.so, c.so and N more (--verbose lists them)`: the
-/// other files of a group by name, on one line.
-fn also_in(files: &[PathBuf], dim: &dyn Fn(&str) -> String) -> String {
+/// `a.so, b.so, c.so and N more (--verbose lists them)`: a group's files by
+/// name, on one line.
+fn file_names(files: &[PathBuf], dim: &dyn Fn(&str) -> String) -> String {
     let names: Vec<String> = files
         .iter()
         .take(FILES_SHOWN)
@@ -604,7 +606,7 @@ fn also_in(files: &[PathBuf], dim: &dyn Fn(&str) -> String) -> String {
     } else {
         String::new()
     };
-    format!("    also in {}{tail}\n", names.join(", "))
+    format!("{}{tail}", names.join(", "))
 }
 
 /// One block per farm: how many files reach it, what it costs, and the
