@@ -26,6 +26,9 @@ pub struct SurveyOptions {
     pub declared: Vec<String>,
     /// Scan read-only data for soname literals.
     pub hints: bool,
+    /// Farms the outputs may name on purpose (`--allow`): store paths, or
+    /// their names without the hash.
+    pub allow: Vec<String>,
 }
 
 /// One ELF object, its needs and its plans.
@@ -63,6 +66,12 @@ pub struct Survey {
     pub special_files: Vec<PathBuf>,
     /// Symlinks in the outputs that never resolve (a loop).
     pub link_loops: Vec<PathBuf>,
+    /// Every symlink in the outputs (their targets may name a farm).
+    #[serde(skip)]
+    pub symlinks: Vec<PathBuf>,
+    /// [`SurveyOptions::allow`].
+    #[serde(skip)]
+    pub allowed: Vec<String>,
     pub files_scanned: usize,
     /// One line each: files that could not be read.
     pub errors: Vec<WalkError>,
@@ -127,6 +136,9 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
             |e| match elf::FileBytes::open_elf_sized(&e.path, Some(e.size)) {
                 Err(e) => err(e),
                 Ok(None) => Read::Other(e.path.clone()),
+                // A debug-info file is never loaded: its bytes are only
+                // scanned for references, like any other file.
+                Ok(Some(b)) if b.is_debug_info() => Read::Other(e.path.clone()),
                 // One read of the file serves its kind, its facts and its hints.
                 Ok(Some(b)) => match (|| {
                     let facts = b.facts()?;
@@ -231,6 +243,7 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
     // One resolution per link: a loop is reported, a farm link retargeted.
     let mut farm_links = Vec::new();
     let mut link_loops = Vec::new();
+    let symlinks = links.iter().map(|e| e.path.clone()).collect();
     for e in links {
         match farm::resolve(&e.path, store) {
             Err(farm::ResolveError::Loop { .. }) => link_loops.push(e.path.clone()),
@@ -247,6 +260,8 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
         other_files,
         special_files,
         link_loops,
+        symlinks,
+        allowed: opts.allow.clone(),
         errors,
         snapshot,
     }
