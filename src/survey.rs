@@ -180,7 +180,7 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
     let probe = FsProbe::new(store.clone());
     objects.par_iter_mut().for_each(|o| {
         if o.facts.runpath.is_none() && o.facts.rpath.is_some() {
-            let inherited = inherited_needs(&o.path, &o.facts, &probe, &opts.plan);
+            let inherited = inherited_needs(&o.path, &o.facts, &probe, opts);
             needs::add_inherited(&mut o.needs, &inherited);
         }
     });
@@ -267,20 +267,22 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
     }
 }
 
-/// The DT_NEEDED of every library `path` loads (transitively) that has no
-/// DT_RUNPATH, with the library that needs it. ld.so searches the DT_RPATH of
-/// every object up the loader chain for those, so `path`'s RPATH serves them.
+/// The needs of every library `path` loads (transitively) that has no
+/// DT_RUNPATH, with the library that has them: its DT_NEEDED, and its dlopen
+/// needs (declared, `.note.dlopen`, soname literals), since a `dlopen()` by
+/// name from such a library searches the DT_RPATH of every object up the
+/// loader chain as ld.so does for DT_NEEDED. `path`'s RPATH serves them all.
 fn inherited_needs(
     path: &Path,
     facts: &ElfFacts,
     probe: &FsProbe,
-    plan_opts: &PlanOptions,
+    opts: &SurveyOptions,
 ) -> Vec<(String, String)> {
     let cfg = LoaderConfig {
         ld_library_path: None,
         ld_so_cache: None,
-        default_dirs: plan::fallback_dirs(facts, plan_opts),
-        ..plan_opts.loader.clone()
+        default_dirs: plan::fallback_dirs(facts, &opts.plan),
+        ..opts.plan.loader.clone()
     };
     let root = Requester::from_facts(path, facts);
     let mut seen: HashSet<String> = facts.needed.iter().cloned().collect();
@@ -291,7 +293,7 @@ fn inherited_needs(
         for name in names {
             let r = resolve::resolve_need(&name, &req, &loaders, &cfg, probe);
             let Some(found) = r.found else { continue };
-            let Ok(child) = elf::read_facts(&found.path) else {
+            let Some((child, child_needs)) = facts_and_needs(&found.path, opts) else {
                 continue;
             };
             let child_name = found
@@ -299,11 +301,9 @@ fn inherited_needs(
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let fresh: Vec<String> = child
-                .needed
-                .iter()
-                .filter(|n| seen.insert((*n).clone()))
-                .cloned()
+            let fresh: Vec<String> = child_needs
+                .into_iter()
+                .filter(|n| seen.insert(n.clone()))
                 .collect();
             if child.runpath.is_none() {
                 out.extend(fresh.iter().map(|n| (n.clone(), child_name.clone())));
@@ -316,6 +316,22 @@ fn inherited_needs(
         }
     }
     out
+}
+
+/// A loaded library's facts and the names of every need it has (one read).
+fn facts_and_needs(path: &Path, opts: &SurveyOptions) -> Option<(ElfFacts, Vec<String>)> {
+    let b = elf::FileBytes::open_elf(path).ok()??;
+    let facts = b.facts().ok()?;
+    let hints = if opts.hints {
+        b.hints().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let names = needs::collect(&facts, &opts.declared, &hints)
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    Some((facts, names))
 }
 
 /// What kind of special file `path` is, for messages.
