@@ -95,11 +95,16 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                                 ),
                                 Some(fix),
                             );
-                            f.farms = store
-                                .store_path_of(&e.dir)
+                            // The entry's own store path when it is the
+                            // farm; else (a link or `..` leading into one)
+                            // the farms the planner found behind it.
+                            f.farms = match store
+                                .store_path_of(&normalize_lexically(&e.dir))
                                 .map(|s| s.path)
-                                .into_iter()
-                                .collect();
+                            {
+                                Some(p) if farms.is_empty() || farms.contains(&p) => vec![p],
+                                _ => farms.clone(),
+                            };
                             out.push(f);
                         }
                         Reason::Stub => out.push(mk(

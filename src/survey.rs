@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use crate::elf::{self, ElfFacts};
 use crate::farm::{self, Resolved};
@@ -244,11 +244,15 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
     let mut farm_links = Vec::new();
     let mut link_loops = Vec::new();
     let symlinks = links.iter().map(|e| e.path.clone()).collect();
+    let mut farm_cache: HashMap<PathBuf, bool> = HashMap::new();
     for e in links {
         match farm::resolve(&e.path, store) {
             Err(farm::ResolveError::Loop { .. }) => link_loops.push(e.path.clone()),
             Err(_) => {}
-            Ok(r) => farm_links.extend(farm_link_of(&e.path, &r, roots, store)),
+            Ok(r) => farm_links.extend(
+                farm_link_of(&e.path, &r, roots, store)
+                    .or_else(|| farm_dir_link(&e.path, &r, roots, store, &mut farm_cache)),
+            ),
         }
     }
 
@@ -374,6 +378,54 @@ fn farm_link_of(
         target: std::fs::read_link(path).ok()?,
         farms,
         canonical,
+    })
+}
+
+/// A symlink to a directory inside a farm (`lib/deps -> $FARM/lib`, used
+/// by a RUNPATH `$ORIGIN/../lib/deps`): when every entry of that directory
+/// is the same file as the entry of that name in one real directory outside
+/// the farm, the link can point there instead and nothing it offers changes.
+/// `None` when the directory joins several real dirs (then `check` reports
+/// the link and leaves it to the packager).
+fn farm_dir_link(
+    path: &Path,
+    r: &Resolved,
+    roots: &[PathBuf],
+    store: &StoreDir,
+    farm_cache: &mut HashMap<PathBuf, bool>,
+) -> Option<FarmLink> {
+    let farm = store.store_path_of(&r.real)?.path;
+    if store.store_path_of(path).map(|s| s.path) == Some(farm.clone())
+        || roots.iter().any(|root| root.starts_with(&farm))
+        || !r.real.is_dir()
+    {
+        return None;
+    }
+    let is_farm = *farm_cache
+        .entry(farm.clone())
+        .or_insert_with(|| crate::closure::is_farm(store, &farm).unwrap_or(false));
+    if !is_farm {
+        return None;
+    }
+    let mut real: Option<PathBuf> = None;
+    for e in std::fs::read_dir(&r.real).ok()? {
+        let entry = e.ok()?.path();
+        let name = entry.file_name()?.to_str()?.to_owned();
+        let res = farm::resolve(&entry, store).ok()?;
+        if res.real.is_dir() {
+            return None;
+        }
+        let d = farm::real_dir(&res, &name, store)?;
+        if d.starts_with(&farm) || real.as_ref().is_some_and(|x| *x != d) {
+            return None;
+        }
+        real = Some(d);
+    }
+    Some(FarmLink {
+        path: path.to_owned(),
+        target: std::fs::read_link(path).ok()?,
+        farms: vec![farm],
+        canonical: real?,
     })
 }
 

@@ -1,0 +1,163 @@
+//! A farm is recognised by what it is, wherever an output names it: a
+//! `.pc` file, a script, a Python file, a directory symlink used through
+//! `$ORIGIN`, a RUNPATH entry that climbs out of the output.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Cc, LinkStyle, Store, lib_source};
+use serde_json::Value;
+
+struct World {
+    store: Store,
+    farm: PathBuf,
+    foo: PathBuf,
+    out: PathBuf,
+}
+
+fn world() -> World {
+    common::require_tools(&["gcc"]);
+    let store = Store::new();
+    let cc = Cc::gcc();
+    let foo = store.output("foo-1.0-lib");
+    cc.shared_lib(&foo.join("lib"), "foo", "1.0", &lib_source("foo", 40));
+    let dev = store.output("foo-1.0-dev");
+    std::fs::create_dir_all(dev.join("include")).unwrap();
+    std::fs::write(dev.join("include/foo.h"), "int foo(void);\n").unwrap();
+    let farm = store.farm("deps-joined", &[&foo, &dev], LinkStyle::Absolute);
+    let out = store.output("app-1.0");
+    World {
+        store,
+        farm,
+        foo,
+        out,
+    }
+}
+
+fn check(w: &World) -> (Option<i32>, Vec<Value>) {
+    let r = w
+        .store
+        .unfarm(["check", "--system", "--json", w.out.to_str().unwrap()]);
+    let f = r.json()["findings"].as_array().unwrap().clone();
+    (r.code, f)
+}
+
+fn of_kind<'a>(f: &'a [Value], kind: &str, file: &Path) -> Vec<&'a Value> {
+    f.iter()
+        .filter(|x| x["kind"] == kind && x["file"] == file.to_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn text_files_naming_the_farm_are_errors_with_their_line() {
+    let w = world();
+    let pc = w.out.join("lib/pkgconfig/app.pc");
+    std::fs::create_dir_all(pc.parent().unwrap()).unwrap();
+    let f = w.farm.display();
+    std::fs::write(&pc, format!("prefix=/x\nLibs: -L{f}/lib -lfoo\n")).unwrap();
+    let script = w.out.join("bin/run");
+    std::fs::create_dir_all(script.parent().unwrap()).unwrap();
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nexport LD_LIBRARY_PATH={f}/lib\nexec app\n"),
+    )
+    .unwrap();
+    let py = w.out.join("lib/python3/site-packages/m/_paths.py");
+    std::fs::create_dir_all(py.parent().unwrap()).unwrap();
+    std::fs::write(&py, format!("import os\n\n\nLIB = '{f}/lib'\n")).unwrap();
+    let (code, findings) = check(&w);
+    assert_eq!(code, Some(1), "{findings:#?}");
+    for (file, line) in [(&pc, 2), (&script, 2), (&py, 4)] {
+        let hits = of_kind(&findings, "farm-reference", file);
+        assert_eq!(hits.len(), 1, "{}: {findings:#?}", file.display());
+        let h = hits[0];
+        assert_eq!(h["severity"], "error");
+        assert!(
+            h["location"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("line {line}")),
+            "{h}"
+        );
+        assert_eq!(h["farms"][0], w.farm.to_str().unwrap(), "{h}");
+    }
+    // Allowed on purpose: information, exit 0.
+    let r = w.store.unfarm([
+        "check",
+        "--system",
+        "--allow",
+        "deps-joined",
+        w.out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+}
+
+#[test]
+fn a_store_path_that_is_no_farm_is_not_reported() {
+    let w = world();
+    let pc = w.out.join("lib/pkgconfig/app.pc");
+    std::fs::create_dir_all(pc.parent().unwrap()).unwrap();
+    std::fs::write(&pc, format!("Libs: -L{}/lib -lfoo\n", w.foo.display())).unwrap();
+    let (code, findings) = check(&w);
+    assert_eq!(code, Some(0), "{findings:#?}");
+}
+
+#[test]
+fn a_directory_symlink_into_the_farm_is_found_and_fixed() {
+    let w = world();
+    // lib/deps -> $FARM/lib, used by RUNPATH $ORIGIN/../lib/deps.
+    w.store.symlink(w.farm.join("lib"), w.out.join("lib/deps"));
+    let prog = Cc::gcc()
+        .link_dir(w.farm.join("lib"))
+        .lib(":libfoo.so.1")
+        .search("$ORIGIN/../lib/deps")
+        .executable(&w.out.join("bin/app"), &common::exe_calling(&["foo"]));
+    assert_eq!(common::run(&prog, &[]).success().stdout.trim(), "40");
+    let (code, findings) = check(&w);
+    assert_eq!(code, Some(1), "{findings:#?}");
+    let link = w.out.join("lib/deps");
+    assert_eq!(
+        of_kind(&findings, "symlink-into-farm", &link).len(),
+        1,
+        "{findings:#?}"
+    );
+    w.store
+        .unfarm(["fix", "--system", w.out.to_str().unwrap()])
+        .success();
+    assert_eq!(common::run(&prog, &[]).success().stdout.trim(), "40");
+    let (code, findings) = check(&w);
+    assert_eq!(code, Some(0), "after fix: {findings:#?}");
+    assert!(
+        !std::fs::read_link(&link).unwrap().starts_with(&w.farm),
+        "the link still points into the farm"
+    );
+}
+
+#[test]
+fn a_runpath_climbing_into_the_farm_is_found_and_fixed() {
+    let w = world();
+    let farm_name = w.farm.file_name().unwrap().to_str().unwrap();
+    let prog = Cc::gcc()
+        .link_dir(w.farm.join("lib"))
+        .lib(":libfoo.so.1")
+        .search(format!("$ORIGIN/../../{farm_name}/lib"))
+        .executable(&w.out.join("bin/app"), &common::exe_calling(&["foo"]));
+    assert_eq!(common::run(&prog, &[]).success().stdout.trim(), "40");
+    let (code, findings) = check(&w);
+    assert_eq!(code, Some(1), "{findings:#?}");
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["file"] == prog.to_str().unwrap() && f["severity"] == "error"),
+        "{findings:#?}"
+    );
+    w.store
+        .unfarm(["fix", "--system", w.out.to_str().unwrap()])
+        .success();
+    assert_eq!(common::run(&prog, &[]).success().stdout.trim(), "40");
+    let rp = common::readelf_dynamic(&prog, "RUNPATH").unwrap_or_default();
+    assert!(!rp.contains(farm_name), "{rp}");
+    let (code, findings) = check(&w);
+    assert_eq!(code, Some(0), "after fix: {findings:#?}");
+}
