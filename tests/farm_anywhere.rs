@@ -20,17 +20,17 @@ fn world() -> World {
     common::require_tools(&["gcc"]);
     let store = Store::new();
     let cc = Cc::gcc();
-    let foo = store.output("foo-1.0-lib");
-    cc.shared_lib(&foo.join("lib"), "foo", "1.0", &lib_source("foo", 40));
+    let foo_lib = store.output("foo-1.0-lib");
+    cc.shared_lib(&foo_lib.join("lib"), "foo", "1.0", &lib_source("foo", 40));
     let dev = store.output("foo-1.0-dev");
     std::fs::create_dir_all(dev.join("include")).unwrap();
     std::fs::write(dev.join("include/foo.h"), "int foo(void);\n").unwrap();
-    let farm = store.farm("deps-joined", &[&foo, &dev], LinkStyle::Absolute);
+    let farm = store.farm("deps-joined", &[&foo_lib, &dev], LinkStyle::Absolute);
     let out = store.output("app-1.0");
     World {
         store,
         farm,
-        foo,
+        foo: foo_lib,
         out,
     }
 }
