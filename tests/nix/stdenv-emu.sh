@@ -28,6 +28,10 @@ set -eu
 set -o pipefail
 shopt -s inherit_errexit nullglob
 
+# Nix before 2.13 leaves .attrs.sh in the build dir without naming it.
+if [ -z "${NIX_ATTRS_SH_FILE-}" ] && [ -f .attrs.sh ]; then
+    NIX_ATTRS_SH_FILE=$PWD/.attrs.sh
+fi
 if [ -n "${NIX_ATTRS_SH_FILE-}" ]; then
     __structuredAttrs=1
     # shellcheck disable=SC1090
