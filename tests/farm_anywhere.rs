@@ -161,3 +161,58 @@ fn a_runpath_climbing_into_the_farm_is_found_and_fixed() {
     let (code, findings) = check(&w);
     assert_eq!(code, Some(0), "after fix: {findings:#?}");
 }
+
+#[test]
+fn a_debug_info_file_is_left_alone_but_its_farm_reference_is_reported() {
+    let w = world();
+    // Compiled with -g against the farm's headers: the DWARF names the farm.
+    let prog = Cc::gcc()
+        .arg("-g")
+        .arg(format!("-I{}/include", w.farm.display()))
+        .link_dir(w.foo.join("lib"))
+        .lib(":libfoo.so.1")
+        .search(w.foo.join("lib"))
+        .executable(
+            &w.store.scratch().join("app"),
+            "#include <foo.h>\n#include <stdio.h>\nint main(void) { printf(\"%d\\n\", foo()); return 0; }\n",
+        );
+    let dbg = w.out.join("lib/debug/.build-id/ab/cdef.debug");
+    std::fs::create_dir_all(dbg.parent().unwrap()).unwrap();
+    // Plain DWARF names the farm; compressed, its bytes do not (Nix's
+    // scanner cannot see it either). Neither is unreadable or edited.
+    for (flags, names_farm) in [
+        (&["--only-keep-debug"][..], true),
+        (
+            &["--only-keep-debug", "--compress-debug-sections"][..],
+            false,
+        ),
+    ] {
+        let st = std::process::Command::new("objcopy")
+            .args(flags)
+            .arg(&prog)
+            .arg(&dbg)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let before = std::fs::read(&dbg).unwrap();
+        let (code, findings) = check(&w);
+        assert_eq!(code, Some(if names_farm { 1 } else { 0 }), "{findings:#?}");
+        assert!(
+            findings.iter().all(|f| f["kind"] != "unreadable"),
+            "{findings:#?}"
+        );
+        assert_eq!(
+            !of_kind(&findings, "farm-reference", &dbg).is_empty(),
+            names_farm,
+            "{findings:#?}"
+        );
+        w.store
+            .unfarm(["fix", "--system", w.out.to_str().unwrap()])
+            .success();
+        assert_eq!(
+            std::fs::read(&dbg).unwrap(),
+            before,
+            "fix changed a debug file"
+        );
+    }
+}
