@@ -525,3 +525,26 @@ fn check_only_changes_nothing_and_fails_on_the_farm() {
     // Not even stdenv's patchELF touched it: the hook owns RUNPATHs.
     assert_eq!(std::fs::read(&app).unwrap(), before);
 }
+
+#[test]
+fn a_directory_link_into_a_farm_of_many_dirs_fails_the_build_by_name() {
+    // The farm's lib joins several real dirs: no one dir to point the link
+    // at, so the packager must act; the build says which link and why.
+    let w = world();
+    let link = w.outs["out"].join("lib/deps");
+    w.store.symlink(w.farm.join("lib"), &link);
+    let out = fixup(
+        &w,
+        Attrs::Plain,
+        &[("dontPatchELF", s("1")), ("unfarmFlags", s("--system"))],
+    );
+    let t = text(&out);
+    assert!(!out.status.success(), "the build should fail:\n{t}");
+    assert!(
+        t.lines()
+            .any(|l| l.contains("symlink-into-farm") && l.contains(link.to_str().unwrap())),
+        "no symlink-into-farm finding for {}:\n{t}",
+        link.display()
+    );
+    assert!(t.contains("unfarm: error findings remain"), "{t}");
+}
