@@ -107,7 +107,7 @@ unfarmPostFixup() {
         _unfarmNames=${outputs:-out}
     fi
     for _unfarmOutput in $_unfarmNames; do
-        [ -e "${!_unfarmOutput}" ] && _unfarmOuts+=("${!_unfarmOutput}")
+        [ -e "${!_unfarmOutput-}" ] && _unfarmOuts+=("${!_unfarmOutput}")
     done
     [ "${#_unfarmOuts[@]}" -gt 0 ] || return 0
     if [ -z "${unfarmCheckOnly-}" ]; then

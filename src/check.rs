@@ -327,16 +327,17 @@ fn farm_references(survey: &Survey, store: &StoreDir) -> Vec<Finding> {
         .into_iter()
         .filter_map(|h| {
             let farm = by_hash.get(&h.hash)?.clone();
-            let line = match &h.context {
-                scan::Context::Text { line, .. } => format!(", line {line}"),
-                _ => String::new(),
+            // The line is in the location; the message shows the text.
+            let (line, what) = match &h.context {
+                scan::Context::Text { line, text } => (format!(", line {line}"), format!("\"{text}\"")),
+                c => (String::new(), c.to_string()),
             };
             Some(Finding {
                 kind: "farm-reference",
                 severity: Severity::Error,
                 file: h.file,
                 location: format!("offset {:#x}{line}", h.offset),
-                message: format!("names farm {}: {}", farm.display(), h.context),
+                message: format!("names farm {}: {what}", farm.display()),
                 fix: Some(
                     "point it at the real output instead of the farm (or allow it: --allow / unfarmAllow)"
                         .into(),
