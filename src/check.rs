@@ -406,7 +406,11 @@ fn named_farms(survey: &Survey, store: &StoreDir) -> BTreeSet<PathBuf> {
     for o in &survey.objects {
         for p in &o.plans {
             for e in &p.entries {
-                candidates.extend(store.store_path_of(&e.dir).map(|s| s.path));
+                candidates.extend(
+                    store
+                        .store_path_of(&normalize_lexically(&e.dir))
+                        .map(|s| s.path),
+                );
             }
         }
     }

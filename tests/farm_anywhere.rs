@@ -216,3 +216,35 @@ fn a_debug_info_file_is_left_alone_but_its_farm_reference_is_reported() {
         );
     }
 }
+
+#[test]
+fn a_kept_climbing_entry_still_names_the_farm_until_allowed() {
+    let w = world();
+    let farm_name = w.farm.file_name().unwrap().to_str().unwrap();
+    let entry = format!("$ORIGIN/../../{farm_name}/lib");
+    let prog = Cc::gcc()
+        .link_dir(w.farm.join("lib"))
+        .lib(":libfoo.so.1")
+        .search(&entry)
+        .executable(&w.out.join("bin/app"), &common::exe_calling(&["foo"]));
+    let out = w.out.to_str().unwrap();
+    let r = w
+        .store
+        .unfarm(["check", "--system", "--json", "--keep", &entry, out]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    let findings = r.json()["findings"].as_array().unwrap().clone();
+    assert!(
+        !of_kind(&findings, "farm-reference", &prog).is_empty(),
+        "{findings:#?}"
+    );
+    let r = w.store.unfarm([
+        "check",
+        "--system",
+        "--keep",
+        &entry,
+        "--allow",
+        w.farm.to_str().unwrap(),
+        out,
+    ]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+}
