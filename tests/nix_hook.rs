@@ -144,6 +144,17 @@ fn world() -> World {
         .arg("-ldl")
         .search(&fl)
         .executable(&outs["out"].join("bin/dlc"), DLOPEN_COMPUTED);
+    // A RUNPATH that climbs out of the output into the farm.
+    let farm_name = farm.file_name().unwrap().to_str().unwrap().to_owned();
+    let climb = cc
+        .clone()
+        .link_dir(&fl)
+        .lib(":libfoo.so.1")
+        .search(format!("$ORIGIN/../../{farm_name}/lib"))
+        .executable(
+            &outs["out"].join("bin/climb"),
+            &common::exe_calling(&["foo"]),
+        );
     // separateDebugInfo: the debug output holds --only-keep-debug copies.
     let dbg = outs["debug"].join("lib/debug/.build-id/ab");
     std::fs::create_dir_all(&dbg).unwrap();
@@ -156,7 +167,7 @@ fn world() -> World {
     std::fs::create_dir_all(outs["dev"].join("include")).unwrap();
     std::fs::write(outs["dev"].join("include/pkg.h"), "int core(void);\n").unwrap();
 
-    let programs = [app, dl, dlc]
+    let programs = [app, dl, dlc, climb]
         .into_iter()
         .map(|p| {
             let r = common::run(&p, &[]);
