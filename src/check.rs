@@ -417,36 +417,42 @@ fn named_farms(survey: &Survey, store: &StoreDir) -> BTreeSet<PathBuf> {
     for l in &survey.symlinks {
         candidates.extend(link_into(l, store).map(|(_, f)| f));
     }
-    let any = Scanner::new(store, Candidates::AnyStorePath);
-    let files: Vec<scan::Entry> = survey
-        .objects
-        .iter()
-        .map(|o| o.path.clone())
-        .chain(survey.other_files.iter().cloned())
-        .filter_map(|path| {
-            let size = std::fs::symlink_metadata(&path).ok()?.len();
-            Some(scan::Entry {
-                path,
-                name: None,
-                kind: scan::EntryKind::File {
-                    size,
-                    executable: false,
-                },
+    // Nix's own rule: the hash part of any store path, wherever it appears
+    // (with or without the store dir before it: `../../<hash>-farm/lib`).
+    let all = store_hashes(store);
+    if !all.is_empty() {
+        let any = Scanner::new(store, Candidates::Hashes(all));
+        let files: Vec<scan::Entry> = survey
+            .objects
+            .iter()
+            .map(|o| o.path.clone())
+            .chain(survey.other_files.iter().cloned())
+            .filter_map(|path| {
+                let size = std::fs::symlink_metadata(&path).ok()?.len();
+                Some(scan::Entry {
+                    path,
+                    name: None,
+                    kind: scan::EntryKind::File {
+                        size,
+                        executable: false,
+                    },
+                })
             })
-        })
-        .collect();
-    let hashes = any.references_of(&files).unwrap_or_default();
-    if !hashes.is_empty()
-        && let Ok(rd) = std::fs::read_dir(store.path())
-    {
-        for e in rd.flatten() {
-            let name = e.file_name();
-            let hash = name.as_encoded_bytes().get(..HASH_LEN);
-            if hash
-                .and_then(|h| <&Hash>::try_from(h).ok())
-                .is_some_and(|h| hashes.contains(h))
-            {
-                candidates.insert(e.path());
+            .collect();
+        // File by file: one unreadable file (reported elsewhere) must not
+        // hide what the others name.
+        let found: HashSet<Hash> = files
+            .par_iter()
+            .flat_map_iter(|f| {
+                any.references_of(std::slice::from_ref(f))
+                    .unwrap_or_default()
+            })
+            .collect();
+        if let Ok(rd) = std::fs::read_dir(store.path()) {
+            for e in rd.flatten() {
+                if hash_prefix(&e.file_name()).is_some_and(|h| found.contains(&h)) {
+                    candidates.insert(e.path());
+                }
             }
         }
     }
@@ -463,6 +469,23 @@ fn named_farms(survey: &Survey, store: &StoreDir) -> BTreeSet<PathBuf> {
             .collect::<Vec<_>>(),
     );
     farms
+}
+
+/// The hash part of a store dir entry's name, if it has one.
+fn hash_prefix(name: &std::ffi::OsStr) -> Option<Hash> {
+    let h = name.as_encoded_bytes().get(..HASH_LEN)?;
+    scan::hash_of(std::str::from_utf8(h).ok()?)
+}
+
+/// The hash parts of every path in the store dir (none when it cannot be read).
+fn store_hashes(store: &StoreDir) -> scan::HashSetFast {
+    std::fs::read_dir(store.path())
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| hash_prefix(&e.file_name()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Findings about farms the packager allows (`--allow`) are information.

@@ -248,3 +248,23 @@ fn a_kept_climbing_entry_still_names_the_farm_until_allowed() {
     ]);
     assert_eq!(r.code, Some(0), "{r:#?}");
 }
+
+#[test]
+fn a_farm_named_by_its_hash_alone_is_found_as_nix_would() {
+    // No store dir before it: a relative path in a script. Nix's scanner
+    // looks for hash parts only, so the farm is a reference all the same.
+    let w = world();
+    let farm_name = w.farm.file_name().unwrap().to_str().unwrap();
+    let script = w.out.join("bin/run");
+    std::fs::create_dir_all(script.parent().unwrap()).unwrap();
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nd=$(dirname \"$0\")/../../{farm_name}/lib\n"),
+    )
+    .unwrap();
+    let (code, findings) = check(&w);
+    assert_eq!(code, Some(1), "{findings:#?}");
+    let hits = of_kind(&findings, "farm-reference", &script);
+    assert_eq!(hits.len(), 1, "{findings:#?}");
+    assert!(hits[0]["location"].as_str().unwrap().ends_with("line 2"));
+}
