@@ -83,7 +83,6 @@ unfarmPostFixup() {
     local _unfarmBin="${unfarmBin:-unfarm}"
     local -a _unfarmFlags=() _unfarmOuts=() _unfarmList=()
     local _unfarmX _unfarmOutput _unfarmShrink=
-    _unfarmList=()
     unfarmAppendList _unfarmList unfarmDlopen
     for _unfarmX in "${_unfarmList[@]}"; do _unfarmFlags+=(--dlopen "$_unfarmX"); done
     _unfarmList=()
