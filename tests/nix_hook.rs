@@ -143,6 +143,7 @@ fn world() -> World {
         .clone()
         .arg("-ldl")
         .search(&fl)
+        .search(&extra)
         .executable(&outs["out"].join("bin/dlc"), DLOPEN_COMPUTED);
     // A RUNPATH that climbs out of the output into the farm.
     let farm_name = farm.file_name().unwrap().to_str().unwrap().to_owned();
@@ -558,4 +559,38 @@ fn a_directory_link_into_a_farm_of_many_dirs_fails_the_build_by_name() {
         link.display()
     );
     assert!(t.contains("unfarm: error findings remain"), "{t}");
+}
+
+#[test]
+fn list_elements_after_the_first_count_and_patterns_are_not_globbed() {
+    // Only the `out` output's bin/dlc is looked at: it dlopen()s the
+    // computed name of libbar (second in the list), and keeps the extra
+    // dir by a pattern that matches nothing in the build dir.
+    let w = world();
+    let out = fixup(
+        &w,
+        Attrs::Structured,
+        &[
+            ("dontPatchELF", s("1")),
+            (
+                "unfarmDlopen",
+                list(&["libnvrtc-builtins.so.12", "libbar.so.1"]),
+            ),
+            ("unfarmKeep", list(&["*-extra-1.0-lib/lib"])),
+            ("unfarmFlags", s("--system --shrink")),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let (dlc, before) = &w.programs[2];
+    let r = common::run(dlc, &[]);
+    assert!(
+        r.code == Some(0) && &r.stdout == before,
+        "bin/dlc after fixup: {r:?}, RUNPATH {}",
+        runpath(dlc)
+    );
+    assert!(
+        runpath(dlc).contains(w.extra.to_str().unwrap()),
+        "unfarmKeep's entry was dropped: {}",
+        runpath(dlc)
+    );
 }
