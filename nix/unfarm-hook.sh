@@ -5,33 +5,74 @@
 # Runs `unfarm fix` on every output, then `unfarm check`; the build fails when
 # an error-level finding remains.
 #
-# Variables (set them in the derivation):
-#   dontUnfarm=1        skip entirely
+# Variables (set them in the derivation; each list may be a whitespace-
+# separated string or, with __structuredAttrs, a list/bash array):
+#   dontUnfarm=1        skip entirely (stdenv's patchELF then runs as usual)
 #   unfarmCheckOnly=1   only run `unfarm check` (fail on errors), write nothing
 #   unfarmDlopen        sonames the package dlopen()s   -> --dlopen SONAME each
 #   unfarmKeep          RUNPATH entries/globs to keep   -> --keep PATTERN each
+#   unfarmAllow         store paths a reference may name on purpose -> --allow each
 #   unfarmFlags         extra flags for check and fix (e.g. --shrink, --system)
 #   unfarmBin           the unfarm binary (default: `unfarm` from PATH)
 #
+# stdenv's patchELF (`patchelf --shrink-rpath`, a fixupOutputHook) knows
+# nothing of dlopen and would drop the dirs a program dlopen()s from before we
+# run. So when the hook is enabled it sets dontPatchELF=1 at the start of
+# fixup and does that job itself: if the packager had not set dontPatchELF,
+# `unfarm fix` runs with --shrink (dlopen-aware: declared, `.note.dlopen` and
+# soname-literal needs keep their dirs); if they had, it expands farms only.
+# In check-only mode nothing shrinks at all.
+#
 # Ordering: RUNPATH hooks must run before us (autoPatchelfHook and
 # autoAddDriverRunpath/removeStubsFromRunpathHook register themselves in
-# postFixupHooks when their setup hooks are sourced; patchELF runs even earlier,
-# in fixupOutputHooks). A hook sourced after ours would still land after us if
-# we registered at source time, so we do not: at source time we only put a
-# small function in preFixupHooks. preFixupHooks run at the start of
-# fixupPhase, after every setup hook has been sourced and every attribute-set
-# hook is in place; that function appends the real hook to postFixupHooks
-# then, so it is the last entry and runs after all the others. runHook
-# postFixup runs the package's own postFixup script before the hooks array,
-# so a packager's postFixup edits are seen too.
+# postFixupHooks when their setup hooks are sourced). A hook sourced after
+# ours would still land after us if we registered at source time, so we do
+# not: at source time we only put a small function in preFixupHooks.
+# preFixupHooks run at the start of fixupPhase, after every setup hook has
+# been sourced and every attribute-set hook is in place; that function
+# appends the real hook to postFixupHooks then, so it is the last entry and
+# runs after all the others. runHook postFixup runs the package's own
+# postFixup script before the hooks array, so a packager's postFixup edits
+# are seen too.
+#
+# Inside setup.sh: `set -eu -o pipefail` and `shopt -s nullglob` hold, and
+# every output name ($out, $lib, $bin, $dev, $debug, ...) is a variable, so
+# every local here starts with `_unfarm` and no user pattern is ever left
+# unquoted for the shell to glob.
 
 unfarmRegisterLast() {
     # Idempotent: appending twice would fix twice (harmless, but slow).
-    local h
-    for h in "${postFixupHooks[@]}"; do
-        [ "$h" = unfarmPostFixup ] && return 0
+    local _unfarmHook
+    for _unfarmHook in "${postFixupHooks[@]}"; do
+        [ "$_unfarmHook" = unfarmPostFixup ] && return 0
     done
     postFixupHooks+=(unfarmPostFixup)
+    if [ -z "${dontUnfarm-}" ]; then
+        # Taken over from stdenv (see above); remembered for unfarmPostFixup.
+        unfarmPatchELFWanted=
+        [ -n "${dontPatchELF-}" ] || unfarmPatchELFWanted=1
+        dontPatchELF=1
+    fi
+}
+
+# unfarmAppendList TARGET NAME: append the words of variable NAME (a string,
+# split on whitespace without globbing) or the elements of array NAME to the
+# array TARGET, as setup.sh's concatTo does.
+unfarmAppendList() {
+    local -n _unfarmTarget="$1"
+    local _unfarmDecl
+    _unfarmDecl=$(declare -p "$2" 2>/dev/null) || return 0
+    local -n _unfarmSource="$2"
+    local -a _unfarmWords=()
+    case "${_unfarmDecl#declare -}" in
+    a*) _unfarmWords=("${_unfarmSource[@]}") ;;
+    A*)
+        echo "unfarm: $2 is an associative array; give a list of words" >&2
+        return 1
+        ;;
+    *) read -r -d '' -a _unfarmWords <<<"$_unfarmSource" || true ;;
+    esac
+    _unfarmTarget+=("${_unfarmWords[@]}")
 }
 
 unfarmPostFixup() {
@@ -39,35 +80,45 @@ unfarmPostFixup() {
         echo "unfarm: skipped (dontUnfarm is set)"
         return 0
     fi
-    local bin="${unfarmBin:-unfarm}"
-    local -a flags=() outs=()
-    local x output
-    # shellcheck disable=SC2086 # word splitting intended: lists of sonames/patterns
-    for x in ${unfarmDlopen-}; do flags+=(--dlopen "$x"); done
-    # shellcheck disable=SC2086
-    for x in ${unfarmKeep-}; do flags+=(--keep "$x"); done
-    # shellcheck disable=SC2206
-    flags+=(${unfarmFlags-})
-    local names
-    if declare -F getAllOutputNames >/dev/null; then
-        names=$(getAllOutputNames) # stdenv; also right with __structuredAttrs
-    else
-        names=${outputs:-out}
-    fi
-    for output in $names; do
-        [ -e "${!output}" ] && outs+=("${!output}")
+    local _unfarmBin="${unfarmBin:-unfarm}"
+    local -a _unfarmFlags=() _unfarmOuts=() _unfarmList=()
+    local _unfarmX _unfarmOutput _unfarmShrink=
+    unfarmAppendList _unfarmList unfarmDlopen
+    for _unfarmX in "${_unfarmList[@]}"; do _unfarmFlags+=(--dlopen "$_unfarmX"); done
+    _unfarmList=()
+    unfarmAppendList _unfarmList unfarmKeep
+    for _unfarmX in "${_unfarmList[@]}"; do _unfarmFlags+=(--keep "$_unfarmX"); done
+    _unfarmList=()
+    unfarmAppendList _unfarmList unfarmAllow
+    for _unfarmX in "${_unfarmList[@]}"; do _unfarmFlags+=(--allow "$_unfarmX"); done
+    unfarmAppendList _unfarmFlags unfarmFlags
+    for _unfarmX in "${_unfarmFlags[@]}"; do
+        [ "$_unfarmX" = --shrink ] && _unfarmShrink=1
     done
-    [ "${#outs[@]}" -gt 0 ] || return 0
+    if [ -n "${unfarmPatchELFWanted-}" ] && [ -z "${unfarmCheckOnly-}" ] && [ -z "$_unfarmShrink" ]; then
+        echo "unfarm: shrinking RUNPATHs in stdenv's patchELF's place (dlopen-aware; dontPatchELF=1 to expand only)"
+        _unfarmFlags+=(--shrink)
+    fi
+    local _unfarmNames
+    if declare -F getAllOutputNames >/dev/null; then
+        _unfarmNames=$(getAllOutputNames) # stdenv; also right with __structuredAttrs
+    else
+        _unfarmNames=${outputs:-out}
+    fi
+    for _unfarmOutput in $_unfarmNames; do
+        [ -e "${!_unfarmOutput-}" ] && _unfarmOuts+=("${!_unfarmOutput}")
+    done
+    [ "${#_unfarmOuts[@]}" -gt 0 ] || return 0
     if [ -z "${unfarmCheckOnly-}" ]; then
-        echo "unfarm: fixing RUNPATHs in ${outs[*]}"
-        if ! "$bin" fix "${flags[@]}" "${outs[@]}"; then
-            echo "unfarm: 'unfarm fix' failed on ${outs[*]} (see above); set dontUnfarm=1 to skip, unfarmKeep/unfarmDlopen to steer it" >&2
+        echo "unfarm: fixing RUNPATHs in ${_unfarmOuts[*]}"
+        if ! "$_unfarmBin" fix "${_unfarmFlags[@]}" "${_unfarmOuts[@]}"; then
+            echo "unfarm: 'unfarm fix' failed on ${_unfarmOuts[*]} (see above); set dontUnfarm=1 to skip, unfarmKeep/unfarmDlopen to steer it" >&2
             return 1
         fi
     fi
-    echo "unfarm: checking ${outs[*]}"
-    if ! "$bin" check "${flags[@]}" "${outs[@]}"; then
-        echo "unfarm: error findings remain in ${outs[*]} (see above); fix them, or set unfarmKeep/unfarmFlags, or dontUnfarm=1" >&2
+    echo "unfarm: checking ${_unfarmOuts[*]}"
+    if ! "$_unfarmBin" check "${_unfarmFlags[@]}" "${_unfarmOuts[@]}"; then
+        echo "unfarm: error findings remain in ${_unfarmOuts[*]} (see above); fix them, or set unfarmKeep/unfarmAllow/unfarmFlags, or dontUnfarm=1" >&2
         return 1
     fi
 }

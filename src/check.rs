@@ -1,14 +1,16 @@
 //! `unfarm check`: findings from a survey, each with the file, the exact
 //! location, a severity and the fix.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use aho_corasick::AhoCorasick;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::elf::ObjectType;
 use crate::plan::{Action, Mode, Outcome, Reason, Tag};
-use crate::store::StoreDir;
+use crate::scan::{self, Candidates, Hash, Scanner};
+use crate::store::{HASH_LEN, StoreDir, normalize_lexically};
 use crate::survey::Survey;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -93,11 +95,16 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                                 ),
                                 Some(fix),
                             );
-                            f.farms = store
-                                .store_path_of(&e.dir)
+                            // The entry's own store path when it is the
+                            // farm; else (a link or `..` leading into one)
+                            // the farms the planner found behind it.
+                            f.farms = match store
+                                .store_path_of(&normalize_lexically(&e.dir))
                                 .map(|s| s.path)
-                                .into_iter()
-                                .collect();
+                            {
+                                Some(p) if farms.is_empty() || farms.contains(&p) => vec![p],
+                                _ => farms.clone(),
+                            };
                             out.push(f);
                         }
                         Reason::Stub => out.push(mk(
@@ -282,91 +289,232 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
         });
     }
     out.extend(farm_references(survey, store));
+    apply_allowed(&mut out, &survey.allowed, store);
     out.sort_by(|a, b| (&a.file, a.severity, &a.location).cmp(&(&b.file, b.severity, &b.location)));
     out
 }
 
-/// Any other bytes that name a farm: hits of a farm's hash part in a file,
-/// outside the RUNPATH/RPATH strings the plans already fix.
+/// Every farm any file or symlink of the outputs names, and every place
+/// it is named, outside the RUNPATH/RPATH strings the plans already fix and
+/// the links `symlink-into-farm` already reports. A farm is recognised by
+/// what it is ([`crate::closure::is_farm`]), whoever names it: file bytes
+/// (`.pc` files, scripts, stale strings), symlink targets (a directory link
+/// into a farm), search-list entries however spelled (`$ORIGIN/../../<farm>`).
+/// Files are scanned in bounded chunks by [`crate::scan`], never read whole.
 fn farm_references(survey: &Survey, store: &StoreDir) -> Vec<Finding> {
-    let farms = survey.farm_store_paths();
-    let hashes: Vec<String> = farms
-        .iter()
-        .filter_map(|p| store.store_path_of(p).map(|s| s.hash))
-        .collect();
-    if hashes.is_empty() {
+    let farms = named_farms(survey, store);
+    if farms.is_empty() {
         return Vec::new();
     }
-    let Ok(ac) = AhoCorasick::new(&hashes) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    let mut scan = |path: &Path, covered: &[(u64, u64)]| {
-        let Ok(data) = std::fs::read(path) else {
-            return;
-        };
-        for m in ac.find_iter(&data) {
-            let off = m.start() as u64;
-            if covered.iter().any(|(s, l)| off >= *s && off < s + l) {
-                continue;
-            }
-            out.push(Finding {
+    let by_hash: HashMap<Hash, PathBuf> = farms
+        .iter()
+        .filter_map(|p| Some((scan::hash_of(&store.store_path_of(p)?.hash)?, p.clone())))
+        .collect();
+    let scanner = Scanner::new(store, Candidates::Hashes(by_hash.keys().copied().collect()));
+    let mut files: Vec<(&Path, Vec<(u64, u64)>)> = survey
+        .objects
+        .iter()
+        .map(|o| (o.path.as_path(), fixed_ranges(o)))
+        .collect();
+    files.extend(survey.other_files.iter().map(|f| (f.as_path(), Vec::new())));
+    let hits: Vec<scan::Hit> = files
+        .par_iter()
+        .flat_map_iter(|(path, covered)| {
+            let hits = scanner.file_hits(path).unwrap_or_default();
+            let covered = covered.clone();
+            hits.into_iter().filter(move |h| {
+                !covered
+                    .iter()
+                    .any(|(s, l)| h.offset >= *s && h.offset < s + l)
+            })
+        })
+        .collect();
+    let mut out: Vec<Finding> = hits
+        .into_iter()
+        .filter_map(|h| {
+            let farm = by_hash.get(&h.hash)?.clone();
+            // The line is in the location; the message shows the text.
+            let (line, what) = match &h.context {
+                scan::Context::Text { line, text } => (format!(", line {line}"), format!("\"{text}\"")),
+                c => (String::new(), c.to_string()),
+            };
+            Some(Finding {
                 kind: "farm-reference",
                 severity: Severity::Error,
-                file: path.to_owned(),
-                location: format!("offset {off:#x}{}", line_of(&data, m.start())),
-                message: format!(
-                    "names farm {}: \"{}\"",
-                    farms[m.pattern().as_usize()].display(),
-                    context(&data, m.start(), m.end())
+                file: h.file,
+                location: format!("offset {:#x}{line}", h.offset),
+                message: format!("names farm {}: {what}", farm.display()),
+                fix: Some(
+                    "point it at the real output instead of the farm (or allow it: --allow / unfarmAllow)"
+                        .into(),
                 ),
-                fix: Some("point it at the real output instead of the farm".into()),
                 cost_bytes: None,
-                farms: vec![farms[m.pattern().as_usize()].clone()],
-            });
+                farms: vec![farm],
+            })
+        })
+        .collect();
+    let reported: HashSet<&Path> = survey.farm_links.iter().map(|l| l.path.as_path()).collect();
+    for l in &survey.symlinks {
+        if reported.contains(l.as_path()) {
+            continue;
         }
-    };
-    for o in &survey.objects {
-        let mut covered = Vec::new();
-        for p in &o.plans {
-            let off = match p.tag {
-                Tag::Runpath => o.facts.runpath_offset,
-                Tag::Rpath => o.facts.rpath_offset,
-            };
-            if let Some(off) = off
-                && p.changes()
-            {
-                covered.push((off, p.old.len() as u64));
-            }
-        }
-        scan(&o.path, &covered);
-    }
-    for f in &survey.other_files {
-        scan(f, &[]);
+        let Some((target, farm)) = link_into(l, store).filter(|(_, f)| farms.contains(f)) else {
+            continue;
+        };
+        out.push(Finding {
+            kind: "symlink-into-farm",
+            severity: Severity::Error,
+            file: l.clone(),
+            location: format!("symlink -> {}", target.display()),
+            message: format!(
+                "points into farm {}: everything the farm joins stays in the closure",
+                farm.display()
+            ),
+            fix: Some(
+                "point it at the real output it is used for, or remove it (a directory link into a farm is not rewritten automatically)"
+                    .into(),
+            ),
+            cost_bytes: None,
+            farms: vec![farm],
+        });
     }
     out
 }
 
-fn line_of(data: &[u8], at: usize) -> String {
-    // Text files get a line number; binary data does not.
-    let head = &data[..at];
-    if data.iter().take(8192).any(|&b| b == 0) {
-        return String::new();
-    }
-    format!(", line {}", memchr::memchr_iter(b'\n', head).count() + 1)
+/// File ranges of the search-list strings the plans rewrite.
+fn fixed_ranges(o: &crate::survey::ObjectSurvey) -> Vec<(u64, u64)> {
+    o.plans
+        .iter()
+        .filter(|p| p.changes())
+        .filter_map(|p| {
+            let off = match p.tag {
+                Tag::Runpath => o.facts.runpath_offset,
+                Tag::Rpath => o.facts.rpath_offset,
+            }?;
+            Some((off, p.old.len() as u64))
+        })
+        .collect()
 }
 
-fn context(data: &[u8], start: usize, end: usize) -> String {
-    let printable = |b: &u8| b.is_ascii_graphic() || *b == b' ';
-    let mut s = start;
-    while s > 0 && start - s < 40 && printable(&data[s - 1]) {
-        s -= 1;
+/// The target of symlink `l`, and the store path it lands in (lexically).
+fn link_into(l: &Path, store: &StoreDir) -> Option<(PathBuf, PathBuf)> {
+    let target = std::fs::read_link(l).ok()?;
+    let abs = normalize_lexically(&l.parent()?.join(&target));
+    Some((target, store.store_path_of(&abs)?.path))
+}
+
+/// The farms the outputs name: store paths the planner saw acting as farms,
+/// and every other store path named by a file (as `<store dir>/<hash>-`), a
+/// symlink target or a search-list entry that [`crate::closure::is_farm`]
+/// says is one. The outputs themselves never count.
+fn named_farms(survey: &Survey, store: &StoreDir) -> BTreeSet<PathBuf> {
+    let mut candidates: BTreeSet<PathBuf> = BTreeSet::new();
+    for o in &survey.objects {
+        for p in &o.plans {
+            for e in &p.entries {
+                candidates.extend(
+                    store
+                        .store_path_of(&normalize_lexically(&e.dir))
+                        .map(|s| s.path),
+                );
+            }
+        }
     }
-    let mut e = end;
-    while e < data.len() && e - end < 40 && printable(&data[e]) {
-        e += 1;
+    for l in &survey.symlinks {
+        candidates.extend(link_into(l, store).map(|(_, f)| f));
     }
-    String::from_utf8_lossy(&data[s..e]).into_owned()
+    // Nix's own rule: the hash part of any store path, wherever it appears
+    // (with or without the store dir before it: `../../<hash>-farm/lib`).
+    let all = store_hashes(store);
+    if !all.is_empty() {
+        let any = Scanner::new(store, Candidates::Hashes(all));
+        let files: Vec<scan::Entry> = survey
+            .objects
+            .iter()
+            .map(|o| o.path.clone())
+            .chain(survey.other_files.iter().cloned())
+            .filter_map(|path| {
+                let size = std::fs::symlink_metadata(&path).ok()?.len();
+                Some(scan::Entry {
+                    path,
+                    name: None,
+                    kind: scan::EntryKind::File {
+                        size,
+                        executable: false,
+                    },
+                })
+            })
+            .collect();
+        // File by file: one unreadable file (reported elsewhere) must not
+        // hide what the others name.
+        let found: HashSet<Hash> = files
+            .par_iter()
+            .flat_map_iter(|f| {
+                any.references_of(std::slice::from_ref(f))
+                    .unwrap_or_default()
+            })
+            .collect();
+        if let Ok(rd) = std::fs::read_dir(store.path()) {
+            for e in rd.flatten() {
+                if hash_prefix(&e.file_name()).is_some_and(|h| found.contains(&h)) {
+                    candidates.insert(e.path());
+                }
+            }
+        }
+    }
+    let own: Vec<PathBuf> = survey
+        .roots
+        .iter()
+        .filter_map(|r| store.store_path_of(r).map(|s| s.path))
+        .collect();
+    let mut farms: BTreeSet<PathBuf> = survey.farm_store_paths().into_iter().collect();
+    farms.extend(
+        candidates
+            .into_par_iter()
+            .filter(|c| !own.contains(c) && crate::closure::is_farm(store, c).unwrap_or(false))
+            .collect::<Vec<_>>(),
+    );
+    farms
+}
+
+/// The hash part of a store dir entry's name, if it has one.
+fn hash_prefix(name: &std::ffi::OsStr) -> Option<Hash> {
+    let h = name.as_encoded_bytes().get(..HASH_LEN)?;
+    scan::hash_of(std::str::from_utf8(h).ok()?)
+}
+
+/// The hash parts of every path in the store dir (none when it cannot be read).
+fn store_hashes(store: &StoreDir) -> scan::HashSetFast {
+    std::fs::read_dir(store.path())
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| hash_prefix(&e.file_name()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Findings about farms the packager allows (`--allow`) are information.
+fn apply_allowed(findings: &mut [Finding], allowed: &[String], store: &StoreDir) {
+    let is_allowed = |farm: &Path| {
+        allowed.iter().any(|a| {
+            let a = Path::new(a);
+            a == farm
+                || store.store_path_of(a).is_some_and(|s| s.path == farm)
+                || store
+                    .store_path_of(farm)
+                    .is_some_and(|s| Some(s.name.as_str()) == a.to_str())
+        })
+    };
+    for f in findings {
+        if f.severity == Severity::Error
+            && !f.farms.is_empty()
+            && f.farms.iter().all(|p| is_allowed(p))
+        {
+            f.severity = Severity::Info;
+            f.message.push_str(" (allowed)");
+        }
+    }
 }
 
 /// Findings that say the same thing about several files: one kind and

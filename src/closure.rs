@@ -526,32 +526,40 @@ pub fn nar_size(path: &Path) -> Result<u64, ScanError> {
 
 /// True when the tree at `path` is a symlink farm: at least one symlink, no
 /// regular files (outside `nix-support/`), and every symlink points into
-/// another store path.
+/// another store path. The one definition of a farm: `why` and `check` both
+/// use it. Stops at the first entry that rules it out (a real output is
+/// mostly regular files, and may be large).
 pub fn is_farm(store_dir: &StoreDir, path: &Path) -> Result<bool, ScanError> {
-    let entries = scan::walk(path)?;
     let own = store_dir.store_path_of(path).map(|p| p.path);
     let mut links = 0;
-    for e in &entries {
-        match &e.kind {
-            EntryKind::Dir => {}
-            EntryKind::File { .. } => {
-                if !e
-                    .path
-                    .strip_prefix(path)
-                    .is_ok_and(|r| r.starts_with("nix-support"))
-                {
-                    return Ok(false);
-                }
+    let mut stack = vec![path.to_owned()];
+    while let Some(p) = stack.pop() {
+        let io = |err| ScanError::Io {
+            path: p.clone(),
+            err,
+        };
+        let md = std::fs::symlink_metadata(&p).map_err(io)?;
+        let ft = md.file_type();
+        if ft.is_symlink() {
+            links += 1;
+            let target = std::fs::read_link(&p).map_err(io)?;
+            let dir = p.parent().unwrap_or(Path::new("/"));
+            let abs = normalize_lexically(&dir.join(target));
+            match store_dir.store_path_of(&abs) {
+                Some(sp) if Some(&sp.path) != own.as_ref() => {}
+                _ => return Ok(false),
             }
-            EntryKind::Symlink { target } => {
-                links += 1;
-                let dir = e.path.parent().unwrap_or(Path::new("/"));
-                let abs = normalize_lexically(&dir.join(target));
-                match store_dir.store_path_of(&abs) {
-                    Some(sp) if Some(&sp.path) != own.as_ref() => {}
-                    _ => return Ok(false),
-                }
+        } else if ft.is_dir() {
+            if p.strip_prefix(path)
+                .is_ok_and(|r| r == Path::new("nix-support"))
+            {
+                continue;
             }
+            for e in std::fs::read_dir(&p).map_err(io)? {
+                stack.push(e.map_err(io)?.path());
+            }
+        } else {
+            return Ok(false);
         }
     }
     Ok(links > 0)

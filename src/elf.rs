@@ -471,6 +471,14 @@ impl FileBytes {
         .map_err(|w| self.malformed(w))
     }
 
+    /// See [`is_debug_info_file`].
+    pub fn is_debug_info(&self) -> bool {
+        match &self.data {
+            Contents::Whole(v) => is_debug_info_file(&v[..]),
+            Contents::Large(f) => is_debug_info_file(&ReadCache::new(f)),
+        }
+    }
+
     /// Soname-like literals in read-only data (see [`dlopen_hints`]).
     pub fn hints(&self) -> Result<Vec<String>, ElfError> {
         let mut out = match &self.data {
@@ -542,6 +550,37 @@ fn large_file_literals(file: &File, ranges: &[(u64, u64)]) -> Vec<String> {
         })
         .flatten_iter()
         .collect()
+}
+
+/// True for a separate debug-info file (`objcopy --only-keep-debug`, what
+/// `separateDebugInfo` puts under `lib/debug/.build-id/`): its program
+/// headers are the original's, but the interpreter or dynamic segment has no
+/// bytes in the file (its sections are NOBITS). The loader never loads one,
+/// so it has no search path to plan. False for anything that does not parse.
+pub fn is_debug_info_file<'d, R: ReadRef<'d>>(data: R) -> bool {
+    fn check<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(data: R) -> bool {
+        let Ok(header) = Elf::parse(data) else {
+            return false;
+        };
+        let Ok(endian) = header.endian() else {
+            return false;
+        };
+        let Ok(segments) = header.program_headers(endian, data) else {
+            return false;
+        };
+        segments.iter().any(|seg| {
+            matches!(seg.p_type(endian), elf::PT_INTERP | elf::PT_DYNAMIC)
+                && seg.p_filesz(endian).into() == 0
+                && seg.p_memsz(endian).into() != 0
+        })
+    }
+    match data.read_bytes_at(0, 20).ok().and_then(read_ident) {
+        Some((ident, _)) if ident.class == Class::Elf32 => {
+            check::<elf::FileHeader32<Endianness>, R>(data)
+        }
+        Some(_) => check::<elf::FileHeader64<Endianness>, R>(data),
+        None => false,
+    }
 }
 
 /// Parse ELF facts from any `ReadRef`. The error is a one-line description.

@@ -437,6 +437,35 @@ fn glob_match(pat: &str, text: &str) -> bool {
     true
 }
 
+/// The store paths, other than the object's own, through which `dir`
+/// offers its libraries by a cross-path hop (where a link is followed out
+/// of them, before the store path the file is in): the farms behind it.
+fn farms_behind(input: &PlanInput, dir: Option<&crate::snapshot::DirSnapshot>) -> Vec<PathBuf> {
+    let own = input.store.store_path_of(input.path).map(|p| p.path);
+    let mut farms: Vec<PathBuf> = dir
+        .into_iter()
+        .flat_map(|d| d.entries.iter())
+        .filter(|(n, o)| {
+            o.is_loadable_library(n)
+                && o.elf
+                    .is_some_and(|(i, _)| input.facts.ident.loadable_by(&i))
+        })
+        .filter_map(|(_, o)| o.resolved.as_ref())
+        .flat_map(|r| {
+            let last = input.store.store_path_of(&r.real).map(|p| p.path);
+            r.hops
+                .iter()
+                .filter(|h| h.is_cross_path())
+                .filter_map(|h| h.from.clone())
+                .filter(move |f| Some(f) != last.as_ref())
+        })
+        .filter(|f| Some(f) != own.as_ref())
+        .collect();
+    farms.sort();
+    farms.dedup();
+    farms
+}
+
 fn is_origin(text: &str) -> bool {
     text.starts_with("$ORIGIN") || text.starts_with("${ORIGIN}")
 }
@@ -555,7 +584,11 @@ fn plan_list(input: &PlanInput, tag: Tag, list: &str, effective: bool) -> Plan {
                 why: "empty entry: the loader searches the current directory".into(),
             });
             Action::Drop
-        } else if is_origin(text) {
+        } else if is_origin(text) && farms_behind(input, dir_snap).is_empty() {
+            // Relative to the object and inside its own store path: kept
+            // as spelled. One that leads into a farm (through a directory
+            // link, or climbing out: `$ORIGIN/../../<farm>/lib`) is planned
+            // like any other entry below.
             reasons.push(Reason::Origin);
             Action::Keep
         } else if sd.dir == opts.driver_dir {
@@ -595,20 +628,7 @@ fn plan_list(input: &PlanInput, tag: Tag, list: &str, effective: bool) -> Plan {
             let indirect =
                 served.iter().any(|n| n.via_farm) || offers.iter().any(|(_, o)| o.crosses());
             if indirect {
-                let mut farms: Vec<PathBuf> = offers
-                    .iter()
-                    .filter_map(|(_, o)| o.resolved.as_ref())
-                    .flat_map(|r| {
-                        let last = input.store.store_path_of(&r.real).map(|p| p.path);
-                        r.hops
-                            .iter()
-                            .filter(|h| h.is_cross_path())
-                            .filter_map(|h| h.from.clone())
-                            .filter(move |f| Some(f) != last.as_ref())
-                    })
-                    .collect();
-                farms.sort();
-                farms.dedup();
+                let farms = farms_behind(input, dir_snap);
                 reasons.push(Reason::Indirect {
                     offers: offers.len(),
                     farms,

@@ -530,7 +530,8 @@ impl Scanner {
             .par_iter()
             .map(|e| {
                 let mut set = HashSetFast::default();
-                let f = File::open(&e.path).map_err(io_err(&e.path))?;
+                // No atime update: scanning is reading, not using.
+                let f = crate::elf::open_for_reading(&e.path).map_err(io_err(&e.path))?;
                 let size = if let EntryKind::File { size, .. } = e.kind {
                     size
                 } else {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use crate::elf::{self, ElfFacts};
 use crate::farm::{self, Resolved};
@@ -26,6 +26,9 @@ pub struct SurveyOptions {
     pub declared: Vec<String>,
     /// Scan read-only data for soname literals.
     pub hints: bool,
+    /// Farms the outputs may name on purpose (`--allow`): store paths, or
+    /// their names without the hash.
+    pub allow: Vec<String>,
 }
 
 /// One ELF object, its needs and its plans.
@@ -63,6 +66,12 @@ pub struct Survey {
     pub special_files: Vec<PathBuf>,
     /// Symlinks in the outputs that never resolve (a loop).
     pub link_loops: Vec<PathBuf>,
+    /// Every symlink in the outputs (their targets may name a farm).
+    #[serde(skip)]
+    pub symlinks: Vec<PathBuf>,
+    /// [`SurveyOptions::allow`].
+    #[serde(skip)]
+    pub allowed: Vec<String>,
     pub files_scanned: usize,
     /// One line each: files that could not be read.
     pub errors: Vec<WalkError>,
@@ -127,6 +136,9 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
             |e| match elf::FileBytes::open_elf_sized(&e.path, Some(e.size)) {
                 Err(e) => err(e),
                 Ok(None) => Read::Other(e.path.clone()),
+                // A debug-info file is never loaded: its bytes are only
+                // scanned for references, like any other file.
+                Ok(Some(b)) if b.is_debug_info() => Read::Other(e.path.clone()),
                 // One read of the file serves its kind, its facts and its hints.
                 Ok(Some(b)) => match (|| {
                     let facts = b.facts()?;
@@ -168,7 +180,7 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
     let probe = FsProbe::new(store.clone());
     objects.par_iter_mut().for_each(|o| {
         if o.facts.runpath.is_none() && o.facts.rpath.is_some() {
-            let inherited = inherited_needs(&o.path, &o.facts, &probe, &opts.plan);
+            let inherited = inherited_needs(&o.path, &o.facts, &probe, opts);
             needs::add_inherited(&mut o.needs, &inherited);
         }
     });
@@ -231,11 +243,16 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
     // One resolution per link: a loop is reported, a farm link retargeted.
     let mut farm_links = Vec::new();
     let mut link_loops = Vec::new();
+    let symlinks = links.iter().map(|e| e.path.clone()).collect();
+    let mut farm_cache: HashMap<PathBuf, bool> = HashMap::new();
     for e in links {
         match farm::resolve(&e.path, store) {
             Err(farm::ResolveError::Loop { .. }) => link_loops.push(e.path.clone()),
             Err(_) => {}
-            Ok(r) => farm_links.extend(farm_link_of(&e.path, &r, roots, store)),
+            Ok(r) => farm_links.extend(
+                farm_link_of(&e.path, &r, roots, store)
+                    .or_else(|| farm_dir_link(&e.path, &r, roots, store, &mut farm_cache)),
+            ),
         }
     }
 
@@ -247,25 +264,29 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
         other_files,
         special_files,
         link_loops,
+        symlinks,
+        allowed: opts.allow.clone(),
         errors,
         snapshot,
     }
 }
 
-/// The DT_NEEDED of every library `path` loads (transitively) that has no
-/// DT_RUNPATH, with the library that needs it. ld.so searches the DT_RPATH of
-/// every object up the loader chain for those, so `path`'s RPATH serves them.
+/// The needs of every library `path` loads (transitively) that has no
+/// DT_RUNPATH, with the library that has them: its DT_NEEDED, and its dlopen
+/// needs (declared, `.note.dlopen`, soname literals), since a `dlopen()` by
+/// name from such a library searches the DT_RPATH of every object up the
+/// loader chain as ld.so does for DT_NEEDED. `path`'s RPATH serves them all.
 fn inherited_needs(
     path: &Path,
     facts: &ElfFacts,
     probe: &FsProbe,
-    plan_opts: &PlanOptions,
+    opts: &SurveyOptions,
 ) -> Vec<(String, String)> {
     let cfg = LoaderConfig {
         ld_library_path: None,
         ld_so_cache: None,
-        default_dirs: plan::fallback_dirs(facts, plan_opts),
-        ..plan_opts.loader.clone()
+        default_dirs: plan::fallback_dirs(facts, &opts.plan),
+        ..opts.plan.loader.clone()
     };
     let root = Requester::from_facts(path, facts);
     let mut seen: HashSet<String> = facts.needed.iter().cloned().collect();
@@ -276,7 +297,7 @@ fn inherited_needs(
         for name in names {
             let r = resolve::resolve_need(&name, &req, &loaders, &cfg, probe);
             let Some(found) = r.found else { continue };
-            let Ok(child) = elf::read_facts(&found.path) else {
+            let Some((child, child_needs)) = facts_and_needs(&found.path, opts) else {
                 continue;
             };
             let child_name = found
@@ -284,11 +305,9 @@ fn inherited_needs(
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let fresh: Vec<String> = child
-                .needed
-                .iter()
-                .filter(|n| seen.insert((*n).clone()))
-                .cloned()
+            let fresh: Vec<String> = child_needs
+                .into_iter()
+                .filter(|n| seen.insert(n.clone()))
                 .collect();
             if child.runpath.is_none() {
                 out.extend(fresh.iter().map(|n| (n.clone(), child_name.clone())));
@@ -301,6 +320,22 @@ fn inherited_needs(
         }
     }
     out
+}
+
+/// A loaded library's facts and the names of every need it has (one read).
+fn facts_and_needs(path: &Path, opts: &SurveyOptions) -> Option<(ElfFacts, Vec<String>)> {
+    let b = elf::FileBytes::open_elf(path).ok()??;
+    let facts = b.facts().ok()?;
+    let hints = if opts.hints {
+        b.hints().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let names = needs::collect(&facts, &opts.declared, &hints)
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    Some((facts, names))
 }
 
 /// What kind of special file `path` is, for messages.
@@ -343,6 +378,54 @@ fn farm_link_of(
         target: std::fs::read_link(path).ok()?,
         farms,
         canonical,
+    })
+}
+
+/// A symlink to a directory inside a farm (`lib/deps -> $FARM/lib`, used
+/// by a RUNPATH `$ORIGIN/../lib/deps`): when every entry of that directory
+/// is the same file as the entry of that name in one real directory outside
+/// the farm, the link can point there instead and nothing it offers changes.
+/// `None` when the directory joins several real dirs (then `check` reports
+/// the link and leaves it to the packager).
+fn farm_dir_link(
+    path: &Path,
+    r: &Resolved,
+    roots: &[PathBuf],
+    store: &StoreDir,
+    farm_cache: &mut HashMap<PathBuf, bool>,
+) -> Option<FarmLink> {
+    let farm = store.store_path_of(&r.real)?.path;
+    if store.store_path_of(path).map(|s| s.path) == Some(farm.clone())
+        || roots.iter().any(|root| root.starts_with(&farm))
+        || !r.real.is_dir()
+    {
+        return None;
+    }
+    let is_farm = *farm_cache
+        .entry(farm.clone())
+        .or_insert_with(|| crate::closure::is_farm(store, &farm).unwrap_or(false));
+    if !is_farm {
+        return None;
+    }
+    let mut real: Option<PathBuf> = None;
+    for e in std::fs::read_dir(&r.real).ok()? {
+        let entry = e.ok()?.path();
+        let name = entry.file_name()?.to_str()?.to_owned();
+        let res = farm::resolve(&entry, store).ok()?;
+        if res.real.is_dir() {
+            return None;
+        }
+        let d = farm::real_dir(&res, &name, store)?;
+        if d.starts_with(&farm) || real.as_ref().is_some_and(|x| *x != d) {
+            return None;
+        }
+        real = Some(d);
+    }
+    Some(FarmLink {
+        path: path.to_owned(),
+        target: std::fs::read_link(path).ok()?,
+        farms: vec![farm],
+        canonical: real?,
     })
 }
 

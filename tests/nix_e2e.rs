@@ -175,3 +175,47 @@ fn check_only_mode_fails_the_build_with_a_clear_message() {
     assert!(err.contains("unfarm: error findings remain"), "{err}");
     assert!(err.contains("indirect-entry"), "{err}");
 }
+
+#[test]
+fn a_structured_attrs_package_under_setup_sh_ends_clean() {
+    // tests/nix/e2e.nix `jaxlike`: __structuredAttrs, outputs
+    // out/lib/bin/dev/debug, fixup under tests/nix/stdenv-emu.sh with
+    // stdenv's patchELF and autoAddDriverRunpath, then the hook.
+    let outs: Vec<PathBuf> = ["out", "lib", "bin", "dev", "debug"]
+        .iter()
+        .map(|o| build(&format!("jaxlike.{o}")))
+        .collect();
+    for o in &outs {
+        // The package's own dev output is no dependency of anything.
+        let c: Vec<String> = closure(o)
+            .into_iter()
+            .filter(|p| !p.contains("-jaxlike-1.0"))
+            .collect();
+        assert!(
+            unwanted(&c).is_empty(),
+            "closure of {} still has {:#?}",
+            o.display(),
+            unwanted(&c)
+        );
+    }
+    let find = |suffix: &str| {
+        outs.iter()
+            .find(|p| p.to_str().unwrap().ends_with(suffix))
+            .unwrap_or_else(|| panic!("no output {suffix} in {outs:?}"))
+    };
+    for (prog, want) in [
+        (find("-jaxlike-1.0-bin").join("bin/app"), "app 43"),
+        (find("-jaxlike-1.0").join("bin/dl"), "dl 7"),
+    ] {
+        let out = output(prog.to_str().unwrap(), &[]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.trim() == want,
+            "{}: {out:?}",
+            prog.display()
+        );
+        let rp = run("readelf", &["-d", prog.to_str().unwrap()]);
+        let rp = rp.lines().find(|l| l.contains("RUNPATH")).expect("RUNPATH");
+        assert!(rp.contains("[/run/opengl-driver/lib:"), "{rp}");
+    }
+}

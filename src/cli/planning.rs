@@ -24,6 +24,10 @@ pub struct PlanArgs {
     /// Keep entries matching this text or glob (`*`) whatever they serve (repeatable).
     #[arg(long = "keep", value_name = "PATTERN")]
     pub keep: Vec<String>,
+    /// A farm the outputs may name on purpose: its findings become `info`
+    /// (a store path, or its name without the hash; repeatable).
+    #[arg(long = "allow", value_name = "FARM")]
+    pub allow: Vec<String>,
     /// The driver dir kept first in every search path.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DRIVER_DIR)]
     pub driver_dir: PathBuf,
@@ -84,6 +88,7 @@ impl PlanArgs {
             },
             declared,
             hints: !self.no_dlopen_hints,
+            allow: self.allow.clone(),
         })
     }
 }

@@ -5,7 +5,8 @@
 # Host gcc and coreutils, raw derivations, no nixpkgs. `salt` makes every run
 # build fresh paths; `unfarmBin` / `hook` are absolute paths outside the store
 # (fine without a sandbox).
-{ salt ? "0", unfarmBin ? "unfarm", hook ? ../../nix/unfarm-hook.sh }:
+{ salt ? "0", unfarmBin ? "unfarm", hook ? ../../nix/unfarm-hook.sh
+, emu ? ./stdenv-emu.sh }:
 let
   mk = args: script: derivation ({
     inherit salt;
@@ -101,6 +102,55 @@ in rec {
   '';
   app = mkApp "app-1.0" false;
   appFixed = mkApp "app-1.0" true;
+  # jaxlib-style, the way nixpkgs builds it: __structuredAttrs (lists are
+  # bash arrays in .attrs.sh), outputs out/lib/bin/dev/debug, every ELF
+  # with the farm in its RUNPATH, separateDebugInfo-style files, then
+  # fixupPhase under tests/nix/stdenv-emu.sh (setup.sh's options, stdenv's
+  # patchELF, autoAddDriverRunpath) with the hook.
+  jaxlike = derivation {
+    name = "jaxlike-1.0";
+    inherit salt unfarmBin;
+    system = builtins.currentSystem;
+    builder = "/bin/bash";
+    __structuredAttrs = true;
+    outputs = [ "out" "lib" "bin" "dev" "debug" ];
+    PATH = "/usr/bin:/bin";
+    autoAddDriverRunpath = true;
+    unfarmDlopen = [ "libfoo.so.1" "libnvrtc-builtins.so.12" ];
+    unfarmKeep = [ "*-no-such-dir/lib" ];
+    unfarmFlags = [ "--system" ];
+    args = [ "-e" "-c" ''
+      source .attrs.sh
+      for o in "''${!outputs[@]}"; do export "$o=''${outputs[$o]}"; done
+      F=${farm}
+      mkdir -p $out/bin $lib/lib $bin/bin $dev/include $debug/lib/debug/.build-id/ab
+      printf 'int foo(void);\nint core(void){return foo() + 1;}\n' > core.c
+      gcc -shared -fPIC -o $lib/lib/libappcore.so -Wl,-soname,libappcore.so core.c \
+        -L${foo.lib}/lib -l:libfoo.so.1 -Wl,--enable-new-dtags -Wl,-rpath,${foo.lib}/lib
+      cat > app.c <<'C'
+      #include <stdio.h>
+      int core(void); int cublas(void);
+      int main(void){ printf("app %d\n", core() + cublas()); return 0; }
+      C
+      gcc -o $bin/bin/app app.c -L$lib/lib -lappcore -L$F/lib -l:libcublas.so.12 \
+        -Wl,--enable-new-dtags -Wl,-rpath,$lib/lib:$F/lib:$F/lib/stubs
+      cat > dl.c <<'C'
+      #include <dlfcn.h>
+      #include <stdio.h>
+      int main(void){
+        void *h = dlopen("libnvrtc-builtins.so.12", RTLD_NOW);
+        if (!h) { printf("dlopen failed: %s\n", dlerror()); return 1; }
+        int (*f)(void) = (int (*)(void))dlsym(h, "builtins");
+        printf("dl %d\n", f()); return 0; }
+      C
+      gcc -o $out/bin/dl dl.c -ldl -Wl,--enable-new-dtags -Wl,-rpath,$F/lib
+      printf 'int core(void);\n' > $dev/include/jaxlike.h
+      objcopy --only-keep-debug $bin/bin/app $debug/lib/debug/.build-id/ab/cdef01.debug
+      objcopy --only-keep-debug --compress-debug-sections $lib/lib/libappcore.so \
+        $debug/lib/debug/.build-id/ab/cdef02.debug
+      bash ${emu} ${hook}
+    '' ];
+  };
   # The hook in check-only mode must fail the build.
   appCheckOnly = mk { name = "app-checkonly"; } ''
     mkdir -p $out/bin
