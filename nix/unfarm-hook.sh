@@ -19,8 +19,11 @@
 # nothing of dlopen and would drop the dirs a program dlopen()s from before we
 # run. So when the hook is enabled it sets dontPatchELF=1 at the start of
 # fixup and does that job itself: if the packager had not set dontPatchELF,
-# `unfarm fix` runs with --shrink (dlopen-aware: declared, `.note.dlopen` and
-# soname-literal needs keep their dirs); if they had, it expands farms only.
+# `unfarm fix` runs with --drop-unused: entries outside farms that serve no
+# need go, as under patchELF, but dlopen needs (declared, `.note.dlopen`,
+# soname literals) count, and an object that imports dlopen without
+# declaring what it opens keeps its entries; farms still expand. If they had
+# set it, farms are only expanded.
 # In check-only mode nothing shrinks at all.
 #
 # Ordering: RUNPATH hooks must run before us (autoPatchelfHook and
@@ -96,8 +99,8 @@ unfarmPostFixup() {
         [ "$_unfarmX" = --shrink ] && _unfarmShrink=1
     done
     if [ -n "${unfarmPatchELFWanted-}" ] && [ -z "${unfarmCheckOnly-}" ] && [ -z "$_unfarmShrink" ]; then
-        echo "unfarm: shrinking RUNPATHs in stdenv's patchELF's place (dlopen-aware; dontPatchELF=1 to expand only)"
-        _unfarmFlags+=(--shrink)
+        echo "unfarm: dropping unused RUNPATH entries in stdenv's patchELF's place (dlopen-aware; dontPatchELF=1 to keep them)"
+        _unfarmFlags+=(--drop-unused)
     fi
     local _unfarmNames
     if declare -F getAllOutputNames >/dev/null; then

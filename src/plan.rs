@@ -35,6 +35,10 @@ pub enum Mode {
 #[derive(Clone, Debug)]
 pub struct PlanOptions {
     pub mode: Mode,
+    /// In expand mode too, drop entries outside farms that serve no known
+    /// need: stdenv's patchELF's job, done dlopen-aware (the setup hook takes
+    /// it over). `Mode::Shrink` implies it.
+    pub drop_unused: bool,
     /// Entries to keep whatever they serve: exact text, or a glob with `*`.
     pub keep: Vec<String>,
     pub driver_dir: PathBuf,
@@ -54,6 +58,7 @@ impl Default for PlanOptions {
     fn default() -> Self {
         PlanOptions {
             mode: Mode::Expand,
+            drop_unused: false,
             keep: Vec::new(),
             driver_dir: DEFAULT_DRIVER_DIR.into(),
             want_driver: false,
@@ -493,6 +498,20 @@ fn plan_list(input: &PlanInput, tag: Tag, list: &str, effective: bool) -> Plan {
     let opts = input.opts;
     let facts = input.facts;
     let snap = input.snapshot;
+    // Whether every name this object may dlopen() is known: it imports no
+    // dlopen, or the packager or a `.note.dlopen` says what it opens.
+    // `--drop-unused` (patchELF's job) drops an unused entry only then: a
+    // computed name could be served by any entry.
+    let dlopen_known = !facts.imports_dlopen
+        || input.needs.iter().any(|n| {
+            n.provenance.iter().any(|p| {
+                matches!(
+                    p,
+                    crate::needs::Provenance::Declared | crate::needs::Provenance::Note { .. }
+                )
+            })
+        });
+    let drop_unused = opts.mode == Mode::Shrink || (opts.drop_unused && dlopen_known);
     let req = Requester {
         path: input.path.to_owned(),
         ident: facts.ident,
@@ -673,7 +692,7 @@ fn plan_list(input: &PlanInput, tag: Tag, list: &str, effective: bool) -> Plan {
                 }
             } else if !served.is_empty() {
                 Action::Keep
-            } else if opts.mode == Mode::Shrink && effective {
+            } else if drop_unused && effective {
                 if let Some(m) = &missing_required {
                     reasons.push(Reason::MissingNeedGuard { need: m.clone() });
                     Action::Keep
@@ -792,20 +811,10 @@ fn plan_list(input: &PlanInput, tag: Tag, list: &str, effective: bool) -> Plan {
                 .map(|f| f.resolved.real);
         }
     }
-    if effective && opts.mode == Mode::Shrink && facts.imports_dlopen {
-        let declared = input.needs.iter().any(|n| {
-            n.provenance.iter().any(|p| {
-                matches!(
-                    p,
-                    crate::needs::Provenance::Declared | crate::needs::Provenance::Note { .. }
-                )
-            })
-        });
-        if !declared {
-            warnings.push(
-                "imports dlopen but declares no dlopen needs (no --dlopen, no .note.dlopen): libraries it computes names for cannot be seen".into(),
-            );
-        }
+    if effective && opts.mode == Mode::Shrink && !dlopen_known {
+        warnings.push(
+            "imports dlopen but declares no dlopen needs (no --dlopen, no .note.dlopen): libraries it computes names for cannot be seen".into(),
+        );
     }
     let removed = removed_store_paths(list, &new_text, input.store);
     let outcome = match refusal {

@@ -462,6 +462,45 @@ fn a_dlopen_only_program_keeps_its_dirs_under_stdenv_patchelf() {
 }
 
 #[test]
+fn stdenv_defaults_nothing_declared_every_program_runs() {
+    // The hook in patchELF's place, nothing declared: bin/dlc dlopen()s a
+    // computed name from a dir that serves no DT_NEEDED. patchELF would drop
+    // that dir; unfarm keeps unused entries of an object whose dlopen needs
+    // it cannot know, and still takes every farm and dev path out.
+    let w = world();
+    let out = fixup(
+        &w,
+        Attrs::Structured,
+        &[
+            ("autoAddDriverRunpath", s("1")),
+            ("unfarmFlags", list(&["--system"])),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    for u in &w.unwanted {
+        for o in w.outs.values() {
+            let left = naming(o, &hash_of(u));
+            assert!(
+                left.is_empty(),
+                "{} still names {}: {left:?}",
+                o.display(),
+                u.display()
+            );
+        }
+    }
+    for (p, before) in &w.programs {
+        let r = common::run(p, &[]);
+        assert!(
+            r.code == Some(0) && &r.stdout == before,
+            "{} after fixup: {r:?} (before: {before:?}), RUNPATH {}\n{}",
+            p.display(),
+            runpath(p),
+            text(&out)
+        );
+    }
+}
+
+#[test]
 fn debug_info_files_are_left_alone() {
     let w = world();
     let debug = w.outs["debug"].join("lib/debug/.build-id/ab");

@@ -12,6 +12,11 @@ pub struct PlanArgs {
     /// real dirs of every library they offer, which never breaks a program).
     #[arg(long)]
     pub shrink: bool,
+    /// Drop entries outside farms that serve no known need (DT_NEEDED or
+    /// dlopen), as stdenv's patchELF does but dlopen-aware; farms still expand.
+    /// The setup hook's default when it takes patchELF's place; --shrink implies it.
+    #[arg(long)]
+    pub drop_unused: bool,
     /// A soname the objects dlopen() (repeatable).
     #[arg(long = "dlopen", value_name = "SONAME")]
     pub dlopen: Vec<String>,
@@ -69,6 +74,7 @@ impl PlanArgs {
                 } else {
                     Mode::Expand
                 },
+                drop_unused: self.drop_unused,
                 keep: self.keep.clone(),
                 driver_dir: self.driver_dir.clone(),
                 want_driver: self.add_driver_dir,

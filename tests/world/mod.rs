@@ -329,6 +329,7 @@ pub fn decode(data: &[u8]) -> World {
     let needs = unfarm::needs::collect(&facts, &declared, &[]);
     let mut opts = PlanOptions {
         mode: if b.bit() { Mode::Shrink } else { Mode::Expand },
+        drop_unused: b.bit(),
         want_driver: b.u8() % 4 == 0,
         loader: LoaderConfig {
             cwd: Some(PathBuf::from("/cwd")),
