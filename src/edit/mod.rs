@@ -18,14 +18,24 @@
 //!   entry reuses a PT_NULL slot, or room is made by moving the `.interp`,
 //!   note and dynamic-symbol tables that follow it into the new segment
 //!   (updating PT_INTERP/PT_NOTE/PT_GNU_PROPERTY and DT_SYMTAB & co.). Only a
-//!   file without section headers gets its table moved. DT_STRTAB /
-//!   DT_STRSZ, section headers and symbols of moved sections are updated.
+//!   file without section headers, or one where code follows the table
+//!   (gold `--rosegment`), gets its table moved. Bytes after the table that
+//!   nothing describes (patchelf leaves them) are used as they are. DT_STRTAB
+//!   / DT_STRSZ, section headers and symbols of moved sections are updated,
+//!   and the section headers are kept in file-offset order (renumbered, with
+//!   links, `e_shstrndx` and symbols following), as patchelf and `strip`
+//!   expect.
+//! - **extend**: a file that already ends with a PT_LOAD (grown before, by
+//!   patchelf or by us) has that segment extended instead; when `.dynstr`
+//!   already ends it, the string is rewritten where it is, so repeated grows
+//!   stay bounded.
 //!
 //! Editing to the value a file already has produces no patches.
 
 mod check;
 mod note;
 mod parse;
+mod shdrs;
 mod write;
 
 pub use check::{check_layout, check_layout_ref};
@@ -415,6 +425,7 @@ fn plan_remove(
     Ok(())
 }
 
+mod extend;
 mod grow;
 
 #[cfg(test)]

@@ -75,6 +75,8 @@ pub(crate) struct Model {
     pub phentsize: u16,
     pub shoff: u64,
     pub shentsize: u16,
+    /// Index of the section-name string table (`e_shstrndx`, resolved).
+    pub shstrndx: u32,
     pub phdrs: Vec<Phdr>,
     pub shdrs: Vec<Shdr>,
     pub dynamic: Option<DynInfo>,
@@ -238,6 +240,12 @@ fn parse_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
         phentsize: hdr.e_phentsize(endian),
         shoff,
         shentsize: hdr.e_shentsize(endian),
+        shstrndx: if shoff == 0 {
+            0
+        } else {
+            hdr.shstrndx(endian, data)
+                .map_err(|e| obj_err("section headers", e))?
+        },
         phdrs,
         shdrs,
         dynamic,

@@ -601,7 +601,12 @@ fn section_inside_the_block_to_move_is_refused() {
         &data[..],
         "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-farm/lib:/nix/store/0123456789abcdfghijklmnpqrsvwxyz-x/lib:$ORIGIN/../lib",
     ) {
-        Err(e) => assert!(e.to_string().contains("not movable"), "{e}"),
+        // Without room after the table the table itself would move, which
+        // needs a symbol table that is updated here to share no bytes.
+        Err(e) => assert!(
+            e.to_string().contains("not movable") || e.to_string().contains("shares bytes"),
+            "{e}"
+        ),
         Ok(e) => {
             let mut out = data.to_vec();
             apply_in_memory(&mut out, &e);
@@ -700,8 +705,21 @@ fn symbol_table_sharing_bytes_with_dynamic_is_not_written() {
     );
     let data = include_bytes!("../../fuzz/seeds/edit/symtab-over-dynamic");
     check_layout(&data[..]).unwrap();
-    let err = edit_runpath(&data[..], long).unwrap_err();
-    assert!(err.to_string().contains("shares bytes"), "{err}");
+    // Refused, or (when the bytes after the program headers are free and
+    // no section moves) done without writing the shared table: .dynamic and
+    // DT_STRTAB stay intact.
+    match edit_runpath(&data[..], long) {
+        Err(err) => assert!(err.to_string().contains("shares bytes"), "{err}"),
+        Ok(e) => {
+            let mut out = data.to_vec();
+            apply_in_memory(&mut out, &e);
+            check_layout(&out).unwrap();
+            assert_eq!(
+                read_path(&out, SearchPathTag::Runpath).as_deref(),
+                Some(long.as_bytes())
+            );
+        }
+    }
     // A removal (in place) still works and stays valid.
     let e = edit_runpath(&data[..], "").unwrap();
     let mut out = data.to_vec();
