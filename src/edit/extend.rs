@@ -34,24 +34,27 @@ pub(super) fn trailing_load(m: &Model) -> Option<usize> {
             || (p.mem_end().is_some_and(|e| e <= last.vaddr)
                 && p.file_end().is_some_and(|e| e <= last.offset))
     });
-    let shdrs_below = m.shdrs.is_empty()
-        || u64::from(m.shentsize)
-            .checked_mul(m.shdrs.len() as u64)
-            .and_then(|n| n.checked_add(m.shoff))
-            .is_some_and(|e| e <= last.offset);
+    // The section header table may come before the segment, or after it
+    // (where our grow put a table that had to move): then it moves again.
+    let sh_end = u64::from(m.shentsize)
+        .checked_mul(m.shdrs.len() as u64)
+        .and_then(|n| n.checked_add(m.shoff))?;
+    let shdrs_below = m.shdrs.is_empty() || sh_end <= last.offset;
+    let shdrs_after = !m.shdrs.is_empty() && m.shoff >= end && sh_end <= m.file_len;
+    let tail_end = if shdrs_after { sh_end } else { end };
     let nothing_after = m.shdrs.iter().all(|s| {
         s.sh_type == elf::SHT_NOBITS.0 || s.size == 0 || s.offset.saturating_add(s.size) <= end
     }) && m
         .phdrs
         .iter()
         .all(|p| p.filesz == 0 || p.file_end().is_some_and(|e| e <= end));
-    let ok = end <= m.file_len
-        && m.file_len - end <= MAX_TAIL_PAD
+    let ok = tail_end <= m.file_len
+        && m.file_len - tail_end <= MAX_TAIL_PAD
         && last.filesz == last.memsz
         && last.flags & elf::PF_X.0 == 0
         && last.offset > 0
         && others_below
-        && shdrs_below
+        && (shdrs_below || shdrs_after)
         && nothing_after;
     ok.then_some(li)
 }
@@ -82,11 +85,18 @@ pub(super) fn plan<'d, R: ReadRef<'d>>(
     let last = m.phdrs[g.load];
     let vaddr_of = |off: u64| last.vaddr + (off - last.offset);
     let mut entries = g.entries;
-    // `.dynstr` already ends the file inside this segment: write the new
-    // string over the old one when that is the last string, else after the
-    // last string; the table just gets longer.
-    let in_tail =
-        ctx.str_off >= last.offset && ctx.str_off.checked_add(ctx.strsz) == Some(m.file_len);
+    let seg_end = last
+        .file_end()
+        .ok_or_else(|| EditError::Malformed("PT_LOAD end overflows".into()))?;
+    // What followed the segment (padding, a section header table that moves
+    // on) is zeroed; new contents start right at the segment's end.
+    if seg_end < m.file_len {
+        w.put(seg_end, vec![0; (m.file_len - seg_end) as usize]);
+    }
+    // `.dynstr` already ends this segment: write the new string over the old
+    // one when that is the last string, else after the last string; the
+    // table just gets longer.
+    let in_tail = ctx.str_off >= last.offset && ctx.str_off.checked_add(ctx.strsz) == Some(seg_end);
     let (str_off, index, mut end) = if in_tail {
         let at = match g.old {
             Some(o)
@@ -101,7 +111,7 @@ pub(super) fn plan<'d, R: ReadRef<'d>>(
         w.put(ctx.str_off + at, bytes);
         (ctx.str_off, at, ctx.str_off + at + g.new.len() as u64 + 1)
     } else {
-        (m.file_len, ctx.strsz, m.file_len)
+        (seg_end, ctx.strsz, seg_end)
     };
     let strsz = if in_tail {
         index + g.new.len() as u64 + 1
@@ -169,13 +179,8 @@ pub(super) fn plan<'d, R: ReadRef<'d>>(
         let mut moved = Vec::new();
         let str_at = (str_off, vaddr_of(str_off), strsz);
         relocate_dyn_sections(m, ctx, &mut sh, &mut moved, str_at, dyn_at);
-        shdrs::emit(m, data, &sh, &moved, w)?;
-    }
-    // Bytes between the old segment end and the old end of file (padding)
-    // become part of the segment: zero them so nothing stale is mapped.
-    let old_end = last.file_end().unwrap_or(m.file_len);
-    if old_end < m.file_len && !in_tail {
-        w.put(old_end, vec![0; (m.file_len - old_end) as usize]);
+        let table_at = (m.shoff >= seg_end).then(|| align_up(end, m.word_size()).unwrap_or(end));
+        end = end.max(shdrs::emit(m, data, &sh, &moved, table_at, w)?);
     }
     Ok(end.max(m.file_len))
 }

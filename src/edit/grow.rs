@@ -285,7 +285,17 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
             )
         });
         relocate_dyn_sections(m, ctx, &mut shdrs, &mut moved, str_at, dyn_at);
-        shdrs::emit(m, data, &shdrs, &moved, w)?;
+        if room.as_ref().is_some_and(|r| r.moves_shdrs) {
+            let at = align_up(off0 + total, m.word_size()).unwrap_or(off0 + total);
+            // What the grown program header table does not cover is zeroed.
+            let from = m.shoff.max(m.phoff + ph_size);
+            let to = m.shoff + u64::from(m.shentsize) * m.shdrs.len() as u64;
+            if to > from {
+                w.put(from, vec![0; (to - from) as usize]);
+            }
+            return shdrs::emit(m, data, &shdrs, &moved, Some(at), w);
+        }
+        shdrs::emit(m, data, &shdrs, &moved, None, w)?;
     }
     Ok(off0 + total)
 }
@@ -336,6 +346,9 @@ struct Room {
     vstart: u64,
     align: u64,
     secs: Vec<usize>,
+    /// The section header table lies where the program header table grows
+    /// (Go's internal linker puts it right after): it moves to the end.
+    moves_shdrs: bool,
 }
 
 impl Room {
@@ -416,6 +429,9 @@ fn find_room(m: &Model, need: u64, dynstr_addr: u64) -> Result<Room, EditError> 
         .chain(host.file_end())
         .min()
         .unwrap_or(start);
+    // The section header table is not loaded: its bytes are room too.
+    let sh_size = u64::from(m.shentsize) * m.shdrs.len() as u64;
+    let shdrs_at = |from: u64, to: u64| sh_size > 0 && m.shoff < to && m.shoff + sh_size > from;
     if free_end - start >= need {
         return Ok(Room {
             start,
@@ -423,6 +439,7 @@ fn find_room(m: &Model, need: u64, dynstr_addr: u64) -> Result<Room, EditError> 
             vstart,
             align: 1,
             secs: Vec::new(),
+            moves_shdrs: shdrs_at(start, start + need),
         });
     }
     let mut end = start;
@@ -466,6 +483,7 @@ fn find_room(m: &Model, need: u64, dynstr_addr: u64) -> Result<Room, EditError> 
         vstart,
         align,
         secs: chosen,
+        moves_shdrs: shdrs_at(start, end),
     };
     // Nothing else may point into the block: no other section's bytes...
     for (i, s) in m.shdrs.iter().enumerate() {

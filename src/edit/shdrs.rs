@@ -27,16 +27,19 @@ pub(super) struct Moved {
 const WHOLE_TABLE_FROM: usize = 16;
 
 /// Write the section headers `shdrs` (the input's, with moved sections
-/// updated), sorted by file offset, and update what refers to them.
+/// updated), sorted by file offset, and update what refers to them. With
+/// `new_shoff` the table is written there (past the end of the file) and
+/// `e_shoff` points to it; returns the end of the file's contents.
 pub(super) fn emit<'d, R: ReadRef<'d>>(
     m: &Model,
     data: R,
     shdrs: &[Shdr],
     moved: &[Moved],
+    new_shoff: Option<u64>,
     w: &mut Writes,
-) -> Result<(), EditError> {
+) -> Result<u64, EditError> {
     if shdrs.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let expected = if m.is64 { 64 } else { 40 };
     if m.shentsize != expected {
@@ -80,14 +83,25 @@ pub(super) fn emit<'d, R: ReadRef<'d>>(
             s.info = remap(s.info);
         }
         let bytes = enc.shdr(&s)?;
-        if reorders {
+        if reorders || new_shoff.is_some() {
             table.extend_from_slice(&bytes);
         } else if s != m.shdrs[old] {
             w.put(m.shoff + new as u64 * entsize, bytes);
         }
     }
-    if reorders {
+    let table_end = new_shoff.unwrap_or(m.shoff) + table.len() as u64;
+    if let Some(at) = new_shoff {
+        w.put(at, table);
+        let field = if m.is64 {
+            offset_of!(elf::FileHeader64<object::Endianness>, e_shoff)
+        } else {
+            offset_of!(elf::FileHeader32<object::Endianness>, e_shoff)
+        };
+        w.put(field as u64, enc.word_bytes("section header offset", at)?);
+    } else if reorders {
         w.put(m.shoff, table);
+    }
+    if reorders {
         let shstrndx = remap(m.shstrndx);
         if shstrndx != m.shstrndx {
             let at = if m.is64 {
@@ -109,7 +123,8 @@ pub(super) fn emit<'d, R: ReadRef<'d>>(
             .then(|| new_index[i] as u16)
             .filter(|&v| v != shndx)
     };
-    update_symbols(m, data, shdrs, moved, &renumber, w)
+    update_symbols(m, data, shdrs, moved, &renumber, w)?;
+    Ok(table_end)
 }
 
 /// Renumbering is refused where an index hides somewhere we do not update:
