@@ -142,6 +142,9 @@ pub(super) fn plan<'d, R: ReadRef<'d>>(
         at
     };
     entries[g.pos].1 = index;
+    for &j in g.old.map_or(&[][..], |o| &o.twins) {
+        entries[j].1 = index;
+    }
     set(&mut entries, elf::DT_STRSZ.0, strsz);
     set(&mut entries, elf::DT_STRTAB.0, vaddr_of(str_off));
     if !m.is64 && vaddr_of(end) > u64::from(u32::MAX) {

@@ -62,6 +62,9 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
         Some(i) => entries[i].1 = new_index,
         None => entries.push((tag, new_index)),
     }
+    for &j in old.map_or(&[][..], |o| &o.twins) {
+        entries[j].1 = new_index;
+    }
     set(&mut entries, elf::DT_STRSZ.0, dynstr.len() as u64);
 
     let needed_slots = entries.len() as u64 + 1;

@@ -309,6 +309,10 @@ pub(crate) struct OldString {
     /// End (exclusive, inside `.dynstr`) of the bytes we may overwrite: the
     /// shared tail's start, or past the NUL and any unreferenced NUL run.
     pub avail_end: u64,
+    /// Entries of the other search-path tag (DT_RPATH for DT_RUNPATH and
+    /// back) naming the very same string: one value, written by old linkers
+    /// under both tags. They are edited together, as patchelf does.
+    pub twins: Vec<usize>,
 }
 
 impl OldString {
@@ -333,13 +337,24 @@ impl OldString {
             .map_err(|e| EditError::Malformed(format!("search path string: {e}")))?
             .to_vec();
         let nul = start + bytes.len() as u64;
+        let tag = dynamic.entries[entry].0;
+        let twin_tag = if tag == elf::DT_RUNPATH.0 {
+            elf::DT_RPATH.0
+        } else {
+            elf::DT_RUNPATH.0
+        };
+        let twins: Vec<usize> = (0..dynamic.entries.len())
+            .filter(|&i| dynamic.entries[i] == (twin_tag, start))
+            .collect();
         let mut refs = parse::dynstr_refs(m, data)?;
         refs.extend(
             dynamic
                 .entries
                 .iter()
                 .enumerate()
-                .filter(|(i, (t, _))| *i != entry && parse::STRING_TAGS.contains(t))
+                .filter(|(i, (t, _))| {
+                    *i != entry && !twins.contains(i) && parse::STRING_TAGS.contains(t)
+                })
                 .map(|(_, (_, v))| *v),
         );
         refs.sort_unstable();
@@ -378,6 +393,7 @@ impl OldString {
             bytes,
             shared_from,
             avail_end,
+            twins,
         })
     }
 
@@ -411,12 +427,17 @@ fn plan_remove(
     let d = m.dynamic.as_ref().ok_or(EditError::NoDynamic)?;
     let enc = Enc::of(m);
     let mut entries = d.entries.clone();
-    entries.remove(entry);
-    // Rewrite from the removed slot to the old terminator (if there is room
-    // for one: a dynamic array may fill PT_DYNAMIC without a DT_NULL).
-    let slots = ((d.entries.len() - entry) as u64 + 1).min(d.slots - entry as u64);
-    let tail = enc.dyn_array(&entries[entry..], slots)?;
-    let at = d.offset + entry as u64 * m.dyn_entsize();
+    let mut gone: Vec<usize> = o.twins.iter().copied().chain([entry]).collect();
+    gone.sort_unstable();
+    for &i in gone.iter().rev() {
+        entries.remove(i);
+    }
+    let first = gone[0];
+    // Rewrite from the first removed slot to the old terminator (if there is
+    // room for one: a dynamic array may fill PT_DYNAMIC without a DT_NULL).
+    let slots = ((d.entries.len() - first) as u64 + 1).min(d.slots - first as u64);
+    let tail = enc.dyn_array(&entries[first..], slots)?;
+    let at = d.offset + first as u64 * m.dyn_entsize();
     w.put(at, tail);
     let private = o.private_end() - o.start;
     if private > 0 {
