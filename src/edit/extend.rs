@@ -39,7 +39,9 @@ pub(super) fn trailing_load(m: &Model) -> Option<usize> {
     let sh_end = u64::from(m.shentsize)
         .checked_mul(m.shdrs.len() as u64)
         .and_then(|n| n.checked_add(m.shoff))?;
-    let shdrs_below = m.shdrs.is_empty() || sh_end <= last.offset;
+    // patchelf >= 0.18 puts the table at the start of its segment.
+    let shdrs_below =
+        m.shdrs.is_empty() || sh_end <= last.offset || (m.shoff >= last.offset && sh_end <= end);
     let shdrs_after = !m.shdrs.is_empty() && m.shoff >= end && sh_end <= m.file_len;
     let tail_end = if shdrs_after { sh_end } else { end };
     let nothing_after = m.shdrs.iter().all(|s| {
@@ -96,7 +98,16 @@ pub(super) fn plan<'d, R: ReadRef<'d>>(
     // `.dynstr` already ends this segment: write the new string over the old
     // one when that is the last string, else after the last string; the
     // table just gets longer.
-    let in_tail = ctx.str_off >= last.offset && ctx.str_off.checked_add(ctx.strsz) == Some(seg_end);
+    let str_end = ctx.str_off.saturating_add(ctx.strsz);
+    let in_tail = ctx.str_off >= last.offset
+        && str_end <= seg_end
+        && seg_end - str_end < 16
+        && !m.shdrs.iter().any(|s| {
+            s.sh_type != elf::SHT_NOBITS.0
+                && s.size > 0
+                && s.offset >= str_end
+                && s.offset < seg_end
+        });
     let (str_off, index, mut end) = if in_tail {
         let at = match g.old {
             Some(o)
