@@ -400,12 +400,33 @@ fn go_internal_linker_section_headers_after_program_headers() {
     unfarm_then_patchelf(&w, &p, "Go internal linking", false);
 }
 
-/// A non-PIE executable: unfarm grows it and the strippers keep it running.
+/// A non-PIE executable: unfarm grows it, the strippers keep it running,
+/// and both patchelfs edit the result (their executable path asserted that
+/// a section follows `.dynstr`: the section name table is put after it).
+/// Debian's patchelf 0.14.3 then leaves `.dynstr` partly outside its
+/// segment, which runs but which `strip` breaks: only the current patchelf's
+/// result is stripped.
 #[test]
-fn non_pie_grows_and_strips() {
+fn non_pie_grows_strips_and_patchelf_edits_it() {
     let w = World::new();
     let p = w.gcc_prog("nopie", &["-no-pie"]);
     unfarm_then_patchelf(&w, &p, "GNU ld non-PIE", false);
+    let u = copy(&p, "nopie-unfarmed");
+    assert!(set_value(&u, &w.long("u")));
+    let longer = format!("{}:/more/{}", w.long("u"), "y".repeat(300));
+    for pe in PATCHELFS {
+        for args in [
+            &["--add-rpath", "/some/extra/dir"][..],
+            &["--set-rpath", &longer][..],
+        ] {
+            let e = copy(&u, "nopie-pe");
+            ok(Command::new(pe).args(args).arg(&e));
+            assert_runs(&e, &format!("non-PIE unfarmed + {pe} {args:?}"));
+            if *pe == PATCHELFS[1] {
+                strippers_keep_it_running(&e, &format!("non-PIE unfarmed + {pe} {args:?}"));
+            }
+        }
+    }
 }
 
 /// The library of a CUDA package after autoAddDriverRunpath: patchelf moved

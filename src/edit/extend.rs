@@ -44,8 +44,13 @@ pub(super) fn trailing_load(m: &Model) -> Option<usize> {
         m.shdrs.is_empty() || sh_end <= last.offset || (m.shoff >= last.offset && sh_end <= end);
     let shdrs_after = !m.shdrs.is_empty() && m.shoff >= end && sh_end <= m.file_len;
     let tail_end = if shdrs_after { sh_end } else { end };
-    let nothing_after = m.shdrs.iter().all(|s| {
-        s.sh_type == elf::SHT_NOBITS.0 || s.size == 0 || s.offset.saturating_add(s.size) <= end
+    // (The section name table may follow: our grow of an executable puts it
+    // there for patchelf, and puts it after the extension again.)
+    let nothing_after = m.shdrs.iter().enumerate().all(|(i, s)| {
+        s.sh_type == elf::SHT_NOBITS.0
+            || s.size == 0
+            || s.offset.saturating_add(s.size) <= end
+            || (i == m.shstrndx as usize && s.flags & elf::SHF_ALLOC.0 == 0)
     }) && m
         .phdrs
         .iter()
@@ -193,8 +198,12 @@ pub(super) fn plan<'d, R: ReadRef<'d>>(
         let mut moved = Vec::new();
         let str_at = (str_off, vaddr_of(str_off), strsz);
         relocate_dyn_sections(m, ctx, &mut sh, &mut moved, str_at, dyn_at);
-        let table_at = (m.shoff >= seg_end).then(|| align_up(end, m.word_size()).unwrap_or(end));
-        end = end.max(shdrs::emit(m, data, &sh, &moved, table_at, w)?);
+        let tail = shdrs::Tail {
+            content_end: end,
+            clobber_from: seg_end,
+            move_table: m.shoff >= seg_end,
+        };
+        end = shdrs::emit(m, data, &sh, &moved, tail, w)?;
     }
     Ok(end.max(m.file_len))
 }

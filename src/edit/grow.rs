@@ -288,17 +288,21 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
             )
         });
         relocate_dyn_sections(m, ctx, &mut shdrs, &mut moved, str_at, dyn_at);
-        if room.as_ref().is_some_and(|r| r.moves_shdrs) {
-            let at = align_up(off0 + total, m.word_size()).unwrap_or(off0 + total);
+        let moves_table = room.as_ref().is_some_and(|r| r.moves_shdrs);
+        if moves_table {
             // What the grown program header table does not cover is zeroed.
             let from = m.shoff.max(m.phoff + ph_size);
             let to = m.shoff + u64::from(m.shentsize) * m.shdrs.len() as u64;
             if to > from {
                 w.put(from, vec![0; (to - from) as usize]);
             }
-            return shdrs::emit(m, data, &shdrs, &moved, Some(at), w);
         }
-        shdrs::emit(m, data, &shdrs, &moved, None, w)?;
+        let tail = shdrs::Tail {
+            content_end: off0 + total,
+            clobber_from: u64::MAX,
+            move_table: moves_table,
+        };
+        return shdrs::emit(m, data, &shdrs, &moved, tail, w);
     }
     Ok(off0 + total)
 }

@@ -12,7 +12,7 @@ use object::{Endian, ReadRef, elf};
 
 use super::EditError;
 use super::parse::{Model, Shdr};
-use super::write::{Enc, Writes};
+use super::write::{Enc, Writes, align_up};
 
 /// A section that moved: its index and old and new address (symbols
 /// defined relative to it move by the same distance).
@@ -26,21 +26,51 @@ pub(super) struct Moved {
 /// patch) rather than entry by entry.
 const WHOLE_TABLE_FROM: usize = 16;
 
+/// Where a grow's contents end (see [`emit`]).
+pub(super) struct Tail {
+    pub content_end: u64,
+    pub clobber_from: u64,
+    pub move_table: bool,
+}
+
 /// Write the section headers `shdrs` (the input's, with moved sections
-/// updated), sorted by file offset, and update what refers to them. With
-/// `new_shoff` the table is written there (past the end of the file) and
-/// `e_shoff` points to it; returns the end of the file's contents.
+/// updated), sorted by file offset, and update what refers to them.
+/// `content_end` is where the grown file's contents end, written from
+/// `clobber_from` on (`u64::MAX`: nothing existing is overwritten); with `move_table`
+/// the table is written after them and `e_shoff` points to it. Returns the
+/// end of everything written.
 pub(super) fn emit<'d, R: ReadRef<'d>>(
     m: &Model,
     data: R,
     shdrs: &[Shdr],
     moved: &[Moved],
-    new_shoff: Option<u64>,
+    tail: Tail,
     w: &mut Writes,
 ) -> Result<u64, EditError> {
+    let Tail {
+        content_end,
+        clobber_from,
+        move_table,
+    } = tail;
     if shdrs.is_empty() {
-        return Ok(0);
+        return Ok(content_end);
     }
+    let mut shdrs = shdrs.to_vec();
+    let mut end = content_end;
+    if let Some(i) = marker_needed(m, &shdrs, clobber_from) {
+        // patchelf's executable path asserts that some section follows the
+        // last one it replaces (`.dynstr`, now at the end): the section name
+        // table, never loaded, goes after it.
+        let s = &m.shdrs[i];
+        let bytes = data
+            .read_bytes_at(s.offset, s.size)
+            .map_err(|_| EditError::Malformed("section name table lies outside the file".into()))?;
+        w.put(end, bytes.to_vec());
+        shdrs[i].offset = end;
+        end += s.size;
+    }
+    let new_shoff = move_table.then(|| align_up(end, m.word_size()).unwrap_or(end));
+    let shdrs = &shdrs[..];
     let expected = if m.is64 { 64 } else { 40 };
     if m.shentsize != expected {
         return Err(EditError::Unsupported(format!(
@@ -124,7 +154,39 @@ pub(super) fn emit<'d, R: ReadRef<'d>>(
             .filter(|&v| v != shndx)
     };
     update_symbols(m, data, shdrs, moved, &renumber, w)?;
-    Ok(table_end)
+    Ok(if move_table { table_end } else { end })
+}
+
+/// In an executable (ET_EXEC) whose last section in the file is loaded, the
+/// index of the section name table to put after it, if it can move: a
+/// non-loaded string table.
+/// Also when the table lies where the grow writes (`clobber_from` on: an
+/// earlier grow put it after the segment being extended).
+fn marker_needed(m: &Model, shdrs: &[Shdr], clobber_from: u64) -> Option<usize> {
+    let i = m.shstrndx as usize;
+    let names = m.shdrs.get(i)?;
+    let movable = i != 0
+        && names.sh_type == elf::SHT_STRTAB.0
+        && names.flags & elf::SHF_ALLOC.0 == 0
+        && names.size > 0;
+    if !movable {
+        return None;
+    }
+    if names.offset >= clobber_from {
+        return Some(i);
+    }
+    if m.e_type != elf::ET_EXEC.0 {
+        return None;
+    }
+    let last = shdrs
+        .iter()
+        .enumerate()
+        .filter(|(j, s)| {
+            *j != i && s.sh_type != elf::SHT_NOBITS.0 && s.sh_type != elf::SHT_NULL.0 && s.size > 0
+        })
+        .max_by_key(|(_, s)| s.offset)?
+        .1;
+    (last.flags & elf::SHF_ALLOC.0 != 0 && last.offset >= shdrs[i].offset).then_some(i)
 }
 
 /// Renumbering is refused where an index hides somewhere we do not update:

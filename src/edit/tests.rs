@@ -821,3 +821,37 @@ fn interpreter_inside_dynamic_is_invalid() {
         "{err}"
     );
 }
+
+/// Libraries patchelf (0.14.3, 0.19.3) gave a farm RUNPATH: patchelf moved
+/// `.dynstr` & co. into a new PT_LOAD and left the bytes after the program
+/// headers unused. They were refused ("no spare program header slot"); now
+/// the trailing PT_LOAD grows (no new program header), a second grow
+/// rewrites the string where it is (the file grows only by the difference),
+/// the scrubbed farm hash is gone, and section headers stay in offset order.
+#[test]
+fn patchelf_grown_libraries_grow_again_bounded() {
+    let hash: &[u8] = b"0123456789abcdfghijklmnpqrsvwxyz";
+    for data in [
+        &include_bytes!("../../fuzz/seeds/edit/patchelf-0.14-grown-lib")[..],
+        &include_bytes!("../../fuzz/seeds/edit/patchelf-0.19-grown-lib")[..],
+    ] {
+        let m0 = parse::parse(data, data.len() as u64).unwrap();
+        let long: String = (0..8)
+            .map(|i| format!("/nix/store/{}-lib{i}/lib:", "a".repeat(32)))
+            .collect();
+        let (e, out) = edit(data, &req(SearchPathTag::Runpath, &long, &[hash]));
+        assert!(e.grew);
+        let m1 = parse::parse(&out[..], out.len() as u64).unwrap();
+        assert_eq!(m1.phdrs.len(), m0.phdrs.len(), "no new program header");
+        let offsets: Vec<u64> = m1.shdrs.iter().map(|s| s.offset).collect();
+        assert!(offsets.is_sorted(), "section headers out of offset order");
+        let longer = format!("{long}/one/more/dir");
+        let (e2, out2) = edit(&out, &req(SearchPathTag::Runpath, &longer, &[hash]));
+        assert!(e2.grew);
+        assert!(
+            out2.len() - out.len() <= "/one/more/dir".len() + 8,
+            "second grow added {} bytes",
+            out2.len() - out.len()
+        );
+    }
+}
