@@ -855,3 +855,23 @@ fn patchelf_grown_libraries_grow_again_bounded() {
         );
     }
 }
+
+/// patchelf 0.14.3 gives a non-PIE a new first PT_LOAD (one page) whose
+/// `.dynsym` runs on into the next PT_LOAD, contiguous in memory and file.
+/// ld.so reads it by address; unfarm said "dynamic symbol table lies outside
+/// the file" and refused every edit.
+#[test]
+fn table_running_into_the_next_contiguous_segment_is_edited() {
+    let data = include_bytes!("../../fuzz/seeds/edit/patchelf-0.14-nonpie-dynsym-spans");
+    let hash: &[u8] = b"0123456789abcdfghijklmnpqrsvwxyz";
+    let (e, _) = edit(
+        &data[..],
+        &req(SearchPathTag::Runpath, "/run/opengl-driver/lib", &[hash]),
+    );
+    assert!(!e.grew);
+    let long: String = (0..8)
+        .map(|i| format!("/nix/store/{}-lib{i}/lib:", "a".repeat(32)))
+        .collect();
+    let (e, _) = edit(&data[..], &req(SearchPathTag::Runpath, &long, &[hash]));
+    assert!(e.grew);
+}
