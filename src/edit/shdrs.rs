@@ -1,0 +1,319 @@
+//! Section headers after a grow: moved sections get their new places, and
+//! the table is put back in file-offset order, the order linkers write and
+//! patchelf, `strip` and `objcopy` rely on (patchelf walks the headers by
+//! index to find what lies after the program headers; with a moved `.interp`
+//! first it overwrote `.gnu.hash` with program headers). Reordering renumbers
+//! sections, so every reference to an index follows: `sh_link`, `sh_info`
+//! of relocation sections, `e_shstrndx` and the `st_shndx` of symbols.
+
+use std::mem::offset_of;
+
+use object::{Endian, ReadRef, elf};
+
+use super::EditError;
+use super::parse::{Model, Shdr};
+use super::write::{Enc, Writes, align_up};
+
+/// A section that moved: its index and old and new address (symbols
+/// defined relative to it move by the same distance).
+pub(super) struct Moved {
+    pub index: usize,
+    pub old_addr: u64,
+    pub new_addr: u64,
+}
+
+/// Above this many changed symbols a symbol table is written whole (one
+/// patch) rather than entry by entry.
+const WHOLE_TABLE_FROM: usize = 16;
+
+/// Where a grow's contents end (see [`emit`]).
+pub(super) struct Tail {
+    pub content_end: u64,
+    pub clobber_from: u64,
+    pub move_table: bool,
+}
+
+/// Write the section headers `shdrs` (the input's, with moved sections
+/// updated), sorted by file offset, and update what refers to them.
+/// `content_end` is where the grown file's contents end, written from
+/// `clobber_from` on (`u64::MAX`: nothing existing is overwritten); with `move_table`
+/// the table is written after them and `e_shoff` points to it. Returns the
+/// end of everything written.
+pub(super) fn emit<'d, R: ReadRef<'d>>(
+    m: &Model,
+    data: R,
+    shdrs: &[Shdr],
+    moved: &[Moved],
+    tail: Tail,
+    w: &mut Writes,
+) -> Result<u64, EditError> {
+    let Tail {
+        content_end,
+        clobber_from,
+        move_table,
+    } = tail;
+    if shdrs.is_empty() {
+        return Ok(content_end);
+    }
+    let mut shdrs = shdrs.to_vec();
+    let mut end = content_end;
+    if let Some(i) = marker_needed(m, &shdrs, clobber_from) {
+        // patchelf's executable path asserts that some section follows the
+        // last one it replaces (`.dynstr`, now at the end): the section name
+        // table, never loaded, goes after it.
+        let s = &m.shdrs[i];
+        let bytes = data
+            .read_bytes_at(s.offset, s.size)
+            .map_err(|_| EditError::Malformed("section name table lies outside the file".into()))?;
+        w.put(end, bytes.to_vec());
+        shdrs[i].offset = end;
+        end += s.size;
+    }
+    let new_shoff = move_table.then(|| align_up(end, m.word_size()).unwrap_or(end));
+    let shdrs = &shdrs[..];
+    let expected = if m.is64 { 64 } else { 40 };
+    if m.shentsize != expected {
+        return Err(EditError::Unsupported(format!(
+            "unexpected section header entry size {}",
+            m.shentsize
+        )));
+    }
+    let n = shdrs.len();
+    // Section 0 stays first; the rest are stably sorted by offset, as
+    // patchelf sorts them.
+    let mut order: Vec<usize> = (1..n).collect();
+    order.sort_by_key(|&i| shdrs[i].offset);
+    order.insert(0, 0);
+    let mut new_index = vec![0usize; n];
+    for (new, &old) in order.iter().enumerate() {
+        new_index[old] = new;
+    }
+    let reorders = order.iter().enumerate().any(|(a, &b)| a != b);
+    if reorders {
+        check_renumberable(shdrs)?;
+    }
+    let remap = |i: u32| -> u32 {
+        let i = i as usize;
+        if reorders && i != 0 && i < n {
+            new_index[i] as u32
+        } else {
+            i as u32
+        }
+    };
+    let enc = Enc::of(m);
+    let entsize = u64::from(m.shentsize);
+    let mut table = Vec::with_capacity(n * expected as usize);
+    for (new, &old) in order.iter().enumerate() {
+        let mut s = shdrs[old].clone();
+        s.link = remap(s.link);
+        let info_is_index = s.sh_type == elf::SHT_REL.0
+            || s.sh_type == elf::SHT_RELA.0
+            || s.flags & elf::SHF_INFO_LINK.0 != 0;
+        if info_is_index {
+            s.info = remap(s.info);
+        }
+        let bytes = enc.shdr(&s)?;
+        if reorders || new_shoff.is_some() {
+            table.extend_from_slice(&bytes);
+        } else if s != m.shdrs[old] {
+            w.put(m.shoff + new as u64 * entsize, bytes);
+        }
+    }
+    let table_end = new_shoff.unwrap_or(m.shoff) + table.len() as u64;
+    if let Some(at) = new_shoff {
+        w.put(at, table);
+        let field = if m.is64 {
+            offset_of!(elf::FileHeader64<object::Endianness>, e_shoff)
+        } else {
+            offset_of!(elf::FileHeader32<object::Endianness>, e_shoff)
+        };
+        w.put(field as u64, enc.word_bytes("section header offset", at)?);
+    } else if reorders {
+        w.put(m.shoff, table);
+    }
+    if reorders {
+        let shstrndx = remap(m.shstrndx);
+        if shstrndx != m.shstrndx {
+            let at = if m.is64 {
+                offset_of!(elf::FileHeader64<object::Endianness>, e_shstrndx)
+            } else {
+                offset_of!(elf::FileHeader32<object::Endianness>, e_shstrndx)
+            };
+            let v = u16::try_from(shstrndx).map_err(|_| {
+                EditError::Unsupported("section name table index needs SHN_XINDEX".into())
+            })?;
+            let mut b = Vec::new();
+            enc.u16(&mut b, v);
+            w.put(at as u64, b);
+        }
+    }
+    let renumber = |shndx: u16| -> Option<u16> {
+        let i = usize::from(shndx);
+        (reorders && i != 0 && i < n && shndx < elf::SHN_LORESERVE)
+            .then(|| new_index[i] as u16)
+            .filter(|&v| v != shndx)
+    };
+    update_symbols(m, data, shdrs, moved, &renumber, w)?;
+    Ok(if move_table { table_end } else { end })
+}
+
+/// In an executable (ET_EXEC) whose last section in the file is loaded, the
+/// index of the section name table to put after it, if it can move: a
+/// non-loaded string table.
+/// Also when the table lies where the grow writes (`clobber_from` on: an
+/// earlier grow put it after the segment being extended).
+fn marker_needed(m: &Model, shdrs: &[Shdr], clobber_from: u64) -> Option<usize> {
+    let i = m.shstrndx as usize;
+    let names = m.shdrs.get(i)?;
+    let movable = i != 0
+        && names.sh_type == elf::SHT_STRTAB.0
+        && names.flags & elf::SHF_ALLOC.0 == 0
+        && names.size > 0;
+    if !movable {
+        return None;
+    }
+    if names.offset >= clobber_from {
+        return Some(i);
+    }
+    if m.e_type != elf::ET_EXEC.0 {
+        return None;
+    }
+    let last = shdrs
+        .iter()
+        .enumerate()
+        .filter(|(j, s)| {
+            *j != i && s.sh_type != elf::SHT_NOBITS.0 && s.sh_type != elf::SHT_NULL.0 && s.size > 0
+        })
+        .max_by_key(|(_, s)| s.offset)?
+        .1;
+    (last.flags & elf::SHF_ALLOC.0 != 0 && last.offset >= shdrs[i].offset).then_some(i)
+}
+
+/// Renumbering is refused where an index hides somewhere we do not update:
+/// extended section numbering (SHT_SYMTAB_SHNDX, e_shnum overflow) and
+/// section groups (only in relocatable objects anyway).
+fn check_renumberable(shdrs: &[Shdr]) -> Result<(), EditError> {
+    if shdrs.len() >= usize::from(elf::SHN_LORESERVE)
+        || shdrs
+            .iter()
+            .any(|s| s.sh_type == elf::SHT_SYMTAB_SHNDX.0 || s.sh_type == elf::SHT_GROUP.0)
+    {
+        return Err(EditError::Unsupported(
+            "cannot keep the section headers in offset order: extended section numbering or \
+             section groups"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Symbols defined relative to a moved section (its section symbol,
+/// `_DYNAMIC`) move with it, and every `st_shndx` follows a renumbering, so
+/// `.symtab` and `.dynsym` stay consistent for tools. A table is read at its
+/// old place and written at its new one (`.dynsym` may have moved too).
+fn update_symbols<'d, R: ReadRef<'d>>(
+    m: &Model,
+    data: R,
+    shdrs: &[Shdr],
+    moved: &[Moved],
+    renumber: &dyn Fn(u16) -> Option<u16>,
+    w: &mut Writes,
+) -> Result<(), EditError> {
+    let enc = Enc::of(m);
+    // Field positions inside Elf64_Sym / Elf32_Sym.
+    let (size, value_at, shndx_at) = if m.is64 {
+        (
+            size_of::<elf::Sym64<object::Endianness>>(),
+            offset_of!(elf::Sym64<object::Endianness>, st_value),
+            offset_of!(elf::Sym64<object::Endianness>, st_shndx),
+        )
+    } else {
+        (
+            size_of::<elf::Sym32<object::Endianness>>(),
+            offset_of!(elf::Sym32<object::Endianness>, st_value),
+            offset_of!(elf::Sym32<object::Endianness>, st_shndx),
+        )
+    };
+    for (j, s) in m.shdrs.iter().enumerate() {
+        if s.sh_type != elf::SHT_SYMTAB.0 && s.sh_type != elf::SHT_DYNSYM.0 {
+            continue;
+        }
+        let Ok(table) = data.read_bytes_at(s.offset, s.size - s.size % size as u64) else {
+            return Err(EditError::Malformed(
+                "symbol table lies outside the file".into(),
+            ));
+        };
+        let mut out = table.to_vec();
+        let mut changed = Vec::new();
+        let mut touched = false;
+        for (k, sym) in out.chunks_exact_mut(size).enumerate() {
+            let shndx = m.endian.read_u16([sym[shndx_at], sym[shndx_at + 1]]);
+            let mut hit = false;
+            touched |= moved.iter().any(|x| x.index == usize::from(shndx));
+            if let Some(x) = moved.iter().find(|x| x.index == usize::from(shndx)) {
+                let vb = &sym[value_at..value_at + if m.is64 { 8 } else { 4 }];
+                let value = if m.is64 {
+                    m.endian.read_u64(vb.try_into().unwrap_or_default())
+                } else {
+                    u64::from(m.endian.read_u32(vb.try_into().unwrap_or_default()))
+                };
+                if let Some(nv) = value
+                    .checked_sub(x.old_addr)
+                    .and_then(|d| d.checked_add(x.new_addr))
+                    .filter(|&nv| nv != value)
+                {
+                    let b = enc.word_bytes("symbol value", nv)?;
+                    sym[value_at..value_at + b.len()].copy_from_slice(&b);
+                    hit = true;
+                }
+            }
+            if let Some(v) = renumber(shndx) {
+                sym[shndx_at..shndx_at + 2].copy_from_slice(&m.endian.write_u16(v));
+                hit = true;
+            }
+            if hit {
+                changed.push(k);
+            }
+        }
+        // A table that shares bytes with anything else (the dynamic array,
+        // headers, another section) would corrupt it when written.
+        if (touched || !changed.is_empty()) && shares_bytes(m, j) {
+            return Err(EditError::Layout(
+                "a symbol table to update shares bytes with other contents".into(),
+            ));
+        }
+        if changed.is_empty() {
+            continue;
+        }
+        let at = shdrs[j].offset;
+        if changed.len() >= WHOLE_TABLE_FROM {
+            w.put(at, out);
+        } else {
+            for k in changed {
+                let o = k * size;
+                w.put(at + o as u64, out[o..o + size].to_vec());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn shares_bytes(m: &Model, j: usize) -> bool {
+    let s = &m.shdrs[j];
+    let end = s.offset.saturating_add(s.size);
+    let overlaps = |o: u64, n: u64| o < end && o.saturating_add(n) > s.offset;
+    overlaps(
+        0,
+        m.phoff
+            .saturating_add(m.phdrs.len() as u64 * u64::from(m.phentsize)),
+    ) || m
+        .dynamic
+        .as_ref()
+        .is_some_and(|d| overlaps(d.offset, d.slots * m.dyn_entsize()))
+        || m.shdrs.iter().enumerate().any(|(i, o)| {
+            i != j
+                && o.sh_type != elf::SHT_NOBITS.0
+                && o.sh_type != elf::SHT_NULL.0
+                && overlaps(o.offset, o.size)
+        })
+}
