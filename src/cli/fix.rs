@@ -40,6 +40,10 @@ enum HardLinkPolicy {
 
 pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     let opts = a.plan.survey_options()?;
+    if !a.dry_run {
+        // A killed run's files go back to their old bytes before planning.
+        unfarm::fix::recover_interrupted(&a.outputs);
+    }
     let s = survey(&a.outputs, store, &opts);
     if a.dry_run {
         // Closure before and after the plan, computed without writing.
