@@ -395,6 +395,12 @@ fn edit_file(path: &Path, tag: SearchPathTag, value: &str) -> Result<(Method, bo
             b[at..at + patch.bytes.len()].copy_from_slice(&patch.bytes);
             edit::check_layout(&b).map_err(|e| e.to_string())
         }
+        Candidate::Edit { original, edit } => {
+            // So must the image the whole edit, written in place, produces.
+            let mut b = std::fs::read(original).map_err(|e| e.to_string())?;
+            edit::apply_in_memory(&mut b, edit);
+            edit::check_layout(&b).map_err(|e| e.to_string())
+        }
     })
     .map_err(|e| e.to_string())?;
     Ok((m, e.grew))

@@ -152,6 +152,11 @@ fn unfarm_edit(path: &Path, value: &str) -> Method {
             edit::check_layout(&b).map_err(|e| e.to_string())
         }
         Candidate::InPlace { .. } => Ok(()),
+        Candidate::Edit { original, edit } => {
+            let mut b = std::fs::read(original).map_err(|e| e.to_string())?;
+            edit::apply_in_memory(&mut b, edit);
+            edit::check_layout(&b).map_err(|e| e.to_string())
+        }
     })
     .unwrap()
 }

@@ -257,6 +257,12 @@ impl PendingPatch {
         Ok(self.next < self.steps.len())
     }
 
+    /// Stop here without finishing or undoing, as a SIGKILL would: the
+    /// journal stays for the next run to roll the file back (fault tests).
+    pub fn interrupt(mut self) {
+        self.next = self.steps.len();
+    }
+
     /// Every remaining step.
     pub fn finish(mut self, durability: Durability) -> Result<Method, AtomicError> {
         while self.step(durability)? {}
