@@ -224,7 +224,7 @@ fn check_arch(a: &Arch, extra: &[&str]) {
         .map(|i| format!("/nix/store/{}-d{i}/lib", "z".repeat(32)))
         .collect();
     let long = format!("{}:{short}", long.join(":"));
-    assert_eq!(unfarm_edit(&fx.prog, &long), Method::Replaced);
+    assert_eq!(unfarm_edit(&fx.prog, &long), Method::InPlace { links: 1 });
     oracles(a, &fx, &orig, &fx.prog, &long);
     let pe = patchelf_copy(&fx, &orig, &long);
     assert_eq!(readelf_runpath(&pe).as_deref(), Some(long.as_str()));
