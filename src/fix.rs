@@ -1,8 +1,9 @@
 //! `unfarm fix`: turn a survey's plans into edited files, one file at a time,
 //! in parallel. For each file: plan the byte edit, apply it to a copy in
-//! memory (a very large file: to the one range it changes, or to a copy on
-//! disk when it grows), check the result's structure, re-read its facts and re-resolve every need against the
-//! real filesystem, and only then write (see [`crate::atomic`]). Any failure
+//! memory (a file over 1 MiB: read range by range, never whole, and checked
+//! as the original read through the edit's patches), check the result's
+//! structure, re-read its facts and re-resolve every need against the real
+//! filesystem, and only then write (see [`crate::atomic`]). Any failure
 //! leaves the file as it was and is reported.
 
 use std::path::{Path, PathBuf};
@@ -20,10 +21,20 @@ use crate::resolve::{self, FsProbe, LoaderConfig, Requester, SearchDir, Source};
 use crate::store::StoreDir;
 use crate::survey::{FarmLink, ObjectSurvey, Survey};
 
-/// Files up to this size are edited and verified wholly in memory; larger
-/// ones are planned range by range and edited in place or, when they grow,
-/// through a copy on disk.
+/// Files up to this size with two search lists to change are edited and
+/// verified wholly in memory (the two edits compose there).
 pub const IN_MEMORY_LIMIT: u64 = 256 << 20;
+
+/// Files up to this size are read whole (one `read` is the cheapest way to
+/// get a small file's headers); larger ones with one search list to change
+/// are planned and verified range by range and never held in memory: the
+/// cost of fixing a file does not depend on its size.
+pub const READ_WHOLE_LIMIT: u64 = 1 << 20;
+
+/// Whether a file of `len` bytes with `plans` is edited in memory.
+fn in_memory(len: u64, plans: &[&Plan]) -> bool {
+    len <= READ_WHOLE_LIMIT || (plans.len() > 1 && len <= IN_MEMORY_LIMIT)
+}
 
 #[derive(Clone, Debug)]
 pub struct FixOptions {
@@ -360,7 +371,7 @@ fn fix_object(
     let result = atomic::OpenFile::open(path)
         .map_err(|e| e.to_string())
         .and_then(|file| {
-            if file.len() <= IN_MEMORY_LIMIT {
+            if in_memory(file.len(), &plans) {
                 let original = file.read_all().map_err(|e| e.to_string())?;
                 let (edited, edit) = edit_image(&original, &plans)?;
                 write_in_memory(file, &edited, &edit, &plans, o, &cx)
@@ -410,8 +421,8 @@ fn request<'a>(p: &'a Plan, scrub: &'a [&'a [u8]]) -> EditRequest<'a> {
 /// The byte edit `fix` makes to one file for its changing plans, computed
 /// without writing anything. `fix` writes it; `cost` predicts from it.
 pub enum PlannedEdit {
-    /// Files up to [`IN_MEMORY_LIMIT`]: the whole image before and after
-    /// (several plans on one file compose here).
+    /// Small files, and files up to [`IN_MEMORY_LIMIT`] with several
+    /// plans (they compose here): the whole image before and after.
     InMemory {
         original: Vec<u8>,
         edited: Vec<u8>,
@@ -419,8 +430,8 @@ pub enum PlannedEdit {
         edit: ElfEdit,
     },
     /// Larger files: one plan, planned range by range (the file is never
-    /// held in memory): one in-place patch, or a grow that `fix` applies
-    /// to a copy.
+    /// held in memory): one in-place patch, or a grow that `fix` writes
+    /// into the file step by step.
     Large { edit: ElfEdit, old_len: u64 },
 }
 
@@ -431,7 +442,7 @@ pub fn plan_file_edit(path: &Path, plans: &[&Plan]) -> Result<PlannedEdit, Strin
         .metadata()
         .map_err(|e| format!("cannot stat: {e}"))?
         .len();
-    if len <= IN_MEMORY_LIMIT {
+    if in_memory(len, plans) {
         let mut original = Vec::with_capacity(len as usize);
         std::io::Read::read_to_end(&mut &file, &mut original)
             .map_err(|e| format!("cannot read: {e}"))?;
@@ -468,7 +479,7 @@ fn edit_image(original: &[u8], plans: &[&Plan]) -> Result<(Vec<u8>, ElfEdit), St
     Ok((edited, edit))
 }
 
-/// A file too large for memory: one plan, read range by range.
+/// A file not held in memory: one plan, read range by range.
 fn plan_large_edit(file: &std::fs::File, len: u64, plans: &[&Plan]) -> Result<ElfEdit, String> {
     let [p] = plans else {
         return Err("a file over 256 MiB with two search lists to change is not supported".into());

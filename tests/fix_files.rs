@@ -305,6 +305,39 @@ fn reading_outputs_leaves_access_times_alone() {
     assert_eq!((meta.atime(), meta.mtime()), (1000, 2000));
 }
 
+/// A grown program of 200 MiB (sparse), under the old in-memory limit: it
+/// is planned and checked range by range, never read whole: the run's
+/// peak RSS (the child's own, from `wait4`) stays under 64 MiB.
+#[test]
+fn mid_size_file_that_grows_is_not_read_whole() {
+    common::require_tools(TOOLS);
+    let (store, _, _, app, exe) = growing_world();
+    let size = 200 << 20;
+    let f = std::fs::OpenOptions::new().write(true).open(&exe).unwrap();
+    f.set_len(size).unwrap();
+    drop(f);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_unfarm"))
+        .args(["--store-dir", store.dir().to_str().unwrap()])
+        .args(["fix", "--system"])
+        .arg(&app)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for this child.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pid is our unwaited child; the pointers are valid.
+    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+    assert_eq!(r, child.id() as i32);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{status}"
+    );
+    assert!(ru.ru_maxrss < 64 << 10, "peak RSS {} KiB", ru.ru_maxrss);
+    assert!(std::fs::metadata(&exe).unwrap().len() > size);
+    assert_eq!(common::run(&exe, &[]).success().stdout, "42\n");
+}
+
 /// A program whose RUNPATH must grow (a short farm name, two real dirs)
 /// of 512 MiB (sparse), larger than `fix` holds in memory: it is grown in
 /// place, checked range by range through the patches, and the run writes

@@ -72,6 +72,8 @@ pub struct PendingPatch {
     undo: Vec<(u64, Vec<u8>)>,
     journal: Option<PathBuf>,
     journal_len: u64,
+    /// Whether a step has begun to write into the file.
+    touched: bool,
 }
 
 /// Writes of one kind closer than this are merged into one `pwrite`.
@@ -174,6 +176,7 @@ impl PendingPatch {
             undo,
             journal: None,
             journal_len: 0,
+            touched: false,
         })
     }
 
@@ -290,6 +293,7 @@ impl PendingPatch {
         if now.len() != expect {
             return Err(AtomicError::Changed(p.into(), sizes(now.len(), expect)));
         }
+        self.touched = true;
         if step.kind == StepKind::Append {
             self.file
                 .set_len(self.new_len)
@@ -309,20 +313,23 @@ impl PendingPatch {
     /// Put the old bytes, length and times back; the journal goes once that
     /// is on disk.
     fn roll_back(&mut self) -> io::Result<()> {
-        if self.next == 0 && self.journal.is_none() {
-            return Ok(());
+        if self.touched {
+            self.restore()?;
         }
-        for (o, b) in &self.undo {
-            self.file.write_all_at(b, *o)?;
-        }
-        self.file.set_len(self.old_len)?;
-        set_times(&self.file, &self.meta)?;
-        self.file.sync_all()?;
         if let Some(j) = self.journal.take() {
             std::fs::remove_file(j)?;
         }
         self.next = self.steps.len();
         Ok(())
+    }
+
+    fn restore(&self) -> io::Result<()> {
+        for (o, b) in &self.undo {
+            self.file.write_all_at(b, *o)?;
+        }
+        self.file.set_len(self.old_len)?;
+        set_times(&self.file, &self.meta)?;
+        self.file.sync_all()
     }
 }
 
