@@ -316,6 +316,8 @@ fn mid_size_file_that_grows_is_not_read_whole() {
     let f = std::fs::OpenOptions::new().write(true).open(&exe).unwrap();
     f.set_len(size).unwrap();
     drop(f);
+    // Waited for below with wait4, for its own rusage.
+    #[allow(clippy::zombie_processes)]
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_unfarm"))
         .args(["--store-dir", store.dir().to_str().unwrap()])
         .args(["fix", "--system"])
