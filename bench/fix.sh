@@ -14,7 +14,7 @@
 # Each timing is the best of 5 on a freshly restored copy, page cache warm
 # (this VM's timings vary by 10-30% run to run).
 # Usage: bench/fix.sh [N=2000] [BIG_MIB=512]   (from the repo root; N=0
-# skips (a))
+# skips (a), BIG_MIB=0 skips (b) and (c))
 # Needs: gcc, patchelf, strace, bc, python3 (JSON).
 set -eu
 n=${1:-2000}
@@ -105,6 +105,7 @@ rm -rf "$T/pristine"
 fi
 
 # ---- (b) one big library --------------------------------------------------
+[ "$big_mib" = 0 ] && exit 0
 echo
 B=$T/big
 mkdir -p "$B"
