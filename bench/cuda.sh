@@ -96,7 +96,8 @@ print(f"unfarm fix: {r['changed']} changed, {r['failed']} failed; bytes written:
       f"{sum(w)} in all, {max(w)} at most per file (the files: {sys.argv[2]} bytes)")
 EOF
 after=$(files | xargs -n1 stat -c %s | paste -sd+ | bc)
-echo "sizes: $bytes -> $after bytes (every file grew: $(files | while read -r f; do readelf -lW "$f" | grep -c ' LOAD '; done | sort | uniq -c | tr '\n' ' '))"
+loads() { while read -r f; do readelf -lW "$f" | grep -c ' LOAD '; done | sort | uniq -c | awk '{printf "%s files with %s PT_LOADs ", $1, $2}'; }
+echo "sizes: $bytes -> $after bytes; before: $(for o in $outs; do find "$T/pristine/$(basename "$o")" -type f -name '*.so'; done | loads); after: $(files | loads)"
 # shellcheck disable=SC2086
 "$unfarm" --store-dir "$S" fix --system --json $outs | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r["changed"]==0, r["changed"]; print("re-run: 0 changed")'
 # shellcheck disable=SC2086
