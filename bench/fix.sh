@@ -8,10 +8,13 @@
 # (b) one >= 500 MB shared library (.rodata holding 512 MiB of random
 #     bytes via .incbin) with a RUNPATH through a farm: in-place fix time and
 #     bytes written (`--json` bytes_written, cross-checked with strace).
+# (c) the same library once its farm offers 40 more lib outputs (long
+#     names): the RUNPATH grows by about 4 KiB and the file grows in place.
 #
 # Each timing is the best of 5 on a freshly restored copy, page cache warm
 # (this VM's timings vary by 10-30% run to run).
-# Usage: bench/fix.sh [N=2000] [BIG_MIB=512]   (from the repo root)
+# Usage: bench/fix.sh [N=2000] [BIG_MIB=512]   (from the repo root; N=0
+# skips (a), BIG_MIB=0 skips (b) and (c))
 # Needs: gcc, patchelf, strace, bc, python3 (JSON).
 set -eu
 n=${1:-2000}
@@ -41,6 +44,13 @@ best() { # best of 5 wall seconds: best RESTORE CMD...
 echo "machine: $(nproc) cores, $(uname -sr), $(patchelf --version)"
 
 # ---- (a) 2000 files -------------------------------------------------------
+if [ "$n" = 0 ]; then
+    # Only what (b) and (c) need: the foo lib output.
+    foo=$S/$(printf %s foo-1.0-lib | sha256sum | cut -c1-32 | tr e g)-foo-1.0-lib
+    mkdir -p "$foo/lib" "$T/src"
+    echo 'int foo(void) { return 40; }' >"$T/src/foo.c"
+    gcc -shared -fPIC -Wl,-soname,libfoo.so.1 -o "$foo/lib/libfoo.so.1" "$T/src/foo.c"
+else
 bench/gen-fix-corpus.sh "$T" "$n"
 outs=$(cat "$T/outputs")
 mkdir -p "$T/pristine"
@@ -92,8 +102,10 @@ echo "| patchelf --shrink-rpath loop | $t_shrink | $(ratio "$t_shrink" "$t_unfar
 restore
 for o in $outs; do rm -rf "$o"; done
 rm -rf "$T/pristine"
+fi
 
 # ---- (b) one big library --------------------------------------------------
+[ "$big_mib" = 0 ] && exit 0
 echo
 B=$T/big
 mkdir -p "$B"
@@ -148,3 +160,42 @@ echo "| big library ($size bytes) | wall s |"
 echo "|---|---|"
 echo "| unfarm fix (default: dlopen hints) | $t_big |"
 echo "| unfarm fix --no-dlopen-hints | $t_big_nh |"
+
+# ---- (c) the big library grown in place -------------------------------------
+echo
+for i in $(seq 40); do
+    x=$S/$(h "extra$i")-extra-library-number-$i-with-a-long-output-name-1.0-lib
+    mkdir -p "$x/lib"
+    echo "int extra$i(void) { return $i; }" >"$B/extra.c"
+    gcc -shared -fPIC -Wl,-soname,"libextra$i.so.1" -o "$x/lib/libextra$i.so.1" "$B/extra.c"
+    ln -s "$x/lib/libextra$i.so.1" "$bigfarm/lib/libextra$i.so.1"
+done
+t_grow=$(best restore_big "$unfarm" --store-dir "$S" fix --system "$bigout")
+t_grow_nh=$(best restore_big "$unfarm" --store-dir "$S" fix --system --no-dlopen-hints "$bigout")
+restore_big
+ino=$(stat -c %i "$bigout/lib/libbig.so")
+blocks=$(stat -c %b "$bigout/lib/libbig.so")
+strace -f -qq -e trace=write,pwrite64,pwritev,pwritev2,copy_file_range,sendfile,splice \
+    -o "$B/strace" "$unfarm" --store-dir "$S" fix --system --json "$bigout" >"$B/fix.json"
+python3 - "$B/fix.json" "$B/strace" <<'EOF'
+import json, re, sys
+r = json.load(open(sys.argv[1]))
+assert r["changed"] == 1, r
+print("json bytes_written:", r["results"][0]["bytes_written"])
+file_writes = 0
+for line in open(sys.argv[2]):
+    m = re.search(r"(pwrite64|pwritev2?|copy_file_range|sendfile|splice|write)\((\d+),.*= (\d+)$", line.strip())
+    if m and m.group(2) not in ("1", "2"):
+        file_writes += int(m.group(3))
+print("strace: bytes written to files (not stdout/stderr):", file_writes)
+EOF
+after=$(stat -c %s "$bigout/lib/libbig.so")
+rplen=$(readelf -dW "$bigout/lib/libbig.so" | sed -n 's/.*runpath: \[\(.*\)\]/\1/p' | wc -c)
+echo "grown in place: inode $ino -> $(stat -c %i "$bigout/lib/libbig.so"), $size -> $after bytes," \
+    "blocks $blocks -> $(stat -c %b "$bigout/lib/libbig.so"), new RUNPATH $rplen bytes"
+"$unfarm" --store-dir "$S" check --system "$bigout" >/dev/null && echo "check after fix: passes"
+echo
+echo "| big library grown ($size bytes) | wall s |"
+echo "|---|---|"
+echo "| unfarm fix (default: dlopen hints) | $t_grow |"
+echo "| unfarm fix --no-dlopen-hints | $t_grow_nh |"

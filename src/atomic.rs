@@ -23,6 +23,9 @@ use std::path::{Path, PathBuf};
 
 use crate::edit::{ElfEdit, Patch};
 
+mod patching;
+pub use patching::{PendingPatch, Recovery, StepKind, is_journal_name, recover_journal};
+
 /// What to do when the file has more than one hard link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HardLinks {
@@ -50,6 +53,14 @@ pub enum Candidate<'a> {
         original: &'a Path,
         patch: &'a Patch,
     },
+    /// In-place path for an edit of several patches (it grows, or frees
+    /// bytes elsewhere): the original (still unchanged) and the whole edit,
+    /// written into it step by step (see [`PendingPatch`]) if the hook
+    /// returns `Ok`.
+    Edit {
+        original: &'a Path,
+        edit: &'a ElfEdit,
+    },
 }
 
 /// How the edit was carried out.
@@ -73,10 +84,6 @@ pub enum AtomicError {
     NotRegular(PathBuf),
     #[error("{0}: has {1} hard links and the policy refuses hard-linked files")]
     HardLinked(PathBuf, u64),
-    #[error(
-        "{0}: has {1} hard links and this edit needs a new copy; use --hard-links break to give this name its own inode"
-    )]
-    SharedNeedsCopy(PathBuf, u64),
     #[error("{0}: changed since the edit was planned ({1})")]
     Changed(PathBuf, String),
     #[error("{0}: verification failed: {1}")]
@@ -122,6 +129,7 @@ pub fn apply(
     match stage(path, edit, links, Durability::PerFile, verify)? {
         Staged::Done(m) => Ok(m),
         Staged::Pending(p) => p.commit(Durability::PerFile),
+        Staged::Patching(p) => p.finish(Durability::PerFile),
     }
 }
 
@@ -145,6 +153,9 @@ pub enum Staged {
     Done(Method),
     /// A verified temp file waiting to be renamed over the original.
     Pending(Box<PendingRename>),
+    /// A verified edit of several patches, journaled, to be written into
+    /// the file step by step.
+    Patching(Box<PendingPatch>),
 }
 
 /// A verified temp file beside `path`; removed if dropped uncommitted.
@@ -342,66 +353,92 @@ impl OpenFile {
         if shared && links == HardLinks::Refuse {
             return Err(AtomicError::HardLinked(path.into(), nlink));
         }
-        let in_place = edit
-            .single_in_place()
-            .filter(|_| !(shared && links == HardLinks::Break));
-        if shared && links == HardLinks::EditShared && in_place.is_none() {
-            return Err(AtomicError::SharedNeedsCopy(path.into(), nlink));
+        // An edit of several writes is ordered by the parts of the file the
+        // loader reads; one whose parts we cannot find is replaced instead.
+        let multi = edit.single_in_place().is_none();
+        let ranges = multi
+            .then(|| {
+                crate::edit::loader_ranges(&object::ReadCache::new(&self.file), self.meta.len())
+            })
+            .and_then(Result::ok);
+        if multi && ranges.is_none() && shared && links == HardLinks::EditShared {
+            return Err(AtomicError::Verify(
+                path.into(),
+                "cannot order the writes of an in-place edit (not an ELF file?), and a copy would leave its other hard links unfixed".into(),
+            ));
         }
-        if let Some(patch) = in_place {
-            if self.meta.len() != edit.new_len {
-                return Err(AtomicError::Changed(
-                    path.into(),
-                    sizes(self.meta.len(), edit.new_len),
-                ));
-            }
-            // Opened for writing only now that it is to be written.
-            match open_nofollow(path, true) {
-                Ok(w) => {
-                    let opened = w.metadata().map_err(io_err(path, "cannot stat"))?;
-                    verify(Candidate::InPlace {
-                        original: path,
-                        patch,
-                    })
-                    .map_err(|m| AtomicError::Verify(path.into(), m))?;
-                    // Replaced or modified since we read it: leave it to
-                    // whoever did that. overlayfs copies a lower-layer file
-                    // up when it is opened for writing, keeping device,
-                    // inode, size and mtime but not the change time: there
-                    // it counts from that open.
-                    let now = w.metadata().map_err(io_err(path, "cannot stat"))?;
-                    let ctime_from = if on_overlayfs(&w) {
-                        &opened
-                    } else {
-                        &self.meta
-                    };
-                    if let Some(e) = changed_since(path, &self.meta, ctime_from, &now) {
-                        return Err(e);
-                    }
-                    w.write_all_at(&patch.bytes, patch.offset)
-                        .map_err(io_err(path, "cannot write"))?;
-                    if durability == Durability::PerFile {
-                        w.sync_all().map_err(io_err(path, "cannot fsync"))?;
-                    }
-                    set_times(&w, &self.meta).map_err(io_err(path, "cannot restore times"))?;
-                    return Ok(Staged::Done(Method::InPlace { links: nlink }));
-                }
-                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-                    return Err(AtomicError::Symlink(path.into()));
-                }
-                // Read-only file of ours: the copy path can keep its mode.
-                // Not for shared inodes, where a copy would leave other
-                // links stale.
-                Err(e)
-                    if e.raw_os_error() == Some(libc::EACCES)
-                        && !shared
-                        && self.meta.uid() == unsafe_geteuid() => {}
-                Err(e) => return Err(io_err(path, "cannot open for writing")(e)),
-            }
+        if (shared && links == HardLinks::Break) || (multi && ranges.is_none()) {
+            return Ok(Staged::Pending(Box::new(
+                self.replace(edit, image, durability, verify)?,
+            )));
         }
-        Ok(Staged::Pending(Box::new(
-            self.replace(edit, image, durability, verify)?,
-        )))
+        // Opened for writing only now that it is to be written.
+        let w = match open_nofollow(path, true) {
+            Ok(w) => w,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(AtomicError::Symlink(path.into()));
+            }
+            // Read-only file of ours: the copy path can keep its mode. A
+            // running program (ETXTBSY) is replaced when the edit needs
+            // more than one write anyway. Not for shared inodes, where a
+            // copy would leave other links stale.
+            Err(e)
+                if !shared
+                    && ((e.raw_os_error() == Some(libc::EACCES)
+                        && self.meta.uid() == unsafe_geteuid())
+                        || (e.raw_os_error() == Some(libc::ETXTBSY)
+                            && edit.single_in_place().is_none())) =>
+            {
+                return Ok(Staged::Pending(Box::new(
+                    self.replace(edit, image, durability, verify)?,
+                )));
+            }
+            Err(e) => return Err(io_err(path, "cannot open for writing")(e)),
+        };
+        let opened = w.metadata().map_err(io_err(path, "cannot stat"))?;
+        let candidate = match edit.single_in_place() {
+            Some(patch) => Candidate::InPlace {
+                original: path,
+                patch,
+            },
+            None => Candidate::Edit {
+                original: path,
+                edit,
+            },
+        };
+        verify(candidate).map_err(|m| AtomicError::Verify(path.into(), m))?;
+        // Replaced or modified since we read it: leave it to whoever did
+        // that. overlayfs copies a lower-layer file up when it is opened for
+        // writing, keeping device, inode, size and mtime but not the change
+        // time: there it counts from that open.
+        let now = w.metadata().map_err(io_err(path, "cannot stat"))?;
+        let ctime_from = if on_overlayfs(&w) {
+            &opened
+        } else {
+            &self.meta
+        };
+        if let Some(e) = changed_since(path, &self.meta, ctime_from, &now) {
+            return Err(e);
+        }
+        let (Some(patch), None) = (edit.single_in_place(), ranges) else {
+            let ranges = ranges.ok_or_else(|| AtomicError::NotRegular(path.into()))?;
+            let mut p = PendingPatch::new(self.path, w, self.meta, edit, ranges)?;
+            p.write_journal(durability)?;
+            return Ok(Staged::Patching(Box::new(p)));
+        };
+        if self.meta.len() != edit.new_len {
+            return Err(AtomicError::Changed(
+                path.into(),
+                sizes(self.meta.len(), edit.new_len),
+            ));
+        }
+        w.write_all_at(&patch.bytes, patch.offset)
+            .map_err(io_err(path, "cannot write"))?;
+        if durability == Durability::PerFile {
+            w.sync_all().map_err(io_err(path, "cannot fsync"))?;
+        }
+        set_times(&w, &self.meta).map_err(io_err(path, "cannot restore times"))?;
+        Ok(Staged::Done(Method::InPlace { links: nlink }))
     }
 
     fn replace(
@@ -491,6 +528,9 @@ impl OpenFile {
         // creation went through the umask or a directory's default ACL.
         out.set_permissions(std::fs::Permissions::from_mode(self.meta.mode() & 0o7777))
             .map_err(terr("cannot set mode"))?;
+        // After chown, which drops `security.capability`; an ACL set here
+        // keeps the mode just set.
+        copy_xattrs(&self.file, &out).map_err(terr("cannot copy extended attributes"))?;
         if durability == Durability::PerFile {
             out.sync_all()
                 .map_err(terr("cannot fsync temporary file"))?;
@@ -505,6 +545,66 @@ impl OpenFile {
             guard,
             meta: self.meta,
         })
+    }
+}
+
+/// Copy every extended attribute of `from` to `to`. Namespaces only root
+/// may write (`trusted.`, `security.`) are skipped when we may not.
+fn copy_xattrs(from: &File, to: &File) -> io::Result<()> {
+    let names = xattr_call(|buf, len| {
+        // SAFETY: the fd is open; `buf` has room for `len` bytes (or is null
+        // with `len` 0, which asks for the size).
+        unsafe { libc::flistxattr(from.as_raw_fd(), buf.cast(), len) }
+    })?;
+    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let cname = std::ffi::CString::new(name).map_err(io::Error::other)?;
+        let value = xattr_call(|buf, len| {
+            // SAFETY: as above; `cname` is NUL-terminated.
+            unsafe { libc::fgetxattr(from.as_raw_fd(), cname.as_ptr(), buf.cast(), len) }
+        })?;
+        // SAFETY: the fd is open; name and value are valid for the call.
+        let r = unsafe {
+            libc::fsetxattr(
+                to.as_raw_fd(),
+                cname.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            let privileged = !name.starts_with(b"user.") && !name.starts_with(b"system.");
+            if !(privileged && e.raw_os_error() == Some(libc::EPERM)) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Call a size-then-fill xattr syscall until the buffer is big enough
+/// (an attribute may grow between the two calls). ENOTSUP: none.
+fn xattr_call(mut call: impl FnMut(*mut u8, usize) -> isize) -> io::Result<Vec<u8>> {
+    loop {
+        let n = call(std::ptr::null_mut(), 0);
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENOTSUP) => Ok(Vec::new()),
+                _ => Err(e),
+            };
+        }
+        let mut buf = vec![0u8; n as usize];
+        let got = call(buf.as_mut_ptr(), buf.len());
+        if got >= 0 {
+            buf.truncate(got as usize);
+            return Ok(buf);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ERANGE) {
+            return Err(e);
+        }
     }
 }
 
@@ -624,7 +724,8 @@ fn sizes(now: u64, expected: u64) -> String {
 }
 
 /// Remove temporary files (`.*.unfarm-tmp-<pid>-*`) left in `dir` by a run
-/// that was killed. Files whose `<pid>` is a running process other than this
+/// that was killed; a journal of an in-place edit first rolls its file back
+/// (see [`recover_journal`]). Files whose `<pid>` is a running process other than this
 /// one are kept: they may belong to a concurrent run. Returns how many were
 /// removed.
 pub fn cleanup_stale_temps(dir: &Path) -> io::Result<usize> {
@@ -639,6 +740,7 @@ pub fn cleanup_stale_temps(dir: &Path) -> io::Result<usize> {
         if !name.starts_with('.') || !entry.file_type()?.is_file() {
             continue;
         }
+        let journal = is_journal_name(&name);
         let pid: Option<i32> = name[idx + TMP_MARK.len()..]
             .split('-')
             .next()
@@ -648,6 +750,12 @@ pub fn cleanup_stale_temps(dir: &Path) -> io::Result<usize> {
             && u32::try_from(pid) != Ok(std::process::id())
             && process_exists(pid)
         {
+            continue;
+        }
+        // A killed in-place edit: its file goes back to the old bytes.
+        if journal {
+            recover_journal(&entry.path())?;
+            removed += 1;
             continue;
         }
         match std::fs::remove_file(entry.path()) {
@@ -689,7 +797,7 @@ mod tests {
     fn staged_grow(path: &Path, len: u64) -> Box<PendingRename> {
         match stage(path, &grow(len), HardLinks::Refuse, Durability::Batch, ok).unwrap() {
             Staged::Pending(p) => p,
-            Staged::Done(_) => panic!("a grow edit takes the copy path"),
+            _ => panic!("a grow edit of a non-ELF file takes the copy path"),
         }
     }
     fn setup() -> (tempfile::TempDir, PathBuf, Vec<u8>) {
@@ -823,7 +931,9 @@ mod tests {
         let r = apply(&p, &small(len), HardLinks::Refuse, ok);
         assert!(matches!(r, Err(AtomicError::HardLinked(_, 2))));
         let r = apply(&p, &grow(len), HardLinks::EditShared, ok);
-        assert!(matches!(r, Err(AtomicError::SharedNeedsCopy(_, 2))));
+        // Not an ELF file: its writes cannot be ordered, and a copy would
+        // leave the other name stale.
+        assert!(matches!(r, Err(AtomicError::Verify(..))), "{r:?}");
         assert_eq!(std::fs::read(&other).unwrap(), before);
 
         // Shared in-place edit: both names see it.

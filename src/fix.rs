@@ -1,8 +1,9 @@
 //! `unfarm fix`: turn a survey's plans into edited files, one file at a time,
 //! in parallel. For each file: plan the byte edit, apply it to a copy in
-//! memory (a very large file: to the one range it changes, or to a copy on
-//! disk when it grows), check the result's structure, re-read its facts and re-resolve every need against the
-//! real filesystem, and only then write (see [`crate::atomic`]). Any failure
+//! memory (a file over 1 MiB: read range by range, never whole, and checked
+//! as the original read through the edit's patches), check the result's
+//! structure, re-read its facts and re-resolve every need against the real
+//! filesystem, and only then write (see [`crate::atomic`]). Any failure
 //! leaves the file as it was and is reported.
 
 use std::path::{Path, PathBuf};
@@ -20,10 +21,20 @@ use crate::resolve::{self, FsProbe, LoaderConfig, Requester, SearchDir, Source};
 use crate::store::StoreDir;
 use crate::survey::{FarmLink, ObjectSurvey, Survey};
 
-/// Files up to this size are edited and verified wholly in memory; larger
-/// ones are planned range by range and edited in place or, when they grow,
-/// through a copy on disk.
+/// Files up to this size with two search lists to change are edited and
+/// verified wholly in memory (the two edits compose there).
 pub const IN_MEMORY_LIMIT: u64 = 256 << 20;
+
+/// Files up to this size are read whole (one `read` is the cheapest way to
+/// get a small file's headers); larger ones with one search list to change
+/// are planned and verified range by range and never held in memory: the
+/// cost of fixing a file does not depend on its size.
+pub const READ_WHOLE_LIMIT: u64 = 1 << 20;
+
+/// Whether a file of `len` bytes with `plans` is edited in memory.
+fn in_memory(len: u64, plans: &[&Plan]) -> bool {
+    len <= READ_WHOLE_LIMIT || (plans.len() > 1 && len <= IN_MEMORY_LIMIT)
+}
 
 #[derive(Clone, Debug)]
 pub struct FixOptions {
@@ -134,18 +145,7 @@ pub fn fix(
         .map(|(r, _)| r.path.clone())
         .collect();
     let synced = atomic::sync_filesystems(touched.iter().map(PathBuf::as_path));
-    // Renames in parallel too: on a journaled filesystem each one waits.
-    let mut results: Vec<FileResult> = staged
-        .into_par_iter()
-        .map(|(r, pending)| match (pending, &synced) {
-            (None, _) => r,
-            (Some(_), Err(e)) => failed(&r.path, format!("left as it was: {e}")),
-            (Some(p), Ok(())) => match p.commit(atomic::Durability::Batch) {
-                Ok(_) => r,
-                Err(e) => failed(&r.path, format!("left as it was: {e}")),
-            },
-        })
-        .collect();
+    let mut results = commit_all(staged, synced, &touched);
     // One inode edited through N names is one change, counted once.
     let alias_paths: std::collections::HashSet<PathBuf> =
         aliases.iter().map(|(a, _)| a.path.clone()).collect();
@@ -220,8 +220,66 @@ pub fn fix(
     report
 }
 
-/// One staged file: its result, and the rename still to commit.
-type Staged = (FileResult, Option<Box<atomic::PendingRename>>);
+/// One staged file: its result, and what is still to write.
+type Staged = (FileResult, Option<Pending>);
+
+/// What staging left to do for one file.
+enum Pending {
+    /// A verified copy to rename over it.
+    Rename(Box<atomic::PendingRename>),
+    /// An in-place edit of several patches, journaled (see
+    /// [`atomic::PendingPatch`]), whose steps are still to write.
+    Patch(Box<atomic::PendingPatch>),
+}
+
+/// Finish every staged file once the staged bytes (copies, journals) are on
+/// disk (`synced`): renames and the first step of each in-place edit in one
+/// parallel round, then one round per further step, a sync of the
+/// filesystems between two rounds: every file's step `k` is on disk before
+/// any file's step `k + 1` starts. Whatever fails or is abandoned is left
+/// as it was (an in-place edit rolls back).
+fn commit_all(
+    mut staged: Vec<Staged>,
+    synced: Result<(), atomic::AtomicError>,
+    touched: &[PathBuf],
+) -> Vec<FileResult> {
+    let mut synced = synced;
+    loop {
+        if let Err(e) = &synced {
+            for (r, p) in &mut staged {
+                if p.take().is_some() {
+                    *r = failed(&r.path, format!("left as it was: {e}"));
+                }
+            }
+        }
+        if staged.iter().all(|(_, p)| p.is_none()) {
+            break;
+        }
+        // Renames in parallel too: on a journaled filesystem each one waits.
+        staged.par_iter_mut().for_each(|(r, pending)| {
+            let res = match pending.take() {
+                None => return,
+                Some(Pending::Rename(p)) => p.commit(atomic::Durability::Batch).map(|_| ()),
+                Some(Pending::Patch(mut p)) => match p.step(atomic::Durability::Batch) {
+                    Ok(more) => {
+                        if more {
+                            *pending = Some(Pending::Patch(p));
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            if let Err(e) = res {
+                *r = failed(&r.path, format!("left as it was: {e}"));
+            }
+        });
+        if staged.iter().any(|(_, p)| p.is_some()) {
+            synced = atomic::sync_filesystems(touched.iter().map(PathBuf::as_path));
+        }
+    }
+    staged.into_iter().map(|(r, _)| r).collect()
+}
 
 /// Runs with fewer files than this are staged in one go, then synced.
 const FLUSH_CHUNK_MIN: usize = 256;
@@ -281,13 +339,13 @@ fn tag_of(t: Tag) -> SearchPathTag {
     }
 }
 
-/// One file: its result, and the rename still to commit (copy path).
+/// One file: its result, and what is still to write.
 fn fix_object(
     o: &ObjectSurvey,
     plan_opts: &PlanOptions,
     opts: &FixOptions,
     probe: &FsProbe,
-) -> (FileResult, Option<Box<atomic::PendingRename>>) {
+) -> Staged {
     let path = &o.path;
     if let Some(p) = o
         .plans
@@ -316,7 +374,7 @@ fn fix_object(
     let result = atomic::OpenFile::open(path)
         .map_err(|e| e.to_string())
         .and_then(|file| {
-            if file.len() <= IN_MEMORY_LIMIT {
+            if in_memory(file.len(), &plans) {
                 let original = file.read_all().map_err(|e| e.to_string())?;
                 let (edited, edit) = edit_image(&original, &plans)?;
                 write_in_memory(file, &edited, &edit, &plans, o, &cx)
@@ -366,8 +424,8 @@ fn request<'a>(p: &'a Plan, scrub: &'a [&'a [u8]]) -> EditRequest<'a> {
 /// The byte edit `fix` makes to one file for its changing plans, computed
 /// without writing anything. `fix` writes it; `cost` predicts from it.
 pub enum PlannedEdit {
-    /// Files up to [`IN_MEMORY_LIMIT`]: the whole image before and after
-    /// (several plans on one file compose here).
+    /// Small files, and files up to [`IN_MEMORY_LIMIT`] with several
+    /// plans (they compose here): the whole image before and after.
     InMemory {
         original: Vec<u8>,
         edited: Vec<u8>,
@@ -375,8 +433,8 @@ pub enum PlannedEdit {
         edit: ElfEdit,
     },
     /// Larger files: one plan, planned range by range (the file is never
-    /// held in memory): one in-place patch, or a grow that `fix` applies
-    /// to a copy.
+    /// held in memory): one in-place patch, or a grow that `fix` writes
+    /// into the file step by step.
     Large { edit: ElfEdit, old_len: u64 },
 }
 
@@ -387,7 +445,7 @@ pub fn plan_file_edit(path: &Path, plans: &[&Plan]) -> Result<PlannedEdit, Strin
         .metadata()
         .map_err(|e| format!("cannot stat: {e}"))?
         .len();
-    if len <= IN_MEMORY_LIMIT {
+    if in_memory(len, plans) {
         let mut original = Vec::with_capacity(len as usize);
         std::io::Read::read_to_end(&mut &file, &mut original)
             .map_err(|e| format!("cannot read: {e}"))?;
@@ -424,7 +482,7 @@ fn edit_image(original: &[u8], plans: &[&Plan]) -> Result<(Vec<u8>, ElfEdit), St
     Ok((edited, edit))
 }
 
-/// A file too large for memory: one plan, read range by range.
+/// A file not held in memory: one plan, read range by range.
 fn plan_large_edit(file: &std::fs::File, len: u64, plans: &[&Plan]) -> Result<ElfEdit, String> {
     let [p] = plans else {
         return Err("a file over 256 MiB with two search lists to change is not supported".into());
@@ -461,26 +519,30 @@ fn write_in_memory(
             |_| Ok(()),
         )
         .map_err(|e| e.to_string())?;
-    let in_place = combined.patches.iter().map(|p| p.bytes.len() as u64).sum();
-    Ok(Written::from(staged, in_place, data.len() as u64))
+    Ok(Written::from(staged, combined, data.len() as u64))
 }
 
 /// What staging one file did.
 struct Written {
     bytes: u64,
-    /// The rename still to commit (copy path).
-    pending: Option<Box<atomic::PendingRename>>,
+    /// What is still to write.
+    pending: Option<Pending>,
     /// Hard links to the inode edited in place (1 for most files).
     links: u64,
 }
 
 impl Written {
-    fn from(staged: atomic::Staged, in_place_bytes: u64, copy_bytes: u64) -> Self {
+    fn from(staged: atomic::Staged, edit: &ElfEdit, copy_bytes: u64) -> Self {
         match staged {
             atomic::Staged::Done(atomic::Method::InPlace { links }) => Written {
-                bytes: in_place_bytes,
+                bytes: edit.patches.iter().map(|p| p.bytes.len() as u64).sum(),
                 pending: None,
                 links,
+            },
+            atomic::Staged::Patching(p) => Written {
+                bytes: p.bytes_written(),
+                links: p.links(),
+                pending: Some(Pending::Patch(p)),
             },
             atomic::Staged::Done(_) => Written {
                 bytes: 0,
@@ -489,7 +551,7 @@ impl Written {
             },
             atomic::Staged::Pending(p) => Written {
                 bytes: copy_bytes,
-                pending: Some(p),
+                pending: Some(Pending::Rename(p)),
                 links: 1,
             },
         }
@@ -580,6 +642,20 @@ fn write_large(
         }
         verify_resolution(&after, plans, o, cx.plan_opts, cx.probe)
     };
+    // An edit of several patches (it grows) is checked as the whole file
+    // it will make: the original read through the patches.
+    let old_len = file.len();
+    let verify_edit = |original: &Path, edit: &ElfEdit| {
+        let f = crate::elf::open_for_reading(original)
+            .map_err(|e| format!("cannot read the original back: {e}"))?;
+        let patched = Patched {
+            file: &f,
+            old_len,
+            edit,
+            pos: 0,
+        };
+        verify(&ReadCache::new(patched), len, plans, o, cx)
+    };
     let staged = file
         .stage(
             e,
@@ -589,11 +665,83 @@ fn write_large(
             |cand| match cand {
                 atomic::Candidate::File(tmp) => verify_copy(tmp),
                 atomic::Candidate::InPlace { patch, .. } => verify_patch(patch),
+                atomic::Candidate::Edit { original, edit } => verify_edit(original, edit),
             },
         )
         .map_err(|e| e.to_string())?;
-    let in_place = e.single_in_place().map_or(0, |p| p.bytes.len() as u64);
-    Ok(Written::from(staged, in_place, len))
+    Ok(Written::from(staged, e, len))
+}
+
+/// A file as an edit will leave it, read through the original and the
+/// edit's patches (zeros between the old end and the appended bytes).
+struct Patched<'a> {
+    file: &'a std::fs::File,
+    old_len: u64,
+    edit: &'a ElfEdit,
+    pos: u64,
+}
+
+impl std::io::Read for Patched<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self
+            .edit
+            .new_len
+            .saturating_sub(self.pos)
+            .min(buf.len() as u64) as usize;
+        let buf = &mut buf[..n];
+        let (start, end) = (self.pos, self.pos + n as u64);
+        let inside = self.old_len.saturating_sub(start).min(n as u64) as usize;
+        self.file.read_exact_at(&mut buf[..inside], start)?;
+        buf[inside..].fill(0);
+        for p in &self.edit.patches {
+            let (s, e) = (p.offset.max(start), p.end().min(end));
+            if s < e {
+                buf[(s - start) as usize..(e - start) as usize]
+                    .copy_from_slice(&p.bytes[(s - p.offset) as usize..(e - p.offset) as usize]);
+            }
+        }
+        self.pos = end;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for Patched<'_> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.pos = match to {
+            std::io::SeekFrom::Start(p) => p,
+            std::io::SeekFrom::End(d) => self.edit.new_len.saturating_add_signed(d),
+            std::io::SeekFrom::Current(d) => self.pos.saturating_add_signed(d),
+        };
+        Ok(self.pos)
+    }
+}
+
+/// Undo what killed runs left in the directories under `roots` (see
+/// [`atomic::cleanup_stale_temps`]): run before the survey, so that it
+/// plans on the files as they were before the interrupted edit.
+pub fn recover_interrupted(roots: &[PathBuf]) {
+    let mut dirs: Vec<PathBuf> = roots
+        .iter()
+        .filter(|r| std::fs::symlink_metadata(r).is_ok_and(|m| m.is_dir()))
+        .cloned()
+        .collect();
+    while let Some(d) = dirs.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        let mut journals = false;
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(e.path());
+            } else if atomic::is_journal_name(&e.file_name().to_string_lossy()) {
+                journals = true;
+            }
+        }
+        if journals {
+            let _ = atomic::cleanup_stale_temps(&d);
+        }
+    }
 }
 
 /// The edited image (in memory, or a large copy on disk read range by

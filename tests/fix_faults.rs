@@ -20,8 +20,8 @@ const TOOLS: &[&str] = &["gcc", "readelf"];
 
 /// A store with three lib outputs with long names joined by a short farm,
 /// and one program linked through the farm (RUNPATH = the farm's lib).
-/// Fixing it expands the farm into three long dirs: the edit grows, so it
-/// takes the copy path (temp file + rename). Returns (store, program bytes).
+/// Fixing it expands the farm into three long dirs: the edit grows, in
+/// place (journal, append, switch, scrub). Returns (store, program bytes).
 struct World {
     store: Store,
     farm_lib: PathBuf,
@@ -205,8 +205,10 @@ impl Drop for Mount {
 }
 
 /// SIGKILL `unfarm fix` over 200 files at deterministic moments, several
-/// rounds: every file is always the original or the fully fixed image; the
-/// next run removes temp files and completes the job.
+/// rounds: every file is the original, the fully fixed image, or (killed
+/// between two steps of its in-place grow, its journal beside it) a file
+/// that loads as one of the two; the next run rolls those back, removes
+/// temp files and completes the job, byte-identical to an uninterrupted run.
 #[test]
 fn sigkill_leaves_every_file_old_or_fixed() {
     let w = world();
@@ -249,14 +251,16 @@ fn sigkill_leaves_every_file_old_or_fixed() {
         let _ = child.wait();
         let mut old = 0;
         for i in 0..200 {
-            let b = std::fs::read(bin.join(format!("p{i:03}"))).unwrap();
+            let p = bin.join(format!("p{i:03}"));
+            let b = std::fs::read(&p).unwrap();
             if b == w.prog {
                 old += 1;
-            } else {
+            } else if b != fixed {
                 assert!(
-                    b == fixed,
-                    "round {round}: p{i:03} is neither old nor fixed"
+                    journal_of(&p).is_some(),
+                    "round {round}: p{i:03} is neither old nor fixed, and has no journal"
                 );
+                loads_old_or_new(&w, &p, &fixed);
             }
         }
         saw_old |= old > 0;
@@ -283,6 +287,149 @@ fn sigkill_leaves_every_file_old_or_fixed() {
     );
     runs(&bin.join("p000"));
     runs(&bin.join("p199"));
+}
+
+/// The journal an interrupted in-place edit of `p` left beside it.
+fn journal_of(p: &Path) -> Option<PathBuf> {
+    let name = p.file_name()?.to_str()?;
+    std::fs::read_dir(p.parent()?)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|j| {
+            j.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with(&format!(".{name}.unfarm-tmp-")) && n.ends_with("-journal")
+            })
+        })
+}
+
+/// `p`, part way through its edit, loads as the old or the new object: what
+/// the loader reads (program headers, the dynamic array, the strings at
+/// DT_STRTAB; not the section headers, which may still describe the old
+/// layout until the last step) gives the old or the new RUNPATH and the
+/// same NEEDED, and it runs.
+fn loads_old_or_new(w: &World, p: &Path, fixed: &[u8]) {
+    let got = loader_view(&std::fs::read(p).unwrap());
+    assert!(
+        got == loader_view(&w.prog) || got == loader_view(fixed),
+        "{}: {got:?}",
+        p.display()
+    );
+    runs(p);
+}
+
+/// (tag, value) of the dynamic entries a 64-bit little-endian object's
+/// loader sees, string values read at DT_STRTAB through the PT_LOADs.
+fn loader_view(data: &[u8]) -> Vec<(i64, String)> {
+    use object::elf::{DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_STRTAB, FileHeader64, PT_LOAD};
+    use object::read::elf::{Dyn, FileHeader, ProgramHeader};
+    let e = object::LittleEndian;
+    let h = FileHeader64::<object::LittleEndian>::parse(data).unwrap();
+    let phdrs = h.program_headers(e, data).unwrap();
+    let dynamic = phdrs
+        .iter()
+        .find_map(|ph| ph.dynamic(e, data).unwrap())
+        .unwrap();
+    let offset_of = |vaddr: u64| {
+        phdrs
+            .iter()
+            .filter(|ph| ph.p_type(e) == PT_LOAD)
+            .find(|ph| (ph.p_vaddr(e)..ph.p_vaddr(e) + ph.p_filesz(e)).contains(&vaddr))
+            .map(|ph| (vaddr - ph.p_vaddr(e) + ph.p_offset(e)) as usize)
+            .unwrap()
+    };
+    let strtab = dynamic
+        .iter()
+        .find(|d| d.d_tag(e) == DT_STRTAB)
+        .map(|d| offset_of(d.d_val(e)))
+        .unwrap();
+    dynamic
+        .iter()
+        .filter(|d| [DT_NEEDED, DT_RUNPATH, DT_RPATH].contains(&d.d_tag(e)))
+        .map(|d| {
+            let s = &data[strtab + d.d_val(e) as usize..];
+            let s = &s[..s.iter().position(|&b| b == 0).unwrap()];
+            (d.d_tag(e).0, String::from_utf8_lossy(s).into_owned())
+        })
+        .collect()
+}
+
+/// Killed between any two steps of an in-place grow (the state a SIGKILL
+/// or a power loss can leave: old bytes plus appended ones, the switch made
+/// or not, the dead bytes scrubbed or not, and the journal): the file loads
+/// as the old or the new object, and the next `fix` rolls it back and
+/// redoes it, byte-identical to an uninterrupted run. The states are made
+/// step by step through the library, then the journal is given the pid of
+/// a process that no longer exists.
+#[test]
+fn killed_between_any_two_steps_of_a_grow_is_redone_byte_identical() {
+    use unfarm::atomic::{Durability, HardLinks, Staged, StepKind};
+    let w = world();
+    let fixed = w.fixed_bytes();
+    let new_runpath = unfarm::elf::parse_facts(&fixed[..])
+        .unwrap()
+        .runpath
+        .unwrap();
+    let req = unfarm::edit::EditRequest {
+        tag: unfarm::edit::SearchPathTag::Runpath,
+        new_value: &new_runpath,
+        scrub: &[],
+        drop_ldcache_note: true,
+    };
+    let edit = unfarm::edit::plan_edit(&w.prog[..], w.prog.len() as u64, &req).unwrap();
+    assert!(edit.grew);
+    let mut kinds = Vec::new();
+    for k in 0.. {
+        let out = w.app(&format!("app-{k}"), 1);
+        let p = out.join("bin/p000");
+        let Staged::Patching(mut pending) =
+            unfarm::atomic::stage(&p, &edit, HardLinks::EditShared, Durability::Batch, |_| {
+                Ok(())
+            })
+            .unwrap()
+        else {
+            panic!("a grow is written in place");
+        };
+        for _ in 0..k {
+            pending.step(Durability::Batch).unwrap();
+        }
+        let Some(next) = pending.next_step() else {
+            assert_eq!(
+                std::fs::read(&p).unwrap(),
+                fixed,
+                "all steps: the fixed image"
+            );
+            break;
+        };
+        kinds.push(next);
+        // Killed here: no rollback, the journal stays.
+        pending.interrupt();
+        loads_old_or_new(&w, &p, &fixed);
+        let j = journal_of(&p).unwrap();
+        let dead = j
+            .to_str()
+            .unwrap()
+            .replace(&format!("-{}-", std::process::id()), "-2147483646-");
+        std::fs::rename(&j, &dead).unwrap();
+        let r = w.fix(&[], &[&out]);
+        assert_eq!(r.code, Some(0), "killed before {next:?}: {r:#?}");
+        assert!(
+            std::fs::read(&p).unwrap() == fixed,
+            "killed before {next:?}: not byte-identical"
+        );
+        assert!(
+            temps(&out).is_empty(),
+            "killed before {next:?}: {:?}",
+            temps(&out)
+        );
+        runs(&p);
+    }
+    // The journal, the appended part, the switch and the scrubbed bytes
+    // were each a state of their own.
+    assert!(
+        kinds.contains(&StepKind::Append) && kinds.contains(&StepKind::Dead),
+        "{kinds:?}"
+    );
+    assert!(kinds.len() >= 4, "{kinds:?}");
 }
 
 /// A temp file of a killed run (a pid that no longer exists) is removed by

@@ -1,7 +1,8 @@
 //! `unfarm fix` on unusual files: a library over 4 GiB (sparse) is edited in
 //! place, reading and writing only what changes; a file over the in-memory
-//! limit that must grow is fixed through a copy; a hard-linked file follows
-//! the documented `--hard-links` policy and says what it did.
+//! limit that must grow is grown in place, writing only the new bytes; a
+//! hard-linked file follows the documented `--hard-links` policy and says
+//! what it did; extended attributes survive the copy path.
 
 mod common;
 
@@ -178,33 +179,102 @@ fn hard_links_break_fixes_every_name() {
     }
 }
 
-/// A grown file is replaced by a new file created with the original's mode:
-/// a strict umask (here 077) must not narrow it (`unfarm` then sets it).
+/// A file given its own copy (`--hard-links break` on a shared inode) is a
+/// new file created with the original's mode: a strict umask (here 077)
+/// must not narrow it (`unfarm` then sets it). Its extended attributes come
+/// along (the copy dropped `user.*` ones).
 #[test]
-fn replaced_file_keeps_its_mode_under_a_strict_umask() {
+fn replaced_file_keeps_its_mode_and_xattrs_under_a_strict_umask() {
     use std::os::unix::fs::PermissionsExt;
     common::require_tools(TOOLS);
     let (store, _, _, app, exe) = growing_world();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o751)).unwrap();
+    set_xattr(&exe, "user.origin", b"built by nix");
+    std::fs::hard_link(&exe, app.join("bin/app-alias")).unwrap();
     let ino = std::fs::metadata(&exe).unwrap().ino();
     let o = std::process::Command::new("sh")
         .arg("-c")
         .arg("umask 077; exec \"$0\" \"$@\"")
         .arg(env!("CARGO_BIN_EXE_unfarm"))
         .args(["--store-dir", store.dir().to_str().unwrap()])
-        .args(["fix", "--system", "--json"])
-        .arg(&app)
+        .args(["fix", "--system", "--json", "--hard-links", "break"])
+        .arg(&exe)
         .output()
         .unwrap();
     assert!(o.status.success(), "{o:#?}");
     let meta = std::fs::metadata(&exe).unwrap();
-    assert_ne!(
-        meta.ino(),
-        ino,
-        "a grown file is replaced, not edited in place"
-    );
+    assert_ne!(meta.ino(), ino, "its own copy, renamed over it");
     assert_eq!(meta.mode() & 0o7777, 0o751);
+    assert_eq!(
+        get_xattr(&exe, "user.origin").as_deref(),
+        Some(&b"built by nix"[..])
+    );
     assert_eq!(common::run(&exe, &[]).success().stdout, "42\n");
+}
+
+/// A grown file is edited in place: same inode, every hard link sees the
+/// fix (`--hard-links edit-shared`, the default), and its extended
+/// attributes stay.
+#[test]
+fn grown_file_is_edited_in_place_for_every_link_and_keeps_xattrs() {
+    common::require_tools(TOOLS);
+    let (store, foo, bar, app, exe) = growing_world();
+    set_xattr(&exe, "user.origin", b"built by nix");
+    let other = app.join("bin/app-alias");
+    std::fs::hard_link(&exe, &other).unwrap();
+    let before = std::fs::metadata(&exe).unwrap();
+    let r = fix(&store, &[], &app);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let meta = std::fs::metadata(&exe).unwrap();
+    assert_eq!(meta.ino(), before.ino(), "grown in place");
+    assert!(meta.len() > before.len());
+    assert_eq!((meta.mtime(), meta.nlink()), (before.mtime(), 2));
+    let want = format!(
+        "{}:{}",
+        foo.join("lib").display(),
+        bar.join("lib").display()
+    );
+    for p in [&exe, &other] {
+        assert_eq!(common::readelf_dynamic(p, "RUNPATH"), Some(want.clone()));
+        assert_eq!(common::run(p, &[]).success().stdout, "42\n");
+    }
+    assert_eq!(
+        get_xattr(&exe, "user.origin").as_deref(),
+        Some(&b"built by nix"[..])
+    );
+    let names: Vec<String> = std::fs::read_dir(app.join("bin"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains("unfarm-tmp")), "{names:?}");
+}
+
+fn set_xattr(p: &Path, name: &str, value: &[u8]) {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    // SAFETY: valid NUL-terminated strings and a value buffer of its length.
+    let r = unsafe {
+        libc::setxattr(
+            c.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(r, 0, "setxattr {name}: {}", std::io::Error::last_os_error());
+}
+
+fn get_xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: valid NUL-terminated strings and a buffer of its length.
+    let r = unsafe { libc::getxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (r >= 0).then(|| {
+        buf.truncate(r as usize);
+        buf
+    })
 }
 
 /// Surveying outputs reads every ELF file, but (our own files, or as root)
@@ -237,24 +307,81 @@ fn reading_outputs_leaves_access_times_alone() {
     assert_eq!((meta.atime(), meta.mtime()), (1000, 2000));
 }
 
-/// A program whose RUNPATH must grow (a short farm name, two real dirs) that
-/// is larger than `fix` holds in memory: it is fixed through a copy
-/// (`copy_file_range`), checked range by range, and renamed over.
+/// A grown program of 200 MiB (sparse), under the old in-memory limit: it
+/// is planned and checked range by range, never read whole: the run's
+/// peak RSS (the child's own, from `wait4`) stays under 64 MiB.
 #[test]
-fn file_over_the_memory_limit_that_grows_is_fixed_through_a_copy() {
+fn mid_size_file_that_grows_is_not_read_whole() {
     common::require_tools(TOOLS);
-    let (store, foo, bar, app, exe) = growing_world();
-    let size = unfarm::fix::IN_MEMORY_LIMIT + (8 << 20);
+    let (store, _, _, app, exe) = growing_world();
+    let size = 200 << 20;
     let f = std::fs::OpenOptions::new().write(true).open(&exe).unwrap();
     f.set_len(size).unwrap();
     drop(f);
-    let ino = std::fs::metadata(&exe).unwrap().ino();
-    let r = fix(&store, &[], &app);
-    assert_eq!(r.code, Some(0), "{r:#?}");
-    let v = r.json();
-    assert_eq!(v["results"][0]["status"], "changed", "{v:#}");
+    // Waited for below with wait4, for its own rusage.
+    #[allow(clippy::zombie_processes)]
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_unfarm"))
+        .args(["--store-dir", store.dir().to_str().unwrap()])
+        .args(["fix", "--system"])
+        .arg(&app)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for this child.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pid is our unwaited child; the pointers are valid.
+    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+    assert_eq!(r, child.id() as i32);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{status}"
+    );
+    assert!(ru.ru_maxrss < 64 << 10, "peak RSS {} KiB", ru.ru_maxrss);
+    assert!(std::fs::metadata(&exe).unwrap().len() > size);
+    assert_eq!(common::run(&exe, &[]).success().stdout, "42\n");
+}
+
+/// A program whose RUNPATH must grow (a short farm name, two real dirs)
+/// of 512 MiB (sparse), larger than `fix` holds in memory: it is grown in
+/// place, checked range by range through the patches, and the run writes
+/// under 64 KiB: counted by the kernel (`wchar` of `/proc/PID/io`, which a
+/// shell accumulates from the children it reaped, `copy_file_range`
+/// included) and by the blocks the file allocates.
+#[test]
+fn file_over_the_memory_limit_that_grows_is_grown_in_place_writing_under_64_kib() {
+    common::require_tools(TOOLS);
+    let (store, foo, bar, app, exe) = growing_world();
+    let size = 512 << 20;
+    let f = std::fs::OpenOptions::new().write(true).open(&exe).unwrap();
+    f.set_len(size).unwrap();
+    drop(f);
+    let before = std::fs::metadata(&exe).unwrap();
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("\"$0\" \"$@\" >/dev/null || exit 9; grep ^wchar: /proc/$$/io")
+        .arg(env!("CARGO_BIN_EXE_unfarm"))
+        .args(["--store-dir", store.dir().to_str().unwrap()])
+        .args(["fix", "--system"])
+        .arg(&app)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:#?}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let wchar: u64 = out
+        .trim()
+        .trim_start_matches("wchar:")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(wchar < 64 << 10, "wrote {wchar} bytes");
     let meta = std::fs::metadata(&exe).unwrap();
-    assert_ne!(meta.ino(), ino, "grown, so replaced");
+    assert_eq!(meta.ino(), before.ino(), "grown in place");
+    assert!(
+        (meta.blocks() - before.blocks()) * 512 < 64 << 10,
+        "allocated {} more blocks",
+        meta.blocks() - before.blocks()
+    );
     assert!(meta.len() > size);
     let want = format!(
         "{}:{}",

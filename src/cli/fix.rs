@@ -45,6 +45,10 @@ enum HardLinkPolicy {
 pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     let opts = a.plan.survey_options(store)?;
     let roots = super::output_roots(&a.outputs, store)?;
+    if !a.dry_run {
+        // A killed run's files go back to their old bytes before planning.
+        unfarm::fix::recover_interrupted(&roots);
+    }
     let s = survey(&roots, store, &opts);
     if a.dry_run {
         // Closure before and after the plan, computed without writing.

@@ -451,3 +451,34 @@ mod grow;
 
 #[cfg(test)]
 mod tests;
+
+/// The byte ranges of a file the loader reads to find everything else: the
+/// ELF header, the program header table and the dynamic array. A writer
+/// that patches a file in place orders its writes by them (see
+/// `crate::atomic`): what the old object does not reference first, these
+/// last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoaderRanges {
+    pub ehdr: (u64, u64),
+    pub phdrs: (u64, u64),
+    pub dynamic: Option<(u64, u64)>,
+}
+
+/// [`LoaderRanges`] of the ELF file `data` of length `file_len`.
+pub fn loader_ranges<'d, R: ReadRef<'d>>(
+    data: R,
+    file_len: u64,
+) -> Result<LoaderRanges, EditError> {
+    let m = parse::parse(data, file_len)?;
+    let ehdr = if m.is64 { 64 } else { 52 };
+    let phend = m.phoff + m.phdrs.len() as u64 * u64::from(m.phentsize);
+    let dynamic = m
+        .dynamic
+        .as_ref()
+        .map(|d| (d.offset, d.offset + d.slots * m.dyn_entsize()));
+    Ok(LoaderRanges {
+        ehdr: (0, ehdr),
+        phdrs: (m.phoff, phend),
+        dynamic,
+    })
+}
