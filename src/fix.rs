@@ -30,12 +30,39 @@ pub struct FixOptions {
     pub hard_links: HardLinks,
 }
 
+/// What happened to one file; the JSON strings are in `docs/check-json.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileStatus {
+    /// The file was rewritten (or is a hard link to one that was).
+    Changed,
+    /// A symlink through a farm now points at the same file without it.
+    Retargeted,
+    Failed,
+}
+
+impl FileStatus {
+    /// The word shown to users, the same as the JSON string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileStatus::Changed => "changed",
+            FileStatus::Retargeted => "retargeted",
+            FileStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for FileStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What happened to one file.
 #[derive(Clone, Debug, Serialize)]
 pub struct FileResult {
     pub path: PathBuf,
-    /// `changed`, `unchanged`, `failed`.
-    pub status: &'static str,
+    pub status: FileStatus,
     pub detail: String,
     /// Bytes of removed store paths (hash parts scrubbed from the file).
     pub store_path_bytes_removed: usize,
@@ -130,7 +157,7 @@ pub fn fix(
     // per filesystem rather than an fsync per file and per directory.
     let touched: Vec<PathBuf> = staged
         .iter()
-        .filter(|(r, _)| r.status == "changed")
+        .filter(|(r, _)| r.status == FileStatus::Changed)
         .map(|(r, _)| r.path.clone())
         .collect();
     let synced = atomic::sync_filesystems(touched.iter().map(PathBuf::as_path));
@@ -151,9 +178,9 @@ pub fn fix(
         aliases.iter().map(|(a, _)| a.path.clone()).collect();
     for (alias, first) in aliases {
         let r = match results.iter().find(|r| r.path == first.path) {
-            Some(r) if r.status == "changed" => FileResult {
+            Some(r) if r.status == FileStatus::Changed => FileResult {
                 path: alias.path.clone(),
-                status: "changed",
+                status: FileStatus::Changed,
                 detail: format!(
                     "the same file as {} (a hard link): fixed with it",
                     first.path.display()
@@ -178,7 +205,7 @@ pub fn fix(
     // The renames (and retargeted links) themselves.
     let renamed: Vec<&Path> = results
         .iter()
-        .filter(|r| matches!(r.status, "changed" | "retargeted"))
+        .filter(|r| matches!(r.status, FileStatus::Changed | FileStatus::Retargeted))
         .map(|r| r.path.as_path())
         .collect();
     if let Err(e) = atomic::sync_filesystems(renamed) {
@@ -208,10 +235,9 @@ pub fn fix(
     };
     for r in results.iter().filter(|r| !alias_paths.contains(&r.path)) {
         match r.status {
-            "changed" => report.changed += 1,
-            "retargeted" => report.symlinks_retargeted += 1,
-            "failed" => report.failed += 1,
-            _ => {}
+            FileStatus::Changed => report.changed += 1,
+            FileStatus::Retargeted => report.symlinks_retargeted += 1,
+            FileStatus::Failed => report.failed += 1,
         }
         report.store_path_bytes_removed += r.store_path_bytes_removed;
     }
@@ -266,7 +292,7 @@ fn one_name_per_inode(
 fn failed(path: &Path, detail: String) -> FileResult {
     FileResult {
         path: path.to_owned(),
-        status: "failed",
+        status: FileStatus::Failed,
         detail,
         store_path_bytes_removed: 0,
         bytes_written: 0,
@@ -341,7 +367,7 @@ fn fix_object(
             (
                 FileResult {
                     path: path.clone(),
-                    status: "changed",
+                    status: FileStatus::Changed,
                     detail,
                     store_path_bytes_removed: removed,
                     bytes_written: w.bytes,
@@ -698,7 +724,7 @@ fn retarget(l: &FarmLink) -> FileResult {
     match replace_symlink(&l.path, &l.canonical) {
         Ok(()) => FileResult {
             path: l.path.clone(),
-            status: "retargeted",
+            status: FileStatus::Retargeted,
             detail: format!("{} -> {}", l.target.display(), l.canonical.display()),
             store_path_bytes_removed: 32 * l.farms.len(),
             bytes_written: 0,

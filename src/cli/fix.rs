@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use unfarm::cost::{CostModel, PlanCost};
+use unfarm::fix::FileStatus;
 use unfarm::plan::{Action, Outcome};
 use unfarm::store::StoreDir;
 use unfarm::survey::{Survey, survey};
@@ -120,9 +121,9 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
         // (a build log needs the count, not a line per file).
         for r in &report.results {
             match r.status {
-                "failed" if r.path.as_os_str().is_empty() => super::error_line(&r.detail),
+                FileStatus::Failed if r.path.as_os_str().is_empty() => super::error_line(&r.detail),
                 // The path once: the detail may repeat it after its reason.
-                "failed" => super::error_line(format_args!(
+                FileStatus::Failed => super::error_line(format_args!(
                     "{}: {}",
                     r.path.display(),
                     r.detail.replacen(&format!("{}: ", r.path.display()), "", 1)
