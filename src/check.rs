@@ -19,14 +19,89 @@ pub enum Severity {
     Info,
 }
 
+/// What a finding is about. The kebab-case names are stable identifiers,
+/// in the JSON (`docs/check-json.md`) and in the text (`error[KIND]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    IndirectEntry,
+    StubEntry,
+    UnusedEntry,
+    MissingLibrary,
+    LoaderError,
+    BuildDirEntry,
+    InsecureEntry,
+    SymlinkIntoFarm,
+    FarmReference,
+    DlopenUnknown,
+    PlanRefused,
+    SpecialFile,
+    SymlinkLoop,
+    DuplicateEntry,
+    Unreadable,
+}
+
+impl FindingKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [FindingKind; 15] = [
+        FindingKind::IndirectEntry,
+        FindingKind::StubEntry,
+        FindingKind::UnusedEntry,
+        FindingKind::MissingLibrary,
+        FindingKind::LoaderError,
+        FindingKind::BuildDirEntry,
+        FindingKind::InsecureEntry,
+        FindingKind::SymlinkIntoFarm,
+        FindingKind::FarmReference,
+        FindingKind::DlopenUnknown,
+        FindingKind::PlanRefused,
+        FindingKind::SpecialFile,
+        FindingKind::SymlinkLoop,
+        FindingKind::DuplicateEntry,
+        FindingKind::Unreadable,
+    ];
+
+    /// The stable identifier, the same as the JSON string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::IndirectEntry => "indirect-entry",
+            FindingKind::StubEntry => "stub-entry",
+            FindingKind::UnusedEntry => "unused-entry",
+            FindingKind::MissingLibrary => "missing-library",
+            FindingKind::LoaderError => "loader-error",
+            FindingKind::BuildDirEntry => "build-dir-entry",
+            FindingKind::InsecureEntry => "insecure-entry",
+            FindingKind::SymlinkIntoFarm => "symlink-into-farm",
+            FindingKind::FarmReference => "farm-reference",
+            FindingKind::DlopenUnknown => "dlopen-unknown",
+            FindingKind::PlanRefused => "plan-refused",
+            FindingKind::SpecialFile => "special-file",
+            FindingKind::SymlinkLoop => "symlink-loop",
+            FindingKind::DuplicateEntry => "duplicate-entry",
+            FindingKind::Unreadable => "unreadable",
+        }
+    }
+
+    /// Findings about bytes or links that name a farm store path, grouped by
+    /// farm rather than by location.
+    pub fn names_a_farm(self) -> bool {
+        matches!(
+            self,
+            FindingKind::FarmReference | FindingKind::SymlinkIntoFarm
+        )
+    }
+}
+
+impl std::fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One finding.
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
-    /// Stable identifier: `indirect-entry`, `stub-entry`, `unused-entry`,
-    /// `missing-library`, `loader-error`, `build-dir-entry`, `insecure-entry`,
-    /// `symlink-into-farm`, `farm-reference`, `dlopen-unknown`, `plan-refused`,
-    /// `special-file`, `symlink-loop`, `duplicate-entry`, `unreadable`.
-    pub kind: &'static str,
+    pub kind: FindingKind,
     pub severity: Severity,
     pub file: PathBuf,
     /// Where in the file: `RUNPATH[2]`, `DT_NEEDED libfoo.so.1`, `offset 0x1a2b`, `symlink`.
@@ -80,7 +155,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                                 _ => "drop it".into(),
                             };
                             let mut f = mk(
-                                "indirect-entry",
+                                FindingKind::IndirectEntry,
                                 Severity::Error,
                                 format!(
                                     "reaches libraries through links into other store paths (farm {}): serves [{}], offers {offers} libraries; keeps the farm and everything it joins in the closure",
@@ -101,25 +176,25 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                             out.push(f);
                         }
                         Reason::Stub => out.push(mk(
-                            "stub-entry",
+                            FindingKind::StubEntry,
                             Severity::Error,
                             "stub dir: its fake libraries shadow the real driver".into(),
                             Some("drop it".into()),
                         )),
                         Reason::BuildDir => out.push(mk(
-                            "build-dir-entry",
+                            FindingKind::BuildDirEntry,
                             Severity::Error,
                             "points into the build dir, outside the store".into(),
                             Some("drop it".into()),
                         )),
                         Reason::Insecure { why } => out.push(mk(
-                            "insecure-entry",
+                            FindingKind::InsecureEntry,
                             Severity::Error,
                             why.clone(),
                             Some("drop it".into()),
                         )),
                         Reason::Duplicate { of } => out.push(mk(
-                            "duplicate-entry",
+                            FindingKind::DuplicateEntry,
                             Severity::Warning,
                             format!("the same directory as entry {of}"),
                             Some("drop it".into()),
@@ -128,7 +203,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                         // offered, so that no program breaks: a note, not a
                         // warning about what `fix` itself wrote.
                         Reason::Unused if effective => out.push(mk(
-                            "unused-entry",
+                            FindingKind::UnusedEntry,
                             match mode {
                                 Mode::Shrink => Severity::Warning,
                                 Mode::Expand => Severity::Info,
@@ -147,7 +222,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
             }
             if let Outcome::Refused { reason } = &p.outcome {
                 out.push(Finding {
-                    kind: "plan-refused",
+                    kind: FindingKind::PlanRefused,
                     severity: Severity::Error,
                     file: p.path.clone(),
                     location: p.tag.to_string(),
@@ -159,7 +234,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
             }
             for w in &p.warnings {
                 out.push(Finding {
-                    kind: "dlopen-unknown",
+                    kind: FindingKind::DlopenUnknown,
                     severity: Severity::Warning,
                     file: p.path.clone(),
                     location: "dynamic symbols".into(),
@@ -176,10 +251,10 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                 if n.before.is_some() {
                     continue;
                 }
-                let provenance = format!("{:?}", n.need.strongest()).to_lowercase();
+                let provenance = n.need.strongest();
                 if let Some(err) = &n.error {
                     out.push(Finding {
-                        kind: "loader-error",
+                        kind: FindingKind::LoaderError,
                         severity: Severity::Error,
                         file: p.path.clone(),
                         location: format!("need {}", n.need.name),
@@ -208,7 +283,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                     Severity::Warning
                 };
                 out.push(Finding {
-                    kind: "missing-library",
+                    kind: FindingKind::MissingLibrary,
                     severity,
                     file: p.path.clone(),
                     location: format!("need {} ({provenance})", n.need.name),
@@ -222,7 +297,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
     }
     for l in &survey.farm_links {
         out.push(Finding {
-            kind: "symlink-into-farm",
+            kind: FindingKind::SymlinkIntoFarm,
             severity: Severity::Error,
             file: l.path.clone(),
             location: format!("symlink -> {}", l.target.display()),
@@ -241,7 +316,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
     }
     for s in &survey.special_files {
         out.push(Finding {
-            kind: "special-file",
+            kind: FindingKind::SpecialFile,
             severity: Severity::Error,
             file: s.clone(),
             location: "file type".into(),
@@ -256,7 +331,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
     }
     for l in &survey.link_loops {
         out.push(Finding {
-            kind: "symlink-loop",
+            kind: FindingKind::SymlinkLoop,
             severity: Severity::Error,
             file: l.clone(),
             location: "symlink".into(),
@@ -271,7 +346,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
     }
     for e in &survey.errors {
         out.push(Finding {
-            kind: "unreadable",
+            kind: FindingKind::Unreadable,
             severity: Severity::Error,
             file: e.path.clone(),
             location: String::new(),
@@ -311,7 +386,7 @@ fn farm_references(survey: &Survey, store: &StoreDir) -> Vec<Finding> {
                 continue;
             }
             out.push(Finding {
-                kind: "farm-reference",
+                kind: FindingKind::FarmReference,
                 severity: Severity::Error,
                 file: path.to_owned(),
                 location: format!("offset {off:#x}{}", line_of(&data, m.start())),
@@ -375,7 +450,7 @@ fn context(data: &[u8], start: usize, end: usize) -> String {
 /// missing sonames, or the same farm entry, once per file: one group each.
 #[derive(Clone, Debug, Serialize)]
 pub struct Group {
-    pub kind: &'static str,
+    pub kind: FindingKind,
     pub severity: Severity,
     /// The shared location (for `farm-reference`: the first file's).
     pub location: String,
@@ -391,12 +466,13 @@ pub struct Group {
 /// Group `findings` (see [`Group`]), in order of first appearance.
 pub fn groups(findings: &[Finding]) -> Vec<Group> {
     let mut out: Vec<Group> = Vec::new();
-    let mut index: std::collections::BTreeMap<(Severity, &str, String), usize> =
+    let mut index: std::collections::BTreeMap<(Severity, FindingKind, String), usize> =
         std::collections::BTreeMap::new();
     for f in findings {
-        let key = match f.kind {
-            "farm-reference" | "symlink-into-farm" => format!("{:?}", f.farms),
-            _ => f.location.clone(),
+        let key = if f.kind.names_a_farm() {
+            format!("{:?}", f.farms)
+        } else {
+            f.location.clone()
         };
         match index.entry((f.severity, f.kind, key)) {
             std::collections::btree_map::Entry::Occupied(e) => {
@@ -489,7 +565,7 @@ pub fn render(findings: &[Finding], survey: &Survey, o: &RenderOptions) -> Strin
     let all = groups(findings);
     // Per kind of note: findings, the files they are in, the first group.
     type Note<'a> = (
-        &'a str,
+        FindingKind,
         usize,
         std::collections::BTreeSet<&'a PathBuf>,
         &'a Group,
@@ -671,7 +747,7 @@ mod tests {
         assert_eq!(plural(2, "key"), "2 keys");
     }
 
-    fn finding(kind: &'static str, file: &str, location: &str) -> Finding {
+    fn finding(kind: FindingKind, file: &str, location: &str) -> Finding {
         Finding {
             kind,
             severity: Severity::Warning,
@@ -684,21 +760,60 @@ mod tests {
         }
     }
 
+    /// The words in the text output are the JSON strings.
+    #[test]
+    fn kind_words_are_the_json_strings() {
+        for k in FindingKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+    }
+
+    /// A `.note.dlopen` need's provenance in words, not Rust's debug form.
+    #[test]
+    fn provenance_in_words() {
+        use crate::needs::Provenance;
+        let note = Provenance::Note {
+            priority: Some("required".into()),
+        };
+        assert_eq!(note.to_string(), "note, required");
+        assert_eq!(Provenance::Needed.to_string(), "needed");
+    }
+
     /// One group per kind and location, every file once, errors first.
     #[test]
     fn groups_by_kind_and_location() {
-        let mut err = finding("indirect-entry", "/o/bin/a", "RUNPATH[0] /s/farm/lib");
+        let mut err = finding(
+            FindingKind::IndirectEntry,
+            "/o/bin/a",
+            "RUNPATH[0] /s/farm/lib",
+        );
         err.severity = Severity::Error;
         let f = vec![
-            finding("missing-library", "/o/lib/a.so", "need x.so.1 (needed)"),
-            finding("missing-library", "/o/lib/b.so", "need x.so.1 (needed)"),
-            finding("missing-library", "/o/lib/b.so", "need y.so.1 (needed)"),
-            finding("missing-library", "/o/lib/b.so", "need x.so.1 (needed)"),
+            finding(
+                FindingKind::MissingLibrary,
+                "/o/lib/a.so",
+                "need x.so.1 (needed)",
+            ),
+            finding(
+                FindingKind::MissingLibrary,
+                "/o/lib/b.so",
+                "need x.so.1 (needed)",
+            ),
+            finding(
+                FindingKind::MissingLibrary,
+                "/o/lib/b.so",
+                "need y.so.1 (needed)",
+            ),
+            finding(
+                FindingKind::MissingLibrary,
+                "/o/lib/b.so",
+                "need x.so.1 (needed)",
+            ),
             err,
         ];
         let g = groups(&f);
         assert_eq!(g.len(), 3);
-        assert_eq!(g[0].kind, "indirect-entry");
+        assert_eq!(g[0].kind, FindingKind::IndirectEntry);
         assert_eq!(g[1].location, "need x.so.1 (needed)");
         assert_eq!(
             g[1].files,
