@@ -57,9 +57,25 @@ pub enum NeedStatus {
 }
 
 impl NeedStatus {
+    /// The word shown to users, the same as the JSON string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NeedStatus::Found => "found",
+            NeedStatus::AlreadyLoaded => "already-loaded",
+            NeedStatus::NotFound => "not-found",
+            NeedStatus::Error => "error",
+        }
+    }
+
     /// True when ld.so would fail to start the program over this need.
     pub fn is_failure(self) -> bool {
         matches!(self, NeedStatus::NotFound | NeedStatus::Error)
+    }
+}
+
+impl std::fmt::Display for NeedStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -452,6 +468,10 @@ mod tests {
             .find(|n| n.name == "ld-linux-x86-64.so.2")
             .unwrap();
         assert_eq!(need.status, NeedStatus::AlreadyLoaded);
+        assert_eq!(
+            serde_json::to_value(need.status).unwrap(),
+            need.status.as_str()
+        );
         assert!(need.tried.is_empty());
     }
 
