@@ -25,8 +25,7 @@ use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Nix's base32 alphabet (no e, o, u, t).
-pub const NIX_BASE32: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
+pub use unfarm::store::{HASH_LEN, NIX_BASE32};
 
 /// The host's dynamic loader.
 pub const LD_SO: &str = "/lib64/ld-linux-x86-64.so.2";
@@ -56,7 +55,7 @@ pub fn nix_hash(name: &str) -> String {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    (0..32)
+    (0..HASH_LEN)
         .map(|_| {
             h = h
                 .wrapping_mul(6_364_136_223_846_793_005)
