@@ -200,20 +200,10 @@ pub fn sniff_file(path: &Path) -> Result<FileKind, ElfError> {
         source,
     })?;
     let mut head = [0u8; 8];
-    let mut n = 0;
-    while n < head.len() {
-        match f.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(source) => {
-                return Err(ElfError::Io {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
-        }
-    }
+    let n = read_full(&mut f, &mut head).map_err(|source| ElfError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     Ok(sniff(&head[..n]))
 }
 
@@ -317,24 +307,37 @@ pub fn open_for_reading(path: &Path) -> std::io::Result<File> {
 /// regular file, one `read` (std's `read_to_end` would start with 8 KiB
 /// chunks, or stat the file again for a size hint).
 pub(crate) fn read_up_to(mut f: &File, v: &mut Vec<u8>, want: usize) -> std::io::Result<()> {
-    let mut have = v.len();
+    let have = v.len();
     if want <= have {
         return Ok(());
     }
     v.resize(want, 0);
-    while have < want {
-        match f.read(&mut v[have..]) {
-            Ok(0) => break,
-            Ok(n) => have += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                v.truncate(have);
-                return Err(e);
-            }
+    match read_full(&mut f, &mut v[have..]) {
+        Ok(n) => {
+            v.truncate(have + n);
+            Ok(())
+        }
+        Err(e) => {
+            v.truncate(have);
+            Err(e)
         }
     }
-    v.truncate(have);
-    Ok(())
+}
+
+/// Read into `buf` until it is full or the input ends, retrying a read a
+/// signal interrupted. The count is below `buf.len()` only at the end of the
+/// input (a short read alone does not mean the end).
+pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 impl FileBytes {

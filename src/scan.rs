@@ -387,15 +387,7 @@ fn scan_stream(
     let mut first = true;
     loop {
         // Fill the rest of the buffer (short reads are fine; loop until EOF or full).
-        let mut filled = carry;
-        while filled < buf.len() {
-            match r.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let filled = carry + crate::elf::read_full(&mut r, &mut buf[carry..])?;
         let eof = filled < buf.len();
         let data = &buf[..filled];
         if first {
