@@ -7,7 +7,7 @@ use aho_corasick::AhoCorasick;
 use serde::Serialize;
 
 use crate::elf::ObjectType;
-use crate::plan::{Action, Mode, Outcome, Reason, Tag};
+use crate::plan::{Action, Mode, Outcome, Reason};
 use crate::store::StoreDir;
 use crate::survey::Survey;
 
@@ -124,7 +124,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
     let mut out = Vec::new();
     for o in &survey.objects {
         for p in &o.plans {
-            let effective = p.tag == Tag::Runpath || o.facts.runpath.is_none();
+            let effective = o.facts.is_effective(p.tag);
             for e in &p.entries {
                 let loc = format!("{}[{}] {}", p.tag, e.index, e.text);
                 let mk = |kind, severity, message: String, fix: Option<String>| Finding {
@@ -404,10 +404,7 @@ fn farm_references(survey: &Survey, store: &StoreDir) -> Vec<Finding> {
     for o in &survey.objects {
         let mut covered = Vec::new();
         for p in &o.plans {
-            let off = match p.tag {
-                Tag::Runpath => o.facts.runpath_offset,
-                Tag::Rpath => o.facts.rpath_offset,
-            };
+            let off = o.facts.search_path_offset(p.tag);
             if let Some(off) = off
                 && p.changes()
             {

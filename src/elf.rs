@@ -167,6 +167,81 @@ pub struct ElfFacts {
     pub rpath_offset: Option<u64>,
 }
 
+/// Which search-path entry of the dynamic section: DT_RUNPATH or DT_RPATH.
+/// A rewrite never changes it (the two have different lookup semantics);
+/// planner, editor and checks share this one type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SearchPathTag {
+    /// DT_RUNPATH: searched after LD_LIBRARY_PATH, not inherited.
+    Runpath,
+    /// DT_RPATH: searched before LD_LIBRARY_PATH, inherited; ignored when the
+    /// object also has DT_RUNPATH.
+    Rpath,
+}
+
+impl SearchPathTag {
+    /// The dynamic tag value.
+    pub fn dt(self) -> i64 {
+        match self {
+            SearchPathTag::Runpath => elf::DT_RUNPATH.0,
+            SearchPathTag::Rpath => elf::DT_RPATH.0,
+        }
+    }
+
+    /// The dynamic tag's name, `DT_RUNPATH` or `DT_RPATH` (for errors about
+    /// the dynamic section; [`Display`](std::fmt::Display) gives `RUNPATH`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SearchPathTag::Runpath => "DT_RUNPATH",
+            SearchPathTag::Rpath => "DT_RPATH",
+        }
+    }
+}
+
+impl std::fmt::Display for SearchPathTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SearchPathTag::Runpath => "RUNPATH",
+            SearchPathTag::Rpath => "RPATH",
+        })
+    }
+}
+
+impl ElfFacts {
+    /// True when `tag`'s list is the one ld.so searches for this object's
+    /// own needs: DT_RUNPATH always (a plan may add one to an object that
+    /// had no search path), DT_RPATH only when there is no DT_RUNPATH (ld.so
+    /// then ignores it).
+    pub fn is_effective(&self, tag: SearchPathTag) -> bool {
+        tag == SearchPathTag::Runpath || self.runpath.is_none()
+    }
+
+    /// The string of `tag`, when the object has that entry.
+    pub fn search_path(&self, tag: SearchPathTag) -> Option<&String> {
+        match tag {
+            SearchPathTag::Runpath => self.runpath.as_ref(),
+            SearchPathTag::Rpath => self.rpath.as_ref(),
+        }
+    }
+
+    /// Set (or, with `None`, remove) the string of `tag`.
+    pub fn set_search_path(&mut self, tag: SearchPathTag, value: Option<String>) {
+        match tag {
+            SearchPathTag::Runpath => self.runpath = value,
+            SearchPathTag::Rpath => self.rpath = value,
+        }
+    }
+
+    /// The file offset of `tag`'s string.
+    pub fn search_path_offset(&self, tag: SearchPathTag) -> Option<u64> {
+        match tag {
+            SearchPathTag::Runpath => self.runpath_offset,
+            SearchPathTag::Rpath => self.rpath_offset,
+        }
+    }
+}
+
 /// What a file is, as far as unfarm cares, from its first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

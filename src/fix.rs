@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::atomic::{self, HardLinks};
 
-use crate::edit::{self, EditRequest, ElfEdit, SearchPathTag};
+use crate::edit::{self, EditRequest, ElfEdit};
 use crate::elf::{self, ElfFacts};
 use crate::plan::{Plan, PlanOptions, Tag};
 use crate::resolve::{self, FsProbe, LoaderConfig, Requester, SearchDir, Source};
@@ -300,13 +300,6 @@ fn failed(path: &Path, detail: String) -> FileResult {
     }
 }
 
-fn tag_of(t: Tag) -> SearchPathTag {
-    match t {
-        Tag::Runpath => SearchPathTag::Runpath,
-        Tag::Rpath => SearchPathTag::Rpath,
-    }
-}
-
 /// One file: its result, and the rename still to commit (copy path).
 fn fix_object(
     o: &ObjectSurvey,
@@ -382,7 +375,7 @@ fn fix_object(
 
 fn request<'a>(p: &'a Plan, scrub: &'a [&'a [u8]]) -> EditRequest<'a> {
     EditRequest {
-        tag: tag_of(p.tag),
+        tag: p.tag,
         new_value: &p.new,
         scrub,
         drop_ldcache_note: true,
@@ -586,11 +579,10 @@ fn write_large(
     // spells the planned value where the string lives, and re-resolve every
     // need on disk under that value.
     let verify_patch = |patch: &edit::Patch| {
-        let off = match p.tag {
-            Tag::Runpath => o.facts.runpath_offset,
-            Tag::Rpath => o.facts.rpath_offset,
-        }
-        .ok_or("no search-path string offset")?;
+        let off = o
+            .facts
+            .search_path_offset(p.tag)
+            .ok_or("no search-path string offset")?;
         let rel = off
             .checked_sub(patch.offset)
             .ok_or("the patch does not cover the search path")? as usize;
@@ -600,10 +592,7 @@ fn write_large(
             return Err("the patch does not hold the planned search path".into());
         }
         let mut after = o.facts.clone();
-        match p.tag {
-            Tag::Runpath => after.runpath = Some(p.new.clone()),
-            Tag::Rpath => after.rpath = Some(p.new.clone()),
-        }
+        after.set_search_path(p.tag, Some(p.new.clone()));
         verify_resolution(&after, plans, o, cx.plan_opts, cx.probe)
     };
     let staged = file
@@ -641,12 +630,9 @@ fn verify<'d, R: object::ReadRef<'d>>(
 
 fn verify_facts(before: &ElfFacts, after: &ElfFacts, plans: &[&Plan]) -> Result<(), String> {
     for p in plans {
-        let got = match p.tag {
-            Tag::Runpath => &after.runpath,
-            Tag::Rpath => &after.rpath,
-        };
-        let want = (!p.new.is_empty()).then(|| p.new.clone());
-        if *got != want {
+        let got = after.search_path(p.tag);
+        let want = (!p.new.is_empty()).then_some(&p.new);
+        if got != want {
             return Err(format!("{} reads back as {got:?}, planned {want:?}", p.tag));
         }
     }
@@ -667,10 +653,7 @@ fn verify_resolution(
     plan_opts: &PlanOptions,
     probe: &FsProbe,
 ) -> Result<(), String> {
-    let Some(p) = plans
-        .iter()
-        .find(|p| p.tag == Tag::Runpath || o.facts.runpath.is_none())
-    else {
+    let Some(p) = plans.iter().find(|p| o.facts.is_effective(p.tag)) else {
         return Ok(());
     };
     let cfg = LoaderConfig {
@@ -687,11 +670,7 @@ fn verify_resolution(
             depth: 0,
         },
     };
-    let list = match p.tag {
-        Tag::Runpath => after.runpath.clone(),
-        Tag::Rpath => after.rpath.clone(),
-    }
-    .unwrap_or_default();
+    let list = after.search_path(p.tag).cloned().unwrap_or_default();
     let dirs: Vec<SearchDir> = if list.is_empty() {
         Vec::new()
     } else {
