@@ -22,6 +22,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::edit::{ElfEdit, Patch};
+use crate::walk::TMP_MARK;
 
 /// What to do when the file has more than one hard link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -526,8 +527,6 @@ impl Drop for TempGuard {
     }
 }
 
-const TMP_MARK: &str = ".unfarm-tmp-";
-
 fn temp_path(path: &Path, attempt: u32) -> Option<PathBuf> {
     let name = path.file_name()?.to_string_lossy().into_owned();
     let nanos = std::time::SystemTime::now()
@@ -567,12 +566,6 @@ fn process_exists(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks that the process exists.
     let r = unsafe { libc::kill(pid, 0) };
     r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-/// True for the name of one of our temporary files (`.NAME.unfarm-tmp-…`).
-pub fn is_temp_name(name: &std::ffi::OsStr) -> bool {
-    let n = name.to_string_lossy();
-    n.starts_with('.') && n.contains(TMP_MARK)
 }
 
 /// The file was modified (size or mtime) or replaced since `meta` was taken.
@@ -792,7 +785,7 @@ mod tests {
         assert_eq!(
             std::fs::read_dir(d.path())
                 .unwrap()
-                .filter(|e| is_temp_name(&e.as_ref().unwrap().file_name()))
+                .filter(|e| crate::walk::is_temp_name(&e.as_ref().unwrap().file_name()))
                 .count(),
             1
         );
