@@ -1,7 +1,8 @@
 //! Applying an [`ElfEdit`] to a file on disk without ever leaving a broken
 //! or half-written file behind.
 //!
-//! Two ways, chosen by [`apply`]:
+//! Two ways, chosen by [`OpenFile::stage`] (what `fix` calls; [`apply`] is
+//! the one-call form for a single file, used by tests and tools):
 //! - **in place**: an edit that is one contiguous patch and does not grow the
 //!   file is written with a single `pwrite` of just those bytes, then
 //!   `fsync`. A 1 GB library is never copied for a RUNPATH change.
@@ -568,7 +569,6 @@ fn process_exists(pid: i32) -> bool {
     r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// The file was modified (size or mtime) or replaced since `meta` was taken.
 /// Whether `f` lies on overlayfs.
 fn on_overlayfs(f: &File) -> bool {
     let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();

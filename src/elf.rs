@@ -549,7 +549,10 @@ impl FileBytes {
         .map_err(|w| self.malformed(w))
     }
 
-    /// Soname-like literals in read-only data (see [`dlopen_hints`]).
+    /// Soname-like string literals (`libfoo.so`, `libfoo.so.1.2`) in the
+    /// object's read-only data: how most `dlopen()` names appear. A literal
+    /// preceded by `/` is part of a path and is not searched, so it is not a
+    /// hint.
     pub fn hints(&self) -> Result<Vec<String>, ElfError> {
         let mut out = match &self.data {
             Contents::Whole(v) => {
@@ -981,13 +984,6 @@ where
                 .symbol_name(endian, sym)
                 .is_ok_and(|n| matches!(n, b"dlopen" | b"dlmopen"))
     })
-}
-
-/// Soname-like string literals (`libfoo.so`, `libfoo.so.1.2`) in the object's
-/// read-only data: how most `dlopen()` names appear. A literal preceded by `/`
-/// is part of a path and is not searched, so it is not a hint.
-pub fn dlopen_hints(path: &Path) -> Result<Vec<String>, ElfError> {
-    FileBytes::open(path)?.hints()
 }
 
 fn readonly_ranges<'d, Elf, R>(data: R) -> Result<Vec<(u64, u64)>, String>

@@ -20,7 +20,7 @@
 //! 32-byte window first; if it is not base32, no window containing it can
 //! match, so jump past it.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::File;
@@ -845,12 +845,4 @@ fn attribute<Elf: object::read::elf::FileHeader<Endian = object::Endianness>>(
         })
         .collect();
     Some(out)
-}
-
-/// Map hashes back to the store paths they belong to.
-pub fn hash_index<'a>(paths: impl IntoIterator<Item = &'a StorePath>) -> HashMap<Hash, StorePath> {
-    paths
-        .into_iter()
-        .filter_map(|p| Some((hash_of(&p.hash)?, p.clone())))
-        .collect()
 }
