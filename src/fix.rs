@@ -17,7 +17,7 @@ use crate::edit::{self, EditRequest, ElfEdit};
 use crate::elf::{self, ElfFacts};
 use crate::plan::{Plan, PlanOptions, Tag};
 use crate::resolve::{self, FsProbe, LoaderConfig, Requester, SearchDir, Source};
-use crate::store::StoreDir;
+use crate::store::{HASH_LEN, StoreDir};
 use crate::survey::{FarmLink, ObjectSurvey, Survey};
 
 /// Files up to this size are edited and verified wholly in memory; larger
@@ -705,7 +705,7 @@ fn retarget(l: &FarmLink) -> FileResult {
             path: l.path.clone(),
             status: FileStatus::Retargeted,
             detail: format!("{} -> {}", l.target.display(), l.canonical.display()),
-            store_path_bytes_removed: 32 * l.farms.len(),
+            store_path_bytes_removed: HASH_LEN * l.farms.len(),
             bytes_written: 0,
             hard_links: 1,
         },

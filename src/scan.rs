@@ -297,8 +297,8 @@ impl Matcher {
 
     /// Calls `f(pos_of_hash, hash)` for each match whose window ends after
     /// `min_end` (matches ending earlier were reported with the previous
-    /// chunk). `eof` says whether `buf` ends the stream (a prefix match then
-    /// may not need its trailing dash to be present... it still does).
+    /// chunk). A prefix match needs its trailing dash in `buf`, at the end of
+    /// the stream too.
     fn find(&self, buf: &[u8], min_end: usize, mut f: impl FnMut(usize, &Hash)) {
         match self {
             Matcher::Hashes(set) => {
