@@ -776,6 +776,171 @@ mod tests {
         assert_eq!(Provenance::Needed.to_string(), "needed");
     }
 
+    const FARM: &str = "/nix/store/1fffffffffffffffffffffffffffffff-farm";
+    const LIB: &str = "/nix/store/2lllllllllllllllllllllllllllllll-lib/lib";
+
+    /// A program whose DT_RPATH (its effective list: no DT_RUNPATH) has a
+    /// farm entry, a duplicate of it and an unused entry, misses a library
+    /// and warns of dlopen(); beside it a farm link, a FIFO, a loop and an
+    /// unreadable file.
+    fn hand_made_survey() -> Survey {
+        use crate::elf::{ByteOrder, Class, ElfFacts, ElfIdent};
+        use crate::needs::{Need, Provenance};
+        use crate::plan::{EntryPlan, NeedPlan, Plan, Tag};
+        let old =
+            format!("{FARM}/lib:{FARM}/lib:/nix/store/3uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu-u/lib");
+        let entry = |index: usize, action: Action, reasons: Vec<Reason>| EntryPlan {
+            index,
+            text: old.split(':').nth(index).unwrap().into(),
+            dir: old.split(':').nth(index).unwrap().into(),
+            action,
+            reasons,
+        };
+        let plan = Plan {
+            path: "/o/bin/app".into(),
+            tag: Tag::Rpath,
+            old: old.clone(),
+            new: LIB.into(),
+            entries: vec![
+                entry(
+                    0,
+                    Action::Replace {
+                        with: vec![LIB.into()],
+                    },
+                    vec![Reason::Indirect {
+                        offers: 2,
+                        farms: vec![FARM.into()],
+                    }],
+                ),
+                entry(1, Action::Drop, vec![Reason::Duplicate { of: 0 }]),
+                entry(2, Action::Drop, vec![Reason::Unused]),
+            ],
+            needs: vec![NeedPlan {
+                need: Need {
+                    name: "libgone.so.1".into(),
+                    provenance: vec![Provenance::Needed],
+                },
+                before: None,
+                served_by: None,
+                via_farm: false,
+                after: None,
+                error: None,
+                was_stub: false,
+            }],
+            outcome: Outcome::Change,
+            removed_store_paths: Vec::new(),
+            removed_hashes: Vec::new(),
+            offered_checked: 2,
+            warnings: vec!["imports dlopen()".into()],
+        };
+        let facts = ElfFacts {
+            ident: ElfIdent {
+                class: Class::Elf64,
+                data: ByteOrder::Little,
+                machine: 62,
+                osabi: 0,
+            },
+            object_type: ObjectType::Exec,
+            dynamic: true,
+            interpreter: Some("/lib64/ld-linux-x86-64.so.2".into()),
+            needed: vec!["libgone.so.1".into()],
+            runpath: None,
+            rpath: Some(old),
+            soname: None,
+            nodeflib: false,
+            dlopen_notes: Vec::new(),
+            imports_dlopen: true,
+            has_section_headers: true,
+            runpath_offset: None,
+            rpath_offset: None,
+        };
+        Survey {
+            roots: vec!["/o".into()],
+            objects: vec![crate::survey::ObjectSurvey {
+                path: "/o/bin/app".into(),
+                facts,
+                needs: Vec::new(),
+                plans: vec![plan],
+                nlink: 1,
+            }],
+            farm_links: vec![crate::survey::FarmLink {
+                path: "/o/lib/l.so".into(),
+                target: format!("{FARM}/lib/l.so").into(),
+                farms: vec![FARM.into()],
+                canonical: format!("{LIB}/l.so").into(),
+            }],
+            other_files: Vec::new(),
+            special_files: vec!["/o/fifo".into()],
+            link_loops: vec!["/o/loop".into()],
+            files_scanned: 6,
+            errors: vec![crate::walk::WalkError {
+                path: "/o/secret".into(),
+                message: "cannot read: Permission denied".into(),
+            }],
+            snapshot: Default::default(),
+        }
+    }
+
+    /// Each fact of the survey gives its finding, with the severity the
+    /// mode and the object's kind call for, sorted by file then severity.
+    #[test]
+    fn findings_from_a_hand_made_survey() {
+        let s = hand_made_survey();
+        let store = StoreDir::new("/nix/store");
+        let got = |mode| -> Vec<(String, FindingKind, Severity)> {
+            findings(&s, &store, mode)
+                .into_iter()
+                .map(|f| (f.file.display().to_string(), f.kind, f.severity))
+                .collect()
+        };
+        use FindingKind as K;
+        use Severity::{Error, Info, Warning};
+        let app = |k, sev| ("/o/bin/app".to_owned(), k, sev);
+        assert_eq!(
+            got(Mode::Shrink),
+            vec![
+                app(K::IndirectEntry, Error),
+                // A program that cannot find a DT_NEEDED library fails to start.
+                app(K::MissingLibrary, Error),
+                app(K::DuplicateEntry, Warning),
+                app(K::UnusedEntry, Warning),
+                app(K::DlopenUnknown, Warning),
+                ("/o/fifo".into(), K::SpecialFile, Error),
+                ("/o/lib/l.so".into(), K::SymlinkIntoFarm, Error),
+                ("/o/loop".into(), K::SymlinkLoop, Error),
+                ("/o/secret".into(), K::Unreadable, Error),
+            ]
+        );
+        // Expand mode keeps every real dir a farm offered: unused is a note.
+        let expand = got(Mode::Expand);
+        assert!(expand.contains(&app(K::UnusedEntry, Info)), "{expand:?}");
+        let all = findings(&s, &store, Mode::Shrink);
+        let indirect = all.iter().find(|f| f.kind == K::IndirectEntry).unwrap();
+        assert_eq!(indirect.farms, vec![PathBuf::from(FARM)]);
+        assert_eq!(
+            indirect.fix.as_deref(),
+            Some(format!("replace with {LIB}").as_str())
+        );
+        let missing = all.iter().find(|f| f.kind == K::MissingLibrary).unwrap();
+        assert_eq!(missing.location, "need libgone.so.1 (needed)");
+    }
+
+    /// With a DT_RUNPATH present the DT_RPATH is ignored by ld.so: its
+    /// unused entries and missing needs are no findings.
+    #[test]
+    fn an_ignored_rpath_reports_no_unused_or_missing() {
+        let mut s = hand_made_survey();
+        s.objects[0].facts.runpath = Some(LIB.into());
+        let kinds: Vec<FindingKind> = findings(&s, &StoreDir::new("/nix/store"), Mode::Shrink)
+            .into_iter()
+            .filter(|f| f.file == Path::new("/o/bin/app"))
+            .map(|f| f.kind)
+            .collect();
+        assert!(!kinds.contains(&FindingKind::UnusedEntry), "{kinds:?}");
+        assert!(!kinds.contains(&FindingKind::MissingLibrary), "{kinds:?}");
+        assert!(kinds.contains(&FindingKind::IndirectEntry), "{kinds:?}");
+    }
+
     /// One group per kind and location, every file once, errors first.
     #[test]
     fn groups_by_kind_and_location() {
