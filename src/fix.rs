@@ -556,72 +556,6 @@ pub fn diff_edit(old: &[u8], new: &[u8]) -> ElfEdit {
     }
 }
 
-#[cfg(test)]
-mod diff_edit_tests {
-    use super::diff_edit;
-
-    /// Applying the patches to `old` (grown to the new length) gives `new`.
-    fn apply(old: &[u8], e: &crate::edit::ElfEdit) -> Vec<u8> {
-        let mut v = old.to_vec();
-        v.resize(e.new_len as usize, 0);
-        for p in &e.patches {
-            let at = p.offset as usize;
-            v[at..at + p.bytes.len()].copy_from_slice(&p.bytes);
-        }
-        v
-    }
-
-    #[test]
-    fn equal_inputs_need_no_patch() {
-        let e = diff_edit(b"same bytes", b"same bytes");
-        assert!(e.patches.is_empty() && !e.grew);
-        assert_eq!(e.new_len, 10);
-    }
-
-    /// Runs closer than 64 bytes merge into one patch; farther apart they
-    /// stay two, each only as long as its run.
-    #[test]
-    fn close_runs_merge_far_runs_do_not() {
-        let old = vec![0u8; 400];
-        let mut near = old.clone();
-        near[10] = 1;
-        near[10 + 63] = 1;
-        let e = diff_edit(&old, &near);
-        assert_eq!(e.patches.len(), 1);
-        assert_eq!((e.patches[0].offset, e.patches[0].bytes.len()), (10, 64));
-        assert_eq!(apply(&old, &e), near);
-
-        let mut far = old.clone();
-        far[10] = 1;
-        far[10 + 65] = 2;
-        far[300..303].copy_from_slice(b"abc");
-        let e = diff_edit(&old, &far);
-        let spans: Vec<(u64, usize)> = e
-            .patches
-            .iter()
-            .map(|p| (p.offset, p.bytes.len()))
-            .collect();
-        assert_eq!(spans, vec![(10, 1), (75, 1), (300, 3)]);
-        assert_eq!(apply(&old, &e), far);
-    }
-
-    /// Bytes past the old end come as one appended patch, and the edit says
-    /// the file grew.
-    #[test]
-    fn growth_is_one_appended_patch() {
-        let old = b"ELF header and data".to_vec();
-        let mut new = old.clone();
-        new[0] = b'X';
-        new.extend_from_slice(&[7u8; 100]);
-        let e = diff_edit(&old, &new);
-        assert!(e.grew);
-        assert_eq!(e.new_len, new.len() as u64);
-        let last = e.patches.last().unwrap();
-        assert_eq!((last.offset, last.bytes.len()), (old.len() as u64, 100));
-        assert_eq!(apply(&old, &e), new);
-    }
-}
-
 fn write_large(
     file: atomic::OpenFile,
     e: &ElfEdit,
@@ -797,4 +731,70 @@ fn replace_symlink(path: &Path, target: &Path) -> std::io::Result<()> {
         return Err(e);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod diff_edit_tests {
+    use super::diff_edit;
+
+    /// Applying the patches to `old` (grown to the new length) gives `new`.
+    fn apply(old: &[u8], e: &crate::edit::ElfEdit) -> Vec<u8> {
+        let mut v = old.to_vec();
+        v.resize(e.new_len as usize, 0);
+        for p in &e.patches {
+            let at = p.offset as usize;
+            v[at..at + p.bytes.len()].copy_from_slice(&p.bytes);
+        }
+        v
+    }
+
+    #[test]
+    fn equal_inputs_need_no_patch() {
+        let e = diff_edit(b"same bytes", b"same bytes");
+        assert!(e.patches.is_empty() && !e.grew);
+        assert_eq!(e.new_len, 10);
+    }
+
+    /// Runs closer than 64 bytes merge into one patch; farther apart they
+    /// stay two, each only as long as its run.
+    #[test]
+    fn close_runs_merge_far_runs_do_not() {
+        let old = vec![0u8; 400];
+        let mut near = old.clone();
+        near[10] = 1;
+        near[10 + 63] = 1;
+        let e = diff_edit(&old, &near);
+        assert_eq!(e.patches.len(), 1);
+        assert_eq!((e.patches[0].offset, e.patches[0].bytes.len()), (10, 64));
+        assert_eq!(apply(&old, &e), near);
+
+        let mut far = old.clone();
+        far[10] = 1;
+        far[10 + 65] = 2;
+        far[300..303].copy_from_slice(b"abc");
+        let e = diff_edit(&old, &far);
+        let spans: Vec<(u64, usize)> = e
+            .patches
+            .iter()
+            .map(|p| (p.offset, p.bytes.len()))
+            .collect();
+        assert_eq!(spans, vec![(10, 1), (75, 1), (300, 3)]);
+        assert_eq!(apply(&old, &e), far);
+    }
+
+    /// Bytes past the old end come as one appended patch, and the edit says
+    /// the file grew.
+    #[test]
+    fn growth_is_one_appended_patch() {
+        let old = b"ELF header and data".to_vec();
+        let mut new = old.clone();
+        new[0] = b'X';
+        new.extend_from_slice(&[7u8; 100]);
+        let e = diff_edit(&old, &new);
+        assert!(e.grew);
+        assert_eq!(e.new_len, new.len() as u64);
+        let last = e.patches.last().unwrap();
+        assert_eq!((last.offset, last.bytes.len()), (old.len() as u64, 100));
+        assert_eq!(apply(&old, &e), new);
+    }
 }
