@@ -1,7 +1,8 @@
 //! Applying an [`ElfEdit`] to a file on disk without ever leaving a broken
 //! or half-written file behind.
 //!
-//! Two ways, chosen by [`apply`]:
+//! Two ways, chosen by [`OpenFile::stage`] (what `fix` calls; [`apply`] is
+//! the one-call form for a single file, used by tests and tools):
 //! - **in place**: an edit that is one contiguous patch and does not grow the
 //!   file is written with a single `pwrite` of just those bytes, then
 //!   `fsync`. A 1 GB library is never copied for a RUNPATH change.
@@ -22,6 +23,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::edit::{ElfEdit, Patch};
+use crate::walk::TMP_MARK;
 
 mod patching;
 pub use patching::{PendingPatch, Recovery, StepKind, is_journal_name, recover_journal};
@@ -626,8 +628,6 @@ impl Drop for TempGuard {
     }
 }
 
-const TMP_MARK: &str = ".unfarm-tmp-";
-
 fn temp_path(path: &Path, attempt: u32) -> Option<PathBuf> {
     let name = path.file_name()?.to_string_lossy().into_owned();
     let nanos = std::time::SystemTime::now()
@@ -669,13 +669,6 @@ fn process_exists(pid: i32) -> bool {
     r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// True for the name of one of our temporary files (`.NAME.unfarm-tmp-…`).
-pub fn is_temp_name(name: &std::ffi::OsStr) -> bool {
-    let n = name.to_string_lossy();
-    n.starts_with('.') && n.contains(TMP_MARK)
-}
-
-/// The file was modified (size or mtime) or replaced since `meta` was taken.
 /// Whether `f` lies on overlayfs.
 fn on_overlayfs(f: &File) -> bool {
     let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
@@ -900,7 +893,7 @@ mod tests {
         assert_eq!(
             std::fs::read_dir(d.path())
                 .unwrap()
-                .filter(|e| is_temp_name(&e.as_ref().unwrap().file_name()))
+                .filter(|e| crate::walk::is_temp_name(&e.as_ref().unwrap().file_name()))
                 .count(),
             1
         );

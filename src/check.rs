@@ -21,14 +21,89 @@ pub enum Severity {
     Info,
 }
 
+/// What a finding is about. The kebab-case names are stable identifiers,
+/// in the JSON (`docs/check-json.md`) and in the text (`error[KIND]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    IndirectEntry,
+    StubEntry,
+    UnusedEntry,
+    MissingLibrary,
+    LoaderError,
+    BuildDirEntry,
+    InsecureEntry,
+    SymlinkIntoFarm,
+    FarmReference,
+    DlopenUnknown,
+    PlanRefused,
+    SpecialFile,
+    SymlinkLoop,
+    DuplicateEntry,
+    Unreadable,
+}
+
+impl FindingKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [FindingKind; 15] = [
+        FindingKind::IndirectEntry,
+        FindingKind::StubEntry,
+        FindingKind::UnusedEntry,
+        FindingKind::MissingLibrary,
+        FindingKind::LoaderError,
+        FindingKind::BuildDirEntry,
+        FindingKind::InsecureEntry,
+        FindingKind::SymlinkIntoFarm,
+        FindingKind::FarmReference,
+        FindingKind::DlopenUnknown,
+        FindingKind::PlanRefused,
+        FindingKind::SpecialFile,
+        FindingKind::SymlinkLoop,
+        FindingKind::DuplicateEntry,
+        FindingKind::Unreadable,
+    ];
+
+    /// The stable identifier, the same as the JSON string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::IndirectEntry => "indirect-entry",
+            FindingKind::StubEntry => "stub-entry",
+            FindingKind::UnusedEntry => "unused-entry",
+            FindingKind::MissingLibrary => "missing-library",
+            FindingKind::LoaderError => "loader-error",
+            FindingKind::BuildDirEntry => "build-dir-entry",
+            FindingKind::InsecureEntry => "insecure-entry",
+            FindingKind::SymlinkIntoFarm => "symlink-into-farm",
+            FindingKind::FarmReference => "farm-reference",
+            FindingKind::DlopenUnknown => "dlopen-unknown",
+            FindingKind::PlanRefused => "plan-refused",
+            FindingKind::SpecialFile => "special-file",
+            FindingKind::SymlinkLoop => "symlink-loop",
+            FindingKind::DuplicateEntry => "duplicate-entry",
+            FindingKind::Unreadable => "unreadable",
+        }
+    }
+
+    /// Findings about bytes or links that name a farm store path, grouped by
+    /// farm rather than by location.
+    pub fn names_a_farm(self) -> bool {
+        matches!(
+            self,
+            FindingKind::FarmReference | FindingKind::SymlinkIntoFarm
+        )
+    }
+}
+
+impl std::fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One finding.
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
-    /// Stable identifier: `indirect-entry`, `stub-entry`, `unused-entry`,
-    /// `missing-library`, `loader-error`, `build-dir-entry`, `insecure-entry`,
-    /// `symlink-into-farm`, `farm-reference`, `dlopen-unknown`, `plan-refused`,
-    /// `special-file`, `symlink-loop`, `duplicate-entry`, `unreadable`.
-    pub kind: &'static str,
+    pub kind: FindingKind,
     pub severity: Severity,
     pub file: PathBuf,
     /// Where in the file: `RUNPATH[2]`, `DT_NEEDED libfoo.so.1`, `offset 0x1a2b`, `symlink`.
@@ -51,7 +126,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
     let mut out = Vec::new();
     for o in &survey.objects {
         for p in &o.plans {
-            let effective = p.tag == Tag::Runpath || o.facts.runpath.is_none();
+            let effective = o.facts.is_effective(p.tag);
             for e in &p.entries {
                 let loc = format!("{}[{}] {}", p.tag, e.index, e.text);
                 let mk = |kind, severity, message: String, fix: Option<String>| Finding {
@@ -82,7 +157,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                                 _ => "drop it".into(),
                             };
                             let mut f = mk(
-                                "indirect-entry",
+                                FindingKind::IndirectEntry,
                                 Severity::Error,
                                 format!(
                                     "reaches libraries through links into other store paths (farm {}): serves [{}], offers {offers} libraries; keeps the farm and everything it joins in the closure",
@@ -108,25 +183,25 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                             out.push(f);
                         }
                         Reason::Stub => out.push(mk(
-                            "stub-entry",
+                            FindingKind::StubEntry,
                             Severity::Error,
                             "stub dir: its fake libraries shadow the real driver".into(),
                             Some("drop it".into()),
                         )),
                         Reason::BuildDir => out.push(mk(
-                            "build-dir-entry",
+                            FindingKind::BuildDirEntry,
                             Severity::Error,
                             "points into the build dir, outside the store".into(),
                             Some("drop it".into()),
                         )),
                         Reason::Insecure { why } => out.push(mk(
-                            "insecure-entry",
+                            FindingKind::InsecureEntry,
                             Severity::Error,
                             why.clone(),
                             Some("drop it".into()),
                         )),
                         Reason::Duplicate { of } => out.push(mk(
-                            "duplicate-entry",
+                            FindingKind::DuplicateEntry,
                             Severity::Warning,
                             format!("the same directory as entry {of}"),
                             Some("drop it".into()),
@@ -135,7 +210,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                         // offered, so that no program breaks: a note, not a
                         // warning about what `fix` itself wrote.
                         Reason::Unused if effective => out.push(mk(
-                            "unused-entry",
+                            FindingKind::UnusedEntry,
                             match mode {
                                 Mode::Shrink => Severity::Warning,
                                 Mode::Expand => Severity::Info,
@@ -154,7 +229,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
             }
             if let Outcome::Refused { reason } = &p.outcome {
                 out.push(Finding {
-                    kind: "plan-refused",
+                    kind: FindingKind::PlanRefused,
                     severity: Severity::Error,
                     file: p.path.clone(),
                     location: p.tag.to_string(),
@@ -166,7 +241,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
             }
             for w in &p.warnings {
                 out.push(Finding {
-                    kind: "dlopen-unknown",
+                    kind: FindingKind::DlopenUnknown,
                     severity: Severity::Warning,
                     file: p.path.clone(),
                     location: "dynamic symbols".into(),
@@ -183,10 +258,10 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                 if n.before.is_some() {
                     continue;
                 }
-                let provenance = format!("{:?}", n.need.strongest()).to_lowercase();
+                let provenance = n.need.strongest();
                 if let Some(err) = &n.error {
                     out.push(Finding {
-                        kind: "loader-error",
+                        kind: FindingKind::LoaderError,
                         severity: Severity::Error,
                         file: p.path.clone(),
                         location: format!("need {}", n.need.name),
@@ -215,7 +290,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                     Severity::Warning
                 };
                 out.push(Finding {
-                    kind: "missing-library",
+                    kind: FindingKind::MissingLibrary,
                     severity,
                     file: p.path.clone(),
                     location: format!("need {} ({provenance})", n.need.name),
@@ -229,7 +304,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
     }
     for l in &survey.farm_links {
         out.push(Finding {
-            kind: "symlink-into-farm",
+            kind: FindingKind::SymlinkIntoFarm,
             severity: Severity::Error,
             file: l.path.clone(),
             location: format!("symlink -> {}", l.target.display()),
@@ -248,7 +323,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
     }
     for s in &survey.special_files {
         out.push(Finding {
-            kind: "special-file",
+            kind: FindingKind::SpecialFile,
             severity: Severity::Error,
             file: s.clone(),
             location: "file type".into(),
@@ -263,7 +338,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
     }
     for l in &survey.link_loops {
         out.push(Finding {
-            kind: "symlink-loop",
+            kind: FindingKind::SymlinkLoop,
             severity: Severity::Error,
             file: l.clone(),
             location: "symlink".into(),
@@ -278,7 +353,7 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
     }
     for e in &survey.errors {
         out.push(Finding {
-            kind: "unreadable",
+            kind: FindingKind::Unreadable,
             severity: Severity::Error,
             file: e.path.clone(),
             location: String::new(),
@@ -339,7 +414,7 @@ fn farm_references(survey: &Survey, store: &StoreDir) -> Vec<Finding> {
                 c => (String::new(), c.to_string()),
             };
             Some(Finding {
-                kind: "farm-reference",
+                kind: FindingKind::FarmReference,
                 severity: Severity::Error,
                 file: h.file,
                 location: format!("offset {:#x}{line}", h.offset),
@@ -362,7 +437,7 @@ fn farm_references(survey: &Survey, store: &StoreDir) -> Vec<Finding> {
             continue;
         };
         out.push(Finding {
-            kind: "symlink-into-farm",
+            kind: FindingKind::SymlinkIntoFarm,
             severity: Severity::Error,
             file: l.clone(),
             location: format!("symlink -> {}", target.display()),
@@ -523,7 +598,7 @@ fn apply_allowed(findings: &mut [Finding], allowed: &[String], store: &StoreDir)
 /// missing sonames, or the same farm entry, once per file: one group each.
 #[derive(Clone, Debug, Serialize)]
 pub struct Group {
-    pub kind: &'static str,
+    pub kind: FindingKind,
     pub severity: Severity,
     /// The shared location (for `farm-reference`: the first file's).
     pub location: String,
@@ -539,12 +614,13 @@ pub struct Group {
 /// Group `findings` (see [`Group`]), in order of first appearance.
 pub fn groups(findings: &[Finding]) -> Vec<Group> {
     let mut out: Vec<Group> = Vec::new();
-    let mut index: std::collections::BTreeMap<(Severity, &str, String), usize> =
+    let mut index: std::collections::BTreeMap<(Severity, FindingKind, String), usize> =
         std::collections::BTreeMap::new();
     for f in findings {
-        let key = match f.kind {
-            "farm-reference" | "symlink-into-farm" => format!("{:?}", f.farms),
-            _ => f.location.clone(),
+        let key = if f.kind.names_a_farm() {
+            format!("{:?}", f.farms)
+        } else {
+            f.location.clone()
         };
         match index.entry((f.severity, f.kind, key)) {
             std::collections::btree_map::Entry::Occupied(e) => {
@@ -637,7 +713,7 @@ pub fn render(findings: &[Finding], survey: &Survey, o: &RenderOptions) -> Strin
     let all = groups(findings);
     // Per kind of note: findings, the files they are in, the first group.
     type Note<'a> = (
-        &'a str,
+        FindingKind,
         usize,
         std::collections::BTreeSet<&'a PathBuf>,
         &'a Group,
@@ -819,7 +895,7 @@ mod tests {
         assert_eq!(plural(2, "key"), "2 keys");
     }
 
-    fn finding(kind: &'static str, file: &str, location: &str) -> Finding {
+    fn finding(kind: FindingKind, file: &str, location: &str) -> Finding {
         Finding {
             kind,
             severity: Severity::Warning,
@@ -832,21 +908,227 @@ mod tests {
         }
     }
 
+    /// The words in the text output are the JSON strings.
+    #[test]
+    fn kind_words_are_the_json_strings() {
+        for k in FindingKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+    }
+
+    /// A `.note.dlopen` need's provenance in words, not Rust's debug form.
+    #[test]
+    fn provenance_in_words() {
+        use crate::needs::Provenance;
+        let note = Provenance::Note {
+            priority: Some("required".into()),
+        };
+        assert_eq!(note.to_string(), "note, required");
+        assert_eq!(Provenance::Needed.to_string(), "needed");
+    }
+
+    const FARM: &str = "/nix/store/1fffffffffffffffffffffffffffffff-farm";
+    const LIB: &str = "/nix/store/2lllllllllllllllllllllllllllllll-lib/lib";
+
+    /// A program whose DT_RPATH (its effective list: no DT_RUNPATH) has a
+    /// farm entry, a duplicate of it and an unused entry, misses a library
+    /// and warns of dlopen(); beside it a farm link, a FIFO, a loop and an
+    /// unreadable file.
+    fn hand_made_survey() -> Survey {
+        use crate::elf::{ByteOrder, Class, ElfFacts, ElfIdent};
+        use crate::needs::{Need, Provenance};
+        use crate::plan::{EntryPlan, NeedPlan, Plan, Tag};
+        let old =
+            format!("{FARM}/lib:{FARM}/lib:/nix/store/3uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu-u/lib");
+        let entry = |index: usize, action: Action, reasons: Vec<Reason>| EntryPlan {
+            index,
+            text: old.split(':').nth(index).unwrap().into(),
+            dir: old.split(':').nth(index).unwrap().into(),
+            action,
+            reasons,
+        };
+        let plan = Plan {
+            path: "/o/bin/app".into(),
+            tag: Tag::Rpath,
+            old: old.clone(),
+            new: LIB.into(),
+            entries: vec![
+                entry(
+                    0,
+                    Action::Replace {
+                        with: vec![LIB.into()],
+                    },
+                    vec![Reason::Indirect {
+                        offers: 2,
+                        farms: vec![FARM.into()],
+                    }],
+                ),
+                entry(1, Action::Drop, vec![Reason::Duplicate { of: 0 }]),
+                entry(2, Action::Drop, vec![Reason::Unused]),
+            ],
+            needs: vec![NeedPlan {
+                need: Need {
+                    name: "libgone.so.1".into(),
+                    provenance: vec![Provenance::Needed],
+                },
+                before: None,
+                served_by: None,
+                via_farm: false,
+                after: None,
+                error: None,
+                was_stub: false,
+            }],
+            outcome: Outcome::Change,
+            removed_store_paths: Vec::new(),
+            removed_hashes: Vec::new(),
+            offered_checked: 2,
+            warnings: vec!["imports dlopen()".into()],
+        };
+        let facts = ElfFacts {
+            ident: ElfIdent {
+                class: Class::Elf64,
+                data: ByteOrder::Little,
+                machine: 62,
+                osabi: 0,
+            },
+            object_type: ObjectType::Exec,
+            dynamic: true,
+            interpreter: Some("/lib64/ld-linux-x86-64.so.2".into()),
+            needed: vec!["libgone.so.1".into()],
+            runpath: None,
+            rpath: Some(old),
+            soname: None,
+            nodeflib: false,
+            dlopen_notes: Vec::new(),
+            imports_dlopen: true,
+            has_section_headers: true,
+            runpath_offset: None,
+            rpath_offset: None,
+        };
+        Survey {
+            roots: vec!["/o".into()],
+            objects: vec![crate::survey::ObjectSurvey {
+                path: "/o/bin/app".into(),
+                facts,
+                needs: Vec::new(),
+                plans: vec![plan],
+                nlink: 1,
+            }],
+            farm_links: vec![crate::survey::FarmLink {
+                path: "/o/lib/l.so".into(),
+                target: format!("{FARM}/lib/l.so").into(),
+                farms: vec![FARM.into()],
+                canonical: format!("{LIB}/l.so").into(),
+            }],
+            other_files: Vec::new(),
+            symlinks: vec!["/o/lib/l.so".into()],
+            allowed: Vec::new(),
+            special_files: vec!["/o/fifo".into()],
+            link_loops: vec!["/o/loop".into()],
+            files_scanned: 6,
+            errors: vec![crate::walk::WalkError {
+                path: "/o/secret".into(),
+                message: "cannot read: Permission denied".into(),
+            }],
+            snapshot: Default::default(),
+        }
+    }
+
+    /// Each fact of the survey gives its finding, with the severity the
+    /// mode and the object's kind call for, sorted by file then severity.
+    #[test]
+    fn findings_from_a_hand_made_survey() {
+        let s = hand_made_survey();
+        let store = StoreDir::new("/nix/store");
+        let got = |mode| -> Vec<(String, FindingKind, Severity)> {
+            findings(&s, &store, mode)
+                .into_iter()
+                .map(|f| (f.file.display().to_string(), f.kind, f.severity))
+                .collect()
+        };
+        use FindingKind as K;
+        use Severity::{Error, Info, Warning};
+        let app = |k, sev| ("/o/bin/app".to_owned(), k, sev);
+        assert_eq!(
+            got(Mode::Shrink),
+            vec![
+                app(K::IndirectEntry, Error),
+                // A program that cannot find a DT_NEEDED library fails to start.
+                app(K::MissingLibrary, Error),
+                app(K::DuplicateEntry, Warning),
+                app(K::UnusedEntry, Warning),
+                app(K::DlopenUnknown, Warning),
+                ("/o/fifo".into(), K::SpecialFile, Error),
+                ("/o/lib/l.so".into(), K::SymlinkIntoFarm, Error),
+                ("/o/loop".into(), K::SymlinkLoop, Error),
+                ("/o/secret".into(), K::Unreadable, Error),
+            ]
+        );
+        // Expand mode keeps every real dir a farm offered: unused is a note.
+        let expand = got(Mode::Expand);
+        assert!(expand.contains(&app(K::UnusedEntry, Info)), "{expand:?}");
+        let all = findings(&s, &store, Mode::Shrink);
+        let indirect = all.iter().find(|f| f.kind == K::IndirectEntry).unwrap();
+        assert_eq!(indirect.farms, vec![PathBuf::from(FARM)]);
+        assert_eq!(
+            indirect.fix.as_deref(),
+            Some(format!("replace with {LIB}").as_str())
+        );
+        let missing = all.iter().find(|f| f.kind == K::MissingLibrary).unwrap();
+        assert_eq!(missing.location, "need libgone.so.1 (needed)");
+    }
+
+    /// With a DT_RUNPATH present the DT_RPATH is ignored by ld.so: its
+    /// unused entries and missing needs are no findings.
+    #[test]
+    fn an_ignored_rpath_reports_no_unused_or_missing() {
+        let mut s = hand_made_survey();
+        s.objects[0].facts.runpath = Some(LIB.into());
+        let kinds: Vec<FindingKind> = findings(&s, &StoreDir::new("/nix/store"), Mode::Shrink)
+            .into_iter()
+            .filter(|f| f.file == Path::new("/o/bin/app"))
+            .map(|f| f.kind)
+            .collect();
+        assert!(!kinds.contains(&FindingKind::UnusedEntry), "{kinds:?}");
+        assert!(!kinds.contains(&FindingKind::MissingLibrary), "{kinds:?}");
+        assert!(kinds.contains(&FindingKind::IndirectEntry), "{kinds:?}");
+    }
+
     /// One group per kind and location, every file once, errors first.
     #[test]
     fn groups_by_kind_and_location() {
-        let mut err = finding("indirect-entry", "/o/bin/a", "RUNPATH[0] /s/farm/lib");
+        let mut err = finding(
+            FindingKind::IndirectEntry,
+            "/o/bin/a",
+            "RUNPATH[0] /s/farm/lib",
+        );
         err.severity = Severity::Error;
         let f = vec![
-            finding("missing-library", "/o/lib/a.so", "need x.so.1 (needed)"),
-            finding("missing-library", "/o/lib/b.so", "need x.so.1 (needed)"),
-            finding("missing-library", "/o/lib/b.so", "need y.so.1 (needed)"),
-            finding("missing-library", "/o/lib/b.so", "need x.so.1 (needed)"),
+            finding(
+                FindingKind::MissingLibrary,
+                "/o/lib/a.so",
+                "need x.so.1 (needed)",
+            ),
+            finding(
+                FindingKind::MissingLibrary,
+                "/o/lib/b.so",
+                "need x.so.1 (needed)",
+            ),
+            finding(
+                FindingKind::MissingLibrary,
+                "/o/lib/b.so",
+                "need y.so.1 (needed)",
+            ),
+            finding(
+                FindingKind::MissingLibrary,
+                "/o/lib/b.so",
+                "need x.so.1 (needed)",
+            ),
             err,
         ];
         let g = groups(&f);
         assert_eq!(g.len(), 3);
-        assert_eq!(g[0].kind, "indirect-entry");
+        assert_eq!(g[0].kind, FindingKind::IndirectEntry);
         assert_eq!(g[1].location, "need x.so.1 (needed)");
         assert_eq!(
             g[1].files,

@@ -566,6 +566,118 @@ pub fn is_farm(store_dir: &StoreDir, path: &Path) -> Result<bool, ScanError> {
 }
 
 // ---------------------------------------------------------------------------
+// Why: the reference chains from one path to another, each hop explained.
+
+/// One hop of a chain: every occurrence of `to`'s hash part in `from`.
+#[derive(Clone, Debug, Serialize)]
+pub struct WhyHop {
+    pub from: PathBuf,
+    pub to: PathBuf,
+    /// `from` is a symlink farm.
+    pub from_is_farm: bool,
+    /// `to` is a symlink farm.
+    pub to_is_farm: bool,
+    pub hits: Vec<scan::Hit>,
+}
+
+/// Why `from` depends on `to` (the JSON of `unfarm why --json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct WhyReport {
+    pub from: PathBuf,
+    pub to: PathBuf,
+    /// Each chain from `from` to `to`, both ends included.
+    pub chains: Vec<Vec<PathBuf>>,
+    /// True when `--max-chains` cut the enumeration short.
+    pub truncated: bool,
+    /// Every distinct hop of the chains, once.
+    pub hops: Vec<WhyHop>,
+    /// False when `from` or `to` is not in the graph: no dependency.
+    #[serde(skip)]
+    pub depends: bool,
+    /// The chain nodes that are symlink farms.
+    #[serde(skip)]
+    pub farms: HashSet<PathBuf>,
+}
+
+impl WhyReport {
+    /// The hop from `from` to `to`, when it is one of the chains'.
+    pub fn hop(&self, from: &Path, to: &Path) -> Option<&WhyHop> {
+        self.hops.iter().find(|h| h.from == from && h.to == to)
+    }
+}
+
+/// The reference chains from `from` to `to` in `graph` (loaded with `from`
+/// as a root): the shortest one, or with `max_chains` every simple chain up
+/// to that many. Each distinct hop's file is scanned (in parallel) for the
+/// next path's hash part.
+pub fn why(
+    store_dir: &StoreDir,
+    graph: &ClosureGraph,
+    from: &Path,
+    to: &Path,
+    max_chains: Option<usize>,
+) -> Result<WhyReport, ClosureError> {
+    let mut report = WhyReport {
+        from: from.to_owned(),
+        to: to.to_owned(),
+        chains: Vec::new(),
+        truncated: false,
+        hops: Vec::new(),
+        depends: false,
+        farms: HashSet::new(),
+    };
+    let (Some(f), Some(t)) = (graph.id(from), graph.id(to)) else {
+        return Ok(report);
+    };
+    report.depends = true;
+    let (chains, truncated) = match max_chains {
+        Some(limit) => graph.all_chains(f, t, limit.max(1)),
+        None => (graph.shortest_chain(f, t).into_iter().collect(), false),
+    };
+    let edges: std::collections::BTreeSet<(NodeId, NodeId)> = chains
+        .iter()
+        .flat_map(|c| c.windows(2).map(|w| (w[0], w[1])))
+        .collect();
+    let nodes: std::collections::BTreeSet<NodeId> = chains.iter().flatten().copied().collect();
+    let farms: HashMap<NodeId, bool> = nodes
+        .par_iter()
+        .map(|&n| Ok((n, is_farm(store_dir, &graph.node(n).path)?)))
+        .collect::<Result<_, ScanError>>()?;
+    report.hops = edges
+        .par_iter()
+        .map(|&(x, y)| {
+            let (xp, yp) = (&graph.node(x).path, &graph.node(y).path);
+            let hash = store_dir
+                .store_path_of(yp)
+                .and_then(|sp| scan::hash_of(&sp.hash))
+                .ok_or_else(|| ClosureError::NotInStore {
+                    path: yp.clone(),
+                    store: store_dir.to_string(),
+                })?;
+            let scanner = Scanner::new(store_dir, Candidates::Hashes([hash].into_iter().collect()));
+            Ok(WhyHop {
+                from: xp.clone(),
+                to: yp.clone(),
+                from_is_farm: farms[&x],
+                to_is_farm: farms[&y],
+                hits: scanner.hits(xp)?,
+            })
+        })
+        .collect::<Result<_, ClosureError>>()?;
+    report.chains = chains
+        .iter()
+        .map(|c| c.iter().map(|&n| graph.node(n).path.clone()).collect())
+        .collect();
+    report.farms = farms
+        .into_iter()
+        .filter(|&(_, farm)| farm)
+        .map(|(n, _)| graph.node(n).path.clone())
+        .collect();
+    report.truncated = truncated;
+    Ok(report)
+}
+
+// ---------------------------------------------------------------------------
 // Sources.
 
 /// Nix's database for a store dir, if it is the default store and the DB
@@ -890,4 +1002,60 @@ pub fn to_store_path(store_dir: &StoreDir, p: &Path) -> Result<PathBuf, ClosureE
         .store_path_of(&store_dir.path().join(rest))
         .map(|sp| sp.path)
         .ok_or_else(not)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a";
+    const FARM: &str = "1fffffffffffffffffffffffffffffff-farm";
+    const LIB: &str = "2lllllllllllllllllllllllllllllll-lib";
+
+    /// a -> farm -> lib: the hops say where each hash is, the farm is marked,
+    /// and a path outside the graph is no dependency.
+    #[test]
+    fn why_explains_each_hop_and_marks_farms() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StoreDir::new(tmp.path());
+        let (a, farm, lib) = (
+            tmp.path().join(A),
+            tmp.path().join(FARM),
+            tmp.path().join(LIB),
+        );
+        std::fs::create_dir_all(a.join("bin")).unwrap();
+        std::fs::write(a.join("bin/x"), format!("rpath={}/lib\0", farm.display())).unwrap();
+        std::fs::create_dir_all(farm.join("lib")).unwrap();
+        std::os::unix::fs::symlink(lib.join("lib/l.so"), farm.join("lib/l.so")).unwrap();
+        std::fs::create_dir_all(lib.join("lib")).unwrap();
+        std::fs::write(lib.join("lib/l.so"), b"\x7fELF").unwrap();
+        let mut g = ClosureGraph::new();
+        let (ia, ifarm, ilib) = (g.insert(&a, 1), g.insert(&farm, 1), g.insert(&lib, 1));
+        g.add_ref(ia, ifarm);
+        g.add_ref(ifarm, ilib);
+        g.add_ref(ia, ia);
+
+        let r = why(&store, &g, &a, &lib, None).unwrap();
+        assert!(r.depends);
+        assert_eq!(r.chains, vec![vec![a.clone(), farm.clone(), lib.clone()]]);
+        assert_eq!(r.hops.len(), 2);
+        let first = r.hop(&a, &farm).unwrap();
+        assert!(first.to_is_farm && !first.from_is_farm);
+        assert_eq!(first.hits.len(), 1);
+        assert_eq!(first.hits[0].file, a.join("bin/x"));
+        assert_eq!(
+            first.hits[0].offset,
+            "rpath=".len() as u64 + tmp.path().as_os_str().len() as u64 + 1
+        );
+        assert_eq!(
+            r.hop(&farm, &lib).unwrap().hits[0].file,
+            farm.join("lib/l.so")
+        );
+        assert_eq!(r.farms, [farm.clone()].into_iter().collect());
+
+        let none = why(&store, &g, &lib, &a, Some(10)).unwrap();
+        assert!(none.depends && none.chains.is_empty() && !none.truncated);
+        let outside = why(&store, &g, &a, &tmp.path().join("3zzz"), None).unwrap();
+        assert!(!outside.depends);
+    }
 }

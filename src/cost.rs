@@ -450,16 +450,6 @@ impl CostModel {
         &self.outputs
     }
 
-    /// What the outputs reference now, per output.
-    pub fn references_before(&self, output: &Path) -> Option<&BTreeSet<PathBuf>> {
-        self.before.get(output)
-    }
-
-    /// What the outputs will reference after the fix, per output.
-    pub fn references_after(&self, output: &Path) -> Option<&BTreeSet<PathBuf>> {
-        self.after.get(output)
-    }
-
     fn before_size(&self) -> u64 {
         let ids: Vec<usize> = self
             .outputs

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::closure::{ClosureError, scan_closure};
-use crate::store::StoreDir;
+use crate::store::{HASH_LEN, NIX_BASE32, StoreDir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -44,9 +44,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DemoError + '_ {
     }
 }
 
-/// Nix base32 alphabet (no e, o, u, t).
-const NIX32: &[u8] = b"0123456789abcdfghijklmnpqrsvwxyz";
-
 /// A real-looking, deterministic 32-char hash part for `name`.
 pub fn fake_hash(name: &str) -> String {
     // FNV-1a, then a xorshift stream: stable, and distinct per name.
@@ -54,12 +51,12 @@ pub fn fake_hash(name: &str) -> String {
     for b in name.bytes() {
         h = (h ^ b as u64).wrapping_mul(0x100000001b3);
     }
-    (0..32)
+    (0..HASH_LEN)
         .map(|_| {
             h ^= h << 13;
             h ^= h >> 7;
             h ^= h << 17;
-            NIX32[(h % 32) as usize] as char
+            NIX_BASE32[(h % 32) as usize] as char
         })
         .collect()
 }
@@ -381,13 +378,13 @@ impl Scenario {
 
 #[cfg(test)]
 mod tests {
-    use super::fake_hash;
+    use super::{NIX_BASE32, fake_hash};
 
     #[test]
     fn fake_hashes_look_real_and_differ() {
         let a = fake_hash("foo-1.2.3-lib");
         assert_eq!(a.len(), 32);
-        assert!(a.bytes().all(|b| super::NIX32.contains(&b)), "{a}");
+        assert!(a.bytes().all(|b| NIX_BASE32.contains(&b)), "{a}");
         assert_ne!(a, fake_hash("foo-1.2.3-dev"));
         assert_eq!(a, fake_hash("foo-1.2.3-lib"));
     }

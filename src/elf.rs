@@ -167,6 +167,81 @@ pub struct ElfFacts {
     pub rpath_offset: Option<u64>,
 }
 
+/// Which search-path entry of the dynamic section: DT_RUNPATH or DT_RPATH.
+/// A rewrite never changes it (the two have different lookup semantics);
+/// planner, editor and checks share this one type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SearchPathTag {
+    /// DT_RUNPATH: searched after LD_LIBRARY_PATH, not inherited.
+    Runpath,
+    /// DT_RPATH: searched before LD_LIBRARY_PATH, inherited; ignored when the
+    /// object also has DT_RUNPATH.
+    Rpath,
+}
+
+impl SearchPathTag {
+    /// The dynamic tag value.
+    pub fn dt(self) -> i64 {
+        match self {
+            SearchPathTag::Runpath => elf::DT_RUNPATH.0,
+            SearchPathTag::Rpath => elf::DT_RPATH.0,
+        }
+    }
+
+    /// The dynamic tag's name, `DT_RUNPATH` or `DT_RPATH` (for errors about
+    /// the dynamic section; [`Display`](std::fmt::Display) gives `RUNPATH`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SearchPathTag::Runpath => "DT_RUNPATH",
+            SearchPathTag::Rpath => "DT_RPATH",
+        }
+    }
+}
+
+impl std::fmt::Display for SearchPathTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SearchPathTag::Runpath => "RUNPATH",
+            SearchPathTag::Rpath => "RPATH",
+        })
+    }
+}
+
+impl ElfFacts {
+    /// True when `tag`'s list is the one ld.so searches for this object's
+    /// own needs: DT_RUNPATH always (a plan may add one to an object that
+    /// had no search path), DT_RPATH only when there is no DT_RUNPATH (ld.so
+    /// then ignores it).
+    pub fn is_effective(&self, tag: SearchPathTag) -> bool {
+        tag == SearchPathTag::Runpath || self.runpath.is_none()
+    }
+
+    /// The string of `tag`, when the object has that entry.
+    pub fn search_path(&self, tag: SearchPathTag) -> Option<&String> {
+        match tag {
+            SearchPathTag::Runpath => self.runpath.as_ref(),
+            SearchPathTag::Rpath => self.rpath.as_ref(),
+        }
+    }
+
+    /// Set (or, with `None`, remove) the string of `tag`.
+    pub fn set_search_path(&mut self, tag: SearchPathTag, value: Option<String>) {
+        match tag {
+            SearchPathTag::Runpath => self.runpath = value,
+            SearchPathTag::Rpath => self.rpath = value,
+        }
+    }
+
+    /// The file offset of `tag`'s string.
+    pub fn search_path_offset(&self, tag: SearchPathTag) -> Option<u64> {
+        match tag {
+            SearchPathTag::Runpath => self.runpath_offset,
+            SearchPathTag::Rpath => self.rpath_offset,
+        }
+    }
+}
+
 /// What a file is, as far as unfarm cares, from its first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -200,20 +275,10 @@ pub fn sniff_file(path: &Path) -> Result<FileKind, ElfError> {
         source,
     })?;
     let mut head = [0u8; 8];
-    let mut n = 0;
-    while n < head.len() {
-        match f.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(source) => {
-                return Err(ElfError::Io {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
-        }
-    }
+    let n = read_full(&mut f, &mut head).map_err(|source| ElfError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     Ok(sniff(&head[..n]))
 }
 
@@ -319,24 +384,37 @@ pub fn open_for_reading(path: &Path) -> std::io::Result<File> {
 /// regular file, one `read` (std's `read_to_end` would start with 8 KiB
 /// chunks, or stat the file again for a size hint).
 pub(crate) fn read_up_to(mut f: &File, v: &mut Vec<u8>, want: usize) -> std::io::Result<()> {
-    let mut have = v.len();
+    let have = v.len();
     if want <= have {
         return Ok(());
     }
     v.resize(want, 0);
-    while have < want {
-        match f.read(&mut v[have..]) {
-            Ok(0) => break,
-            Ok(n) => have += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                v.truncate(have);
-                return Err(e);
-            }
+    match read_full(&mut f, &mut v[have..]) {
+        Ok(n) => {
+            v.truncate(have + n);
+            Ok(())
+        }
+        Err(e) => {
+            v.truncate(have);
+            Err(e)
         }
     }
-    v.truncate(have);
-    Ok(())
+}
+
+/// Read into `buf` until it is full or the input ends, retrying a read a
+/// signal interrupted. The count is below `buf.len()` only at the end of the
+/// input (a short read alone does not mean the end).
+pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 impl FileBytes {
@@ -481,7 +559,10 @@ impl FileBytes {
         }
     }
 
-    /// Soname-like literals in read-only data (see [`dlopen_hints`]).
+    /// Soname-like string literals (`libfoo.so`, `libfoo.so.1.2`) in the
+    /// object's read-only data: how most `dlopen()` names appear. A literal
+    /// preceded by `/` is part of a path and is not searched, so it is not a
+    /// hint.
     pub fn hints(&self) -> Result<Vec<String>, ElfError> {
         let mut out = match &self.data {
             Contents::Whole(v) => {
@@ -982,13 +1063,6 @@ where
                 .symbol_name(endian, sym)
                 .is_ok_and(|n| matches!(n, b"dlopen" | b"dlmopen"))
     })
-}
-
-/// Soname-like string literals (`libfoo.so`, `libfoo.so.1.2`) in the object's
-/// read-only data: how most `dlopen()` names appear. A literal preceded by `/`
-/// is part of a path and is not searched, so it is not a hint.
-pub fn dlopen_hints(path: &Path) -> Result<Vec<String>, ElfError> {
-    FileBytes::open(path)?.hints()
 }
 
 fn readonly_ranges<'d, Elf, R>(data: R) -> Result<Vec<(u64, u64)>, String>

@@ -14,11 +14,11 @@ use serde::Serialize;
 
 use crate::atomic::{self, HardLinks};
 
-use crate::edit::{self, EditRequest, ElfEdit, SearchPathTag};
+use crate::edit::{self, EditRequest, ElfEdit};
 use crate::elf::{self, ElfFacts};
 use crate::plan::{Plan, PlanOptions, Tag};
 use crate::resolve::{self, FsProbe, LoaderConfig, Requester, SearchDir, Source};
-use crate::store::StoreDir;
+use crate::store::{HASH_LEN, StoreDir};
 use crate::survey::{FarmLink, ObjectSurvey, Survey};
 
 /// Files up to this size with two search lists to change are edited and
@@ -41,12 +41,39 @@ pub struct FixOptions {
     pub hard_links: HardLinks,
 }
 
+/// What happened to one file; the JSON strings are in `docs/check-json.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileStatus {
+    /// The file was rewritten (or is a hard link to one that was).
+    Changed,
+    /// A symlink through a farm now points at the same file without it.
+    Retargeted,
+    Failed,
+}
+
+impl FileStatus {
+    /// The word shown to users, the same as the JSON string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileStatus::Changed => "changed",
+            FileStatus::Retargeted => "retargeted",
+            FileStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for FileStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What happened to one file.
 #[derive(Clone, Debug, Serialize)]
 pub struct FileResult {
     pub path: PathBuf,
-    /// `changed`, `unchanged`, `failed`.
-    pub status: &'static str,
+    pub status: FileStatus,
     pub detail: String,
     /// Bytes of removed store paths (hash parts scrubbed from the file).
     pub store_path_bytes_removed: usize,
@@ -141,7 +168,7 @@ pub fn fix(
     // per filesystem rather than an fsync per file and per directory.
     let touched: Vec<PathBuf> = staged
         .iter()
-        .filter(|(r, _)| r.status == "changed")
+        .filter(|(r, _)| r.status == FileStatus::Changed)
         .map(|(r, _)| r.path.clone())
         .collect();
     let synced = atomic::sync_filesystems(touched.iter().map(PathBuf::as_path));
@@ -151,9 +178,9 @@ pub fn fix(
         aliases.iter().map(|(a, _)| a.path.clone()).collect();
     for (alias, first) in aliases {
         let r = match results.iter().find(|r| r.path == first.path) {
-            Some(r) if r.status == "changed" => FileResult {
+            Some(r) if r.status == FileStatus::Changed => FileResult {
                 path: alias.path.clone(),
-                status: "changed",
+                status: FileStatus::Changed,
                 detail: format!(
                     "the same file as {} (a hard link): fixed with it",
                     first.path.display()
@@ -178,7 +205,7 @@ pub fn fix(
     // The renames (and retargeted links) themselves.
     let renamed: Vec<&Path> = results
         .iter()
-        .filter(|r| matches!(r.status, "changed" | "retargeted"))
+        .filter(|r| matches!(r.status, FileStatus::Changed | FileStatus::Retargeted))
         .map(|r| r.path.as_path())
         .collect();
     if let Err(e) = atomic::sync_filesystems(renamed) {
@@ -208,10 +235,9 @@ pub fn fix(
     };
     for r in results.iter().filter(|r| !alias_paths.contains(&r.path)) {
         match r.status {
-            "changed" => report.changed += 1,
-            "retargeted" => report.symlinks_retargeted += 1,
-            "failed" => report.failed += 1,
-            _ => {}
+            FileStatus::Changed => report.changed += 1,
+            FileStatus::Retargeted => report.symlinks_retargeted += 1,
+            FileStatus::Failed => report.failed += 1,
         }
         report.store_path_bytes_removed += r.store_path_bytes_removed;
     }
@@ -324,18 +350,11 @@ fn one_name_per_inode(
 fn failed(path: &Path, detail: String) -> FileResult {
     FileResult {
         path: path.to_owned(),
-        status: "failed",
+        status: FileStatus::Failed,
         detail,
         store_path_bytes_removed: 0,
         bytes_written: 0,
         hard_links: 1,
-    }
-}
-
-fn tag_of(t: Tag) -> SearchPathTag {
-    match t {
-        Tag::Runpath => SearchPathTag::Runpath,
-        Tag::Rpath => SearchPathTag::Rpath,
     }
 }
 
@@ -399,7 +418,7 @@ fn fix_object(
             (
                 FileResult {
                     path: path.clone(),
-                    status: "changed",
+                    status: FileStatus::Changed,
                     detail,
                     store_path_bytes_removed: removed,
                     bytes_written: w.bytes,
@@ -414,7 +433,7 @@ fn fix_object(
 
 fn request<'a>(p: &'a Plan, scrub: &'a [&'a [u8]]) -> EditRequest<'a> {
     EditRequest {
-        tag: tag_of(p.tag),
+        tag: p.tag,
         new_value: &p.new,
         scrub,
         drop_ldcache_note: true,
@@ -622,11 +641,10 @@ fn write_large(
     // spells the planned value where the string lives, and re-resolve every
     // need on disk under that value.
     let verify_patch = |patch: &edit::Patch| {
-        let off = match p.tag {
-            Tag::Runpath => o.facts.runpath_offset,
-            Tag::Rpath => o.facts.rpath_offset,
-        }
-        .ok_or("no search-path string offset")?;
+        let off = o
+            .facts
+            .search_path_offset(p.tag)
+            .ok_or("no search-path string offset")?;
         let rel = off
             .checked_sub(patch.offset)
             .ok_or("the patch does not cover the search path")? as usize;
@@ -636,10 +654,7 @@ fn write_large(
             return Err("the patch does not hold the planned search path".into());
         }
         let mut after = o.facts.clone();
-        match p.tag {
-            Tag::Runpath => after.runpath = Some(p.new.clone()),
-            Tag::Rpath => after.rpath = Some(p.new.clone()),
-        }
+        after.set_search_path(p.tag, Some(p.new.clone()));
         verify_resolution(&after, plans, o, cx.plan_opts, cx.probe)
     };
     // An edit of several patches (it grows) is checked as the whole file
@@ -763,12 +778,9 @@ fn verify<'d, R: object::ReadRef<'d>>(
 
 fn verify_facts(before: &ElfFacts, after: &ElfFacts, plans: &[&Plan]) -> Result<(), String> {
     for p in plans {
-        let got = match p.tag {
-            Tag::Runpath => &after.runpath,
-            Tag::Rpath => &after.rpath,
-        };
-        let want = (!p.new.is_empty()).then(|| p.new.clone());
-        if *got != want {
+        let got = after.search_path(p.tag);
+        let want = (!p.new.is_empty()).then_some(&p.new);
+        if got != want {
             return Err(format!("{} reads back as {got:?}, planned {want:?}", p.tag));
         }
     }
@@ -789,10 +801,7 @@ fn verify_resolution(
     plan_opts: &PlanOptions,
     probe: &FsProbe,
 ) -> Result<(), String> {
-    let Some(p) = plans
-        .iter()
-        .find(|p| p.tag == Tag::Runpath || o.facts.runpath.is_none())
-    else {
+    let Some(p) = plans.iter().find(|p| o.facts.is_effective(p.tag)) else {
         return Ok(());
     };
     let cfg = LoaderConfig {
@@ -809,11 +818,7 @@ fn verify_resolution(
             depth: 0,
         },
     };
-    let list = match p.tag {
-        Tag::Runpath => after.runpath.clone(),
-        Tag::Rpath => after.rpath.clone(),
-    }
-    .unwrap_or_default();
+    let list = after.search_path(p.tag).cloned().unwrap_or_default();
     let dirs: Vec<SearchDir> = if list.is_empty() {
         Vec::new()
     } else {
@@ -846,9 +851,9 @@ fn retarget(l: &FarmLink) -> FileResult {
     match replace_symlink(&l.path, &l.canonical) {
         Ok(()) => FileResult {
             path: l.path.clone(),
-            status: "retargeted",
+            status: FileStatus::Retargeted,
             detail: format!("{} -> {}", l.target.display(), l.canonical.display()),
-            store_path_bytes_removed: 32 * l.farms.len(),
+            store_path_bytes_removed: HASH_LEN * l.farms.len(),
             bytes_written: 0,
             hard_links: 1,
         },
@@ -874,4 +879,70 @@ fn replace_symlink(path: &Path, target: &Path) -> std::io::Result<()> {
         return Err(e);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod diff_edit_tests {
+    use super::diff_edit;
+
+    /// Applying the patches to `old` (grown to the new length) gives `new`.
+    fn apply(old: &[u8], e: &crate::edit::ElfEdit) -> Vec<u8> {
+        let mut v = old.to_vec();
+        v.resize(e.new_len as usize, 0);
+        for p in &e.patches {
+            let at = p.offset as usize;
+            v[at..at + p.bytes.len()].copy_from_slice(&p.bytes);
+        }
+        v
+    }
+
+    #[test]
+    fn equal_inputs_need_no_patch() {
+        let e = diff_edit(b"same bytes", b"same bytes");
+        assert!(e.patches.is_empty() && !e.grew);
+        assert_eq!(e.new_len, 10);
+    }
+
+    /// Runs closer than 64 bytes merge into one patch; farther apart they
+    /// stay two, each only as long as its run.
+    #[test]
+    fn close_runs_merge_far_runs_do_not() {
+        let old = vec![0u8; 400];
+        let mut near = old.clone();
+        near[10] = 1;
+        near[10 + 63] = 1;
+        let e = diff_edit(&old, &near);
+        assert_eq!(e.patches.len(), 1);
+        assert_eq!((e.patches[0].offset, e.patches[0].bytes.len()), (10, 64));
+        assert_eq!(apply(&old, &e), near);
+
+        let mut far = old.clone();
+        far[10] = 1;
+        far[10 + 65] = 2;
+        far[300..303].copy_from_slice(b"abc");
+        let e = diff_edit(&old, &far);
+        let spans: Vec<(u64, usize)> = e
+            .patches
+            .iter()
+            .map(|p| (p.offset, p.bytes.len()))
+            .collect();
+        assert_eq!(spans, vec![(10, 1), (75, 1), (300, 3)]);
+        assert_eq!(apply(&old, &e), far);
+    }
+
+    /// Bytes past the old end come as one appended patch, and the edit says
+    /// the file grew.
+    #[test]
+    fn growth_is_one_appended_patch() {
+        let old = b"ELF header and data".to_vec();
+        let mut new = old.clone();
+        new[0] = b'X';
+        new.extend_from_slice(&[7u8; 100]);
+        let e = diff_edit(&old, &new);
+        assert!(e.grew);
+        assert_eq!(e.new_len, new.len() as u64);
+        let last = e.patches.last().unwrap();
+        assert_eq!((last.offset, last.bytes.len()), (old.len() as u64, 100));
+        assert_eq!(apply(&old, &e), new);
+    }
 }

@@ -44,12 +44,46 @@ pub struct FileReport {
     pub needs: Vec<NeedReport>,
 }
 
+/// How one need resolved; the JSON strings are in `docs/ldd-json.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NeedStatus {
+    Found,
+    /// Satisfied by an object already in the process (no search).
+    AlreadyLoaded,
+    NotFound,
+    /// ld.so stops with an error (see `NeedReport::error`).
+    Error,
+}
+
+impl NeedStatus {
+    /// The word shown to users, the same as the JSON string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NeedStatus::Found => "found",
+            NeedStatus::AlreadyLoaded => "already-loaded",
+            NeedStatus::NotFound => "not-found",
+            NeedStatus::Error => "error",
+        }
+    }
+
+    /// True when ld.so would fail to start the program over this need.
+    pub fn is_failure(self) -> bool {
+        matches!(self, NeedStatus::NotFound | NeedStatus::Error)
+    }
+}
+
+impl std::fmt::Display for NeedStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How one need resolved.
 #[derive(Debug, Serialize)]
 pub struct NeedReport {
     pub name: String,
-    /// `found`, `already-loaded`, `not-found` or `error`.
-    pub status: &'static str,
+    pub status: NeedStatus,
     /// The search entry that served it (source, index, text, expanded dir).
     pub entry: Option<SearchDir>,
     /// The path ld.so opened (`dir/name`).
@@ -86,11 +120,11 @@ impl From<&Hop> for HopReport {
 impl NeedReport {
     fn from_resolution(r: NeedResolution) -> Self {
         let status = if r.found.is_some() {
-            "found"
+            NeedStatus::Found
         } else if r.error.is_some() {
-            "error"
+            NeedStatus::Error
         } else {
-            "not-found"
+            NeedStatus::NotFound
         };
         let (entry, path, hops, real) = match r.found {
             Some(f) => (
@@ -229,7 +263,7 @@ fn resolve_needs(
             if let Some(l) = map.iter().find(|l| l.names.iter().any(|n| n == name)) {
                 arena.push(NeedReport {
                     name: name.clone(),
-                    status: "already-loaded",
+                    status: NeedStatus::AlreadyLoaded,
                     entry: None,
                     path: l.path.clone(),
                     hops: Vec::new(),
@@ -324,7 +358,7 @@ fn render_needs(needs: &[NeedReport], indent: &str, s: &mut String) {
             ("├── ", "│   ")
         };
         let how = match n.status {
-            "found" => {
+            NeedStatus::Found => {
                 let e = n.entry.as_ref();
                 let by = match e.map(|e| &e.source) {
                     Some(resolve::Source::Runpath) => {
@@ -360,9 +394,9 @@ fn render_needs(needs: &[NeedReport], indent: &str, s: &mut String) {
                     n.real.as_deref().unwrap_or(Path::new("?")).display()
                 )
             }
-            "already-loaded" => format!("{} (already loaded)", n.name),
-            "error" => format!("{} ERROR: {}", n.name, n.error.as_deref().unwrap_or("")),
-            _ => format!(
+            NeedStatus::AlreadyLoaded => format!("{} (already loaded)", n.name),
+            NeedStatus::Error => format!("{} ERROR: {}", n.name, n.error.as_deref().unwrap_or("")),
+            NeedStatus::NotFound => format!(
                 "{} NOT FOUND (tried {})",
                 n.name,
                 plural(n.tried.len(), "path")
@@ -384,7 +418,7 @@ fn render_needs(needs: &[NeedReport], indent: &str, s: &mut String) {
                 h.target.display()
             ));
         }
-        if n.status == "not-found" {
+        if n.status == NeedStatus::NotFound {
             for t in &n.tried {
                 s.push_str(&format!(
                     "{sub}  tried {} ({})\n",
@@ -433,7 +467,11 @@ mod tests {
             .iter()
             .find(|n| n.name == "ld-linux-x86-64.so.2")
             .unwrap();
-        assert_eq!(need.status, "already-loaded");
+        assert_eq!(need.status, NeedStatus::AlreadyLoaded);
+        assert_eq!(
+            serde_json::to_value(need.status).unwrap(),
+            need.status.as_str()
+        );
         assert!(need.tried.is_empty());
     }
 

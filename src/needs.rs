@@ -23,6 +23,21 @@ pub enum Provenance {
     Inherited { by: String },
 }
 
+/// In words, for a finding's location: `needed`, `declared`, `note` (with
+/// its priority), `hint`, `inherited from LIB`.
+impl std::fmt::Display for Provenance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Provenance::Needed => f.write_str("needed"),
+            Provenance::Declared => f.write_str("declared"),
+            Provenance::Note { priority: None } => f.write_str("note"),
+            Provenance::Note { priority: Some(p) } => write!(f, "note, {p}"),
+            Provenance::Hint => f.write_str("hint"),
+            Provenance::Inherited { by } => write!(f, "inherited from {by}"),
+        }
+    }
+}
+
 /// One need.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Need {

@@ -89,21 +89,7 @@ pub fn fallback_dirs(facts: &ElfFacts, opts: &PlanOptions) -> Vec<PathBuf> {
 }
 
 /// Which dynamic entry a plan rewrites. RPATH stays RPATH, RUNPATH stays RUNPATH.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Tag {
-    Runpath,
-    Rpath,
-}
-
-impl std::fmt::Display for Tag {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Tag::Runpath => "RUNPATH",
-            Tag::Rpath => "RPATH",
-        })
-    }
-}
+pub use crate::elf::SearchPathTag as Tag;
 
 /// Why an entry went, stayed, or was replaced.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

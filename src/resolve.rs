@@ -410,7 +410,38 @@ pub struct Tried {
     pub path: PathBuf,
     pub source: Source,
     pub index: usize,
-    pub outcome: &'static str,
+    pub outcome: TriedOutcome,
+}
+
+/// Why a tried candidate did not serve the need. The JSON strings are part
+/// of `docs/ldd-json.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum TriedOutcome {
+    #[serde(rename = "missing")]
+    Missing,
+    /// ld.so skips a file of another class or machine and searches on.
+    #[serde(rename = "wrong class or machine (skipped)")]
+    WrongArch,
+    /// ld.so stops the search with an error.
+    #[serde(rename = "fatal")]
+    Fatal,
+}
+
+impl TriedOutcome {
+    /// The text shown to users, the same as the JSON string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriedOutcome::Missing => "missing",
+            TriedOutcome::WrongArch => "wrong class or machine (skipped)",
+            TriedOutcome::Fatal => "fatal",
+        }
+    }
+}
+
+impl std::fmt::Display for TriedOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// How one need was satisfied.
@@ -610,15 +641,15 @@ fn take(
     index: usize,
 ) -> bool {
     let outcome = match cand {
-        Candidate::Missing => "missing",
-        Candidate::WrongArch { .. } => "wrong class or machine (skipped)",
+        Candidate::Missing => TriedOutcome::Missing,
+        Candidate::WrongArch { .. } => TriedOutcome::WrongArch,
         Candidate::Fatal { reason, .. } => {
             out.error = Some(format!("{}: {reason}", path.display()));
             out.tried.push(Tried {
                 path,
                 source,
                 index,
-                outcome: "fatal",
+                outcome: TriedOutcome::Fatal,
             });
             return true;
         }

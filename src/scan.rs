@@ -20,7 +20,7 @@
 //! 32-byte window first; if it is not base32, no window containing it can
 //! match, so jump past it.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::File;
@@ -297,8 +297,8 @@ impl Matcher {
 
     /// Calls `f(pos_of_hash, hash)` for each match whose window ends after
     /// `min_end` (matches ending earlier were reported with the previous
-    /// chunk). `eof` says whether `buf` ends the stream (a prefix match then
-    /// may not need its trailing dash to be present... it still does).
+    /// chunk). A prefix match needs its trailing dash in `buf`, at the end of
+    /// the stream too.
     fn find(&self, buf: &[u8], min_end: usize, mut f: impl FnMut(usize, &Hash)) {
         match self {
             Matcher::Hashes(set) => {
@@ -387,15 +387,7 @@ fn scan_stream(
     let mut first = true;
     loop {
         // Fill the rest of the buffer (short reads are fine; loop until EOF or full).
-        let mut filled = carry;
-        while filled < buf.len() {
-            match r.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let filled = carry + crate::elf::read_full(&mut r, &mut buf[carry..])?;
         let eof = filled < buf.len();
         let data = &buf[..filled];
         if first {
@@ -854,12 +846,4 @@ fn attribute<Elf: object::read::elf::FileHeader<Endian = object::Endianness>>(
         })
         .collect();
     Some(out)
-}
-
-/// Map hashes back to the store paths they belong to.
-pub fn hash_index<'a>(paths: impl IntoIterator<Item = &'a StorePath>) -> HashMap<Hash, StorePath> {
-    paths
-        .into_iter()
-        .filter_map(|p| Some((hash_of(&p.hash)?, p.clone())))
-        .collect()
 }

@@ -352,10 +352,6 @@ pub fn special_kind(path: &Path) -> &'static str {
 
 /// If the symlink at `path` reaches its file through another store path
 /// (a farm) before the one it ends in, say where it should point.
-pub fn farm_link(path: &Path, roots: &[PathBuf], store: &StoreDir) -> Option<FarmLink> {
-    farm_link_of(path, &farm::resolve(path, store).ok()?, roots, store)
-}
-
 fn farm_link_of(
     path: &Path,
     r: &Resolved,

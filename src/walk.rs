@@ -5,6 +5,17 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+/// What marks the name of a temporary file of `fix`
+/// (`.NAME.unfarm-tmp-PID-RAND`). Defined here, not with the writer, so that
+/// the walker, which skips such files, needs nothing from the write side.
+pub const TMP_MARK: &str = ".unfarm-tmp-";
+
+/// True for the name of one of our temporary files (`.NAME.unfarm-tmp-…`).
+pub fn is_temp_name(name: &std::ffi::OsStr) -> bool {
+    let n = name.to_string_lossy();
+    n.starts_with('.') && n.contains(TMP_MARK)
+}
+
 /// What a walked entry is (from `lstat`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -146,7 +157,7 @@ fn visit(path: &Path, entries: &mut Vec<Entry>, errors: &mut Vec<WalkError>) {
         match de {
             // A temp file of `fix` (`.NAME.unfarm-tmp-PID-RAND`, maybe left by
             // a killed run) is not part of the output: `fix` removes it.
-            Ok(de) if crate::atomic::is_temp_name(&de.file_name()) => {}
+            Ok(de) if is_temp_name(&de.file_name()) => {}
             Ok(de) => children.push(de.path()),
             Err(e) => errors.push(WalkError {
                 path: path.to_owned(),

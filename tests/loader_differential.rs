@@ -200,13 +200,16 @@ fn compare_file(file: &Path, probe: &FsProbe, opts: &LddOptions) -> Outcome {
         Ok(l) => l,
         Err(e) => {
             // ld.so stopped: unfarm must have seen a fatal error too.
-            let unfarm_err = fr.needs.iter().any(|n| n.status == "error");
+            let unfarm_err = fr
+                .needs
+                .iter()
+                .any(|n| n.status == unfarm::ldd::NeedStatus::Error);
             if !unfarm_err {
                 bad.push(dis("*", "no error".into(), e.clone()));
             }
             return Outcome {
                 needs: fr.needs.len(),
-                statuses: fr.needs.iter().map(|n| n.status).collect(),
+                statuses: fr.needs.iter().map(|n| n.status.as_str()).collect(),
                 bad,
                 ld_so_error: Some(e),
             };
@@ -214,7 +217,7 @@ fn compare_file(file: &Path, probe: &FsProbe, opts: &LddOptions) -> Outcome {
     };
     for n in &fr.needs {
         let got = listing.by_name.get(&n.name);
-        let ok = match (n.status, got) {
+        let ok = match (n.status.as_str(), got) {
             ("found", Some(Listed::Path(p))) => {
                 std::fs::canonicalize(p).ok().as_deref() == n.real.as_deref()
             }
@@ -234,7 +237,7 @@ fn compare_file(file: &Path, probe: &FsProbe, opts: &LddOptions) -> Outcome {
     }
     Outcome {
         needs: fr.needs.len(),
-        statuses: fr.needs.iter().map(|n| n.status).collect(),
+        statuses: fr.needs.iter().map(|n| n.status.as_str()).collect(),
         bad,
         ld_so_error: None,
     }

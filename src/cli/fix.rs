@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use unfarm::cost::{CostModel, PlanCost};
-use unfarm::plan::{Action, Outcome};
+use unfarm::fix::FileStatus;
+use unfarm::plan::{Action, Outcome, Reason};
 use unfarm::store::StoreDir;
 use unfarm::survey::{Survey, survey};
 
@@ -124,9 +125,9 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
         // (a build log needs the count, not a line per file).
         for r in &report.results {
             match r.status {
-                "failed" if r.path.as_os_str().is_empty() => super::error_line(&r.detail),
+                FileStatus::Failed if r.path.as_os_str().is_empty() => super::error_line(&r.detail),
                 // The path once: the detail may repeat it after its reason.
-                "failed" => super::error_line(format_args!(
+                FileStatus::Failed => super::error_line(format_args!(
                     "{}: {}",
                     r.path.display(),
                     r.detail.replacen(&format!("{}: ", r.path.display()), "", 1)
@@ -260,46 +261,36 @@ fn entry_words(e: &unfarm::plan::EntryPlan) -> String {
     }
 }
 
-/// A reason in words, from its JSON form, so a reason added to the planner
-/// still prints (by its kind) before it gets words of its own.
-fn reason_words(r: &unfarm::plan::Reason) -> String {
-    let v = serde_json::to_value(r).unwrap_or_default();
-    let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
-    let kind = text("kind");
-    match kind.as_str() {
-        "served" if v["via_farm"].as_bool() == Some(true) => {
-            format!("serves {} (through the farm)", text("need"))
-        }
-        "served" => format!("serves {}", text("need")),
-        "indirect" => format!(
+/// A reason in words. The match is exhaustive so that a reason added to the
+/// planner cannot reach users without words of its own.
+fn reason_words(r: &Reason) -> String {
+    match r {
+        Reason::Served {
+            need,
+            via_farm: true,
+        } => format!("serves {need} (through the farm)"),
+        Reason::Served { need, .. } => format!("serves {need}"),
+        Reason::Indirect { offers, farms } => format!(
             "offers {} through farm {}",
-            plural(
-                usize::try_from(v["offers"].as_u64().unwrap_or_default()).unwrap_or_default(),
-                "library"
-            ),
-            v["farms"]
-                .as_array()
-                .map(|a| a
-                    .iter()
-                    .filter_map(|x| x.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                .unwrap_or_default()
+            plural(*offers, "library"),
+            farms
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
-        "unused" => "serves no known need".into(),
-        "stub" => "stub dir (its fake libraries shadow the real driver)".into(),
-        "build-dir" => "build dir, outside the store".into(),
-        "insecure" => text("why"),
-        "origin" => "$ORIGIN-relative".into(),
-        "driver" => "the driver dir, kept first".into(),
-        "kept-by-pattern" => format!("matches --keep {}", text("pattern")),
-        "missing-need-guard" => format!(
-            "kept: {} is missing, it may be meant to live here",
-            text("need")
-        ),
-        "ignored-list" => "in the RPATH ld.so ignores (the object has a RUNPATH)".into(),
-        "duplicate" => format!("the same dir as entry {}", v["of"]),
-        "redundant" => "nothing is served from here once the real dirs come first".into(),
-        _ => kind,
+        Reason::Unused => "serves no known need".into(),
+        Reason::Stub => "stub dir (its fake libraries shadow the real driver)".into(),
+        Reason::BuildDir => "build dir, outside the store".into(),
+        Reason::Insecure { why } => why.clone(),
+        Reason::Origin => "$ORIGIN-relative".into(),
+        Reason::Driver => "the driver dir, kept first".into(),
+        Reason::KeptByPattern { pattern } => format!("matches --keep {pattern}"),
+        Reason::MissingNeedGuard { need } => {
+            format!("kept: {need} is missing, it may be meant to live here")
+        }
+        Reason::IgnoredList => "in the RPATH ld.so ignores (the object has a RUNPATH)".into(),
+        Reason::Duplicate { of } => format!("the same dir as entry {of}"),
+        Reason::Redundant => "nothing is served from here once the real dirs come first".into(),
     }
 }

@@ -44,11 +44,10 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     for e in &report.errors {
         super::error_line(e);
     }
-    let missing = report.files.iter().any(|f| {
-        f.needs
-            .iter()
-            .any(|n| n.status == "not-found" || n.status == "error")
-    });
+    let missing = report
+        .files
+        .iter()
+        .any(|f| f.needs.iter().any(|n| n.status.is_failure()));
     Ok(if missing || !report.errors.is_empty() {
         ExitCode::from(1)
     } else {

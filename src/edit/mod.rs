@@ -44,31 +44,8 @@ use object::{ReadRef, elf};
 use parse::Model;
 use write::{Enc, Writes};
 
-/// Which dynamic entry to rewrite. The tag never changes: RPATH stays RPATH
-/// and RUNPATH stays RUNPATH (they have different lookup semantics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SearchPathTag {
-    /// DT_RUNPATH: searched after LD_LIBRARY_PATH, not inherited.
-    Runpath,
-    /// DT_RPATH: searched before LD_LIBRARY_PATH, inherited; ignored when the
-    /// object also has DT_RUNPATH.
-    Rpath,
-}
-
-impl SearchPathTag {
-    fn dt(self) -> i64 {
-        match self {
-            SearchPathTag::Runpath => elf::DT_RUNPATH.0,
-            SearchPathTag::Rpath => elf::DT_RPATH.0,
-        }
-    }
-    fn name(self) -> &'static str {
-        match self {
-            SearchPathTag::Runpath => "DT_RUNPATH",
-            SearchPathTag::Rpath => "DT_RPATH",
-        }
-    }
-}
+/// Which dynamic entry to rewrite (the one type the planner uses too).
+pub use crate::elf::SearchPathTag;
 
 /// What to change.
 #[derive(Debug, Clone)]

@@ -25,8 +25,7 @@ use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Nix's base32 alphabet (no e, o, u, t).
-pub const NIX_BASE32: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
+pub use unfarm::store::{HASH_LEN, NIX_BASE32};
 
 /// The host's dynamic loader.
 pub const LD_SO: &str = "/lib64/ld-linux-x86-64.so.2";
@@ -56,7 +55,7 @@ pub fn nix_hash(name: &str) -> String {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    (0..32)
+    (0..HASH_LEN)
         .map(|_| {
             h = h
                 .wrapping_mul(6_364_136_223_846_793_005)
@@ -499,12 +498,26 @@ where
 }
 
 /// Run a program with a clean environment (plus `env`).
+///
+/// A program written a moment ago can fail to start with ETXTBSY: another
+/// test thread that forked while the writer's descriptor was open holds a
+/// copy of it until its own exec. That is the test harness, not the file, so
+/// it is retried for a while.
 pub fn run(program: &Path, env: &[(&str, &str)]) -> Run {
-    let o = Command::new(program)
-        .env_clear()
-        .envs(env.iter().copied())
-        .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
+    let mut tries = 0;
+    let o = loop {
+        match Command::new(program)
+            .env_clear()
+            .envs(env.iter().copied())
+            .output()
+        {
+            Err(e) if e.raw_os_error() == Some(26) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => break r.unwrap_or_else(|e| panic!("run {}: {e}", program.display())),
+        }
+    };
     Run::from_output(o)
 }
 

@@ -22,7 +22,7 @@ use unfarm::farm::{Hop, Resolved};
 use unfarm::plan::{self, Mode, Outcome, PlanInput, PlanOptions, Tag};
 use unfarm::resolve::{self, LoaderConfig};
 use unfarm::snapshot::{DirSnapshot, Offer, Snapshot};
-use unfarm::store::StoreDir;
+use unfarm::store::{HASH_LEN, NIX_BASE32, StoreDir};
 
 pub const STORE: &str = "/nix/store";
 pub const DRIVER: &str = "/run/opengl-driver/lib";
@@ -74,14 +74,13 @@ fn aarch64() -> ElfIdent {
 
 /// `/nix/store/<32 base32 chars>-<name>`, the hash derived from `n`.
 pub fn store_path(n: usize, name: &str) -> PathBuf {
-    let alphabet = b"0123456789abcdfghijklmnpqrsvwxyz";
     let mut h: u64 = 0x9e37_79b9_7f4a_7c15 ^ (n as u64);
-    let hash: String = (0..32)
+    let hash: String = (0..HASH_LEN)
         .map(|_| {
             h = h
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
-            alphabet[(h >> 59) as usize] as char
+            NIX_BASE32[(h >> 59) as usize] as char
         })
         .collect();
     PathBuf::from(format!("{STORE}/{hash}-{name}"))
