@@ -5,8 +5,8 @@
 
 use std::time::Instant;
 
+use unfarm::closure::scan::{Candidates, HashSetFast, Scanner, hash_of, walk};
 use unfarm::closure::{NixDb, nar_size};
-use unfarm::scan::{Candidates, HashSetFast, Scanner, hash_of, walk};
 use unfarm::store::{NIX_BASE32, StoreDir};
 
 fn main() -> anyhow::Result<()> {
@@ -40,7 +40,7 @@ fn main() -> anyhow::Result<()> {
     let bytes: u64 = entries
         .iter()
         .map(|e| {
-            if let unfarm::scan::EntryKind::File { size, .. } = e.kind {
+            if let unfarm::closure::scan::EntryKind::File { size, .. } = e.kind {
                 size
             } else {
                 0

@@ -13,14 +13,14 @@ use crate::store::{HASH_LEN, NIX_BASE32, StoreDir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    #[error("{}: {}", path.display(), crate::walk::io_message(source))]
+    #[error("{}: {}", path.display(), crate::survey::walk::io_message(source))]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error(
         "{cc}: cannot run the C compiler (--cc): {}",
-        crate::walk::io_message(source)
+        crate::survey::walk::io_message(source)
     )]
     NoCompiler {
         cc: String,

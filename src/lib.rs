@@ -1,25 +1,25 @@
 //! unfarm: rewrite ELF RUNPATHs that point into Nix symlink farms to the real
 //! `lib` outputs, verify the result, and explain every store reference.
 //!
-//! The pipeline (see ARCHITECTURE.md): walk outputs -> read ELF facts ->
-//! resolve needs -> plan canonical RUNPATH -> edit ELF -> verify -> report, and
-//! scan references -> closure graph -> why / cost.
+//! Two pipelines (see ARCHITECTURE.md), one folder per stage:
+//!
+//! - fix: [`survey`] (walk outputs, read ELF facts, gather what dirs offer)
+//!   -> [`plan`] (pure: the canonical RUNPATH) -> [`edit`] (pure: the ELF
+//!   editor) -> [`fix`] (verify on disk, write in place or atomically);
+//! - explain: [`closure`] (scan references, closure graph, cost, why) ->
+//!   [`report`] (findings of `unfarm check`).
+//!
+//! Below both: [`store`] (store dir and paths), [`elf`] (the one ELF reader)
+//! and [`loader`] (glibc ld.so's search, farm hops, `unfarm ldd`).
+//! [`demo`] builds the self-contained demo scenario.
 
-pub mod atomic;
-pub mod check;
 pub mod closure;
-pub mod cost;
 pub mod demo;
 pub mod edit;
 pub mod elf;
-pub mod farm;
 pub mod fix;
-pub mod ldd;
-pub mod needs;
+pub mod loader;
 pub mod plan;
-pub mod resolve;
-pub mod scan;
-pub mod snapshot;
+pub mod report;
 pub mod store;
 pub mod survey;
-pub mod walk;

@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
             // Touch everything the rest of unfarm reads.
             let _ = f.ident.machine_name();
             let _ = unfarm::elf::glibc_loader_soname(&f.ident);
-            let _ = unfarm::needs::collect(&f, &[], &[]);
+            let _ = unfarm::plan::needs::collect(&f, &[], &[]);
         }
         Err(e) => assert!(!e.contains('\n'), "multi-line error: {e:?}"),
     }

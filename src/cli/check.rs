@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use std::io::Write;
 
-use unfarm::check::{RenderOptions, Severity, findings, groups, render};
-use unfarm::cost::{CostModel, PlanCost, add_costs};
+use unfarm::closure::cost::{CostModel, PlanCost, add_costs};
+use unfarm::report::check::{RenderOptions, Severity, findings, groups, render};
 use unfarm::store::StoreDir;
 use unfarm::survey::survey;
 
@@ -105,7 +105,7 @@ pub fn closure_line(c: &PlanCost) -> String {
 /// Why the farms' own cost and the closure's saving differ, when they do:
 /// what the farms joined and the outputs still use stays in the closure,
 /// referenced directly after the fix.
-fn cost_gap(f: &[unfarm::check::Finding], c: &PlanCost) -> Option<String> {
+fn cost_gap(f: &[unfarm::report::check::Finding], c: &PlanCost) -> Option<String> {
     let mut per_farm: std::collections::BTreeMap<&std::path::Path, u64> = Default::default();
     for x in f.iter().filter(|x| x.farms.len() == 1) {
         if let Some(cost) = x.cost_bytes {

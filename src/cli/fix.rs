@@ -4,14 +4,14 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use unfarm::cost::{CostModel, PlanCost};
+use unfarm::closure::cost::{CostModel, PlanCost};
 use unfarm::fix::FileStatus;
 use unfarm::plan::{Action, Outcome, Reason};
 use unfarm::store::StoreDir;
 use unfarm::survey::{Survey, survey};
 
 use super::planning::PlanArgs;
-use unfarm::check::plural;
+use unfarm::report::check::plural;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -93,9 +93,9 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     }
     let fix_opts = unfarm::fix::FixOptions {
         hard_links: match a.hard_links {
-            HardLinkPolicy::EditShared => unfarm::atomic::HardLinks::EditShared,
-            HardLinkPolicy::Break => unfarm::atomic::HardLinks::Break,
-            HardLinkPolicy::Refuse => unfarm::atomic::HardLinks::Refuse,
+            HardLinkPolicy::EditShared => unfarm::fix::atomic::HardLinks::EditShared,
+            HardLinkPolicy::Break => unfarm::fix::atomic::HardLinks::Break,
+            HardLinkPolicy::Refuse => unfarm::fix::atomic::HardLinks::Refuse,
         },
     };
     let todo = s

@@ -4,8 +4,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use unfarm::ldd::{LddOptions, ldd, render_tree};
-use unfarm::resolve::FsProbe;
+use unfarm::loader::ldd::{LddOptions, ldd, render_tree};
+use unfarm::loader::resolve::FsProbe;
 use unfarm::store::StoreDir;
 
 use super::loader::LoaderArgs;

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use unfarm::resolve::{AutoModel, LdSoCache, LoaderConfig, LoaderModel};
+use unfarm::loader::resolve::{AutoModel, LdSoCache, LoaderConfig, LoaderModel};
 use unfarm::store::StoreDir;
 
 /// Which loader to model: from each file's PT_INTERP, or one for all.
@@ -127,7 +127,7 @@ pub fn models_line(used: &std::collections::BTreeMap<LoaderModel, usize>) -> Str
             format!(
                 "{} for {}",
                 describe(*m),
-                unfarm::check::plural(*n, "ELF file")
+                unfarm::report::check::plural(*n, "ELF file")
             )
         })
         .collect();

@@ -58,7 +58,7 @@ impl PlanArgs {
         for f in &self.dlopen_file {
             let text = std::fs::read_to_string(f)
                 .with_context(|| format!("{}: cannot read dlopen file", f.display()))?;
-            declared.extend(unfarm::needs::parse_dlopen_file(&text));
+            declared.extend(unfarm::plan::needs::parse_dlopen_file(&text));
         }
         let mut build_dirs = self.build_dirs.clone();
         if let Some(t) = std::env::var_os("TMPDIR").filter(|t| !t.is_empty()) {

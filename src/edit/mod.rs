@@ -432,7 +432,7 @@ mod tests;
 /// The byte ranges of a file the loader reads to find everything else: the
 /// ELF header, the program header table and the dynamic array. A writer
 /// that patches a file in place orders its writes by them (see
-/// `crate::atomic`): what the old object does not reference first, these
+/// `crate::fix::atomic`): what the old object does not reference first, these
 /// last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoaderRanges {

@@ -18,10 +18,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use unfarm::elf::{ByteOrder, Class, ElfFacts, ElfIdent, ObjectType};
-use unfarm::farm::{Hop, Resolved};
+use unfarm::loader::farm::{Hop, Resolved};
+use unfarm::loader::resolve::{self, LoaderConfig};
+use unfarm::plan::snapshot::{DirSnapshot, Offer, Snapshot};
 use unfarm::plan::{self, Mode, Outcome, PlanInput, PlanOptions, Tag};
-use unfarm::resolve::{self, LoaderConfig};
-use unfarm::snapshot::{DirSnapshot, Offer, Snapshot};
 use unfarm::store::{HASH_LEN, NIX_BASE32, StoreDir};
 
 pub const STORE: &str = "/nix/store";
@@ -135,7 +135,7 @@ pub struct World {
     pub snapshot: Snapshot,
     pub facts: ElfFacts,
     pub path: PathBuf,
-    pub needs: Vec<unfarm::needs::Need>,
+    pub needs: Vec<unfarm::plan::needs::Need>,
     pub opts: PlanOptions,
     /// Dirs that offer some library through a cross-path hop.
     pub farm_dirs: Vec<PathBuf>,
@@ -325,7 +325,7 @@ pub fn decode(data: &[u8]) -> World {
         runpath_offset: None,
         rpath_offset: None,
     };
-    let needs = unfarm::needs::collect(&facts, &declared, &[]);
+    let needs = unfarm::plan::needs::collect(&facts, &declared, &[]);
     let mut opts = PlanOptions {
         mode: if b.bit() { Mode::Shrink } else { Mode::Expand },
         drop_unused: b.bit(),

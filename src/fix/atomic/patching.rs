@@ -1,0 +1,561 @@
+//! Writing an edit of several patches (a grow, an entry removal, a dropped
+//! note) into the file itself, so that at every instant the file loads as
+//! the old object or the new one, and a killed run can be undone.
+//!
+//! The order (each step forced to disk before the next one starts: an
+//! `fdatasync`, or one `syncfs` per filesystem for a batch):
+//! 1. a **journal** beside the file (`.NAME.unfarm-tmp-PID-journal`): the
+//!    old length, times and the old bytes of every range the edit
+//!    overwrites inside the old file;
+//! 2. **append**: the file is extended and the new parts written past the
+//!    old end; nothing the old object reads refers to them;
+//! 3. **switch**: the program header table (the new PT_LOAD, and what it
+//!    grows into), then the ELF header (when its `e_phnum`/`e_phoff`
+//!    change), then the dynamic array: each one `pwrite` of one contiguous
+//!    range (the first two are merged when they lie within a page). Until
+//!    the dynamic array is written the old `.dynamic` still names the old
+//!    string table, so the object loads as before with one unused mapping
+//!    more;
+//! 4. **dead bytes**: the old string's bytes (scrubbed: no removed hash
+//!    survives), section headers, freed notes, which the loader no longer
+//!    reads;
+//! 5. the journal is removed.
+//!
+//! A SIGKILL or a power loss at any point leaves the journal and a file
+//! that loads as the old or the new object; the next `unfarm fix` finds
+//! the journal first and rolls the file back to its exact old bytes,
+//! length and times (see [`recover_journal`]), then edits it as if for the
+//! first time: the result is byte-identical to an uninterrupted run.
+
+use std::fs::{File, Metadata, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::{AtomicError, Durability, Method, TMP_MARK, io_err, open_nofollow, set_times, sizes};
+use crate::edit::{ElfEdit, LoaderRanges};
+
+/// Which part of the edit a step writes, in the order they are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StepKind {
+    /// Bytes past the old end of file.
+    Append,
+    /// The program header table and what it grows into.
+    ProgramHeaders,
+    /// The ELF header (with the program headers when they share a page).
+    ElfHeader,
+    /// The dynamic array.
+    Dynamic,
+    /// Bytes the loader no longer reads once the switch is made.
+    Dead,
+    /// Remove the journal.
+    Done,
+}
+
+#[derive(Debug)]
+struct Step {
+    kind: StepKind,
+    writes: Vec<(u64, Vec<u8>)>,
+}
+
+/// A verified edit being written into the file, step by step.
+#[derive(Debug)]
+pub struct PendingPatch {
+    path: PathBuf,
+    file: File,
+    meta: Metadata,
+    old_len: u64,
+    new_len: u64,
+    steps: Vec<Step>,
+    next: usize,
+    /// The old bytes of every range written inside the old file.
+    undo: Vec<(u64, Vec<u8>)>,
+    journal: Option<PathBuf>,
+    journal_len: u64,
+    /// Whether a step has begun to write into the file.
+    touched: bool,
+}
+
+/// Writes of one kind closer than this are merged into one `pwrite`.
+const PAGE: u64 = 4096;
+
+impl PendingPatch {
+    /// Plan the steps of `edit` on `file` (opened for writing; `meta` as
+    /// read when the edit was planned).
+    pub(super) fn new(
+        path: PathBuf,
+        file: File,
+        meta: Metadata,
+        edit: &ElfEdit,
+        ranges: LoaderRanges,
+    ) -> Result<Self, AtomicError> {
+        let old_len = meta.len();
+        let p = path.as_path();
+        if edit.new_len < old_len {
+            return Err(AtomicError::Verify(p.into(), sizes(edit.new_len, old_len)));
+        }
+        let mut by_kind: std::collections::BTreeMap<StepKind, Writes> = Default::default();
+        for patch in &edit.patches {
+            // A patch may run from the old file into the appended part.
+            let split = patch.offset.max(old_len).min(patch.end());
+            let inside = (split - patch.offset) as usize;
+            if inside > 0 {
+                let kind = kind_of(&ranges, patch.offset, split);
+                by_kind
+                    .entry(kind)
+                    .or_default()
+                    .push((patch.offset, patch.bytes[..inside].to_vec()));
+            }
+            if inside < patch.bytes.len() {
+                by_kind
+                    .entry(StepKind::Append)
+                    .or_default()
+                    .push((split, patch.bytes[inside..].to_vec()));
+            }
+        }
+        let read_old = |off: u64, len: u64| -> Result<Vec<u8>, AtomicError> {
+            let mut b = vec![0; len as usize];
+            file.read_exact_at(&mut b, off)
+                .map_err(io_err(p, "cannot read"))?;
+            Ok(b)
+        };
+        // The switch writes: one contiguous `pwrite` each, the bytes between
+        // the patches as they are.
+        for kind in [
+            StepKind::ProgramHeaders,
+            StepKind::ElfHeader,
+            StepKind::Dynamic,
+        ] {
+            coalesce(&mut by_kind, kind, &read_old)?;
+        }
+        // Program headers and ELF header within a page: one write.
+        if let (Some(ph), Some(eh)) = (
+            by_kind.get(&StepKind::ProgramHeaders),
+            by_kind.get(&StepKind::ElfHeader),
+        ) && ph[0].0.max(eh[0].0) - ph[0].0.min(eh[0].0) < PAGE
+        {
+            let ph = by_kind
+                .remove(&StepKind::ProgramHeaders)
+                .unwrap_or_default();
+            by_kind.entry(StepKind::ElfHeader).or_default().extend(ph);
+            coalesce(&mut by_kind, StepKind::ElfHeader, &read_old)?;
+        }
+        let mut undo = Vec::new();
+        for (kind, ws) in &by_kind {
+            if *kind != StepKind::Append {
+                for (o, b) in ws {
+                    undo.push((*o, read_old(*o, b.len() as u64)?));
+                }
+            }
+        }
+        let mut steps: Vec<Step> = by_kind
+            .into_iter()
+            .map(|(kind, writes)| Step { kind, writes })
+            .collect();
+        if edit.new_len > old_len && steps.first().is_none_or(|s| s.kind != StepKind::Append) {
+            steps.insert(
+                0,
+                Step {
+                    kind: StepKind::Append,
+                    writes: Vec::new(),
+                },
+            );
+        }
+        steps.push(Step {
+            kind: StepKind::Done,
+            writes: Vec::new(),
+        });
+        Ok(PendingPatch {
+            path,
+            file,
+            meta,
+            old_len,
+            new_len: edit.new_len,
+            steps,
+            next: 0,
+            undo,
+            journal: None,
+            journal_len: 0,
+            touched: false,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes written for this edit: the journal and every step.
+    pub fn bytes_written(&self) -> u64 {
+        self.journal_len
+            + self
+                .steps
+                .iter()
+                .flat_map(|s| &s.writes)
+                .map(|w| w.1.len() as u64)
+                .sum::<u64>()
+    }
+
+    /// Hard links to the inode (all of them see the edit).
+    pub fn links(&self) -> u64 {
+        self.meta.nlink()
+    }
+
+    /// The kind of the next step, `None` once done.
+    pub fn next_step(&self) -> Option<StepKind> {
+        self.steps.get(self.next).map(|s| s.kind)
+    }
+
+    pub(super) fn write_journal(&mut self, durability: Durability) -> Result<(), AtomicError> {
+        let p = self.path.clone();
+        let jpath = journal_path(&p).ok_or_else(|| AtomicError::NotRegular(p.clone()))?;
+        let bytes = Journal {
+            dev: self.meta.dev(),
+            ino: self.meta.ino(),
+            old_len: self.old_len,
+            new_len: self.new_len,
+            times: [
+                self.meta.atime(),
+                self.meta.atime_nsec(),
+                self.meta.mtime(),
+                self.meta.mtime_nsec(),
+            ],
+            undo: self.undo.clone(),
+        }
+        .encode();
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&jpath)
+            .map_err(io_err(&p, "cannot create journal"))?;
+        self.journal = Some(jpath.clone());
+        f.write_all(&bytes)
+            .map_err(io_err(&p, "cannot write journal"))?;
+        if durability == Durability::PerFile {
+            f.sync_all().map_err(io_err(&p, "cannot fsync journal"))?;
+            sync_dir(&jpath);
+        }
+        self.journal_len = bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Carry out the next step; `Ok(true)` while steps remain. Batch
+    /// callers sync the filesystem between two calls. On an error the file
+    /// is rolled back to its old bytes.
+    pub fn step(&mut self, durability: Durability) -> Result<bool, AtomicError> {
+        if self.next >= self.steps.len() {
+            return Ok(false);
+        }
+        if let Err(e) = self.do_step(durability) {
+            return Err(match self.roll_back() {
+                Ok(()) => e,
+                Err(u) => AtomicError::Io {
+                    path: self.path.clone(),
+                    what: "interrupted, and undoing it failed (the next `unfarm fix` restores it)",
+                    source: io::Error::other(format!("{e}; {u}")),
+                },
+            });
+        }
+        self.next += 1;
+        Ok(self.next < self.steps.len())
+    }
+
+    /// Stop here without finishing or undoing, as a SIGKILL would: the
+    /// journal stays for the next run to roll the file back (fault tests).
+    pub fn interrupt(mut self) {
+        self.next = self.steps.len();
+    }
+
+    /// Every remaining step.
+    pub fn finish(mut self, durability: Durability) -> Result<Method, AtomicError> {
+        while self.step(durability)? {}
+        Ok(Method::InPlace {
+            links: self.links(),
+        })
+    }
+
+    fn do_step(&mut self, durability: Durability) -> Result<(), AtomicError> {
+        let p = self.path.as_path();
+        let step = &self.steps[self.next];
+        if step.kind == StepKind::Done {
+            if let Some(j) = self.journal.take() {
+                std::fs::remove_file(&j).map_err(io_err(p, "cannot remove journal"))?;
+            }
+            return Ok(());
+        }
+        // Nobody else may have resized the file between two steps.
+        let expect = if step.kind == StepKind::Append {
+            self.old_len
+        } else {
+            self.new_len
+        };
+        let now = self.file.metadata().map_err(io_err(p, "cannot stat"))?;
+        if now.len() != expect {
+            return Err(AtomicError::Changed(p.into(), sizes(now.len(), expect)));
+        }
+        self.touched = true;
+        if step.kind == StepKind::Append {
+            self.file
+                .set_len(self.new_len)
+                .map_err(io_err(p, "cannot extend"))?;
+        }
+        for (o, b) in &step.writes {
+            self.file
+                .write_all_at(b, *o)
+                .map_err(io_err(p, "cannot write"))?;
+        }
+        if durability == Durability::PerFile {
+            self.file.sync_data().map_err(io_err(p, "cannot fsync"))?;
+        }
+        set_times(&self.file, &self.meta).map_err(io_err(p, "cannot restore times"))
+    }
+
+    /// Put the old bytes, length and times back; the journal goes once that
+    /// is on disk.
+    fn roll_back(&mut self) -> io::Result<()> {
+        if self.touched {
+            self.restore()?;
+        }
+        if let Some(j) = self.journal.take() {
+            std::fs::remove_file(j)?;
+        }
+        self.next = self.steps.len();
+        Ok(())
+    }
+
+    fn restore(&self) -> io::Result<()> {
+        for (o, b) in &self.undo {
+            self.file.write_all_at(b, *o)?;
+        }
+        self.file.set_len(self.old_len)?;
+        set_times(&self.file, &self.meta)?;
+        self.file.sync_all()
+    }
+}
+
+impl Drop for PendingPatch {
+    /// Abandoned half way (a failed sync): back to the old bytes.
+    fn drop(&mut self) {
+        if self.next < self.steps.len() {
+            let _ = self.roll_back();
+        }
+    }
+}
+
+type Writes = Vec<(u64, Vec<u8>)>;
+
+/// Merge the writes of `kind` into one, filling the gaps with `read_old`.
+fn coalesce(
+    by_kind: &mut std::collections::BTreeMap<StepKind, Writes>,
+    kind: StepKind,
+    read_old: &impl Fn(u64, u64) -> Result<Vec<u8>, AtomicError>,
+) -> Result<(), AtomicError> {
+    let Some(ws) = by_kind.get_mut(&kind) else {
+        return Ok(());
+    };
+    let start = ws.iter().map(|w| w.0).min().unwrap_or(0);
+    let end = ws.iter().map(|w| w.0 + w.1.len() as u64).max().unwrap_or(0);
+    let mut buf = read_old(start, end - start)?;
+    for (o, b) in ws.iter() {
+        let r = (o - start) as usize;
+        buf[r..r + b.len()].copy_from_slice(b);
+    }
+    *ws = vec![(start, buf)];
+    Ok(())
+}
+
+fn kind_of(r: &LoaderRanges, start: u64, end: u64) -> StepKind {
+    let hits = |(s, e): (u64, u64)| start < e && s < end;
+    if hits(r.ehdr) {
+        StepKind::ElfHeader
+    } else if hits(r.phdrs) {
+        StepKind::ProgramHeaders
+    } else if r.dynamic.is_some_and(hits) {
+        StepKind::Dynamic
+    } else {
+        StepKind::Dead
+    }
+}
+
+fn sync_dir(path: &Path) {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+const JOURNAL_SUFFIX: &str = "-journal";
+const MAGIC: &[u8; 16] = b"unfarm-journal1\n";
+const TRAILER: &[u8; 4] = b"end\n";
+
+/// `.NAME.unfarm-tmp-PID-journal` beside `path`.
+fn journal_path(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    Some(path.with_file_name(format!(
+        ".{name}{TMP_MARK}{}{JOURNAL_SUFFIX}",
+        std::process::id()
+    )))
+}
+
+/// True for a journal's file name.
+pub fn is_journal_name(name: &str) -> bool {
+    name.starts_with('.') && name.contains(TMP_MARK) && name.ends_with(JOURNAL_SUFFIX)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Journal {
+    dev: u64,
+    ino: u64,
+    old_len: u64,
+    new_len: u64,
+    /// atime, its ns, mtime, its ns.
+    times: [i64; 4],
+    undo: Vec<(u64, Vec<u8>)>,
+}
+
+impl Journal {
+    fn encode(&self) -> Vec<u8> {
+        let mut v = MAGIC.to_vec();
+        for x in [self.dev, self.ino, self.old_len, self.new_len] {
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+        for t in self.times {
+            v.extend_from_slice(&t.to_le_bytes());
+        }
+        v.extend_from_slice(&(self.undo.len() as u64).to_le_bytes());
+        for (o, b) in &self.undo {
+            v.extend_from_slice(&o.to_le_bytes());
+            v.extend_from_slice(&(b.len() as u64).to_le_bytes());
+            v.extend_from_slice(b);
+        }
+        v.extend_from_slice(TRAILER);
+        v
+    }
+
+    /// `None` for anything but a complete journal (a run killed while
+    /// writing it had not touched the file yet).
+    fn decode(b: &[u8]) -> Option<Journal> {
+        let mut rest = b.strip_prefix(MAGIC)?.strip_suffix(TRAILER)?;
+        fn u(rest: &mut &[u8]) -> Option<u64> {
+            let (h, t) = rest.split_first_chunk::<8>()?;
+            *rest = t;
+            Some(u64::from_le_bytes(*h))
+        }
+        let r = &mut rest;
+        let (dev, ino, old_len, new_len) = (u(r)?, u(r)?, u(r)?, u(r)?);
+        let times = [u(r)? as i64, u(r)? as i64, u(r)? as i64, u(r)? as i64];
+        let n = u(r)?;
+        let mut undo = Vec::new();
+        for _ in 0..n {
+            let (o, len) = (u(&mut rest)?, u(&mut rest)?);
+            let len = usize::try_from(len).ok().filter(|&l| l <= rest.len())?;
+            let (h, t) = rest.split_at(len);
+            undo.push((o, h.to_vec()));
+            rest = t;
+        }
+        rest.is_empty().then_some(Journal {
+            dev,
+            ino,
+            old_len,
+            new_len,
+            times,
+            undo,
+        })
+    }
+}
+
+/// What [`recover_journal`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// The file was rolled back to its bytes before the interrupted edit.
+    RolledBack,
+    /// Incomplete journal (the file was not touched yet), or the file is no
+    /// longer the one journaled: left alone.
+    Discarded,
+}
+
+/// Undo the interrupted edit a journal (see [`is_journal_name`]) records,
+/// then remove the journal.
+pub fn recover_journal(journal: &Path) -> io::Result<Recovery> {
+    let j = Journal::decode(&std::fs::read(journal)?);
+    let target = journal.file_name().and_then(|n| {
+        let n = n.to_str()?;
+        let end = n.find(TMP_MARK)?;
+        Some(journal.with_file_name(n.get(1..end)?))
+    });
+    let r = match (j, target) {
+        (Some(j), Some(t)) => roll_back_file(&j, &t)?,
+        _ => Recovery::Discarded,
+    };
+    std::fs::remove_file(journal)?;
+    sync_dir(journal);
+    Ok(r)
+}
+
+fn roll_back_file(j: &Journal, target: &Path) -> io::Result<Recovery> {
+    let f = match open_nofollow(target, true) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Recovery::Discarded),
+        Err(e) => return Err(e),
+    };
+    let m = f.metadata()?;
+    // Not the mtime: a run killed between a write and putting the times
+    // back left it moved.
+    let ours = (m.dev(), m.ino()) == (j.dev, j.ino) && (j.old_len..=j.new_len).contains(&m.len());
+    if !m.is_file() || !ours {
+        return Ok(Recovery::Discarded);
+    }
+    for (o, b) in &j.undo {
+        f.write_all_at(b, *o)?;
+    }
+    f.set_len(j.old_len)?;
+    let ts = [
+        libc::timespec {
+            tv_sec: j.times[0],
+            tv_nsec: j.times[1],
+        },
+        libc::timespec {
+            tv_sec: j.times[2],
+            tv_nsec: j.times[3],
+        },
+    ];
+    // SAFETY: the fd is open; `ts` is two valid timespecs.
+    if unsafe { libc::futimens(std::os::unix::io::AsRawFd::as_raw_fd(&f), ts.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    f.sync_all()?;
+    Ok(Recovery::RolledBack)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_round_trips_and_refuses_a_torn_one() {
+        let j = Journal {
+            dev: 1,
+            ino: 2,
+            old_len: 100,
+            new_len: 4196,
+            times: [1, 0, 1, 0],
+            undo: vec![(64, vec![1, 2, 3]), (90, vec![0; 10])],
+        };
+        let b = j.encode();
+        assert_eq!(Journal::decode(&b), Some(j));
+        for cut in [0, 10, 60, b.len() - 5, b.len() - 1] {
+            assert_eq!(Journal::decode(&b[..cut]), None, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn journal_names() {
+        let p = journal_path(Path::new("/x/libfoo.so")).unwrap();
+        let n = p.file_name().unwrap().to_str().unwrap();
+        assert!(is_journal_name(n) && crate::survey::walk::is_temp_name(p.file_name().unwrap()));
+        assert!(!is_journal_name(".libfoo.so.unfarm-tmp-1-0badcafe"));
+    }
+}

@@ -1,0 +1,950 @@
+//! `unfarm fix`: turn a survey's plans into edited files, one file at a time,
+//! in parallel. For each file: plan the byte edit, apply it to a copy in
+//! memory (a file over 1 MiB: read range by range, never whole, and checked
+//! as the original read through the edit's patches), check the result's
+//! structure, re-read its facts and re-resolve every need against the real
+//! filesystem, and only then write (see [`atomic`]). Any failure
+//! leaves the file as it was and is reported.
+
+pub mod atomic;
+
+use std::path::{Path, PathBuf};
+
+use object::ReadCache;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use atomic::HardLinks;
+
+use crate::edit::{self, EditRequest, ElfEdit};
+use crate::elf::{self, ElfFacts};
+use crate::loader::resolve::{self, FsProbe, LoaderConfig, Requester, SearchDir, Source};
+use crate::plan::{Plan, PlanOptions, Tag};
+use crate::store::{HASH_LEN, StoreDir};
+use crate::survey::{FarmLink, ObjectSurvey, Survey};
+
+/// Files up to this size with two search lists to change are edited and
+/// verified wholly in memory (the two edits compose there).
+pub const IN_MEMORY_LIMIT: u64 = 256 << 20;
+
+/// Files up to this size are read whole (one `read` is the cheapest way to
+/// get a small file's headers); larger ones with one search list to change
+/// are planned and verified range by range and never held in memory: the
+/// cost of fixing a file does not depend on its size.
+pub const READ_WHOLE_LIMIT: u64 = 1 << 20;
+
+/// Whether a file of `len` bytes with `plans` is edited in memory.
+fn in_memory(len: u64, plans: &[&Plan]) -> bool {
+    len <= READ_WHOLE_LIMIT || (plans.len() > 1 && len <= IN_MEMORY_LIMIT)
+}
+
+#[derive(Clone, Debug)]
+pub struct FixOptions {
+    pub hard_links: HardLinks,
+}
+
+/// What happened to one file; the JSON strings are in `docs/check-json.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileStatus {
+    /// The file was rewritten (or is a hard link to one that was).
+    Changed,
+    /// A symlink through a farm now points at the same file without it.
+    Retargeted,
+    Failed,
+}
+
+impl FileStatus {
+    /// The word shown to users, the same as the JSON string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileStatus::Changed => "changed",
+            FileStatus::Retargeted => "retargeted",
+            FileStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for FileStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happened to one file.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileResult {
+    pub path: PathBuf,
+    pub status: FileStatus,
+    pub detail: String,
+    /// Bytes of removed store paths (hash parts scrubbed from the file).
+    pub store_path_bytes_removed: usize,
+    /// Bytes written to disk for this file.
+    pub bytes_written: u64,
+    /// Hard links to the inode edited in place (above 1: every link changed).
+    pub hard_links: u64,
+}
+
+/// The outcome of a run.
+#[derive(Clone, Debug, Serialize, Default)]
+pub struct FixReport {
+    pub files_scanned: usize,
+    pub elf_files: usize,
+    pub changed: usize,
+    pub failed: usize,
+    pub symlinks_retargeted: usize,
+    pub store_path_bytes_removed: usize,
+    pub results: Vec<FileResult>,
+}
+
+/// Apply every changing plan of the survey. `progress` is called once per
+/// finished file.
+pub fn fix(
+    survey: &Survey,
+    store: &StoreDir,
+    plan_opts: &PlanOptions,
+    opts: &FixOptions,
+    progress: &(dyn Fn() + Sync),
+) -> FixReport {
+    // Leftovers of a killed run are ours to remove.
+    let mut dirs: Vec<&Path> = survey
+        .objects
+        .iter()
+        .filter_map(|o| o.path.parent())
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for d in dirs {
+        let _ = atomic::cleanup_stale_temps(d);
+    }
+    let probe = FsProbe::new(store.clone());
+    let todo: Vec<&ObjectSurvey> = survey
+        .objects
+        .iter()
+        .filter(|o| {
+            o.plans
+                .iter()
+                .any(|p| p.changes() || matches!(p.outcome, crate::plan::Outcome::Refused { .. }))
+        })
+        .collect();
+    // Names of one inode (hard links inside the outputs) are edited once,
+    // through the first name; the others share the result.
+    let (todo, aliases) = one_name_per_inode(todo, opts.hard_links);
+    // Stage every file in parallel: edited, verified, written in place or to
+    // a temp file beside it, nothing forced to disk yet.
+    let stage_all = |objs: &[&ObjectSurvey]| -> Vec<Staged> {
+        objs.par_iter()
+            .map(|o| {
+                let r = fix_object(o, plan_opts, opts, &probe);
+                progress();
+                r
+            })
+            .collect()
+    };
+    // A long run is staged in chunks while a helper thread syncs what the
+    // chunks before wrote: the disk works while we edit, and the sync before
+    // the renames finds little left to do. (Its errors are the final
+    // sync's to report.)
+    let chunk = todo.len().div_ceil(4).max(FLUSH_CHUNK_MIN);
+    let mut staged: Vec<Staged> = Vec::with_capacity(todo.len());
+    std::thread::scope(|sc| {
+        let mut flusher: Option<std::thread::ScopedJoinHandle<'_, ()>> = None;
+        for (k, part) in todo.chunks(chunk).enumerate() {
+            staged.extend(stage_all(part));
+            let last = (k + 1) * chunk >= todo.len();
+            if !last && flusher.as_ref().is_none_or(|h| h.is_finished()) {
+                if let Some(h) = flusher.take() {
+                    let _ = h.join();
+                }
+                let written = &todo[..(k + 1) * chunk];
+                flusher = Some(sc.spawn(move || {
+                    let _ = atomic::sync_filesystems(written.iter().map(|o| o.path.as_path()));
+                }));
+            }
+        }
+        if let Some(h) = flusher {
+            let _ = h.join();
+        }
+    });
+    // Every staged byte reaches the disk before any rename does: one sync
+    // per filesystem rather than an fsync per file and per directory.
+    let touched: Vec<PathBuf> = staged
+        .iter()
+        .filter(|(r, _)| r.status == FileStatus::Changed)
+        .map(|(r, _)| r.path.clone())
+        .collect();
+    let synced = atomic::sync_filesystems(touched.iter().map(PathBuf::as_path));
+    let mut results = commit_all(staged, synced, &touched);
+    // One inode edited through N names is one change, counted once.
+    let alias_paths: std::collections::HashSet<PathBuf> =
+        aliases.iter().map(|(a, _)| a.path.clone()).collect();
+    for (alias, first) in aliases {
+        let r = match results.iter().find(|r| r.path == first.path) {
+            Some(r) if r.status == FileStatus::Changed => FileResult {
+                path: alias.path.clone(),
+                status: FileStatus::Changed,
+                detail: format!(
+                    "the same file as {} (a hard link): fixed with it",
+                    first.path.display()
+                ),
+                store_path_bytes_removed: r.store_path_bytes_removed,
+                bytes_written: 0,
+                hard_links: r.hard_links,
+            },
+            _ => failed(
+                &alias.path,
+                format!(
+                    "the same file as {} (a hard link), which was not fixed",
+                    first.path.display()
+                ),
+            ),
+        };
+        results.push(r);
+    }
+    for l in &survey.farm_links {
+        results.push(retarget(l));
+    }
+    // The renames (and retargeted links) themselves.
+    let renamed: Vec<&Path> = results
+        .iter()
+        .filter(|r| matches!(r.status, FileStatus::Changed | FileStatus::Retargeted))
+        .map(|r| r.path.as_path())
+        .collect();
+    if let Err(e) = atomic::sync_filesystems(renamed) {
+        results.push(failed(
+            Path::new(""),
+            format!("changes may not be on disk: {e}"),
+        ));
+    }
+    // Never opened or followed, but not silently passed over either.
+    for p in &survey.special_files {
+        results.push(failed(
+            p,
+            format!(
+                "{} in an output: left alone",
+                crate::survey::special_kind(p)
+            ),
+        ));
+    }
+    for p in &survey.link_loops {
+        results.push(failed(p, "symlink loop: left alone".into()));
+    }
+    results.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut report = FixReport {
+        files_scanned: survey.files_scanned,
+        elf_files: survey.objects.len(),
+        ..Default::default()
+    };
+    for r in results.iter().filter(|r| !alias_paths.contains(&r.path)) {
+        match r.status {
+            FileStatus::Changed => report.changed += 1,
+            FileStatus::Retargeted => report.symlinks_retargeted += 1,
+            FileStatus::Failed => report.failed += 1,
+        }
+        report.store_path_bytes_removed += r.store_path_bytes_removed;
+    }
+    report.failed += survey.errors.len();
+    report.results = results;
+    report
+}
+
+/// One staged file: its result, and what is still to write.
+type Staged = (FileResult, Option<Pending>);
+
+/// What staging left to do for one file.
+enum Pending {
+    /// A verified copy to rename over it.
+    Rename(Box<atomic::PendingRename>),
+    /// An in-place edit of several patches, journaled (see
+    /// [`atomic::PendingPatch`]), whose steps are still to write.
+    Patch(Box<atomic::PendingPatch>),
+}
+
+/// Finish every staged file once the staged bytes (copies, journals) are on
+/// disk (`synced`): renames and the first step of each in-place edit in one
+/// parallel round, then one round per further step, a sync of the
+/// filesystems between two rounds: every file's step `k` is on disk before
+/// any file's step `k + 1` starts. Whatever fails or is abandoned is left
+/// as it was (an in-place edit rolls back).
+fn commit_all(
+    mut staged: Vec<Staged>,
+    synced: Result<(), atomic::AtomicError>,
+    touched: &[PathBuf],
+) -> Vec<FileResult> {
+    let mut synced = synced;
+    loop {
+        if let Err(e) = &synced {
+            for (r, p) in &mut staged {
+                if p.take().is_some() {
+                    *r = failed(&r.path, format!("left as it was: {e}"));
+                }
+            }
+        }
+        if staged.iter().all(|(_, p)| p.is_none()) {
+            break;
+        }
+        // Renames in parallel too: on a journaled filesystem each one waits.
+        staged.par_iter_mut().for_each(|(r, pending)| {
+            let res = match pending.take() {
+                None => return,
+                Some(Pending::Rename(p)) => p.commit(atomic::Durability::Batch).map(|_| ()),
+                Some(Pending::Patch(mut p)) => match p.step(atomic::Durability::Batch) {
+                    Ok(more) => {
+                        if more {
+                            *pending = Some(Pending::Patch(p));
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            if let Err(e) = res {
+                *r = failed(&r.path, format!("left as it was: {e}"));
+            }
+        });
+        if staged.iter().any(|(_, p)| p.is_some()) {
+            synced = atomic::sync_filesystems(touched.iter().map(PathBuf::as_path));
+        }
+    }
+    staged.into_iter().map(|(r, _)| r).collect()
+}
+
+/// Runs with fewer files than this are staged in one go, then synced.
+const FLUSH_CHUNK_MIN: usize = 256;
+
+/// (a further name, the first name of its inode)
+type Aliases<'a> = Vec<(&'a ObjectSurvey, &'a ObjectSurvey)>;
+
+/// With `EditShared`, split off the second and later names of an inode:
+/// editing it once, in place, fixes them all. (With `Break`, each name gets
+/// its own copy; with `Refuse`, each is refused: no grouping.)
+fn one_name_per_inode(
+    objects: Vec<&ObjectSurvey>,
+    policy: HardLinks,
+) -> (Vec<&ObjectSurvey>, Aliases<'_>) {
+    use std::os::unix::fs::MetadataExt;
+    if policy != HardLinks::EditShared {
+        return (objects, Vec::new());
+    }
+    let mut first: std::collections::HashMap<(u64, u64), &ObjectSurvey> = Default::default();
+    let mut todo = Vec::new();
+    let mut aliases = Vec::new();
+    for o in objects {
+        // The walk's link count spares a stat of every singly linked file.
+        let key = (o.nlink > 1)
+            .then(|| std::fs::symlink_metadata(&o.path).ok())
+            .flatten()
+            .filter(|m| m.nlink() > 1)
+            .map(|m| (m.dev(), m.ino()));
+        match key.and_then(|k| first.get(&k).copied()) {
+            Some(f) => aliases.push((o, f)),
+            None => {
+                if let Some(k) = key {
+                    first.insert(k, o);
+                }
+                todo.push(o);
+            }
+        }
+    }
+    (todo, aliases)
+}
+
+fn failed(path: &Path, detail: String) -> FileResult {
+    FileResult {
+        path: path.to_owned(),
+        status: FileStatus::Failed,
+        detail,
+        store_path_bytes_removed: 0,
+        bytes_written: 0,
+        hard_links: 1,
+    }
+}
+
+/// One file: its result, and what is still to write.
+fn fix_object(
+    o: &ObjectSurvey,
+    plan_opts: &PlanOptions,
+    opts: &FixOptions,
+    probe: &FsProbe,
+) -> Staged {
+    let path = &o.path;
+    if let Some(p) = o
+        .plans
+        .iter()
+        .find(|p| matches!(p.outcome, crate::plan::Outcome::Refused { .. }))
+    {
+        let crate::plan::Outcome::Refused { reason } = &p.outcome else {
+            unreachable!()
+        };
+        return (
+            failed(path, format!("{}: left as it was: {reason}", p.tag)),
+            None,
+        );
+    }
+    let plans: Vec<&Plan> = o.plans.iter().filter(|p| p.changes()).collect();
+    let removed: usize = plans
+        .iter()
+        .map(|p| p.removed_hashes.iter().map(String::len).sum::<usize>())
+        .sum();
+    let cx = Ctx {
+        plan_opts,
+        opts,
+        probe,
+    };
+    // One open serves the read, the in-place write and the final checks.
+    let result = atomic::OpenFile::open(path)
+        .map_err(|e| e.to_string())
+        .and_then(|file| {
+            if in_memory(file.len(), &plans) {
+                let original = file.read_all().map_err(|e| e.to_string())?;
+                let (edited, edit) = edit_image(&original, &plans)?;
+                write_in_memory(file, &edited, &edit, &plans, o, &cx)
+            } else {
+                let edit = plan_large_edit(file.file(), file.len(), &plans)?;
+                write_large(file, &edit, &plans, o, &cx)
+            }
+        });
+    match result {
+        Ok(w) => {
+            let mut detail = plans
+                .iter()
+                .map(|p| format!("{}: {} -> {}", p.tag, p.old, p.new))
+                .collect::<Vec<_>>()
+                .join("; ");
+            if w.links > 1 {
+                detail.push_str(&format!(
+                    " (edited in place: {} hard links share this file, all see the change)",
+                    w.links
+                ));
+            }
+            (
+                FileResult {
+                    path: path.clone(),
+                    status: FileStatus::Changed,
+                    detail,
+                    store_path_bytes_removed: removed,
+                    bytes_written: w.bytes,
+                    hard_links: w.links,
+                },
+                w.pending,
+            )
+        }
+        Err(e) => (failed(path, format!("left as it was: {e}")), None),
+    }
+}
+
+fn request<'a>(p: &'a Plan, scrub: &'a [&'a [u8]]) -> EditRequest<'a> {
+    EditRequest {
+        tag: p.tag,
+        new_value: &p.new,
+        scrub,
+        drop_ldcache_note: true,
+    }
+}
+
+/// The byte edit `fix` makes to one file for its changing plans, computed
+/// without writing anything. `fix` writes it; `cost` predicts from it.
+pub enum PlannedEdit {
+    /// Small files, and files up to [`IN_MEMORY_LIMIT`] with several
+    /// plans (they compose here): the whole image before and after.
+    InMemory {
+        original: Vec<u8>,
+        edited: Vec<u8>,
+        /// The byte patches from `original` to `edited`.
+        edit: ElfEdit,
+    },
+    /// Larger files: one plan, planned range by range (the file is never
+    /// held in memory): one in-place patch, or a grow that `fix` writes
+    /// into the file step by step.
+    Large { edit: ElfEdit, old_len: u64 },
+}
+
+/// Plan the edit of `path` for `plans` (those that change it).
+pub fn plan_file_edit(path: &Path, plans: &[&Plan]) -> Result<PlannedEdit, String> {
+    let file = crate::elf::open_for_reading(path).map_err(|e| format!("cannot open: {e}"))?;
+    let len = file
+        .metadata()
+        .map_err(|e| format!("cannot stat: {e}"))?
+        .len();
+    if in_memory(len, plans) {
+        let mut original = Vec::with_capacity(len as usize);
+        std::io::Read::read_to_end(&mut &file, &mut original)
+            .map_err(|e| format!("cannot read: {e}"))?;
+        let (edited, edit) = edit_image(&original, plans)?;
+        return Ok(PlannedEdit::InMemory {
+            original,
+            edited,
+            edit,
+        });
+    }
+    Ok(PlannedEdit::Large {
+        edit: plan_large_edit(&file, len, plans)?,
+        old_len: len,
+    })
+}
+
+/// The whole edited image of a file held in memory, and the byte edit from
+/// the original to it (several plans on one file compose here).
+fn edit_image(original: &[u8], plans: &[&Plan]) -> Result<(Vec<u8>, ElfEdit), String> {
+    let mut edited = original.to_vec();
+    let mut edits = Vec::new();
+    for p in plans {
+        let scrub: Vec<&[u8]> = p.removed_hashes.iter().map(|h| h.as_bytes()).collect();
+        let e = edit::plan_edit(&edited[..], edited.len() as u64, &request(p, &scrub))
+            .map_err(|e| e.to_string())?;
+        edit::apply_in_memory(&mut edited, &e);
+        edits.push(e);
+    }
+    // One edit is its own patch list; several compose by diffing.
+    let edit = match <[ElfEdit; 1]>::try_from(edits) {
+        Ok([e]) => e,
+        Err(_) => diff_edit(original, &edited),
+    };
+    Ok((edited, edit))
+}
+
+/// A file not held in memory: one plan, read range by range.
+fn plan_large_edit(file: &std::fs::File, len: u64, plans: &[&Plan]) -> Result<ElfEdit, String> {
+    let [p] = plans else {
+        return Err("a file over 256 MiB with two search lists to change is not supported".into());
+    };
+    let cache = ReadCache::new(file);
+    let scrub: Vec<&[u8]> = p.removed_hashes.iter().map(|h| h.as_bytes()).collect();
+    edit::plan_edit(&cache, len, &request(p, &scrub)).map_err(|e| e.to_string())
+}
+
+/// What every per-file step needs besides the file.
+struct Ctx<'a> {
+    plan_opts: &'a PlanOptions,
+    opts: &'a FixOptions,
+    probe: &'a FsProbe,
+}
+
+fn write_in_memory(
+    file: atomic::OpenFile,
+    data: &[u8],
+    combined: &ElfEdit,
+    plans: &[&Plan],
+    o: &ObjectSurvey,
+    cx: &Ctx,
+) -> Result<Written, String> {
+    verify(data, data.len() as u64, plans, o, cx)?;
+    // Verified in memory; a copy is written from `data` and read back by
+    // the writer before it may be renamed.
+    let staged = file
+        .stage(
+            combined,
+            Some(data),
+            cx.opts.hard_links,
+            atomic::Durability::Batch,
+            |_| Ok(()),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(Written::from(staged, combined, data.len() as u64))
+}
+
+/// What staging one file did.
+struct Written {
+    bytes: u64,
+    /// What is still to write.
+    pending: Option<Pending>,
+    /// Hard links to the inode edited in place (1 for most files).
+    links: u64,
+}
+
+impl Written {
+    fn from(staged: atomic::Staged, edit: &ElfEdit, copy_bytes: u64) -> Self {
+        match staged {
+            atomic::Staged::Done(atomic::Method::InPlace { links }) => Written {
+                bytes: edit.patches.iter().map(|p| p.bytes.len() as u64).sum(),
+                pending: None,
+                links,
+            },
+            atomic::Staged::Patching(p) => Written {
+                bytes: p.bytes_written(),
+                links: p.links(),
+                pending: Some(Pending::Patch(p)),
+            },
+            atomic::Staged::Done(_) => Written {
+                bytes: 0,
+                pending: None,
+                links: 1,
+            },
+            atomic::Staged::Pending(p) => Written {
+                bytes: copy_bytes,
+                pending: Some(Pending::Rename(p)),
+                links: 1,
+            },
+        }
+    }
+}
+
+/// The edit that turns `old` into `new`: runs of differing bytes (runs closer
+/// than 64 bytes merge), plus whatever `new` appends. Several planned edits
+/// on one file compose into one, so the writer sees a single change.
+pub fn diff_edit(old: &[u8], new: &[u8]) -> ElfEdit {
+    const GAP: usize = 64;
+    let common = old.len().min(new.len());
+    let mut patches: Vec<edit::Patch> = Vec::new();
+    let mut i = 0;
+    while i < common {
+        if old[i] == new[i] {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut end = i + 1;
+        let mut j = end;
+        while j < common && j - end < GAP {
+            if old[j] != new[j] {
+                end = j + 1;
+            }
+            j += 1;
+        }
+        patches.push(edit::Patch {
+            offset: start as u64,
+            bytes: new[start..end].to_vec(),
+        });
+        i = end;
+    }
+    if new.len() > old.len() {
+        patches.push(edit::Patch {
+            offset: old.len() as u64,
+            bytes: new[old.len()..].to_vec(),
+        });
+    }
+    ElfEdit {
+        patches,
+        new_len: new.len() as u64,
+        grew: new.len() > old.len(),
+    }
+}
+
+fn write_large(
+    file: atomic::OpenFile,
+    e: &ElfEdit,
+    plans: &[&Plan],
+    o: &ObjectSurvey,
+    cx: &Ctx,
+) -> Result<Written, String> {
+    let [p] = plans else {
+        return Err("one plan expected for a file over 256 MiB".into());
+    };
+    let len = e.new_len;
+    // A copy (`copy_file_range`, a reflink where the filesystem can; for a
+    // grow, a read-only file of ours, `--hard-links break`), patched, is
+    // checked as a whole file, range by range, before it is renamed over.
+    let verify_copy = |tmp: &Path| {
+        let f = crate::elf::open_for_reading(tmp)
+            .map_err(|e| format!("cannot read the copy back: {e}"))?;
+        verify(&ReadCache::new(&f), len, plans, o, cx)
+    };
+    // An in-place edit changes only the search-path string: check the patch
+    // spells the planned value where the string lives, and re-resolve every
+    // need on disk under that value.
+    let verify_patch = |patch: &edit::Patch| {
+        let off = o
+            .facts
+            .search_path_offset(p.tag)
+            .ok_or("no search-path string offset")?;
+        let rel = off
+            .checked_sub(patch.offset)
+            .ok_or("the patch does not cover the search path")? as usize;
+        let want = p.new.as_bytes();
+        let got = patch.bytes.get(rel..rel + want.len() + 1);
+        if got.is_none_or(|g| &g[..want.len()] != want || g[want.len()] != 0) {
+            return Err("the patch does not hold the planned search path".into());
+        }
+        let mut after = o.facts.clone();
+        after.set_search_path(p.tag, Some(p.new.clone()));
+        verify_resolution(&after, plans, o, cx.plan_opts, cx.probe)
+    };
+    // An edit of several patches (it grows) is checked as the whole file
+    // it will make: the original read through the patches.
+    let old_len = file.len();
+    let verify_edit = |original: &Path, edit: &ElfEdit| {
+        let f = crate::elf::open_for_reading(original)
+            .map_err(|e| format!("cannot read the original back: {e}"))?;
+        let patched = Patched {
+            file: &f,
+            old_len,
+            edit,
+            pos: 0,
+        };
+        verify(&ReadCache::new(patched), len, plans, o, cx)
+    };
+    let staged = file
+        .stage(
+            e,
+            None,
+            cx.opts.hard_links,
+            atomic::Durability::Batch,
+            |cand| match cand {
+                atomic::Candidate::File(tmp) => verify_copy(tmp),
+                atomic::Candidate::InPlace { patch, .. } => verify_patch(patch),
+                atomic::Candidate::Edit { original, edit } => verify_edit(original, edit),
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(Written::from(staged, e, len))
+}
+
+/// A file as an edit will leave it, read through the original and the
+/// edit's patches (zeros between the old end and the appended bytes).
+struct Patched<'a> {
+    file: &'a std::fs::File,
+    old_len: u64,
+    edit: &'a ElfEdit,
+    pos: u64,
+}
+
+impl std::io::Read for Patched<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self
+            .edit
+            .new_len
+            .saturating_sub(self.pos)
+            .min(buf.len() as u64) as usize;
+        let buf = &mut buf[..n];
+        let (start, end) = (self.pos, self.pos + n as u64);
+        let inside = self.old_len.saturating_sub(start).min(n as u64) as usize;
+        self.file.read_exact_at(&mut buf[..inside], start)?;
+        buf[inside..].fill(0);
+        for p in &self.edit.patches {
+            let (s, e) = (p.offset.max(start), p.end().min(end));
+            if s < e {
+                buf[(s - start) as usize..(e - start) as usize]
+                    .copy_from_slice(&p.bytes[(s - p.offset) as usize..(e - p.offset) as usize]);
+            }
+        }
+        self.pos = end;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for Patched<'_> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.pos = match to {
+            std::io::SeekFrom::Start(p) => p,
+            std::io::SeekFrom::End(d) => self.edit.new_len.saturating_add_signed(d),
+            std::io::SeekFrom::Current(d) => self.pos.saturating_add_signed(d),
+        };
+        Ok(self.pos)
+    }
+}
+
+/// Undo what killed runs left in the directories under `roots` (see
+/// [`atomic::cleanup_stale_temps`]): run before the survey, so that it
+/// plans on the files as they were before the interrupted edit.
+pub fn recover_interrupted(roots: &[PathBuf]) {
+    let mut dirs: Vec<PathBuf> = roots
+        .iter()
+        .filter(|r| std::fs::symlink_metadata(r).is_ok_and(|m| m.is_dir()))
+        .cloned()
+        .collect();
+    while let Some(d) = dirs.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        let mut journals = false;
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(e.path());
+            } else if atomic::is_journal_name(&e.file_name().to_string_lossy()) {
+                journals = true;
+            }
+        }
+        if journals {
+            let _ = atomic::cleanup_stale_temps(&d);
+        }
+    }
+}
+
+/// The edited image (in memory, or a large copy on disk read range by
+/// range) must be well formed, carry the planned search path, keep every
+/// other dynamic string, and resolve every need to the planned file.
+fn verify<'d, R: object::ReadRef<'d>>(
+    data: R,
+    len: u64,
+    plans: &[&Plan],
+    o: &ObjectSurvey,
+    cx: &Ctx,
+) -> Result<(), String> {
+    edit::check_layout_ref(data, len)
+        .map_err(|e| format!("edited file fails layout checks: {e}"))?;
+    let facts = elf::parse_facts(data).map_err(|e| format!("edited file does not parse: {e}"))?;
+    verify_facts(&o.facts, &facts, plans)?;
+    verify_resolution(&facts, plans, o, cx.plan_opts, cx.probe)
+}
+
+fn verify_facts(before: &ElfFacts, after: &ElfFacts, plans: &[&Plan]) -> Result<(), String> {
+    for p in plans {
+        let got = after.search_path(p.tag);
+        let want = (!p.new.is_empty()).then_some(&p.new);
+        if got != want {
+            return Err(format!("{} reads back as {got:?}, planned {want:?}", p.tag));
+        }
+    }
+    if before.needed != after.needed || before.soname != after.soname {
+        return Err("DT_NEEDED or DT_SONAME changed".into());
+    }
+    if before.interpreter != after.interpreter {
+        return Err("the interpreter changed".into());
+    }
+    Ok(())
+}
+
+/// Re-resolve every need on the real filesystem under the new path.
+fn verify_resolution(
+    after: &ElfFacts,
+    plans: &[&Plan],
+    o: &ObjectSurvey,
+    plan_opts: &PlanOptions,
+    probe: &FsProbe,
+) -> Result<(), String> {
+    let Some(p) = plans.iter().find(|p| o.facts.is_effective(p.tag)) else {
+        return Ok(());
+    };
+    let cfg = LoaderConfig {
+        ld_library_path: None,
+        ld_so_cache: None,
+        default_dirs: crate::plan::fallback_dirs(&o.facts, plan_opts),
+        ..plan_opts.loader.clone()
+    };
+    let req = Requester::from_facts(&o.path, after);
+    let source = match p.tag {
+        Tag::Runpath => Source::Runpath,
+        Tag::Rpath => Source::Rpath {
+            owner: o.path.clone(),
+            depth: 0,
+        },
+    };
+    let list = after.search_path(p.tag).cloned().unwrap_or_default();
+    let dirs: Vec<SearchDir> = if list.is_empty() {
+        Vec::new()
+    } else {
+        resolve::search_dirs(&list, &source, &req.origin(), &cfg, &after.ident)
+    };
+    for n in &p.needs {
+        if n.was_stub || n.before.is_none() {
+            continue;
+        }
+        let got = resolve::resolve_in(&n.need.name, &dirs, &req, &cfg, probe)
+            .found
+            .map(|f| f.resolved.real);
+        if got != n.before {
+            return Err(format!(
+                "{} would load {} instead of {}",
+                n.need.name,
+                got.as_deref()
+                    .map_or("nothing".into(), |p| p.display().to_string()),
+                n.before
+                    .as_deref()
+                    .map_or("?".into(), |p| p.display().to_string())
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Point a symlink that goes through a farm at the same file without it.
+fn retarget(l: &FarmLink) -> FileResult {
+    match replace_symlink(&l.path, &l.canonical) {
+        Ok(()) => FileResult {
+            path: l.path.clone(),
+            status: FileStatus::Retargeted,
+            detail: format!("{} -> {}", l.target.display(), l.canonical.display()),
+            store_path_bytes_removed: HASH_LEN * l.farms.len(),
+            bytes_written: 0,
+            hard_links: 1,
+        },
+        Err(e) => failed(&l.path, format!("symlink left as it was: {e}")),
+    }
+}
+
+/// Atomically point the symlink at `path` to `target`: a new link beside it,
+/// renamed over it (named like the editor's temp files, so a killed run's
+/// leftover is cleaned up by the next one).
+fn replace_symlink(path: &Path, target: &Path) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.file_type().is_symlink() {
+        return Err(std::io::Error::other("no longer a symlink"));
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.unfarm-tmp-{}-link", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod diff_edit_tests {
+    use super::diff_edit;
+
+    /// Applying the patches to `old` (grown to the new length) gives `new`.
+    fn apply(old: &[u8], e: &crate::edit::ElfEdit) -> Vec<u8> {
+        let mut v = old.to_vec();
+        v.resize(e.new_len as usize, 0);
+        for p in &e.patches {
+            let at = p.offset as usize;
+            v[at..at + p.bytes.len()].copy_from_slice(&p.bytes);
+        }
+        v
+    }
+
+    #[test]
+    fn equal_inputs_need_no_patch() {
+        let e = diff_edit(b"same bytes", b"same bytes");
+        assert!(e.patches.is_empty() && !e.grew);
+        assert_eq!(e.new_len, 10);
+    }
+
+    /// Runs closer than 64 bytes merge into one patch; farther apart they
+    /// stay two, each only as long as its run.
+    #[test]
+    fn close_runs_merge_far_runs_do_not() {
+        let old = vec![0u8; 400];
+        let mut near = old.clone();
+        near[10] = 1;
+        near[10 + 63] = 1;
+        let e = diff_edit(&old, &near);
+        assert_eq!(e.patches.len(), 1);
+        assert_eq!((e.patches[0].offset, e.patches[0].bytes.len()), (10, 64));
+        assert_eq!(apply(&old, &e), near);
+
+        let mut far = old.clone();
+        far[10] = 1;
+        far[10 + 65] = 2;
+        far[300..303].copy_from_slice(b"abc");
+        let e = diff_edit(&old, &far);
+        let spans: Vec<(u64, usize)> = e
+            .patches
+            .iter()
+            .map(|p| (p.offset, p.bytes.len()))
+            .collect();
+        assert_eq!(spans, vec![(10, 1), (75, 1), (300, 3)]);
+        assert_eq!(apply(&old, &e), far);
+    }
+
+    /// Bytes past the old end come as one appended patch, and the edit says
+    /// the file grew.
+    #[test]
+    fn growth_is_one_appended_patch() {
+        let old = b"ELF header and data".to_vec();
+        let mut new = old.clone();
+        new[0] = b'X';
+        new.extend_from_slice(&[7u8; 100]);
+        let e = diff_edit(&old, &new);
+        assert!(e.grew);
+        assert_eq!(e.new_len, new.len() as u64);
+        let last = e.patches.last().unwrap();
+        assert_eq!((last.offset, last.bytes.len()), (old.len() as u64, 100));
+        assert_eq!(apply(&old, &e), new);
+    }
+}

@@ -1,0 +1,507 @@
+//! `unfarm ldd`: what each ELF file loads and from where, as ld.so would
+//! resolve it, with the search entry that served each need and every farm hop.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::elf::{self, ElfFacts};
+use crate::loader::farm::Hop;
+use crate::loader::resolve::{
+    self, FsProbe, LoaderConfig, NeedResolution, Requester, SearchDir, Tried,
+};
+use crate::survey::walk::{self, EntryKind};
+
+/// Options for [`ldd`].
+#[derive(Clone, Debug, Default)]
+pub struct LddOptions {
+    pub loader: LoaderConfig,
+    /// Follow dependencies of dependencies, as ld.so loads them (breadth first).
+    pub recursive: bool,
+}
+
+/// The report for all files asked about.
+#[derive(Debug, Serialize)]
+pub struct LddReport {
+    pub files: Vec<FileReport>,
+    /// Files that could not be read, one line each.
+    pub errors: Vec<String>,
+}
+
+/// One ELF file and its needs.
+#[derive(Debug, Serialize)]
+pub struct FileReport {
+    pub path: PathBuf,
+    pub class: elf::Class,
+    pub byte_order: elf::ByteOrder,
+    pub machine: String,
+    pub object_type: elf::ObjectType,
+    pub interpreter: Option<String>,
+    pub soname: Option<String>,
+    pub runpath: Option<String>,
+    pub rpath: Option<String>,
+    pub nodeflib: bool,
+    /// The loader modelled for this file: `nix` or `host`.
+    pub loader: resolve::LoaderModel,
+    pub needs: Vec<NeedReport>,
+}
+
+/// How one need resolved; the JSON strings are in `docs/ldd-json.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NeedStatus {
+    Found,
+    /// Satisfied by an object already in the process (no search).
+    AlreadyLoaded,
+    NotFound,
+    /// ld.so stops with an error (see `NeedReport::error`).
+    Error,
+}
+
+impl NeedStatus {
+    /// The word shown to users, the same as the JSON string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NeedStatus::Found => "found",
+            NeedStatus::AlreadyLoaded => "already-loaded",
+            NeedStatus::NotFound => "not-found",
+            NeedStatus::Error => "error",
+        }
+    }
+
+    /// True when ld.so would fail to start the program over this need.
+    pub fn is_failure(self) -> bool {
+        matches!(self, NeedStatus::NotFound | NeedStatus::Error)
+    }
+}
+
+impl std::fmt::Display for NeedStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How one need resolved.
+#[derive(Debug, Serialize)]
+pub struct NeedReport {
+    pub name: String,
+    pub status: NeedStatus,
+    /// The search entry that served it (source, index, text, expanded dir).
+    pub entry: Option<SearchDir>,
+    /// The path ld.so opened (`dir/name`).
+    pub path: Option<PathBuf>,
+    /// Symlinks followed from `path` to `real`; `cross_path` marks farm hops.
+    pub hops: Vec<HopReport>,
+    /// The real file, with no symlink in any component.
+    pub real: Option<PathBuf>,
+    /// The loader's error message, when status is `error`.
+    pub error: Option<String>,
+    /// Candidates tried before the result (all of them when not found).
+    pub tried: Vec<Tried>,
+    /// With `--recursive`: the needs of this library, when first loaded here.
+    pub needs: Vec<NeedReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HopReport {
+    pub link: PathBuf,
+    pub target: PathBuf,
+    pub cross_path: bool,
+}
+
+impl From<&Hop> for HopReport {
+    fn from(h: &Hop) -> Self {
+        HopReport {
+            link: h.link.clone(),
+            target: h.target.clone(),
+            cross_path: h.is_cross_path(),
+        }
+    }
+}
+
+impl NeedReport {
+    fn from_resolution(r: NeedResolution) -> Self {
+        let status = if r.found.is_some() {
+            NeedStatus::Found
+        } else if r.error.is_some() {
+            NeedStatus::Error
+        } else {
+            NeedStatus::NotFound
+        };
+        let (entry, path, hops, real) = match r.found {
+            Some(f) => (
+                f.by,
+                Some(f.path),
+                f.resolved.hops.iter().map(HopReport::from).collect(),
+                Some(f.resolved.real),
+            ),
+            None => (None, None, Vec::new(), None),
+        };
+        NeedReport {
+            name: r.name,
+            status,
+            entry,
+            path,
+            hops,
+            real,
+            error: r.error,
+            tried: r.tried,
+            needs: Vec::new(),
+        }
+    }
+}
+
+/// Report on every ELF file under `roots`. Non-ELF files found in a
+/// directory are skipped; a root that is not a dynamic ELF file, and
+/// unreadable or malformed ELF files, are listed in `errors`.
+pub fn ldd(roots: &[PathBuf], probe: &FsProbe, opts: &LddOptions) -> LddReport {
+    let (entries, walk_errors) = walk::walk(roots);
+    let mut errors: Vec<String> = walk_errors.iter().map(ToString::to_string).collect();
+    let mut files = Vec::new();
+    for e in entries.iter().filter(|e| e.kind == EntryKind::File) {
+        // A file named on the command line was asked about: say why there
+        // is nothing to show, as ldd does.
+        let asked = roots.iter().any(|r| r == &e.path);
+        match elf::FileBytes::open_elf(&e.path).and_then(|b| b.map(|b| b.facts()).transpose()) {
+            Ok(Some(facts)) if facts.dynamic => {
+                files.push(report_file(&e.path, &facts, probe, opts))
+            }
+            Ok(Some(_)) if asked => errors.push(format!(
+                "{}: not a dynamic ELF file (statically linked, or an object)",
+                e.path.display()
+            )),
+            Ok(None) if asked => errors.push(format!("{}: not an ELF file", e.path.display())),
+            Ok(_) => {}
+            Err(err) => errors.push(err.to_string()),
+        }
+    }
+    LddReport { files, errors }
+}
+
+/// An object in the simulated link map.
+struct Loaded {
+    /// Where it was loaded from (None: the dynamic loader of a library
+    /// reported on its own, which is mapped but at no path we can know).
+    path: Option<PathBuf>,
+    /// Names it answers to: the names it was loaded by, and its SONAME.
+    names: Vec<String>,
+}
+
+fn report_file(path: &Path, facts: &ElfFacts, probe: &FsProbe, opts: &LddOptions) -> FileReport {
+    let root = Requester::from_facts(path, facts);
+    let mut map: Vec<Loaded> = Vec::new();
+    // The dynamic loader is in every link map before anything else (glibc's
+    // rtld adds its own map first), so a need that names it, by the
+    // PT_INTERP path or file name or by its SONAME, is already satisfied.
+    // This holds for shared libraries too, which have no PT_INTERP: whatever
+    // program loads them brought ld.so, answering to its ABI's SONAME.
+    let std_soname = elf::glibc_loader_soname(&facts.ident).map(str::to_owned);
+    match &facts.interpreter {
+        Some(interp) => {
+            let ipath = PathBuf::from(interp);
+            let mut names = vec![interp.clone()];
+            names.extend(ipath.file_name().map(|n| n.to_string_lossy().into_owned()));
+            match elf::read_facts(&ipath) {
+                Ok(f) => names.extend(f.soname),
+                Err(_) => names.extend(std_soname),
+            }
+            map.push(Loaded {
+                path: Some(ipath),
+                names,
+            });
+        }
+        None => map.extend(std_soname.map(|n| Loaded {
+            path: None,
+            names: vec![n],
+        })),
+    }
+    let cfg = opts
+        .loader
+        .for_file(facts.interpreter.as_deref(), Some(path));
+    let needs = resolve_needs(&root, &facts.needed, &mut map, probe, cfg, opts.recursive);
+    FileReport {
+        path: path.to_owned(),
+        class: facts.ident.class,
+        byte_order: facts.ident.data,
+        machine: facts.ident.machine_name(),
+        object_type: facts.object_type,
+        interpreter: facts.interpreter.clone(),
+        soname: facts.soname.clone(),
+        runpath: facts.runpath.clone(),
+        rpath: facts.rpath.clone(),
+        nodeflib: facts.nodeflib,
+        loader: cfg.model,
+        needs,
+    }
+}
+
+/// Resolve the needs of `root` as ld.so maps them: breadth first, every need
+/// of an object before the needs of its needs, each name matched against the
+/// objects already mapped (by the name they were loaded as, or SONAME).
+fn resolve_needs(
+    root: &Requester,
+    needed: &[String],
+    map: &mut Vec<Loaded>,
+    probe: &FsProbe,
+    cfg: &LoaderConfig,
+    recursive: bool,
+) -> Vec<NeedReport> {
+    // Arena of reports; `kids[i]` are the report indices of the needs of the
+    // object first loaded by report i.
+    let mut arena: Vec<NeedReport> = Vec::new();
+    let mut kids: Vec<Vec<usize>> = Vec::new();
+    let mut top = Vec::new();
+    // Queue of (requester, its needs, its loader chain, report index or None for root).
+    let mut queue: std::collections::VecDeque<Pending> = std::collections::VecDeque::new();
+    queue.push_back((root.clone(), needed.to_vec(), Vec::new(), None));
+    while let Some((req, needed, loaders, parent)) = queue.pop_front() {
+        for name in &needed {
+            let idx = arena.len();
+            kids.push(Vec::new());
+            match parent {
+                Some(p) => kids[p].push(idx),
+                None => top.push(idx),
+            }
+            if let Some(l) = map.iter().find(|l| l.names.iter().any(|n| n == name)) {
+                arena.push(NeedReport {
+                    name: name.clone(),
+                    status: NeedStatus::AlreadyLoaded,
+                    entry: None,
+                    path: l.path.clone(),
+                    hops: Vec::new(),
+                    real: l.path.as_ref().and_then(|p| p.canonicalize().ok()),
+                    error: None,
+                    tried: Vec::new(),
+                    needs: Vec::new(),
+                });
+                continue;
+            }
+            let r = resolve::resolve_need(name, &req, &loaders, cfg, probe);
+            if let Some(found) = &r.found {
+                let facts = elf::read_facts(&found.path).ok();
+                let child = Requester {
+                    path: found.path.clone(),
+                    ident: found.ident,
+                    runpath: facts.as_ref().and_then(|f| f.runpath.clone()),
+                    rpath: facts.as_ref().and_then(|f| f.rpath.clone()),
+                    nodeflib: facts.as_ref().is_some_and(|f| f.nodeflib),
+                };
+                let mut names = vec![name.clone()];
+                names.extend(facts.as_ref().and_then(|f| f.soname.clone()));
+                let mut chain = vec![req.clone()];
+                chain.extend(loaders.iter().cloned());
+                map.push(Loaded {
+                    path: Some(child.path.clone()),
+                    names,
+                });
+                if recursive && chain.len() <= MAX_DEPTH {
+                    let child_needs = facts.map(|f| f.needed).unwrap_or_default();
+                    queue.push_back((child, child_needs, chain, Some(idx)));
+                }
+            }
+            arena.push(NeedReport::from_resolution(r));
+        }
+    }
+    fn build(i: usize, arena: &mut Vec<Option<NeedReport>>, kids: &[Vec<usize>]) -> NeedReport {
+        let mut r = arena[i].take().expect("each report is placed once");
+        r.needs = kids[i].iter().map(|&k| build(k, arena, kids)).collect();
+        r
+    }
+    let mut slots: Vec<Option<NeedReport>> = arena.into_iter().map(Some).collect();
+    top.iter().map(|&i| build(i, &mut slots, &kids)).collect()
+}
+
+/// An object waiting for its needs to be mapped: the object, its needs, its
+/// loader chain (nearest first), and the report that loaded it (None: root).
+type Pending = (Requester, Vec<String>, Vec<Requester>, Option<usize>);
+
+/// Guard against pathological dependency chains.
+const MAX_DEPTH: usize = 64;
+
+/// Render the report as a tree for humans (errors are the caller's to print).
+pub fn render_tree(report: &LddReport) -> String {
+    let mut s = String::new();
+    for f in &report.files {
+        s.push_str(&format!(
+            "{} [{} {}, {} loader{}]\n",
+            f.path.display(),
+            f.machine,
+            match f.class {
+                elf::Class::Elf32 => "32-bit",
+                elf::Class::Elf64 => "64-bit",
+            },
+            f.loader,
+            match (&f.runpath, &f.rpath) {
+                (Some(r), _) => format!(", RUNPATH {r}"),
+                (None, Some(r)) => format!(", RPATH {r}"),
+                (None, None) => String::new(),
+            }
+        ));
+        render_needs(&f.needs, "", &mut s);
+    }
+    s
+}
+
+/// `N things`, with the plural `s` only where it belongs.
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn render_needs(needs: &[NeedReport], indent: &str, s: &mut String) {
+    for (i, n) in needs.iter().enumerate() {
+        let last = i + 1 == needs.len();
+        let (branch, cont) = if last {
+            ("└── ", "    ")
+        } else {
+            ("├── ", "│   ")
+        };
+        let how = match n.status {
+            NeedStatus::Found => {
+                let e = n.entry.as_ref();
+                let by = match e.map(|e| &e.source) {
+                    Some(resolve::Source::Runpath) => {
+                        format!(
+                            "RUNPATH[{}] {}",
+                            e.map_or(0, |e| e.index),
+                            e.map_or("", |e| &e.text)
+                        )
+                    }
+                    Some(resolve::Source::Rpath { depth, .. }) => format!(
+                        "RPATH[{}]{} {}",
+                        e.map_or(0, |e| e.index),
+                        if *depth > 0 {
+                            format!(" of loader {depth} up")
+                        } else {
+                            String::new()
+                        },
+                        e.map_or("", |e| &e.text)
+                    ),
+                    Some(resolve::Source::LdLibraryPath) => "LD_LIBRARY_PATH".into(),
+                    Some(resolve::Source::LdSoCache) => "ld.so.cache".into(),
+                    Some(resolve::Source::Default) => "default path".into(),
+                    None => "direct path".into(),
+                };
+                let farm = if n.hops.iter().any(|h| h.cross_path) {
+                    " [via farm]"
+                } else {
+                    ""
+                };
+                format!(
+                    "{} => {} ({by}){farm}",
+                    n.name,
+                    n.real.as_deref().unwrap_or(Path::new("?")).display()
+                )
+            }
+            NeedStatus::AlreadyLoaded => format!("{} (already loaded)", n.name),
+            NeedStatus::Error => format!("{} ERROR: {}", n.name, n.error.as_deref().unwrap_or("")),
+            NeedStatus::NotFound => format!(
+                "{} NOT FOUND (tried {})",
+                n.name,
+                plural(n.tried.len(), "path")
+            ),
+        };
+        s.push_str(&format!("{indent}{branch}{how}\n"));
+        let sub = format!("{indent}{cont}");
+        // Links inside one store path are noise here; farm hops are the story
+        // (every hop is in the JSON).
+        for h in n.hops.iter().filter(|h| h.cross_path) {
+            s.push_str(&format!(
+                "{sub}  {} {} -> {}\n",
+                if h.cross_path {
+                    "⇢ farm hop"
+                } else {
+                    "→ link"
+                },
+                h.link.display(),
+                h.target.display()
+            ));
+        }
+        if n.status == NeedStatus::NotFound {
+            for t in &n.tried {
+                s.push_str(&format!(
+                    "{sub}  tried {} ({})\n",
+                    t.path.display(),
+                    t.outcome
+                ));
+            }
+        }
+        render_needs(&n.needs, &sub, s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreDir;
+
+    /// A shared library (no PT_INTERP) that names the dynamic loader in
+    /// DT_NEEDED, as glibc-linked libraries using `__tls_get_addr` or
+    /// `_dl_find_object` do: ld.so is mapped in every process, so the need is
+    /// satisfied without a search (the real loader prints no line for it).
+    /// It used to be searched for, and reported not found with no search
+    /// path, or found in the system dirs as a second copy.
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    #[test]
+    fn library_need_of_the_loader_is_already_loaded() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("x.c");
+        std::fs::write(&src, "int x(void) { return 1; }\n").unwrap();
+        let lib = t.path().join("libx.so");
+        let st = std::process::Command::new("gcc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(&lib)
+            .arg(&src)
+            .args(["-Wl,--no-as-needed", "/lib64/ld-linux-x86-64.so.2"])
+            .status()
+            .expect("gcc is required for this test");
+        assert!(st.success());
+        let facts = elf::read_facts(&lib).unwrap();
+        assert!(facts.interpreter.is_none());
+        assert!(facts.needed.iter().any(|n| n == "ld-linux-x86-64.so.2"));
+        let probe = FsProbe::new(StoreDir::new("/nix/store"));
+        let report = ldd(&[lib], &probe, &LddOptions::default());
+        let need = report.files[0]
+            .needs
+            .iter()
+            .find(|n| n.name == "ld-linux-x86-64.so.2")
+            .unwrap();
+        assert_eq!(need.status, NeedStatus::AlreadyLoaded);
+        assert_eq!(
+            serde_json::to_value(need.status).unwrap(),
+            need.status.as_str()
+        );
+        assert!(need.tried.is_empty());
+    }
+
+    #[test]
+    fn loader_sonames() {
+        use crate::elf::{ByteOrder, Class, ElfIdent};
+        let id = |machine, class, data| ElfIdent {
+            class,
+            data,
+            machine,
+            osabi: 0,
+        };
+        assert_eq!(
+            elf::glibc_loader_soname(&id(62, Class::Elf64, ByteOrder::Little)),
+            Some("ld-linux-x86-64.so.2")
+        );
+        assert_eq!(
+            elf::glibc_loader_soname(&id(183, Class::Elf64, ByteOrder::Little)),
+            Some("ld-linux-aarch64.so.1")
+        );
+        assert_eq!(
+            elf::glibc_loader_soname(&id(3, Class::Elf32, ByteOrder::Little)),
+            Some("ld-linux.so.2")
+        );
+        // ARM hard/soft float differ: unknown.
+        assert_eq!(
+            elf::glibc_loader_soname(&id(40, Class::Elf32, ByteOrder::Little)),
+            None
+        );
+    }
+}

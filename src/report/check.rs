@@ -1,0 +1,1141 @@
+//! `unfarm check`: findings from a survey, each with the file, the exact
+//! location, a severity and the fix.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::closure::scan::{self, Candidates, Hash, Scanner};
+use crate::elf::ObjectType;
+use crate::plan::{Action, Mode, Outcome, Reason, Tag};
+use crate::store::{HASH_LEN, StoreDir, normalize_lexically};
+use crate::survey::Survey;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
+/// What a finding is about. The kebab-case names are stable identifiers,
+/// in the JSON (`docs/check-json.md`) and in the text (`error[KIND]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    IndirectEntry,
+    StubEntry,
+    UnusedEntry,
+    MissingLibrary,
+    LoaderError,
+    BuildDirEntry,
+    InsecureEntry,
+    SymlinkIntoFarm,
+    FarmReference,
+    DlopenUnknown,
+    PlanRefused,
+    SpecialFile,
+    SymlinkLoop,
+    DuplicateEntry,
+    Unreadable,
+}
+
+impl FindingKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [FindingKind; 15] = [
+        FindingKind::IndirectEntry,
+        FindingKind::StubEntry,
+        FindingKind::UnusedEntry,
+        FindingKind::MissingLibrary,
+        FindingKind::LoaderError,
+        FindingKind::BuildDirEntry,
+        FindingKind::InsecureEntry,
+        FindingKind::SymlinkIntoFarm,
+        FindingKind::FarmReference,
+        FindingKind::DlopenUnknown,
+        FindingKind::PlanRefused,
+        FindingKind::SpecialFile,
+        FindingKind::SymlinkLoop,
+        FindingKind::DuplicateEntry,
+        FindingKind::Unreadable,
+    ];
+
+    /// The stable identifier, the same as the JSON string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::IndirectEntry => "indirect-entry",
+            FindingKind::StubEntry => "stub-entry",
+            FindingKind::UnusedEntry => "unused-entry",
+            FindingKind::MissingLibrary => "missing-library",
+            FindingKind::LoaderError => "loader-error",
+            FindingKind::BuildDirEntry => "build-dir-entry",
+            FindingKind::InsecureEntry => "insecure-entry",
+            FindingKind::SymlinkIntoFarm => "symlink-into-farm",
+            FindingKind::FarmReference => "farm-reference",
+            FindingKind::DlopenUnknown => "dlopen-unknown",
+            FindingKind::PlanRefused => "plan-refused",
+            FindingKind::SpecialFile => "special-file",
+            FindingKind::SymlinkLoop => "symlink-loop",
+            FindingKind::DuplicateEntry => "duplicate-entry",
+            FindingKind::Unreadable => "unreadable",
+        }
+    }
+
+    /// Findings about bytes or links that name a farm store path, grouped by
+    /// farm rather than by location.
+    pub fn names_a_farm(self) -> bool {
+        matches!(
+            self,
+            FindingKind::FarmReference | FindingKind::SymlinkIntoFarm
+        )
+    }
+}
+
+impl std::fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One finding.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub severity: Severity,
+    pub file: PathBuf,
+    /// Where in the file: `RUNPATH[2]`, `DT_NEEDED libfoo.so.1`, `offset 0x1a2b`, `symlink`.
+    pub location: String,
+    pub message: String,
+    /// What `unfarm fix` (or the packager) should do.
+    pub fix: Option<String>,
+    /// Closure bytes freed when every reference from the outputs to
+    /// `farms` goes (the real dirs referenced instead), when computed: see
+    /// [`crate::closure::cost::CostModel::farm_cost`]. Only for `indirect-entry`,
+    /// `symlink-into-farm` and `farm-reference`.
+    pub cost_bytes: Option<u64>,
+    /// The farm store paths this finding is about (empty for other kinds).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub farms: Vec<PathBuf>,
+}
+
+/// All findings for a survey, sorted by file then severity.
+pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for o in &survey.objects {
+        for p in &o.plans {
+            let effective = o.facts.is_effective(p.tag);
+            for e in &p.entries {
+                let loc = format!("{}[{}] {}", p.tag, e.index, e.text);
+                let mk = |kind, severity, message: String, fix: Option<String>| Finding {
+                    kind,
+                    severity,
+                    file: p.path.clone(),
+                    location: loc.clone(),
+                    message,
+                    fix,
+                    cost_bytes: None,
+                    farms: Vec::new(),
+                };
+                for r in &e.reasons {
+                    match r {
+                        Reason::Indirect { offers, farms } => {
+                            let served: Vec<&str> = e
+                                .reasons
+                                .iter()
+                                .filter_map(|r| match r {
+                                    Reason::Served { need, .. } => Some(need.as_str()),
+                                    _ => None,
+                                })
+                                .collect();
+                            let fix = match &e.action {
+                                Action::Replace { with } => {
+                                    format!("replace with {}", with.join(":"))
+                                }
+                                _ => "drop it".into(),
+                            };
+                            let mut f = mk(
+                                FindingKind::IndirectEntry,
+                                Severity::Error,
+                                format!(
+                                    "reaches libraries through links into other store paths (farm {}): serves [{}], offers {offers} libraries; keeps the farm and everything it joins in the closure",
+                                    farms
+                                        .iter()
+                                        .map(|f| f.display().to_string())
+                                        .collect::<Vec<_>>()
+                                        .join(", "),
+                                    served.join(", ")
+                                ),
+                                Some(fix),
+                            );
+                            // The entry's own store path when it is the
+                            // farm; else (a link or `..` leading into one)
+                            // the farms the planner found behind it.
+                            f.farms = match store
+                                .store_path_of(&normalize_lexically(&e.dir))
+                                .map(|s| s.path)
+                            {
+                                Some(p) if farms.is_empty() || farms.contains(&p) => vec![p],
+                                _ => farms.clone(),
+                            };
+                            out.push(f);
+                        }
+                        Reason::Stub => out.push(mk(
+                            FindingKind::StubEntry,
+                            Severity::Error,
+                            "stub dir: its fake libraries shadow the real driver".into(),
+                            Some("drop it".into()),
+                        )),
+                        Reason::BuildDir => out.push(mk(
+                            FindingKind::BuildDirEntry,
+                            Severity::Error,
+                            "points into the build dir, outside the store".into(),
+                            Some("drop it".into()),
+                        )),
+                        Reason::Insecure { why } => out.push(mk(
+                            FindingKind::InsecureEntry,
+                            Severity::Error,
+                            why.clone(),
+                            Some("drop it".into()),
+                        )),
+                        Reason::Duplicate { of } => out.push(mk(
+                            FindingKind::DuplicateEntry,
+                            Severity::Warning,
+                            format!("the same directory as entry {of}"),
+                            Some("drop it".into()),
+                        )),
+                        // Expand mode keeps (or writes) every real dir a farm
+                        // offered, so that no program breaks: a note, not a
+                        // warning about what `fix` itself wrote.
+                        Reason::Unused if effective => out.push(mk(
+                            FindingKind::UnusedEntry,
+                            match mode {
+                                Mode::Shrink => Severity::Warning,
+                                Mode::Expand => Severity::Info,
+                            },
+                            "serves no known need".into(),
+                            Some(match mode {
+                                Mode::Shrink => "drop it".into(),
+                                Mode::Expand => {
+                                    "drop it with --shrink (if nothing dlopen()s from it)".into()
+                                }
+                            }),
+                        )),
+                        _ => {}
+                    }
+                }
+            }
+            if let Outcome::Refused { reason } = &p.outcome {
+                out.push(Finding {
+                    kind: FindingKind::PlanRefused,
+                    severity: Severity::Error,
+                    file: p.path.clone(),
+                    location: p.tag.to_string(),
+                    message: format!("cannot rewrite {} safely: {reason}", p.tag),
+                    fix: Some("fix the inputs, or keep the entry with --keep".into()),
+                    cost_bytes: None,
+                    farms: Vec::new(),
+                });
+            }
+            for w in &p.warnings {
+                out.push(Finding {
+                    kind: FindingKind::DlopenUnknown,
+                    severity: Severity::Warning,
+                    file: p.path.clone(),
+                    location: "dynamic symbols".into(),
+                    message: w.clone(),
+                    fix: Some("declare them: --dlopen SONAME or unfarmDlopen".into()),
+                    cost_bytes: None,
+                    farms: Vec::new(),
+                });
+            }
+            if !effective {
+                continue;
+            }
+            for n in &p.needs {
+                if n.before.is_some() {
+                    continue;
+                }
+                let provenance = n.need.strongest();
+                if let Some(err) = &n.error {
+                    out.push(Finding {
+                        kind: FindingKind::LoaderError,
+                        severity: Severity::Error,
+                        file: p.path.clone(),
+                        location: format!("need {}", n.need.name),
+                        message: format!("the loader would fail: {err}"),
+                        fix: None,
+                        cost_bytes: None,
+                        farms: Vec::new(),
+                    });
+                    continue;
+                }
+                // Hints are guesses, and an inherited need may be met by the
+                // library's own search path: neither is a missing library here.
+                if matches!(
+                    n.need.strongest(),
+                    crate::plan::needs::Provenance::Hint
+                        | crate::plan::needs::Provenance::Inherited { .. }
+                ) {
+                    continue;
+                }
+                // A library's need may be met by what its loading process
+                // already has (libc, libpython): an error only for programs.
+                let is_program =
+                    o.facts.object_type == ObjectType::Exec || o.facts.interpreter.is_some();
+                let severity = if n.need.is_required() && is_program {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                };
+                out.push(Finding {
+                    kind: FindingKind::MissingLibrary,
+                    severity,
+                    file: p.path.clone(),
+                    location: format!("need {} ({provenance})", n.need.name),
+                    message: format!("{} is not found in {}", n.need.name, p.old),
+                    fix: Some("add the output that provides it to the search path".into()),
+                    cost_bytes: None,
+                    farms: Vec::new(),
+                });
+            }
+        }
+    }
+    for l in &survey.farm_links {
+        out.push(Finding {
+            kind: FindingKind::SymlinkIntoFarm,
+            severity: Severity::Error,
+            file: l.path.clone(),
+            location: format!("symlink -> {}", l.target.display()),
+            message: format!(
+                "points through farm {}",
+                l.farms
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            fix: Some(format!("point it at {}", l.canonical.display())),
+            cost_bytes: None,
+            farms: l.farms.clone(),
+        });
+    }
+    for s in &survey.special_files {
+        out.push(Finding {
+            kind: FindingKind::SpecialFile,
+            severity: Severity::Error,
+            file: s.clone(),
+            location: "file type".into(),
+            message: format!(
+                "{} in an output (a Nix output cannot hold one); left alone",
+                crate::survey::special_kind(s)
+            ),
+            fix: Some("remove it from the output".into()),
+            cost_bytes: None,
+            farms: Vec::new(),
+        });
+    }
+    for l in &survey.link_loops {
+        out.push(Finding {
+            kind: FindingKind::SymlinkLoop,
+            severity: Severity::Error,
+            file: l.clone(),
+            location: "symlink".into(),
+            message: format!(
+                "symlink loop (more than {} links followed); left alone",
+                crate::loader::farm::MAX_HOPS
+            ),
+            fix: Some("remove it or point it at a real file".into()),
+            cost_bytes: None,
+            farms: Vec::new(),
+        });
+    }
+    for e in &survey.errors {
+        out.push(Finding {
+            kind: FindingKind::Unreadable,
+            severity: Severity::Error,
+            file: e.path.clone(),
+            location: String::new(),
+            message: e.message.clone(),
+            fix: None,
+            cost_bytes: None,
+            farms: Vec::new(),
+        });
+    }
+    out.extend(farm_references(survey, store));
+    apply_allowed(&mut out, &survey.allowed, store);
+    out.sort_by(|a, b| (&a.file, a.severity, &a.location).cmp(&(&b.file, b.severity, &b.location)));
+    out
+}
+
+/// Every farm any file or symlink of the outputs names, and every place
+/// it is named, outside the RUNPATH/RPATH strings the plans already fix and
+/// the links `symlink-into-farm` already reports. A farm is recognised by
+/// what it is ([`crate::closure::is_farm`]), whoever names it: file bytes
+/// (`.pc` files, scripts, stale strings), symlink targets (a directory link
+/// into a farm), search-list entries however spelled (`$ORIGIN/../../<farm>`).
+/// Files are scanned in bounded chunks by [`crate::closure::scan`], never read whole.
+fn farm_references(survey: &Survey, store: &StoreDir) -> Vec<Finding> {
+    let farms = named_farms(survey, store);
+    if farms.is_empty() {
+        return Vec::new();
+    }
+    let by_hash: HashMap<Hash, PathBuf> = farms
+        .iter()
+        .filter_map(|p| Some((scan::hash_of(&store.store_path_of(p)?.hash)?, p.clone())))
+        .collect();
+    let scanner = Scanner::new(store, Candidates::Hashes(by_hash.keys().copied().collect()));
+    let mut files: Vec<(&Path, Vec<(u64, u64)>)> = survey
+        .objects
+        .iter()
+        .map(|o| (o.path.as_path(), fixed_ranges(o)))
+        .collect();
+    files.extend(survey.other_files.iter().map(|f| (f.as_path(), Vec::new())));
+    let hits: Vec<scan::Hit> = files
+        .par_iter()
+        .flat_map_iter(|(path, covered)| {
+            let hits = scanner.file_hits(path).unwrap_or_default();
+            let covered = covered.clone();
+            hits.into_iter().filter(move |h| {
+                !covered
+                    .iter()
+                    .any(|(s, l)| h.offset >= *s && h.offset < s + l)
+            })
+        })
+        .collect();
+    let mut out: Vec<Finding> = hits
+        .into_iter()
+        .filter_map(|h| {
+            let farm = by_hash.get(&h.hash)?.clone();
+            // The line is in the location; the message shows the text.
+            let (line, what) = match &h.context {
+                scan::Context::Text { line, text } => (format!(", line {line}"), format!("\"{text}\"")),
+                c => (String::new(), c.to_string()),
+            };
+            Some(Finding {
+                kind: FindingKind::FarmReference,
+                severity: Severity::Error,
+                file: h.file,
+                location: format!("offset {:#x}{line}", h.offset),
+                message: format!("names farm {}: {what}", farm.display()),
+                fix: Some(
+                    "point it at the real output instead of the farm (or allow it: --allow / unfarmAllow)"
+                        .into(),
+                ),
+                cost_bytes: None,
+                farms: vec![farm],
+            })
+        })
+        .collect();
+    let reported: HashSet<&Path> = survey.farm_links.iter().map(|l| l.path.as_path()).collect();
+    for l in &survey.symlinks {
+        if reported.contains(l.as_path()) {
+            continue;
+        }
+        let Some((target, farm)) = link_into(l, store).filter(|(_, f)| farms.contains(f)) else {
+            continue;
+        };
+        out.push(Finding {
+            kind: FindingKind::SymlinkIntoFarm,
+            severity: Severity::Error,
+            file: l.clone(),
+            location: format!("symlink -> {}", target.display()),
+            message: format!(
+                "points into farm {}: everything the farm joins stays in the closure",
+                farm.display()
+            ),
+            fix: Some(
+                "point it at the real output it is used for, or remove it (a directory link into a farm is not rewritten automatically)"
+                    .into(),
+            ),
+            cost_bytes: None,
+            farms: vec![farm],
+        });
+    }
+    out
+}
+
+/// File ranges of the search-list strings the plans rewrite.
+fn fixed_ranges(o: &crate::survey::ObjectSurvey) -> Vec<(u64, u64)> {
+    o.plans
+        .iter()
+        .filter(|p| p.changes())
+        .filter_map(|p| {
+            let off = match p.tag {
+                Tag::Runpath => o.facts.runpath_offset,
+                Tag::Rpath => o.facts.rpath_offset,
+            }?;
+            Some((off, p.old.len() as u64))
+        })
+        .collect()
+}
+
+/// The target of symlink `l`, and the store path it lands in (lexically).
+fn link_into(l: &Path, store: &StoreDir) -> Option<(PathBuf, PathBuf)> {
+    let target = std::fs::read_link(l).ok()?;
+    let abs = normalize_lexically(&l.parent()?.join(&target));
+    Some((target, store.store_path_of(&abs)?.path))
+}
+
+/// The farms the outputs name: store paths the planner saw acting as farms,
+/// and every other store path named by a file (as `<store dir>/<hash>-`), a
+/// symlink target or a search-list entry that [`crate::closure::is_farm`]
+/// says is one. The outputs themselves never count.
+fn named_farms(survey: &Survey, store: &StoreDir) -> BTreeSet<PathBuf> {
+    let mut candidates: BTreeSet<PathBuf> = BTreeSet::new();
+    for o in &survey.objects {
+        for p in &o.plans {
+            for e in &p.entries {
+                candidates.extend(
+                    store
+                        .store_path_of(&normalize_lexically(&e.dir))
+                        .map(|s| s.path),
+                );
+            }
+        }
+    }
+    for l in &survey.symlinks {
+        candidates.extend(link_into(l, store).map(|(_, f)| f));
+    }
+    // Nix's own rule: the hash part of any store path, wherever it appears
+    // (with or without the store dir before it: `../../<hash>-farm/lib`).
+    let all = store_hashes(store);
+    if !all.is_empty() {
+        let any = Scanner::new(store, Candidates::Hashes(all));
+        let files: Vec<scan::Entry> = survey
+            .objects
+            .iter()
+            .map(|o| o.path.clone())
+            .chain(survey.other_files.iter().cloned())
+            .filter_map(|path| {
+                let size = std::fs::symlink_metadata(&path).ok()?.len();
+                Some(scan::Entry {
+                    path,
+                    name: None,
+                    kind: scan::EntryKind::File {
+                        size,
+                        executable: false,
+                    },
+                })
+            })
+            .collect();
+        // File by file: one unreadable file (reported elsewhere) must not
+        // hide what the others name.
+        let found: HashSet<Hash> = files
+            .par_iter()
+            .flat_map_iter(|f| {
+                any.references_of(std::slice::from_ref(f))
+                    .unwrap_or_default()
+            })
+            .collect();
+        if let Ok(rd) = std::fs::read_dir(store.path()) {
+            for e in rd.flatten() {
+                if hash_prefix(&e.file_name()).is_some_and(|h| found.contains(&h)) {
+                    candidates.insert(e.path());
+                }
+            }
+        }
+    }
+    let own: Vec<PathBuf> = survey
+        .roots
+        .iter()
+        .filter_map(|r| store.store_path_of(r).map(|s| s.path))
+        .collect();
+    let mut farms: BTreeSet<PathBuf> = survey.farm_store_paths().into_iter().collect();
+    farms.extend(
+        candidates
+            .into_par_iter()
+            .filter(|c| !own.contains(c) && crate::closure::is_farm(store, c).unwrap_or(false))
+            .collect::<Vec<_>>(),
+    );
+    farms
+}
+
+/// The hash part of a store dir entry's name, if it has one.
+fn hash_prefix(name: &std::ffi::OsStr) -> Option<Hash> {
+    let h = name.as_encoded_bytes().get(..HASH_LEN)?;
+    scan::hash_of(std::str::from_utf8(h).ok()?)
+}
+
+/// The hash parts of every path in the store dir (none when it cannot be read).
+fn store_hashes(store: &StoreDir) -> scan::HashSetFast {
+    std::fs::read_dir(store.path())
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| hash_prefix(&e.file_name()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Findings about farms the packager allows (`--allow`) are information.
+fn apply_allowed(findings: &mut [Finding], allowed: &[String], store: &StoreDir) {
+    let is_allowed = |farm: &Path| {
+        allowed.iter().any(|a| {
+            let a = Path::new(a);
+            a == farm
+                || store.store_path_of(a).is_some_and(|s| s.path == farm)
+                || store
+                    .store_path_of(farm)
+                    .is_some_and(|s| Some(s.name.as_str()) == a.to_str())
+        })
+    };
+    for f in findings {
+        if f.severity == Severity::Error
+            && !f.farms.is_empty()
+            && f.farms.iter().all(|p| is_allowed(p))
+        {
+            f.severity = Severity::Info;
+            f.message.push_str(" (allowed)");
+        }
+    }
+}
+
+/// Findings that say the same thing about several files: one kind and
+/// severity, one location (the same entry text, the same need) or, for
+/// farm references, one farm. A 43-library package reports the same few
+/// missing sonames, or the same farm entry, once per file: one group each.
+#[derive(Clone, Debug, Serialize)]
+pub struct Group {
+    pub kind: FindingKind,
+    pub severity: Severity,
+    /// The shared location (for `farm-reference`: the first file's).
+    pub location: String,
+    /// The first finding's message.
+    pub message: String,
+    pub fix: Option<String>,
+    /// Every file the group covers, in finding order.
+    pub files: Vec<PathBuf>,
+    pub farms: Vec<PathBuf>,
+    pub cost_bytes: Option<u64>,
+}
+
+/// Group `findings` (see [`Group`]), in order of first appearance.
+pub fn groups(findings: &[Finding]) -> Vec<Group> {
+    let mut out: Vec<Group> = Vec::new();
+    let mut index: std::collections::BTreeMap<(Severity, FindingKind, String), usize> =
+        std::collections::BTreeMap::new();
+    for f in findings {
+        let key = if f.kind.names_a_farm() {
+            format!("{:?}", f.farms)
+        } else {
+            f.location.clone()
+        };
+        match index.entry((f.severity, f.kind, key)) {
+            std::collections::btree_map::Entry::Occupied(e) => {
+                let g = &mut out[*e.get()];
+                if !g.files.contains(&f.file) {
+                    g.files.push(f.file.clone());
+                }
+            }
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(out.len());
+                out.push(Group {
+                    kind: f.kind,
+                    severity: f.severity,
+                    location: f.location.clone(),
+                    message: f.message.clone(),
+                    fix: f.fix.clone(),
+                    files: vec![f.file.clone()],
+                    farms: f.farms.clone(),
+                    cost_bytes: f.cost_bytes,
+                });
+            }
+        }
+    }
+    out.sort_by_key(|g| g.severity);
+    out
+}
+
+/// Human-readable size: B, KiB, MiB, GiB, TiB.
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+/// `N things`, with the plural `s` only where it belongs.
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else if let Some(stem) = word.strip_suffix('y')
+        && !stem.ends_with(['a', 'e', 'o', 'u'])
+    {
+        format!("{n} {stem}ies")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// How [`render`] prints.
+#[derive(Clone, Debug, Default)]
+pub struct RenderOptions {
+    /// Every file of every group, and notes one by one.
+    pub verbose: bool,
+    /// The outputs as the user named them, for the `unfarm fix` command shown.
+    pub outputs: Vec<PathBuf>,
+    /// Emit ANSI colours (the caller's stream strips them when it must).
+    pub color: bool,
+}
+
+/// Characters of a message shown before "…" (without --verbose).
+const MESSAGE_SHOWN: usize = 300;
+
+/// Files shown per group before "and N more".
+const FILES_SHOWN: usize = 3;
+
+/// For humans: a summary per farm (files, cost, the command that fixes
+/// it), then one block per group of findings, notes (`info`) folded into
+/// one line per kind, and the counts.
+pub fn render(findings: &[Finding], survey: &Survey, o: &RenderOptions) -> String {
+    use anstyle::{AnsiColor, Style};
+    let paint = |style: Style, text: &str| {
+        if o.color {
+            format!("{style}{text}{style:#}")
+        } else {
+            text.to_owned()
+        }
+    };
+    let red = AnsiColor::Red.on_default().bold();
+    let yellow = AnsiColor::Yellow.on_default().bold();
+    let dim = Style::new().dimmed();
+    let mut s = String::new();
+    s.push_str(&farm_summary(findings, o, &paint));
+    let all = groups(findings);
+    // Per kind of note: findings, the files they are in, the first group.
+    type Note<'a> = (
+        FindingKind,
+        usize,
+        std::collections::BTreeSet<&'a PathBuf>,
+        &'a Group,
+    );
+    let mut notes: Vec<Note> = Vec::new();
+    for g in &all {
+        if g.severity == Severity::Info && !o.verbose {
+            let i = match notes.iter().position(|n| n.0 == g.kind) {
+                Some(i) => i,
+                None => {
+                    notes.push((g.kind, 0, Default::default(), g));
+                    notes.len() - 1
+                }
+            };
+            notes[i].1 += g.files.len();
+            notes[i].2.extend(&g.files);
+            continue;
+        }
+        let (label, style) = match g.severity {
+            Severity::Error => ("error", red),
+            Severity::Warning => ("warning", yellow),
+            Severity::Info => ("note", dim),
+        };
+        let head = paint(style, &format!("{label}[{}]", g.kind));
+        let location = if g.location.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", g.location)
+        };
+        // A message can hold a whole search path: cut, unless verbose.
+        let message = if o.verbose || g.message.chars().count() <= MESSAGE_SHOWN {
+            g.message.clone()
+        } else {
+            let cut: String = g.message.chars().take(MESSAGE_SHOWN).collect();
+            format!("{cut}…")
+        };
+        if g.files.len() == 1 {
+            s.push_str(&format!(
+                "{head} {}:{location}\n    {message}\n",
+                g.files[0].display(),
+            ));
+        } else if o.verbose {
+            s.push_str(&format!(
+                "{head}{location}: in {}\n",
+                plural(g.files.len(), "file")
+            ));
+            for f in &g.files {
+                s.push_str(&format!("    - {}\n", f.display()));
+            }
+            s.push_str(&format!("    {message}\n"));
+        } else {
+            s.push_str(&format!(
+                "{head}{location}: in {}: {}\n    {message}\n",
+                plural(g.files.len(), "file"),
+                file_names(&g.files, &|t| paint(dim, t))
+            ));
+        }
+        if let Some(fix) = &g.fix {
+            s.push_str(&format!("    fix: {fix}\n"));
+        }
+    }
+    for (kind, n, files, g) in notes {
+        s.push_str(&paint(
+            dim,
+            &format!(
+                "note[{kind}]: {} in {}: {}{} (--verbose lists them)\n",
+                plural(n, "finding"),
+                plural(files.len(), "file"),
+                g.message,
+                g.fix.as_ref().map(|f| format!("; {f}")).unwrap_or_default()
+            ),
+        ));
+    }
+    let count = |sev| findings.iter().filter(|f| f.severity == sev).count();
+    let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
+    let shown_groups = all.iter().filter(|g| g.severity != Severity::Info).count();
+    let elf_files = survey.objects.len();
+    let paths = survey.files_scanned;
+    s.push_str(&format!(
+        "unfarm check: {} ({} walked): {}, {}{}\n",
+        plural(elf_files, "ELF file"),
+        plural(paths, "path"),
+        paint(
+            if errors > 0 { red } else { Style::new() },
+            &plural(errors, "error")
+        ),
+        paint(
+            if warnings > 0 { yellow } else { Style::new() },
+            &plural(warnings, "warning")
+        ),
+        if shown_groups < errors + warnings {
+            format!(" in {}", plural(shown_groups, "group"))
+        } else {
+            String::new()
+        }
+    ));
+    s
+}
+
+/// `a.so, b.so, c.so and N more (--verbose lists them)`: a group's files by
+/// name, on one line.
+fn file_names(files: &[PathBuf], dim: &dyn Fn(&str) -> String) -> String {
+    let names: Vec<String> = files
+        .iter()
+        .take(FILES_SHOWN)
+        .map(|f| match f.file_name() {
+            Some(n) => n.to_string_lossy().into_owned(),
+            None => f.display().to_string(),
+        })
+        .collect();
+    let more = files.len() - names.len();
+    let tail = if more > 0 {
+        dim(&format!(" and {more} more (--verbose lists them)"))
+    } else {
+        String::new()
+    };
+    format!("{}{tail}", names.join(", "))
+}
+
+/// One block per farm: how many files reach it, what it costs, and the
+/// command that takes it out.
+fn farm_summary(
+    findings: &[Finding],
+    o: &RenderOptions,
+    paint: &dyn Fn(anstyle::Style, &str) -> String,
+) -> String {
+    let mut farms: Vec<(&PathBuf, Vec<&PathBuf>, Option<u64>)> = Vec::new();
+    for f in findings {
+        for farm in &f.farms {
+            let i = match farms.iter().position(|x| x.0 == farm) {
+                Some(i) => i,
+                None => {
+                    farms.push((farm, Vec::new(), None));
+                    farms.len() - 1
+                }
+            };
+            if !farms[i].1.contains(&&f.file) {
+                farms[i].1.push(&f.file);
+            }
+            // A finding about this farm alone prices this farm alone.
+            if f.farms.len() == 1 && farms[i].2.is_none() {
+                farms[i].2 = f.cost_bytes;
+            }
+        }
+    }
+    let bold = anstyle::Style::new().bold();
+    let outputs = o
+        .outputs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut s = String::new();
+    for (farm, files, cost) in farms {
+        s.push_str(&paint(bold, &format!("farm {}", farm.display())));
+        s.push_str(&format!(": named by {}\n", plural(files.len(), "file")));
+        if let Some(c) = cost {
+            s.push_str(&format!(
+                "    cost: {} ({c} bytes) leave the closure when every reference from the outputs to it goes\n",
+                human_size(c)
+            ));
+        }
+        s.push_str(&format!("    fix: unfarm fix {outputs}\n"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plurals() {
+        assert_eq!(plural(1, "failure"), "1 failure");
+        assert_eq!(plural(0, "failure"), "0 failures");
+        assert_eq!(plural(1, "path"), "1 path");
+        assert_eq!(plural(3, "entry"), "3 entries");
+        assert_eq!(plural(2, "library"), "2 libraries");
+        assert_eq!(plural(2, "key"), "2 keys");
+    }
+
+    fn finding(kind: FindingKind, file: &str, location: &str) -> Finding {
+        Finding {
+            kind,
+            severity: Severity::Warning,
+            file: file.into(),
+            location: location.into(),
+            message: format!("{location} in {file}"),
+            fix: None,
+            cost_bytes: None,
+            farms: Vec::new(),
+        }
+    }
+
+    /// The words in the text output are the JSON strings.
+    #[test]
+    fn kind_words_are_the_json_strings() {
+        for k in FindingKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+    }
+
+    /// A `.note.dlopen` need's provenance in words, not Rust's debug form.
+    #[test]
+    fn provenance_in_words() {
+        use crate::plan::needs::Provenance;
+        let note = Provenance::Note {
+            priority: Some("required".into()),
+        };
+        assert_eq!(note.to_string(), "note, required");
+        assert_eq!(Provenance::Needed.to_string(), "needed");
+    }
+
+    const FARM: &str = "/nix/store/1fffffffffffffffffffffffffffffff-farm";
+    const LIB: &str = "/nix/store/2lllllllllllllllllllllllllllllll-lib/lib";
+
+    /// A program whose DT_RPATH (its effective list: no DT_RUNPATH) has a
+    /// farm entry, a duplicate of it and an unused entry, misses a library
+    /// and warns of dlopen(); beside it a farm link, a FIFO, a loop and an
+    /// unreadable file.
+    fn hand_made_survey() -> Survey {
+        use crate::elf::{ByteOrder, Class, ElfFacts, ElfIdent};
+        use crate::plan::needs::{Need, Provenance};
+        use crate::plan::{EntryPlan, NeedPlan, Plan, Tag};
+        let old =
+            format!("{FARM}/lib:{FARM}/lib:/nix/store/3uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu-u/lib");
+        let entry = |index: usize, action: Action, reasons: Vec<Reason>| EntryPlan {
+            index,
+            text: old.split(':').nth(index).unwrap().into(),
+            dir: old.split(':').nth(index).unwrap().into(),
+            action,
+            reasons,
+        };
+        let plan = Plan {
+            path: "/o/bin/app".into(),
+            tag: Tag::Rpath,
+            old: old.clone(),
+            new: LIB.into(),
+            entries: vec![
+                entry(
+                    0,
+                    Action::Replace {
+                        with: vec![LIB.into()],
+                    },
+                    vec![Reason::Indirect {
+                        offers: 2,
+                        farms: vec![FARM.into()],
+                    }],
+                ),
+                entry(1, Action::Drop, vec![Reason::Duplicate { of: 0 }]),
+                entry(2, Action::Drop, vec![Reason::Unused]),
+            ],
+            needs: vec![NeedPlan {
+                need: Need {
+                    name: "libgone.so.1".into(),
+                    provenance: vec![Provenance::Needed],
+                },
+                before: None,
+                served_by: None,
+                via_farm: false,
+                after: None,
+                error: None,
+                was_stub: false,
+            }],
+            outcome: Outcome::Change,
+            removed_store_paths: Vec::new(),
+            removed_hashes: Vec::new(),
+            offered_checked: 2,
+            warnings: vec!["imports dlopen()".into()],
+        };
+        let facts = ElfFacts {
+            ident: ElfIdent {
+                class: Class::Elf64,
+                data: ByteOrder::Little,
+                machine: 62,
+                osabi: 0,
+            },
+            object_type: ObjectType::Exec,
+            dynamic: true,
+            interpreter: Some("/lib64/ld-linux-x86-64.so.2".into()),
+            needed: vec!["libgone.so.1".into()],
+            runpath: None,
+            rpath: Some(old),
+            soname: None,
+            nodeflib: false,
+            dlopen_notes: Vec::new(),
+            imports_dlopen: true,
+            has_section_headers: true,
+            runpath_offset: None,
+            rpath_offset: None,
+        };
+        Survey {
+            roots: vec!["/o".into()],
+            objects: vec![crate::survey::ObjectSurvey {
+                path: "/o/bin/app".into(),
+                facts,
+                needs: Vec::new(),
+                plans: vec![plan],
+                nlink: 1,
+            }],
+            farm_links: vec![crate::survey::FarmLink {
+                path: "/o/lib/l.so".into(),
+                target: format!("{FARM}/lib/l.so").into(),
+                farms: vec![FARM.into()],
+                canonical: format!("{LIB}/l.so").into(),
+            }],
+            other_files: Vec::new(),
+            symlinks: vec!["/o/lib/l.so".into()],
+            allowed: Vec::new(),
+            special_files: vec!["/o/fifo".into()],
+            link_loops: vec!["/o/loop".into()],
+            files_scanned: 6,
+            errors: vec![crate::survey::walk::WalkError {
+                path: "/o/secret".into(),
+                message: "cannot read: Permission denied".into(),
+            }],
+            snapshot: Default::default(),
+        }
+    }
+
+    /// Each fact of the survey gives its finding, with the severity the
+    /// mode and the object's kind call for, sorted by file then severity.
+    #[test]
+    fn findings_from_a_hand_made_survey() {
+        let s = hand_made_survey();
+        let store = StoreDir::new("/nix/store");
+        let got = |mode| -> Vec<(String, FindingKind, Severity)> {
+            findings(&s, &store, mode)
+                .into_iter()
+                .map(|f| (f.file.display().to_string(), f.kind, f.severity))
+                .collect()
+        };
+        use FindingKind as K;
+        use Severity::{Error, Info, Warning};
+        let app = |k, sev| ("/o/bin/app".to_owned(), k, sev);
+        assert_eq!(
+            got(Mode::Shrink),
+            vec![
+                app(K::IndirectEntry, Error),
+                // A program that cannot find a DT_NEEDED library fails to start.
+                app(K::MissingLibrary, Error),
+                app(K::DuplicateEntry, Warning),
+                app(K::UnusedEntry, Warning),
+                app(K::DlopenUnknown, Warning),
+                ("/o/fifo".into(), K::SpecialFile, Error),
+                ("/o/lib/l.so".into(), K::SymlinkIntoFarm, Error),
+                ("/o/loop".into(), K::SymlinkLoop, Error),
+                ("/o/secret".into(), K::Unreadable, Error),
+            ]
+        );
+        // Expand mode keeps every real dir a farm offered: unused is a note.
+        let expand = got(Mode::Expand);
+        assert!(expand.contains(&app(K::UnusedEntry, Info)), "{expand:?}");
+        let all = findings(&s, &store, Mode::Shrink);
+        let indirect = all.iter().find(|f| f.kind == K::IndirectEntry).unwrap();
+        assert_eq!(indirect.farms, vec![PathBuf::from(FARM)]);
+        assert_eq!(
+            indirect.fix.as_deref(),
+            Some(format!("replace with {LIB}").as_str())
+        );
+        let missing = all.iter().find(|f| f.kind == K::MissingLibrary).unwrap();
+        assert_eq!(missing.location, "need libgone.so.1 (needed)");
+    }
+
+    /// With a DT_RUNPATH present the DT_RPATH is ignored by ld.so: its
+    /// unused entries and missing needs are no findings.
+    #[test]
+    fn an_ignored_rpath_reports_no_unused_or_missing() {
+        let mut s = hand_made_survey();
+        s.objects[0].facts.runpath = Some(LIB.into());
+        let kinds: Vec<FindingKind> = findings(&s, &StoreDir::new("/nix/store"), Mode::Shrink)
+            .into_iter()
+            .filter(|f| f.file == Path::new("/o/bin/app"))
+            .map(|f| f.kind)
+            .collect();
+        assert!(!kinds.contains(&FindingKind::UnusedEntry), "{kinds:?}");
+        assert!(!kinds.contains(&FindingKind::MissingLibrary), "{kinds:?}");
+        assert!(kinds.contains(&FindingKind::IndirectEntry), "{kinds:?}");
+    }
+
+    /// One group per kind and location, every file once, errors first.
+    #[test]
+    fn groups_by_kind_and_location() {
+        let mut err = finding(
+            FindingKind::IndirectEntry,
+            "/o/bin/a",
+            "RUNPATH[0] /s/farm/lib",
+        );
+        err.severity = Severity::Error;
+        let f = vec![
+            finding(
+                FindingKind::MissingLibrary,
+                "/o/lib/a.so",
+                "need x.so.1 (needed)",
+            ),
+            finding(
+                FindingKind::MissingLibrary,
+                "/o/lib/b.so",
+                "need x.so.1 (needed)",
+            ),
+            finding(
+                FindingKind::MissingLibrary,
+                "/o/lib/b.so",
+                "need y.so.1 (needed)",
+            ),
+            finding(
+                FindingKind::MissingLibrary,
+                "/o/lib/b.so",
+                "need x.so.1 (needed)",
+            ),
+            err,
+        ];
+        let g = groups(&f);
+        assert_eq!(g.len(), 3);
+        assert_eq!(g[0].kind, FindingKind::IndirectEntry);
+        assert_eq!(g[1].location, "need x.so.1 (needed)");
+        assert_eq!(
+            g[1].files,
+            vec![PathBuf::from("/o/lib/a.so"), PathBuf::from("/o/lib/b.so")]
+        );
+        assert_eq!(g[1].message, "need x.so.1 (needed) in /o/lib/a.so");
+        assert_eq!(g[2].files.len(), 1);
+    }
+}

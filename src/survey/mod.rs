@@ -1,0 +1,446 @@
+//! The I/O edge of planning: walk outputs, read every ELF file's facts and
+//! needs, gather the snapshot of the directories involved, and run the pure
+//! planner on each object (in parallel). `check` and `fix` both start here.
+
+pub mod walk;
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+
+use crate::elf::{self, ElfFacts};
+use crate::loader::farm::{self, Resolved};
+use crate::loader::resolve::{self, FsProbe, LoaderConfig, Requester};
+use crate::plan::needs::{self, Need};
+use crate::plan::snapshot::{Gatherer, Snapshot};
+use crate::plan::{self, Plan, PlanInput, PlanOptions};
+use crate::store::StoreDir;
+use walk::{EntryKind, WalkError};
+
+/// What the survey reads beyond the ELF facts.
+#[derive(Clone, Debug, Default)]
+pub struct SurveyOptions {
+    pub plan: PlanOptions,
+    /// Sonames the packager declares as dlopen()ed (for every object).
+    pub declared: Vec<String>,
+    /// Scan read-only data for soname literals.
+    pub hints: bool,
+    /// Farms the outputs may name on purpose (`--allow`): store paths, or
+    /// their names without the hash.
+    pub allow: Vec<String>,
+}
+
+/// One ELF object, its needs and its plans.
+#[derive(Debug, Serialize)]
+pub struct ObjectSurvey {
+    pub path: PathBuf,
+    pub facts: ElfFacts,
+    pub needs: Vec<Need>,
+    pub plans: Vec<Plan>,
+    /// Hard links to this file (1 for most).
+    pub nlink: u64,
+}
+
+/// A symlink in an output whose target goes through a farm.
+#[derive(Debug, Serialize)]
+pub struct FarmLink {
+    pub path: PathBuf,
+    pub target: PathBuf,
+    /// The farm store paths passed through.
+    pub farms: Vec<PathBuf>,
+    /// Where it should point instead: the same file, reached without a farm.
+    pub canonical: PathBuf,
+}
+
+/// Everything found under the outputs.
+#[derive(Debug, Serialize)]
+pub struct Survey {
+    pub roots: Vec<PathBuf>,
+    pub objects: Vec<ObjectSurvey>,
+    pub farm_links: Vec<FarmLink>,
+    /// Regular files that are not ELF (scanned for farm references).
+    #[serde(skip)]
+    pub other_files: Vec<PathBuf>,
+    /// Special files (FIFOs, devices) left alone.
+    pub special_files: Vec<PathBuf>,
+    /// Symlinks in the outputs that never resolve (a loop).
+    pub link_loops: Vec<PathBuf>,
+    /// Every symlink in the outputs (their targets may name a farm).
+    #[serde(skip)]
+    pub symlinks: Vec<PathBuf>,
+    /// [`SurveyOptions::allow`].
+    #[serde(skip)]
+    pub allowed: Vec<String>,
+    pub files_scanned: usize,
+    /// One line each: files that could not be read.
+    pub errors: Vec<WalkError>,
+    #[serde(skip)]
+    pub snapshot: Snapshot,
+}
+
+impl Survey {
+    /// Store paths seen acting as farms: where an indirect entry or a farm
+    /// link lives.
+    pub fn farm_store_paths(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = Vec::new();
+        for o in &self.objects {
+            for p in &o.plans {
+                for e in &p.entries {
+                    for r in &e.reasons {
+                        if let plan::Reason::Indirect { farms, .. } = r {
+                            v.extend(farms.iter().cloned());
+                        }
+                    }
+                }
+            }
+        }
+        for l in &self.farm_links {
+            v.extend(l.farms.iter().cloned());
+        }
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+/// Survey `roots` (output paths).
+pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Survey {
+    let (entries, walk_errors) = walk::walk(roots);
+    let mut errors: Vec<WalkError> = walk_errors;
+    let files: Vec<&walk::Entry> = entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::File)
+        .collect();
+    let special_files = entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::Special)
+        .map(|e| e.path.clone())
+        .collect();
+
+    // Read facts in parallel.
+    enum Read {
+        Elf(Box<ObjectSurvey>),
+        Other(PathBuf),
+        Err(WalkError),
+    }
+    let err = |e: elf::ElfError| {
+        Read::Err(WalkError {
+            path: e.path().to_owned(),
+            message: e.reason(),
+        })
+    };
+    let read: Vec<Read> = files
+        .par_iter()
+        .map(
+            |e| match elf::FileBytes::open_elf_sized(&e.path, Some(e.size)) {
+                Err(e) => err(e),
+                Ok(None) => Read::Other(e.path.clone()),
+                // A debug-info file is never loaded: its bytes are only
+                // scanned for references, like any other file.
+                Ok(Some(b)) if b.is_debug_info() => Read::Other(e.path.clone()),
+                // One read of the file serves its kind, its facts and its hints.
+                Ok(Some(b)) => match (|| {
+                    let facts = b.facts()?;
+                    let hints = if opts.hints && facts.dynamic {
+                        b.hints().unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    };
+                    Ok((facts, hints))
+                })() {
+                    Err(e) => err(e),
+                    Ok((facts, _)) if !facts.dynamic => Read::Other(e.path.clone()),
+                    Ok((facts, hints)) => {
+                        let needs = needs::collect(&facts, &opts.declared, &hints);
+                        Read::Elf(Box::new(ObjectSurvey {
+                            path: e.path.clone(),
+                            facts,
+                            needs,
+                            plans: Vec::new(),
+                            nlink: e.nlink,
+                        }))
+                    }
+                },
+            },
+        )
+        .collect();
+    let mut objects = Vec::new();
+    let mut other_files = Vec::new();
+    for r in read {
+        match r {
+            Read::Elf(o) => objects.push(*o),
+            Read::Other(p) => other_files.push(p),
+            Read::Err(e) => errors.push(e),
+        }
+    }
+
+    // An object whose effective list is DT_RPATH also serves the needs of
+    // every library it loads that has no DT_RUNPATH: those are its needs too.
+    let probe = FsProbe::new(store.clone());
+    objects.par_iter_mut().for_each(|o| {
+        if o.facts.runpath.is_none() && o.facts.rpath.is_some() {
+            let inherited = inherited_needs(&o.path, &o.facts, &probe, opts);
+            needs::add_inherited(&mut o.needs, &inherited);
+        }
+    });
+
+    // Gather every dir any plan reads, once: the search lists' dirs (and the
+    // real dirs they lead to) wholly; the fallback dirs, which a plan only
+    // searches, just for the names it can ask for.
+    let gatherer = Gatherer::new(store.clone());
+    for o in &objects {
+        gatherer.know(&o.path, &o.facts);
+    }
+    let mut snapshot = Snapshot::default();
+    let mut dirs: Vec<PathBuf> = objects
+        .iter()
+        .flat_map(|o| plan::dirs_to_gather(&o.path, &o.facts, &opts.plan))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    gatherer.gather(&mut snapshot, dirs);
+    let mut names: BTreeSet<String> = objects
+        .iter()
+        .flat_map(|o| o.needs.iter().map(|n| n.name.clone()))
+        .collect();
+    names.extend(
+        snapshot
+            .dirs
+            .values()
+            .flat_map(|d| d.entries.keys().cloned()),
+    );
+    let mut fallback: Vec<PathBuf> = objects
+        .iter()
+        .flat_map(|o| plan::fallback_dirs(&o.facts, &opts.plan))
+        .collect();
+    fallback.sort();
+    fallback.dedup();
+    for d in fallback {
+        gatherer.gather_names(&mut snapshot, d, &names);
+    }
+
+    let inputs: Vec<PlanInput> = objects
+        .iter()
+        .map(|o| PlanInput {
+            path: &o.path,
+            facts: &o.facts,
+            needs: &o.needs,
+            snapshot: &snapshot,
+            store,
+            opts: &opts.plan,
+        })
+        .collect();
+    let plans = plan::plan_objects(&inputs);
+    for (o, p) in objects.iter_mut().zip(plans) {
+        o.plans = p;
+    }
+
+    let links: Vec<&walk::Entry> = entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::Symlink)
+        .collect();
+    // One resolution per link: a loop is reported, a farm link retargeted.
+    let mut farm_links = Vec::new();
+    let mut link_loops = Vec::new();
+    let symlinks = links.iter().map(|e| e.path.clone()).collect();
+    let mut farm_cache: HashMap<PathBuf, bool> = HashMap::new();
+    for e in links {
+        match farm::resolve(&e.path, store) {
+            Err(farm::ResolveError::Loop { .. }) => link_loops.push(e.path.clone()),
+            Err(_) => {}
+            Ok(r) => farm_links.extend(
+                farm_link_of(&e.path, &r, roots, store)
+                    .or_else(|| farm_dir_link(&e.path, &r, roots, store, &mut farm_cache)),
+            ),
+        }
+    }
+
+    Survey {
+        roots: roots.to_vec(),
+        files_scanned: entries.len(),
+        objects,
+        farm_links,
+        other_files,
+        special_files,
+        link_loops,
+        symlinks,
+        allowed: opts.allow.clone(),
+        errors,
+        snapshot,
+    }
+}
+
+/// The needs of every library `path` loads (transitively) that has no
+/// DT_RUNPATH, with the library that has them: its DT_NEEDED, and its dlopen
+/// needs (declared, `.note.dlopen`, soname literals), since a `dlopen()` by
+/// name from such a library searches the DT_RPATH of every object up the
+/// loader chain as ld.so does for DT_NEEDED. `path`'s RPATH serves them all.
+fn inherited_needs(
+    path: &Path,
+    facts: &ElfFacts,
+    probe: &FsProbe,
+    opts: &SurveyOptions,
+) -> Vec<(String, String)> {
+    let cfg = LoaderConfig {
+        ld_library_path: None,
+        ld_so_cache: None,
+        default_dirs: plan::fallback_dirs(facts, &opts.plan),
+        ..opts.plan.loader.clone()
+    };
+    let root = Requester::from_facts(path, facts);
+    let mut seen: HashSet<String> = facts.needed.iter().cloned().collect();
+    let mut out = Vec::new();
+    let mut queue: VecDeque<(Requester, Vec<String>, Vec<Requester>)> = VecDeque::new();
+    queue.push_back((root, facts.needed.clone(), Vec::new()));
+    while let Some((req, names, loaders)) = queue.pop_front() {
+        for name in names {
+            let r = resolve::resolve_need(&name, &req, &loaders, &cfg, probe);
+            let Some(found) = r.found else { continue };
+            let Some((child, child_needs)) = facts_and_needs(&found.path, opts) else {
+                continue;
+            };
+            let child_name = found
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let fresh: Vec<String> = child_needs
+                .into_iter()
+                .filter(|n| seen.insert(n.clone()))
+                .collect();
+            if child.runpath.is_none() {
+                out.extend(fresh.iter().map(|n| (n.clone(), child_name.clone())));
+            }
+            let mut chain = vec![req.clone()];
+            chain.extend(loaders.iter().cloned());
+            if chain.len() < 64 {
+                queue.push_back((Requester::from_facts(&found.path, &child), fresh, chain));
+            }
+        }
+    }
+    out
+}
+
+/// A loaded library's facts and the names of every need it has (one read).
+fn facts_and_needs(path: &Path, opts: &SurveyOptions) -> Option<(ElfFacts, Vec<String>)> {
+    let b = elf::FileBytes::open_elf(path).ok()??;
+    let facts = b.facts().ok()?;
+    let hints = if opts.hints {
+        b.hints().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let names = needs::collect(&facts, &opts.declared, &hints)
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    Some((facts, names))
+}
+
+/// What kind of special file `path` is, for messages.
+pub fn special_kind(path: &Path) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path).map(|m| m.file_type()) {
+        Ok(t) if t.is_fifo() => "a FIFO",
+        Ok(t) if t.is_socket() => "a socket",
+        Ok(t) if t.is_char_device() => "a character device",
+        Ok(t) if t.is_block_device() => "a block device",
+        _ => "a special file",
+    }
+}
+
+/// If the symlink at `path` reaches its file through another store path
+/// (a farm) before the one it ends in, say where it should point.
+fn farm_link_of(
+    path: &Path,
+    r: &Resolved,
+    roots: &[PathBuf],
+    store: &StoreDir,
+) -> Option<FarmLink> {
+    let own = store.store_path_of(path).map(|s| s.path);
+    let last = store.store_path_of(&r.real).map(|s| s.path);
+    let farms = intermediate_store_paths(r, own.as_deref(), last.as_deref(), roots);
+    if farms.is_empty() {
+        return None;
+    }
+    let name = path.file_name()?.to_str()?;
+    let canonical = farm::real_dir(r, name, store)
+        .map(|d| d.join(name))
+        .filter(|p| p != path)
+        .unwrap_or_else(|| r.real.clone());
+    Some(FarmLink {
+        path: path.to_owned(),
+        target: std::fs::read_link(path).ok()?,
+        farms,
+        canonical,
+    })
+}
+
+/// A symlink to a directory inside a farm (`lib/deps -> $FARM/lib`, used
+/// by a RUNPATH `$ORIGIN/../lib/deps`): when every entry of that directory
+/// is the same file as the entry of that name in one real directory outside
+/// the farm, the link can point there instead and nothing it offers changes.
+/// `None` when the directory joins several real dirs (then `check` reports
+/// the link and leaves it to the packager).
+fn farm_dir_link(
+    path: &Path,
+    r: &Resolved,
+    roots: &[PathBuf],
+    store: &StoreDir,
+    farm_cache: &mut HashMap<PathBuf, bool>,
+) -> Option<FarmLink> {
+    let farm = store.store_path_of(&r.real)?.path;
+    if store.store_path_of(path).map(|s| s.path) == Some(farm.clone())
+        || roots.iter().any(|root| root.starts_with(&farm))
+        || !r.real.is_dir()
+    {
+        return None;
+    }
+    let is_farm = *farm_cache
+        .entry(farm.clone())
+        .or_insert_with(|| crate::closure::is_farm(store, &farm).unwrap_or(false));
+    if !is_farm {
+        return None;
+    }
+    let mut real: Option<PathBuf> = None;
+    for e in std::fs::read_dir(&r.real).ok()? {
+        let entry = e.ok()?.path();
+        let name = entry.file_name()?.to_str()?.to_owned();
+        let res = farm::resolve(&entry, store).ok()?;
+        if res.real.is_dir() {
+            return None;
+        }
+        let d = farm::real_dir(&res, &name, store)?;
+        if d.starts_with(&farm) || real.as_ref().is_some_and(|x| *x != d) {
+            return None;
+        }
+        real = Some(d);
+    }
+    Some(FarmLink {
+        path: path.to_owned(),
+        target: std::fs::read_link(path).ok()?,
+        farms: vec![farm],
+        canonical: real?,
+    })
+}
+
+fn intermediate_store_paths(
+    r: &Resolved,
+    own: Option<&Path>,
+    last: Option<&Path>,
+    roots: &[PathBuf],
+) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = r
+        .hops
+        .iter()
+        .filter_map(|h| h.to.clone())
+        .filter(|p| Some(p.as_path()) != own && Some(p.as_path()) != last)
+        .filter(|p| !roots.iter().any(|root| root.starts_with(p)))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}

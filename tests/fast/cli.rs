@@ -1,0 +1,433 @@
+//! The command line as a new user meets it: symlink arguments (`./result`),
+//! files that are not ELF, the loader model chosen per file from its
+//! interpreter, a wrong store dir, and the one error format.
+
+use crate::common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Cc, LinkStyle, Store, exe_calling, lib_source};
+
+const TOOLS: &[&str] = &["gcc", "patchelf"];
+
+/// A package whose program reaches libfoo through a farm: the case `check`
+/// must never call clean. Returns (farm, program's output).
+fn farmed_app(store: &Store) -> (PathBuf, PathBuf) {
+    let foo_lib = store.output("foo-1.0-lib");
+    Cc::gcc().shared_lib(&foo_lib.join("lib"), "foo", "1.0", &lib_source("foo", 1));
+    let farm = store.farm("env", &[&foo_lib], LinkStyle::Absolute);
+    let app = store.output("app-1.0");
+    Cc::gcc()
+        .link_dir(farm.join("lib"))
+        .lib(":libfoo.so.1")
+        .search(farm.join("lib"))
+        .executable(&app.join("bin/app"), &exe_calling(&["foo"]));
+    (farm, app)
+}
+
+/// Set a Nix-style interpreter: `<store>/<hash>-glibc-2.40/lib/ld-linux-x86-64.so.2`.
+fn nix_interpreter(store: &Store, file: &Path) -> PathBuf {
+    let interp = store.output("glibc-2.40").join("lib/ld-linux-x86-64.so.2");
+    let st = std::process::Command::new("patchelf")
+        .arg("--set-interpreter")
+        .arg(&interp)
+        .arg(file)
+        .status()
+        .expect("patchelf is required");
+    assert!(st.success());
+    interp
+}
+
+fn last_line(s: &str) -> &str {
+    s.lines().last().unwrap_or("")
+}
+
+/// `ln -s /nix/store/…-app result; unfarm check result` used to walk the
+/// link alone: `1 files, 0 ELF objects: 0 errors`, exit 0.
+#[test]
+fn a_symlink_argument_is_followed() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let (_, app) = farmed_app(&store);
+    let result = store.scratch().join("result");
+    std::os::unix::fs::symlink(&app, &result).unwrap();
+    let direct = store.unfarm(["check".as_ref(), app.as_os_str()]);
+    let via_link = store.unfarm(["check".as_ref(), result.as_os_str()]);
+    assert_eq!(direct.code, Some(1), "{direct:#?}");
+    assert_eq!(via_link.code, Some(1), "{via_link:#?}");
+    // The same report; only the fix command names the output as typed.
+    let typed = |r: &common::Run, arg: &Path| {
+        r.stdout.replace(
+            &format!("fix: unfarm fix {}\n", arg.display()),
+            "fix: unfarm fix OUT\n",
+        )
+    };
+    assert_eq!(typed(&direct, &app), typed(&via_link, &result));
+    assert!(via_link.stdout.contains("indirect-entry"), "{via_link:#?}");
+    // A relative link to a link, as `nix build` leaves `result` in a dir.
+    let again = store.scratch().join("again");
+    std::os::unix::fs::symlink("result", &again).unwrap();
+    let plan = store.unfarm(["fix", "--dry-run", again.to_str().unwrap()]);
+    assert!(
+        plan.stdout.contains(app.join("bin/app").to_str().unwrap()),
+        "{plan:#?}"
+    );
+    // ldd follows a link to a program, as ldd(1) does.
+    let exe_link = store.scratch().join("app-link");
+    std::os::unix::fs::symlink(app.join("bin/app"), &exe_link).unwrap();
+    let l = store.unfarm(["ldd".as_ref(), exe_link.as_os_str()]);
+    assert!(l.stdout.contains("libfoo.so.1 =>"), "{l:#?}");
+}
+
+/// `ldd` on a file that is not ELF printed nothing and exited 0.
+#[test]
+fn ldd_on_a_file_that_is_not_elf_fails() {
+    let t = tempfile::tempdir().unwrap();
+    let script = t.path().join("script.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    let empty = t.path().join("empty");
+    std::fs::write(&empty, "").unwrap();
+    for f in [&script, &empty] {
+        let r = common::unfarm(["ldd".as_ref(), f.as_os_str()]);
+        assert_eq!(r.code, Some(1), "{r:#?}");
+        assert_eq!(
+            r.stderr,
+            format!("unfarm: {}: not an ELF file\n", f.display())
+        );
+        let j = common::unfarm(["ldd".as_ref(), "--json".as_ref(), f.as_os_str()]);
+        assert_eq!(j.code, Some(1));
+        assert_eq!(
+            j.json()["errors"][0],
+            format!("{}: not an ELF file", f.display())
+        );
+    }
+    // A non-ELF file met while walking a directory is not an error.
+    let r = common::unfarm(["ldd".as_ref(), t.path().as_os_str()]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+}
+
+/// The loader model comes from each file's interpreter: the host's ld.so
+/// finds libc in /etc/ld.so.cache (it said `libc.so.6 NOT FOUND (tried 0
+/// paths)`); a Nix glibc searches no host dir.
+#[test]
+fn the_loader_model_follows_the_interpreter() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let (_, app) = farmed_app(&store);
+    let host = common::unfarm(["ldd", "--json", "/usr/bin/ls"]);
+    assert_eq!(host.code, Some(0), "{host:#?}");
+    let f = &host.json()["files"][0];
+    assert_eq!(f["loader"], "host");
+    let libc = f["needs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "libc.so.6")
+        .unwrap();
+    assert_eq!(libc["status"], "found");
+    let text = common::unfarm(["ldd", "/usr/bin/ls"]);
+    assert!(
+        text.stdout
+            .starts_with("/usr/bin/ls [x86_64 64-bit, host loader")
+    );
+
+    let exe = app.join("bin/app");
+    nix_interpreter(&store, &exe);
+    let nix = store.unfarm(["ldd".as_ref(), "--json".as_ref(), exe.as_os_str()]);
+    let f = &nix.json()["files"][0];
+    assert_eq!(f["loader"], "nix", "{nix:#?}");
+    let libc = f["needs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "libc.so.6")
+        .unwrap();
+    assert_eq!(libc["status"], "not-found", "{nix:#?}");
+    assert_eq!(nix.code, Some(1));
+    // Flags override the choice.
+    let forced = store.unfarm(["ldd", "--loader", "host", "--json", exe.to_str().unwrap()]);
+    assert_eq!(forced.json()["files"][0]["loader"], "host");
+    let forced = store.unfarm(["ldd", "--system", "--json", exe.to_str().unwrap()]);
+    assert_eq!(forced.json()["files"][0]["loader"], "host");
+    let forced = common::unfarm(["ldd", "--loader", "nix", "--json", "/usr/bin/ls"]);
+    assert_eq!(forced.json()["files"][0]["loader"], "nix");
+    assert_eq!(forced.code, Some(1));
+}
+
+/// A store dir that is missing, relative, or does not hold the outputs gave
+/// a quietly clean result.
+#[test]
+fn a_wrong_store_dir_is_an_error() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let (_, app) = farmed_app(&store);
+    let app = app.to_str().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let other = other.path().to_str().unwrap();
+    let cases: [(&[&str], String); 5] = [
+        (
+            &["--store-dir", "/no/such/store", "check", app],
+            "unfarm: /no/such/store: --store-dir: No such file or directory\n".into(),
+        ),
+        (
+            &["--store-dir", "store", "check", app],
+            "unfarm: store: --store-dir must be an absolute path\n".into(),
+        ),
+        (
+            &["--store-dir", other, "check", app],
+            format!(
+                "unfarm: {app}: not inside the store dir {other} (--store-dir); give the store dir the outputs are in\n"
+            ),
+        ),
+        (
+            &["--store-dir", other, "demo"],
+            "unfarm: --store-dir: not used by demo (it builds its own store in a temp dir)\n"
+                .into(),
+        ),
+        (
+            &["--quiet", "demo"],
+            "unfarm: --quiet: not used by demo (it shows every step)\n".into(),
+        ),
+    ];
+    for (args, want) in cases {
+        let r = common::unfarm(args);
+        assert_ne!(r.code, Some(0), "{args:?}: {r:#?}");
+        assert_eq!(r.stderr, want, "{args:?}");
+        assert_eq!(r.stdout, "", "{args:?}");
+    }
+}
+
+/// A missing argument: one line, the path, the cause once.
+#[test]
+fn a_missing_argument_is_one_error_line() {
+    for cmd in ["check", "fix", "ldd"] {
+        let r = common::unfarm([cmd, "/nonexistent"]);
+        assert_eq!(r.code, Some(1), "{cmd}: {r:#?}");
+        assert_eq!(
+            r.stderr, "unfarm: /nonexistent: No such file or directory\n",
+            "{cmd}"
+        );
+    }
+    let _ = last_line("");
+}
+
+/// `demo --cc nosuchcc` printed the OS error twice and began with an output
+/// file's path; the cause is the compiler, named once.
+#[test]
+fn demo_with_a_missing_compiler_is_one_error_line() {
+    let r = common::unfarm(["demo", "--cc", "nosuchcc"]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert_eq!(
+        r.stderr,
+        "unfarm: nosuchcc: cannot run the C compiler (--cc): No such file or directory\n"
+    );
+}
+
+/// A fixed package of many libraries, each needing a soname nothing
+/// provides: `check` after `fix` warned `unused-entry` for every dir `fix`
+/// wrote in the default (expand) mode and `missing-library` once per file.
+/// Now: no warning about what fix wrote, one group per missing soname, and
+/// a clean run in a few lines.
+#[test]
+fn check_after_fix_is_short_and_grouped() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    // libghost.so.1 is linked against, then left out of every output.
+    let ghost_dir = store.scratch().join("ghost");
+    Cc::gcc().shared_lib(&ghost_dir, "ghost", "1", &lib_source("ghost", 0));
+    let n = 12;
+    let mut outs = Vec::new();
+    for i in 0..n {
+        let out = store.output(&format!("part{i}-1.0-lib"));
+        Cc::gcc()
+            .link_dir(&ghost_dir)
+            .lib(":libghost.so.1")
+            .shared_lib(
+                &out.join("lib"),
+                &format!("part{i}"),
+                "1",
+                &common::lib_calling(&format!("part{i}"), "ghost"),
+            );
+        outs.push(out);
+    }
+    let refs: Vec<&Path> = outs.iter().map(PathBuf::as_path).collect();
+    let farm = store.farm("parts-env", &refs, LinkStyle::Absolute);
+    let app = store.output("many-1.0");
+    let mut cc = Cc::gcc().link_dir(farm.join("lib"));
+    for i in 0..n {
+        cc = cc.lib(&format!(":libpart{i}.so.1"));
+    }
+    let syms: Vec<String> = (0..n).map(|i| format!("part{i}")).collect();
+    let syms: Vec<&str> = syms.iter().map(String::as_str).collect();
+    cc.search(farm.join("lib"))
+        .arg("-Wl,--allow-shlib-undefined")
+        .executable(&app.join("bin/app"), &exe_calling(&syms));
+    // Libraries bundled in the output, each with its RUNPATH through the
+    // farm and a need nothing provides.
+    for i in 0..n {
+        Cc::gcc()
+            .link_dir(&ghost_dir)
+            .lib(":libghost.so.1")
+            .link_dir(farm.join("lib"))
+            .lib(&format!(":libpart{i}.so.1"))
+            .search(farm.join("lib"))
+            .shared_lib(
+                &app.join("lib"),
+                &format!("own{i}"),
+                "1",
+                &common::lib_calling(&format!("own{i}"), "ghost"),
+            );
+    }
+    let app_s = app.to_str().unwrap();
+    let before = store.unfarm(["check", app_s]);
+    assert_eq!(before.code, Some(1), "{before:#?}");
+    // The farm summary comes first: files, cost, the command that fixes it.
+    assert!(
+        before
+            .stdout
+            .starts_with(&format!("farm {}: named by ", farm.display())),
+        "{}",
+        before.stdout
+    );
+    assert!(
+        before
+            .stdout
+            .contains(&format!("    fix: unfarm fix {app_s}\n")),
+        "{}",
+        before.stdout
+    );
+    store.unfarm(["fix", app_s]).success();
+    let after = store.unfarm(["check", app_s]);
+    assert_eq!(after.code, Some(0), "{after:#?}");
+    let lines: Vec<&str> = after.stdout.lines().collect();
+    assert!(lines.len() <= 8, "{}", after.stdout);
+    assert!(
+        !after.stdout.contains("warning[unused-entry]"),
+        "{}",
+        after.stdout
+    );
+    // One group for libghost.so.1, covering every library.
+    let ghost: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("warning[missing-library]"))
+        .collect();
+    assert_eq!(ghost.len(), 1, "{}", after.stdout);
+    assert!(
+        ghost[0].contains(&format!("in {n} files")),
+        "{}",
+        after.stdout
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .find(|l| l.starts_with("unfarm check:"))
+            .copied(),
+        Some(format!("unfarm check: {} ELF files (", n + 1).as_str()).map(|_| {
+            *lines
+                .iter()
+                .find(|l| l.starts_with("unfarm check:"))
+                .unwrap()
+        })
+    );
+    let summary = lines
+        .iter()
+        .find(|l| l.starts_with("unfarm check:"))
+        .unwrap();
+    assert!(
+        summary.ends_with(&format!(": 0 errors, {n} warnings in 1 group")),
+        "{summary}"
+    );
+    // --verbose lists every file of the group; JSON has the groups.
+    let v = store.unfarm(["check", "--verbose", app_s]);
+    for i in 0..n {
+        let own = app.join(format!("lib/libown{i}.so.1"));
+        assert!(
+            v.stdout.contains(&format!("    - {}\n", own.display())),
+            "{}",
+            v.stdout
+        );
+    }
+    println!("{}", after.stdout);
+    let j = store.unfarm(["check", "--json", app_s]).json();
+    let groups = j["groups"].as_array().unwrap();
+    let g = groups
+        .iter()
+        .find(|g| g["kind"] == "missing-library")
+        .unwrap();
+    assert_eq!(g["files"].as_array().unwrap().len(), n);
+    // --quiet: nothing but the exit status.
+    let q = store.unfarm(["--quiet", "check", app_s]);
+    assert_eq!((q.code, q.stdout.as_str()), (Some(0), ""));
+}
+
+/// `fix --dry-run` printed raw JSON reasons (`keep {"kind":"served",…}`)
+/// and one long block per file; now plain words, each fact once, and files
+/// with the same plan under one plan.
+#[test]
+fn dry_run_speaks_plain_words_and_groups_files() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let (farm, app) = farmed_app(&store);
+    for i in 0..5 {
+        Cc::gcc()
+            .link_dir(farm.join("lib"))
+            .lib(":libfoo.so.1")
+            .search(farm.join("lib"))
+            .shared_lib(
+                &app.join("lib"),
+                &format!("same{i}"),
+                "1",
+                &common::lib_calling(&format!("same{i}"), "foo"),
+            );
+    }
+    let r = store.unfarm(["fix", "--dry-run", app.to_str().unwrap()]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let out = &r.stdout;
+    assert!(!out.contains("{\""), "{out}");
+    assert!(out.contains("6 files with the same plan:\n"), "{out}");
+    assert!(
+        out.contains("  … and 3 more (--verbose lists them)\n"),
+        "{out}"
+    );
+    let entry = format!(
+        "  [0] {}: replace by 1 real dir: serves libfoo.so.1 (through the farm); offers 2 libraries through farm {}\n",
+        farm.join("lib").display(),
+        farm.display()
+    );
+    // The program and the five libraries share one plan, printed once.
+    assert_eq!(out.matches(&entry).count(), 1, "{out}");
+    assert!(
+        out.contains(
+            "unfarm fix --dry-run: 6 ELF files, 6 search paths to change (1 distinct plan), 0 symlinks to retarget\n"
+        ),
+        "{out}"
+    );
+    let v = store.unfarm(["fix", "--dry-run", "--verbose", app.to_str().unwrap()]);
+    assert_eq!(v.stdout.matches("  - ").count(), 6, "{}", v.stdout);
+}
+
+/// Colour only where asked: `--color always` paints, `--color never` and
+/// `NO_COLOR` (with `--color auto`) do not; a pipe is never painted.
+#[test]
+fn colour_follows_the_flag_and_no_color() {
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("not-elf");
+    std::fs::write(&f, "text").unwrap();
+    let run = |args: &[&str], no_color: bool| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_unfarm"));
+        c.args(args).arg("ldd").arg(&f).env_remove("NIX_STORE");
+        if no_color {
+            c.env("NO_COLOR", "1");
+        } else {
+            c.env_remove("NO_COLOR");
+        }
+        String::from_utf8(c.output().unwrap().stderr).unwrap()
+    };
+    assert!(run(&["--color", "always"], false).contains("\x1b["));
+    assert!(!run(&["--color", "never"], false).contains("\x1b["));
+    assert!(
+        !run(&[], false).contains("\x1b["),
+        "a pipe is not a terminal"
+    );
+    assert!(!run(&["--color", "auto"], true).contains("\x1b["));
+}

@@ -1,0 +1,22 @@
+//! The fast tier: pure and gcc-built fixtures, no root, Nix, qemu or network
+//! (`cargo test`: about a minute on 2 cores). The planner's property test runs
+//! `PLAN_PROP_CASES` worlds per seed (default 500; the full run sets 20,000).
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../world/mod.rs"]
+mod world;
+
+mod check_json_schema;
+mod cli;
+mod closure;
+mod cost;
+mod demo;
+mod farm_anywhere;
+mod ldd_fixtures;
+mod ldd_json_schema;
+mod nix_hook;
+mod plan_fixtures;
+mod plan_props;
+mod rpath_inheritance;
+mod scan;

@@ -1,0 +1,221 @@
+//! End to end against a real Nix (Debian's nix-bin): build an app whose
+//! RUNPATH goes through a symlink farm, once as is and once with
+//! nix/unfarm-hook.sh at the end of fixup, and compare what Nix says.
+//! These tests FAIL when Nix is missing; they run scripts/setup-nix.sh
+//! first (idempotent; needs root, as in CI). Fixture: tests/nix/e2e.nix.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::common;
+
+use common::nix::{self, closure, closure_size, output, run};
+const UNFARM: &str = env!("CARGO_BIN_EXE_unfarm");
+
+fn salt() -> &'static str {
+    static S: OnceLock<String> = OnceLock::new();
+    S.get_or_init(nix::fresh_salt)
+}
+
+fn build(attr: &str) -> PathBuf {
+    let out = nix::build(
+        "e2e.nix",
+        Some(attr),
+        &[("salt", salt()), ("unfarmBin", UNFARM)],
+    );
+    out.last().expect("nix-build printed a path").clone()
+}
+
+struct Built {
+    app: PathBuf,
+    fixed: PathBuf,
+    farm: PathBuf,
+}
+
+fn built() -> &'static Built {
+    static B: OnceLock<Built> = OnceLock::new();
+    B.get_or_init(|| Built {
+        app: build("app"),
+        fixed: build("appFixed"),
+        farm: build("farm"),
+    })
+}
+
+/// The outputs that must not be in a runtime closure.
+fn unwanted(c: &[String]) -> Vec<&String> {
+    c.iter()
+        .filter(|p| {
+            p.ends_with("-farm")
+                || p.ends_with("-dev")
+                || p.ends_with("-static")
+                || p.ends_with("-stubs")
+        })
+        .collect()
+}
+
+#[test]
+fn without_the_hook_the_farm_drags_everything_in() {
+    let b = built();
+    let c = closure(&b.app);
+    // The fixture must show the bug, or the other tests prove nothing.
+    assert_eq!(
+        unwanted(&c).len(),
+        4,
+        "closure of {}: {c:#?}",
+        b.app.display()
+    );
+}
+
+#[test]
+fn with_the_hook_no_farm_dev_static_or_stubs_remain() {
+    let b = built();
+    let c = closure(&b.fixed);
+    assert!(
+        unwanted(&c).is_empty(),
+        "closure of {} still has {:#?}",
+        b.fixed.display(),
+        unwanted(&c)
+    );
+    // The real lib outputs are what the app now references.
+    assert!(c.iter().any(|p| p.ends_with("-foo-1.2.3-lib")), "{c:#?}");
+    assert!(
+        c.iter().any(|p| p.ends_with("-cudalike-12.0-lib")),
+        "{c:#?}"
+    );
+}
+
+#[test]
+fn every_program_runs_before_and_after() {
+    let b = built();
+    for app in [&b.app, &b.fixed] {
+        for (prog, want) in [("app", "app 42"), ("dl", "dl 7"), ("orig", "orig 41")] {
+            let p = app.join("bin").join(prog);
+            let out = output(p.to_str().unwrap(), &[]);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.trim() == want,
+                "{}: status {:?}, stdout {stdout:?}, stderr {}",
+                p.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+#[test]
+fn the_closure_is_smaller() {
+    let b = built();
+    let (before, after) = (closure_size(&b.app), closure_size(&b.fixed));
+    // The dev, static and stubs outputs (200 KB of filler each) leave.
+    assert!(
+        after + 3 * 200_000 <= before,
+        "closure size: {before} before, {after} after"
+    );
+}
+
+#[test]
+fn why_depends_finds_no_farm() {
+    let b = built();
+    let why = |p: &Path| {
+        output(
+            "nix",
+            &[
+                "--extra-experimental-features",
+                "nix-command",
+                "why-depends",
+                p.to_str().unwrap(),
+                b.farm.to_str().unwrap(),
+            ],
+        )
+    };
+    let before = why(&b.app);
+    assert!(
+        before.status.success() && String::from_utf8_lossy(&before.stdout).contains("farm"),
+        "why-depends on the unfixed app should show the farm: {before:?}"
+    );
+    let after = why(&b.fixed);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&after.stdout),
+        String::from_utf8_lossy(&after.stderr)
+    );
+    assert!(text.contains("does not depend"), "why-depends: {text}");
+}
+
+#[test]
+fn the_hook_runs_after_a_late_hook_and_checks() {
+    let b = built();
+    // lateHook (sourced after ours) added the farm to bin/orig; unfarm ran
+    // after it, so the fixed RUNPATH names no farm.
+    let out = run(
+        "readelf",
+        &["-d", b.fixed.join("bin/orig").to_str().unwrap()],
+    );
+    let rp = out
+        .lines()
+        .find(|l| l.contains("RUNPATH"))
+        .expect("RUNPATH");
+    assert!(rp.contains("$ORIGIN/../lib"), "{rp}");
+    assert!(!rp.contains("farm"), "{rp}");
+    // unfarm check on the result is clean.
+    let st = output(UNFARM, &["check", "--system", b.fixed.to_str().unwrap()]);
+    assert!(st.status.success(), "{st:?}");
+}
+
+#[test]
+fn check_only_mode_fails_the_build_with_a_clear_message() {
+    let out = nix::build_output(
+        "e2e.nix",
+        Some("appCheckOnly"),
+        &[("salt", salt()), ("unfarmBin", UNFARM)],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "check-only build should fail: {err}");
+    assert!(err.contains("unfarm: error findings remain"), "{err}");
+    assert!(err.contains("indirect-entry"), "{err}");
+}
+
+#[test]
+fn a_structured_attrs_package_under_setup_sh_ends_clean() {
+    // tests/nix/e2e.nix `jaxlike`: __structuredAttrs, outputs
+    // out/lib/bin/dev/debug, fixup under tests/nix/stdenv-emu.sh with
+    // stdenv's patchELF and autoAddDriverRunpath, then the hook.
+    let outs: Vec<PathBuf> = ["out", "lib", "bin", "dev", "debug"]
+        .iter()
+        .map(|o| build(&format!("jaxlike.{o}")))
+        .collect();
+    for o in &outs {
+        // The package's own dev output is no dependency of anything.
+        let c: Vec<String> = closure(o)
+            .into_iter()
+            .filter(|p| !p.contains("-jaxlike-1.0"))
+            .collect();
+        assert!(
+            unwanted(&c).is_empty(),
+            "closure of {} still has {:#?}",
+            o.display(),
+            unwanted(&c)
+        );
+    }
+    let find = |suffix: &str| {
+        outs.iter()
+            .find(|p| p.to_str().unwrap().ends_with(suffix))
+            .unwrap_or_else(|| panic!("no output {suffix} in {outs:?}"))
+    };
+    for (prog, want) in [
+        (find("-jaxlike-1.0-bin").join("bin/app"), "app 43"),
+        (find("-jaxlike-1.0").join("bin/dl"), "dl 7"),
+    ] {
+        let out = output(prog.to_str().unwrap(), &[]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.trim() == want,
+            "{}: {out:?}",
+            prog.display()
+        );
+        let rp = run("readelf", &["-d", prog.to_str().unwrap()]);
+        let rp = rp.lines().find(|l| l.contains("RUNPATH")).expect("RUNPATH");
+        assert!(rp.contains("[/run/opengl-driver/lib:"), "{rp}");
+    }
+}
