@@ -7,7 +7,7 @@
 
 use object::{ReadRef, elf};
 
-use super::grow::{relocate_dyn_sections, set};
+use super::grow::{cover_front_pages, relocate_dyn_sections, set};
 use super::parse::Model;
 use super::shdrs;
 use super::write::{Enc, Writes, align_up};
@@ -170,6 +170,7 @@ pub(super) fn plan<'d, R: ReadRef<'d>>(
     }
 
     let mut ph = m.phdrs.clone();
+    cover_front_pages(m, &mut ph);
     let grown = &mut ph[g.load];
     grown.filesz = end - last.offset;
     grown.memsz = grown.filesz;

@@ -212,6 +212,7 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
             p.memsz = p.filesz;
         }
     }
+    cover_front_pages(m, &mut ph);
     set(&mut entries, elf::DT_STRTAB.0, vaddr0 + str_rel);
 
     let mut seg = vec![0u8; total as usize];
@@ -305,6 +306,68 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
         return shdrs::emit(m, data, &shdrs, &moved, tail, w);
     }
     Ok(off0 + total)
+}
+
+/// Extend an executable's PT_LOADs that come before its first PROGBITS
+/// section over the rest of the last page each maps anyway (up to the next
+/// segment, section or the section header table): the memory image is
+/// unchanged.
+///
+/// Why: patchelf 0.14.3 (Debian 12) rewrites an ET_EXEC by moving sections
+/// to the front of the file, between the program header table and the first
+/// PROGBITS section (or the section after `.dynstr`), and never grows a
+/// PT_LOAD over what it writes. In a linker's output `.dynstr` sits in the
+/// first segment and patchelf stops right after it; once `.dynstr` lives in
+/// our appended segment, patchelf fills the front up to the code, past the
+/// end of the segment there: the result runs (the page is mapped), but
+/// `strip` drops the tables it finds outside every segment.
+pub(super) fn cover_front_pages(m: &Model, ph: &mut [Phdr]) {
+    if m.e_type != elf::ET_EXEC.0 {
+        return;
+    }
+    let Some(stop) = m
+        .shdrs
+        .iter()
+        .filter(|s| s.sh_type == elf::SHT_PROGBITS.0 && s.name != b".interp")
+        .map(|s| s.offset)
+        .min()
+    else {
+        return;
+    };
+    for i in 0..ph.len() {
+        let p = ph[i];
+        let (Some(end), Some(mem_end)) = (p.file_end(), p.mem_end()) else {
+            continue;
+        };
+        if p.p_type != elf::PT_LOAD.0 || p.filesz != p.memsz || end >= stop {
+            continue;
+        }
+        let mut limit = align_up(end, PAGE).unwrap_or(end).min(m.file_len);
+        for (j, q) in ph.iter().enumerate() {
+            if j == i || q.p_type != elf::PT_LOAD.0 {
+                continue;
+            }
+            if q.offset >= end {
+                limit = limit.min(q.offset);
+            }
+            if q.vaddr >= mem_end {
+                limit = limit.min(end + (q.vaddr - mem_end));
+            }
+        }
+        // Nothing that lies after the segment in the file is swallowed.
+        for s in &m.shdrs {
+            if s.sh_type != elf::SHT_NOBITS.0 && s.size > 0 && s.offset >= end {
+                limit = limit.min(s.offset);
+            }
+        }
+        if m.shoff >= end {
+            limit = limit.min(m.shoff);
+        }
+        if limit > end {
+            ph[i].filesz = limit - p.offset;
+            ph[i].memsz = ph[i].filesz;
+        }
+    }
 }
 
 /// Point the section headers of `.dynstr` (and of `.dynamic`, if it moved)

@@ -24,7 +24,9 @@
 //!   / DT_STRSZ, section headers and symbols of moved sections are updated,
 //!   and the section headers are kept in file-offset order (renumbered, with
 //!   links, `e_shstrndx` and symbols following), as patchelf and `strip`
-//!   expect.
+//!   expect. In an executable, the PT_LOADs before the code are extended
+//!   over the rest of the page they map anyway, where patchelf 0.14.3 puts
+//!   the sections it moves.
 //! - **extend**: a file that already ends with a PT_LOAD (grown before, by
 //!   patchelf or by us) has that segment extended instead; when `.dynstr`
 //!   already ends it, the string is rewritten where it is, so repeated grows

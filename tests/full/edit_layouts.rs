@@ -189,8 +189,7 @@ fn readelf_path(p: &Path, tag: &str) -> Option<String> {
 }
 
 fn phnum(p: &Path) -> usize {
-    let data = std::fs::read(p).unwrap();
-    usize::from(u16::from_le_bytes([data[0x38], data[0x39]]))
+    phnum_of(&std::fs::read(p).unwrap())
 }
 
 /// Plan and apply an edit in memory, checking the result's layout; returns
@@ -400,33 +399,140 @@ fn go_internal_linker_section_headers_after_program_headers() {
     unfarm_then_patchelf(&w, &p, "Go internal linking", true);
 }
 
-/// A non-PIE executable: unfarm grows it, the strippers keep it running,
-/// and both patchelfs edit the result (their executable path asserted that
-/// a section follows `.dynstr`: the section name table is put after it).
-/// Debian's patchelf 0.14.3 then leaves `.dynstr` partly outside its
-/// segment, which runs but which `strip` breaks: only the current patchelf's
-/// result is stripped.
+/// A non-PIE executable from each linker: unfarm grows it, the strippers
+/// keep it running, and both patchelfs edit the result (their executable
+/// path asserted that a section follows `.dynstr`: the section name table is
+/// put after it), which is stripped and grown again.
 #[test]
 fn non_pie_grows_strips_and_patchelf_edits_it() {
     let w = World::new();
-    let p = w.gcc_prog("nopie", &["-no-pie"]);
-    unfarm_then_patchelf(&w, &p, "GNU ld non-PIE", false);
-    let u = copy(&p, "nopie-unfarmed");
-    assert!(set_value(&u, &w.long("u")));
-    let longer = format!("{}:/more/{}", w.long("u"), "y".repeat(300));
-    for pe in PATCHELFS {
-        for args in [
-            &["--add-rpath", "/some/extra/dir"][..],
-            &["--set-rpath", &longer][..],
-        ] {
-            let e = copy(&u, "nopie-pe");
-            ok(Command::new(pe).args(args).arg(&e));
-            assert_runs(&e, &format!("non-PIE unfarmed + {pe} {args:?}"));
-            if *pe == PATCHELFS[1] {
-                strippers_keep_it_running(&e, &format!("non-PIE unfarmed + {pe} {args:?}"));
-            }
-        }
+    for ld in ["bfd", "gold", "lld", "mold"] {
+        let p = w.gcc_prog(
+            &format!("nopie-{ld}"),
+            &["-no-pie", &format!("-fuse-ld={ld}")],
+        );
+        unfarm_then_patchelf(&w, &p, &format!("{ld} non-PIE"), true);
     }
+}
+
+/// Debian's patchelf 0.14.3 moves an executable's sections to the front of
+/// the file, up to the first PROGBITS section, and does not grow the first
+/// PT_LOAD over them. Once unfarm had moved `.dynstr` out, that reached the
+/// code segment: the result ran, but `strip` dropped `.gnu.version_r` & co.
+/// ("unsupported version 0 of Verneed record") and unfarm refused it
+/// ("DT_STRTAB is not inside a loaded segment"). patchelf's own edit of its
+/// own output stays inside the segment (the control below).
+#[test]
+fn non_pie_unfarmed_then_old_patchelf_then_strip_and_unfarm() {
+    let w = World::new();
+    let p = w.gcc_prog("nopie", &["-no-pie"]);
+    let longer = format!("{}:/more/{}", w.long("u"), "y".repeat(300));
+    // Control: patchelf 0.14.3 grows the linker's output twice.
+    let c = copy(&p, "control");
+    ok(Command::new(PATCHELFS[0])
+        .arg("--set-rpath")
+        .arg(w.long("c"))
+        .arg(&c));
+    ok(Command::new(PATCHELFS[0])
+        .args(["--add-rpath", "/x"])
+        .arg(&c));
+    strippers_keep_it_running(&c, "patchelf 0.14.3 twice");
+    for args in [
+        &["--add-rpath", "/some/extra/dir"][..],
+        &["--set-rpath", &longer][..],
+    ] {
+        let u = copy(&p, "unfarmed");
+        assert!(set_value(&u, &w.long("u")));
+        ok(Command::new(PATCHELFS[0]).args(args).arg(&u));
+        let what = format!("non-PIE unfarmed + patchelf 0.14.3 {}", args[0]);
+        assert_runs(&u, &what);
+        let lint = elflint(&u);
+        assert!(
+            !lint.iter().any(|l| l.contains("segment")
+                && (l.contains("not in any loaded") || l.contains("not fully contained"))),
+            "{what}: sections outside the segments: {lint:#?}"
+        );
+        strippers_keep_it_running(&u, &what);
+        assert!(set_value(
+            &u,
+            &format!("{longer}:/again/{}", "z".repeat(400))
+        ));
+        assert_runs(&u, &format!("{what} + unfarmed"));
+        strippers_keep_it_running(&u, &format!("{what} + unfarmed"));
+    }
+}
+
+/// What an earlier unfarm left (the first PT_LOAD ending at the linker's
+/// size), edited by patchelf 0.14.3, has tables outside every segment:
+/// eu-elflint says so and unfarm refuses it with a one-line reason. Grown
+/// again by unfarm before patchelf runs, the same file is fixed for it.
+#[test]
+fn non_pie_old_unfarm_output_and_old_patchelf() {
+    let w = World::new();
+    let p = w.gcc_prog("nopie", &["-no-pie"]);
+    let first = first_load_filesz(&p);
+    let old = copy(&p, "old-unfarm");
+    assert!(set_value(&old, &w.long("u")));
+    assert!(
+        first_load_filesz(&old) > first,
+        "the grow covers the first page"
+    );
+    set_first_load_size(&old, first);
+    assert_runs(&old, "old unfarm output");
+    let broken = copy(&old, "old-unfarm-pe");
+    ok(Command::new(PATCHELFS[0])
+        .args(["--add-rpath", "/x"])
+        .arg(&broken));
+    assert_runs(&broken, "old unfarm output + patchelf 0.14.3");
+    assert!(
+        elflint(&broken)
+            .iter()
+            .any(|l| l.contains("not in any loaded segment")),
+        "patchelf 0.14.3 no longer leaves sections outside the segments"
+    );
+    let err = try_edit(&broken, SearchPathTag::Runpath, &w.long("again")).unwrap_err();
+    assert!(
+        err.contains("not inside a loaded segment") && !err.contains('\n'),
+        "{err}"
+    );
+    // Regrown by unfarm first (the trailing segment is extended), it is fine.
+    assert!(set_value(&old, &format!("{}:/r", w.long("u"))));
+    assert!(first_load_filesz(&old) > first);
+    ok(Command::new(PATCHELFS[0])
+        .args(["--add-rpath", "/x"])
+        .arg(&old));
+    strippers_keep_it_running(&old, "old unfarm output regrown + patchelf 0.14.3");
+}
+
+/// The file size of the PT_LOAD at file offset 0 of an x86-64 file.
+fn first_load_filesz(p: &Path) -> u64 {
+    let data = std::fs::read(p).unwrap();
+    first_load_at(&data).map(|at| word(&data, at + 32)).unwrap()
+}
+
+/// Set the file and memory size of the PT_LOAD at file offset 0.
+fn set_first_load_size(p: &Path, size: u64) {
+    let mut data = std::fs::read(p).unwrap();
+    let at = first_load_at(&data).unwrap();
+    data[at + 32..at + 40].copy_from_slice(&size.to_le_bytes());
+    data[at + 40..at + 48].copy_from_slice(&size.to_le_bytes());
+    std::fs::write(p, &data).unwrap();
+}
+
+fn word(d: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(d[at..at + 8].try_into().unwrap())
+}
+
+/// Where the program header of the PT_LOAD at offset 0 starts (ELF64 LE).
+fn first_load_at(data: &[u8]) -> Option<usize> {
+    let phoff = word(data, 0x20) as usize;
+    (0..phnum_of(data))
+        .map(|i| phoff + i * 56)
+        .find(|&at| data[at..at + 4] == 1u32.to_le_bytes() && word(data, at + 8) == 0)
+}
+
+fn phnum_of(data: &[u8]) -> usize {
+    usize::from(u16::from_le_bytes([data[0x38], data[0x39]]))
 }
 
 /// The library of a CUDA package after autoAddDriverRunpath: patchelf moved
