@@ -106,14 +106,14 @@ fn world() -> World {
         };
         outs.insert(o, store.output(&name));
     }
-    // Already canonical: driver-runpath's `patchelf --set-rpath` grows a
-    // library in a way only the editor's own work (not this test's) copes
-    // with, and nothing here needs rewriting.
+    // Through the farm like everything else: driver-runpath's `patchelf
+    // --set-rpath` grows it first (patchelf's own new segment), then unfarm
+    // grows it again to the farm's real dirs.
     let core = cc
         .clone()
-        .link_dir(foo_lib.join("lib"))
+        .link_dir(&fl)
         .lib(":libfoo.so.1")
-        .search(foo_lib.join("lib"))
+        .search(&fl)
         .shared_lib(
             &outs["lib"].join("lib"),
             "appcore",

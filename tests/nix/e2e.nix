@@ -125,8 +125,9 @@ in rec {
       F=${farm}
       mkdir -p $out/bin $lib/lib $bin/bin $dev/include $debug/lib/debug/.build-id/ab
       printf 'int foo(void);\nint core(void){return foo() + 1;}\n' > core.c
+      # Through the farm too: the driver step grows it with patchelf first.
       gcc -shared -fPIC -o $lib/lib/libappcore.so -Wl,-soname,libappcore.so core.c \
-        -L${foo.lib}/lib -l:libfoo.so.1 -Wl,--enable-new-dtags -Wl,-rpath,${foo.lib}/lib
+        -L$F/lib -l:libfoo.so.1 -Wl,--enable-new-dtags -Wl,-rpath,$F/lib
       cat > app.c <<'C'
       #include <stdio.h>
       int core(void); int cublas(void);
