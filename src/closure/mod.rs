@@ -544,13 +544,15 @@ pub fn is_farm(store_dir: &StoreDir, path: &Path) -> Result<bool, ScanError> {
         let md = std::fs::symlink_metadata(&p).map_err(io)?;
         let ft = md.file_type();
         if ft.is_symlink() {
-            links += 1;
             let target = std::fs::read_link(&p).map_err(io)?;
             let dir = p.parent().unwrap_or(Path::new("/"));
             let abs = normalize_lexically(&dir.join(target));
             match store_dir.store_path_of(&abs) {
-                Some(sp) if Some(&sp.path) != own.as_ref() => {}
-                _ => return Ok(false),
+                Some(sp) if Some(&sp.path) != own.as_ref() => links += 1,
+                // A hop inside the farm (`libfoo.so -> libfoo.so.1`): what it
+                // names is walked in its own right.
+                Some(_) => {}
+                None => return Ok(false),
             }
         } else if ft.is_dir() {
             if p.strip_prefix(path)
@@ -1014,6 +1016,28 @@ mod tests {
     const A: &str = "0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a";
     const FARM: &str = "1fffffffffffffffffffffffffffffff-farm";
     const LIB: &str = "2lllllllllllllllllllllllllllllll-lib";
+
+    /// A farm whose links also hop inside it (a linker name to the soname
+    /// link, a dir link) is a farm for `why` as it is for `check`; a store
+    /// path with a regular file, or only inside links, is not.
+    #[test]
+    fn a_farm_with_relative_hops_inside_it_is_a_farm() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StoreDir::new(tmp.path());
+        let (farm, lib) = (tmp.path().join(FARM), tmp.path().join(LIB));
+        std::fs::create_dir_all(lib.join("lib")).unwrap();
+        std::fs::write(lib.join("lib/libl.so.1"), b"\x7fELF").unwrap();
+        std::fs::create_dir_all(farm.join("lib")).unwrap();
+        std::os::unix::fs::symlink(lib.join("lib/libl.so.1"), farm.join("lib/libl.so.1")).unwrap();
+        std::os::unix::fs::symlink("libl.so.1", farm.join("lib/libl.so")).unwrap();
+        std::os::unix::fs::symlink("lib", farm.join("lib64")).unwrap();
+        assert!(is_farm(&store, &farm).unwrap());
+        assert!(!is_farm(&store, &lib).unwrap());
+        let inner = tmp.path().join(A);
+        std::fs::create_dir_all(&inner).unwrap();
+        std::os::unix::fs::symlink("x", inner.join("y")).unwrap();
+        assert!(!is_farm(&store, &inner).unwrap(), "only inside links");
+    }
 
     /// a -> farm -> lib: the hops say where each hash is, the farm is marked,
     /// and a path outside the graph is no dependency.
