@@ -39,6 +39,7 @@ pub enum Mode {
 /// Packager choices.
 #[derive(Clone, Debug)]
 pub struct PlanOptions {
+    /// Expand (never break a program) or shrink (keep only what needs use).
     pub mode: Mode,
     /// In expand mode too, drop entries outside farms that serve no known
     /// need: stdenv's patchELF's job, done dlopen-aware (the setup hook takes
@@ -46,6 +47,7 @@ pub struct PlanOptions {
     pub drop_unused: bool,
     /// Entries to keep whatever they serve: exact text, or a glob with `*`.
     pub keep: Vec<String>,
+    /// The driver dir (kept, and put first): [`DEFAULT_DRIVER_DIR`] unless set.
     pub driver_dir: PathBuf,
     /// Put the driver dir first even if the object does not list it.
     pub want_driver: bool,
@@ -101,10 +103,20 @@ pub use crate::elf::SearchPathTag as Tag;
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Reason {
     /// It served this need (through a cross-path hop when `via_farm`).
-    Served { need: String, via_farm: bool },
+    Served {
+        /// The need's name.
+        need: String,
+        /// Reached through a cross-path hop.
+        via_farm: bool,
+    },
     /// An indirect entry: it offers libraries through links into other store
     /// paths; `farms` are the store paths those links pass through.
-    Indirect { offers: usize, farms: Vec<PathBuf> },
+    Indirect {
+        /// How many loadable libraries the entry offers.
+        offers: usize,
+        /// The farm store paths behind it.
+        farms: Vec<PathBuf>,
+    },
     /// Served no need.
     Unused,
     /// A stub dir (fake `libcuda.so` and friends): shadows the real driver.
@@ -112,20 +124,32 @@ pub enum Reason {
     /// A build dir outside the store.
     BuildDir,
     /// Empty or relative: searched from the current directory.
-    Insecure { why: String },
+    Insecure {
+        /// Which of the two, in words.
+        why: String,
+    },
     /// `$ORIGIN`-relative: always kept.
     Origin,
     /// The driver dir: kept, first.
     Driver,
     /// Matches a `--keep` pattern.
-    KeptByPattern { pattern: String },
+    KeptByPattern {
+        /// The pattern as given.
+        pattern: String,
+    },
     /// A need is missing, so unused entries are not dropped (it may be meant to live there).
-    MissingNeedGuard { need: String },
+    MissingNeedGuard {
+        /// The first missing required need.
+        need: String,
+    },
     /// In the ignored DT_RPATH of an object that also has DT_RUNPATH.
     IgnoredList,
     /// The same directory as an earlier entry: the loader finds nothing here
     /// that it did not find there.
-    Duplicate { of: usize },
+    Duplicate {
+        /// Index of the earlier entry.
+        of: usize,
+    },
     /// Once the replaced entries' real dirs are in place, nothing is served
     /// from here any more (`--shrink`).
     Redundant,
@@ -135,31 +159,44 @@ pub enum Reason {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
+    /// Kept as spelled.
     Keep,
+    /// Removed from the list.
     Drop,
-    Replace { with: Vec<String> },
+    /// Removed, its place taken by these real dirs.
+    Replace {
+        /// The real dirs, in order.
+        with: Vec<String>,
+    },
 }
 
 /// The plan for one entry of the old list.
 #[derive(Clone, Debug, Serialize)]
 pub struct EntryPlan {
+    /// Position in the old list.
     pub index: usize,
+    /// The entry as written.
     pub text: String,
+    /// The entry after token expansion.
     pub dir: PathBuf,
+    /// What happens to it.
     #[serde(flatten)]
     pub action: Action,
+    /// Why, every rule that applied.
     pub reasons: Vec<Reason>,
 }
 
 /// A need before and after.
 #[derive(Clone, Debug, Serialize)]
 pub struct NeedPlan {
+    /// The need.
     #[serde(flatten)]
     pub need: Need,
     /// Real file before; None when not found.
     pub before: Option<PathBuf>,
     /// Index of the old entry that served it.
     pub served_by: Option<usize>,
+    /// Reached through a cross-path hop before.
     pub via_farm: bool,
     /// Real file after, under the new path.
     pub after: Option<PathBuf>,
@@ -173,10 +210,13 @@ pub struct NeedPlan {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum Outcome {
+    /// The new list is the old one.
     Unchanged,
+    /// The file gets the new list.
     Change,
     /// The planner could not prove a new path equivalent; the file is left alone.
     Refused {
+        /// Why no equivalent list was found.
         reason: String,
     },
 }
@@ -184,12 +224,19 @@ pub enum Outcome {
 /// The plan for one search list of one object.
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
+    /// The object's path as walked.
     pub path: PathBuf,
+    /// Which list (DT_RUNPATH or DT_RPATH).
     pub tag: Tag,
+    /// The list as the file has it.
     pub old: String,
+    /// The planned list.
     pub new: String,
+    /// What happens to each old entry.
     pub entries: Vec<EntryPlan>,
+    /// Each need, before and after.
     pub needs: Vec<NeedPlan>,
+    /// Whether the file changes.
     #[serde(flatten)]
     pub outcome: Outcome,
     /// Store paths named by the old list and not by the new one.
@@ -199,10 +246,12 @@ pub struct Plan {
     pub removed_hashes: Vec<String>,
     /// Libraries the replaced entries offered, checked to resolve the same.
     pub offered_checked: usize,
+    /// What the planner could not see (an object that dlopen()s unknown names).
     pub warnings: Vec<String>,
 }
 
 impl Plan {
+    /// The plan rewrites the list.
     pub fn changes(&self) -> bool {
         self.outcome == Outcome::Change
     }
@@ -212,10 +261,15 @@ impl Plan {
 pub struct PlanInput<'a> {
     /// The object's path as walked (its `$ORIGIN` is the dir).
     pub path: &'a Path,
+    /// Its ELF facts (search lists, class, machine, interpreter).
     pub facts: &'a ElfFacts,
+    /// What it loads ([`needs::collect`]).
     pub needs: &'a [Need],
+    /// Every dir the plan may look into ([`dirs_to_gather`], [`fallback_dirs`]).
     pub snapshot: &'a Snapshot,
+    /// The store dir.
     pub store: &'a StoreDir,
+    /// The packager's choices.
     pub opts: &'a PlanOptions,
 }
 
@@ -239,7 +293,7 @@ pub fn dirs_to_gather(path: &Path, facts: &ElfFacts, opts: &PlanOptions) -> Vec<
 /// get the same plans (but for [`Plan::path`]). A package's many libraries
 /// typically share one search list and one set of needs.
 #[derive(PartialEq, Eq, Hash)]
-pub struct PlanKey<'a> {
+struct PlanKey<'a> {
     /// The object's dir, only when a list has a `$` token (`$ORIGIN`) or a
     /// need is named by a path.
     origin: Option<&'a Path>,
@@ -253,7 +307,8 @@ pub struct PlanKey<'a> {
 }
 
 impl PlanInput<'_> {
-    pub fn key(&self) -> PlanKey<'_> {
+    /// What this object's plans depend on, besides its path.
+    fn key(&self) -> PlanKey<'_> {
         let f = self.facts;
         // The dir matters to `$ORIGIN` in a search list, and to a need
         // named by path (`$ORIGIN/../lib/libx.so`, or relative).
@@ -276,7 +331,8 @@ impl PlanInput<'_> {
 }
 
 /// [`plan_object`] for many objects (sharing snapshot, store and options),
-/// in parallel, planning each distinct [`PlanKey`] once.
+/// in parallel, planning each distinct key (what the plans depend on
+/// besides the path) once.
 pub fn plan_objects(inputs: &[PlanInput]) -> Vec<Vec<Plan>> {
     use rayon::prelude::*;
     let mut first: std::collections::HashMap<PlanKey, usize> = Default::default();

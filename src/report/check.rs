@@ -14,11 +14,15 @@ use crate::plan::{Action, EntryPlan, Mode, Outcome, Plan, Reason, Tag};
 use crate::store::{HASH_LEN, StoreDir, normalize_lexically};
 use crate::survey::{ObjectSurvey, Survey};
 
+/// How much a finding matters (ordered: errors first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Something to fix: any error makes `unfarm check` fail.
     Error,
+    /// Worth a look; alone, it does not fail `check`.
     Warning,
+    /// A note (folded into one line per kind unless `--verbose`).
     Info,
 }
 
@@ -27,20 +31,35 @@ pub enum Severity {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FindingKind {
+    /// A search-path entry reaching libraries through links into other store paths (a farm).
     IndirectEntry,
+    /// A search-path entry naming a stub dir.
     StubEntry,
+    /// A search-path entry serving no known need.
     UnusedEntry,
+    /// A need the search path does not find.
     MissingLibrary,
+    /// A need on which the loader would fail (not ELF, too short, ...).
     LoaderError,
+    /// A search-path entry in the build dir, outside the store.
     BuildDirEntry,
+    /// An empty or relative search-path entry (searched from the current directory).
     InsecureEntry,
+    /// A symlink whose target goes into or through a farm.
     SymlinkIntoFarm,
+    /// File bytes naming a farm store path.
     FarmReference,
+    /// The object imports dlopen but declares no dlopen needs.
     DlopenUnknown,
+    /// The planner could not prove a new search path equivalent.
     PlanRefused,
+    /// A FIFO, socket or device node in an output.
     SpecialFile,
+    /// A symlink loop.
     SymlinkLoop,
+    /// A search-path entry naming the same dir as an earlier one.
     DuplicateEntry,
+    /// A file the survey could not read.
     Unreadable,
 }
 
@@ -87,7 +106,7 @@ impl FindingKind {
 
     /// Findings about bytes or links that name a farm store path, grouped by
     /// farm rather than by location.
-    pub fn names_a_farm(self) -> bool {
+    fn names_a_farm(self) -> bool {
         matches!(
             self,
             FindingKind::FarmReference | FindingKind::SymlinkIntoFarm
@@ -104,11 +123,15 @@ impl std::fmt::Display for FindingKind {
 /// One finding.
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
+    /// What it is about.
     pub kind: FindingKind,
+    /// How much it matters.
     pub severity: Severity,
+    /// The file (or symlink) it is in.
     pub file: PathBuf,
     /// Where in the file: `RUNPATH[2]`, `DT_NEEDED libfoo.so.1`, `offset 0x1a2b`, `symlink`.
     pub location: String,
+    /// What is wrong, in words.
     pub message: String,
     /// What `unfarm fix` (or the packager) should do.
     pub fix: Option<String>,
@@ -641,16 +664,21 @@ fn apply_allowed(findings: &mut [Finding], allowed: &[String], store: &StoreDir)
 /// missing sonames, or the same farm entry, once per file: one group each.
 #[derive(Clone, Debug, Serialize)]
 pub struct Group {
+    /// The findings' kind.
     pub kind: FindingKind,
+    /// The findings' severity.
     pub severity: Severity,
     /// The shared location (for `farm-reference`: the first file's).
     pub location: String,
     /// The first finding's message.
     pub message: String,
+    /// The first finding's fix.
     pub fix: Option<String>,
     /// Every file the group covers, in finding order.
     pub files: Vec<PathBuf>,
+    /// The first finding's farms (the same for every finding of a farm group).
     pub farms: Vec<PathBuf>,
+    /// The first finding's closure cost, when computed.
     pub cost_bytes: Option<u64>,
 }
 
