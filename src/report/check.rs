@@ -217,27 +217,7 @@ fn entry_findings(
         .filter_map(|r| {
             Some(match r {
                 Reason::Indirect { offers, farms } => {
-                    let f = mk(
-                        FindingKind::IndirectEntry,
-                        Severity::Error,
-                        indirect_message(e, *offers, farms),
-                        Some(&match &e.action {
-                            Action::Replace { with } => format!("replace with {}", with.join(":")),
-                            _ => "drop it".into(),
-                        }),
-                    );
-                    // The entry's own store path when it is the farm; else
-                    // (a link or `..` leading into one) the farms the
-                    // planner found behind it.
-                    f.with_farms(
-                        match store
-                            .store_path_of(&normalize_lexically(&e.dir))
-                            .map(|s| s.path)
-                        {
-                            Some(p) if farms.is_empty() || farms.contains(&p) => vec![p],
-                            _ => farms.clone(),
-                        },
-                    )
+                    indirect_finding(p, e, loc.clone(), *offers, farms, store)
                 }
                 Reason::Stub => mk(
                     FindingKind::StubEntry,
@@ -286,8 +266,16 @@ fn entry_findings(
         .collect()
 }
 
-/// What an indirect entry serves and offers, and through which farms.
-fn indirect_message(e: &EntryPlan, offers: usize, farms: &[PathBuf]) -> String {
+/// An indirect entry: what it serves and offers, through which farms, and
+/// what replaces it.
+fn indirect_finding(
+    p: &Plan,
+    e: &EntryPlan,
+    location: String,
+    offers: usize,
+    farms: &[PathBuf],
+    store: &StoreDir,
+) -> Finding {
     let served: Vec<&str> = e
         .reasons
         .iter()
@@ -296,7 +284,7 @@ fn indirect_message(e: &EntryPlan, offers: usize, farms: &[PathBuf]) -> String {
             _ => None,
         })
         .collect();
-    format!(
+    let message = format!(
         "reaches libraries through links into other store paths (farm {}): serves [{}], offers {offers} libraries; keeps the farm and everything it joins in the closure",
         farms
             .iter()
@@ -304,7 +292,29 @@ fn indirect_message(e: &EntryPlan, offers: usize, farms: &[PathBuf]) -> String {
             .collect::<Vec<_>>()
             .join(", "),
         served.join(", ")
+    );
+    let fix = match &e.action {
+        Action::Replace { with } => format!("replace with {}", with.join(":")),
+        _ => "drop it".into(),
+    };
+    // The entry's own store path when it is the farm; else (a link or `..`
+    // leading into one) the farms the planner found behind it.
+    let farms = match store
+        .store_path_of(&normalize_lexically(&e.dir))
+        .map(|s| s.path)
+    {
+        Some(own) if farms.is_empty() || farms.contains(&own) => vec![own],
+        _ => farms.to_vec(),
+    };
+    Finding::new(
+        FindingKind::IndirectEntry,
+        Severity::Error,
+        &p.path,
+        location,
+        message,
+        Some(&fix),
     )
+    .with_farms(farms)
 }
 
 /// A plan the planner refused, and its warnings (dlopen needs unknown).
@@ -803,48 +813,7 @@ pub fn render(findings: &[Finding], survey: &Survey, o: &RenderOptions) -> Strin
             notes[i].2.extend(&g.files);
             continue;
         }
-        let (label, style) = match g.severity {
-            Severity::Error => ("error", red),
-            Severity::Warning => ("warning", yellow),
-            Severity::Info => ("note", dim),
-        };
-        let head = paint(style, &format!("{label}[{}]", g.kind));
-        let location = if g.location.is_empty() {
-            String::new()
-        } else {
-            format!(" {}", g.location)
-        };
-        // A message can hold a whole search path: cut, unless verbose.
-        let message = if o.verbose || g.message.chars().count() <= MESSAGE_SHOWN {
-            g.message.clone()
-        } else {
-            let cut: String = g.message.chars().take(MESSAGE_SHOWN).collect();
-            format!("{cut}…")
-        };
-        if g.files.len() == 1 {
-            s.push_str(&format!(
-                "{head} {}:{location}\n    {message}\n",
-                g.files[0].display(),
-            ));
-        } else if o.verbose {
-            s.push_str(&format!(
-                "{head}{location}: in {}\n",
-                plural(g.files.len(), "file")
-            ));
-            for f in &g.files {
-                s.push_str(&format!("    - {}\n", f.display()));
-            }
-            s.push_str(&format!("    {message}\n"));
-        } else {
-            s.push_str(&format!(
-                "{head}{location}: in {}: {}\n    {message}\n",
-                plural(g.files.len(), "file"),
-                file_names(&g.files, &|t| paint(dim, t))
-            ));
-        }
-        if let Some(fix) = &g.fix {
-            s.push_str(&format!("    fix: {fix}\n"));
-        }
+        s.push_str(&render_group(g, o, &paint));
     }
     for (kind, n, files, g) in notes {
         s.push_str(&paint(
@@ -881,6 +850,63 @@ pub fn render(findings: &[Finding], survey: &Survey, o: &RenderOptions) -> Strin
             String::new()
         }
     ));
+    s
+}
+
+/// One group of findings (not a folded note): head, location, files,
+/// message (cut unless verbose), fix.
+fn render_group(
+    g: &Group,
+    o: &RenderOptions,
+    paint: &dyn Fn(anstyle::Style, &str) -> String,
+) -> String {
+    use anstyle::{AnsiColor, Style};
+    let red = AnsiColor::Red.on_default().bold();
+    let yellow = AnsiColor::Yellow.on_default().bold();
+    let dim = Style::new().dimmed();
+    let mut s = String::new();
+    let (label, style) = match g.severity {
+        Severity::Error => ("error", red),
+        Severity::Warning => ("warning", yellow),
+        Severity::Info => ("note", dim),
+    };
+    let head = paint(style, &format!("{label}[{}]", g.kind));
+    let location = if g.location.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", g.location)
+    };
+    // A message can hold a whole search path: cut, unless verbose.
+    let message = if o.verbose || g.message.chars().count() <= MESSAGE_SHOWN {
+        g.message.clone()
+    } else {
+        let cut: String = g.message.chars().take(MESSAGE_SHOWN).collect();
+        format!("{cut}…")
+    };
+    if g.files.len() == 1 {
+        s.push_str(&format!(
+            "{head} {}:{location}\n    {message}\n",
+            g.files[0].display(),
+        ));
+    } else if o.verbose {
+        s.push_str(&format!(
+            "{head}{location}: in {}\n",
+            plural(g.files.len(), "file")
+        ));
+        for f in &g.files {
+            s.push_str(&format!("    - {}\n", f.display()));
+        }
+        s.push_str(&format!("    {message}\n"));
+    } else {
+        s.push_str(&format!(
+            "{head}{location}: in {}: {}\n    {message}\n",
+            plural(g.files.len(), "file"),
+            file_names(&g.files, &|t| paint(dim, t))
+        ));
+    }
+    if let Some(fix) = &g.fix {
+        s.push_str(&format!("    fix: {fix}\n"));
+    }
     s
 }
 
