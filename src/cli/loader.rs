@@ -91,6 +91,9 @@ impl LoaderArgs {
             cfg.lib_token = self.lib_token.clone();
         }
         cfg.platform = self.platform.clone();
+        // Relative entries are searched from the working directory; the
+        // library never asks the process for it.
+        cfg.cwd = std::env::current_dir().ok();
         cfg
     }
 }

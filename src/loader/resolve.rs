@@ -204,7 +204,8 @@ pub struct LoaderConfig {
     pub lib_token: Option<String>,
     /// Expansion of `$PLATFORM` (default: from the object's machine).
     pub platform: Option<String>,
-    /// Working directory for relative entries (default: the process's).
+    /// Working directory for relative entries (default: `/`). The library
+    /// never reads the process's own (the planner is pure): the CLI passes it.
     pub cwd: Option<PathBuf>,
     /// Which loader this config models (reported, never used to search).
     pub model: LoaderModel,
@@ -341,12 +342,7 @@ pub fn expand_entry(entry: &str, origin: &Path, cfg: &LoaderConfig, want: &ElfId
     if p.is_absolute() {
         p
     } else {
-        let cwd = cfg
-            .cwd
-            .clone()
-            .or_else(|| std::env::current_dir().ok())
-            .unwrap_or_else(|| PathBuf::from("/"));
-        cwd.join(p)
+        cfg.cwd.as_deref().unwrap_or(Path::new("/")).join(p)
     }
 }
 

@@ -15,12 +15,18 @@ pub enum Provenance {
     /// Declared by the packager (`--dlopen`, `--dlopen-file`, `unfarmDlopen`).
     Declared,
     /// A `.note.dlopen` entry (with its priority: required, recommended, suggested).
-    Note { priority: Option<String> },
+    Note {
+        /// The note's priority, when it gives one.
+        priority: Option<String>,
+    },
     /// A soname literal in read-only data: a hint, not a promise.
     Hint,
     /// DT_NEEDED of a library this object loads that has no DT_RUNPATH: ld.so
     /// searches this object's DT_RPATH for it too (RPATH is inherited).
-    Inherited { by: String },
+    Inherited {
+        /// The library whose DT_NEEDED it is.
+        by: String,
+    },
 }
 
 /// In words, for a finding's location: `needed`, `declared`, `note` (with
@@ -41,7 +47,9 @@ impl std::fmt::Display for Provenance {
 /// One need.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Need {
+    /// The soname (or path) as the object or the packager names it.
     pub name: String,
+    /// Every reason it is needed.
     pub provenance: Vec<Provenance>,
 }
 

@@ -24,6 +24,7 @@ pub struct Offer {
     pub elf: Option<(ElfIdent, ObjectType)>,
     /// Why ld.so would stop at this entry (not ELF, too short), if it would.
     pub fatal: Option<String>,
+    /// The real file's DT_SONAME, when it has one.
     pub soname: Option<String>,
     /// The real file lies in a stub location (`stubs` dir or `-stubs` output).
     pub is_stub: bool,
@@ -55,7 +56,9 @@ impl Offer {
 /// One directory.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct DirSnapshot {
+    /// The dir exists (as a dir).
     pub exists: bool,
+    /// What each name in it offers.
     pub entries: BTreeMap<String, Offer>,
     /// Only some names were looked up (a fallback dir: see
     /// [`Gatherer::gather_names`]); absent names may still exist on disk.
@@ -86,14 +89,17 @@ impl DirSnapshot {
 /// in a tree was the survey's hottest code.)
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
+    /// Each dir, by its path as searched.
     pub dirs: HashMap<PathBuf, DirSnapshot>,
 }
 
 impl Snapshot {
+    /// The dir at `dir`, if gathered.
     pub fn dir(&self, dir: &Path) -> Option<&DirSnapshot> {
         self.dirs.get(dir)
     }
 
+    /// What the entry at `path` offers, if its dir was gathered.
     pub fn offer(&self, path: &Path) -> Option<&Offer> {
         let dir = path.parent()?;
         let name = path.file_name()?.to_str()?;
@@ -124,7 +130,7 @@ impl Probe for Snapshot {
 
 /// True for a path in a stub location: a `stubs` component, or a store path
 /// whose name ends in `-stubs`.
-pub fn is_stub_location(path: &Path, store: &StoreDir) -> bool {
+pub(crate) fn is_stub_location(path: &Path, store: &StoreDir) -> bool {
     let in_stubs_dir = path
         .components()
         .any(|c| matches!(c, Component::Normal(s) if s == "stubs"));
@@ -152,16 +158,13 @@ pub struct Gatherer {
 }
 
 impl Gatherer {
+    /// A gatherer for files under `store`, with empty caches.
     pub fn new(store: StoreDir) -> Self {
         Gatherer {
             store,
             real_dirs: farm::RealDirs::default(),
             soname_cache: Mutex::new(HashMap::new()),
         }
-    }
-
-    pub fn store(&self) -> &StoreDir {
-        &self.store
     }
 
     /// Add `dirs` to the snapshot, and then every real dir their entries lead

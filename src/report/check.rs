@@ -9,15 +9,20 @@ use serde::Serialize;
 
 use crate::closure::scan::{self, Candidates, Hash, Scanner};
 use crate::elf::ObjectType;
-use crate::plan::{Action, Mode, Outcome, Reason, Tag};
+use crate::plan::needs::Provenance;
+use crate::plan::{Action, EntryPlan, Mode, Outcome, Plan, Reason, Tag};
 use crate::store::{HASH_LEN, StoreDir, normalize_lexically};
-use crate::survey::Survey;
+use crate::survey::{ObjectSurvey, Survey};
 
+/// How much a finding matters (ordered: errors first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Something to fix: any error makes `unfarm check` fail.
     Error,
+    /// Worth a look; alone, it does not fail `check`.
     Warning,
+    /// A note (folded into one line per kind unless `--verbose`).
     Info,
 }
 
@@ -26,20 +31,35 @@ pub enum Severity {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FindingKind {
+    /// A search-path entry reaching libraries through links into other store paths (a farm).
     IndirectEntry,
+    /// A search-path entry naming a stub dir.
     StubEntry,
+    /// A search-path entry serving no known need.
     UnusedEntry,
+    /// A need the search path does not find.
     MissingLibrary,
+    /// A need on which the loader would fail (not ELF, too short, ...).
     LoaderError,
+    /// A search-path entry in the build dir, outside the store.
     BuildDirEntry,
+    /// An empty or relative search-path entry (searched from the current directory).
     InsecureEntry,
+    /// A symlink whose target goes into or through a farm.
     SymlinkIntoFarm,
+    /// File bytes naming a farm store path.
     FarmReference,
+    /// The object imports dlopen but declares no dlopen needs.
     DlopenUnknown,
+    /// The planner could not prove a new search path equivalent.
     PlanRefused,
+    /// A FIFO, socket or device node in an output.
     SpecialFile,
+    /// A symlink loop.
     SymlinkLoop,
+    /// A search-path entry naming the same dir as an earlier one.
     DuplicateEntry,
+    /// A file the survey could not read.
     Unreadable,
 }
 
@@ -86,7 +106,7 @@ impl FindingKind {
 
     /// Findings about bytes or links that name a farm store path, grouped by
     /// farm rather than by location.
-    pub fn names_a_farm(self) -> bool {
+    fn names_a_farm(self) -> bool {
         matches!(
             self,
             FindingKind::FarmReference | FindingKind::SymlinkIntoFarm
@@ -103,11 +123,15 @@ impl std::fmt::Display for FindingKind {
 /// One finding.
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
+    /// What it is about.
     pub kind: FindingKind,
+    /// How much it matters.
     pub severity: Severity,
+    /// The file (or symlink) it is in.
     pub file: PathBuf,
     /// Where in the file: `RUNPATH[2]`, `DT_NEEDED libfoo.so.1`, `offset 0x1a2b`, `symlink`.
     pub location: String,
+    /// What is wrong, in words.
     pub message: String,
     /// What `unfarm fix` (or the packager) should do.
     pub fix: Option<String>,
@@ -121,6 +145,37 @@ pub struct Finding {
     pub farms: Vec<PathBuf>,
 }
 
+impl Finding {
+    /// A finding about `file`, with no farms and no cost computed.
+    fn new(
+        kind: FindingKind,
+        severity: Severity,
+        file: &Path,
+        location: impl Into<String>,
+        message: impl Into<String>,
+        fix: Option<&str>,
+    ) -> Finding {
+        Finding {
+            kind,
+            severity,
+            file: file.to_owned(),
+            location: location.into(),
+            message: message.into(),
+            fix: fix.map(str::to_owned),
+            cost_bytes: None,
+            farms: Vec::new(),
+        }
+    }
+
+    /// The same finding, about these farm store paths.
+    fn with_farms(self, farms: Vec<PathBuf>) -> Finding {
+        Finding { farms, ..self }
+    }
+}
+
+/// What most entry findings advise.
+const DROP_IT: Option<&str> = Some("drop it");
+
 /// All findings for a survey, sorted by file then severity.
 pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -128,188 +183,217 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
         for p in &o.plans {
             let effective = o.facts.is_effective(p.tag);
             for e in &p.entries {
-                let loc = format!("{}[{}] {}", p.tag, e.index, e.text);
-                let mk = |kind, severity, message: String, fix: Option<String>| Finding {
-                    kind,
-                    severity,
-                    file: p.path.clone(),
-                    location: loc.clone(),
-                    message,
-                    fix,
-                    cost_bytes: None,
-                    farms: Vec::new(),
-                };
-                for r in &e.reasons {
-                    match r {
-                        Reason::Indirect { offers, farms } => {
-                            let served: Vec<&str> = e
-                                .reasons
-                                .iter()
-                                .filter_map(|r| match r {
-                                    Reason::Served { need, .. } => Some(need.as_str()),
-                                    _ => None,
-                                })
-                                .collect();
-                            let fix = match &e.action {
-                                Action::Replace { with } => {
-                                    format!("replace with {}", with.join(":"))
-                                }
-                                _ => "drop it".into(),
-                            };
-                            let mut f = mk(
-                                FindingKind::IndirectEntry,
-                                Severity::Error,
-                                format!(
-                                    "reaches libraries through links into other store paths (farm {}): serves [{}], offers {offers} libraries; keeps the farm and everything it joins in the closure",
-                                    farms
-                                        .iter()
-                                        .map(|f| f.display().to_string())
-                                        .collect::<Vec<_>>()
-                                        .join(", "),
-                                    served.join(", ")
-                                ),
-                                Some(fix),
-                            );
-                            // The entry's own store path when it is the
-                            // farm; else (a link or `..` leading into one)
-                            // the farms the planner found behind it.
-                            f.farms = match store
-                                .store_path_of(&normalize_lexically(&e.dir))
-                                .map(|s| s.path)
-                            {
-                                Some(p) if farms.is_empty() || farms.contains(&p) => vec![p],
-                                _ => farms.clone(),
-                            };
-                            out.push(f);
-                        }
-                        Reason::Stub => out.push(mk(
-                            FindingKind::StubEntry,
-                            Severity::Error,
-                            "stub dir: its fake libraries shadow the real driver".into(),
-                            Some("drop it".into()),
-                        )),
-                        Reason::BuildDir => out.push(mk(
-                            FindingKind::BuildDirEntry,
-                            Severity::Error,
-                            "points into the build dir, outside the store".into(),
-                            Some("drop it".into()),
-                        )),
-                        Reason::Insecure { why } => out.push(mk(
-                            FindingKind::InsecureEntry,
-                            Severity::Error,
-                            why.clone(),
-                            Some("drop it".into()),
-                        )),
-                        Reason::Duplicate { of } => out.push(mk(
-                            FindingKind::DuplicateEntry,
-                            Severity::Warning,
-                            format!("the same directory as entry {of}"),
-                            Some("drop it".into()),
-                        )),
-                        // Expand mode keeps (or writes) every real dir a farm
-                        // offered, so that no program breaks: a note, not a
-                        // warning about what `fix` itself wrote.
-                        Reason::Unused if effective => out.push(mk(
-                            FindingKind::UnusedEntry,
-                            match mode {
-                                Mode::Shrink => Severity::Warning,
-                                Mode::Expand => Severity::Info,
-                            },
-                            "serves no known need".into(),
-                            Some(match mode {
-                                Mode::Shrink => "drop it".into(),
-                                Mode::Expand => {
-                                    "drop it with --shrink (if nothing dlopen()s from it)".into()
-                                }
-                            }),
-                        )),
-                        _ => {}
-                    }
-                }
+                out.extend(entry_findings(p, e, effective, mode, store));
             }
-            if let Outcome::Refused { reason } = &p.outcome {
-                out.push(Finding {
-                    kind: FindingKind::PlanRefused,
-                    severity: Severity::Error,
-                    file: p.path.clone(),
-                    location: p.tag.to_string(),
-                    message: format!("cannot rewrite {} safely: {reason}", p.tag),
-                    fix: Some("fix the inputs, or keep the entry with --keep".into()),
-                    cost_bytes: None,
-                    farms: Vec::new(),
-                });
-            }
-            for w in &p.warnings {
-                out.push(Finding {
-                    kind: FindingKind::DlopenUnknown,
-                    severity: Severity::Warning,
-                    file: p.path.clone(),
-                    location: "dynamic symbols".into(),
-                    message: w.clone(),
-                    fix: Some("declare them: --dlopen SONAME or unfarmDlopen".into()),
-                    cost_bytes: None,
-                    farms: Vec::new(),
-                });
-            }
-            if !effective {
-                continue;
-            }
-            for n in &p.needs {
-                if n.before.is_some() {
-                    continue;
-                }
-                let provenance = n.need.strongest();
-                if let Some(err) = &n.error {
-                    out.push(Finding {
-                        kind: FindingKind::LoaderError,
-                        severity: Severity::Error,
-                        file: p.path.clone(),
-                        location: format!("need {}", n.need.name),
-                        message: format!("the loader would fail: {err}"),
-                        fix: None,
-                        cost_bytes: None,
-                        farms: Vec::new(),
-                    });
-                    continue;
-                }
-                // Hints are guesses, and an inherited need may be met by the
-                // library's own search path: neither is a missing library here.
-                if matches!(
-                    n.need.strongest(),
-                    crate::plan::needs::Provenance::Hint
-                        | crate::plan::needs::Provenance::Inherited { .. }
-                ) {
-                    continue;
-                }
-                // A library's need may be met by what its loading process
-                // already has (libc, libpython): an error only for programs.
-                let is_program =
-                    o.facts.object_type == ObjectType::Exec || o.facts.interpreter.is_some();
-                let severity = if n.need.is_required() && is_program {
-                    Severity::Error
-                } else {
-                    Severity::Warning
-                };
-                out.push(Finding {
-                    kind: FindingKind::MissingLibrary,
-                    severity,
-                    file: p.path.clone(),
-                    location: format!("need {} ({provenance})", n.need.name),
-                    message: format!("{} is not found in {}", n.need.name, p.old),
-                    fix: Some("add the output that provides it to the search path".into()),
-                    cost_bytes: None,
-                    farms: Vec::new(),
-                });
+            out.extend(plan_findings(p));
+            if effective {
+                out.extend(need_findings(o, p));
             }
         }
     }
-    for l in &survey.farm_links {
-        out.push(Finding {
-            kind: FindingKind::SymlinkIntoFarm,
-            severity: Severity::Error,
-            file: l.path.clone(),
-            location: format!("symlink -> {}", l.target.display()),
-            message: format!(
+    out.extend(link_findings(survey));
+    out.extend(survey_error_findings(survey));
+    out.extend(farm_references(survey, store));
+    apply_allowed(&mut out, &survey.allowed, store);
+    out.sort_by(|a, b| (&a.file, a.severity, &a.location).cmp(&(&b.file, b.severity, &b.location)));
+    out
+}
+
+/// One finding per reason the planner gave for a search-path entry that
+/// the packager should act on.
+fn entry_findings(
+    p: &Plan,
+    e: &EntryPlan,
+    effective: bool,
+    mode: Mode,
+    store: &StoreDir,
+) -> Vec<Finding> {
+    let loc = format!("{}[{}] {}", p.tag, e.index, e.text);
+    let mk = |kind, severity, message: String, fix: Option<&str>| {
+        Finding::new(kind, severity, &p.path, loc.clone(), message, fix)
+    };
+    e.reasons
+        .iter()
+        .filter_map(|r| {
+            Some(match r {
+                Reason::Indirect { offers, farms } => {
+                    indirect_finding(p, e, loc.clone(), *offers, farms, store)
+                }
+                Reason::Stub => mk(
+                    FindingKind::StubEntry,
+                    Severity::Error,
+                    "stub dir: its fake libraries shadow the real driver".into(),
+                    DROP_IT,
+                ),
+                Reason::BuildDir => mk(
+                    FindingKind::BuildDirEntry,
+                    Severity::Error,
+                    "points into the build dir, outside the store".into(),
+                    DROP_IT,
+                ),
+                Reason::Insecure { why } => mk(
+                    FindingKind::InsecureEntry,
+                    Severity::Error,
+                    why.clone(),
+                    DROP_IT,
+                ),
+                Reason::Duplicate { of } => mk(
+                    FindingKind::DuplicateEntry,
+                    Severity::Warning,
+                    format!("the same directory as entry {of}"),
+                    DROP_IT,
+                ),
+                // Expand mode keeps (or writes) every real dir a farm
+                // offered, so that no program breaks: a note, not a
+                // warning about what `fix` itself wrote.
+                Reason::Unused if effective => match mode {
+                    Mode::Shrink => mk(
+                        FindingKind::UnusedEntry,
+                        Severity::Warning,
+                        "serves no known need".into(),
+                        DROP_IT,
+                    ),
+                    Mode::Expand => mk(
+                        FindingKind::UnusedEntry,
+                        Severity::Info,
+                        "serves no known need".into(),
+                        Some("drop it with --shrink (if nothing dlopen()s from it)"),
+                    ),
+                },
+                _ => return None,
+            })
+        })
+        .collect()
+}
+
+/// An indirect entry: what it serves and offers, through which farms, and
+/// what replaces it.
+fn indirect_finding(
+    p: &Plan,
+    e: &EntryPlan,
+    location: String,
+    offers: usize,
+    farms: &[PathBuf],
+    store: &StoreDir,
+) -> Finding {
+    let served: Vec<&str> = e
+        .reasons
+        .iter()
+        .filter_map(|r| match r {
+            Reason::Served { need, .. } => Some(need.as_str()),
+            _ => None,
+        })
+        .collect();
+    let message = format!(
+        "reaches libraries through links into other store paths (farm {}): serves [{}], offers {offers} libraries; keeps the farm and everything it joins in the closure",
+        farms
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        served.join(", ")
+    );
+    let fix = match &e.action {
+        Action::Replace { with } => format!("replace with {}", with.join(":")),
+        _ => "drop it".into(),
+    };
+    // The entry's own store path when it is the farm; else (a link or `..`
+    // leading into one) the farms the planner found behind it.
+    let farms = match store
+        .store_path_of(&normalize_lexically(&e.dir))
+        .map(|s| s.path)
+    {
+        Some(own) if farms.is_empty() || farms.contains(&own) => vec![own],
+        _ => farms.to_vec(),
+    };
+    Finding::new(
+        FindingKind::IndirectEntry,
+        Severity::Error,
+        &p.path,
+        location,
+        message,
+        Some(&fix),
+    )
+    .with_farms(farms)
+}
+
+/// A plan the planner refused, and its warnings (dlopen needs unknown).
+fn plan_findings(p: &Plan) -> Vec<Finding> {
+    let refused = match &p.outcome {
+        Outcome::Refused { reason } => Some(Finding::new(
+            FindingKind::PlanRefused,
+            Severity::Error,
+            &p.path,
+            p.tag.to_string(),
+            format!("cannot rewrite {} safely: {reason}", p.tag),
+            Some("fix the inputs, or keep the entry with --keep"),
+        )),
+        _ => None,
+    };
+    let warnings = p.warnings.iter().map(|w| {
+        Finding::new(
+            FindingKind::DlopenUnknown,
+            Severity::Warning,
+            &p.path,
+            "dynamic symbols",
+            w.clone(),
+            Some("declare them: --dlopen SONAME or unfarmDlopen"),
+        )
+    });
+    refused.into_iter().chain(warnings).collect()
+}
+
+/// Needs the effective list does not meet: a loader error, or a missing
+/// library (an error only for a program's required need).
+fn need_findings(o: &ObjectSurvey, p: &Plan) -> Vec<Finding> {
+    // A library's need may be met by what its loading process already has
+    // (libc, libpython): an error only for programs.
+    let is_program = o.facts.object_type == ObjectType::Exec || o.facts.interpreter.is_some();
+    let mut out = Vec::new();
+    for n in p.needs.iter().filter(|n| n.before.is_none()) {
+        let provenance = n.need.strongest();
+        if let Some(err) = &n.error {
+            out.push(Finding::new(
+                FindingKind::LoaderError,
+                Severity::Error,
+                &p.path,
+                format!("need {}", n.need.name),
+                format!("the loader would fail: {err}"),
+                None,
+            ));
+            continue;
+        }
+        // Hints are guesses, and an inherited need may be met by the
+        // library's own search path: neither is a missing library here.
+        if matches!(provenance, Provenance::Hint | Provenance::Inherited { .. }) {
+            continue;
+        }
+        let severity = if n.need.is_required() && is_program {
+            Severity::Error
+        } else {
+            Severity::Warning
+        };
+        out.push(Finding::new(
+            FindingKind::MissingLibrary,
+            severity,
+            &p.path,
+            format!("need {} ({provenance})", n.need.name),
+            format!("{} is not found in {}", n.need.name, p.old),
+            Some("add the output that provides it to the search path"),
+        ));
+    }
+    out
+}
+
+/// Symlinks the survey found pointing through a farm, and symlink loops.
+fn link_findings(survey: &Survey) -> Vec<Finding> {
+    let through_farm = survey.farm_links.iter().map(|l| {
+        Finding::new(
+            FindingKind::SymlinkIntoFarm,
+            Severity::Error,
+            &l.path,
+            format!("symlink -> {}", l.target.display()),
+            format!(
                 "points through farm {}",
                 l.farms
                     .iter()
@@ -317,57 +401,52 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            fix: Some(format!("point it at {}", l.canonical.display())),
-            cost_bytes: None,
-            farms: l.farms.clone(),
-        });
-    }
-    for s in &survey.special_files {
-        out.push(Finding {
-            kind: FindingKind::SpecialFile,
-            severity: Severity::Error,
-            file: s.clone(),
-            location: "file type".into(),
-            message: format!(
-                "{} in an output (a Nix output cannot hold one); left alone",
-                crate::survey::special_kind(s)
-            ),
-            fix: Some("remove it from the output".into()),
-            cost_bytes: None,
-            farms: Vec::new(),
-        });
-    }
-    for l in &survey.link_loops {
-        out.push(Finding {
-            kind: FindingKind::SymlinkLoop,
-            severity: Severity::Error,
-            file: l.clone(),
-            location: "symlink".into(),
-            message: format!(
+            Some(&format!("point it at {}", l.canonical.display())),
+        )
+        .with_farms(l.farms.clone())
+    });
+    let loops = survey.link_loops.iter().map(|l| {
+        Finding::new(
+            FindingKind::SymlinkLoop,
+            Severity::Error,
+            l,
+            "symlink",
+            format!(
                 "symlink loop (more than {} links followed); left alone",
                 crate::loader::farm::MAX_HOPS
             ),
-            fix: Some("remove it or point it at a real file".into()),
-            cost_bytes: None,
-            farms: Vec::new(),
-        });
-    }
-    for e in &survey.errors {
-        out.push(Finding {
-            kind: FindingKind::Unreadable,
-            severity: Severity::Error,
-            file: e.path.clone(),
-            location: String::new(),
-            message: e.message.clone(),
-            fix: None,
-            cost_bytes: None,
-            farms: Vec::new(),
-        });
-    }
-    out.extend(farm_references(survey, store));
-    apply_allowed(&mut out, &survey.allowed, store);
-    out.sort_by(|a, b| (&a.file, a.severity, &a.location).cmp(&(&b.file, b.severity, &b.location)));
-    out
+            Some("remove it or point it at a real file"),
+        )
+    });
+    through_farm.chain(loops).collect()
+}
+
+/// Files the survey left alone: special files, and files it could not read.
+fn survey_error_findings(survey: &Survey) -> Vec<Finding> {
+    let special = survey.special_files.iter().map(|s| {
+        Finding::new(
+            FindingKind::SpecialFile,
+            Severity::Error,
+            s,
+            "file type",
+            format!(
+                "{} in an output (a Nix output cannot hold one); left alone",
+                crate::survey::special_kind(s)
+            ),
+            Some("remove it from the output"),
+        )
+    });
+    let unreadable = survey.errors.iter().map(|e| {
+        Finding::new(
+            FindingKind::Unreadable,
+            Severity::Error,
+            &e.path,
+            String::new(),
+            e.message.clone(),
+            None,
+        )
+    });
+    special.chain(unreadable).collect()
 }
 
 /// Every farm any file or symlink of the outputs names, and every place
@@ -414,19 +493,17 @@ fn farm_references(survey: &Survey, store: &StoreDir) -> Vec<Finding> {
                 scan::Context::Text { line, text } => (format!(", line {line}"), format!("\"{text}\"")),
                 c => (String::new(), c.to_string()),
             };
-            Some(Finding {
-                kind: FindingKind::FarmReference,
-                severity: Severity::Error,
-                file: h.file,
-                location: format!("offset {:#x}{line}", h.offset),
-                message: format!("names farm {}: {what}", farm.display()),
-                fix: Some(
-                    "point it at the real output instead of the farm (or allow it: --allow / unfarmAllow)"
-                        .into(),
-                ),
-                cost_bytes: None,
-                farms: vec![farm],
-            })
+            Some(
+                Finding::new(
+                    FindingKind::FarmReference,
+                    Severity::Error,
+                    &h.file,
+                    format!("offset {:#x}{line}", h.offset),
+                    format!("names farm {}: {what}", farm.display()),
+                    Some("point it at the real output instead of the farm (or allow it: --allow / unfarmAllow)"),
+                )
+                .with_farms(vec![farm]),
+            )
         })
         .collect();
     let reported: HashSet<&Path> = survey.farm_links.iter().map(|l| l.path.as_path()).collect();
@@ -437,22 +514,20 @@ fn farm_references(survey: &Survey, store: &StoreDir) -> Vec<Finding> {
         let Some((target, farm)) = link_into(l, store).filter(|(_, f)| farms.contains(f)) else {
             continue;
         };
-        out.push(Finding {
-            kind: FindingKind::SymlinkIntoFarm,
-            severity: Severity::Error,
-            file: l.clone(),
-            location: format!("symlink -> {}", target.display()),
-            message: format!(
-                "points into farm {}: everything the farm joins stays in the closure",
-                farm.display()
-            ),
-            fix: Some(
-                "point it at the real output it is used for, or remove it (a directory link into a farm is not rewritten automatically)"
-                    .into(),
-            ),
-            cost_bytes: None,
-            farms: vec![farm],
-        });
+        out.push(
+            Finding::new(
+                FindingKind::SymlinkIntoFarm,
+                Severity::Error,
+                l,
+                format!("symlink -> {}", target.display()),
+                format!(
+                    "points into farm {}: everything the farm joins stays in the closure",
+                    farm.display()
+                ),
+                Some("point it at the real output it is used for, or remove it (a directory link into a farm is not rewritten automatically)"),
+            )
+            .with_farms(vec![farm]),
+        );
     }
     out
 }
@@ -599,16 +674,21 @@ fn apply_allowed(findings: &mut [Finding], allowed: &[String], store: &StoreDir)
 /// missing sonames, or the same farm entry, once per file: one group each.
 #[derive(Clone, Debug, Serialize)]
 pub struct Group {
+    /// The findings' kind.
     pub kind: FindingKind,
+    /// The findings' severity.
     pub severity: Severity,
     /// The shared location (for `farm-reference`: the first file's).
     pub location: String,
     /// The first finding's message.
     pub message: String,
+    /// The first finding's fix.
     pub fix: Option<String>,
     /// Every file the group covers, in finding order.
     pub files: Vec<PathBuf>,
+    /// The first finding's farms (the same for every finding of a farm group).
     pub farms: Vec<PathBuf>,
+    /// The first finding's closure cost, when computed.
     pub cost_bytes: Option<u64>,
 }
 
@@ -733,48 +813,7 @@ pub fn render(findings: &[Finding], survey: &Survey, o: &RenderOptions) -> Strin
             notes[i].2.extend(&g.files);
             continue;
         }
-        let (label, style) = match g.severity {
-            Severity::Error => ("error", red),
-            Severity::Warning => ("warning", yellow),
-            Severity::Info => ("note", dim),
-        };
-        let head = paint(style, &format!("{label}[{}]", g.kind));
-        let location = if g.location.is_empty() {
-            String::new()
-        } else {
-            format!(" {}", g.location)
-        };
-        // A message can hold a whole search path: cut, unless verbose.
-        let message = if o.verbose || g.message.chars().count() <= MESSAGE_SHOWN {
-            g.message.clone()
-        } else {
-            let cut: String = g.message.chars().take(MESSAGE_SHOWN).collect();
-            format!("{cut}…")
-        };
-        if g.files.len() == 1 {
-            s.push_str(&format!(
-                "{head} {}:{location}\n    {message}\n",
-                g.files[0].display(),
-            ));
-        } else if o.verbose {
-            s.push_str(&format!(
-                "{head}{location}: in {}\n",
-                plural(g.files.len(), "file")
-            ));
-            for f in &g.files {
-                s.push_str(&format!("    - {}\n", f.display()));
-            }
-            s.push_str(&format!("    {message}\n"));
-        } else {
-            s.push_str(&format!(
-                "{head}{location}: in {}: {}\n    {message}\n",
-                plural(g.files.len(), "file"),
-                file_names(&g.files, &|t| paint(dim, t))
-            ));
-        }
-        if let Some(fix) = &g.fix {
-            s.push_str(&format!("    fix: {fix}\n"));
-        }
+        s.push_str(&render_group(g, o, &paint));
     }
     for (kind, n, files, g) in notes {
         s.push_str(&paint(
@@ -811,6 +850,63 @@ pub fn render(findings: &[Finding], survey: &Survey, o: &RenderOptions) -> Strin
             String::new()
         }
     ));
+    s
+}
+
+/// One group of findings (not a folded note): head, location, files,
+/// message (cut unless verbose), fix.
+fn render_group(
+    g: &Group,
+    o: &RenderOptions,
+    paint: &dyn Fn(anstyle::Style, &str) -> String,
+) -> String {
+    use anstyle::{AnsiColor, Style};
+    let red = AnsiColor::Red.on_default().bold();
+    let yellow = AnsiColor::Yellow.on_default().bold();
+    let dim = Style::new().dimmed();
+    let mut s = String::new();
+    let (label, style) = match g.severity {
+        Severity::Error => ("error", red),
+        Severity::Warning => ("warning", yellow),
+        Severity::Info => ("note", dim),
+    };
+    let head = paint(style, &format!("{label}[{}]", g.kind));
+    let location = if g.location.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", g.location)
+    };
+    // A message can hold a whole search path: cut, unless verbose.
+    let message = if o.verbose || g.message.chars().count() <= MESSAGE_SHOWN {
+        g.message.clone()
+    } else {
+        let cut: String = g.message.chars().take(MESSAGE_SHOWN).collect();
+        format!("{cut}…")
+    };
+    if g.files.len() == 1 {
+        s.push_str(&format!(
+            "{head} {}:{location}\n    {message}\n",
+            g.files[0].display(),
+        ));
+    } else if o.verbose {
+        s.push_str(&format!(
+            "{head}{location}: in {}\n",
+            plural(g.files.len(), "file")
+        ));
+        for f in &g.files {
+            s.push_str(&format!("    - {}\n", f.display()));
+        }
+        s.push_str(&format!("    {message}\n"));
+    } else {
+        s.push_str(&format!(
+            "{head}{location}: in {}: {}\n    {message}\n",
+            plural(g.files.len(), "file"),
+            file_names(&g.files, &|t| paint(dim, t))
+        ));
+    }
+    if let Some(fix) = &g.fix {
+        s.push_str(&format!("    fix: {fix}\n"));
+    }
     s
 }
 
@@ -897,16 +993,14 @@ mod tests {
     }
 
     fn finding(kind: FindingKind, file: &str, location: &str) -> Finding {
-        Finding {
+        Finding::new(
             kind,
-            severity: Severity::Warning,
-            file: file.into(),
-            location: location.into(),
-            message: format!("{location} in {file}"),
-            fix: None,
-            cost_bytes: None,
-            farms: Vec::new(),
-        }
+            Severity::Warning,
+            Path::new(file),
+            location,
+            format!("{location} in {file}"),
+            None,
+        )
     }
 
     /// The words in the text output are the JSON strings.
@@ -935,6 +1029,7 @@ mod tests {
     /// farm entry, a duplicate of it and an unused entry, misses a library
     /// and warns of dlopen(); beside it a farm link, a FIFO, a loop and an
     /// unreadable file.
+    /// (Long: one literal of every fact `findings` reads, nothing to split.)
     fn hand_made_survey() -> Survey {
         use crate::elf::{ByteOrder, Class, ElfFacts, ElfIdent};
         use crate::plan::needs::{Need, Provenance};
