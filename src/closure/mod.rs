@@ -31,7 +31,8 @@ use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 use crate::store::{StoreDir, normalize_lexically};
-use scan::{Candidates, Entry, EntryKind, HashSetFast, ScanError, Scanner};
+use crate::survey::walk::{Entry, EntryKind, walk_nar};
+use scan::{Candidates, HashSetFast, ScanError, Scanner};
 
 /// Index of a node in a [`ClosureGraph`].
 pub type NodeId = usize;
@@ -481,7 +482,7 @@ fn nar_str(len: u64) -> u64 {
 }
 
 /// Exact size of the NAR serialisation of a walked tree (see
-/// [`scan::walk`]), as `nix-store --dump PATH | wc -c` would print.
+/// [`walk_nar`]), as `nix-store --dump PATH | wc -c` would print.
 ///
 /// The format: `str("nix-archive-1")`, then a node: `( type regular
 /// [executable ""] contents <u64 size> <bytes padded> )`, `( type symlink
@@ -494,17 +495,22 @@ pub fn nar_size_of(entries: &[Entry]) -> u64 {
         total += nar_str(1) + nar_str(4) + nar_str(1);
         total += match &e.kind {
             EntryKind::Dir => nar_str(9),
-            EntryKind::File { size, executable } => {
+            EntryKind::File => {
                 nar_str(7)
-                    + if *executable {
+                    + if e.executable {
                         nar_str(10) + nar_str(0)
                     } else {
                         0
                     }
                     + nar_str(8)
-                    + nar_str(*size)
+                    + nar_str(e.size)
             }
-            EntryKind::Symlink { target } => nar_str(7) + nar_str(6) + nar_str(target.len() as u64),
+            EntryKind::Symlink => {
+                let target = e.link_target.as_ref().map_or(0, |t| t.len());
+                nar_str(7) + nar_str(6) + nar_str(target as u64)
+            }
+            // `walk_nar` fails on these: a NAR cannot hold them.
+            EntryKind::Special => 0,
         };
         if let Some(name) = &e.name {
             // "entry" "(" "name" <name> "node" ... ")"
@@ -521,7 +527,7 @@ pub fn nar_size_of(entries: &[Entry]) -> u64 {
 
 /// Exact NAR size of the tree at `path`.
 pub fn nar_size(path: &Path) -> Result<u64, ScanError> {
-    Ok(nar_size_of(&scan::walk(path)?))
+    Ok(nar_size_of(&walk_nar(path)?))
 }
 
 // ---------------------------------------------------------------------------
@@ -921,7 +927,7 @@ pub fn scan_closure(store_dir: &StoreDir, roots: &[PathBuf]) -> Result<ClosureGr
         let scanned: Vec<(PathBuf, u64, Vec<PathBuf>)> = frontier
             .par_iter()
             .map(|p| {
-                let entries = scan::walk(p)?;
+                let entries = walk_nar(p)?;
                 let size = nar_size_of(&entries);
                 let refs = scanner.references_of(&entries)?;
                 Ok((

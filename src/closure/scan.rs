@@ -21,19 +21,18 @@
 //! match, so jump past it.
 
 use std::collections::{BTreeSet, HashSet};
-use std::ffi::OsString;
 use std::fmt;
 use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::store::{HASH_LEN, StoreDir, StorePath, is_base32};
+use crate::survey::walk::{Entry, EntryKind, NarWalkError, walk_nar};
 
 /// The hash part of a store path, as bytes.
 pub type Hash = [u8; HASH_LEN];
@@ -101,6 +100,15 @@ pub enum ScanError {
     Io { path: PathBuf, err: io::Error },
     #[error("{}: unsupported file type (not a regular file, directory or symlink)", path.display())]
     Unsupported { path: PathBuf },
+}
+
+impl From<NarWalkError> for ScanError {
+    fn from(e: NarWalkError) -> Self {
+        match e {
+            NarWalkError::Io { path, err } => ScanError::Io { path, err },
+            NarWalkError::Unsupported { path } => ScanError::Unsupported { path },
+        }
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ScanError + '_ {
@@ -430,61 +438,6 @@ fn scan_stream(
 }
 
 // ---------------------------------------------------------------------------
-// Walking a store path.
-
-/// What a tree entry is (symlinks are never followed).
-#[derive(Clone, Debug)]
-pub enum EntryKind {
-    Dir,
-    File { size: u64, executable: bool },
-    Symlink { target: OsString },
-}
-
-/// One entry of the tree under a store path, in no particular order.
-#[derive(Clone, Debug)]
-pub struct Entry {
-    pub path: PathBuf,
-    /// The entry's name in its parent; `None` for the root.
-    pub name: Option<OsString>,
-    pub kind: EntryKind,
-}
-
-/// Walk the tree under `root` without following symlinks. Errors name the
-/// file. Symlink loops cannot happen (links are not followed); depth is
-/// bounded by the file system.
-pub fn walk(root: &Path) -> Result<Vec<Entry>, ScanError> {
-    let mut out = Vec::new();
-    let mut stack = vec![(root.to_owned(), None::<OsString>)];
-    while let Some((path, name)) = stack.pop() {
-        let md = std::fs::symlink_metadata(&path).map_err(io_err(&path))?;
-        let ft = md.file_type();
-        let kind = if ft.is_symlink() {
-            EntryKind::Symlink {
-                target: std::fs::read_link(&path)
-                    .map_err(io_err(&path))?
-                    .into_os_string(),
-            }
-        } else if ft.is_file() {
-            EntryKind::File {
-                size: md.len(),
-                executable: md.permissions().mode() & 0o100 != 0,
-            }
-        } else if ft.is_dir() {
-            let rd = std::fs::read_dir(&path).map_err(io_err(&path))?;
-            for e in rd {
-                let e = e.map_err(io_err(&path))?;
-                stack.push((e.path(), Some(e.file_name())));
-            }
-            EntryKind::Dir
-        } else {
-            return Err(ScanError::Unsupported { path });
-        };
-        out.push(Entry { path, name, kind });
-    }
-    Ok(out)
-}
-
-// ---------------------------------------------------------------------------
 // The scanner.
 
 /// A reference scanner over a candidate set.
@@ -502,7 +455,7 @@ impl Scanner {
     /// The candidate hashes that occur anywhere under `root` (file contents,
     /// symlink targets, entry names): Nix's notion of references.
     pub fn references(&self, root: &Path) -> Result<BTreeSet<Hash>, ScanError> {
-        let entries = walk(root)?;
+        let entries = walk_nar(root)?;
         self.references_of(&entries)
     }
 
@@ -516,30 +469,33 @@ impl Scanner {
         }
         let files: Vec<&Entry> = entries
             .iter()
-            .filter(|e| matches!(e.kind, EntryKind::File { size, .. } if size >= HASH_LEN as u64))
+            .filter(|e| e.kind == EntryKind::File && e.size >= HASH_LEN as u64)
             .collect();
         let per_file: Vec<HashSetFast> = files
             .par_iter()
-            .map(|e| {
-                let mut set = HashSetFast::default();
-                // No atime update: scanning is reading, not using.
-                let f = crate::elf::open_for_reading(&e.path).map_err(io_err(&e.path))?;
-                let size = if let EntryKind::File { size, .. } = e.kind {
-                    size
-                } else {
-                    0
-                };
-                scan_stream(&self.matcher, f, size, false, |h| {
-                    set.insert(h.hash);
-                })
-                .map_err(io_err(&e.path))?;
-                Ok(set)
-            })
+            .map(|e| self.file_references(&e.path, e.size))
             .collect::<Result<_, ScanError>>()?;
         for s in per_file {
             found.extend(s);
         }
         Ok(found)
+    }
+
+    /// The candidate hashes in the contents of the regular file `path` of
+    /// `size` bytes (its walked or `lstat` size; what is read is bounded by
+    /// it).
+    pub fn file_references(&self, path: &Path, size: u64) -> Result<HashSetFast, ScanError> {
+        let mut set = HashSetFast::default();
+        if size < HASH_LEN as u64 {
+            return Ok(set);
+        }
+        // No atime update: scanning is reading, not using.
+        let f = crate::elf::open_for_reading(path).map_err(io_err(path))?;
+        scan_stream(&self.matcher, f, size, false, |h| {
+            set.insert(h.hash);
+        })
+        .map_err(io_err(path))?;
+        Ok(set)
     }
 
     /// Hits in the entry name and symlink target of one entry.
@@ -555,7 +511,7 @@ impl Scanner {
                 ));
             }
         }
-        if let EntryKind::Symlink { target } = &e.kind {
+        if let Some(target) = &e.link_target {
             for (_, h) in scan_bytes(&self.matcher, target.as_bytes()) {
                 out.push((
                     Some(Context::SymlinkTarget {
@@ -571,7 +527,7 @@ impl Scanner {
     /// Every occurrence of a candidate hash under `root`, attributed, sorted
     /// by file and offset.
     pub fn hits(&self, root: &Path) -> Result<Vec<Hit>, ScanError> {
-        let entries = walk(root)?;
+        let entries = walk_nar(root)?;
         let mut hits = Vec::new();
         for e in &entries {
             if let Some(name) = &e.name {
@@ -587,7 +543,7 @@ impl Scanner {
                     });
                 }
             }
-            if let EntryKind::Symlink { target } = &e.kind {
+            if let Some(target) = &e.link_target {
                 for (off, h) in scan_bytes(&self.matcher, target.as_bytes()) {
                     hits.push(Hit {
                         hash: h,
@@ -602,7 +558,7 @@ impl Scanner {
         }
         let files: Vec<&Entry> = entries
             .iter()
-            .filter(|e| matches!(e.kind, EntryKind::File { .. }))
+            .filter(|e| e.kind == EntryKind::File)
             .collect();
         let per_file: Vec<Vec<Hit>> = files
             .par_iter()
