@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::elf::DynamicView;
 use crate::store::{HASH_LEN, StoreDir, StorePath, is_base32};
 use crate::survey::walk::{Entry, EntryKind, NarWalkError, walk_nar};
 
@@ -623,23 +624,65 @@ type Attribution = (Option<String>, ElfMeaning, Option<String>);
 
 /// Attribute file offsets in an ELF file. `None` when the file does not parse
 /// as ELF (the caller falls back to binary context). Reads only the headers,
-/// the dynamic section and its string table, through a read cache.
+/// the dynamic section and its strings, through a read cache, with the
+/// `elf` module's reader and bounds: the dynamic entries are PT_DYNAMIC's (as
+/// ld.so reads them), their strings DT_STRTAB's, each read within
+/// [`crate::elf::MAX_DYNAMIC_STRING`] and all within the dynamic strings
+/// budget.
 fn elf_attribution(f: File, offsets: &[u64]) -> Option<Vec<Attribution>> {
     use object::elf::{FileHeader32, FileHeader64};
     use object::read::ReadCache;
     let cache = ReadCache::new(f);
-    let ident = object::ReadRef::read_bytes_at(&cache, 0, 16).ok()?;
-    if ident[4] == 2 {
-        attribute::<FileHeader64<object::Endianness>>(&cache, offsets)
-    } else {
-        attribute::<FileHeader32<object::Endianness>>(&cache, offsets)
+    let head = object::ReadRef::read_bytes_at(&cache, 0, 20).ok()?;
+    match crate::elf::read_ident(head)?.0.class {
+        crate::elf::Class::Elf64 => attribute::<FileHeader64<object::Endianness>>(&cache, offsets),
+        crate::elf::Class::Elf32 => attribute::<FileHeader32<object::Endianness>>(&cache, offsets),
     }
 }
 
+/// A string named by a dynamic entry: where it starts in the file, its bytes
+/// (without the NUL) and the entry's tag.
 struct DynString {
     start: u64,
     bytes: Vec<u8>,
     tag: i64,
+}
+
+/// The strings the dynamic entries name (DT_NEEDED, DT_RUNPATH, ... as
+/// `object` lists them), RUNPATH/RPATH first: when strings share bytes (a
+/// tail merged into another), the search path is what the hit means.
+fn dynamic_strings<'d, Elf, R>(view: &DynamicView<'d, Elf>, data: R) -> Vec<DynString>
+where
+    Elf: object::read::elf::FileHeader<Endian = object::Endianness>,
+    R: object::ReadRef<'d>,
+{
+    use object::elf;
+    let Some((base, _)) = view.strtab else {
+        return Vec::new();
+    };
+    let mut out: Vec<DynString> = view
+        .entries
+        .iter()
+        .filter(|&&(tag, val)| {
+            let tag = elf::DynamicTag(tag);
+            object::read::elf::Dynamic { tag, val }.is_string()
+        })
+        .filter_map(|&(tag, val)| {
+            let bytes = view.string(data, val).ok()?;
+            Some(DynString {
+                start: base.checked_add(val)?,
+                bytes: bytes.to_vec(),
+                tag,
+            })
+        })
+        .collect();
+    out.sort_by_key(|d| match d.tag {
+        t if t == elf::DT_RUNPATH.0 => 0,
+        t if t == elf::DT_RPATH.0 => 1,
+        t if t == elf::DT_NEEDED.0 => 2,
+        _ => 3,
+    });
+    out
 }
 
 fn attribute<Elf: object::read::elf::FileHeader<Endian = object::Endianness>>(
@@ -647,8 +690,7 @@ fn attribute<Elf: object::read::elf::FileHeader<Endian = object::Endianness>>(
     offsets: &[u64],
 ) -> Option<Vec<Attribution>> {
     use object::elf;
-    use object::read::ReadRef;
-    use object::read::elf::{Dyn, ProgramHeader, SectionHeader};
+    use object::read::elf::{ProgramHeader, SectionHeader};
     let data = cache;
     let header = Elf::parse(data).ok()?;
     let endian = header.endian().ok()?;
@@ -672,77 +714,23 @@ fn attribute<Elf: object::read::elf::FileHeader<Endian = object::Endianness>>(
         secs.push((off, size, name));
     }
 
-    // The dynamic entries and the file range of their string table.
-    let mut dyns: Vec<(i64, u64)> = Vec::new();
-    let mut strtab: Option<(u64, u64)> = None;
-    if let Some(dsec) = sections
-        .iter()
-        .find(|s| s.sh_type(endian) == elf::SHT_DYNAMIC)
-    {
-        if let Ok(d) = dsec.data_as_array::<Elf::Dyn, _>(endian, data) {
-            dyns = d.iter().map(|d| (d.tag(endian).0, d.val(endian))).collect();
-        }
-        if let Some(link) = sections.iter().nth(dsec.sh_link(endian) as usize) {
-            strtab = Some((link.sh_offset(endian).into(), link.sh_size(endian).into()));
-        }
-    } else if let Some(p) = phdrs.iter().find(|p| p.p_type(endian) == elf::PT_DYNAMIC) {
-        // No section headers: PT_DYNAMIC, and DT_STRTAB mapped through PT_LOAD.
-        if let Ok(Some(d)) = p.dynamic(endian, data) {
-            dyns = d.iter().map(|d| (d.tag(endian).0, d.val(endian))).collect();
-        }
-        let addr = dyns.iter().find(|d| d.0 == elf::DT_STRTAB.0).map(|d| d.1);
-        let size = dyns.iter().find(|d| d.0 == elf::DT_STRSZ.0).map(|d| d.1);
-        if let (Some(addr), Some(size)) = (addr, size) {
-            for l in phdrs.iter().filter(|p| p.p_type(endian) == elf::PT_LOAD) {
-                let (va, off, fsz): (u64, u64, u64) = (
-                    l.p_vaddr(endian).into(),
-                    l.p_offset(endian).into(),
-                    l.p_filesz(endian).into(),
-                );
-                if addr >= va && addr < va + fsz {
-                    strtab = Some((addr - va + off, size));
-                }
-            }
-        }
-    }
-    let mut dstrings: Vec<DynString> = Vec::new();
-    if let Some((soff, ssize)) = strtab {
-        let table = data.read_bytes_at(soff, ssize).unwrap_or(&[]);
-        for &(tag, val) in &dyns {
-            if tag == elf::DT_NULL.0 {
-                break;
-            }
-            let is_str = matches!(tag, t if t == elf::DT_NEEDED.0 || t == elf::DT_SONAME.0 || t == elf::DT_RPATH.0 || t == elf::DT_RUNPATH.0 || t == elf::DT_AUXILIARY.0 || t == elf::DT_FILTER.0);
-            if !is_str || val >= table.len() as u64 {
-                continue;
-            }
-            let rest = &table[val as usize..];
-            let len = memchr::memchr(0, rest).unwrap_or(rest.len());
-            dstrings.push(DynString {
-                start: soff + val,
-                bytes: rest[..len].to_vec(),
-                tag,
-            });
-        }
-    }
-    // Prefer RUNPATH/RPATH over NEEDED when strings share bytes.
-    dstrings.sort_by_key(|d| match d.tag {
-        t if t == elf::DT_RUNPATH.0 => 0,
-        t if t == elf::DT_RPATH.0 => 1,
-        t if t == elf::DT_NEEDED.0 => 2,
-        _ => 3,
-    });
+    // The dynamic entries' strings and the file range of their table. A
+    // dynamic section the loader would reject attributes nothing to it.
+    let view = DynamicView::<Elf>::parse(data).ok();
+    let strtab = view.as_ref().and_then(|v| v.strtab);
+    let dstrings = view
+        .as_ref()
+        .map(|v| dynamic_strings(v, data))
+        .unwrap_or_default();
 
     let interp: Option<(u64, u64, String)> = phdrs
         .iter()
         .find(|p| p.p_type(endian) == elf::PT_INTERP)
         .map(|p| {
             let (off, sz): (u64, u64) = (p.p_offset(endian).into(), p.p_filesz(endian).into());
-            let s = data
-                .read_bytes_at(off, sz)
-                .map(|b| {
-                    String::from_utf8_lossy(b.split(|&c| c == 0).next().unwrap_or(b)).into_owned()
-                })
+            let spent = std::cell::Cell::new(0);
+            let s = crate::elf::read_string_until(data, off, off.saturating_add(sz), &spent)
+                .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default();
             (off, sz, s)
         });
