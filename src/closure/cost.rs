@@ -139,13 +139,9 @@ fn predict_edit(path: &Path, plans: &[&Plan]) -> Option<Predicted> {
 
 /// Candidate hashes in `buf` whose window overlaps `[lo, hi)` of `buf`.
 fn hashes_in(buf: &[u8], lo: usize, hi: usize, cands: &HashSetFast, out: &mut BTreeSet<Hash>) {
-    scan::for_each_base32_window(buf, |i| {
-        if i < hi
-            && i + HASH_LEN > lo
-            && let Ok(h) = <Hash>::try_from(&buf[i..i + HASH_LEN])
-            && cands.contains(&h)
-        {
-            out.insert(h);
+    scan::find_candidates(buf, cands, |i, h| {
+        if i < hi && i + HASH_LEN > lo {
+            out.insert(*h);
         }
     });
 }

@@ -272,6 +272,19 @@ pub fn for_each_base32_window(buf: &[u8], mut f: impl FnMut(usize)) {
     }
 }
 
+/// Every window of `buf` that is one of `cands`, with its offset: the
+/// matcher of the scanner, for callers that hold bytes rather than files
+/// (the cost model's predicted edits).
+#[inline]
+pub(crate) fn find_candidates(buf: &[u8], cands: &HashSetFast, mut f: impl FnMut(usize, &Hash)) {
+    for_each_base32_window(buf, |i| {
+        let h: &Hash = buf[i..i + HASH_LEN].try_into().expect("window");
+        if cands.contains(h) {
+            f(i, h);
+        }
+    });
+}
+
 enum Matcher {
     Hashes(HashSetFast),
     Prefix {
@@ -314,12 +327,9 @@ impl Matcher {
                 if set.is_empty() {
                     return;
                 }
-                for_each_base32_window(buf, |i| {
+                find_candidates(buf, set, |i, h| {
                     if i + HASH_LEN > min_end {
-                        let h: &Hash = buf[i..i + HASH_LEN].try_into().expect("window");
-                        if set.contains(h) {
-                            f(i, h);
-                        }
+                        f(i, h);
                     }
                 });
             }
