@@ -329,7 +329,16 @@ fn object_type(t: u16) -> ObjectType {
 
 /// Open a file and read its ELF facts, reading only the parts needed.
 pub fn read_facts(path: &Path) -> Result<ElfFacts, ElfError> {
-    FileBytes::open(path)?.facts()
+    match FileBytes::open(path, None, Use::Facts)? {
+        Sniffed::Elf(b) => b.facts(),
+        // Not ELF: the header check says why, in the words `facts` uses.
+        Sniffed::Other { head } => Err(ElfError::Malformed {
+            path: path.to_owned(),
+            what: parse_facts(&head[..])
+                .err()
+                .unwrap_or_else(|| "not ELF".into()),
+        }),
+    }
 }
 
 /// Files up to this size are read whole (one `read`); larger ones are read
@@ -350,7 +359,7 @@ enum Contents {
     Large(File),
 }
 
-/// A file opened by [`FileBytes::open_sniffed`].
+/// A file opened by [`FileBytes::open`]: ELF, or the first bytes of another.
 pub enum Sniffed {
     Elf(FileBytes),
     /// Not ELF: its first bytes (up to 64 KiB).
@@ -359,7 +368,7 @@ pub enum Sniffed {
     },
 }
 
-/// How much of a file [`FileBytes::open_elf`] reads before knowing whether it
+/// How much of a file [`FileBytes::open`] reads before knowing whether it
 /// is ELF: most small objects fit, and a large non-ELF file costs one read.
 const HEAD_READ: usize = 64 << 10;
 
@@ -417,37 +426,46 @@ pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<us
     Ok(n)
 }
 
+/// What a caller will ask of a [`FileBytes`]: it decides how much of the
+/// file is read at once (the bounds live here, in [`Use::whole_limit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Use {
+    /// Only [`FileBytes::facts`] (headers, dynamic section, strings): a file
+    /// over 64 KiB is read range by range, so gathering a farm of large
+    /// libraries for their SONAMEs reads kilobytes, not gigabytes.
+    Facts,
+    /// Facts, [`FileBytes::hints`] and [`FileBytes::is_debug_info`]: a file
+    /// up to [`WHOLE_FILE_LIMIT`] is read whole (one read), a larger one range
+    /// by range.
+    All,
+}
+
+impl Use {
+    /// The largest file read whole into memory for this use.
+    fn whole_limit(self) -> u64 {
+        match self {
+            Use::Facts => HEAD_READ as u64,
+            Use::All => WHOLE_FILE_LIMIT,
+        }
+    }
+}
+
 impl FileBytes {
-    /// Open `path` and, when it is ELF, read it as [`FileBytes::open`] does:
-    /// one open and, for a small file, usually one read. `None` for a file
-    /// that is not ELF (only its first 64 KiB were read).
-    pub fn open_elf(path: &Path) -> Result<Option<Self>, ElfError> {
-        Self::open_elf_sized(path, None)
+    /// Open `path` and sniff it: an ELF file is read for `usage` (one open
+    /// and, for a small file, usually one read); for any other file only its
+    /// first 64 KiB are read and kept. `size`, when the caller has just
+    /// stat'ed the file (a walk), spares a second stat.
+    pub fn open(path: &Path, size: Option<u64>, usage: Use) -> Result<Sniffed, ElfError> {
+        Self::open_with(path, size, usage.whole_limit())
     }
 
-    /// [`FileBytes::open_elf`] for a file of a known size (see
-    /// [`FileBytes::open_sniffed`]).
-    pub fn open_elf_sized(path: &Path, size: Option<u64>) -> Result<Option<Self>, ElfError> {
-        Ok(match Self::open_sniffed(path, size)? {
+    /// [`FileBytes::open`] for callers that skip files that are not ELF
+    /// (`None`).
+    pub fn open_elf(path: &Path, size: Option<u64>, usage: Use) -> Result<Option<Self>, ElfError> {
+        Ok(match Self::open(path, size, usage)? {
             Sniffed::Elf(b) => Some(b),
             Sniffed::Other { .. } => None,
         })
-    }
-
-    /// Like [`FileBytes::open_elf`], keeping the first bytes of a file that
-    /// is not ELF. `size`, when the caller has just stat'ed the file (a
-    /// walk), spares a second stat.
-    pub fn open_sniffed(path: &Path, size: Option<u64>) -> Result<Sniffed, ElfError> {
-        Self::open_with(path, size, WHOLE_FILE_LIMIT)
-    }
-
-    /// [`FileBytes::open_sniffed`] when only [`FileBytes::facts`] will be
-    /// asked for (no dlopen hints): a file over 64 KiB is read range by
-    /// range (headers, dynamic section, strings), not whole. Gathering a
-    /// farm of large libraries for their SONAMEs reads kilobytes, not
-    /// gigabytes.
-    pub fn open_for_facts(path: &Path) -> Result<Sniffed, ElfError> {
-        Self::open_with(path, None, HEAD_READ as u64)
     }
 
     fn open_with(path: &Path, size: Option<u64>, whole_limit: u64) -> Result<Sniffed, ElfError> {
@@ -509,26 +527,6 @@ impl FileBytes {
                 head
             }
         }
-    }
-
-    pub fn open(path: &Path) -> Result<Self, ElfError> {
-        let io = |source| ElfError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let file = open_for_reading(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        let data = if len <= WHOLE_FILE_LIMIT {
-            let mut v = Vec::new();
-            read_up_to(&file, &mut v, len as usize).map_err(io)?;
-            Contents::Whole(v)
-        } else {
-            Contents::Large(file)
-        };
-        Ok(FileBytes {
-            path: path.to_owned(),
-            data,
-        })
     }
 
     fn malformed(&self, what: String) -> ElfError {
@@ -1173,7 +1171,7 @@ mod tests {
         let p = dir.path().join("libgrew.so");
         std::fs::write(&p, &data).unwrap();
         for hint in [Some(100), Some(69_999), Some(70_000), None] {
-            let Ok(Sniffed::Elf(b)) = FileBytes::open_sniffed(&p, hint) else {
+            let Ok(Sniffed::Elf(b)) = FileBytes::open(&p, hint, Use::All) else {
                 panic!("{hint:?}: not read as ELF");
             };
             let Contents::Whole(v) = &b.data else {
