@@ -72,7 +72,7 @@ pub fn hash_of(s: &str) -> Option<Hash> {
 }
 
 /// A hash part as a string (always ASCII).
-pub fn hash_str(h: &Hash) -> &str {
+fn hash_str(h: &Hash) -> &str {
     std::str::from_utf8(h).unwrap_or("?")
 }
 
@@ -97,10 +97,20 @@ impl Candidates {
 pub enum ScanError {
     // The io::Error is deliberately not a `#[source]`: the message already
     // includes it, and `{:#}` chains would print it twice.
+    /// The file could not be read (or its entry `lstat`ed, listed).
     #[error("{}: {err}", path.display())]
-    Io { path: PathBuf, err: io::Error },
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The failed call's error.
+        err: io::Error,
+    },
+    /// A FIFO, socket or device in a store path: a NAR cannot hold it.
     #[error("{}: unsupported file type (not a regular file, directory or symlink)", path.display())]
-    Unsupported { path: PathBuf },
+    Unsupported {
+        /// The entry.
+        path: PathBuf,
+    },
 }
 
 impl From<NarWalkError> for ScanError {
@@ -125,16 +135,21 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ScanError + '_ {
 pub enum ElfMeaning {
     /// Entry `entry` (0-based) of DT_RUNPATH.
     Runpath {
+        /// Which `:`-separated entry.
         entry: usize,
     },
     /// Entry `entry` (0-based) of DT_RPATH.
     Rpath {
+        /// Which `:`-separated entry.
         entry: usize,
     },
+    /// A DT_NEEDED name.
     Needed,
+    /// The DT_SONAME.
     Soname,
     /// Another string-valued dynamic tag (DT_AUXILIARY, DT_FILTER, ...).
     DynamicString {
+        /// The entry's tag.
         tag: i64,
     },
     /// The PT_INTERP program interpreter.
@@ -159,21 +174,38 @@ pub enum ElfMeaning {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Context {
     /// In the target of a symlink.
-    SymlinkTarget { target: String },
+    SymlinkTarget {
+        /// The link's target.
+        target: String,
+    },
     /// In the name of a directory entry (part of the NAR too).
-    EntryName { name: String },
+    EntryName {
+        /// The name.
+        name: String,
+    },
     /// In an ELF file: section name, meaning, and the string around the hit
     /// (for RUNPATH/RPATH the single entry, for DT_NEEDED the name).
     Elf {
+        /// The smallest section holding the hit; `None` outside every one.
         section: Option<String>,
+        /// What the bytes are for.
         #[serde(flatten)]
         meaning: ElfMeaning,
+        /// The string around the hit.
         text: String,
     },
     /// In a text file: 1-based line and the text around the hit.
-    Text { line: u64, text: String },
+    Text {
+        /// 1-based line number.
+        line: u64,
+        /// The text around the hit.
+        text: String,
+    },
     /// In another binary file: the printable bytes around the hit.
-    Binary { text: String },
+    Binary {
+        /// The printable bytes around the hit.
+        text: String,
+    },
 }
 
 impl fmt::Display for Context {
@@ -220,6 +252,7 @@ pub struct Hit {
     pub file: PathBuf,
     /// Byte offset of the hash in the file contents / symlink target / name.
     pub offset: u64,
+    /// Where it is and what it means.
     pub context: Context,
 }
 
@@ -457,6 +490,7 @@ pub struct Scanner {
 }
 
 impl Scanner {
+    /// A scanner for `candidates` in a store under `store_dir`.
     pub fn new(store_dir: &StoreDir, candidates: Candidates) -> Self {
         Scanner {
             matcher: Matcher::new(store_dir, candidates),

@@ -332,6 +332,44 @@ mod tests {
         assert_eq!(err.len(), 1);
     }
 
+    /// A NAR walk keeps what a NAR holds: names, executable bits, link
+    /// targets, `fix`'s temp files; a FIFO ends it.
+    #[test]
+    fn nar_walk_has_what_a_nar_holds() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path().join("out");
+        std::fs::create_dir_all(r.join("bin")).unwrap();
+        std::fs::write(r.join("bin/p"), b"#!").unwrap();
+        std::fs::set_permissions(r.join("bin/p"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(r.join("bin/.p.unfarm-tmp-1-2"), b"").unwrap();
+        std::os::unix::fs::symlink("bin/p", r.join("link")).unwrap();
+        let e = walk_nar(&r).unwrap();
+        let got: Vec<_> = e
+            .iter()
+            .map(|e| (e.name.clone(), e.kind, e.executable, e.link_target.clone()))
+            .collect();
+        let n = |s: &str| Some(OsString::from(s));
+        assert_eq!(
+            got,
+            vec![
+                (None, EntryKind::Dir, false, None),
+                (n("bin"), EntryKind::Dir, false, None),
+                (n(".p.unfarm-tmp-1-2"), EntryKind::File, false, None),
+                (n("p"), EntryKind::File, true, None),
+                (n("link"), EntryKind::Symlink, false, n("bin/p")),
+            ]
+        );
+        let fifo = r.join("bin/fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(matches!(walk_nar(&r), Err(NarWalkError::Unsupported { path }) if path == fifo));
+        assert!(matches!(
+            walk_nar(&t.path().join("missing")),
+            Err(NarWalkError::Io { .. })
+        ));
+    }
+
     /// Nested and repeated roots, and a dir reached under a second spelling
     /// (through a symlinked parent), yield each file and symlink once.
     #[test]
