@@ -5,9 +5,10 @@
 
 use std::time::Instant;
 
-use unfarm::closure::scan::{Candidates, HashSetFast, Scanner, hash_of, walk};
+use unfarm::closure::scan::{Candidates, HashSetFast, Scanner, hash_of};
 use unfarm::closure::{NixDb, nar_size};
 use unfarm::store::{NIX_BASE32, StoreDir};
+use unfarm::survey::walk::{EntryKind, walk_nar};
 
 fn main() -> anyhow::Result<()> {
     let path = std::env::args()
@@ -36,16 +37,11 @@ fn main() -> anyhow::Result<()> {
         set.insert(h);
     }
     let n = set.len();
-    let entries = walk(path.as_ref())?;
+    let entries = walk_nar(path.as_ref())?;
     let bytes: u64 = entries
         .iter()
-        .map(|e| {
-            if let unfarm::closure::scan::EntryKind::File { size, .. } = e.kind {
-                size
-            } else {
-                0
-            }
-        })
+        .filter(|e| e.kind == EntryKind::File)
+        .map(|e| e.size)
         .sum();
     let scanner = Scanner::new(&sd, Candidates::Hashes(set));
     let mut best = f64::MAX;

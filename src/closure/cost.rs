@@ -52,9 +52,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::closure::scan::{
-    self, Candidates, Context, EntryKind, Hash, HashSetFast, ScanError, Scanner,
-};
+use crate::closure::scan::{self, Candidates, Context, Hash, HashSetFast, ScanError, Scanner};
 use crate::closure::{
     ClosureError, ClosureGraph, NixDb, RefChange, Source, nar_size_of, scan_closure, to_store_path,
 };
@@ -63,6 +61,7 @@ use crate::plan::{Action, Outcome, Plan};
 use crate::report::check::Finding;
 use crate::store::{HASH_LEN, StoreDir};
 use crate::survey::Survey;
+use crate::survey::walk::{EntryKind, walk_nar};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CostError {
@@ -140,13 +139,9 @@ fn predict_edit(path: &Path, plans: &[&Plan]) -> Option<Predicted> {
 
 /// Candidate hashes in `buf` whose window overlaps `[lo, hi)` of `buf`.
 fn hashes_in(buf: &[u8], lo: usize, hi: usize, cands: &HashSetFast, out: &mut BTreeSet<Hash>) {
-    scan::for_each_base32_window(buf, |i| {
-        if i < hi
-            && i + HASH_LEN > lo
-            && let Ok(h) = <Hash>::try_from(&buf[i..i + HASH_LEN])
-            && cands.contains(&h)
-        {
-            out.insert(h);
+    scan::find_candidates(buf, cands, |i, h| {
+        if i < hi && i + HASH_LEN > lo {
+            out.insert(*h);
         }
     });
 }
@@ -316,7 +311,7 @@ impl CostModel {
         };
         let mut owner: HashMap<Inode, PathBuf> = HashMap::new();
         for o in &outputs {
-            let entries = scan::walk(o)?;
+            let entries = walk_nar(o).map_err(ScanError::from)?;
             let inodes: HashMap<&Path, Inode> = entries
                 .iter()
                 .filter_map(|e| Some((e.path.as_path(), inode(&e.path)?)))
@@ -349,23 +344,23 @@ impl CostModel {
                 let Some(&i) = inodes.get(e.path.as_path()) else {
                     continue;
                 };
-                match &mut e.kind {
-                    EntryKind::File { size, .. } => {
+                match e.kind {
+                    EntryKind::File => {
                         if let Some((p, path)) = edited.get(&i) {
-                            *size = p.new_len;
+                            e.size = p.new_len;
                             after.extend(patched_hashes(path, p, &cands)?);
                         }
                     }
-                    EntryKind::Symlink { target } => {
+                    EntryKind::Symlink => {
                         if let Some(l) = links.get(&i) {
-                            *target = l.canonical.clone().into_os_string();
+                            e.link_target = Some(l.canonical.clone().into_os_string());
                             let mut found = BTreeSet::new();
                             let b = l.canonical.as_os_str().as_encoded_bytes();
                             hashes_in(b, 0, b.len(), &cands, &mut found);
                             after.extend(found);
                         }
                     }
-                    EntryKind::Dir => {}
+                    EntryKind::Dir | EntryKind::Special => {}
                 }
             }
             let to_paths = |s: &BTreeSet<Hash>| -> BTreeSet<PathBuf> {

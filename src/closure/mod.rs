@@ -31,26 +31,46 @@ use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 use crate::store::{StoreDir, normalize_lexically};
-use scan::{Candidates, Entry, EntryKind, HashSetFast, ScanError, Scanner};
+use crate::survey::walk::{Entry, EntryKind, walk_nar};
+use scan::{Candidates, HashSetFast, ScanError, Scanner};
 
 /// Index of a node in a [`ClosureGraph`].
 pub type NodeId = usize;
 
+/// Why a closure could not be built or queried; each names the path.
 #[derive(Debug, thiserror::Error)]
 pub enum ClosureError {
+    /// The Nix database could not be opened or queried.
     #[error("{}: Nix database: {source}", path.display())]
     Db {
+        /// The database file.
         path: PathBuf,
+        /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// The path is not registered as valid in the database.
     #[error("{}: not a valid path in the Nix database {}", path.display(), db.display())]
-    NotValid { path: PathBuf, db: PathBuf },
+    NotValid {
+        /// The path asked for.
+        path: PathBuf,
+        /// The database file.
+        db: PathBuf,
+    },
+    /// The path is not below the store dir.
     #[error("{}: not a store path under {store}", path.display())]
-    NotInStore { path: PathBuf, store: String },
+    NotInStore {
+        /// The path given.
+        path: PathBuf,
+        /// The store dir.
+        store: String,
+    },
+    /// Walking or scanning a store path failed.
     #[error(transparent)]
     Scan(#[from] ScanError),
+    /// A path that is not a node of the graph.
     #[error("{}: not in the closure graph", .0.display())]
     UnknownPath(PathBuf),
+    /// An edge (referrer, reference) the graph does not have.
     #[error("{} does not reference {}", .0.display(), .1.display())]
     UnknownEdge(PathBuf, PathBuf),
 }
@@ -58,6 +78,7 @@ pub enum ClosureError {
 /// One store path of a closure graph.
 #[derive(Clone, Debug)]
 pub struct Node {
+    /// The store path.
     pub path: PathBuf,
     /// Size of the path's NAR serialisation (Nix's `narSize`).
     pub nar_size: u64,
@@ -76,14 +97,18 @@ pub struct ClosureGraph {
 /// added. All paths must be nodes of the graph.
 #[derive(Clone, Debug, Default)]
 pub struct RefChange {
+    /// Edges (referrer, reference) that go away.
     pub removed: Vec<(PathBuf, PathBuf)>,
+    /// Edges (referrer, reference) that appear.
     pub added: Vec<(PathBuf, PathBuf)>,
 }
 
 /// A path of a closure with its own size and its added size.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct PathCost {
+    /// The store path.
     pub path: PathBuf,
+    /// Its own NAR size.
     pub nar_size: u64,
     /// Bytes that leave the closure when every reference to this path is
     /// removed: the NAR sizes of the paths it alone keeps alive, itself
@@ -92,6 +117,7 @@ pub struct PathCost {
 }
 
 impl ClosureGraph {
+    /// An empty graph.
     pub fn new() -> Self {
         Self::default()
     }
@@ -121,6 +147,7 @@ impl ClosureGraph {
         }
     }
 
+    /// The id of `path`, if it is a node.
     pub fn id(&self, path: &Path) -> Option<NodeId> {
         self.by_path.get(path).copied()
     }
@@ -130,18 +157,22 @@ impl ClosureGraph {
             .ok_or_else(|| ClosureError::UnknownPath(path.to_owned()))
     }
 
+    /// The node with id `id` (an id this graph gave).
     pub fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id]
     }
 
+    /// The number of nodes.
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
 
+    /// True when the graph has no node.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
     }
 
+    /// Every node, indexed by id.
     pub fn nodes(&self) -> &[Node] {
         &self.nodes
     }
@@ -481,7 +512,7 @@ fn nar_str(len: u64) -> u64 {
 }
 
 /// Exact size of the NAR serialisation of a walked tree (see
-/// [`scan::walk`]), as `nix-store --dump PATH | wc -c` would print.
+/// [`walk_nar`]), as `nix-store --dump PATH | wc -c` would print.
 ///
 /// The format: `str("nix-archive-1")`, then a node: `( type regular
 /// [executable ""] contents <u64 size> <bytes padded> )`, `( type symlink
@@ -494,17 +525,22 @@ pub fn nar_size_of(entries: &[Entry]) -> u64 {
         total += nar_str(1) + nar_str(4) + nar_str(1);
         total += match &e.kind {
             EntryKind::Dir => nar_str(9),
-            EntryKind::File { size, executable } => {
+            EntryKind::File => {
                 nar_str(7)
-                    + if *executable {
+                    + if e.executable {
                         nar_str(10) + nar_str(0)
                     } else {
                         0
                     }
                     + nar_str(8)
-                    + nar_str(*size)
+                    + nar_str(e.size)
             }
-            EntryKind::Symlink { target } => nar_str(7) + nar_str(6) + nar_str(target.len() as u64),
+            EntryKind::Symlink => {
+                let target = e.link_target.as_ref().map_or(0, |t| t.len());
+                nar_str(7) + nar_str(6) + nar_str(target as u64)
+            }
+            // `walk_nar` fails on these: a NAR cannot hold them.
+            EntryKind::Special => 0,
         };
         if let Some(name) = &e.name {
             // "entry" "(" "name" <name> "node" ... ")"
@@ -521,7 +557,7 @@ pub fn nar_size_of(entries: &[Entry]) -> u64 {
 
 /// Exact NAR size of the tree at `path`.
 pub fn nar_size(path: &Path) -> Result<u64, ScanError> {
-    Ok(nar_size_of(&scan::walk(path)?))
+    Ok(nar_size_of(&walk_nar(path)?))
 }
 
 // ---------------------------------------------------------------------------
@@ -576,19 +612,24 @@ pub fn is_farm(store_dir: &StoreDir, path: &Path) -> Result<bool, ScanError> {
 /// One hop of a chain: every occurrence of `to`'s hash part in `from`.
 #[derive(Clone, Debug, Serialize)]
 pub struct WhyHop {
+    /// The referrer.
     pub from: PathBuf,
+    /// The reference.
     pub to: PathBuf,
     /// `from` is a symlink farm.
     pub from_is_farm: bool,
     /// `to` is a symlink farm.
     pub to_is_farm: bool,
+    /// Each occurrence of `to`'s hash part in `from`, attributed.
     pub hits: Vec<scan::Hit>,
 }
 
 /// Why `from` depends on `to` (the JSON of `unfarm why --json`).
 #[derive(Clone, Debug, Serialize)]
 pub struct WhyReport {
+    /// The path asked about.
     pub from: PathBuf,
+    /// The dependency asked about.
     pub to: PathBuf,
     /// Each chain from `from` to `to`, both ends included.
     pub chains: Vec<Vec<PathBuf>>,
@@ -687,7 +728,7 @@ pub fn why(
 
 /// Nix's database for a store dir, if it is the default store and the DB
 /// exists (`/nix/var/nix/db/db.sqlite`, or `$NIX_STATE_DIR/db/db.sqlite`).
-pub fn default_db(store_dir: &StoreDir) -> Option<PathBuf> {
+fn default_db(store_dir: &StoreDir) -> Option<PathBuf> {
     if store_dir.path() != Path::new(crate::store::DEFAULT_STORE_DIR) {
         return None;
     }
@@ -780,6 +821,7 @@ impl NixDb {
         })
     }
 
+    /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -923,7 +965,7 @@ pub fn scan_closure(store_dir: &StoreDir, roots: &[PathBuf]) -> Result<ClosureGr
         let scanned: Vec<(PathBuf, u64, Vec<PathBuf>)> = frontier
             .par_iter()
             .map(|p| {
-                let entries = scan::walk(p)?;
+                let entries = walk_nar(p)?;
                 let size = nar_size_of(&entries);
                 let refs = scanner.references_of(&entries)?;
                 Ok((

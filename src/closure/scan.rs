@@ -21,19 +21,19 @@
 //! match, so jump past it.
 
 use std::collections::{BTreeSet, HashSet};
-use std::ffi::OsString;
 use std::fmt;
 use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::elf::DynamicView;
 use crate::store::{HASH_LEN, StoreDir, StorePath, is_base32};
+use crate::survey::walk::{Entry, EntryKind, NarWalkError, walk_nar};
 
 /// The hash part of a store path, as bytes.
 pub type Hash = [u8; HASH_LEN];
@@ -72,7 +72,7 @@ pub fn hash_of(s: &str) -> Option<Hash> {
 }
 
 /// A hash part as a string (always ASCII).
-pub fn hash_str(h: &Hash) -> &str {
+fn hash_str(h: &Hash) -> &str {
     std::str::from_utf8(h).unwrap_or("?")
 }
 
@@ -97,10 +97,29 @@ impl Candidates {
 pub enum ScanError {
     // The io::Error is deliberately not a `#[source]`: the message already
     // includes it, and `{:#}` chains would print it twice.
+    /// The file could not be read (or its entry `lstat`ed, listed).
     #[error("{}: {err}", path.display())]
-    Io { path: PathBuf, err: io::Error },
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The failed call's error.
+        err: io::Error,
+    },
+    /// A FIFO, socket or device in a store path: a NAR cannot hold it.
     #[error("{}: unsupported file type (not a regular file, directory or symlink)", path.display())]
-    Unsupported { path: PathBuf },
+    Unsupported {
+        /// The entry.
+        path: PathBuf,
+    },
+}
+
+impl From<NarWalkError> for ScanError {
+    fn from(e: NarWalkError) -> Self {
+        match e {
+            NarWalkError::Io { path, err } => ScanError::Io { path, err },
+            NarWalkError::Unsupported { path } => ScanError::Unsupported { path },
+        }
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ScanError + '_ {
@@ -116,16 +135,21 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ScanError + '_ {
 pub enum ElfMeaning {
     /// Entry `entry` (0-based) of DT_RUNPATH.
     Runpath {
+        /// Which `:`-separated entry.
         entry: usize,
     },
     /// Entry `entry` (0-based) of DT_RPATH.
     Rpath {
+        /// Which `:`-separated entry.
         entry: usize,
     },
+    /// A DT_NEEDED name.
     Needed,
+    /// The DT_SONAME.
     Soname,
     /// Another string-valued dynamic tag (DT_AUXILIARY, DT_FILTER, ...).
     DynamicString {
+        /// The entry's tag.
         tag: i64,
     },
     /// The PT_INTERP program interpreter.
@@ -150,21 +174,38 @@ pub enum ElfMeaning {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Context {
     /// In the target of a symlink.
-    SymlinkTarget { target: String },
+    SymlinkTarget {
+        /// The link's target.
+        target: String,
+    },
     /// In the name of a directory entry (part of the NAR too).
-    EntryName { name: String },
+    EntryName {
+        /// The name.
+        name: String,
+    },
     /// In an ELF file: section name, meaning, and the string around the hit
     /// (for RUNPATH/RPATH the single entry, for DT_NEEDED the name).
     Elf {
+        /// The smallest section holding the hit; `None` outside every one.
         section: Option<String>,
+        /// What the bytes are for.
         #[serde(flatten)]
         meaning: ElfMeaning,
+        /// The string around the hit.
         text: String,
     },
     /// In a text file: 1-based line and the text around the hit.
-    Text { line: u64, text: String },
+    Text {
+        /// 1-based line number.
+        line: u64,
+        /// The text around the hit.
+        text: String,
+    },
     /// In another binary file: the printable bytes around the hit.
-    Binary { text: String },
+    Binary {
+        /// The printable bytes around the hit.
+        text: String,
+    },
 }
 
 impl fmt::Display for Context {
@@ -211,6 +252,7 @@ pub struct Hit {
     pub file: PathBuf,
     /// Byte offset of the hash in the file contents / symlink target / name.
     pub offset: u64,
+    /// Where it is and what it means.
     pub context: Context,
 }
 
@@ -263,6 +305,19 @@ pub fn for_each_base32_window(buf: &[u8], mut f: impl FnMut(usize)) {
     }
 }
 
+/// Every window of `buf` that is one of `cands`, with its offset: the
+/// matcher of the scanner, for callers that hold bytes rather than files
+/// (the cost model's predicted edits).
+#[inline]
+pub(crate) fn find_candidates(buf: &[u8], cands: &HashSetFast, mut f: impl FnMut(usize, &Hash)) {
+    for_each_base32_window(buf, |i| {
+        let h: &Hash = buf[i..i + HASH_LEN].try_into().expect("window");
+        if cands.contains(h) {
+            f(i, h);
+        }
+    });
+}
+
 enum Matcher {
     Hashes(HashSetFast),
     Prefix {
@@ -305,12 +360,9 @@ impl Matcher {
                 if set.is_empty() {
                     return;
                 }
-                for_each_base32_window(buf, |i| {
+                find_candidates(buf, set, |i, h| {
                     if i + HASH_LEN > min_end {
-                        let h: &Hash = buf[i..i + HASH_LEN].try_into().expect("window");
-                        if set.contains(h) {
-                            f(i, h);
-                        }
+                        f(i, h);
                     }
                 });
             }
@@ -430,61 +482,6 @@ fn scan_stream(
 }
 
 // ---------------------------------------------------------------------------
-// Walking a store path.
-
-/// What a tree entry is (symlinks are never followed).
-#[derive(Clone, Debug)]
-pub enum EntryKind {
-    Dir,
-    File { size: u64, executable: bool },
-    Symlink { target: OsString },
-}
-
-/// One entry of the tree under a store path, in no particular order.
-#[derive(Clone, Debug)]
-pub struct Entry {
-    pub path: PathBuf,
-    /// The entry's name in its parent; `None` for the root.
-    pub name: Option<OsString>,
-    pub kind: EntryKind,
-}
-
-/// Walk the tree under `root` without following symlinks. Errors name the
-/// file. Symlink loops cannot happen (links are not followed); depth is
-/// bounded by the file system.
-pub fn walk(root: &Path) -> Result<Vec<Entry>, ScanError> {
-    let mut out = Vec::new();
-    let mut stack = vec![(root.to_owned(), None::<OsString>)];
-    while let Some((path, name)) = stack.pop() {
-        let md = std::fs::symlink_metadata(&path).map_err(io_err(&path))?;
-        let ft = md.file_type();
-        let kind = if ft.is_symlink() {
-            EntryKind::Symlink {
-                target: std::fs::read_link(&path)
-                    .map_err(io_err(&path))?
-                    .into_os_string(),
-            }
-        } else if ft.is_file() {
-            EntryKind::File {
-                size: md.len(),
-                executable: md.permissions().mode() & 0o100 != 0,
-            }
-        } else if ft.is_dir() {
-            let rd = std::fs::read_dir(&path).map_err(io_err(&path))?;
-            for e in rd {
-                let e = e.map_err(io_err(&path))?;
-                stack.push((e.path(), Some(e.file_name())));
-            }
-            EntryKind::Dir
-        } else {
-            return Err(ScanError::Unsupported { path });
-        };
-        out.push(Entry { path, name, kind });
-    }
-    Ok(out)
-}
-
-// ---------------------------------------------------------------------------
 // The scanner.
 
 /// A reference scanner over a candidate set.
@@ -493,6 +490,7 @@ pub struct Scanner {
 }
 
 impl Scanner {
+    /// A scanner for `candidates` in a store under `store_dir`.
     pub fn new(store_dir: &StoreDir, candidates: Candidates) -> Self {
         Scanner {
             matcher: Matcher::new(store_dir, candidates),
@@ -502,7 +500,7 @@ impl Scanner {
     /// The candidate hashes that occur anywhere under `root` (file contents,
     /// symlink targets, entry names): Nix's notion of references.
     pub fn references(&self, root: &Path) -> Result<BTreeSet<Hash>, ScanError> {
-        let entries = walk(root)?;
+        let entries = walk_nar(root)?;
         self.references_of(&entries)
     }
 
@@ -516,30 +514,33 @@ impl Scanner {
         }
         let files: Vec<&Entry> = entries
             .iter()
-            .filter(|e| matches!(e.kind, EntryKind::File { size, .. } if size >= HASH_LEN as u64))
+            .filter(|e| e.kind == EntryKind::File && e.size >= HASH_LEN as u64)
             .collect();
         let per_file: Vec<HashSetFast> = files
             .par_iter()
-            .map(|e| {
-                let mut set = HashSetFast::default();
-                // No atime update: scanning is reading, not using.
-                let f = crate::elf::open_for_reading(&e.path).map_err(io_err(&e.path))?;
-                let size = if let EntryKind::File { size, .. } = e.kind {
-                    size
-                } else {
-                    0
-                };
-                scan_stream(&self.matcher, f, size, false, |h| {
-                    set.insert(h.hash);
-                })
-                .map_err(io_err(&e.path))?;
-                Ok(set)
-            })
+            .map(|e| self.file_references(&e.path, e.size))
             .collect::<Result<_, ScanError>>()?;
         for s in per_file {
             found.extend(s);
         }
         Ok(found)
+    }
+
+    /// The candidate hashes in the contents of the regular file `path` of
+    /// `size` bytes (its walked or `lstat` size; what is read is bounded by
+    /// it).
+    pub fn file_references(&self, path: &Path, size: u64) -> Result<HashSetFast, ScanError> {
+        let mut set = HashSetFast::default();
+        if size < HASH_LEN as u64 {
+            return Ok(set);
+        }
+        // No atime update: scanning is reading, not using.
+        let f = crate::elf::open_for_reading(path).map_err(io_err(path))?;
+        scan_stream(&self.matcher, f, size, false, |h| {
+            set.insert(h.hash);
+        })
+        .map_err(io_err(path))?;
+        Ok(set)
     }
 
     /// Hits in the entry name and symlink target of one entry.
@@ -555,7 +556,7 @@ impl Scanner {
                 ));
             }
         }
-        if let EntryKind::Symlink { target } = &e.kind {
+        if let Some(target) = &e.link_target {
             for (_, h) in scan_bytes(&self.matcher, target.as_bytes()) {
                 out.push((
                     Some(Context::SymlinkTarget {
@@ -571,7 +572,7 @@ impl Scanner {
     /// Every occurrence of a candidate hash under `root`, attributed, sorted
     /// by file and offset.
     pub fn hits(&self, root: &Path) -> Result<Vec<Hit>, ScanError> {
-        let entries = walk(root)?;
+        let entries = walk_nar(root)?;
         let mut hits = Vec::new();
         for e in &entries {
             if let Some(name) = &e.name {
@@ -587,7 +588,7 @@ impl Scanner {
                     });
                 }
             }
-            if let EntryKind::Symlink { target } = &e.kind {
+            if let Some(target) = &e.link_target {
                 for (off, h) in scan_bytes(&self.matcher, target.as_bytes()) {
                     hits.push(Hit {
                         hash: h,
@@ -602,7 +603,7 @@ impl Scanner {
         }
         let files: Vec<&Entry> = entries
             .iter()
-            .filter(|e| matches!(e.kind, EntryKind::File { .. }))
+            .filter(|e| e.kind == EntryKind::File)
             .collect();
         let per_file: Vec<Vec<Hit>> = files
             .par_iter()
@@ -667,23 +668,65 @@ type Attribution = (Option<String>, ElfMeaning, Option<String>);
 
 /// Attribute file offsets in an ELF file. `None` when the file does not parse
 /// as ELF (the caller falls back to binary context). Reads only the headers,
-/// the dynamic section and its string table, through a read cache.
+/// the dynamic section and its strings, through a read cache, with the
+/// `elf` module's reader and bounds: the dynamic entries are PT_DYNAMIC's (as
+/// ld.so reads them), their strings DT_STRTAB's, each read within
+/// [`crate::elf::MAX_DYNAMIC_STRING`] and all within the dynamic strings
+/// budget.
 fn elf_attribution(f: File, offsets: &[u64]) -> Option<Vec<Attribution>> {
     use object::elf::{FileHeader32, FileHeader64};
     use object::read::ReadCache;
     let cache = ReadCache::new(f);
-    let ident = object::ReadRef::read_bytes_at(&cache, 0, 16).ok()?;
-    if ident[4] == 2 {
-        attribute::<FileHeader64<object::Endianness>>(&cache, offsets)
-    } else {
-        attribute::<FileHeader32<object::Endianness>>(&cache, offsets)
+    let head = object::ReadRef::read_bytes_at(&cache, 0, 20).ok()?;
+    match crate::elf::read_ident(head)?.0.class {
+        crate::elf::Class::Elf64 => attribute::<FileHeader64<object::Endianness>>(&cache, offsets),
+        crate::elf::Class::Elf32 => attribute::<FileHeader32<object::Endianness>>(&cache, offsets),
     }
 }
 
+/// A string named by a dynamic entry: where it starts in the file, its bytes
+/// (without the NUL) and the entry's tag.
 struct DynString {
     start: u64,
     bytes: Vec<u8>,
     tag: i64,
+}
+
+/// The strings the dynamic entries name (DT_NEEDED, DT_RUNPATH, ... as
+/// `object` lists them), RUNPATH/RPATH first: when strings share bytes (a
+/// tail merged into another), the search path is what the hit means.
+fn dynamic_strings<'d, Elf, R>(view: &DynamicView<'d, Elf>, data: R) -> Vec<DynString>
+where
+    Elf: object::read::elf::FileHeader<Endian = object::Endianness>,
+    R: object::ReadRef<'d>,
+{
+    use object::elf;
+    let Some((base, _)) = view.strtab else {
+        return Vec::new();
+    };
+    let mut out: Vec<DynString> = view
+        .entries
+        .iter()
+        .filter(|&&(tag, val)| {
+            let tag = elf::DynamicTag(tag);
+            object::read::elf::Dynamic { tag, val }.is_string()
+        })
+        .filter_map(|&(tag, val)| {
+            let bytes = view.string(data, val).ok()?;
+            Some(DynString {
+                start: base.checked_add(val)?,
+                bytes: bytes.to_vec(),
+                tag,
+            })
+        })
+        .collect();
+    out.sort_by_key(|d| match d.tag {
+        t if t == elf::DT_RUNPATH.0 => 0,
+        t if t == elf::DT_RPATH.0 => 1,
+        t if t == elf::DT_NEEDED.0 => 2,
+        _ => 3,
+    });
+    out
 }
 
 fn attribute<Elf: object::read::elf::FileHeader<Endian = object::Endianness>>(
@@ -691,8 +734,7 @@ fn attribute<Elf: object::read::elf::FileHeader<Endian = object::Endianness>>(
     offsets: &[u64],
 ) -> Option<Vec<Attribution>> {
     use object::elf;
-    use object::read::ReadRef;
-    use object::read::elf::{Dyn, ProgramHeader, SectionHeader};
+    use object::read::elf::{ProgramHeader, SectionHeader};
     let data = cache;
     let header = Elf::parse(data).ok()?;
     let endian = header.endian().ok()?;
@@ -716,77 +758,23 @@ fn attribute<Elf: object::read::elf::FileHeader<Endian = object::Endianness>>(
         secs.push((off, size, name));
     }
 
-    // The dynamic entries and the file range of their string table.
-    let mut dyns: Vec<(i64, u64)> = Vec::new();
-    let mut strtab: Option<(u64, u64)> = None;
-    if let Some(dsec) = sections
-        .iter()
-        .find(|s| s.sh_type(endian) == elf::SHT_DYNAMIC)
-    {
-        if let Ok(d) = dsec.data_as_array::<Elf::Dyn, _>(endian, data) {
-            dyns = d.iter().map(|d| (d.tag(endian).0, d.val(endian))).collect();
-        }
-        if let Some(link) = sections.iter().nth(dsec.sh_link(endian) as usize) {
-            strtab = Some((link.sh_offset(endian).into(), link.sh_size(endian).into()));
-        }
-    } else if let Some(p) = phdrs.iter().find(|p| p.p_type(endian) == elf::PT_DYNAMIC) {
-        // No section headers: PT_DYNAMIC, and DT_STRTAB mapped through PT_LOAD.
-        if let Ok(Some(d)) = p.dynamic(endian, data) {
-            dyns = d.iter().map(|d| (d.tag(endian).0, d.val(endian))).collect();
-        }
-        let addr = dyns.iter().find(|d| d.0 == elf::DT_STRTAB.0).map(|d| d.1);
-        let size = dyns.iter().find(|d| d.0 == elf::DT_STRSZ.0).map(|d| d.1);
-        if let (Some(addr), Some(size)) = (addr, size) {
-            for l in phdrs.iter().filter(|p| p.p_type(endian) == elf::PT_LOAD) {
-                let (va, off, fsz): (u64, u64, u64) = (
-                    l.p_vaddr(endian).into(),
-                    l.p_offset(endian).into(),
-                    l.p_filesz(endian).into(),
-                );
-                if addr >= va && addr < va + fsz {
-                    strtab = Some((addr - va + off, size));
-                }
-            }
-        }
-    }
-    let mut dstrings: Vec<DynString> = Vec::new();
-    if let Some((soff, ssize)) = strtab {
-        let table = data.read_bytes_at(soff, ssize).unwrap_or(&[]);
-        for &(tag, val) in &dyns {
-            if tag == elf::DT_NULL.0 {
-                break;
-            }
-            let is_str = matches!(tag, t if t == elf::DT_NEEDED.0 || t == elf::DT_SONAME.0 || t == elf::DT_RPATH.0 || t == elf::DT_RUNPATH.0 || t == elf::DT_AUXILIARY.0 || t == elf::DT_FILTER.0);
-            if !is_str || val >= table.len() as u64 {
-                continue;
-            }
-            let rest = &table[val as usize..];
-            let len = memchr::memchr(0, rest).unwrap_or(rest.len());
-            dstrings.push(DynString {
-                start: soff + val,
-                bytes: rest[..len].to_vec(),
-                tag,
-            });
-        }
-    }
-    // Prefer RUNPATH/RPATH over NEEDED when strings share bytes.
-    dstrings.sort_by_key(|d| match d.tag {
-        t if t == elf::DT_RUNPATH.0 => 0,
-        t if t == elf::DT_RPATH.0 => 1,
-        t if t == elf::DT_NEEDED.0 => 2,
-        _ => 3,
-    });
+    // The dynamic entries' strings and the file range of their table. A
+    // dynamic section the loader would reject attributes nothing to it.
+    let view = DynamicView::<Elf>::parse(data).ok();
+    let strtab = view.as_ref().and_then(|v| v.strtab);
+    let dstrings = view
+        .as_ref()
+        .map(|v| dynamic_strings(v, data))
+        .unwrap_or_default();
 
     let interp: Option<(u64, u64, String)> = phdrs
         .iter()
         .find(|p| p.p_type(endian) == elf::PT_INTERP)
         .map(|p| {
             let (off, sz): (u64, u64) = (p.p_offset(endian).into(), p.p_filesz(endian).into());
-            let s = data
-                .read_bytes_at(off, sz)
-                .map(|b| {
-                    String::from_utf8_lossy(b.split(|&c| c == 0).next().unwrap_or(b)).into_owned()
-                })
+            let spent = std::cell::Cell::new(0);
+            let s = crate::elf::read_string_until(data, off, off.saturating_add(sz), &spent)
+                .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default();
             (off, sz, s)
         });

@@ -18,14 +18,23 @@ use serde::Serialize;
 /// what is wrong; the caller adds the file name.
 #[derive(Debug, thiserror::Error)]
 pub enum ElfError {
+    /// The file could not be opened or read.
     #[error("{path}: cannot read: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The failed call's error.
         #[source]
         source: std::io::Error,
     },
+    /// The file is not ELF, or its headers or dynamic section are broken.
     #[error("{path}: malformed ELF: {what}")]
-    Malformed { path: PathBuf, what: String },
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, as one phrase.
+        what: String,
+    },
 }
 
 impl ElfError {
@@ -49,7 +58,9 @@ impl ElfError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Class {
+    /// ELFCLASS32.
     Elf32,
+    /// ELFCLASS64.
     Elf64,
 }
 
@@ -57,7 +68,9 @@ pub enum Class {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum ByteOrder {
+    /// ELFDATA2LSB.
     Little,
+    /// ELFDATA2MSB.
     Big,
 }
 
@@ -65,9 +78,13 @@ pub enum ByteOrder {
 /// and machine. (A mismatch in class or machine makes it skip the candidate.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 pub struct ElfIdent {
+    /// EI_CLASS.
     pub class: Class,
+    /// EI_DATA.
     pub data: ByteOrder,
+    /// e_machine.
     pub machine: u16,
+    /// EI_OSABI.
     pub osabi: u8,
 }
 
@@ -125,9 +142,13 @@ pub fn glibc_loader_soname(ident: &ElfIdent) -> Option<&'static str> {
 /// One entry of a `.note.dlopen` note (systemd's ELF dlopen metadata).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DlopenNote {
+    /// The sonames, any one of which satisfies the entry.
     pub soname: Vec<String>,
+    /// The feature the library provides.
     pub feature: Option<String>,
+    /// What the feature is, for people.
     pub description: Option<String>,
+    /// `required`, `recommended` or `suggested`.
     pub priority: Option<String>,
 }
 
@@ -135,35 +156,49 @@ pub struct DlopenNote {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ObjectType {
+    /// ET_EXEC: a fixed-address executable.
     Exec,
+    /// ET_DYN: a shared library or a PIE.
     Dyn,
+    /// ET_REL: a relocatable object (`.o`).
     Rel,
+    /// ET_CORE: a core dump.
     Core,
+    /// Any other e_type.
     Other,
 }
 
 /// Everything unfarm needs to know about one ELF file.
 #[derive(Clone, Debug, Serialize)]
 pub struct ElfFacts {
+    /// Class, byte order, machine, OS ABI.
     pub ident: ElfIdent,
+    /// e_type.
     pub object_type: ObjectType,
     /// True when the file has a PT_DYNAMIC segment (dynamically linked).
     pub dynamic: bool,
+    /// PT_INTERP, the program interpreter (`ld.so`) an executable names.
     pub interpreter: Option<String>,
+    /// DT_NEEDED names, in order.
     pub needed: Vec<String>,
+    /// DT_RUNPATH.
     pub runpath: Option<String>,
+    /// DT_RPATH.
     pub rpath: Option<String>,
+    /// DT_SONAME.
     pub soname: Option<String>,
     /// DF_1_NODEFLIB: the loader skips ld.so.cache and the default dirs.
     pub nodeflib: bool,
+    /// The `.note.dlopen` entries: libraries it may `dlopen()`.
     pub dlopen_notes: Vec<DlopenNote>,
     /// The object imports `dlopen` or `dlmopen`, so it may load libraries by
     /// names that appear nowhere in its dynamic section.
     pub imports_dlopen: bool,
     /// Whether the file has section headers (some stripped files do not).
     pub has_section_headers: bool,
-    /// File offsets of the DT_RUNPATH / DT_RPATH strings.
+    /// File offset of the DT_RUNPATH string.
     pub runpath_offset: Option<u64>,
+    /// File offset of the DT_RPATH string.
     pub rpath_offset: Option<u64>,
 }
 
@@ -246,6 +281,7 @@ impl ElfFacts {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FileKind {
+    /// `\x7fELF`: an ELF object.
     Elf,
     /// `!<arch>`: a static archive.
     Archive,
@@ -256,7 +292,7 @@ pub enum FileKind {
 }
 
 /// Classify by magic bytes.
-pub fn sniff(head: &[u8]) -> FileKind {
+fn sniff(head: &[u8]) -> FileKind {
     if head.starts_with(&elf::ELFMAG) {
         FileKind::Elf
     } else if head.starts_with(b"!<arch>\n") || head.starts_with(b"!<thin>\n") {
@@ -329,7 +365,16 @@ fn object_type(t: u16) -> ObjectType {
 
 /// Open a file and read its ELF facts, reading only the parts needed.
 pub fn read_facts(path: &Path) -> Result<ElfFacts, ElfError> {
-    FileBytes::open(path)?.facts()
+    match FileBytes::open(path, None, Use::Facts)? {
+        Sniffed::Elf(b) => b.facts(),
+        // Not ELF: the header check says why, in the words `facts` uses.
+        Sniffed::Other { head } => Err(ElfError::Malformed {
+            path: path.to_owned(),
+            what: parse_facts(&head[..])
+                .err()
+                .unwrap_or_else(|| "not ELF".into()),
+        }),
+    }
 }
 
 /// Files up to this size are read whole (one `read`); larger ones are read
@@ -350,16 +395,18 @@ enum Contents {
     Large(File),
 }
 
-/// A file opened by [`FileBytes::open_sniffed`].
+/// A file opened by [`FileBytes::open`]: ELF, or the first bytes of another.
 pub enum Sniffed {
+    /// An ELF file, read for the asked [`Use`].
     Elf(FileBytes),
     /// Not ELF: its first bytes (up to 64 KiB).
     Other {
+        /// The bytes read.
         head: Vec<u8>,
     },
 }
 
-/// How much of a file [`FileBytes::open_elf`] reads before knowing whether it
+/// How much of a file [`FileBytes::open`] reads before knowing whether it
 /// is ELF: most small objects fit, and a large non-ELF file costs one read.
 const HEAD_READ: usize = 64 << 10;
 
@@ -417,37 +464,46 @@ pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<us
     Ok(n)
 }
 
+/// What a caller will ask of a [`FileBytes`]: it decides how much of the
+/// file is read at once (the bounds live here, in [`Use::whole_limit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Use {
+    /// Only [`FileBytes::facts`] (headers, dynamic section, strings): a file
+    /// over 64 KiB is read range by range, so gathering a farm of large
+    /// libraries for their SONAMEs reads kilobytes, not gigabytes.
+    Facts,
+    /// Facts, [`FileBytes::hints`] and [`FileBytes::is_debug_info`]: a file
+    /// up to [`WHOLE_FILE_LIMIT`] is read whole (one read), a larger one range
+    /// by range.
+    All,
+}
+
+impl Use {
+    /// The largest file read whole into memory for this use.
+    fn whole_limit(self) -> u64 {
+        match self {
+            Use::Facts => HEAD_READ as u64,
+            Use::All => WHOLE_FILE_LIMIT,
+        }
+    }
+}
+
 impl FileBytes {
-    /// Open `path` and, when it is ELF, read it as [`FileBytes::open`] does:
-    /// one open and, for a small file, usually one read. `None` for a file
-    /// that is not ELF (only its first 64 KiB were read).
-    pub fn open_elf(path: &Path) -> Result<Option<Self>, ElfError> {
-        Self::open_elf_sized(path, None)
+    /// Open `path` and sniff it: an ELF file is read for `usage` (one open
+    /// and, for a small file, usually one read); for any other file only its
+    /// first 64 KiB are read and kept. `size`, when the caller has just
+    /// stat'ed the file (a walk), spares a second stat.
+    pub fn open(path: &Path, size: Option<u64>, usage: Use) -> Result<Sniffed, ElfError> {
+        Self::open_with(path, size, usage.whole_limit())
     }
 
-    /// [`FileBytes::open_elf`] for a file of a known size (see
-    /// [`FileBytes::open_sniffed`]).
-    pub fn open_elf_sized(path: &Path, size: Option<u64>) -> Result<Option<Self>, ElfError> {
-        Ok(match Self::open_sniffed(path, size)? {
+    /// [`FileBytes::open`] for callers that skip files that are not ELF
+    /// (`None`).
+    pub fn open_elf(path: &Path, size: Option<u64>, usage: Use) -> Result<Option<Self>, ElfError> {
+        Ok(match Self::open(path, size, usage)? {
             Sniffed::Elf(b) => Some(b),
             Sniffed::Other { .. } => None,
         })
-    }
-
-    /// Like [`FileBytes::open_elf`], keeping the first bytes of a file that
-    /// is not ELF. `size`, when the caller has just stat'ed the file (a
-    /// walk), spares a second stat.
-    pub fn open_sniffed(path: &Path, size: Option<u64>) -> Result<Sniffed, ElfError> {
-        Self::open_with(path, size, WHOLE_FILE_LIMIT)
-    }
-
-    /// [`FileBytes::open_sniffed`] when only [`FileBytes::facts`] will be
-    /// asked for (no dlopen hints): a file over 64 KiB is read range by
-    /// range (headers, dynamic section, strings), not whole. Gathering a
-    /// farm of large libraries for their SONAMEs reads kilobytes, not
-    /// gigabytes.
-    pub fn open_for_facts(path: &Path) -> Result<Sniffed, ElfError> {
-        Self::open_with(path, None, HEAD_READ as u64)
     }
 
     fn open_with(path: &Path, size: Option<u64>, whole_limit: u64) -> Result<Sniffed, ElfError> {
@@ -511,26 +567,6 @@ impl FileBytes {
         }
     }
 
-    pub fn open(path: &Path) -> Result<Self, ElfError> {
-        let io = |source| ElfError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let file = open_for_reading(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        let data = if len <= WHOLE_FILE_LIMIT {
-            let mut v = Vec::new();
-            read_up_to(&file, &mut v, len as usize).map_err(io)?;
-            Contents::Whole(v)
-        } else {
-            Contents::Large(file)
-        };
-        Ok(FileBytes {
-            path: path.to_owned(),
-            data,
-        })
-    }
-
     fn malformed(&self, what: String) -> ElfError {
         ElfError::Malformed {
             path: self.path.clone(),
@@ -543,6 +579,7 @@ impl FileBytes {
         sniff(&self.head(8))
     }
 
+    /// The file's ELF facts (see [`parse_facts`]).
     pub fn facts(&self) -> Result<ElfFacts, ElfError> {
         match &self.data {
             Contents::Whole(v) => parse_facts(&v[..]),
@@ -640,7 +677,7 @@ fn large_file_literals(file: &File, ranges: &[(u64, u64)]) -> Vec<String> {
 /// headers are the original's, but the interpreter or dynamic segment has no
 /// bytes in the file (its sections are NOBITS). The loader never loads one,
 /// so it has no search path to plan. False for anything that does not parse.
-pub fn is_debug_info_file<'d, R: ReadRef<'d>>(data: R) -> bool {
+fn is_debug_info_file<'d, R: ReadRef<'d>>(data: R) -> bool {
     fn check<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(data: R) -> bool {
         let Ok(header) = Elf::parse(data) else {
             return false;
@@ -681,8 +718,11 @@ pub fn parse_facts<'d, R: ReadRef<'d>>(data: R) -> Result<ElfFacts, String> {
 /// A read-only view of an ELF file's dynamic section, resolved through the
 /// program headers. Shared by fact reading and by the editor's checks.
 pub struct DynamicView<'d, Elf: FileHeader> {
+    /// The file's byte order.
     pub endian: Elf::Endian,
+    /// The ELF header.
     pub header: &'d Elf,
+    /// The program headers.
     pub segments: &'d [Elf::ProgramHeader],
     /// The PT_DYNAMIC entries up to (not including) the first DT_NULL.
     pub entries: Vec<(i64, u64)>,
@@ -761,6 +801,7 @@ impl<'d, Elf: FileHeader<Endian = Endianness>> DynamicView<'d, Elf> {
         })
     }
 
+    /// True when the file has a PT_DYNAMIC segment.
     pub fn has_dynamic(&self) -> bool {
         self.segments
             .iter()
@@ -842,6 +883,7 @@ pub fn read_string_until<'d, R: ReadRef<'d>>(
 /// `ReadCache`), so a hostile size must stop here.
 pub const MAX_DYNAMIC_SEGMENT: u64 = 1 << 20;
 
+/// Refuse a PT_DYNAMIC of `filesz` bytes over [`MAX_DYNAMIC_SEGMENT`].
 pub fn check_dynamic_size(filesz: u64) -> Result<(), String> {
     if filesz > MAX_DYNAMIC_SEGMENT {
         return Err(format!(
@@ -1003,7 +1045,7 @@ fn dlopen_notes_4_aligned(endian: Endianness, mut bytes: &[u8]) -> Option<Vec<Dl
 }
 
 /// Parse the NUL-terminated JSON array of a dlopen note.
-pub fn parse_dlopen_json(desc: &[u8]) -> Result<Vec<DlopenNote>, String> {
+fn parse_dlopen_json(desc: &[u8]) -> Result<Vec<DlopenNote>, String> {
     let end = desc.iter().position(|&b| b == 0).unwrap_or(desc.len());
     let text = std::str::from_utf8(&desc[..end]).map_err(|_| ".note.dlopen is not UTF-8")?;
     let value: serde_json::Value =
@@ -1108,7 +1150,7 @@ fn is_soname_byte(b: u8) -> bool {
 }
 
 /// True for `lib<name>.so` optionally followed by `.<digits>` groups.
-pub fn is_soname_like(s: &[u8]) -> bool {
+fn is_soname_like(s: &[u8]) -> bool {
     let Some(rest) = s.strip_prefix(b"lib") else {
         return false;
     };
@@ -1173,7 +1215,7 @@ mod tests {
         let p = dir.path().join("libgrew.so");
         std::fs::write(&p, &data).unwrap();
         for hint in [Some(100), Some(69_999), Some(70_000), None] {
-            let Ok(Sniffed::Elf(b)) = FileBytes::open_sniffed(&p, hint) else {
+            let Ok(Sniffed::Elf(b)) = FileBytes::open(&p, hint, Use::All) else {
                 panic!("{hint:?}: not read as ELF");
             };
             let Contents::Whole(v) = &b.data else {

@@ -162,7 +162,9 @@ pub fn ldd(roots: &[PathBuf], probe: &FsProbe, opts: &LddOptions) -> LddReport {
         // A file named on the command line was asked about: say why there
         // is nothing to show, as ldd does.
         let asked = roots.iter().any(|r| r == &e.path);
-        match elf::FileBytes::open_elf(&e.path).and_then(|b| b.map(|b| b.facts()).transpose()) {
+        match elf::FileBytes::open_elf(&e.path, None, elf::Use::All)
+            .and_then(|b| b.map(|b| b.facts()).transpose())
+        {
             Ok(Some(facts)) if facts.dynamic => {
                 files.push(report_file(&e.path, &facts, probe, opts))
             }

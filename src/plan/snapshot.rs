@@ -368,7 +368,7 @@ fn read_file_facts(
     Option<String>,
 ) {
     // One open: the header decides, the same file gives the SONAME.
-    let bytes = match elf::FileBytes::open_for_facts(real) {
+    let bytes = match elf::FileBytes::open(real, None, elf::Use::Facts) {
         Ok(elf::Sniffed::Elf(b)) => b,
         Ok(elf::Sniffed::Other { head }) if head.len() < 52 => {
             return (None, None, Some("file too short".into()));

@@ -579,31 +579,21 @@ fn named_farms(survey: &Survey, store: &StoreDir) -> BTreeSet<PathBuf> {
     let all = store_hashes(store);
     if !all.is_empty() {
         let any = Scanner::new(store, Candidates::Hashes(all));
-        let files: Vec<scan::Entry> = survey
+        let files: Vec<(PathBuf, u64)> = survey
             .objects
             .iter()
             .map(|o| o.path.clone())
             .chain(survey.other_files.iter().cloned())
             .filter_map(|path| {
                 let size = std::fs::symlink_metadata(&path).ok()?.len();
-                Some(scan::Entry {
-                    path,
-                    name: None,
-                    kind: scan::EntryKind::File {
-                        size,
-                        executable: false,
-                    },
-                })
+                Some((path, size))
             })
             .collect();
         // File by file: one unreadable file (reported elsewhere) must not
         // hide what the others name.
         let found: HashSet<Hash> = files
             .par_iter()
-            .flat_map_iter(|f| {
-                any.references_of(std::slice::from_ref(f))
-                    .unwrap_or_default()
-            })
+            .flat_map_iter(|(path, size)| any.file_references(path, *size).unwrap_or_default())
             .collect();
         if let Ok(rd) = std::fs::read_dir(store.path()) {
             for e in rd.flatten() {

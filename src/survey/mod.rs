@@ -135,7 +135,7 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
     let read: Vec<Read> = files
         .par_iter()
         .map(
-            |e| match elf::FileBytes::open_elf_sized(&e.path, Some(e.size)) {
+            |e| match elf::FileBytes::open_elf(&e.path, Some(e.size), elf::Use::All) {
                 Err(e) => err(e),
                 Ok(None) => Read::Other(e.path.clone()),
                 // A debug-info file is never loaded: its bytes are only
@@ -326,7 +326,7 @@ fn inherited_needs(
 
 /// A loaded library's facts and the names of every need it has (one read).
 fn facts_and_needs(path: &Path, opts: &SurveyOptions) -> Option<(ElfFacts, Vec<String>)> {
-    let b = elf::FileBytes::open_elf(path).ok()??;
+    let b = elf::FileBytes::open_elf(path, None, elf::Use::All).ok()??;
     let facts = b.facts().ok()?;
     let hints = if opts.hints {
         b.hints().unwrap_or_default()
