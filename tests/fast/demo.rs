@@ -96,8 +96,12 @@ fn demo_removes_its_temp_dir_when_interrupted() {
     use std::io::BufRead;
     for (how, code) in [("pipe", 141), ("int", 130)] {
         let tmp = tempfile::tempdir().unwrap();
+        // Its own process group, as a shell job: Ctrl-C reaches the demo and
+        // the compiler it runs, and we can wait for both to be gone.
+        use std::os::unix::process::CommandExt;
         let mut child = Command::new(UNFARM)
             .arg("demo")
+            .process_group(0)
             .env("TMPDIR", tmp.path())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -116,8 +120,7 @@ fn demo_removes_its_temp_dir_when_interrupted() {
             "pipe" => drop(out),
             _ => {
                 let st = Command::new("kill")
-                    .arg("-INT")
-                    .arg(child.id().to_string())
+                    .args(["-INT", "--", &format!("-{}", child.id())])
                     .status()
                     .unwrap();
                 assert!(st.success());
@@ -125,6 +128,23 @@ fn demo_removes_its_temp_dir_when_interrupted() {
         }
         let st = child.wait().unwrap();
         assert_eq!(st.code(), Some(code), "{how}");
+        // A compiler the demo started may still be finishing (its own temp
+        // files live in TMPDIR too): wait until the whole group is gone.
+        let group_alive = || {
+            Command::new("kill")
+                .args(["-0", "--", &format!("-{}", child.id())])
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let waited = std::time::Instant::now();
+        while group_alive() {
+            assert!(
+                waited.elapsed().as_secs() < 30,
+                "{how}: the demo's children live on"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let left: Vec<_> = std::fs::read_dir(tmp.path())
             .unwrap()
             .map(|e| e.unwrap().path())
