@@ -45,7 +45,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DemoError + '_ {
 }
 
 /// A real-looking, deterministic 32-char hash part for `name`.
-pub fn fake_hash(name: &str) -> String {
+pub(crate) fn fake_hash(name: &str) -> String {
     // FNV-1a, then a xorshift stream: stable, and distinct per name.
     let mut h: u64 = 0xcbf29ce484222325;
     for b in name.bytes() {
@@ -64,19 +64,18 @@ pub fn fake_hash(name: &str) -> String {
 /// The store paths of the scenario.
 #[derive(Clone, Debug)]
 pub struct Scenario {
-    pub root: PathBuf,
     pub store: StoreDir,
-    pub foo_lib: PathBuf,
-    pub foo_dev: PathBuf,
-    pub foo_static: PathBuf,
-    pub cuda_lib: PathBuf,
-    pub cuda_stubs: PathBuf,
-    pub farm: PathBuf,
+    pub(crate) foo_lib: PathBuf,
+    pub(crate) foo_dev: PathBuf,
+    pub(crate) foo_static: PathBuf,
+    pub(crate) cuda_lib: PathBuf,
+    pub(crate) cuda_stubs: PathBuf,
+    pub(crate) farm: PathBuf,
     pub app: PathBuf,
 }
 
 /// One program of the app and what it must print.
-pub const PROGRAMS: [(&str, &str); 3] = [
+pub(crate) const PROGRAMS: [(&str, &str); 3] = [
     ("bin/app", "app 42"),
     ("bin/dl", "dl 7"),
     ("bin/orig", "orig 41"),
@@ -137,7 +136,6 @@ pub fn build(root: &Path, compiler: &str) -> Result<Scenario, DemoError> {
     mkdir(&src)?;
     let sp = |name: &str| store_dir.join(format!("{}-{name}", fake_hash(name)));
     let s = Scenario {
-        root: root.to_owned(),
         store: StoreDir::new(&store_dir),
         foo_lib: sp("foo-1.2.3-lib"),
         foo_dev: sp("foo-1.2.3-dev"),

@@ -21,7 +21,7 @@ pub fn check_layout(data: &[u8]) -> Result<(), EditError> {
 /// (except on MIPS, where it is read-only by ABI); DT_STRTAB lies in a PT_LOAD
 /// and agrees with the `.dynstr` section header; every string-valued dynamic
 /// entry is below DT_STRSZ and NUL-terminated.
-pub fn check_layout_ref<'d, R: ReadRef<'d>>(data: R, len: u64) -> Result<(), EditError> {
+pub(crate) fn check_layout_ref<'d, R: ReadRef<'d>>(data: R, len: u64) -> Result<(), EditError> {
     check_parsed(&parse::parse(data, len)?, data)
 }
 

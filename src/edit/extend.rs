@@ -70,13 +70,13 @@ pub(super) fn trailing_load(m: &Model) -> Option<usize> {
 /// at `pos` (its value is set here), `.dynstr` with the old string freed and
 /// the new one appended, and whether `.dynamic` needs more slots.
 pub(super) struct Grown<'a> {
-    pub load: usize,
-    pub entries: Vec<(i64, u64)>,
-    pub pos: usize,
-    pub dynstr: Vec<u8>,
-    pub old: Option<&'a OldString>,
-    pub new: &'a [u8],
-    pub dyn_moves: bool,
+    pub(crate) load: usize,
+    pub(crate) entries: Vec<(i64, u64)>,
+    pub(crate) pos: usize,
+    pub(crate) dynstr: Vec<u8>,
+    pub(crate) old: Option<&'a OldString>,
+    pub(crate) new: &'a [u8],
+    pub(crate) dyn_moves: bool,
 }
 
 /// Plan the extension; returns the new file length.

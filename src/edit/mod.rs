@@ -40,7 +40,8 @@ mod parse;
 mod shdrs;
 mod write;
 
-pub use check::{check_layout, check_layout_ref};
+pub use check::check_layout;
+pub(crate) use check::check_layout_ref;
 
 use object::{ReadRef, elf};
 use parse::Model;
@@ -76,7 +77,7 @@ pub struct Patch {
 
 impl Patch {
     /// One past the last byte written.
-    pub fn end(&self) -> u64 {
+    pub(crate) fn end(&self) -> u64 {
         self.offset.saturating_add(self.bytes.len() as u64)
     }
 }
@@ -86,7 +87,7 @@ impl Patch {
 /// patch past it are zero.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ElfEdit {
-    pub patches: Vec<Patch>,
+    pub(crate) patches: Vec<Patch>,
     pub new_len: u64,
     /// True when the file had to grow (a new PT_LOAD was appended).
     pub grew: bool,
@@ -94,7 +95,7 @@ pub struct ElfEdit {
 
 impl ElfEdit {
     /// True when nothing needs writing.
-    pub fn is_noop(&self) -> bool {
+    pub(crate) fn is_noop(&self) -> bool {
         self.patches.is_empty() && !self.grew
     }
     /// The single patch of an edit that changes one contiguous byte range of
@@ -271,27 +272,27 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 /// Where the dynamic string table is.
 pub(crate) struct StrCtx {
-    pub strtab: u64,
-    pub strsz: u64,
+    pub(crate) strtab: u64,
+    pub(crate) strsz: u64,
     /// File offset of DT_STRTAB.
-    pub str_off: u64,
+    pub(crate) str_off: u64,
 }
 
 /// The current search-path string and what around it may be overwritten.
 pub(crate) struct OldString {
     /// Offset of the string inside `.dynstr`.
-    pub start: u64,
-    pub bytes: Vec<u8>,
+    pub(crate) start: u64,
+    pub(crate) bytes: Vec<u8>,
     /// Offset (inside `.dynstr`) of the first byte another reference shares;
     /// bytes from here to the old string's NUL must stay. `None` if unshared.
-    pub shared_from: Option<u64>,
+    pub(crate) shared_from: Option<u64>,
     /// End (exclusive, inside `.dynstr`) of the bytes we may overwrite: the
     /// shared tail's start, or past the NUL and any unreferenced NUL run.
-    pub avail_end: u64,
+    pub(crate) avail_end: u64,
     /// Entries of the other search-path tag (DT_RPATH for DT_RUNPATH and
     /// back) naming the very same string: one value, written by old linkers
     /// under both tags. They are edited together, as patchelf does.
-    pub twins: Vec<usize>,
+    pub(crate) twins: Vec<usize>,
 }
 
 impl OldString {
@@ -437,14 +438,14 @@ mod tests;
 /// `crate::fix::atomic`): what the old object does not reference first, these
 /// last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LoaderRanges {
-    pub ehdr: (u64, u64),
-    pub phdrs: (u64, u64),
-    pub dynamic: Option<(u64, u64)>,
+pub(crate) struct LoaderRanges {
+    pub(crate) ehdr: (u64, u64),
+    pub(crate) phdrs: (u64, u64),
+    pub(crate) dynamic: Option<(u64, u64)>,
 }
 
 /// [`LoaderRanges`] of the ELF file `data` of length `file_len`.
-pub fn loader_ranges<'d, R: ReadRef<'d>>(
+pub(crate) fn loader_ranges<'d, R: ReadRef<'d>>(
     data: R,
     file_len: u64,
 ) -> Result<LoaderRanges, EditError> {

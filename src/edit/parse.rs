@@ -12,21 +12,21 @@ use super::EditError;
 /// One program header, widened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Phdr {
-    pub p_type: u32,
-    pub flags: u32,
-    pub offset: u64,
-    pub vaddr: u64,
-    pub paddr: u64,
-    pub filesz: u64,
-    pub memsz: u64,
-    pub align: u64,
+    pub(crate) p_type: u32,
+    pub(crate) flags: u32,
+    pub(crate) offset: u64,
+    pub(crate) vaddr: u64,
+    pub(crate) paddr: u64,
+    pub(crate) filesz: u64,
+    pub(crate) memsz: u64,
+    pub(crate) align: u64,
 }
 
 impl Phdr {
-    pub fn file_end(&self) -> Option<u64> {
+    pub(crate) fn file_end(&self) -> Option<u64> {
         self.offset.checked_add(self.filesz)
     }
-    pub fn mem_end(&self) -> Option<u64> {
+    pub(crate) fn mem_end(&self) -> Option<u64> {
         self.vaddr.checked_add(self.memsz)
     }
 }
@@ -34,33 +34,33 @@ impl Phdr {
 /// One section header, widened, with its name resolved (empty if unknown).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Shdr {
-    pub name: Vec<u8>,
-    pub sh_name: u32,
-    pub sh_type: u32,
-    pub flags: u64,
-    pub addr: u64,
-    pub offset: u64,
-    pub size: u64,
-    pub link: u32,
-    pub info: u32,
-    pub addralign: u64,
-    pub entsize: u64,
+    pub(crate) name: Vec<u8>,
+    pub(crate) sh_name: u32,
+    pub(crate) sh_type: u32,
+    pub(crate) flags: u64,
+    pub(crate) addr: u64,
+    pub(crate) offset: u64,
+    pub(crate) size: u64,
+    pub(crate) link: u32,
+    pub(crate) info: u32,
+    pub(crate) addralign: u64,
+    pub(crate) entsize: u64,
 }
 
 /// The dynamic array as found through PT_DYNAMIC.
 #[derive(Debug, Clone)]
 pub(crate) struct DynInfo {
     /// Index of the PT_DYNAMIC program header.
-    pub phdr_index: usize,
-    pub offset: u64,
+    pub(crate) phdr_index: usize,
+    pub(crate) offset: u64,
     /// Number of entry slots PT_DYNAMIC provides (p_filesz / entry size).
-    pub slots: u64,
+    pub(crate) slots: u64,
     /// Entries before the first DT_NULL.
-    pub entries: Vec<(i64, u64)>,
+    pub(crate) entries: Vec<(i64, u64)>,
 }
 
 impl DynInfo {
-    pub fn get(&self, tag: i64) -> Option<u64> {
+    pub(crate) fn get(&self, tag: i64) -> Option<u64> {
         self.entries.iter().find(|e| e.0 == tag).map(|e| e.1)
     }
 }
@@ -68,20 +68,20 @@ impl DynInfo {
 /// Everything the editor and checker need to know about a file.
 #[derive(Debug, Clone)]
 pub(crate) struct Model {
-    pub is64: bool,
-    pub endian: Endianness,
-    pub e_machine: u16,
-    pub phoff: u64,
-    pub phentsize: u16,
-    pub shoff: u64,
-    pub shentsize: u16,
+    pub(crate) is64: bool,
+    pub(crate) endian: Endianness,
+    pub(crate) e_machine: u16,
+    pub(crate) phoff: u64,
+    pub(crate) phentsize: u16,
+    pub(crate) shoff: u64,
+    pub(crate) shentsize: u16,
     /// Index of the section-name string table (`e_shstrndx`, resolved).
-    pub shstrndx: u32,
-    pub e_type: u16,
-    pub phdrs: Vec<Phdr>,
-    pub shdrs: Vec<Shdr>,
-    pub dynamic: Option<DynInfo>,
-    pub file_len: u64,
+    pub(crate) shstrndx: u32,
+    pub(crate) e_type: u16,
+    pub(crate) phdrs: Vec<Phdr>,
+    pub(crate) shdrs: Vec<Shdr>,
+    pub(crate) dynamic: Option<DynInfo>,
+    pub(crate) file_len: u64,
 }
 
 pub(crate) fn obj_err(what: &str, e: object::read::Error) -> EditError {
@@ -89,13 +89,13 @@ pub(crate) fn obj_err(what: &str, e: object::read::Error) -> EditError {
 }
 
 impl Model {
-    pub fn word_size(&self) -> u64 {
+    pub(crate) fn word_size(&self) -> u64 {
         if self.is64 { 8 } else { 4 }
     }
-    pub fn dyn_entsize(&self) -> u64 {
+    pub(crate) fn dyn_entsize(&self) -> u64 {
         2 * self.word_size()
     }
-    pub fn ph_entsize_expected(&self) -> u16 {
+    pub(crate) fn ph_entsize_expected(&self) -> u16 {
         if self.is64 { 56 } else { 32 }
     }
 
@@ -105,7 +105,7 @@ impl Model {
     /// The range may run on into PT_LOADs that continue the segment in both
     /// memory and file (patchelf 0.14 gives a non-PIE a first PT_LOAD whose
     /// `.dynsym` ends in the next one).
-    pub fn vaddr_to_offset(&self, addr: u64, len: u64) -> Option<u64> {
+    pub(crate) fn vaddr_to_offset(&self, addr: u64, len: u64) -> Option<u64> {
         self.loads().find_map(|p| {
             let rel = addr.checked_sub(p.vaddr)?;
             if rel >= p.filesz && !(len == 0 && rel == p.filesz) {
@@ -125,18 +125,18 @@ impl Model {
         })
     }
 
-    pub fn loads(&self) -> impl Iterator<Item = &Phdr> {
+    pub(crate) fn loads(&self) -> impl Iterator<Item = &Phdr> {
         self.phdrs.iter().filter(|p| p.p_type == elf::PT_LOAD.0)
     }
 
     /// Index of the section header of type `sh_type` at address `addr`.
-    pub fn section_at(&self, sh_type: u32, addr: u64) -> Option<usize> {
+    pub(crate) fn section_at(&self, sh_type: u32, addr: u64) -> Option<usize> {
         self.shdrs
             .iter()
             .position(|s| s.sh_type == sh_type && s.addr == addr && addr != 0)
     }
 
-    pub fn has_interp(&self) -> bool {
+    pub(crate) fn has_interp(&self) -> bool {
         self.phdrs.iter().any(|p| p.p_type == elf::PT_INTERP.0)
     }
 }

@@ -17,9 +17,9 @@ use super::write::{Enc, Writes, align_up};
 /// A section that moved: its index and old and new address (symbols
 /// defined relative to it move by the same distance).
 pub(super) struct Moved {
-    pub index: usize,
-    pub old_addr: u64,
-    pub new_addr: u64,
+    pub(crate) index: usize,
+    pub(crate) old_addr: u64,
+    pub(crate) new_addr: u64,
 }
 
 /// Above this many changed symbols a symbol table is written whole (one
@@ -28,9 +28,9 @@ const WHOLE_TABLE_FROM: usize = 16;
 
 /// Where a grow's contents end (see [`emit`]).
 pub(super) struct Tail {
-    pub content_end: u64,
-    pub clobber_from: u64,
-    pub move_table: bool,
+    pub(crate) content_end: u64,
+    pub(crate) clobber_from: u64,
+    pub(crate) move_table: bool,
 }
 
 /// Write the section headers `shdrs` (the input's, with moved sections

@@ -26,7 +26,8 @@ use crate::edit::{ElfEdit, Patch};
 use crate::survey::walk::TMP_MARK;
 
 mod patching;
-pub use patching::{PendingPatch, Recovery, StepKind, is_journal_name, recover_journal};
+pub use patching::{PendingPatch, StepKind};
+pub(crate) use patching::{is_journal_name, recover_journal};
 
 /// What to do when the file has more than one hard link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,7 +176,7 @@ impl PendingRename {
 
     /// Rename the temp file over the original, unless the original changed
     /// since it was staged (then the temp file goes and it is left alone).
-    pub fn commit(mut self, durability: Durability) -> Result<Method, AtomicError> {
+    pub(crate) fn commit(mut self, durability: Durability) -> Result<Method, AtomicError> {
         let path = self.path.clone();
         let terr = |what| io_err(&path, what);
         let now = std::fs::symlink_metadata(&path).map_err(terr("cannot stat"))?;
@@ -208,7 +209,9 @@ impl PendingRename {
 
 /// `syncfs` once for each filesystem holding one of `paths`: after it, every
 /// byte written there (file data, renames) is on disk.
-pub fn sync_filesystems<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<(), AtomicError> {
+pub(crate) fn sync_filesystems<'a>(
+    paths: impl IntoIterator<Item = &'a Path>,
+) -> Result<(), AtomicError> {
     let mut seen = std::collections::HashSet::new();
     let mut dirs = std::collections::HashSet::new();
     for p in paths {
@@ -256,7 +259,7 @@ pub fn stage(
 /// up each one, and block executing it meanwhile, even when nothing ends up
 /// written to it.)
 #[derive(Debug)]
-pub struct OpenFile {
+pub(crate) struct OpenFile {
     path: PathBuf,
     file: File,
     meta: std::fs::Metadata,
@@ -284,7 +287,7 @@ fn open_nofollow(path: &Path, write: bool) -> io::Result<File> {
 impl OpenFile {
     /// Open `path`, which must be a regular file (never a symlink, never
     /// followed), for reading.
-    pub fn open(path: &Path) -> Result<Self, AtomicError> {
+    pub(crate) fn open(path: &Path) -> Result<Self, AtomicError> {
         let file = match open_nofollow(path, false) {
             Ok(f) => f,
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
@@ -303,20 +306,16 @@ impl OpenFile {
         })
     }
 
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.meta.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.meta.len() == 0
-    }
-
-    pub fn file(&self) -> &File {
+    pub(crate) fn file(&self) -> &File {
         &self.file
     }
 
     /// The whole content, as of this read (one `read` for a small file).
-    pub fn read_all(&self) -> Result<Vec<u8>, AtomicError> {
+    pub(crate) fn read_all(&self) -> Result<Vec<u8>, AtomicError> {
         let mut v = Vec::new();
         crate::elf::read_up_to(&self.file, &mut v, self.meta.len() as usize)
             .map_err(io_err(&self.path, "cannot read"))?;
@@ -721,7 +720,7 @@ fn sizes(now: u64, expected: u64) -> String {
 /// (see [`recover_journal`]). Files whose `<pid>` is a running process other than this
 /// one are kept: they may belong to a concurrent run. Returns how many were
 /// removed.
-pub fn cleanup_stale_temps(dir: &Path) -> io::Result<usize> {
+pub(crate) fn cleanup_stale_temps(dir: &Path) -> io::Result<usize> {
     let mut removed = 0;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;

@@ -31,7 +31,7 @@ pub const IN_MEMORY_LIMIT: u64 = 256 << 20;
 /// get a small file's headers); larger ones with one search list to change
 /// are planned and verified range by range and never held in memory: the
 /// cost of fixing a file does not depend on its size.
-pub const READ_WHOLE_LIMIT: u64 = 1 << 20;
+pub(crate) const READ_WHOLE_LIMIT: u64 = 1 << 20;
 
 /// Whether a file of `len` bytes with `plans` is edited in memory.
 fn in_memory(len: u64, plans: &[&Plan]) -> bool {
@@ -78,11 +78,11 @@ pub struct FileResult {
     pub status: FileStatus,
     pub detail: String,
     /// Bytes of removed store paths (hash parts scrubbed from the file).
-    pub store_path_bytes_removed: usize,
+    pub(crate) store_path_bytes_removed: usize,
     /// Bytes written to disk for this file.
-    pub bytes_written: u64,
+    pub(crate) bytes_written: u64,
     /// Hard links to the inode edited in place (above 1: every link changed).
-    pub hard_links: u64,
+    pub(crate) hard_links: u64,
 }
 
 /// The outcome of a run.
@@ -444,13 +444,12 @@ fn request<'a>(p: &'a Plan, scrub: &'a [&'a [u8]]) -> EditRequest<'a> {
 
 /// The byte edit `fix` makes to one file for its changing plans, computed
 /// without writing anything. `fix` writes it; `cost` predicts from it.
-pub enum PlannedEdit {
+pub(crate) enum PlannedEdit {
     /// Small files, and files up to [`IN_MEMORY_LIMIT`] with several
     /// plans (they compose here): the whole image before and after.
     InMemory {
         original: Vec<u8>,
-        edited: Vec<u8>,
-        /// The byte patches from `original` to `edited`.
+        /// The byte patches from `original` to the edited image.
         edit: ElfEdit,
     },
     /// Larger files: one plan, planned range by range (the file is never
@@ -460,7 +459,7 @@ pub enum PlannedEdit {
 }
 
 /// Plan the edit of `path` for `plans` (those that change it).
-pub fn plan_file_edit(path: &Path, plans: &[&Plan]) -> Result<PlannedEdit, String> {
+pub(crate) fn plan_file_edit(path: &Path, plans: &[&Plan]) -> Result<PlannedEdit, String> {
     let file = crate::elf::open_for_reading(path).map_err(|e| format!("cannot open: {e}"))?;
     let len = file
         .metadata()
@@ -470,12 +469,8 @@ pub fn plan_file_edit(path: &Path, plans: &[&Plan]) -> Result<PlannedEdit, Strin
         let mut original = Vec::with_capacity(len as usize);
         std::io::Read::read_to_end(&mut &file, &mut original)
             .map_err(|e| format!("cannot read: {e}"))?;
-        let (edited, edit) = edit_image(&original, plans)?;
-        return Ok(PlannedEdit::InMemory {
-            original,
-            edited,
-            edit,
-        });
+        let (_, edit) = edit_image(&original, plans)?;
+        return Ok(PlannedEdit::InMemory { original, edit });
     }
     Ok(PlannedEdit::Large {
         edit: plan_large_edit(&file, len, plans)?,
@@ -582,7 +577,7 @@ impl Written {
 /// The edit that turns `old` into `new`: runs of differing bytes (runs closer
 /// than 64 bytes merge), plus whatever `new` appends. Several planned edits
 /// on one file compose into one, so the writer sees a single change.
-pub fn diff_edit(old: &[u8], new: &[u8]) -> ElfEdit {
+pub(crate) fn diff_edit(old: &[u8], new: &[u8]) -> ElfEdit {
     const GAP: usize = 64;
     let common = old.len().min(new.len());
     let mut patches: Vec<edit::Patch> = Vec::new();
