@@ -11,8 +11,10 @@ use std::process::Command;
 use crate::closure::{ClosureError, scan_closure};
 use crate::store::{HASH_LEN, NIX_BASE32, StoreDir};
 
+/// Why the demo scenario could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
+    /// A file or directory of the scenario could not be written or read.
     #[error("{}: {}", path.display(), crate::survey::walk::io_message(source))]
     Io {
         path: PathBuf,
@@ -22,17 +24,20 @@ pub enum DemoError {
         "{cc}: cannot run the C compiler (--cc): {}",
         crate::survey::walk::io_message(source)
     )]
+    /// The C compiler could not be started.
     NoCompiler {
         cc: String,
         out: PathBuf,
         source: std::io::Error,
     },
+    /// The C compiler failed on one of the scenario's sources.
     #[error("{}: {cc} failed:\n{stderr}", out.display())]
     Compile {
         cc: String,
         out: PathBuf,
         stderr: String,
     },
+    /// The scenario's closure could not be computed.
     #[error(transparent)]
     Closure(#[from] ClosureError),
 }
@@ -64,6 +69,7 @@ pub(crate) fn fake_hash(name: &str) -> String {
 /// The store paths of the scenario.
 #[derive(Clone, Debug)]
 pub struct Scenario {
+    /// The scenario's store dir (under the root given to [`build`]).
     pub store: StoreDir,
     pub(crate) foo_lib: PathBuf,
     pub(crate) foo_dev: PathBuf,
@@ -71,6 +77,7 @@ pub struct Scenario {
     pub(crate) cuda_lib: PathBuf,
     pub(crate) cuda_stubs: PathBuf,
     pub(crate) farm: PathBuf,
+    /// The app's output: the package whose RUNPATHs go through the farm.
     pub app: PathBuf,
 }
 
@@ -84,8 +91,11 @@ pub(crate) const PROGRAMS: [(&str, &str); 3] = [
 /// The result of running one program.
 #[derive(Clone, Debug)]
 pub struct ProgramRun {
+    /// The program run.
     pub path: PathBuf,
+    /// True when it ran and printed what it must.
     pub ok: bool,
+    /// What it printed (or why it could not run).
     pub output: String,
 }
 

@@ -48,6 +48,7 @@ impl StoreDir {
         }
     }
 
+    /// The store dir itself (`/nix/store`).
     pub fn path(&self) -> &Path {
         &self.0
     }

@@ -64,10 +64,13 @@ use crate::report::check::Finding;
 use crate::store::{HASH_LEN, StoreDir};
 use crate::survey::Survey;
 
+/// Why a closure cost could not be computed.
 #[derive(Debug, thiserror::Error)]
 pub enum CostError {
+    /// The closure graph could not be built.
     #[error(transparent)]
     Closure(#[from] ClosureError),
+    /// A file could not be scanned for references.
     #[error(transparent)]
     Scan(#[from] ScanError),
 }

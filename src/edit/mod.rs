@@ -71,7 +71,9 @@ pub struct EditRequest<'a> {
 /// Bytes to write at one file offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Patch {
+    /// Where the bytes go in the file.
     pub offset: u64,
+    /// The bytes to write there.
     pub bytes: Vec<u8>,
 }
 
@@ -88,6 +90,7 @@ impl Patch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ElfEdit {
     pub(crate) patches: Vec<Patch>,
+    /// The file's length after the edit.
     pub new_len: u64,
     /// True when the file had to grow (a new PT_LOAD was appended).
     pub grew: bool,

@@ -170,6 +170,7 @@ pub struct PendingRename {
 }
 
 impl PendingRename {
+    /// The file this rename will replace.
     pub fn path(&self) -> &Path {
         &self.path
     }

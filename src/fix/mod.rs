@@ -6,6 +6,7 @@
 //! filesystem, and only then write (see [`atomic`]). Any failure
 //! leaves the file as it was and is reported.
 
+/// Writing an edit safely: in place with a journal, or by staging and renaming.
 pub mod atomic;
 
 use std::path::{Path, PathBuf};
@@ -38,8 +39,10 @@ fn in_memory(len: u64, plans: &[&Plan]) -> bool {
     len <= READ_WHOLE_LIMIT || (plans.len() > 1 && len <= IN_MEMORY_LIMIT)
 }
 
+/// How `fix` writes files.
 #[derive(Clone, Debug)]
 pub struct FixOptions {
+    /// What to do with a file that has more than one hard link.
     pub hard_links: HardLinks,
 }
 
@@ -51,6 +54,7 @@ pub enum FileStatus {
     Changed,
     /// A symlink through a farm now points at the same file without it.
     Retargeted,
+    /// The file could not be changed (see [`FileResult::detail`]).
     Failed,
 }
 
@@ -74,8 +78,11 @@ impl std::fmt::Display for FileStatus {
 /// What happened to one file.
 #[derive(Clone, Debug, Serialize)]
 pub struct FileResult {
+    /// The file (or symlink) in the outputs.
     pub path: PathBuf,
+    /// What happened to it.
     pub status: FileStatus,
+    /// One line for the user: what changed, or why it failed.
     pub detail: String,
     /// Bytes of removed store paths (hash parts scrubbed from the file).
     pub(crate) store_path_bytes_removed: usize,
@@ -88,12 +95,19 @@ pub struct FileResult {
 /// The outcome of a run.
 #[derive(Clone, Debug, Serialize, Default)]
 pub struct FixReport {
+    /// Files walked under the outputs.
     pub files_scanned: usize,
+    /// ELF objects among them.
     pub elf_files: usize,
+    /// Files rewritten (one inode through several names counts once).
     pub changed: usize,
+    /// Files that could not be changed.
     pub failed: usize,
+    /// Symlinks through a farm pointed at the same file without it.
     pub symlinks_retargeted: usize,
+    /// Bytes of store paths scrubbed from all files.
     pub store_path_bytes_removed: usize,
+    /// One entry per file changed or failed.
     pub results: Vec<FileResult>,
 }
 

@@ -15,6 +15,7 @@ use crate::survey::walk::{self, EntryKind};
 /// Options for [`ldd`].
 #[derive(Clone, Debug, Default)]
 pub struct LddOptions {
+    /// The loader to model (search defaults, cache, hwcaps).
     pub loader: LoaderConfig,
     /// Follow dependencies of dependencies, as ld.so loads them (breadth first).
     pub recursive: bool,
@@ -23,6 +24,7 @@ pub struct LddOptions {
 /// The report for all files asked about.
 #[derive(Debug, Serialize)]
 pub struct LddReport {
+    /// One report per ELF file asked about, in order.
     pub files: Vec<FileReport>,
     /// Files that could not be read, one line each.
     pub errors: Vec<String>,
@@ -43,6 +45,7 @@ pub struct FileReport {
     pub(crate) nodeflib: bool,
     /// The loader modelled for this file: `nix` or `host`.
     pub(crate) loader: resolve::LoaderModel,
+    /// Its needs, in load order.
     pub needs: Vec<NeedReport>,
 }
 
@@ -84,7 +87,9 @@ impl std::fmt::Display for NeedStatus {
 /// How one need resolved.
 #[derive(Debug, Serialize)]
 pub struct NeedReport {
+    /// The needed name (a soname or a path).
     pub name: String,
+    /// Whether and how it resolved.
     pub status: NeedStatus,
     /// The search entry that served it (source, index, text, expanded dir).
     pub(crate) entry: Option<SearchDir>,

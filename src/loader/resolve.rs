@@ -66,6 +66,7 @@ enum RawCandidate {
 }
 
 impl FsProbe {
+    /// A probe of the real file system for the store `store`, with an empty cache.
     pub fn new(store: StoreDir) -> Self {
         FsProbe {
             store,
@@ -238,7 +239,9 @@ impl std::fmt::Display for LoaderModel {
 /// What a per-file choice needs: where the store is, and the host loader.
 #[derive(Clone, Debug)]
 pub struct AutoModel {
+    /// The store dir: paths in it are modelled as Nix-built.
     pub store: StoreDir,
+    /// The host loader, modelled for files not built by Nix.
     pub host: LoaderConfig,
 }
 
@@ -681,6 +684,7 @@ pub struct LdSoCache {
 }
 
 impl LdSoCache {
+    /// Read and parse the cache file at `path` (`/etc/ld.so.cache`).
     pub fn read(path: &Path) -> Result<Self, String> {
         let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
         Self::parse(&data).map_err(|e| format!("{}: {e}", path.display()))

@@ -2,6 +2,7 @@
 //! needs, gather the snapshot of the directories involved, and run the pure
 //! planner on each object (in parallel). `check` and `fix` both start here.
 
+/// The one walker over the outputs.
 pub mod walk;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use walk::{EntryKind, WalkError};
 /// What the survey reads beyond the ELF facts.
 #[derive(Clone, Debug, Default)]
 pub struct SurveyOptions {
+    /// Options of the pure planner.
     pub plan: PlanOptions,
     /// Sonames the packager declares as dlopen()ed (for every object).
     pub declared: Vec<String>,
@@ -37,8 +39,10 @@ pub struct SurveyOptions {
 #[derive(Debug, Serialize)]
 pub struct ObjectSurvey {
     pub(crate) path: PathBuf,
+    /// What its dynamic section says.
     pub facts: ElfFacts,
     pub(crate) needs: Vec<Need>,
+    /// One plan per search list (RUNPATH or RPATH) it has or needs.
     pub plans: Vec<Plan>,
     /// Hard links to this file (1 for most).
     pub(crate) nlink: u64,
@@ -47,7 +51,9 @@ pub struct ObjectSurvey {
 /// A symlink in an output whose target goes through a farm.
 #[derive(Debug, Serialize)]
 pub struct FarmLink {
+    /// The symlink.
     pub path: PathBuf,
+    /// Its target as written.
     pub target: PathBuf,
     /// The farm store paths passed through.
     pub(crate) farms: Vec<PathBuf>,
@@ -59,7 +65,9 @@ pub struct FarmLink {
 #[derive(Debug, Serialize)]
 pub struct Survey {
     pub(crate) roots: Vec<PathBuf>,
+    /// Every ELF object found, with its plans.
     pub objects: Vec<ObjectSurvey>,
+    /// Symlinks whose target goes through a farm.
     pub farm_links: Vec<FarmLink>,
     /// Regular files that are not ELF (scanned for farm references).
     #[serde(skip)]
@@ -74,6 +82,7 @@ pub struct Survey {
     /// [`SurveyOptions::allow`].
     #[serde(skip)]
     pub(crate) allowed: Vec<String>,
+    /// Files walked.
     pub files_scanned: usize,
     /// One line each: files that could not be read.
     pub errors: Vec<WalkError>,

@@ -180,6 +180,7 @@ impl PendingPatch {
         })
     }
 
+    /// The file being patched in place.
     pub fn path(&self) -> &Path {
         &self.path
     }
