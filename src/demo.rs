@@ -17,24 +17,32 @@ pub enum DemoError {
     /// A file or directory of the scenario could not be written or read.
     #[error("{}: {}", path.display(), crate::survey::walk::io_message(source))]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// The error from the system.
         source: std::io::Error,
     },
+    /// The C compiler could not be started.
     #[error(
         "{cc}: cannot run the C compiler (--cc): {}",
         crate::survey::walk::io_message(source)
     )]
-    /// The C compiler could not be started.
     NoCompiler {
+        /// The compiler asked for (`--cc`).
         cc: String,
+        /// The file it was to build.
         out: PathBuf,
+        /// Why it did not start.
         source: std::io::Error,
     },
     /// The C compiler failed on one of the scenario's sources.
     #[error("{}: {cc} failed:\n{stderr}", out.display())]
     Compile {
+        /// The compiler (`--cc`).
         cc: String,
+        /// The file it was to build.
         out: PathBuf,
+        /// What it printed on stderr.
         stderr: String,
     },
     /// The scenario's closure could not be computed.

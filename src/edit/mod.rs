@@ -114,16 +114,22 @@ impl ElfEdit {
 /// Why an edit cannot be planned or a layout is wrong. Each names the problem.
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
+    /// The file is not a well-formed ELF file (what is wrong).
     #[error("malformed ELF: {0}")]
     Malformed(String),
+    /// The file has no dynamic section, so no search path to edit.
     #[error("file has no dynamic section (static executable or object file)")]
     NoDynamic,
+    /// The file is valid but this edit cannot be made safely (why).
     #[error("cannot edit safely: {0}")]
     Unsupported(String),
+    /// The new search path cannot be stored as a C string.
     #[error("new search path contains a NUL byte")]
     NulInValue,
+    /// A string that must be scrubbed would remain at this offset.
     #[error("a scrubbed string would survive at file offset {0:#x}")]
     ScrubSurvives(u64),
+    /// The (edited) file fails a layout check (which).
     #[error("bad layout: {0}")]
     Layout(String),
 }

@@ -53,7 +53,9 @@ pub enum Candidate<'a> {
     /// In-place path: the original (still unchanged) and the one patch that
     /// will be written into it if the hook returns `Ok`.
     InPlace {
+        /// The file to be patched.
         original: &'a Path,
+        /// The bytes to be written into it.
         patch: &'a Patch,
     },
     /// In-place path for an edit of several patches (it grows, or frees
@@ -61,7 +63,9 @@ pub enum Candidate<'a> {
     /// written into it step by step (see [`PendingPatch`]) if the hook
     /// returns `Ok`.
     Edit {
+        /// The file to be patched.
         original: &'a Path,
+        /// The patches to be written into it.
         edit: &'a ElfEdit,
     },
 }
@@ -73,7 +77,10 @@ pub enum Method {
     Unchanged,
     /// Bytes were written into the existing inode. `links` is its link
     /// count: above 1, every hard link to the file now sees the change.
-    InPlace { links: u64 },
+    InPlace {
+        /// The inode's link count.
+        links: u64,
+    },
     /// A new file replaced the original by rename (new inode).
     Replaced,
 }
@@ -81,20 +88,29 @@ pub enum Method {
 /// Why a file could not be edited. Each message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum AtomicError {
+    /// The path is a symlink.
     #[error("{0}: is a symlink; refusing to follow or replace it")]
     Symlink(PathBuf),
+    /// The path is not a regular file.
     #[error("{0}: not a regular file")]
     NotRegular(PathBuf),
+    /// The file has this many hard links and `--hard-links refuse` is in force.
     #[error("{0}: has {1} hard links and the policy refuses hard-linked files")]
     HardLinked(PathBuf, u64),
+    /// The file changed between planning and writing (what changed).
     #[error("{0}: changed since the edit was planned ({1})")]
     Changed(PathBuf, String),
+    /// The verification hook rejected the new content (why).
     #[error("{0}: verification failed: {1}")]
     Verify(PathBuf, String),
+    /// A system call failed.
     #[error("{path}: {what}: {}", describe(source))]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What was being done.
         what: &'static str,
+        /// The error from the system.
         source: io::Error,
     },
 }

@@ -59,16 +59,36 @@ impl Resolved {
 /// Why a path could not be resolved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveError {
+    /// A component of the path does not exist.
     #[error("{path}: not found ({missing} does not exist)")]
-    NotFound { path: PathBuf, missing: PathBuf },
+    NotFound {
+        /// The path asked about.
+        path: PathBuf,
+        /// The first prefix that does not exist.
+        missing: PathBuf,
+    },
+    /// More than `MAX_HOPS` symlinks were followed.
     #[error("{path}: symlink loop (more than {MAX_HOPS} links followed)")]
-    Loop { path: PathBuf },
+    Loop {
+        /// The path asked about.
+        path: PathBuf,
+    },
+    /// A non-final component is not a directory.
     #[error("{path}: {at} is not a directory")]
-    NotADirectory { path: PathBuf, at: PathBuf },
+    NotADirectory {
+        /// The path asked about.
+        path: PathBuf,
+        /// The component that is not a directory.
+        at: PathBuf,
+    },
+    /// A component could not be read.
     #[error("{path}: {at}: {message}")]
     Io {
+        /// The path asked about.
         path: PathBuf,
+        /// The component that failed.
         at: PathBuf,
+        /// The system's error message.
         message: String,
     },
 }

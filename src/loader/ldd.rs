@@ -53,9 +53,11 @@ pub struct FileReport {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NeedStatus {
+    /// Found by the search.
     Found,
     /// Satisfied by an object already in the process (no search).
     AlreadyLoaded,
+    /// No directory of the search had a usable file.
     NotFound,
     /// ld.so stops with an error (see `NeedReport::error`).
     Error,

@@ -29,16 +29,26 @@ pub enum Candidate {
     /// Nothing there (or a dangling link).
     Missing,
     /// An ELF file of another class or machine: ld.so skips it and goes on.
-    WrongArch { resolved: Resolved, ident: ElfIdent },
+    WrongArch {
+        /// Where the path led.
+        resolved: Resolved,
+        /// The file's class, byte order and machine.
+        ident: ElfIdent,
+    },
     /// A file ld.so refuses with an error that stops the search.
     Fatal {
+        /// Where the path led, if it resolved.
         resolved: Option<Resolved>,
+        /// Why ld.so refuses it.
         reason: String,
     },
     /// An ELF file ld.so would map.
     Loadable {
+        /// Where the path led.
         resolved: Resolved,
+        /// The file's class, byte order and machine.
         ident: ElfIdent,
+        /// Its ELF type (ld.so refuses executables as libraries).
         #[serde(skip)]
         object_type: ObjectType,
     },
