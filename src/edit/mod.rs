@@ -459,7 +459,7 @@ pub(crate) fn loader_ranges<'d, R: ReadRef<'d>>(
     file_len: u64,
 ) -> Result<LoaderRanges, EditError> {
     let m = parse::parse(data, file_len)?;
-    let ehdr = if m.is64 { 64 } else { 52 };
+    let ehdr = m.ehdr_size();
     let phend = m.phoff + m.phdrs.len() as u64 * u64::from(m.phentsize);
     let dynamic = m
         .dynamic

@@ -3,6 +3,8 @@
 //! checker share. Reading goes through `object` so that it works on a byte
 //! slice as well as on `object::ReadCache<File>` without reading whole files.
 
+use std::mem::{offset_of, size_of};
+
 use object::elf;
 use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader, Sym};
 use object::{Endian, Endianness, ReadRef};
@@ -96,7 +98,41 @@ impl Model {
         2 * self.word_size()
     }
     pub(crate) fn ph_entsize_expected(&self) -> u16 {
-        if self.is64 { 56 } else { 32 }
+        let n = if self.is64 {
+            size_of::<elf::ProgramHeader64<Endianness>>()
+        } else {
+            size_of::<elf::ProgramHeader32<Endianness>>()
+        };
+        n as u16
+    }
+    /// Size of the ELF file header (the bytes before anything else).
+    pub(crate) fn ehdr_size(&self) -> u64 {
+        let n = if self.is64 {
+            size_of::<elf::FileHeader64<Endianness>>()
+        } else {
+            size_of::<elf::FileHeader32<Endianness>>()
+        };
+        n as u64
+    }
+    /// Size of one section header.
+    pub(crate) fn shdr_size(&self) -> u64 {
+        let n = if self.is64 {
+            size_of::<elf::SectionHeader64<Endianness>>()
+        } else {
+            size_of::<elf::SectionHeader32<Endianness>>()
+        };
+        n as u64
+    }
+    /// File offsets of `e_phoff` and `e_phnum` in the file header.
+    pub(crate) fn phoff_phnum_at(&self) -> (u64, u64) {
+        let (phoff, phnum) = if self.is64 {
+            type H = elf::FileHeader64<Endianness>;
+            (offset_of!(H, e_phoff), offset_of!(H, e_phnum))
+        } else {
+            type H = elf::FileHeader32<Endianness>;
+            (offset_of!(H, e_phoff), offset_of!(H, e_phnum))
+        };
+        (phoff as u64, phnum as u64)
     }
 
     /// File offset of virtual address `addr`, if some PT_LOAD maps it from the
@@ -144,12 +180,12 @@ impl Model {
 /// Parse the headers and the dynamic array.
 pub(crate) fn parse<'d, R: ReadRef<'d>>(data: R, file_len: u64) -> Result<Model, EditError> {
     let ident = data
-        .read_bytes_at(0, 16)
+        .read_bytes_at(0, size_of::<elf::Ident>() as u64)
         .map_err(|_| EditError::Malformed("file is shorter than an ELF identification".into()))?;
-    if ident.get(0..4) != Some(&elf::ELFMAG[..]) {
+    if ident.get(..elf::ELFMAG.len()) != Some(&elf::ELFMAG[..]) {
         return Err(EditError::Malformed("not an ELF file (bad magic)".into()));
     }
-    match ident.get(4).copied() {
+    match ident.get(offset_of!(elf::Ident, class)).copied() {
         Some(c) if c == elf::ELFCLASS32.0 => {
             parse_as::<elf::FileHeader32<Endianness>, R>(data, file_len)
         }
@@ -363,7 +399,7 @@ fn refs_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
         dynamic.get(elf::DT_VERNEEDNUM.0),
     ) {
         let mut off = m
-            .vaddr_to_offset(addr, 16)
+            .vaddr_to_offset(addr, size_of::<elf::Verneed<Endianness>>() as u64)
             .ok_or_else(|| bad("version requirements"))?;
         for _ in 0..num.min(MAX_CHAIN as u64) {
             let vn = data
@@ -405,6 +441,12 @@ fn read_u32<'d, R: ReadRef<'d>>(data: R, e: Endianness, off: u64) -> Option<u32>
     Some(e.read_u32(b.try_into().ok()?))
 }
 
+/// DT_HASH's header: `nbucket`, `nchain` (32-bit words).
+const HASH_HEADER: u64 = 2 * 4;
+/// DT_GNU_HASH's header: `nbuckets`, `symoffset`, `bloom_size`,
+/// `bloom_shift` (32-bit words); the bloom filter follows.
+const GNU_HASH_HEADER: u64 = 4 * 4;
+
 /// Number of dynamic symbols: the largest of what DT_HASH, DT_GNU_HASH and
 /// the `.dynsym` section header say. With none of them we cannot know which
 /// strings are in use, so that is an error.
@@ -415,7 +457,7 @@ fn dynsym_count<'d, R: ReadRef<'d>>(m: &Model, data: R, symtab: u64) -> Result<u
     let bad = |what: &str| EditError::Malformed(format!("{what} is truncated or misplaced"));
     if let Some(addr) = dynamic.get(elf::DT_HASH.0) {
         let off = m
-            .vaddr_to_offset(addr, 8)
+            .vaddr_to_offset(addr, HASH_HEADER)
             .ok_or_else(|| bad("DT_HASH table"))?;
         let nchain =
             read_u32(data, e, off.saturating_add(4)).ok_or_else(|| bad("DT_HASH table"))?;
@@ -423,7 +465,7 @@ fn dynsym_count<'d, R: ReadRef<'d>>(m: &Model, data: R, symtab: u64) -> Result<u
     }
     if let Some(addr) = dynamic.get(elf::DT_GNU_HASH.0) {
         let off = m
-            .vaddr_to_offset(addr, 16)
+            .vaddr_to_offset(addr, GNU_HASH_HEADER)
             .ok_or_else(|| bad("DT_GNU_HASH table"))?;
         let h = |i: u64| {
             read_u32(data, e, off.saturating_add(i * 4)).ok_or_else(|| bad("DT_GNU_HASH table"))
@@ -433,7 +475,7 @@ fn dynsym_count<'d, R: ReadRef<'d>>(m: &Model, data: R, symtab: u64) -> Result<u
         let bloom = u64::from(h(2)?);
         let buckets_off = bloom
             .checked_mul(m.word_size())
-            .and_then(|b| b.checked_add(16))
+            .and_then(|b| b.checked_add(GNU_HASH_HEADER))
             .and_then(|b| off.checked_add(b))
             .ok_or_else(|| bad("DT_GNU_HASH table"))?;
         let mut max_idx = 0u64;
@@ -477,7 +519,7 @@ fn dynsym_count<'d, R: ReadRef<'d>>(m: &Model, data: R, symtab: u64) -> Result<u
         )
     })?;
     // A count larger than the file could hold is hostile or corrupt.
-    if n > m.file_len / 16 + 1 {
+    if n > m.file_len / size_of::<elf::Sym32<Endianness>>() as u64 + 1 {
         return Err(bad("dynamic symbol count"));
     }
     Ok(n)

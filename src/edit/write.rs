@@ -1,7 +1,7 @@
 //! Encoding headers back into bytes (class and byte order of the file), and
 //! collecting byte writes into sorted, non-overlapping patches.
 
-use object::{Endian, Endianness};
+use object::{Endian, Endianness, elf};
 
 use super::parse::{Model, Phdr, Shdr};
 use super::{EditError, Patch};
@@ -46,7 +46,7 @@ impl Enc {
         Ok(out)
     }
     pub(crate) fn phdr(&self, p: &Phdr) -> Result<Vec<u8>, EditError> {
-        let mut o = Vec::with_capacity(56);
+        let mut o = Vec::with_capacity(size_of::<elf::ProgramHeader64<Endianness>>());
         self.u32(&mut o, p.p_type);
         if self.is64 {
             self.u32(&mut o, p.flags);
@@ -63,7 +63,7 @@ impl Enc {
         Ok(o)
     }
     pub(crate) fn shdr(&self, s: &Shdr) -> Result<Vec<u8>, EditError> {
-        let mut o = Vec::with_capacity(64);
+        let mut o = Vec::with_capacity(size_of::<elf::SectionHeader64<Endianness>>());
         self.u32(&mut o, s.sh_name);
         self.u32(&mut o, s.sh_type);
         self.word(&mut o, "section flags", s.flags)?;
