@@ -13,6 +13,10 @@ use super::shdrs;
 use super::write::{Enc, Writes, align_up};
 use super::{EditError, OldString, StrCtx};
 
+/// `.dynstr` counts as ending its segment when fewer than this many bytes
+/// (alignment padding) follow it.
+const TAIL_SLACK: u64 = 16;
+
 /// Largest number of unused bytes between the trailing PT_LOAD and the end
 /// of the file that the extension takes over (patchelf pads its segment
 /// with one byte for old readelf versions).
@@ -106,7 +110,7 @@ pub(super) fn plan<'d, R: ReadRef<'d>>(
     let str_end = ctx.str_off.saturating_add(ctx.strsz);
     let in_tail = ctx.str_off >= last.offset
         && str_end <= seg_end
-        && seg_end - str_end < 16
+        && seg_end - str_end < TAIL_SLACK
         && !m.shdrs.iter().any(|s| {
             s.sh_type != elf::SHT_NOBITS.0
                 && s.size > 0

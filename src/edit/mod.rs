@@ -279,6 +279,10 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && memchr::memmem::find(hay, needle).is_some()
 }
 
+/// How far from a string's NUL an edit looks for free NUL bytes to reclaim
+/// (bounds the read on a hostile `.dynstr`).
+const MAX_FREE_NULS: u64 = 1 << 16;
+
 /// Where the dynamic string table is.
 pub(crate) struct StrCtx {
     pub(crate) strtab: u64,
@@ -369,7 +373,9 @@ impl OldString {
                 // The old string's NUL plus following NUL bytes nothing refers
                 // to (e.g. what an earlier shortening edit left) are free.
                 let next_ref = refs.iter().copied().find(|&r| r > nul).unwrap_or(ctx.strsz);
-                let limit = next_ref.min(ctx.strsz).min(nul.saturating_add(1 << 16));
+                let limit = next_ref
+                    .min(ctx.strsz)
+                    .min(nul.saturating_add(MAX_FREE_NULS));
                 let tail = data
                     .read_bytes_at(ctx.str_off + nul, limit.saturating_sub(nul))
                     .map_err(|_| EditError::Malformed(".dynstr is truncated".into()))?;
