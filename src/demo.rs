@@ -11,28 +11,41 @@ use std::process::Command;
 use crate::closure::{ClosureError, scan_closure};
 use crate::store::{HASH_LEN, NIX_BASE32, StoreDir};
 
+/// Why the demo scenario could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
+    /// A file or directory of the scenario could not be written or read.
     #[error("{}: {}", path.display(), crate::survey::walk::io_message(source))]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// The error from the system.
         source: std::io::Error,
     },
+    /// The C compiler could not be started.
     #[error(
         "{cc}: cannot run the C compiler (--cc): {}",
         crate::survey::walk::io_message(source)
     )]
     NoCompiler {
+        /// The compiler asked for (`--cc`).
         cc: String,
+        /// The file it was to build.
         out: PathBuf,
+        /// Why it did not start.
         source: std::io::Error,
     },
+    /// The C compiler failed on one of the scenario's sources.
     #[error("{}: {cc} failed:\n{stderr}", out.display())]
     Compile {
+        /// The compiler (`--cc`).
         cc: String,
+        /// The file it was to build.
         out: PathBuf,
+        /// What it printed on stderr.
         stderr: String,
     },
+    /// The scenario's closure could not be computed.
     #[error(transparent)]
     Closure(#[from] ClosureError),
 }
@@ -45,7 +58,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DemoError + '_ {
 }
 
 /// A real-looking, deterministic 32-char hash part for `name`.
-pub fn fake_hash(name: &str) -> String {
+pub(crate) fn fake_hash(name: &str) -> String {
     // FNV-1a, then a xorshift stream: stable, and distinct per name.
     let mut h: u64 = 0xcbf29ce484222325;
     for b in name.bytes() {
@@ -64,19 +77,20 @@ pub fn fake_hash(name: &str) -> String {
 /// The store paths of the scenario.
 #[derive(Clone, Debug)]
 pub struct Scenario {
-    pub root: PathBuf,
+    /// The scenario's store dir (under the root given to [`build`]).
     pub store: StoreDir,
-    pub foo_lib: PathBuf,
-    pub foo_dev: PathBuf,
-    pub foo_static: PathBuf,
-    pub cuda_lib: PathBuf,
-    pub cuda_stubs: PathBuf,
-    pub farm: PathBuf,
+    pub(crate) foo_lib: PathBuf,
+    pub(crate) foo_dev: PathBuf,
+    pub(crate) foo_static: PathBuf,
+    pub(crate) cuda_lib: PathBuf,
+    pub(crate) cuda_stubs: PathBuf,
+    pub(crate) farm: PathBuf,
+    /// The app's output: the package whose RUNPATHs go through the farm.
     pub app: PathBuf,
 }
 
 /// One program of the app and what it must print.
-pub const PROGRAMS: [(&str, &str); 3] = [
+pub(crate) const PROGRAMS: [(&str, &str); 3] = [
     ("bin/app", "app 42"),
     ("bin/dl", "dl 7"),
     ("bin/orig", "orig 41"),
@@ -85,8 +99,11 @@ pub const PROGRAMS: [(&str, &str); 3] = [
 /// The result of running one program.
 #[derive(Clone, Debug)]
 pub struct ProgramRun {
+    /// The program run.
     pub path: PathBuf,
+    /// True when it ran and printed what it must.
     pub ok: bool,
+    /// What it printed (or why it could not run).
     pub output: String,
 }
 
@@ -137,7 +154,6 @@ pub fn build(root: &Path, compiler: &str) -> Result<Scenario, DemoError> {
     mkdir(&src)?;
     let sp = |name: &str| store_dir.join(format!("{}-{name}", fake_hash(name)));
     let s = Scenario {
-        root: root.to_owned(),
         store: StoreDir::new(&store_dir),
         foo_lib: sp("foo-1.2.3-lib"),
         foo_dev: sp("foo-1.2.3-dev"),

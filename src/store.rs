@@ -9,7 +9,7 @@ pub const NIX_BASE32: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
 /// Length of the hash part of a store path name.
 pub const HASH_LEN: usize = 32;
 /// The store dir when neither `--store-dir` nor `NIX_STORE` says otherwise.
-pub const DEFAULT_STORE_DIR: &str = "/nix/store";
+pub(crate) const DEFAULT_STORE_DIR: &str = "/nix/store";
 
 /// True for a byte of Nix's base32 alphabet.
 pub const fn is_base32(b: u8) -> bool {
@@ -17,7 +17,7 @@ pub const fn is_base32(b: u8) -> bool {
 }
 
 /// True for a byte allowed in a store path name (after the hash and dash).
-pub fn is_name_byte(b: u8) -> bool {
+pub(crate) fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.' | b'_' | b'?' | b'=')
 }
 
@@ -48,6 +48,7 @@ impl StoreDir {
         }
     }
 
+    /// The store dir itself (`/nix/store`).
     pub fn path(&self) -> &Path {
         &self.0
     }
@@ -70,7 +71,7 @@ impl StoreDir {
 
     /// True when `path` lies inside this store dir (at any depth, even below a
     /// name that is not a valid store path name).
-    pub fn contains(&self, path: &Path) -> bool {
+    pub(crate) fn contains(&self, path: &Path) -> bool {
         path.starts_with(&self.0) && path != self.0
     }
 }
@@ -94,7 +95,7 @@ pub struct StorePath {
 
 impl StorePath {
     /// Split a store path base name into (hash, name), validating both.
-    pub fn parse_name(base: &str) -> Option<(&str, &str)> {
+    pub(crate) fn parse_name(base: &str) -> Option<(&str, &str)> {
         let bytes = base.as_bytes();
         if bytes.len() < HASH_LEN + 2 || bytes[HASH_LEN] != b'-' {
             return None;
@@ -108,18 +109,6 @@ impl StorePath {
         }
         Some((hash, name))
     }
-
-    /// The output-ish suffix of the name (`lib`, `dev`, `static`, `stubs`, ...),
-    /// if the name ends with one of the well-known output names.
-    pub fn output_name(&self) -> Option<&'static str> {
-        const OUTPUTS: &[&str] = &[
-            "lib", "dev", "static", "stubs", "bin", "out", "doc", "man", "include",
-        ];
-        OUTPUTS
-            .iter()
-            .copied()
-            .find(|o| self.name.ends_with(&format!("-{o}")))
-    }
 }
 
 impl fmt::Display for StorePath {
@@ -132,7 +121,7 @@ impl fmt::Display for StorePath {
 /// Used for symlink targets before asking which store path they name; the
 /// caller is responsible for the semantics of `..` through symlinks (the farm
 /// model resolves component by component and only calls this on real dirs).
-pub fn normalize_lexically(path: &Path) -> PathBuf {
+pub(crate) fn normalize_lexically(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {
@@ -172,7 +161,6 @@ mod tests {
             sp.path,
             PathBuf::from(format!("/nix/store/{H}-cuda_cudart-12.4-lib"))
         );
-        assert_eq!(sp.output_name(), Some("lib"));
     }
 
     #[test]

@@ -63,10 +63,13 @@ use crate::store::{HASH_LEN, StoreDir};
 use crate::survey::Survey;
 use crate::survey::walk::{EntryKind, walk_nar};
 
+/// Why a closure cost could not be computed.
 #[derive(Debug, thiserror::Error)]
 pub enum CostError {
+    /// The closure graph could not be built.
     #[error(transparent)]
     Closure(#[from] ClosureError),
+    /// A file could not be scanned for references.
     #[error(transparent)]
     Scan(#[from] ScanError),
 }
@@ -75,7 +78,7 @@ pub enum CostError {
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct PlanCost {
     /// The outputs' top-level store paths (the roots).
-    pub roots: Vec<PathBuf>,
+    pub(crate) roots: Vec<PathBuf>,
     /// Closure size now (bytes of NAR).
     pub before: u64,
     /// Closure size after the fix.
@@ -83,9 +86,9 @@ pub struct PlanCost {
     /// `before - after`; negative if the fix grows the closure.
     pub saved: i64,
     /// References (referrer, reference) the fix removes.
-    pub removed_refs: Vec<(PathBuf, PathBuf)>,
+    pub(crate) removed_refs: Vec<(PathBuf, PathBuf)>,
     /// References the fix adds (the real dirs that replace a farm).
-    pub added_refs: Vec<(PathBuf, PathBuf)>,
+    pub(crate) added_refs: Vec<(PathBuf, PathBuf)>,
 }
 
 /// Everything needed to price the survey's findings and plans.
@@ -437,16 +440,6 @@ impl CostModel {
         Ok(m)
     }
 
-    /// The closure graph (outputs as scanned now, dependencies from the source).
-    pub fn graph(&self) -> &ClosureGraph {
-        &self.graph
-    }
-
-    /// The outputs' top-level store paths.
-    pub fn outputs(&self) -> &[PathBuf] {
-        &self.outputs
-    }
-
     fn before_size(&self) -> u64 {
         let ids: Vec<usize> = self
             .outputs
@@ -490,7 +483,7 @@ impl CostModel {
     /// Bytes the closure loses when every reference from the outputs to
     /// `farms` goes and the replacements the plans name (real dirs, canonical
     /// link targets) are referenced instead; NAR sizes unchanged.
-    pub fn farm_cost(&self, farms: &[PathBuf]) -> Result<u64, CostError> {
+    pub(crate) fn farm_cost(&self, farms: &[PathBuf]) -> Result<u64, CostError> {
         let mut change = RefChange::default();
         for o in &self.outputs {
             let b = &self.before[o];

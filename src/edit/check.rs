@@ -21,7 +21,7 @@ pub fn check_layout(data: &[u8]) -> Result<(), EditError> {
 /// (except on MIPS, where it is read-only by ABI); DT_STRTAB lies in a PT_LOAD
 /// and agrees with the `.dynstr` section header; every string-valued dynamic
 /// entry is below DT_STRSZ and NUL-terminated.
-pub fn check_layout_ref<'d, R: ReadRef<'d>>(data: R, len: u64) -> Result<(), EditError> {
+pub(crate) fn check_layout_ref<'d, R: ReadRef<'d>>(data: R, len: u64) -> Result<(), EditError> {
     check_parsed(&parse::parse(data, len)?, data)
 }
 
@@ -121,7 +121,7 @@ pub(super) fn phdrs_clear_of_contents(m: &Model) -> Result<(), EditError> {
         .checked_mul(m.phdrs.len() as u64)
         .and_then(|n| n.checked_add(start))
         .ok_or_else(|| EditError::Layout("program header table size overflows".into()))?;
-    let ehdr_end = if m.is64 { 64 } else { 52 };
+    let ehdr_end = m.ehdr_size();
     let overlaps = |off: u64, size: u64| {
         let e = off.saturating_add(size);
         (off < end && start < e) || off < ehdr_end
@@ -193,7 +193,7 @@ pub(super) fn shdrs_clear_of_contents(m: &Model) -> Result<(), EditError> {
     let ph_end = u64::from(m.phentsize)
         .saturating_mul(m.phdrs.len() as u64)
         .saturating_add(m.phoff);
-    if overlaps(0, if m.is64 { 64 } else { 52 }) || overlaps(m.phoff, ph_end - m.phoff) {
+    if overlaps(0, m.ehdr_size()) || overlaps(m.phoff, ph_end - m.phoff) {
         return bad("the section header table overlaps the ELF or program headers".into());
     }
     for (i, p) in m.phdrs.iter().enumerate() {
@@ -266,7 +266,7 @@ fn check_dynamic<'d, R: ReadRef<'d>>(
     let hits = |off: u64, size: u64| off < str_end && str_off < off.saturating_add(size);
     let ph_size = u64::from(m.phentsize).saturating_mul(m.phdrs.len() as u64);
     let sh_size = u64::from(m.shentsize).saturating_mul(m.shdrs.len() as u64);
-    if hits(0, if m.is64 { 64 } else { 52 })
+    if hits(0, m.ehdr_size())
         || hits(m.phoff, ph_size)
         || (sh_size > 0 && hits(m.shoff, sh_size))
         || hits(p.offset, p.filesz)

@@ -13,6 +13,10 @@ use super::shdrs;
 use super::write::{Enc, Writes, align_up};
 use super::{EditError, OldString, StrCtx};
 
+/// `.dynstr` counts as ending its segment when fewer than this many bytes
+/// (alignment padding) follow it.
+const TAIL_SLACK: u64 = 16;
+
 /// Largest number of unused bytes between the trailing PT_LOAD and the end
 /// of the file that the extension takes over (patchelf pads its segment
 /// with one byte for old readelf versions).
@@ -70,13 +74,13 @@ pub(super) fn trailing_load(m: &Model) -> Option<usize> {
 /// at `pos` (its value is set here), `.dynstr` with the old string freed and
 /// the new one appended, and whether `.dynamic` needs more slots.
 pub(super) struct Grown<'a> {
-    pub load: usize,
-    pub entries: Vec<(i64, u64)>,
-    pub pos: usize,
-    pub dynstr: Vec<u8>,
-    pub old: Option<&'a OldString>,
-    pub new: &'a [u8],
-    pub dyn_moves: bool,
+    pub(crate) load: usize,
+    pub(crate) entries: Vec<(i64, u64)>,
+    pub(crate) pos: usize,
+    pub(crate) dynstr: Vec<u8>,
+    pub(crate) old: Option<&'a OldString>,
+    pub(crate) new: &'a [u8],
+    pub(crate) dyn_moves: bool,
 }
 
 /// Plan the extension; returns the new file length.
@@ -106,7 +110,7 @@ pub(super) fn plan<'d, R: ReadRef<'d>>(
     let str_end = ctx.str_off.saturating_add(ctx.strsz);
     let in_tail = ctx.str_off >= last.offset
         && str_end <= seg_end
-        && seg_end - str_end < 16
+        && seg_end - str_end < TAIL_SLACK
         && !m.shdrs.iter().any(|s| {
             s.sh_type != elf::SHT_NOBITS.0
                 && s.size > 0

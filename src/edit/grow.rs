@@ -220,7 +220,7 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
     for p in &ph {
         phbytes.extend_from_slice(&enc.phdr(p)?);
     }
-    let (phoff_at, phnum_at) = if m.is64 { (0x20, 0x38) } else { (0x1c, 0x2c) };
+    let (phoff_at, phnum_at) = m.phoff_phnum_at();
     if spare.is_none() {
         let mut n = Vec::new();
         enc.u16(&mut n, new_phnum as u16);

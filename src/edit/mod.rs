@@ -40,7 +40,8 @@ mod parse;
 mod shdrs;
 mod write;
 
-pub use check::{check_layout, check_layout_ref};
+pub use check::check_layout;
+pub(crate) use check::check_layout_ref;
 
 use object::{ReadRef, elf};
 use parse::Model;
@@ -70,13 +71,15 @@ pub struct EditRequest<'a> {
 /// Bytes to write at one file offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Patch {
+    /// Where the bytes go in the file.
     pub offset: u64,
+    /// The bytes to write there.
     pub bytes: Vec<u8>,
 }
 
 impl Patch {
     /// One past the last byte written.
-    pub fn end(&self) -> u64 {
+    pub(crate) fn end(&self) -> u64 {
         self.offset.saturating_add(self.bytes.len() as u64)
     }
 }
@@ -86,7 +89,8 @@ impl Patch {
 /// patch past it are zero.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ElfEdit {
-    pub patches: Vec<Patch>,
+    pub(crate) patches: Vec<Patch>,
+    /// The file's length after the edit.
     pub new_len: u64,
     /// True when the file had to grow (a new PT_LOAD was appended).
     pub grew: bool,
@@ -94,7 +98,7 @@ pub struct ElfEdit {
 
 impl ElfEdit {
     /// True when nothing needs writing.
-    pub fn is_noop(&self) -> bool {
+    pub(crate) fn is_noop(&self) -> bool {
         self.patches.is_empty() && !self.grew
     }
     /// The single patch of an edit that changes one contiguous byte range of
@@ -110,16 +114,22 @@ impl ElfEdit {
 /// Why an edit cannot be planned or a layout is wrong. Each names the problem.
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
+    /// The file is not a well-formed ELF file (what is wrong).
     #[error("malformed ELF: {0}")]
     Malformed(String),
+    /// The file has no dynamic section, so no search path to edit.
     #[error("file has no dynamic section (static executable or object file)")]
     NoDynamic,
+    /// The file is valid but this edit cannot be made safely (why).
     #[error("cannot edit safely: {0}")]
     Unsupported(String),
+    /// The new search path cannot be stored as a C string.
     #[error("new search path contains a NUL byte")]
     NulInValue,
+    /// A string that must be scrubbed would remain at this offset.
     #[error("a scrubbed string would survive at file offset {0:#x}")]
     ScrubSurvives(u64),
+    /// The (edited) file fails a layout check (which).
     #[error("bad layout: {0}")]
     Layout(String),
 }
@@ -269,29 +279,33 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && memchr::memmem::find(hay, needle).is_some()
 }
 
+/// How far from a string's NUL an edit looks for free NUL bytes to reclaim
+/// (bounds the read on a hostile `.dynstr`).
+const MAX_FREE_NULS: u64 = 1 << 16;
+
 /// Where the dynamic string table is.
 pub(crate) struct StrCtx {
-    pub strtab: u64,
-    pub strsz: u64,
+    pub(crate) strtab: u64,
+    pub(crate) strsz: u64,
     /// File offset of DT_STRTAB.
-    pub str_off: u64,
+    pub(crate) str_off: u64,
 }
 
 /// The current search-path string and what around it may be overwritten.
 pub(crate) struct OldString {
     /// Offset of the string inside `.dynstr`.
-    pub start: u64,
-    pub bytes: Vec<u8>,
+    pub(crate) start: u64,
+    pub(crate) bytes: Vec<u8>,
     /// Offset (inside `.dynstr`) of the first byte another reference shares;
     /// bytes from here to the old string's NUL must stay. `None` if unshared.
-    pub shared_from: Option<u64>,
+    pub(crate) shared_from: Option<u64>,
     /// End (exclusive, inside `.dynstr`) of the bytes we may overwrite: the
     /// shared tail's start, or past the NUL and any unreferenced NUL run.
-    pub avail_end: u64,
+    pub(crate) avail_end: u64,
     /// Entries of the other search-path tag (DT_RPATH for DT_RUNPATH and
     /// back) naming the very same string: one value, written by old linkers
     /// under both tags. They are edited together, as patchelf does.
-    pub twins: Vec<usize>,
+    pub(crate) twins: Vec<usize>,
 }
 
 impl OldString {
@@ -359,7 +373,9 @@ impl OldString {
                 // The old string's NUL plus following NUL bytes nothing refers
                 // to (e.g. what an earlier shortening edit left) are free.
                 let next_ref = refs.iter().copied().find(|&r| r > nul).unwrap_or(ctx.strsz);
-                let limit = next_ref.min(ctx.strsz).min(nul.saturating_add(1 << 16));
+                let limit = next_ref
+                    .min(ctx.strsz)
+                    .min(nul.saturating_add(MAX_FREE_NULS));
                 let tail = data
                     .read_bytes_at(ctx.str_off + nul, limit.saturating_sub(nul))
                     .map_err(|_| EditError::Malformed(".dynstr is truncated".into()))?;
@@ -437,19 +453,19 @@ mod tests;
 /// `crate::fix::atomic`): what the old object does not reference first, these
 /// last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LoaderRanges {
-    pub ehdr: (u64, u64),
-    pub phdrs: (u64, u64),
-    pub dynamic: Option<(u64, u64)>,
+pub(crate) struct LoaderRanges {
+    pub(crate) ehdr: (u64, u64),
+    pub(crate) phdrs: (u64, u64),
+    pub(crate) dynamic: Option<(u64, u64)>,
 }
 
 /// [`LoaderRanges`] of the ELF file `data` of length `file_len`.
-pub fn loader_ranges<'d, R: ReadRef<'d>>(
+pub(crate) fn loader_ranges<'d, R: ReadRef<'d>>(
     data: R,
     file_len: u64,
 ) -> Result<LoaderRanges, EditError> {
     let m = parse::parse(data, file_len)?;
-    let ehdr = if m.is64 { 64 } else { 52 };
+    let ehdr = m.ehdr_size();
     let phend = m.phoff + m.phdrs.len() as u64 * u64::from(m.phentsize);
     let dynamic = m
         .dynamic

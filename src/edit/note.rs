@@ -58,7 +58,7 @@ pub(super) fn drop_ldcache<'d, R: ReadRef<'d>>(
             w.put(at, enc.phdr(&changed)?);
         }
     }
-    let size = if m.is64 { 64 } else { 40 };
+    let size = m.shdr_size();
     for (i, s) in m.shdrs.iter().enumerate() {
         if s.name == SECTION && u64::from(m.shentsize) == size {
             w.put(m.shoff + i as u64 * size, vec![0; size as usize]);

@@ -3,6 +3,8 @@
 //! checker share. Reading goes through `object` so that it works on a byte
 //! slice as well as on `object::ReadCache<File>` without reading whole files.
 
+use std::mem::{offset_of, size_of};
+
 use object::elf;
 use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader, Sym};
 use object::{Endian, Endianness, ReadRef};
@@ -12,21 +14,21 @@ use super::EditError;
 /// One program header, widened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Phdr {
-    pub p_type: u32,
-    pub flags: u32,
-    pub offset: u64,
-    pub vaddr: u64,
-    pub paddr: u64,
-    pub filesz: u64,
-    pub memsz: u64,
-    pub align: u64,
+    pub(crate) p_type: u32,
+    pub(crate) flags: u32,
+    pub(crate) offset: u64,
+    pub(crate) vaddr: u64,
+    pub(crate) paddr: u64,
+    pub(crate) filesz: u64,
+    pub(crate) memsz: u64,
+    pub(crate) align: u64,
 }
 
 impl Phdr {
-    pub fn file_end(&self) -> Option<u64> {
+    pub(crate) fn file_end(&self) -> Option<u64> {
         self.offset.checked_add(self.filesz)
     }
-    pub fn mem_end(&self) -> Option<u64> {
+    pub(crate) fn mem_end(&self) -> Option<u64> {
         self.vaddr.checked_add(self.memsz)
     }
 }
@@ -34,33 +36,33 @@ impl Phdr {
 /// One section header, widened, with its name resolved (empty if unknown).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Shdr {
-    pub name: Vec<u8>,
-    pub sh_name: u32,
-    pub sh_type: u32,
-    pub flags: u64,
-    pub addr: u64,
-    pub offset: u64,
-    pub size: u64,
-    pub link: u32,
-    pub info: u32,
-    pub addralign: u64,
-    pub entsize: u64,
+    pub(crate) name: Vec<u8>,
+    pub(crate) sh_name: u32,
+    pub(crate) sh_type: u32,
+    pub(crate) flags: u64,
+    pub(crate) addr: u64,
+    pub(crate) offset: u64,
+    pub(crate) size: u64,
+    pub(crate) link: u32,
+    pub(crate) info: u32,
+    pub(crate) addralign: u64,
+    pub(crate) entsize: u64,
 }
 
 /// The dynamic array as found through PT_DYNAMIC.
 #[derive(Debug, Clone)]
 pub(crate) struct DynInfo {
     /// Index of the PT_DYNAMIC program header.
-    pub phdr_index: usize,
-    pub offset: u64,
+    pub(crate) phdr_index: usize,
+    pub(crate) offset: u64,
     /// Number of entry slots PT_DYNAMIC provides (p_filesz / entry size).
-    pub slots: u64,
+    pub(crate) slots: u64,
     /// Entries before the first DT_NULL.
-    pub entries: Vec<(i64, u64)>,
+    pub(crate) entries: Vec<(i64, u64)>,
 }
 
 impl DynInfo {
-    pub fn get(&self, tag: i64) -> Option<u64> {
+    pub(crate) fn get(&self, tag: i64) -> Option<u64> {
         self.entries.iter().find(|e| e.0 == tag).map(|e| e.1)
     }
 }
@@ -68,20 +70,20 @@ impl DynInfo {
 /// Everything the editor and checker need to know about a file.
 #[derive(Debug, Clone)]
 pub(crate) struct Model {
-    pub is64: bool,
-    pub endian: Endianness,
-    pub e_machine: u16,
-    pub phoff: u64,
-    pub phentsize: u16,
-    pub shoff: u64,
-    pub shentsize: u16,
+    pub(crate) is64: bool,
+    pub(crate) endian: Endianness,
+    pub(crate) e_machine: u16,
+    pub(crate) phoff: u64,
+    pub(crate) phentsize: u16,
+    pub(crate) shoff: u64,
+    pub(crate) shentsize: u16,
     /// Index of the section-name string table (`e_shstrndx`, resolved).
-    pub shstrndx: u32,
-    pub e_type: u16,
-    pub phdrs: Vec<Phdr>,
-    pub shdrs: Vec<Shdr>,
-    pub dynamic: Option<DynInfo>,
-    pub file_len: u64,
+    pub(crate) shstrndx: u32,
+    pub(crate) e_type: u16,
+    pub(crate) phdrs: Vec<Phdr>,
+    pub(crate) shdrs: Vec<Shdr>,
+    pub(crate) dynamic: Option<DynInfo>,
+    pub(crate) file_len: u64,
 }
 
 pub(crate) fn obj_err(what: &str, e: object::read::Error) -> EditError {
@@ -89,14 +91,48 @@ pub(crate) fn obj_err(what: &str, e: object::read::Error) -> EditError {
 }
 
 impl Model {
-    pub fn word_size(&self) -> u64 {
+    pub(crate) fn word_size(&self) -> u64 {
         if self.is64 { 8 } else { 4 }
     }
-    pub fn dyn_entsize(&self) -> u64 {
+    pub(crate) fn dyn_entsize(&self) -> u64 {
         2 * self.word_size()
     }
-    pub fn ph_entsize_expected(&self) -> u16 {
-        if self.is64 { 56 } else { 32 }
+    pub(crate) fn ph_entsize_expected(&self) -> u16 {
+        let n = if self.is64 {
+            size_of::<elf::ProgramHeader64<Endianness>>()
+        } else {
+            size_of::<elf::ProgramHeader32<Endianness>>()
+        };
+        n as u16
+    }
+    /// Size of the ELF file header (the bytes before anything else).
+    pub(crate) fn ehdr_size(&self) -> u64 {
+        let n = if self.is64 {
+            size_of::<elf::FileHeader64<Endianness>>()
+        } else {
+            size_of::<elf::FileHeader32<Endianness>>()
+        };
+        n as u64
+    }
+    /// Size of one section header.
+    pub(crate) fn shdr_size(&self) -> u64 {
+        let n = if self.is64 {
+            size_of::<elf::SectionHeader64<Endianness>>()
+        } else {
+            size_of::<elf::SectionHeader32<Endianness>>()
+        };
+        n as u64
+    }
+    /// File offsets of `e_phoff` and `e_phnum` in the file header.
+    pub(crate) fn phoff_phnum_at(&self) -> (u64, u64) {
+        let (phoff, phnum) = if self.is64 {
+            type H = elf::FileHeader64<Endianness>;
+            (offset_of!(H, e_phoff), offset_of!(H, e_phnum))
+        } else {
+            type H = elf::FileHeader32<Endianness>;
+            (offset_of!(H, e_phoff), offset_of!(H, e_phnum))
+        };
+        (phoff as u64, phnum as u64)
     }
 
     /// File offset of virtual address `addr`, if some PT_LOAD maps it from the
@@ -105,7 +141,7 @@ impl Model {
     /// The range may run on into PT_LOADs that continue the segment in both
     /// memory and file (patchelf 0.14 gives a non-PIE a first PT_LOAD whose
     /// `.dynsym` ends in the next one).
-    pub fn vaddr_to_offset(&self, addr: u64, len: u64) -> Option<u64> {
+    pub(crate) fn vaddr_to_offset(&self, addr: u64, len: u64) -> Option<u64> {
         self.loads().find_map(|p| {
             let rel = addr.checked_sub(p.vaddr)?;
             if rel >= p.filesz && !(len == 0 && rel == p.filesz) {
@@ -125,18 +161,18 @@ impl Model {
         })
     }
 
-    pub fn loads(&self) -> impl Iterator<Item = &Phdr> {
+    pub(crate) fn loads(&self) -> impl Iterator<Item = &Phdr> {
         self.phdrs.iter().filter(|p| p.p_type == elf::PT_LOAD.0)
     }
 
     /// Index of the section header of type `sh_type` at address `addr`.
-    pub fn section_at(&self, sh_type: u32, addr: u64) -> Option<usize> {
+    pub(crate) fn section_at(&self, sh_type: u32, addr: u64) -> Option<usize> {
         self.shdrs
             .iter()
             .position(|s| s.sh_type == sh_type && s.addr == addr && addr != 0)
     }
 
-    pub fn has_interp(&self) -> bool {
+    pub(crate) fn has_interp(&self) -> bool {
         self.phdrs.iter().any(|p| p.p_type == elf::PT_INTERP.0)
     }
 }
@@ -144,12 +180,12 @@ impl Model {
 /// Parse the headers and the dynamic array.
 pub(crate) fn parse<'d, R: ReadRef<'d>>(data: R, file_len: u64) -> Result<Model, EditError> {
     let ident = data
-        .read_bytes_at(0, 16)
+        .read_bytes_at(0, size_of::<elf::Ident>() as u64)
         .map_err(|_| EditError::Malformed("file is shorter than an ELF identification".into()))?;
-    if ident.get(0..4) != Some(&elf::ELFMAG[..]) {
+    if ident.get(..elf::ELFMAG.len()) != Some(&elf::ELFMAG[..]) {
         return Err(EditError::Malformed("not an ELF file (bad magic)".into()));
     }
-    match ident.get(4).copied() {
+    match ident.get(offset_of!(elf::Ident, class)).copied() {
         Some(c) if c == elf::ELFCLASS32.0 => {
             parse_as::<elf::FileHeader32<Endianness>, R>(data, file_len)
         }
@@ -363,7 +399,7 @@ fn refs_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
         dynamic.get(elf::DT_VERNEEDNUM.0),
     ) {
         let mut off = m
-            .vaddr_to_offset(addr, 16)
+            .vaddr_to_offset(addr, size_of::<elf::Verneed<Endianness>>() as u64)
             .ok_or_else(|| bad("version requirements"))?;
         for _ in 0..num.min(MAX_CHAIN as u64) {
             let vn = data
@@ -405,6 +441,12 @@ fn read_u32<'d, R: ReadRef<'d>>(data: R, e: Endianness, off: u64) -> Option<u32>
     Some(e.read_u32(b.try_into().ok()?))
 }
 
+/// DT_HASH's header: `nbucket`, `nchain` (32-bit words).
+const HASH_HEADER: u64 = 2 * 4;
+/// DT_GNU_HASH's header: `nbuckets`, `symoffset`, `bloom_size`,
+/// `bloom_shift` (32-bit words); the bloom filter follows.
+const GNU_HASH_HEADER: u64 = 4 * 4;
+
 /// Number of dynamic symbols: the largest of what DT_HASH, DT_GNU_HASH and
 /// the `.dynsym` section header say. With none of them we cannot know which
 /// strings are in use, so that is an error.
@@ -415,7 +457,7 @@ fn dynsym_count<'d, R: ReadRef<'d>>(m: &Model, data: R, symtab: u64) -> Result<u
     let bad = |what: &str| EditError::Malformed(format!("{what} is truncated or misplaced"));
     if let Some(addr) = dynamic.get(elf::DT_HASH.0) {
         let off = m
-            .vaddr_to_offset(addr, 8)
+            .vaddr_to_offset(addr, HASH_HEADER)
             .ok_or_else(|| bad("DT_HASH table"))?;
         let nchain =
             read_u32(data, e, off.saturating_add(4)).ok_or_else(|| bad("DT_HASH table"))?;
@@ -423,7 +465,7 @@ fn dynsym_count<'d, R: ReadRef<'d>>(m: &Model, data: R, symtab: u64) -> Result<u
     }
     if let Some(addr) = dynamic.get(elf::DT_GNU_HASH.0) {
         let off = m
-            .vaddr_to_offset(addr, 16)
+            .vaddr_to_offset(addr, GNU_HASH_HEADER)
             .ok_or_else(|| bad("DT_GNU_HASH table"))?;
         let h = |i: u64| {
             read_u32(data, e, off.saturating_add(i * 4)).ok_or_else(|| bad("DT_GNU_HASH table"))
@@ -433,7 +475,7 @@ fn dynsym_count<'d, R: ReadRef<'d>>(m: &Model, data: R, symtab: u64) -> Result<u
         let bloom = u64::from(h(2)?);
         let buckets_off = bloom
             .checked_mul(m.word_size())
-            .and_then(|b| b.checked_add(16))
+            .and_then(|b| b.checked_add(GNU_HASH_HEADER))
             .and_then(|b| off.checked_add(b))
             .ok_or_else(|| bad("DT_GNU_HASH table"))?;
         let mut max_idx = 0u64;
@@ -477,7 +519,7 @@ fn dynsym_count<'d, R: ReadRef<'d>>(m: &Model, data: R, symtab: u64) -> Result<u
         )
     })?;
     // A count larger than the file could hold is hostile or corrupt.
-    if n > m.file_len / 16 + 1 {
+    if n > m.file_len / size_of::<elf::Sym32<Endianness>>() as u64 + 1 {
         return Err(bad("dynamic symbol count"));
     }
     Ok(n)

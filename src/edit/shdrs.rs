@@ -17,9 +17,9 @@ use super::write::{Enc, Writes, align_up};
 /// A section that moved: its index and old and new address (symbols
 /// defined relative to it move by the same distance).
 pub(super) struct Moved {
-    pub index: usize,
-    pub old_addr: u64,
-    pub new_addr: u64,
+    pub(crate) index: usize,
+    pub(crate) old_addr: u64,
+    pub(crate) new_addr: u64,
 }
 
 /// Above this many changed symbols a symbol table is written whole (one
@@ -28,9 +28,9 @@ const WHOLE_TABLE_FROM: usize = 16;
 
 /// Where a grow's contents end (see [`emit`]).
 pub(super) struct Tail {
-    pub content_end: u64,
-    pub clobber_from: u64,
-    pub move_table: bool,
+    pub(crate) content_end: u64,
+    pub(crate) clobber_from: u64,
+    pub(crate) move_table: bool,
 }
 
 /// Write the section headers `shdrs` (the input's, with moved sections
@@ -71,8 +71,7 @@ pub(super) fn emit<'d, R: ReadRef<'d>>(
     }
     let new_shoff = move_table.then(|| align_up(end, m.word_size()).unwrap_or(end));
     let shdrs = &shdrs[..];
-    let expected = if m.is64 { 64 } else { 40 };
-    if m.shentsize != expected {
+    if u64::from(m.shentsize) != m.shdr_size() {
         return Err(EditError::Unsupported(format!(
             "unexpected section header entry size {}",
             m.shentsize
@@ -102,7 +101,7 @@ pub(super) fn emit<'d, R: ReadRef<'d>>(
     };
     let enc = Enc::of(m);
     let entsize = u64::from(m.shentsize);
-    let mut table = Vec::with_capacity(n * expected as usize);
+    let mut table = Vec::with_capacity(n * m.shdr_size() as usize);
     for (new, &old) in order.iter().enumerate() {
         let mut s = shdrs[old].clone();
         s.link = remap(s.link);
@@ -251,7 +250,7 @@ fn update_symbols<'d, R: ReadRef<'d>>(
             let mut hit = false;
             touched |= moved.iter().any(|x| x.index == usize::from(shndx));
             if let Some(x) = moved.iter().find(|x| x.index == usize::from(shndx)) {
-                let vb = &sym[value_at..value_at + if m.is64 { 8 } else { 4 }];
+                let vb = &sym[value_at..value_at + m.word_size() as usize];
                 let value = if m.is64 {
                     m.endian.read_u64(vb.try_into().unwrap_or_default())
                 } else {

@@ -1,7 +1,7 @@
 //! Encoding headers back into bytes (class and byte order of the file), and
 //! collecting byte writes into sorted, non-overlapping patches.
 
-use object::{Endian, Endianness};
+use object::{Endian, Endianness, elf};
 
 use super::parse::{Model, Phdr, Shdr};
 use super::{EditError, Patch};
@@ -10,8 +10,8 @@ use super::{EditError, Patch};
 /// a 32-bit file cannot hold a 64-bit address.
 #[derive(Clone, Copy)]
 pub(crate) struct Enc {
-    pub is64: bool,
-    pub e: Endianness,
+    pub(crate) is64: bool,
+    pub(crate) e: Endianness,
 }
 
 fn too_big(what: &str, v: u64) -> EditError {
@@ -19,19 +19,19 @@ fn too_big(what: &str, v: u64) -> EditError {
 }
 
 impl Enc {
-    pub fn of(m: &Model) -> Self {
+    pub(crate) fn of(m: &Model) -> Self {
         Enc {
             is64: m.is64,
             e: m.endian,
         }
     }
-    pub fn u16(&self, out: &mut Vec<u8>, v: u16) {
+    pub(crate) fn u16(&self, out: &mut Vec<u8>, v: u16) {
         out.extend_from_slice(&self.e.write_u16(v));
     }
-    pub fn u32(&self, out: &mut Vec<u8>, v: u32) {
+    pub(crate) fn u32(&self, out: &mut Vec<u8>, v: u32) {
         out.extend_from_slice(&self.e.write_u32(v));
     }
-    pub fn word(&self, out: &mut Vec<u8>, what: &str, v: u64) -> Result<(), EditError> {
+    pub(crate) fn word(&self, out: &mut Vec<u8>, what: &str, v: u64) -> Result<(), EditError> {
         if self.is64 {
             out.extend_from_slice(&self.e.write_u64(v));
         } else {
@@ -40,13 +40,13 @@ impl Enc {
         }
         Ok(())
     }
-    pub fn word_bytes(&self, what: &str, v: u64) -> Result<Vec<u8>, EditError> {
+    pub(crate) fn word_bytes(&self, what: &str, v: u64) -> Result<Vec<u8>, EditError> {
         let mut out = Vec::new();
         self.word(&mut out, what, v)?;
         Ok(out)
     }
-    pub fn phdr(&self, p: &Phdr) -> Result<Vec<u8>, EditError> {
-        let mut o = Vec::with_capacity(56);
+    pub(crate) fn phdr(&self, p: &Phdr) -> Result<Vec<u8>, EditError> {
+        let mut o = Vec::with_capacity(size_of::<elf::ProgramHeader64<Endianness>>());
         self.u32(&mut o, p.p_type);
         if self.is64 {
             self.u32(&mut o, p.flags);
@@ -62,8 +62,8 @@ impl Enc {
         self.word(&mut o, "segment alignment", p.align)?;
         Ok(o)
     }
-    pub fn shdr(&self, s: &Shdr) -> Result<Vec<u8>, EditError> {
-        let mut o = Vec::with_capacity(64);
+    pub(crate) fn shdr(&self, s: &Shdr) -> Result<Vec<u8>, EditError> {
+        let mut o = Vec::with_capacity(size_of::<elf::SectionHeader64<Endianness>>());
         self.u32(&mut o, s.sh_name);
         self.u32(&mut o, s.sh_type);
         self.word(&mut o, "section flags", s.flags)?;
@@ -76,7 +76,7 @@ impl Enc {
         self.word(&mut o, "section entry size", s.entsize)?;
         Ok(o)
     }
-    pub fn dyn_entry(&self, out: &mut Vec<u8>, tag: i64, val: u64) -> Result<(), EditError> {
+    pub(crate) fn dyn_entry(&self, out: &mut Vec<u8>, tag: i64, val: u64) -> Result<(), EditError> {
         if self.is64 {
             out.extend_from_slice(&self.e.write_u64(tag as u64));
             out.extend_from_slice(&self.e.write_u64(val));
@@ -90,7 +90,11 @@ impl Enc {
         Ok(())
     }
     /// The dynamic array `entries`, padded with DT_NULL to `slots` entries.
-    pub fn dyn_array(&self, entries: &[(i64, u64)], slots: u64) -> Result<Vec<u8>, EditError> {
+    pub(crate) fn dyn_array(
+        &self,
+        entries: &[(i64, u64)],
+        slots: u64,
+    ) -> Result<Vec<u8>, EditError> {
         let mut o = Vec::new();
         for &(t, v) in entries {
             self.dyn_entry(&mut o, t, v)?;
@@ -110,12 +114,12 @@ pub(crate) struct Writes {
 }
 
 impl Writes {
-    pub fn put(&mut self, offset: u64, bytes: Vec<u8>) {
+    pub(crate) fn put(&mut self, offset: u64, bytes: Vec<u8>) {
         if !bytes.is_empty() {
             self.list.push((offset, bytes));
         }
     }
-    pub fn finish(self) -> Vec<Patch> {
+    pub(crate) fn finish(self) -> Vec<Patch> {
         // Union of the written intervals, merging overlapping and adjacent
         // ones; every byte of a union interval is covered by some write.
         let mut spans: Vec<(u64, u64)> = self

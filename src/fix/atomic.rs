@@ -26,7 +26,8 @@ use crate::edit::{ElfEdit, Patch};
 use crate::survey::walk::TMP_MARK;
 
 mod patching;
-pub use patching::{PendingPatch, Recovery, StepKind, is_journal_name, recover_journal};
+pub use patching::{PendingPatch, StepKind};
+pub(crate) use patching::{is_journal_name, recover_journal};
 
 /// What to do when the file has more than one hard link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +53,9 @@ pub enum Candidate<'a> {
     /// In-place path: the original (still unchanged) and the one patch that
     /// will be written into it if the hook returns `Ok`.
     InPlace {
+        /// The file to be patched.
         original: &'a Path,
+        /// The bytes to be written into it.
         patch: &'a Patch,
     },
     /// In-place path for an edit of several patches (it grows, or frees
@@ -60,7 +63,9 @@ pub enum Candidate<'a> {
     /// written into it step by step (see [`PendingPatch`]) if the hook
     /// returns `Ok`.
     Edit {
+        /// The file to be patched.
         original: &'a Path,
+        /// The patches to be written into it.
         edit: &'a ElfEdit,
     },
 }
@@ -72,7 +77,10 @@ pub enum Method {
     Unchanged,
     /// Bytes were written into the existing inode. `links` is its link
     /// count: above 1, every hard link to the file now sees the change.
-    InPlace { links: u64 },
+    InPlace {
+        /// The inode's link count.
+        links: u64,
+    },
     /// A new file replaced the original by rename (new inode).
     Replaced,
 }
@@ -80,20 +88,29 @@ pub enum Method {
 /// Why a file could not be edited. Each message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum AtomicError {
+    /// The path is a symlink.
     #[error("{0}: is a symlink; refusing to follow or replace it")]
     Symlink(PathBuf),
+    /// The path is not a regular file.
     #[error("{0}: not a regular file")]
     NotRegular(PathBuf),
+    /// The file has this many hard links and `--hard-links refuse` is in force.
     #[error("{0}: has {1} hard links and the policy refuses hard-linked files")]
     HardLinked(PathBuf, u64),
+    /// The file changed between planning and writing (what changed).
     #[error("{0}: changed since the edit was planned ({1})")]
     Changed(PathBuf, String),
+    /// The verification hook rejected the new content (why).
     #[error("{0}: verification failed: {1}")]
     Verify(PathBuf, String),
+    /// A system call failed.
     #[error("{path}: {what}: {}", describe(source))]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What was being done.
         what: &'static str,
+        /// The error from the system.
         source: io::Error,
     },
 }
@@ -169,13 +186,14 @@ pub struct PendingRename {
 }
 
 impl PendingRename {
+    /// The file this rename will replace.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// Rename the temp file over the original, unless the original changed
     /// since it was staged (then the temp file goes and it is left alone).
-    pub fn commit(mut self, durability: Durability) -> Result<Method, AtomicError> {
+    pub(crate) fn commit(mut self, durability: Durability) -> Result<Method, AtomicError> {
         let path = self.path.clone();
         let terr = |what| io_err(&path, what);
         let now = std::fs::symlink_metadata(&path).map_err(terr("cannot stat"))?;
@@ -208,7 +226,9 @@ impl PendingRename {
 
 /// `syncfs` once for each filesystem holding one of `paths`: after it, every
 /// byte written there (file data, renames) is on disk.
-pub fn sync_filesystems<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<(), AtomicError> {
+pub(crate) fn sync_filesystems<'a>(
+    paths: impl IntoIterator<Item = &'a Path>,
+) -> Result<(), AtomicError> {
     let mut seen = std::collections::HashSet::new();
     let mut dirs = std::collections::HashSet::new();
     for p in paths {
@@ -256,7 +276,7 @@ pub fn stage(
 /// up each one, and block executing it meanwhile, even when nothing ends up
 /// written to it.)
 #[derive(Debug)]
-pub struct OpenFile {
+pub(crate) struct OpenFile {
     path: PathBuf,
     file: File,
     meta: std::fs::Metadata,
@@ -284,7 +304,7 @@ fn open_nofollow(path: &Path, write: bool) -> io::Result<File> {
 impl OpenFile {
     /// Open `path`, which must be a regular file (never a symlink, never
     /// followed), for reading.
-    pub fn open(path: &Path) -> Result<Self, AtomicError> {
+    pub(crate) fn open(path: &Path) -> Result<Self, AtomicError> {
         let file = match open_nofollow(path, false) {
             Ok(f) => f,
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
@@ -303,20 +323,16 @@ impl OpenFile {
         })
     }
 
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.meta.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.meta.len() == 0
-    }
-
-    pub fn file(&self) -> &File {
+    pub(crate) fn file(&self) -> &File {
         &self.file
     }
 
     /// The whole content, as of this read (one `read` for a small file).
-    pub fn read_all(&self) -> Result<Vec<u8>, AtomicError> {
+    pub(crate) fn read_all(&self) -> Result<Vec<u8>, AtomicError> {
         let mut v = Vec::new();
         crate::elf::read_up_to(&self.file, &mut v, self.meta.len() as usize)
             .map_err(io_err(&self.path, "cannot read"))?;
@@ -721,7 +737,7 @@ fn sizes(now: u64, expected: u64) -> String {
 /// (see [`recover_journal`]). Files whose `<pid>` is a running process other than this
 /// one are kept: they may belong to a concurrent run. Returns how many were
 /// removed.
-pub fn cleanup_stale_temps(dir: &Path) -> io::Result<usize> {
+pub(crate) fn cleanup_stale_temps(dir: &Path) -> io::Result<usize> {
     let mut removed = 0;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;

@@ -6,6 +6,7 @@
 //! filesystem, and only then write (see [`atomic`]). Any failure
 //! leaves the file as it was and is reported.
 
+/// Writing an edit safely: in place with a journal, or by staging and renaming.
 pub mod atomic;
 
 use std::path::{Path, PathBuf};
@@ -31,15 +32,17 @@ pub const IN_MEMORY_LIMIT: u64 = 256 << 20;
 /// get a small file's headers); larger ones with one search list to change
 /// are planned and verified range by range and never held in memory: the
 /// cost of fixing a file does not depend on its size.
-pub const READ_WHOLE_LIMIT: u64 = 1 << 20;
+pub(crate) const READ_WHOLE_LIMIT: u64 = 1 << 20;
 
 /// Whether a file of `len` bytes with `plans` is edited in memory.
 fn in_memory(len: u64, plans: &[&Plan]) -> bool {
     len <= READ_WHOLE_LIMIT || (plans.len() > 1 && len <= IN_MEMORY_LIMIT)
 }
 
+/// How `fix` writes files.
 #[derive(Clone, Debug)]
 pub struct FixOptions {
+    /// What to do with a file that has more than one hard link.
     pub hard_links: HardLinks,
 }
 
@@ -51,6 +54,7 @@ pub enum FileStatus {
     Changed,
     /// A symlink through a farm now points at the same file without it.
     Retargeted,
+    /// The file could not be changed (see [`FileResult::detail`]).
     Failed,
 }
 
@@ -74,26 +78,36 @@ impl std::fmt::Display for FileStatus {
 /// What happened to one file.
 #[derive(Clone, Debug, Serialize)]
 pub struct FileResult {
+    /// The file (or symlink) in the outputs.
     pub path: PathBuf,
+    /// What happened to it.
     pub status: FileStatus,
+    /// One line for the user: what changed, or why it failed.
     pub detail: String,
     /// Bytes of removed store paths (hash parts scrubbed from the file).
-    pub store_path_bytes_removed: usize,
+    pub(crate) store_path_bytes_removed: usize,
     /// Bytes written to disk for this file.
-    pub bytes_written: u64,
+    pub(crate) bytes_written: u64,
     /// Hard links to the inode edited in place (above 1: every link changed).
-    pub hard_links: u64,
+    pub(crate) hard_links: u64,
 }
 
 /// The outcome of a run.
 #[derive(Clone, Debug, Serialize, Default)]
 pub struct FixReport {
+    /// Files walked under the outputs.
     pub files_scanned: usize,
+    /// ELF objects among them.
     pub elf_files: usize,
+    /// Files rewritten (one inode through several names counts once).
     pub changed: usize,
+    /// Files that could not be changed.
     pub failed: usize,
+    /// Symlinks through a farm pointed at the same file without it.
     pub symlinks_retargeted: usize,
+    /// Bytes of store paths scrubbed from all files.
     pub store_path_bytes_removed: usize,
+    /// One entry per file changed or failed.
     pub results: Vec<FileResult>,
 }
 
@@ -444,13 +458,12 @@ fn request<'a>(p: &'a Plan, scrub: &'a [&'a [u8]]) -> EditRequest<'a> {
 
 /// The byte edit `fix` makes to one file for its changing plans, computed
 /// without writing anything. `fix` writes it; `cost` predicts from it.
-pub enum PlannedEdit {
+pub(crate) enum PlannedEdit {
     /// Small files, and files up to [`IN_MEMORY_LIMIT`] with several
     /// plans (they compose here): the whole image before and after.
     InMemory {
         original: Vec<u8>,
-        edited: Vec<u8>,
-        /// The byte patches from `original` to `edited`.
+        /// The byte patches from `original` to the edited image.
         edit: ElfEdit,
     },
     /// Larger files: one plan, planned range by range (the file is never
@@ -460,7 +473,7 @@ pub enum PlannedEdit {
 }
 
 /// Plan the edit of `path` for `plans` (those that change it).
-pub fn plan_file_edit(path: &Path, plans: &[&Plan]) -> Result<PlannedEdit, String> {
+pub(crate) fn plan_file_edit(path: &Path, plans: &[&Plan]) -> Result<PlannedEdit, String> {
     let file = crate::elf::open_for_reading(path).map_err(|e| format!("cannot open: {e}"))?;
     let len = file
         .metadata()
@@ -470,12 +483,8 @@ pub fn plan_file_edit(path: &Path, plans: &[&Plan]) -> Result<PlannedEdit, Strin
         let mut original = Vec::with_capacity(len as usize);
         std::io::Read::read_to_end(&mut &file, &mut original)
             .map_err(|e| format!("cannot read: {e}"))?;
-        let (edited, edit) = edit_image(&original, plans)?;
-        return Ok(PlannedEdit::InMemory {
-            original,
-            edited,
-            edit,
-        });
+        let (_, edit) = edit_image(&original, plans)?;
+        return Ok(PlannedEdit::InMemory { original, edit });
     }
     Ok(PlannedEdit::Large {
         edit: plan_large_edit(&file, len, plans)?,
@@ -582,7 +591,7 @@ impl Written {
 /// The edit that turns `old` into `new`: runs of differing bytes (runs closer
 /// than 64 bytes merge), plus whatever `new` appends. Several planned edits
 /// on one file compose into one, so the writer sees a single change.
-pub fn diff_edit(old: &[u8], new: &[u8]) -> ElfEdit {
+pub(crate) fn diff_edit(old: &[u8], new: &[u8]) -> ElfEdit {
     const GAP: usize = 64;
     let common = old.len().min(new.len());
     let mut patches: Vec<edit::Patch> = Vec::new();

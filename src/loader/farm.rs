@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::store::{StoreDir, StorePath, normalize_lexically};
 
 /// Linux's limit on symlinks followed while resolving one path.
-pub const MAX_HOPS: usize = 40;
+pub(crate) const MAX_HOPS: usize = 40;
 
 /// One symlink followed during resolution.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -33,7 +33,7 @@ pub struct Hop {
 impl Hop {
     /// True when the hop leaves the store path it starts in (or enters or
     /// leaves the store).
-    pub fn is_cross_path(&self) -> bool {
+    pub(crate) fn is_cross_path(&self) -> bool {
         self.from != self.to
     }
 }
@@ -51,7 +51,7 @@ pub struct Resolved {
 
 impl Resolved {
     /// True when any hop on the way is cross-path.
-    pub fn crosses(&self) -> bool {
+    pub(crate) fn crosses(&self) -> bool {
         self.hops.iter().any(Hop::is_cross_path)
     }
 }
@@ -59,22 +59,42 @@ impl Resolved {
 /// Why a path could not be resolved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveError {
+    /// A component of the path does not exist.
     #[error("{path}: not found ({missing} does not exist)")]
-    NotFound { path: PathBuf, missing: PathBuf },
+    NotFound {
+        /// The path asked about.
+        path: PathBuf,
+        /// The first prefix that does not exist.
+        missing: PathBuf,
+    },
+    /// More than `MAX_HOPS` symlinks were followed.
     #[error("{path}: symlink loop (more than {MAX_HOPS} links followed)")]
-    Loop { path: PathBuf },
+    Loop {
+        /// The path asked about.
+        path: PathBuf,
+    },
+    /// A non-final component is not a directory.
     #[error("{path}: {at} is not a directory")]
-    NotADirectory { path: PathBuf, at: PathBuf },
+    NotADirectory {
+        /// The path asked about.
+        path: PathBuf,
+        /// The component that is not a directory.
+        at: PathBuf,
+    },
+    /// A component could not be read.
     #[error("{path}: {at}: {message}")]
     Io {
+        /// The path asked about.
         path: PathBuf,
+        /// The component that failed.
         at: PathBuf,
+        /// The system's error message.
         message: String,
     },
 }
 
 impl ResolveError {
-    pub fn is_not_found(&self) -> bool {
+    pub(crate) fn is_not_found(&self) -> bool {
         matches!(
             self,
             ResolveError::NotFound { .. } | ResolveError::NotADirectory { .. }
@@ -86,7 +106,7 @@ impl ResolveError {
 /// resolves thousands of paths under the same few dirs, and need not `lstat`
 /// each of their components again. Only for the length of one run.
 #[derive(Debug, Default)]
-pub struct RealDirs(std::sync::RwLock<std::collections::HashSet<PathBuf>>);
+pub(crate) struct RealDirs(std::sync::RwLock<std::collections::HashSet<PathBuf>>);
 
 impl RealDirs {
     fn contains(&self, p: &Path) -> bool {
@@ -106,7 +126,7 @@ pub fn resolve(path: &Path, store: &StoreDir) -> Result<Resolved, ResolveError> 
 }
 
 /// [`resolve`], skipping the `lstat` of directories `known` has seen.
-pub fn resolve_with(
+pub(crate) fn resolve_with(
     path: &Path,
     store: &StoreDir,
     known: Option<&RealDirs>,
@@ -220,7 +240,7 @@ fn io_error(path: &Path, at: &Path, e: io::Error) -> ResolveError {
 /// file of that very name which resolves to the same real file without any
 /// cross-path hop. `libcublas.so.12 -> libcublas.so.12.4.5.8` inside one
 /// output keeps that output's lib dir.
-pub fn real_dir(resolved: &Resolved, name: &str, store: &StoreDir) -> Option<PathBuf> {
+pub(crate) fn real_dir(resolved: &Resolved, name: &str, store: &StoreDir) -> Option<PathBuf> {
     // Candidate parents: the dir of each link on the way, then the final file's.
     let mut parents: Vec<&Path> = resolved
         .hops

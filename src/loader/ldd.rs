@@ -15,6 +15,7 @@ use crate::survey::walk::{self, EntryKind};
 /// Options for [`ldd`].
 #[derive(Clone, Debug, Default)]
 pub struct LddOptions {
+    /// The loader to model (search defaults, cache, hwcaps).
     pub loader: LoaderConfig,
     /// Follow dependencies of dependencies, as ld.so loads them (breadth first).
     pub recursive: bool,
@@ -23,6 +24,7 @@ pub struct LddOptions {
 /// The report for all files asked about.
 #[derive(Debug, Serialize)]
 pub struct LddReport {
+    /// One report per ELF file asked about, in order.
     pub files: Vec<FileReport>,
     /// Files that could not be read, one line each.
     pub errors: Vec<String>,
@@ -31,18 +33,19 @@ pub struct LddReport {
 /// One ELF file and its needs.
 #[derive(Debug, Serialize)]
 pub struct FileReport {
-    pub path: PathBuf,
-    pub class: elf::Class,
-    pub byte_order: elf::ByteOrder,
-    pub machine: String,
-    pub object_type: elf::ObjectType,
-    pub interpreter: Option<String>,
-    pub soname: Option<String>,
-    pub runpath: Option<String>,
-    pub rpath: Option<String>,
-    pub nodeflib: bool,
+    pub(crate) path: PathBuf,
+    pub(crate) class: elf::Class,
+    pub(crate) byte_order: elf::ByteOrder,
+    pub(crate) machine: String,
+    pub(crate) object_type: elf::ObjectType,
+    pub(crate) interpreter: Option<String>,
+    pub(crate) soname: Option<String>,
+    pub(crate) runpath: Option<String>,
+    pub(crate) rpath: Option<String>,
+    pub(crate) nodeflib: bool,
     /// The loader modelled for this file: `nix` or `host`.
-    pub loader: resolve::LoaderModel,
+    pub(crate) loader: resolve::LoaderModel,
+    /// Its needs, in load order.
     pub needs: Vec<NeedReport>,
 }
 
@@ -50,9 +53,11 @@ pub struct FileReport {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NeedStatus {
+    /// Found by the search.
     Found,
     /// Satisfied by an object already in the process (no search).
     AlreadyLoaded,
+    /// No directory of the search had a usable file.
     NotFound,
     /// ld.so stops with an error (see `NeedReport::error`).
     Error,
@@ -84,29 +89,31 @@ impl std::fmt::Display for NeedStatus {
 /// How one need resolved.
 #[derive(Debug, Serialize)]
 pub struct NeedReport {
+    /// The needed name (a soname or a path).
     pub name: String,
+    /// Whether and how it resolved.
     pub status: NeedStatus,
     /// The search entry that served it (source, index, text, expanded dir).
-    pub entry: Option<SearchDir>,
+    pub(crate) entry: Option<SearchDir>,
     /// The path ld.so opened (`dir/name`).
-    pub path: Option<PathBuf>,
+    pub(crate) path: Option<PathBuf>,
     /// Symlinks followed from `path` to `real`; `cross_path` marks farm hops.
-    pub hops: Vec<HopReport>,
+    pub(crate) hops: Vec<HopReport>,
     /// The real file, with no symlink in any component.
     pub real: Option<PathBuf>,
     /// The loader's error message, when status is `error`.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// Candidates tried before the result (all of them when not found).
-    pub tried: Vec<Tried>,
+    pub(crate) tried: Vec<Tried>,
     /// With `--recursive`: the needs of this library, when first loaded here.
-    pub needs: Vec<NeedReport>,
+    pub(crate) needs: Vec<NeedReport>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct HopReport {
-    pub link: PathBuf,
-    pub target: PathBuf,
-    pub cross_path: bool,
+pub(crate) struct HopReport {
+    pub(crate) link: PathBuf,
+    pub(crate) target: PathBuf,
+    pub(crate) cross_path: bool,
 }
 
 impl From<&Hop> for HopReport {
@@ -345,7 +352,7 @@ pub fn render_tree(report: &LddReport) -> String {
 }
 
 /// `N things`, with the plural `s` only where it belongs.
-pub fn plural(n: usize, word: &str) -> String {
+pub(crate) fn plural(n: usize, word: &str) -> String {
     if n == 1 {
         format!("1 {word}")
     } else {

@@ -2,6 +2,9 @@
 //! farms ([`farm`]), the search for a needed name ([`resolve`]), and the
 //! link map `unfarm ldd` prints ([`ldd`]).
 
+/// Following links hop by hop through farms.
 pub mod farm;
+/// `unfarm ldd`: the link map of ELF files.
 pub mod ldd;
+/// The search for a needed name, as glibc's ld.so does it.
 pub mod resolve;

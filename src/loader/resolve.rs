@@ -29,23 +29,33 @@ pub enum Candidate {
     /// Nothing there (or a dangling link).
     Missing,
     /// An ELF file of another class or machine: ld.so skips it and goes on.
-    WrongArch { resolved: Resolved, ident: ElfIdent },
+    WrongArch {
+        /// Where the path led.
+        resolved: Resolved,
+        /// The file's class, byte order and machine.
+        ident: ElfIdent,
+    },
     /// A file ld.so refuses with an error that stops the search.
     Fatal {
+        /// Where the path led, if it resolved.
         resolved: Option<Resolved>,
+        /// Why ld.so refuses it.
         reason: String,
     },
     /// An ELF file ld.so would map.
     Loadable {
+        /// Where the path led.
         resolved: Resolved,
+        /// The file's class, byte order and machine.
         ident: ElfIdent,
+        /// Its ELF type (ld.so refuses executables as libraries).
         #[serde(skip)]
         object_type: ObjectType,
     },
 }
 
 /// How the resolver sees the filesystem.
-pub trait Probe {
+pub(crate) trait Probe {
     /// What is at `path` for a loader of `want`.
     fn probe(&self, path: &Path, want: &ElfIdent) -> Candidate;
 }
@@ -66,16 +76,13 @@ enum RawCandidate {
 }
 
 impl FsProbe {
+    /// A probe of the real file system for the store `store`, with an empty cache.
     pub fn new(store: StoreDir) -> Self {
         FsProbe {
             store,
             real_dirs: farm::RealDirs::default(),
             cache: Mutex::new(HashMap::new()),
         }
-    }
-
-    pub fn store(&self) -> &StoreDir {
-        &self.store
     }
 
     fn raw(&self, path: &Path) -> Arc<RawCandidate> {
@@ -126,7 +133,12 @@ fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 /// Apply glibc's verdict for a file of `ident` asked for by a loader of `want`.
-pub fn judge(resolved: Resolved, ident: ElfIdent, t: ObjectType, want: &ElfIdent) -> Candidate {
+pub(crate) fn judge(
+    resolved: Resolved,
+    ident: ElfIdent,
+    t: ObjectType,
+    want: &ElfIdent,
+) -> Candidate {
     if ident.class != want.class || ident.machine != want.machine {
         return Candidate::WrongArch { resolved, ident };
     }
@@ -165,7 +177,7 @@ impl Probe for FsProbe {
 /// Where a search directory came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Source {
+pub(crate) enum Source {
     /// DT_RPATH of `owner` (the object itself at depth 0, its loader at 1, ...).
     Rpath {
         owner: PathBuf,
@@ -179,14 +191,14 @@ pub enum Source {
 
 /// One directory of a search path.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct SearchDir {
-    pub source: Source,
+pub(crate) struct SearchDir {
+    pub(crate) source: Source,
     /// Index of the entry within its list (RPATH/RUNPATH/LD_LIBRARY_PATH).
-    pub index: usize,
+    pub(crate) index: usize,
     /// The entry as written.
-    pub text: String,
+    pub(crate) text: String,
     /// The entry after token expansion (relative entries against the cwd).
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 /// How the loader is set up: what the environment and the system add.
@@ -238,7 +250,9 @@ impl std::fmt::Display for LoaderModel {
 /// What a per-file choice needs: where the store is, and the host loader.
 #[derive(Clone, Debug)]
 pub struct AutoModel {
+    /// The store dir: paths in it are modelled as Nix-built.
     pub store: StoreDir,
+    /// The host loader, modelled for files not built by Nix.
     pub host: LoaderConfig,
 }
 
@@ -249,7 +263,7 @@ impl AutoModel {
     /// none (a shared library) is loaded by whatever program loads it: `path`,
     /// when given, decides by where it lives (outside the store: the host's);
     /// without it, the Nix model, as outputs are loaded by Nix programs.
-    pub fn model_of(&self, interpreter: Option<&str>, path: Option<&Path>) -> LoaderModel {
+    pub(crate) fn model_of(&self, interpreter: Option<&str>, path: Option<&Path>) -> LoaderModel {
         let in_store = |p: &Path| {
             p.starts_with(self.store.path()) || p.starts_with(crate::store::DEFAULT_STORE_DIR)
         };
@@ -352,7 +366,7 @@ fn default_platform(want: &ElfIdent) -> String {
 }
 
 /// Split a colon-separated search path and expand each entry.
-pub fn search_dirs(
+pub(crate) fn search_dirs(
     list: &str,
     source: &Source,
     origin: &Path,
@@ -372,17 +386,17 @@ pub fn search_dirs(
 
 /// The object asking, as the resolver needs it.
 #[derive(Clone, Debug)]
-pub struct Requester {
+pub(crate) struct Requester {
     /// The path the object was loaded from (its `$ORIGIN` is the dir).
-    pub path: PathBuf,
-    pub ident: ElfIdent,
-    pub runpath: Option<String>,
-    pub rpath: Option<String>,
-    pub nodeflib: bool,
+    pub(crate) path: PathBuf,
+    pub(crate) ident: ElfIdent,
+    pub(crate) runpath: Option<String>,
+    pub(crate) rpath: Option<String>,
+    pub(crate) nodeflib: bool,
 }
 
 impl Requester {
-    pub fn from_facts(path: &Path, f: &elf::ElfFacts) -> Self {
+    pub(crate) fn from_facts(path: &Path, f: &elf::ElfFacts) -> Self {
         Requester {
             path: path.to_owned(),
             ident: f.ident,
@@ -392,7 +406,7 @@ impl Requester {
         }
     }
 
-    pub fn origin(&self) -> PathBuf {
+    pub(crate) fn origin(&self) -> PathBuf {
         self.path
             .parent()
             .map(Path::to_owned)
@@ -402,17 +416,17 @@ impl Requester {
 
 /// One attempted candidate, for "not found" reports.
 #[derive(Clone, Debug, Serialize)]
-pub struct Tried {
-    pub path: PathBuf,
-    pub source: Source,
-    pub index: usize,
-    pub outcome: TriedOutcome,
+pub(crate) struct Tried {
+    pub(crate) path: PathBuf,
+    pub(crate) source: Source,
+    pub(crate) index: usize,
+    pub(crate) outcome: TriedOutcome,
 }
 
 /// Why a tried candidate did not serve the need. The JSON strings are part
 /// of `docs/ldd-json.md`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum TriedOutcome {
+pub(crate) enum TriedOutcome {
     #[serde(rename = "missing")]
     Missing,
     /// ld.so skips a file of another class or machine and searches on.
@@ -442,34 +456,32 @@ impl std::fmt::Display for TriedOutcome {
 
 /// How one need was satisfied.
 #[derive(Clone, Debug, Serialize)]
-pub struct Found {
+pub(crate) struct Found {
     /// The search dir that served it (None when already loaded or a path).
-    pub by: Option<SearchDir>,
+    pub(crate) by: Option<SearchDir>,
     /// The path tried (`dir/name`), or the name itself when it holds a `/`.
-    pub path: PathBuf,
-    pub resolved: Resolved,
-    pub ident: ElfIdent,
+    pub(crate) path: PathBuf,
+    pub(crate) resolved: Resolved,
+    pub(crate) ident: ElfIdent,
 }
 
 /// The outcome for one need.
 #[derive(Clone, Debug, Serialize)]
-pub struct NeedResolution {
-    pub name: String,
-    pub found: Option<Found>,
+pub(crate) struct NeedResolution {
+    pub(crate) name: String,
+    pub(crate) found: Option<Found>,
     /// A fatal loader error (ld.so stops with it).
-    pub error: Option<String>,
-    pub tried: Vec<Tried>,
-}
-
-impl NeedResolution {
-    pub fn real(&self) -> Option<&Path> {
-        self.found.as_ref().map(|f| f.resolved.real.as_path())
-    }
+    pub(crate) error: Option<String>,
+    pub(crate) tried: Vec<Tried>,
 }
 
 /// The full search path for a need of `req`, given its loader chain (the
 /// objects that loaded it, nearest first, ending with the executable).
-pub fn search_path(req: &Requester, loaders: &[Requester], cfg: &LoaderConfig) -> Vec<SearchDir> {
+pub(crate) fn search_path(
+    req: &Requester,
+    loaders: &[Requester],
+    cfg: &LoaderConfig,
+) -> Vec<SearchDir> {
     let mut dirs = Vec::new();
     if req.runpath.is_none() {
         // RPATH of the object, then of each loader up the chain. An object
@@ -511,7 +523,7 @@ pub fn search_path(req: &Requester, loaders: &[Requester], cfg: &LoaderConfig) -
 }
 
 /// Resolve one need of `req`.
-pub fn resolve_need(
+pub(crate) fn resolve_need(
     name: &str,
     req: &Requester,
     loaders: &[Requester],
@@ -524,7 +536,7 @@ pub fn resolve_need(
 
 /// Resolve a need along an explicit search path (then cache and default dirs
 /// unless the requester has DF_1_NODEFLIB).
-pub fn resolve_in(
+pub(crate) fn resolve_in(
     name: &str,
     dirs: &[SearchDir],
     req: &Requester,
@@ -674,16 +686,17 @@ fn take(
 #[derive(Clone, Debug, Default)]
 pub struct LdSoCache {
     /// (soname, path) in file order; ld.so takes the first usable match.
-    pub entries: Vec<(String, PathBuf)>,
+    pub(crate) entries: Vec<(String, PathBuf)>,
 }
 
 impl LdSoCache {
+    /// Read and parse the cache file at `path` (`/etc/ld.so.cache`).
     pub fn read(path: &Path) -> Result<Self, String> {
         let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
         Self::parse(&data).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    pub fn parse(data: &[u8]) -> Result<Self, String> {
+    pub(crate) fn parse(data: &[u8]) -> Result<Self, String> {
         const OLD: &[u8] = b"ld.so-1.7.0";
         const NEW: &[u8] = b"glibc-ld.so.cache1.1";
         let mut base = 0usize;
@@ -726,7 +739,7 @@ impl LdSoCache {
         Ok(LdSoCache { entries })
     }
 
-    pub fn lookup<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Path> + 'a {
+    pub(crate) fn lookup<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Path> + 'a {
         self.entries
             .iter()
             .filter(move |(k, _)| k == name)

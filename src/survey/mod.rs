@@ -2,6 +2,7 @@
 //! needs, gather the snapshot of the directories involved, and run the pure
 //! planner on each object (in parallel). `check` and `fix` both start here.
 
+/// The one walker over the outputs.
 pub mod walk;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use walk::{EntryKind, WalkError};
 /// What the survey reads beyond the ELF facts.
 #[derive(Clone, Debug, Default)]
 pub struct SurveyOptions {
+    /// Options of the pure planner.
     pub plan: PlanOptions,
     /// Sonames the packager declares as dlopen()ed (for every object).
     pub declared: Vec<String>,
@@ -36,21 +38,25 @@ pub struct SurveyOptions {
 /// One ELF object, its needs and its plans.
 #[derive(Debug, Serialize)]
 pub struct ObjectSurvey {
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
+    /// What its dynamic section says.
     pub facts: ElfFacts,
-    pub needs: Vec<Need>,
+    pub(crate) needs: Vec<Need>,
+    /// One plan per search list (RUNPATH or RPATH) it has or needs.
     pub plans: Vec<Plan>,
     /// Hard links to this file (1 for most).
-    pub nlink: u64,
+    pub(crate) nlink: u64,
 }
 
 /// A symlink in an output whose target goes through a farm.
 #[derive(Debug, Serialize)]
 pub struct FarmLink {
+    /// The symlink.
     pub path: PathBuf,
+    /// Its target as written.
     pub target: PathBuf,
     /// The farm store paths passed through.
-    pub farms: Vec<PathBuf>,
+    pub(crate) farms: Vec<PathBuf>,
     /// Where it should point instead: the same file, reached without a farm.
     pub canonical: PathBuf,
 }
@@ -58,25 +64,29 @@ pub struct FarmLink {
 /// Everything found under the outputs.
 #[derive(Debug, Serialize)]
 pub struct Survey {
-    pub roots: Vec<PathBuf>,
+    pub(crate) roots: Vec<PathBuf>,
+    /// Every ELF object found, with its plans.
     pub objects: Vec<ObjectSurvey>,
+    /// Symlinks whose target goes through a farm.
     pub farm_links: Vec<FarmLink>,
     /// Regular files that are not ELF (scanned for farm references).
     #[serde(skip)]
-    pub other_files: Vec<PathBuf>,
+    pub(crate) other_files: Vec<PathBuf>,
     /// Special files (FIFOs, devices) left alone.
-    pub special_files: Vec<PathBuf>,
+    pub(crate) special_files: Vec<PathBuf>,
     /// Symlinks in the outputs that never resolve (a loop).
-    pub link_loops: Vec<PathBuf>,
+    pub(crate) link_loops: Vec<PathBuf>,
     /// Every symlink in the outputs (their targets may name a farm).
     #[serde(skip)]
-    pub symlinks: Vec<PathBuf>,
+    pub(crate) symlinks: Vec<PathBuf>,
     /// [`SurveyOptions::allow`].
     #[serde(skip)]
-    pub allowed: Vec<String>,
+    pub(crate) allowed: Vec<String>,
+    /// Files walked.
     pub files_scanned: usize,
     /// One line each: files that could not be read.
     pub errors: Vec<WalkError>,
+    /// What the directories involved offered when the plans were made.
     #[serde(skip)]
     pub snapshot: Snapshot,
 }
@@ -84,7 +94,7 @@ pub struct Survey {
 impl Survey {
     /// Store paths seen acting as farms: where an indirect entry or a farm
     /// link lives.
-    pub fn farm_store_paths(&self) -> Vec<PathBuf> {
+    pub(crate) fn farm_store_paths(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = Vec::new();
         for o in &self.objects {
             for p in &o.plans {
@@ -341,7 +351,7 @@ fn facts_and_needs(path: &Path, opts: &SurveyOptions) -> Option<(ElfFacts, Vec<S
 }
 
 /// What kind of special file `path` is, for messages.
-pub fn special_kind(path: &Path) -> &'static str {
+pub(crate) fn special_kind(path: &Path) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     match std::fs::symlink_metadata(path).map(|m| m.file_type()) {
         Ok(t) if t.is_fifo() => "a FIFO",

@@ -180,12 +180,13 @@ impl PendingPatch {
         })
     }
 
+    /// The file being patched in place.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// Bytes written for this edit: the journal and every step.
-    pub fn bytes_written(&self) -> u64 {
+    pub(crate) fn bytes_written(&self) -> u64 {
         self.journal_len
             + self
                 .steps
@@ -196,7 +197,7 @@ impl PendingPatch {
     }
 
     /// Hard links to the inode (all of them see the edit).
-    pub fn links(&self) -> u64 {
+    pub(crate) fn links(&self) -> u64 {
         self.meta.nlink()
     }
 
@@ -267,7 +268,7 @@ impl PendingPatch {
     }
 
     /// Every remaining step.
-    pub fn finish(mut self, durability: Durability) -> Result<Method, AtomicError> {
+    pub(crate) fn finish(mut self, durability: Durability) -> Result<Method, AtomicError> {
         while self.step(durability)? {}
         Ok(Method::InPlace {
             links: self.links(),
@@ -401,7 +402,7 @@ fn journal_path(path: &Path) -> Option<PathBuf> {
 }
 
 /// True for a journal's file name.
-pub fn is_journal_name(name: &str) -> bool {
+pub(crate) fn is_journal_name(name: &str) -> bool {
     name.starts_with('.') && name.contains(TMP_MARK) && name.ends_with(JOURNAL_SUFFIX)
 }
 
@@ -469,7 +470,7 @@ impl Journal {
 
 /// What [`recover_journal`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recovery {
+pub(crate) enum Recovery {
     /// The file was rolled back to its bytes before the interrupted edit.
     RolledBack,
     /// Incomplete journal (the file was not touched yet), or the file is no
@@ -479,7 +480,7 @@ pub enum Recovery {
 
 /// Undo the interrupted edit a journal (see [`is_journal_name`]) records,
 /// then remove the journal.
-pub fn recover_journal(journal: &Path) -> io::Result<Recovery> {
+pub(crate) fn recover_journal(journal: &Path) -> io::Result<Recovery> {
     let j = Journal::decode(&std::fs::read(journal)?);
     let target = journal.file_name().and_then(|n| {
         let n = n.to_str()?;
