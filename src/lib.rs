@@ -13,6 +13,8 @@
 //! and [`loader`] (glibc ld.so's search, farm hops, `unfarm ldd`).
 //! [`demo`] builds the self-contained demo scenario.
 
+#![deny(missing_docs)]
+
 pub mod closure;
 pub mod demo;
 pub mod edit;
