@@ -1033,13 +1033,11 @@ mod tests {
         no_temps(d.path());
     }
 
-    #[test]
-    fn file_replaced_after_staging_is_left_alone() {
-        // Same size and mtime, another inode: only its identity tells.
-        let (d, p, before) = setup();
-        let pending = staged_grow(&p, before.len() as u64);
-        let other = d.path().join("other");
-        let mut theirs = before.clone();
+    /// Another writer renames a file of the same size and mtime (1, as in
+    /// the Nix store) over `p`: only the inode tells. Returns its bytes.
+    fn rename_over_with_same_size_and_mtime(dir: &Path, p: &Path, before: &[u8]) -> Vec<u8> {
+        let other = dir.join("other");
+        let mut theirs = before.to_vec();
         theirs[0] ^= 0xff;
         std::fs::write(&other, &theirs).unwrap();
         let t = std::fs::FileTimes::new()
@@ -1050,7 +1048,16 @@ mod tests {
             .unwrap()
             .set_times(t)
             .unwrap();
-        std::fs::rename(&other, &p).unwrap();
+        std::fs::rename(&other, p).unwrap();
+        theirs
+    }
+
+    #[test]
+    fn file_replaced_after_staging_is_left_alone() {
+        // Same size and mtime, another inode: only its identity tells.
+        let (d, p, before) = setup();
+        let pending = staged_grow(&p, before.len() as u64);
+        let theirs = rename_over_with_same_size_and_mtime(d.path(), &p, &before);
         let r = pending.commit(Durability::Batch);
         assert!(matches!(r, Err(AtomicError::Changed(..))), "{r:?}");
         assert_eq!(std::fs::read(&p).unwrap(), theirs);
@@ -1108,19 +1115,7 @@ mod tests {
         // and mtime: the write must not go to either.
         let (d, p, before) = setup();
         let f = OpenFile::open(&p).unwrap();
-        let other = d.path().join("other");
-        let mut theirs = before.clone();
-        theirs[0] ^= 0xff;
-        std::fs::write(&other, &theirs).unwrap();
-        let t = std::fs::FileTimes::new()
-            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1));
-        File::options()
-            .write(true)
-            .open(&other)
-            .unwrap()
-            .set_times(t)
-            .unwrap();
-        std::fs::rename(&other, &p).unwrap();
+        let theirs = rename_over_with_same_size_and_mtime(d.path(), &p, &before);
         let r = f.stage(
             &small(before.len() as u64),
             None,
