@@ -497,27 +497,27 @@ where
     Run::from_output(o)
 }
 
-/// Run a program with a clean environment (plus `env`).
-///
-/// A program written a moment ago can fail to start with ETXTBSY: another
-/// test thread that forked while the writer's descriptor was open holds a
-/// copy of it until its own exec. That is the test harness, not the file, so
-/// it is retried for a while.
-pub fn run(program: &Path, env: &[(&str, &str)]) -> Run {
+/// `cmd.output()`, retrying while the program cannot start with ETXTBSY: a
+/// program written a moment ago stays "busy" while another test thread that
+/// forked during the write holds a copy of the writer's descriptor (until its
+/// own exec). That is the test harness, not the file.
+pub fn output_retrying(cmd: &mut Command) -> std::io::Result<Output> {
     let mut tries = 0;
-    let o = loop {
-        match Command::new(program)
-            .env_clear()
-            .envs(env.iter().copied())
-            .output()
-        {
-            Err(e) if e.raw_os_error() == Some(26) && tries < 50 => {
+    loop {
+        match cmd.output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            r => break r.unwrap_or_else(|e| panic!("run {}: {e}", program.display())),
+            r => return r,
         }
-    };
+    }
+}
+
+/// Run a program with a clean environment (plus `env`).
+pub fn run(program: &Path, env: &[(&str, &str)]) -> Run {
+    let o = output_retrying(Command::new(program).env_clear().envs(env.iter().copied()))
+        .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
     Run::from_output(o)
 }
 

@@ -27,7 +27,7 @@ const HASH: &str = "0123456789abcdfghijklmnpqrsvwxyz";
 
 fn run(cmd: &mut Command) -> Output {
     let name = format!("{cmd:?}");
-    cmd.output()
+    common::output_retrying(cmd)
         .unwrap_or_else(|e| panic!("required tool missing or failed to start: {name}: {e}"))
 }
 

@@ -318,26 +318,29 @@ fn mid_size_file_that_grows_is_not_read_whole() {
     let f = std::fs::OpenOptions::new().write(true).open(&exe).unwrap();
     f.set_len(size).unwrap();
     drop(f);
-    // Waited for below with wait4, for its own rusage.
-    #[allow(clippy::zombie_processes)]
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_unfarm"))
-        .args(["--store-dir", store.dir().to_str().unwrap()])
-        .args(["fix", "--system"])
+    // The child's own peak RSS. Not wait4 from here: a child spawned from
+    // this (large, multi-test) process starts with its peak RSS, so a small
+    // python3 parent forks it and reports its wait4 rusage.
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import os,sys\n\
+pid=os.fork()\n\
+if pid==0:\n    os.dup2(os.open('/dev/null',os.O_WRONLY),1); os.execv(sys.argv[1],sys.argv[1:])\n\
+_,st,ru=os.wait4(pid,0)\n\
+print(ru.ru_maxrss); sys.exit(os.waitstatus_to_exitcode(st))",
+            env!("CARGO_BIN_EXE_unfarm"),
+            "--store-dir",
+            store.dir().to_str().unwrap(),
+            "fix",
+            "--system",
+        ])
         .arg(&app)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid; wait4 fills it for this child.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: the pid is our unwaited child; the pointers are valid.
-    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
-    assert_eq!(r, child.id() as i32);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{status}"
-    );
-    assert!(ru.ru_maxrss < 64 << 10, "peak RSS {} KiB", ru.ru_maxrss);
+        .output()
+        .expect("python3 (scripts/test.sh installs it) runs");
+    assert!(out.status.success(), "{out:?}");
+    let maxrss: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(maxrss < 64 << 10, "peak RSS {maxrss} KiB");
     assert!(std::fs::metadata(&exe).unwrap().len() > size);
     assert_eq!(common::run(&exe, &[]).success().stdout, "42\n");
 }
