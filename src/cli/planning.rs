@@ -13,8 +13,10 @@ pub struct PlanArgs {
     #[arg(long)]
     pub shrink: bool,
     /// Drop entries outside farms that serve no known need (DT_NEEDED or
-    /// dlopen), as stdenv's patchELF does but dlopen-aware; farms still expand.
-    /// The setup hook's default when it takes patchELF's place; --shrink implies it.
+    /// dlopen), as stdenv's patchELF does but dlopen-aware; farms still expand,
+    /// and an object that imports dlopen without --dlopen or .note.dlopen
+    /// needs keeps its entries. The setup hook's default when it takes
+    /// patchELF's place; --shrink implies it.
     #[arg(long)]
     pub drop_unused: bool,
     /// A soname the objects dlopen() (repeatable).
