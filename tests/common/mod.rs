@@ -514,6 +514,35 @@ pub fn output_retrying(cmd: &mut Command) -> std::io::Result<Output> {
     }
 }
 
+/// Run `program ARGS` in `cwd` under `timeout -s KILL SECS` (stdin closed,
+/// `LC_ALL=C`): its exit code and stdout. A file just written may be
+/// ETXTBSY for a moment while another thread forks (`timeout` then exits
+/// 126 and says so): that is retried, nothing else.
+pub fn bounded_run(cwd: &Path, program: &Path, args: &[&str], secs: &str) -> (Option<i32>, String) {
+    for _ in 0..100 {
+        let out = Command::new("timeout")
+            .args(["-s", "KILL", secs])
+            .arg(program)
+            .args(args)
+            .current_dir(cwd)
+            .stdin(std::process::Stdio::null())
+            .env("LC_ALL", "C")
+            .output()
+            .expect("timeout (coreutils) is required");
+        if out.status.code() == Some(126)
+            && String::from_utf8_lossy(&out.stderr).contains("Text file busy")
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            continue;
+        }
+        return (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        );
+    }
+    panic!("{}: still ETXTBSY after 100 tries", program.display());
+}
+
 /// Run a program with a clean environment (plus `env`).
 pub fn run(program: &Path, env: &[(&str, &str)]) -> Run {
     let o = output_retrying(Command::new(program).env_clear().envs(env.iter().copied()))

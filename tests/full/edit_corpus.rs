@@ -28,7 +28,7 @@ use crate::common;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 
 use common::elflint;
@@ -289,32 +289,8 @@ struct Outcome {
 }
 
 fn bounded(cwd: &Path, program: &Path, args: &[&str]) -> Outcome {
-    // Another thread may be forking while this file's write descriptor is
-    // still open (close-on-exec only closes it at the child's exec), so
-    // executing a file just written can fail with ETXTBSY for a moment:
-    // `timeout` then exits 126 and says so. Retry that, nothing else.
-    for _ in 0..100 {
-        let out = Command::new("timeout")
-            .args(["-s", "KILL", TIMEOUT_SECS])
-            .arg(program)
-            .args(args)
-            .current_dir(cwd)
-            .stdin(Stdio::null())
-            .env("LC_ALL", "C")
-            .output()
-            .expect("timeout (coreutils) is required");
-        if out.status.code() == Some(126)
-            && String::from_utf8_lossy(&out.stderr).contains("Text file busy")
-        {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            continue;
-        }
-        return Outcome {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        };
-    }
-    panic!("{}: still ETXTBSY after 100 tries", program.display());
+    let (code, stdout) = common::bounded_run(cwd, program, args, TIMEOUT_SECS);
+    Outcome { code, stdout }
 }
 
 /// How one file's behaviour is checked.

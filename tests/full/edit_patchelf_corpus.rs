@@ -111,30 +111,7 @@ fn regular_files(root: &Path, out: &mut Vec<PathBuf>) {
 type Outcome = (Option<i32>, String);
 
 fn bounded(cwd: &Path, program: &Path, args: &[&str]) -> Outcome {
-    // A file just written may be ETXTBSY for a moment while another thread
-    // forks: retry that (timeout exits 126 and says so), nothing else.
-    for _ in 0..100 {
-        let out = Command::new("timeout")
-            .args(["-s", "KILL", TIMEOUT_SECS])
-            .arg(program)
-            .args(args)
-            .current_dir(cwd)
-            .stdin(Stdio::null())
-            .env("LC_ALL", "C")
-            .output()
-            .expect("timeout (coreutils) is required");
-        if out.status.code() == Some(126)
-            && String::from_utf8_lossy(&out.stderr).contains("Text file busy")
-        {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            continue;
-        }
-        return (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        );
-    }
-    panic!("{}: still ETXTBSY after 100 tries", program.display());
+    common::bounded_run(cwd, program, args, TIMEOUT_SECS)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
