@@ -20,7 +20,7 @@ use atomic::HardLinks;
 use crate::edit::{self, EditRequest, ElfEdit};
 use crate::elf::{self, ElfFacts};
 use crate::loader::resolve::{self, FsProbe, LoaderConfig, Requester, SearchDir, Source};
-use crate::plan::{Plan, PlanOptions, Tag};
+use crate::plan::{Plan, PlanOptions};
 use crate::store::{HASH_LEN, StoreDir};
 use crate::survey::{FarmLink, ObjectSurvey, Survey};
 
@@ -822,13 +822,7 @@ fn verify_resolution(
         ..plan_opts.loader.clone()
     };
     let req = Requester::from_facts(&o.path, after);
-    let source = match p.tag {
-        Tag::Runpath => Source::Runpath,
-        Tag::Rpath => Source::Rpath {
-            owner: o.path.clone(),
-            depth: 0,
-        },
-    };
+    let source = Source::of_tag(p.tag, &o.path);
     let list = after.search_path(p.tag).cloned().unwrap_or_default();
     let dirs: Vec<SearchDir> = if list.is_empty() {
         Vec::new()

@@ -513,13 +513,7 @@ impl<'a> ListContext<'a> {
             ..opts.loader.clone()
         };
         let origin = req.origin();
-        let source = match tag {
-            Tag::Runpath => Source::Runpath,
-            Tag::Rpath => Source::Rpath {
-                owner: input.path.to_owned(),
-                depth: 0,
-            },
-        };
+        let source = Source::of_tag(tag, input.path);
         let old_dirs = if list.is_empty() {
             Vec::new()
         } else {
