@@ -273,8 +273,8 @@ pub struct PlanInput<'a> {
     pub opts: &'a PlanOptions,
 }
 
-/// The directories a plan for this object will read: hand them to the
-/// [`snapshot::Gatherer`] before planning.
+/// The directories a plan for this object will read: the survey gathers
+/// them into the [`Snapshot`] before planning.
 /// (The fallback dirs, [`fallback_dirs`], are gathered separately and only
 /// for the names a plan may look up there.)
 pub fn dirs_to_gather(path: &Path, facts: &ElfFacts, opts: &PlanOptions) -> Vec<PathBuf> {

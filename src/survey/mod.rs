@@ -2,6 +2,8 @@
 //! needs, gather the snapshot of the directories involved, and run the pure
 //! planner on each object (in parallel). `check` and `fix` both start here.
 
+/// Reading the directories plans may touch into a snapshot.
+mod gather;
 /// The one walker over the outputs.
 pub mod walk;
 
@@ -16,7 +18,8 @@ use crate::elf::{self, ElfFacts};
 use crate::loader::farm::{self, Resolved};
 use crate::loader::resolve::{self, FsProbe, LoaderConfig, Requester};
 use crate::plan::needs::{self, Need};
-use crate::plan::snapshot::{Gatherer, Snapshot};
+use crate::plan::snapshot::Snapshot;
+use gather::Gatherer;
 use crate::plan::{self, Plan, PlanInput, PlanOptions};
 use crate::store::StoreDir;
 use walk::{EntryKind, WalkError};
