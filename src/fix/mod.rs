@@ -13,6 +13,7 @@ pub(crate) mod planned;
 
 pub use planned::IN_MEMORY_LIMIT;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use object::ReadCache;
@@ -110,7 +111,52 @@ pub fn fix(
     opts: &FixOptions,
     progress: &(dyn Fn() + Sync),
 ) -> FixReport {
-    // Leftovers of a killed run are ours to remove.
+    clean_stale_temps(survey);
+    let probe = FsProbe::new(store.clone());
+    // Names of one inode (hard links inside the outputs) are edited once,
+    // through the first name; the others share the result.
+    let (todo, aliases) = one_name_per_inode(objects_to_fix(survey), opts.hard_links);
+    let cx = Ctx {
+        plan_opts,
+        opts,
+        probe: &probe,
+    };
+    let staged = stage_in_chunks(&todo, &cx, progress);
+    // Every staged byte reaches the disk before any rename does: one sync
+    // per filesystem rather than an fsync per file and per directory.
+    let touched: Vec<PathBuf> = staged
+        .iter()
+        .filter(|(r, _)| r.status == FileStatus::Changed)
+        .map(|(r, _)| r.path.clone())
+        .collect();
+    let synced = atomic::sync_filesystems(touched.iter().map(PathBuf::as_path));
+    let mut results = commit_all(staged, synced, &touched);
+    // One inode edited through N names is one change, counted once.
+    let alias_paths: HashSet<PathBuf> = aliases.iter().map(|(a, _)| a.path.clone()).collect();
+    let alias_results = results_of_aliases(&aliases, &results);
+    results.extend(alias_results);
+    for l in &survey.farm_links {
+        results.push(retarget(l));
+    }
+    // The renames (and retargeted links) themselves.
+    let renamed: Vec<&Path> = results
+        .iter()
+        .filter(|r| matches!(r.status, FileStatus::Changed | FileStatus::Retargeted))
+        .map(|r| r.path.as_path())
+        .collect();
+    if let Err(e) = atomic::sync_filesystems(renamed) {
+        results.push(failed(
+            Path::new(""),
+            format!("changes may not be on disk: {e}"),
+        ));
+    }
+    results.extend(left_alone(survey));
+    results.sort_by(|a, b| a.path.cmp(&b.path));
+    tally(survey, results, &alias_paths)
+}
+
+/// Leftovers of a killed run in the objects' dirs are ours to remove.
+fn clean_stale_temps(survey: &Survey) {
     let mut dirs: Vec<&Path> = survey
         .objects
         .iter()
@@ -121,8 +167,11 @@ pub fn fix(
     for d in dirs {
         let _ = atomic::cleanup_stale_temps(d);
     }
-    let probe = FsProbe::new(store.clone());
-    let todo: Vec<&ObjectSurvey> = survey
+}
+
+/// The objects with a plan that changes them or refuses to (reported).
+fn objects_to_fix(survey: &Survey) -> Vec<&ObjectSurvey> {
+    survey
         .objects
         .iter()
         .filter(|o| {
@@ -130,25 +179,26 @@ pub fn fix(
                 .iter()
                 .any(|p| p.changes() || matches!(p.outcome, crate::plan::Outcome::Refused { .. }))
         })
-        .collect();
-    // Names of one inode (hard links inside the outputs) are edited once,
-    // through the first name; the others share the result.
-    let (todo, aliases) = one_name_per_inode(todo, opts.hard_links);
-    // Stage every file in parallel: edited, verified, written in place or to
-    // a temp file beside it, nothing forced to disk yet.
+        .collect()
+}
+
+/// Stage every file in parallel: edited, verified, written in place or to
+/// a temp file beside it, nothing forced to disk yet.
+///
+/// A long run is staged in chunks while a helper thread syncs what the
+/// chunks before wrote: the disk works while we edit, and the sync before
+/// the renames finds little left to do. (Its errors are the final sync's
+/// to report.)
+fn stage_in_chunks(todo: &[&ObjectSurvey], cx: &Ctx, progress: &(dyn Fn() + Sync)) -> Vec<Staged> {
     let stage_all = |objs: &[&ObjectSurvey]| -> Vec<Staged> {
         objs.par_iter()
             .map(|o| {
-                let r = fix_object(o, plan_opts, opts, &probe);
+                let r = fix_object(o, cx);
                 progress();
                 r
             })
             .collect()
     };
-    // A long run is staged in chunks while a helper thread syncs what the
-    // chunks before wrote: the disk works while we edit, and the sync before
-    // the renames finds little left to do. (Its errors are the final
-    // sync's to report.)
     let chunk = todo.len().div_ceil(4).max(FLUSH_CHUNK_MIN);
     let mut staged: Vec<Staged> = Vec::with_capacity(todo.len());
     std::thread::scope(|sc| {
@@ -170,70 +220,61 @@ pub fn fix(
             let _ = h.join();
         }
     });
-    // Every staged byte reaches the disk before any rename does: one sync
-    // per filesystem rather than an fsync per file and per directory.
-    let touched: Vec<PathBuf> = staged
+    staged
+}
+
+/// The result of each further name of an inode: changed with its first
+/// name, or failed if that was not.
+fn results_of_aliases(aliases: &Aliases<'_>, results: &[FileResult]) -> Vec<FileResult> {
+    aliases
         .iter()
-        .filter(|(r, _)| r.status == FileStatus::Changed)
-        .map(|(r, _)| r.path.clone())
-        .collect();
-    let synced = atomic::sync_filesystems(touched.iter().map(PathBuf::as_path));
-    let mut results = commit_all(staged, synced, &touched);
-    // One inode edited through N names is one change, counted once.
-    let alias_paths: std::collections::HashSet<PathBuf> =
-        aliases.iter().map(|(a, _)| a.path.clone()).collect();
-    for (alias, first) in aliases {
-        let r = match results.iter().find(|r| r.path == first.path) {
-            Some(r) if r.status == FileStatus::Changed => FileResult {
-                path: alias.path.clone(),
-                status: FileStatus::Changed,
-                detail: format!(
-                    "the same file as {} (a hard link): fixed with it",
-                    first.path.display()
+        .map(
+            |(alias, first)| match results.iter().find(|r| r.path == first.path) {
+                Some(r) if r.status == FileStatus::Changed => FileResult {
+                    path: alias.path.clone(),
+                    status: FileStatus::Changed,
+                    detail: format!(
+                        "the same file as {} (a hard link): fixed with it",
+                        first.path.display()
+                    ),
+                    store_path_bytes_removed: r.store_path_bytes_removed,
+                    bytes_written: 0,
+                    hard_links: r.hard_links,
+                },
+                _ => failed(
+                    &alias.path,
+                    format!(
+                        "the same file as {} (a hard link), which was not fixed",
+                        first.path.display()
+                    ),
                 ),
-                store_path_bytes_removed: r.store_path_bytes_removed,
-                bytes_written: 0,
-                hard_links: r.hard_links,
             },
-            _ => failed(
-                &alias.path,
-                format!(
-                    "the same file as {} (a hard link), which was not fixed",
-                    first.path.display()
-                ),
-            ),
-        };
-        results.push(r);
-    }
-    for l in &survey.farm_links {
-        results.push(retarget(l));
-    }
-    // The renames (and retargeted links) themselves.
-    let renamed: Vec<&Path> = results
-        .iter()
-        .filter(|r| matches!(r.status, FileStatus::Changed | FileStatus::Retargeted))
-        .map(|r| r.path.as_path())
-        .collect();
-    if let Err(e) = atomic::sync_filesystems(renamed) {
-        results.push(failed(
-            Path::new(""),
-            format!("changes may not be on disk: {e}"),
-        ));
-    }
-    // Never opened or followed, but not silently passed over either.
-    for p in &survey.special_files {
-        results.push(failed(
+        )
+        .collect()
+}
+
+/// Special files and symlink loops: never opened or followed, but not
+/// silently passed over either.
+fn left_alone(survey: &Survey) -> Vec<FileResult> {
+    let special = survey.special_files.iter().map(|p| {
+        failed(
             p,
             format!(
                 "{} in an output: left alone",
                 crate::survey::special_kind(p)
             ),
-        ));
-    }
-    for p in &survey.link_loops {
-        results.push(failed(p, "symlink loop: left alone".into()));
-    }
-    results.sort_by(|a, b| a.path.cmp(&b.path));
+        )
+    });
+    let loops = survey
+        .link_loops
+        .iter()
+        .map(|p| failed(p, "symlink loop: left alone".into()));
+    special.chain(loops).collect()
+}
+
+/// The report: every result, counted once per inode (`alias_paths` are the
+/// further names of an inode already counted), plus the walk's errors.
+fn tally(survey: &Survey, results: Vec<FileResult>, alias_paths: &HashSet<PathBuf>) -> FixReport {
     let mut report = FixReport {
         files_scanned: survey.files_scanned,
         elf_files: survey.objects.len(),
@@ -365,36 +406,19 @@ fn failed(path: &Path, detail: String) -> FileResult {
 }
 
 /// One file: its result, and what is still to write.
-fn fix_object(
-    o: &ObjectSurvey,
-    plan_opts: &PlanOptions,
-    opts: &FixOptions,
-    probe: &FsProbe,
-) -> Staged {
+fn fix_object(o: &ObjectSurvey, cx: &Ctx) -> Staged {
     let path = &o.path;
-    if let Some(p) = o
-        .plans
-        .iter()
-        .find(|p| matches!(p.outcome, crate::plan::Outcome::Refused { .. }))
-    {
-        let crate::plan::Outcome::Refused { reason } = &p.outcome else {
-            unreachable!()
-        };
+    let refused = o.plans.iter().find_map(|p| match &p.outcome {
+        crate::plan::Outcome::Refused { reason } => Some((p.tag, reason)),
+        _ => None,
+    });
+    if let Some((tag, reason)) = refused {
         return (
-            failed(path, format!("{}: left as it was: {reason}", p.tag)),
+            failed(path, format!("{tag}: left as it was: {reason}")),
             None,
         );
     }
     let plans: Vec<&Plan> = o.plans.iter().filter(|p| p.changes()).collect();
-    let removed: usize = plans
-        .iter()
-        .map(|p| p.removed_hashes.iter().map(String::len).sum::<usize>())
-        .sum();
-    let cx = Ctx {
-        plan_opts,
-        opts,
-        probe,
-    };
     // One open serves the read, the in-place write and the final checks.
     let result = atomic::OpenFile::open(path)
         .map_err(|e| e.to_string())
@@ -402,38 +426,43 @@ fn fix_object(
             if in_memory(file.len(), &plans) {
                 let original = file.read_all().map_err(|e| e.to_string())?;
                 let (edited, edit) = edit_image(&original, &plans)?;
-                write_in_memory(file, &edited, &edit, &plans, o, &cx)
+                write_in_memory(file, &edited, &edit, &plans, o, cx)
             } else {
                 let edit = plan_large_edit(file.file(), file.len(), &plans)?;
-                write_large(file, &edit, &plans, o, &cx)
+                write_large(file, &edit, &plans, o, cx)
             }
         });
     match result {
-        Ok(w) => {
-            let mut detail = plans
-                .iter()
-                .map(|p| format!("{}: {} -> {}", p.tag, p.old, p.new))
-                .collect::<Vec<_>>()
-                .join("; ");
-            if w.links > 1 {
-                detail.push_str(&format!(
-                    " (edited in place: {} hard links share this file, all see the change)",
-                    w.links
-                ));
-            }
-            (
-                FileResult {
-                    path: path.clone(),
-                    status: FileStatus::Changed,
-                    detail,
-                    store_path_bytes_removed: removed,
-                    bytes_written: w.bytes,
-                    hard_links: w.links,
-                },
-                w.pending,
-            )
-        }
+        Ok(w) => (changed(path, &plans, &w), w.pending),
         Err(e) => (failed(path, format!("left as it was: {e}")), None),
+    }
+}
+
+/// The result of a file staged for `plans`: each list's old and new value,
+/// the hard links that see the change, the hash bytes removed.
+fn changed(path: &Path, plans: &[&Plan], w: &Written) -> FileResult {
+    let removed: usize = plans
+        .iter()
+        .map(|p| p.removed_hashes.iter().map(String::len).sum::<usize>())
+        .sum();
+    let mut detail = plans
+        .iter()
+        .map(|p| format!("{}: {} -> {}", p.tag, p.old, p.new))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if w.links > 1 {
+        detail.push_str(&format!(
+            " (edited in place: {} hard links share this file, all see the change)",
+            w.links
+        ));
+    }
+    FileResult {
+        path: path.to_owned(),
+        status: FileStatus::Changed,
+        detail,
+        store_path_bytes_removed: removed,
+        bytes_written: w.bytes,
+        hard_links: w.links,
     }
 }
 

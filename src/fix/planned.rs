@@ -94,7 +94,11 @@ pub(crate) fn edit_image(original: &[u8], plans: &[&Plan]) -> Result<(Vec<u8>, E
 }
 
 /// A file not held in memory: one plan, read range by range.
-pub(crate) fn plan_large_edit(file: &std::fs::File, len: u64, plans: &[&Plan]) -> Result<ElfEdit, String> {
+pub(crate) fn plan_large_edit(
+    file: &std::fs::File,
+    len: u64,
+    plans: &[&Plan],
+) -> Result<ElfEdit, String> {
     let [p] = plans else {
         return Err("a file over 256 MiB with two search lists to change is not supported".into());
     };

@@ -19,9 +19,9 @@ use crate::loader::farm::{self, Resolved};
 use crate::loader::resolve::{self, FsProbe, LoaderConfig, Requester};
 use crate::plan::needs::{self, Need};
 use crate::plan::snapshot::Snapshot;
-use gather::Gatherer;
 use crate::plan::{self, Plan, PlanInput, PlanOptions};
 use crate::store::StoreDir;
+use gather::Gatherer;
 use walk::{EntryKind, WalkError};
 
 /// What the survey reads beyond the ELF facts.
