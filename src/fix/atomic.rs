@@ -1,19 +1,27 @@
 //! Applying an [`ElfEdit`] to a file on disk without ever leaving a broken
 //! or half-written file behind.
 //!
-//! Two ways, chosen by [`OpenFile::stage`] (what `fix` calls; [`apply`] is
+//! Three ways, chosen by [`OpenFile::stage`] (what `fix` calls; [`apply`] is
 //! the one-call form for a single file, used by tests and tools):
 //! - **in place**: an edit that is one contiguous patch and does not grow the
-//!   file is written with a single `pwrite` of just those bytes, then
-//!   `fsync`. A 1 GB library is never copied for a RUNPATH change.
-//! - **replace**: otherwise the file is copied to a temporary file in the same
+//!   file is written with a single `pwrite` of just those bytes (then
+//!   `fsync`, or a `syncfs` for a batch). A 1 GB library is never copied for
+//!   a RUNPATH change.
+//! - **in place, journaled**: an edit of several patches (it grows, or frees
+//!   bytes elsewhere) is written into the file step by step behind a journal,
+//!   so that it always loads as the old or the new object (see
+//!   `PendingPatch`, in `atomic/patching.rs`).
+//! - **replace**: otherwise (`--hard-links break`, a file whose loader ranges
+//!   cannot be found, a read-only file of ours, a running program with
+//!   several patches) the file is copied to a temporary file in the same
 //!   directory (`.<name>.unfarm-tmp-<pid>-<rand>`, created with `O_EXCL`), the
-//!   patches are applied, the copy is fsynced, gets the original's mode,
-//!   owner (when running as root) and access/modification times, is
-//!   verified, and is renamed over the original. On any error the temporary
-//!   file is removed and the original is untouched.
+//!   patches are applied, the copy gets the original's owner (when running
+//!   as root), mode and extended attributes, is fsynced (unless a batch),
+//!   verified, given the original's access/modification times, and renamed
+//!   over the original. On any error the temporary file is removed and the
+//!   original is untouched.
 //!
-//! Both ways keep the original's atime and mtime (Nix store files have mtime 1).
+//! All three keep the original's atime and mtime (Nix store files have mtime 1).
 //! Symlinks are never followed or replaced: the path must name a regular file.
 
 use std::fs::{File, OpenOptions};

@@ -1,7 +1,8 @@
 //! `unfarm fix`: turn a survey's plans into edited files, one file at a time,
-//! in parallel. For each file: plan the byte edit, apply it to a copy in
-//! memory (a file over 1 MiB: read range by range, never whole, and checked
-//! as the original read through the edit's patches), check the result's
+//! in parallel. For each file: plan the byte edit (`planned`), apply it to
+//! a copy in memory (a file over 1 MiB with one list to change: read range
+//! by range, never whole, and checked as the original read through the
+//! edit's patches), check the result's
 //! structure, re-read its facts and re-resolve every need against the real
 //! filesystem, and only then write (see [`atomic`]). Any failure
 //! leaves the file as it was and is reported.
@@ -199,7 +200,7 @@ fn stage_in_chunks(todo: &[&ObjectSurvey], cx: &Ctx, progress: &(dyn Fn() + Sync
             })
             .collect()
     };
-    let chunk = todo.len().div_ceil(4).max(FLUSH_CHUNK_MIN);
+    let chunk = todo.len().div_ceil(FLUSH_CHUNKS).max(FLUSH_CHUNK_MIN);
     let mut staged: Vec<Staged> = Vec::with_capacity(todo.len());
     std::thread::scope(|sc| {
         let mut flusher: Option<std::thread::ScopedJoinHandle<'_, ()>> = None;
@@ -356,6 +357,10 @@ fn commit_all(
 
 /// Runs with fewer files than this are staged in one go, then synced.
 const FLUSH_CHUNK_MIN: usize = 256;
+
+/// A longer run is staged in this many chunks, each synced in the
+/// background while the next is staged.
+const FLUSH_CHUNKS: usize = 4;
 
 /// (a further name, the first name of its inode)
 type Aliases<'a> = Vec<(&'a ObjectSurvey, &'a ObjectSurvey)>;
