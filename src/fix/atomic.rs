@@ -1,19 +1,27 @@
 //! Applying an [`ElfEdit`] to a file on disk without ever leaving a broken
 //! or half-written file behind.
 //!
-//! Two ways, chosen by [`OpenFile::stage`] (what `fix` calls; [`apply`] is
+//! Three ways, chosen by [`OpenFile::stage`] (what `fix` calls; [`apply`] is
 //! the one-call form for a single file, used by tests and tools):
 //! - **in place**: an edit that is one contiguous patch and does not grow the
-//!   file is written with a single `pwrite` of just those bytes, then
-//!   `fsync`. A 1 GB library is never copied for a RUNPATH change.
-//! - **replace**: otherwise the file is copied to a temporary file in the same
+//!   file is written with a single `pwrite` of just those bytes (then
+//!   `fsync`, or a `syncfs` for a batch). A 1 GB library is never copied for
+//!   a RUNPATH change.
+//! - **in place, journaled**: an edit of several patches (it grows, or frees
+//!   bytes elsewhere) is written into the file step by step behind a journal,
+//!   so that it always loads as the old or the new object (see
+//!   `PendingPatch`, in `atomic/patching.rs`).
+//! - **replace**: otherwise (`--hard-links break`, a file whose loader ranges
+//!   cannot be found, a read-only file of ours, a running program with
+//!   several patches) the file is copied to a temporary file in the same
 //!   directory (`.<name>.unfarm-tmp-<pid>-<rand>`, created with `O_EXCL`), the
-//!   patches are applied, the copy is fsynced, gets the original's mode,
-//!   owner (when running as root) and access/modification times, is
-//!   verified, and is renamed over the original. On any error the temporary
-//!   file is removed and the original is untouched.
+//!   patches are applied, the copy gets the original's owner (when running
+//!   as root), mode and extended attributes, is fsynced (unless a batch),
+//!   verified, given the original's access/modification times, and renamed
+//!   over the original. On any error the temporary file is removed and the
+//!   original is untouched.
 //!
-//! Both ways keep the original's atime and mtime (Nix store files have mtime 1).
+//! All three keep the original's atime and mtime (Nix store files have mtime 1).
 //! Symlinks are never followed or replaced: the path must name a regular file.
 
 use std::fs::{File, OpenOptions};
@@ -386,32 +394,10 @@ impl OpenFile {
             ));
         }
         if (shared && links == HardLinks::Break) || (multi && ranges.is_none()) {
-            return Ok(Staged::Pending(Box::new(
-                self.replace(edit, image, durability, verify)?,
-            )));
+            return self.stage_copy(edit, image, durability, verify);
         }
-        // Opened for writing only now that it is to be written.
-        let w = match open_nofollow(path, true) {
-            Ok(w) => w,
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-                return Err(AtomicError::Symlink(path.into()));
-            }
-            // Read-only file of ours: the copy path can keep its mode. A
-            // running program (ETXTBSY) is replaced when the edit needs
-            // more than one write anyway. Not for shared inodes, where a
-            // copy would leave other links stale.
-            Err(e)
-                if !shared
-                    && ((e.raw_os_error() == Some(libc::EACCES)
-                        && self.meta.uid() == unsafe_geteuid())
-                        || (e.raw_os_error() == Some(libc::ETXTBSY)
-                            && edit.single_in_place().is_none())) =>
-            {
-                return Ok(Staged::Pending(Box::new(
-                    self.replace(edit, image, durability, verify)?,
-                )));
-            }
-            Err(e) => return Err(io_err(path, "cannot open for writing")(e)),
+        let Some(w) = self.open_for_writing(edit, shared)? else {
+            return self.stage_copy(edit, image, durability, verify);
         };
         let opened = w.metadata().map_err(io_err(path, "cannot stat"))?;
         let candidate = match edit.single_in_place() {
@@ -425,29 +411,84 @@ impl OpenFile {
             },
         };
         verify(candidate).map_err(|m| AtomicError::Verify(path.into(), m))?;
-        // Replaced or modified since we read it: leave it to whoever did
-        // that. overlayfs copies a lower-layer file up when it is opened for
-        // writing, keeping device, inode, size and mtime but not the change
-        // time: there it counts from that open.
-        let now = w.metadata().map_err(io_err(path, "cannot stat"))?;
-        let ctime_from = if on_overlayfs(&w) {
-            &opened
-        } else {
-            &self.meta
-        };
-        if let Some(e) = changed_since(path, &self.meta, ctime_from, &now) {
-            return Err(e);
-        }
+        self.check_unchanged(&w, &opened)?;
         let (Some(patch), None) = (edit.single_in_place(), ranges) else {
             let ranges = ranges.ok_or_else(|| AtomicError::NotRegular(path.into()))?;
             let mut p = PendingPatch::new(self.path, w, self.meta, edit, ranges)?;
             p.write_journal(durability)?;
             return Ok(Staged::Patching(Box::new(p)));
         };
-        if self.meta.len() != edit.new_len {
+        self.write_in_place(&w, patch, edit.new_len, durability)
+    }
+
+    /// The copy path: a verified temp file, to be renamed over the file.
+    fn stage_copy(
+        self,
+        edit: &ElfEdit,
+        image: Option<&[u8]>,
+        durability: Durability,
+        verify: impl FnOnce(Candidate<'_>) -> Result<(), String>,
+    ) -> Result<Staged, AtomicError> {
+        Ok(Staged::Pending(Box::new(
+            self.replace(edit, image, durability, verify)?,
+        )))
+    }
+
+    /// The file opened for writing, only now that it is to be written; `None`
+    /// when the copy path should take it instead.
+    fn open_for_writing(&self, edit: &ElfEdit, shared: bool) -> Result<Option<File>, AtomicError> {
+        let path = self.path.as_path();
+        match open_nofollow(path, true) {
+            Ok(w) => Ok(Some(w)),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                Err(AtomicError::Symlink(path.into()))
+            }
+            // Read-only file of ours: the copy path can keep its mode. A
+            // running program (ETXTBSY) is replaced when the edit needs
+            // more than one write anyway. Not for shared inodes, where a
+            // copy would leave other links stale.
+            Err(e)
+                if !shared
+                    && ((e.raw_os_error() == Some(libc::EACCES)
+                        && self.meta.uid() == unsafe_geteuid())
+                        || (e.raw_os_error() == Some(libc::ETXTBSY)
+                            && edit.single_in_place().is_none())) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(io_err(path, "cannot open for writing")(e)),
+        }
+    }
+
+    /// Refuse a file replaced or modified since we read it: leave it to
+    /// whoever did that. overlayfs copies a lower-layer file up when it is
+    /// opened for writing (`w`, whose metadata was `opened` then), keeping
+    /// device, inode, size and mtime but not the change time: there it
+    /// counts from that open.
+    fn check_unchanged(&self, w: &File, opened: &std::fs::Metadata) -> Result<(), AtomicError> {
+        let path = self.path.as_path();
+        let now = w.metadata().map_err(io_err(path, "cannot stat"))?;
+        let ctime_from = if on_overlayfs(w) { opened } else { &self.meta };
+        match changed_since(path, &self.meta, ctime_from, &now) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The in-place path: one `pwrite` of the one patch into `w` (this file
+    /// opened for writing), its times put back.
+    fn write_in_place(
+        &self,
+        w: &File,
+        patch: &Patch,
+        new_len: u64,
+        durability: Durability,
+    ) -> Result<Staged, AtomicError> {
+        let path = self.path.as_path();
+        if self.meta.len() != new_len {
             return Err(AtomicError::Changed(
                 path.into(),
-                sizes(self.meta.len(), edit.new_len),
+                sizes(self.meta.len(), new_len),
             ));
         }
         w.write_all_at(&patch.bytes, patch.offset)
@@ -455,10 +496,15 @@ impl OpenFile {
         if durability == Durability::PerFile {
             w.sync_all().map_err(io_err(path, "cannot fsync"))?;
         }
-        set_times(&w, &self.meta).map_err(io_err(path, "cannot restore times"))?;
-        Ok(Staged::Done(Method::InPlace { links: nlink }))
+        set_times(w, &self.meta).map_err(io_err(path, "cannot restore times"))?;
+        Ok(Staged::Done(Method::InPlace {
+            links: self.meta.nlink(),
+        }))
     }
 
+    /// The copy path up to the rename: a temp file beside the original
+    /// holding the edited content, with the original's owner, mode, extended
+    /// attributes and times, verified.
     fn replace(
         self,
         edit: &ElfEdit,
@@ -467,88 +513,14 @@ impl OpenFile {
         verify: impl FnOnce(Candidate<'_>) -> Result<(), String>,
     ) -> Result<PendingRename, AtomicError> {
         let path = self.path.as_path();
-        let mut attempt = 0;
-        let (tmp, mut out) = loop {
-            let tmp =
-                temp_path(path, attempt).ok_or_else(|| AtomicError::NotRegular(path.into()))?;
-            match OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-            {
-                Ok(f) => break (tmp, f),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 16 => attempt += 1,
-                // Say which directory could not be written.
-                Err(e) => {
-                    let dir = path.parent().unwrap_or(path);
-                    return Err(io_err(
-                        dir,
-                        "cannot create a temporary file in this directory",
-                    )(e));
-                }
-            }
-        };
+        let (tmp, mut out) = create_temp(path)?;
         let guard = TempGuard(Some(tmp.clone()));
         let terr = |what| io_err(path, what);
         match image {
-            Some(image) => {
-                out.write_all(image)
-                    .map_err(terr("cannot write temporary file"))?;
-                // What the rename will publish is exactly the verified image.
-                let mut back = vec![0; image.len()];
-                out.read_exact_at(&mut back, 0)
-                    .map_err(terr("cannot read back temporary file"))?;
-                if back != image {
-                    return Err(AtomicError::Verify(
-                        path.into(),
-                        "the written copy differs from the verified image".into(),
-                    ));
-                }
-            }
-            None => {
-                // From offset 0 whatever read the descriptor before, and all
-                // of it.
-                let mut f = &self.file;
-                let copied = f
-                    .seek(io::SeekFrom::Start(0))
-                    .and_then(|_| io::copy(&mut f.take(self.meta.len()), &mut out))
-                    .map_err(terr("cannot copy to temporary file"))?;
-                if copied != self.meta.len() {
-                    return Err(AtomicError::Changed(
-                        path.into(),
-                        sizes(copied, self.meta.len()),
-                    ));
-                }
-                if edit.new_len > self.meta.len() {
-                    out.set_len(edit.new_len)
-                        .map_err(terr("cannot extend temporary file"))?;
-                }
-                for p in &edit.patches {
-                    out.write_all_at(&p.bytes, p.offset)
-                        .map_err(terr("cannot write temporary file"))?;
-                }
-            }
+            Some(image) => write_image(path, &mut out, image)?,
+            None => self.copy_patched(&mut out, edit)?,
         }
-        // A new file is ours; only root can (and must) hand it back.
-        if unsafe_geteuid() == 0 {
-            let have = out
-                .metadata()
-                .map(|m| (m.uid(), m.gid()))
-                .map_err(terr("cannot stat temporary file"))?;
-            if have != (self.meta.uid(), self.meta.gid()) {
-                std::os::unix::fs::fchown(&out, Some(self.meta.uid()), Some(self.meta.gid()))
-                    .map_err(terr("cannot set owner"))?;
-            }
-        }
-        // Always, and after chown (which clears set-id bits): the mode at
-        // creation went through the umask or a directory's default ACL.
-        out.set_permissions(std::fs::Permissions::from_mode(self.meta.mode() & 0o7777))
-            .map_err(terr("cannot set mode"))?;
-        // After chown, which drops `security.capability`; an ACL set here
-        // keeps the mode just set.
-        copy_xattrs(&self.file, &out).map_err(terr("cannot copy extended attributes"))?;
+        self.copy_owner_mode_xattrs(&out)?;
         if durability == Durability::PerFile {
             out.sync_all()
                 .map_err(terr("cannot fsync temporary file"))?;
@@ -564,6 +536,106 @@ impl OpenFile {
             meta: self.meta,
         })
     }
+
+    /// Copy this file into `out` and apply `edit`'s patches there.
+    fn copy_patched(&self, out: &mut File, edit: &ElfEdit) -> Result<(), AtomicError> {
+        let path = self.path.as_path();
+        let terr = |what| io_err(path, what);
+        // From offset 0 whatever read the descriptor before, and all of it.
+        let mut f = &self.file;
+        let copied = f
+            .seek(io::SeekFrom::Start(0))
+            .and_then(|_| io::copy(&mut f.take(self.meta.len()), out))
+            .map_err(terr("cannot copy to temporary file"))?;
+        if copied != self.meta.len() {
+            return Err(AtomicError::Changed(
+                path.into(),
+                sizes(copied, self.meta.len()),
+            ));
+        }
+        if edit.new_len > self.meta.len() {
+            out.set_len(edit.new_len)
+                .map_err(terr("cannot extend temporary file"))?;
+        }
+        for p in &edit.patches {
+            out.write_all_at(&p.bytes, p.offset)
+                .map_err(terr("cannot write temporary file"))?;
+        }
+        Ok(())
+    }
+
+    /// Give `out` (a new file of ours) this file's owner, mode and extended
+    /// attributes, in the order that keeps each.
+    fn copy_owner_mode_xattrs(&self, out: &File) -> Result<(), AtomicError> {
+        let terr = |what| io_err(&self.path, what);
+        // A new file is ours; only root can (and must) hand it back.
+        if unsafe_geteuid() == 0 {
+            let have = out
+                .metadata()
+                .map(|m| (m.uid(), m.gid()))
+                .map_err(terr("cannot stat temporary file"))?;
+            if have != (self.meta.uid(), self.meta.gid()) {
+                std::os::unix::fs::fchown(out, Some(self.meta.uid()), Some(self.meta.gid()))
+                    .map_err(terr("cannot set owner"))?;
+            }
+        }
+        // Always, and after chown (which clears set-id bits): the mode at
+        // creation went through the umask or a directory's default ACL.
+        out.set_permissions(std::fs::Permissions::from_mode(self.meta.mode() & 0o7777))
+            .map_err(terr("cannot set mode"))?;
+        // After chown, which drops `security.capability`; an ACL set here
+        // keeps the mode just set.
+        copy_xattrs(&self.file, out).map_err(terr("cannot copy extended attributes"))
+    }
+}
+
+/// How many names [`create_temp`] tries after the first is taken.
+const TEMP_NAME_RETRIES: u32 = 16;
+
+/// A new temp file beside `path` (`O_EXCL`, mode 0600), under a fresh name.
+fn create_temp(path: &Path) -> Result<(PathBuf, File), AtomicError> {
+    let mut attempt = 0;
+    loop {
+        let tmp = temp_path(path, attempt).ok_or_else(|| AtomicError::NotRegular(path.into()))?;
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < TEMP_NAME_RETRIES => {
+                attempt += 1
+            }
+            // Say which directory could not be written.
+            Err(e) => {
+                let dir = path.parent().unwrap_or(path);
+                return Err(io_err(
+                    dir,
+                    "cannot create a temporary file in this directory",
+                )(e));
+            }
+        }
+    }
+}
+
+/// Write the verified `image` of `path` into `out` and read it back: what
+/// the rename will publish is exactly the verified image.
+fn write_image(path: &Path, out: &mut File, image: &[u8]) -> Result<(), AtomicError> {
+    let terr = |what| io_err(path, what);
+    out.write_all(image)
+        .map_err(terr("cannot write temporary file"))?;
+    let mut back = vec![0; image.len()];
+    out.read_exact_at(&mut back, 0)
+        .map_err(terr("cannot read back temporary file"))?;
+    if back != image {
+        return Err(AtomicError::Verify(
+            path.into(),
+            "the written copy differs from the verified image".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Copy every extended attribute of `from` to `to`. Namespaces only root

@@ -1,14 +1,20 @@
 //! `unfarm fix`: turn a survey's plans into edited files, one file at a time,
-//! in parallel. For each file: plan the byte edit, apply it to a copy in
-//! memory (a file over 1 MiB: read range by range, never whole, and checked
-//! as the original read through the edit's patches), check the result's
+//! in parallel. For each file: plan the byte edit (`planned`), apply it to
+//! a copy in memory (a file over 1 MiB with one list to change: read range
+//! by range, never whole, and checked as the original read through the
+//! edit's patches), check the result's
 //! structure, re-read its facts and re-resolve every need against the real
 //! filesystem, and only then write (see [`atomic`]). Any failure
 //! leaves the file as it was and is reported.
 
 /// Writing an edit safely: in place with a journal, or by staging and renaming.
 pub mod atomic;
+/// A plan becomes the byte edit of a file on disk (shared with `cost`).
+pub(crate) mod planned;
 
+pub use planned::IN_MEMORY_LIMIT;
+
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use object::ReadCache;
@@ -16,28 +22,14 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use atomic::HardLinks;
+use planned::{edit_image, in_memory, plan_large_edit};
 
-use crate::edit::{self, EditRequest, ElfEdit};
+use crate::edit::{self, ElfEdit};
 use crate::elf::{self, ElfFacts};
 use crate::loader::resolve::{self, FsProbe, LoaderConfig, Requester, SearchDir, Source};
-use crate::plan::{Plan, PlanOptions, Tag};
+use crate::plan::{Plan, PlanOptions};
 use crate::store::{HASH_LEN, StoreDir};
 use crate::survey::{FarmLink, ObjectSurvey, Survey};
-
-/// Files up to this size with two search lists to change are edited and
-/// verified wholly in memory (the two edits compose there).
-pub const IN_MEMORY_LIMIT: u64 = 256 << 20;
-
-/// Files up to this size are read whole (one `read` is the cheapest way to
-/// get a small file's headers); larger ones with one search list to change
-/// are planned and verified range by range and never held in memory: the
-/// cost of fixing a file does not depend on its size.
-pub(crate) const READ_WHOLE_LIMIT: u64 = 1 << 20;
-
-/// Whether a file of `len` bytes with `plans` is edited in memory.
-fn in_memory(len: u64, plans: &[&Plan]) -> bool {
-    len <= READ_WHOLE_LIMIT || (plans.len() > 1 && len <= IN_MEMORY_LIMIT)
-}
 
 /// How `fix` writes files.
 #[derive(Clone, Debug)]
@@ -120,7 +112,52 @@ pub fn fix(
     opts: &FixOptions,
     progress: &(dyn Fn() + Sync),
 ) -> FixReport {
-    // Leftovers of a killed run are ours to remove.
+    clean_stale_temps(survey);
+    let probe = FsProbe::new(store.clone());
+    // Names of one inode (hard links inside the outputs) are edited once,
+    // through the first name; the others share the result.
+    let (todo, aliases) = one_name_per_inode(objects_to_fix(survey), opts.hard_links);
+    let cx = Ctx {
+        plan_opts,
+        opts,
+        probe: &probe,
+    };
+    let staged = stage_in_chunks(&todo, &cx, progress);
+    // Every staged byte reaches the disk before any rename does: one sync
+    // per filesystem rather than an fsync per file and per directory.
+    let touched: Vec<PathBuf> = staged
+        .iter()
+        .filter(|(r, _)| r.status == FileStatus::Changed)
+        .map(|(r, _)| r.path.clone())
+        .collect();
+    let synced = atomic::sync_filesystems(touched.iter().map(PathBuf::as_path));
+    let mut results = commit_all(staged, synced, &touched);
+    // One inode edited through N names is one change, counted once.
+    let alias_paths: HashSet<PathBuf> = aliases.iter().map(|(a, _)| a.path.clone()).collect();
+    let alias_results = results_of_aliases(&aliases, &results);
+    results.extend(alias_results);
+    for l in &survey.farm_links {
+        results.push(retarget(l));
+    }
+    // The renames (and retargeted links) themselves.
+    let renamed: Vec<&Path> = results
+        .iter()
+        .filter(|r| matches!(r.status, FileStatus::Changed | FileStatus::Retargeted))
+        .map(|r| r.path.as_path())
+        .collect();
+    if let Err(e) = atomic::sync_filesystems(renamed) {
+        results.push(failed(
+            Path::new(""),
+            format!("changes may not be on disk: {e}"),
+        ));
+    }
+    results.extend(left_alone(survey));
+    results.sort_by(|a, b| a.path.cmp(&b.path));
+    tally(survey, results, &alias_paths)
+}
+
+/// Leftovers of a killed run in the objects' dirs are ours to remove.
+fn clean_stale_temps(survey: &Survey) {
     let mut dirs: Vec<&Path> = survey
         .objects
         .iter()
@@ -131,8 +168,11 @@ pub fn fix(
     for d in dirs {
         let _ = atomic::cleanup_stale_temps(d);
     }
-    let probe = FsProbe::new(store.clone());
-    let todo: Vec<&ObjectSurvey> = survey
+}
+
+/// The objects with a plan that changes them or refuses to (reported).
+fn objects_to_fix(survey: &Survey) -> Vec<&ObjectSurvey> {
+    survey
         .objects
         .iter()
         .filter(|o| {
@@ -140,26 +180,27 @@ pub fn fix(
                 .iter()
                 .any(|p| p.changes() || matches!(p.outcome, crate::plan::Outcome::Refused { .. }))
         })
-        .collect();
-    // Names of one inode (hard links inside the outputs) are edited once,
-    // through the first name; the others share the result.
-    let (todo, aliases) = one_name_per_inode(todo, opts.hard_links);
-    // Stage every file in parallel: edited, verified, written in place or to
-    // a temp file beside it, nothing forced to disk yet.
+        .collect()
+}
+
+/// Stage every file in parallel: edited, verified, written in place or to
+/// a temp file beside it, nothing forced to disk yet.
+///
+/// A long run is staged in chunks while a helper thread syncs what the
+/// chunks before wrote: the disk works while we edit, and the sync before
+/// the renames finds little left to do. (Its errors are the final sync's
+/// to report.)
+fn stage_in_chunks(todo: &[&ObjectSurvey], cx: &Ctx, progress: &(dyn Fn() + Sync)) -> Vec<Staged> {
     let stage_all = |objs: &[&ObjectSurvey]| -> Vec<Staged> {
         objs.par_iter()
             .map(|o| {
-                let r = fix_object(o, plan_opts, opts, &probe);
+                let r = fix_object(o, cx);
                 progress();
                 r
             })
             .collect()
     };
-    // A long run is staged in chunks while a helper thread syncs what the
-    // chunks before wrote: the disk works while we edit, and the sync before
-    // the renames finds little left to do. (Its errors are the final
-    // sync's to report.)
-    let chunk = todo.len().div_ceil(4).max(FLUSH_CHUNK_MIN);
+    let chunk = todo.len().div_ceil(FLUSH_CHUNKS).max(FLUSH_CHUNK_MIN);
     let mut staged: Vec<Staged> = Vec::with_capacity(todo.len());
     std::thread::scope(|sc| {
         let mut flusher: Option<std::thread::ScopedJoinHandle<'_, ()>> = None;
@@ -180,70 +221,61 @@ pub fn fix(
             let _ = h.join();
         }
     });
-    // Every staged byte reaches the disk before any rename does: one sync
-    // per filesystem rather than an fsync per file and per directory.
-    let touched: Vec<PathBuf> = staged
+    staged
+}
+
+/// The result of each further name of an inode: changed with its first
+/// name, or failed if that was not.
+fn results_of_aliases(aliases: &Aliases<'_>, results: &[FileResult]) -> Vec<FileResult> {
+    aliases
         .iter()
-        .filter(|(r, _)| r.status == FileStatus::Changed)
-        .map(|(r, _)| r.path.clone())
-        .collect();
-    let synced = atomic::sync_filesystems(touched.iter().map(PathBuf::as_path));
-    let mut results = commit_all(staged, synced, &touched);
-    // One inode edited through N names is one change, counted once.
-    let alias_paths: std::collections::HashSet<PathBuf> =
-        aliases.iter().map(|(a, _)| a.path.clone()).collect();
-    for (alias, first) in aliases {
-        let r = match results.iter().find(|r| r.path == first.path) {
-            Some(r) if r.status == FileStatus::Changed => FileResult {
-                path: alias.path.clone(),
-                status: FileStatus::Changed,
-                detail: format!(
-                    "the same file as {} (a hard link): fixed with it",
-                    first.path.display()
+        .map(
+            |(alias, first)| match results.iter().find(|r| r.path == first.path) {
+                Some(r) if r.status == FileStatus::Changed => FileResult {
+                    path: alias.path.clone(),
+                    status: FileStatus::Changed,
+                    detail: format!(
+                        "the same file as {} (a hard link): fixed with it",
+                        first.path.display()
+                    ),
+                    store_path_bytes_removed: r.store_path_bytes_removed,
+                    bytes_written: 0,
+                    hard_links: r.hard_links,
+                },
+                _ => failed(
+                    &alias.path,
+                    format!(
+                        "the same file as {} (a hard link), which was not fixed",
+                        first.path.display()
+                    ),
                 ),
-                store_path_bytes_removed: r.store_path_bytes_removed,
-                bytes_written: 0,
-                hard_links: r.hard_links,
             },
-            _ => failed(
-                &alias.path,
-                format!(
-                    "the same file as {} (a hard link), which was not fixed",
-                    first.path.display()
-                ),
-            ),
-        };
-        results.push(r);
-    }
-    for l in &survey.farm_links {
-        results.push(retarget(l));
-    }
-    // The renames (and retargeted links) themselves.
-    let renamed: Vec<&Path> = results
-        .iter()
-        .filter(|r| matches!(r.status, FileStatus::Changed | FileStatus::Retargeted))
-        .map(|r| r.path.as_path())
-        .collect();
-    if let Err(e) = atomic::sync_filesystems(renamed) {
-        results.push(failed(
-            Path::new(""),
-            format!("changes may not be on disk: {e}"),
-        ));
-    }
-    // Never opened or followed, but not silently passed over either.
-    for p in &survey.special_files {
-        results.push(failed(
+        )
+        .collect()
+}
+
+/// Special files and symlink loops: never opened or followed, but not
+/// silently passed over either.
+fn left_alone(survey: &Survey) -> Vec<FileResult> {
+    let special = survey.special_files.iter().map(|p| {
+        failed(
             p,
             format!(
                 "{} in an output: left alone",
                 crate::survey::special_kind(p)
             ),
-        ));
-    }
-    for p in &survey.link_loops {
-        results.push(failed(p, "symlink loop: left alone".into()));
-    }
-    results.sort_by(|a, b| a.path.cmp(&b.path));
+        )
+    });
+    let loops = survey
+        .link_loops
+        .iter()
+        .map(|p| failed(p, "symlink loop: left alone".into()));
+    special.chain(loops).collect()
+}
+
+/// The report: every result, counted once per inode (`alias_paths` are the
+/// further names of an inode already counted), plus the walk's errors.
+fn tally(survey: &Survey, results: Vec<FileResult>, alias_paths: &HashSet<PathBuf>) -> FixReport {
     let mut report = FixReport {
         files_scanned: survey.files_scanned,
         elf_files: survey.objects.len(),
@@ -326,6 +358,10 @@ fn commit_all(
 /// Runs with fewer files than this are staged in one go, then synced.
 const FLUSH_CHUNK_MIN: usize = 256;
 
+/// A longer run is staged in this many chunks, each synced in the
+/// background while the next is staged.
+const FLUSH_CHUNKS: usize = 4;
+
 /// (a further name, the first name of its inode)
 type Aliases<'a> = Vec<(&'a ObjectSurvey, &'a ObjectSurvey)>;
 
@@ -375,36 +411,19 @@ fn failed(path: &Path, detail: String) -> FileResult {
 }
 
 /// One file: its result, and what is still to write.
-fn fix_object(
-    o: &ObjectSurvey,
-    plan_opts: &PlanOptions,
-    opts: &FixOptions,
-    probe: &FsProbe,
-) -> Staged {
+fn fix_object(o: &ObjectSurvey, cx: &Ctx) -> Staged {
     let path = &o.path;
-    if let Some(p) = o
-        .plans
-        .iter()
-        .find(|p| matches!(p.outcome, crate::plan::Outcome::Refused { .. }))
-    {
-        let crate::plan::Outcome::Refused { reason } = &p.outcome else {
-            unreachable!()
-        };
+    let refused = o.plans.iter().find_map(|p| match &p.outcome {
+        crate::plan::Outcome::Refused { reason } => Some((p.tag, reason)),
+        _ => None,
+    });
+    if let Some((tag, reason)) = refused {
         return (
-            failed(path, format!("{}: left as it was: {reason}", p.tag)),
+            failed(path, format!("{tag}: left as it was: {reason}")),
             None,
         );
     }
     let plans: Vec<&Plan> = o.plans.iter().filter(|p| p.changes()).collect();
-    let removed: usize = plans
-        .iter()
-        .map(|p| p.removed_hashes.iter().map(String::len).sum::<usize>())
-        .sum();
-    let cx = Ctx {
-        plan_opts,
-        opts,
-        probe,
-    };
     // One open serves the read, the in-place write and the final checks.
     let result = atomic::OpenFile::open(path)
         .map_err(|e| e.to_string())
@@ -412,114 +431,44 @@ fn fix_object(
             if in_memory(file.len(), &plans) {
                 let original = file.read_all().map_err(|e| e.to_string())?;
                 let (edited, edit) = edit_image(&original, &plans)?;
-                write_in_memory(file, &edited, &edit, &plans, o, &cx)
+                write_in_memory(file, &edited, &edit, &plans, o, cx)
             } else {
                 let edit = plan_large_edit(file.file(), file.len(), &plans)?;
-                write_large(file, &edit, &plans, o, &cx)
+                write_large(file, &edit, &plans, o, cx)
             }
         });
     match result {
-        Ok(w) => {
-            let mut detail = plans
-                .iter()
-                .map(|p| format!("{}: {} -> {}", p.tag, p.old, p.new))
-                .collect::<Vec<_>>()
-                .join("; ");
-            if w.links > 1 {
-                detail.push_str(&format!(
-                    " (edited in place: {} hard links share this file, all see the change)",
-                    w.links
-                ));
-            }
-            (
-                FileResult {
-                    path: path.clone(),
-                    status: FileStatus::Changed,
-                    detail,
-                    store_path_bytes_removed: removed,
-                    bytes_written: w.bytes,
-                    hard_links: w.links,
-                },
-                w.pending,
-            )
-        }
+        Ok(w) => (changed(path, &plans, &w), w.pending),
         Err(e) => (failed(path, format!("left as it was: {e}")), None),
     }
 }
 
-fn request<'a>(p: &'a Plan, scrub: &'a [&'a [u8]]) -> EditRequest<'a> {
-    EditRequest {
-        tag: p.tag,
-        new_value: &p.new,
-        scrub,
-        drop_ldcache_note: true,
+/// The result of a file staged for `plans`: each list's old and new value,
+/// the hard links that see the change, the hash bytes removed.
+fn changed(path: &Path, plans: &[&Plan], w: &Written) -> FileResult {
+    let removed: usize = plans
+        .iter()
+        .map(|p| p.removed_hashes.iter().map(String::len).sum::<usize>())
+        .sum();
+    let mut detail = plans
+        .iter()
+        .map(|p| format!("{}: {} -> {}", p.tag, p.old, p.new))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if w.links > 1 {
+        detail.push_str(&format!(
+            " (edited in place: {} hard links share this file, all see the change)",
+            w.links
+        ));
     }
-}
-
-/// The byte edit `fix` makes to one file for its changing plans, computed
-/// without writing anything. `fix` writes it; `cost` predicts from it.
-pub(crate) enum PlannedEdit {
-    /// Small files, and files up to [`IN_MEMORY_LIMIT`] with several
-    /// plans (they compose here): the whole image before and after.
-    InMemory {
-        original: Vec<u8>,
-        /// The byte patches from `original` to the edited image.
-        edit: ElfEdit,
-    },
-    /// Larger files: one plan, planned range by range (the file is never
-    /// held in memory): one in-place patch, or a grow that `fix` writes
-    /// into the file step by step.
-    Large { edit: ElfEdit, old_len: u64 },
-}
-
-/// Plan the edit of `path` for `plans` (those that change it).
-pub(crate) fn plan_file_edit(path: &Path, plans: &[&Plan]) -> Result<PlannedEdit, String> {
-    let file = crate::elf::open_for_reading(path).map_err(|e| format!("cannot open: {e}"))?;
-    let len = file
-        .metadata()
-        .map_err(|e| format!("cannot stat: {e}"))?
-        .len();
-    if in_memory(len, plans) {
-        let mut original = Vec::with_capacity(len as usize);
-        std::io::Read::read_to_end(&mut &file, &mut original)
-            .map_err(|e| format!("cannot read: {e}"))?;
-        let (_, edit) = edit_image(&original, plans)?;
-        return Ok(PlannedEdit::InMemory { original, edit });
+    FileResult {
+        path: path.to_owned(),
+        status: FileStatus::Changed,
+        detail,
+        store_path_bytes_removed: removed,
+        bytes_written: w.bytes,
+        hard_links: w.links,
     }
-    Ok(PlannedEdit::Large {
-        edit: plan_large_edit(&file, len, plans)?,
-        old_len: len,
-    })
-}
-
-/// The whole edited image of a file held in memory, and the byte edit from
-/// the original to it (several plans on one file compose here).
-fn edit_image(original: &[u8], plans: &[&Plan]) -> Result<(Vec<u8>, ElfEdit), String> {
-    let mut edited = original.to_vec();
-    let mut edits = Vec::new();
-    for p in plans {
-        let scrub: Vec<&[u8]> = p.removed_hashes.iter().map(|h| h.as_bytes()).collect();
-        let e = edit::plan_edit(&edited[..], edited.len() as u64, &request(p, &scrub))
-            .map_err(|e| e.to_string())?;
-        edit::apply_in_memory(&mut edited, &e);
-        edits.push(e);
-    }
-    // One edit is its own patch list; several compose by diffing.
-    let edit = match <[ElfEdit; 1]>::try_from(edits) {
-        Ok([e]) => e,
-        Err(_) => diff_edit(original, &edited),
-    };
-    Ok((edited, edit))
-}
-
-/// A file not held in memory: one plan, read range by range.
-fn plan_large_edit(file: &std::fs::File, len: u64, plans: &[&Plan]) -> Result<ElfEdit, String> {
-    let [p] = plans else {
-        return Err("a file over 256 MiB with two search lists to change is not supported".into());
-    };
-    let cache = ReadCache::new(file);
-    let scrub: Vec<&[u8]> = p.removed_hashes.iter().map(|h| h.as_bytes()).collect();
-    edit::plan_edit(&cache, len, &request(p, &scrub)).map_err(|e| e.to_string())
 }
 
 /// What every per-file step needs besides the file.
@@ -585,47 +534,6 @@ impl Written {
                 links: 1,
             },
         }
-    }
-}
-
-/// The edit that turns `old` into `new`: runs of differing bytes (runs closer
-/// than 64 bytes merge), plus whatever `new` appends. Several planned edits
-/// on one file compose into one, so the writer sees a single change.
-pub(crate) fn diff_edit(old: &[u8], new: &[u8]) -> ElfEdit {
-    const GAP: usize = 64;
-    let common = old.len().min(new.len());
-    let mut patches: Vec<edit::Patch> = Vec::new();
-    let mut i = 0;
-    while i < common {
-        if old[i] == new[i] {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        let mut end = i + 1;
-        let mut j = end;
-        while j < common && j - end < GAP {
-            if old[j] != new[j] {
-                end = j + 1;
-            }
-            j += 1;
-        }
-        patches.push(edit::Patch {
-            offset: start as u64,
-            bytes: new[start..end].to_vec(),
-        });
-        i = end;
-    }
-    if new.len() > old.len() {
-        patches.push(edit::Patch {
-            offset: old.len() as u64,
-            bytes: new[old.len()..].to_vec(),
-        });
-    }
-    ElfEdit {
-        patches,
-        new_len: new.len() as u64,
-        grew: new.len() > old.len(),
     }
 }
 
@@ -822,13 +730,7 @@ fn verify_resolution(
         ..plan_opts.loader.clone()
     };
     let req = Requester::from_facts(&o.path, after);
-    let source = match p.tag {
-        Tag::Runpath => Source::Runpath,
-        Tag::Rpath => Source::Rpath {
-            owner: o.path.clone(),
-            depth: 0,
-        },
-    };
+    let source = Source::of_tag(p.tag, &o.path);
     let list = after.search_path(p.tag).cloned().unwrap_or_default();
     let dirs: Vec<SearchDir> = if list.is_empty() {
         Vec::new()
@@ -890,70 +792,4 @@ fn replace_symlink(path: &Path, target: &Path) -> std::io::Result<()> {
         return Err(e);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod diff_edit_tests {
-    use super::diff_edit;
-
-    /// Applying the patches to `old` (grown to the new length) gives `new`.
-    fn apply(old: &[u8], e: &crate::edit::ElfEdit) -> Vec<u8> {
-        let mut v = old.to_vec();
-        v.resize(e.new_len as usize, 0);
-        for p in &e.patches {
-            let at = p.offset as usize;
-            v[at..at + p.bytes.len()].copy_from_slice(&p.bytes);
-        }
-        v
-    }
-
-    #[test]
-    fn equal_inputs_need_no_patch() {
-        let e = diff_edit(b"same bytes", b"same bytes");
-        assert!(e.patches.is_empty() && !e.grew);
-        assert_eq!(e.new_len, 10);
-    }
-
-    /// Runs closer than 64 bytes merge into one patch; farther apart they
-    /// stay two, each only as long as its run.
-    #[test]
-    fn close_runs_merge_far_runs_do_not() {
-        let old = vec![0u8; 400];
-        let mut near = old.clone();
-        near[10] = 1;
-        near[10 + 63] = 1;
-        let e = diff_edit(&old, &near);
-        assert_eq!(e.patches.len(), 1);
-        assert_eq!((e.patches[0].offset, e.patches[0].bytes.len()), (10, 64));
-        assert_eq!(apply(&old, &e), near);
-
-        let mut far = old.clone();
-        far[10] = 1;
-        far[10 + 65] = 2;
-        far[300..303].copy_from_slice(b"abc");
-        let e = diff_edit(&old, &far);
-        let spans: Vec<(u64, usize)> = e
-            .patches
-            .iter()
-            .map(|p| (p.offset, p.bytes.len()))
-            .collect();
-        assert_eq!(spans, vec![(10, 1), (75, 1), (300, 3)]);
-        assert_eq!(apply(&old, &e), far);
-    }
-
-    /// Bytes past the old end come as one appended patch, and the edit says
-    /// the file grew.
-    #[test]
-    fn growth_is_one_appended_patch() {
-        let old = b"ELF header and data".to_vec();
-        let mut new = old.clone();
-        new[0] = b'X';
-        new.extend_from_slice(&[7u8; 100]);
-        let e = diff_edit(&old, &new);
-        assert!(e.grew);
-        assert_eq!(e.new_len, new.len() as u64);
-        let last = e.patches.last().unwrap();
-        assert_eq!((last.offset, last.bytes.len()), (old.len() as u64, 100));
-        assert_eq!(apply(&old, &e), new);
-    }
 }

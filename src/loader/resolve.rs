@@ -189,6 +189,21 @@ pub(crate) enum Source {
     Default,
 }
 
+impl Source {
+    /// Where the entries of `owner`'s own search list of kind `tag` come
+    /// from (its RPATH at depth 0, or its RUNPATH): the one mapping the
+    /// planner and `fix`'s re-resolution share.
+    pub(crate) fn of_tag(tag: elf::SearchPathTag, owner: &Path) -> Source {
+        match tag {
+            elf::SearchPathTag::Runpath => Source::Runpath,
+            elf::SearchPathTag::Rpath => Source::Rpath {
+                owner: owner.to_owned(),
+                depth: 0,
+            },
+        }
+    }
+}
+
 /// One directory of a search path.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub(crate) struct SearchDir {

@@ -273,8 +273,8 @@ pub struct PlanInput<'a> {
     pub opts: &'a PlanOptions,
 }
 
-/// The directories a plan for this object will read: hand them to the
-/// [`snapshot::Gatherer`] before planning.
+/// The directories a plan for this object will read: the survey gathers
+/// them into the [`Snapshot`] before planning.
 /// (The fallback dirs, [`fallback_dirs`], are gathered separately and only
 /// for the names a plan may look up there.)
 pub fn dirs_to_gather(path: &Path, facts: &ElfFacts, opts: &PlanOptions) -> Vec<PathBuf> {
@@ -513,13 +513,7 @@ impl<'a> ListContext<'a> {
             ..opts.loader.clone()
         };
         let origin = req.origin();
-        let source = match tag {
-            Tag::Runpath => Source::Runpath,
-            Tag::Rpath => Source::Rpath {
-                owner: input.path.to_owned(),
-                depth: 0,
-            },
-        };
+        let source = Source::of_tag(tag, input.path);
         let old_dirs = if list.is_empty() {
             Vec::new()
         } else {

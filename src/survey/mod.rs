@@ -2,6 +2,8 @@
 //! needs, gather the snapshot of the directories involved, and run the pure
 //! planner on each object (in parallel). `check` and `fix` both start here.
 
+/// Reading the directories plans may touch into a snapshot.
+mod gather;
 /// The one walker over the outputs.
 pub mod walk;
 
@@ -16,9 +18,10 @@ use crate::elf::{self, ElfFacts};
 use crate::loader::farm::{self, Resolved};
 use crate::loader::resolve::{self, FsProbe, LoaderConfig, Requester};
 use crate::plan::needs::{self, Need};
-use crate::plan::snapshot::{Gatherer, Snapshot};
+use crate::plan::snapshot::Snapshot;
 use crate::plan::{self, Plan, PlanInput, PlanOptions};
 use crate::store::StoreDir;
+use gather::Gatherer;
 use walk::{EntryKind, WalkError};
 
 /// What the survey reads beyond the ELF facts.
@@ -120,65 +123,56 @@ impl Survey {
 pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Survey {
     let (entries, walk_errors) = walk::walk(roots);
     let mut errors: Vec<WalkError> = walk_errors;
-    let files: Vec<&walk::Entry> = entries
-        .iter()
-        .filter(|e| e.kind == EntryKind::File)
-        .collect();
     let special_files = entries
         .iter()
         .filter(|e| e.kind == EntryKind::Special)
         .map(|e| e.path.clone())
         .collect();
-
-    // Read facts in parallel.
-    enum Read {
-        Elf(Box<ObjectSurvey>),
-        Other(PathBuf),
-        Err(WalkError),
+    let (mut objects, other_files, read_errors) = read_files(&entries, opts);
+    errors.extend(read_errors);
+    add_inherited_needs(&mut objects, store, opts);
+    let snapshot = gather_snapshot(&objects, store, opts);
+    plan_all(&mut objects, &snapshot, store, opts);
+    let links = survey_links(&entries, roots, store);
+    Survey {
+        roots: roots.to_vec(),
+        files_scanned: entries.len(),
+        objects,
+        farm_links: links.farm_links,
+        other_files,
+        special_files,
+        link_loops: links.link_loops,
+        symlinks: links.symlinks,
+        allowed: opts.allow.clone(),
+        errors,
+        snapshot,
     }
-    let err = |e: elf::ElfError| {
-        Read::Err(WalkError {
-            path: e.path().to_owned(),
-            message: e.reason(),
-        })
-    };
-    let read: Vec<Read> = files
-        .par_iter()
-        .map(
-            |e| match elf::FileBytes::open_elf(&e.path, Some(e.size), elf::Use::All) {
-                Err(e) => err(e),
-                Ok(None) => Read::Other(e.path.clone()),
-                // A debug-info file is never loaded: its bytes are only
-                // scanned for references, like any other file.
-                Ok(Some(b)) if b.is_debug_info() => Read::Other(e.path.clone()),
-                // One read of the file serves its kind, its facts and its hints.
-                Ok(Some(b)) => match (|| {
-                    let facts = b.facts()?;
-                    let hints = if opts.hints && facts.dynamic {
-                        b.hints().unwrap_or_default()
-                    } else {
-                        Vec::new()
-                    };
-                    Ok((facts, hints))
-                })() {
-                    Err(e) => err(e),
-                    Ok((facts, _)) if !facts.dynamic => Read::Other(e.path.clone()),
-                    Ok((facts, hints)) => {
-                        let needs = needs::collect(&facts, &opts.declared, &hints);
-                        Read::Elf(Box::new(ObjectSurvey {
-                            path: e.path.clone(),
-                            facts,
-                            needs,
-                            plans: Vec::new(),
-                            nlink: e.nlink,
-                        }))
-                    }
-                },
-            },
-        )
+}
+
+/// What reading one walked file found.
+enum Read {
+    /// A dynamic ELF object, with its facts and needs (no plans yet).
+    Elf(Box<ObjectSurvey>),
+    /// Any other file (scanned for references only).
+    Other(PathBuf),
+    /// The file could not be read.
+    Err(WalkError),
+}
+
+/// Read every regular file's facts and needs, in parallel: the ELF objects,
+/// the other files, and what could not be read (in walk order).
+fn read_files(
+    entries: &[walk::Entry],
+    opts: &SurveyOptions,
+) -> (Vec<ObjectSurvey>, Vec<PathBuf>, Vec<WalkError>) {
+    let files: Vec<&walk::Entry> = entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::File)
         .collect();
+    let read: Vec<Read> = files.par_iter().map(|e| read_file(e, opts)).collect();
     let mut objects = Vec::new();
     let mut other_files = Vec::new();
+    let mut errors = Vec::new();
     for r in read {
         match r {
             Read::Elf(o) => objects.push(*o),
@@ -186,9 +180,53 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
             Read::Err(e) => errors.push(e),
         }
     }
+    (objects, other_files, errors)
+}
 
-    // An object whose effective list is DT_RPATH also serves the needs of
-    // every library it loads that has no DT_RUNPATH: those are its needs too.
+/// One walked file: one read serves its kind, its facts and its hints.
+fn read_file(e: &walk::Entry, opts: &SurveyOptions) -> Read {
+    let err = |e: elf::ElfError| {
+        Read::Err(WalkError {
+            path: e.path().to_owned(),
+            message: e.reason(),
+        })
+    };
+    let b = match elf::FileBytes::open_elf(&e.path, Some(e.size), elf::Use::All) {
+        Err(e) => return err(e),
+        Ok(None) => return Read::Other(e.path.clone()),
+        // A debug-info file is never loaded: its bytes are only scanned for
+        // references, like any other file.
+        Ok(Some(b)) if b.is_debug_info() => return Read::Other(e.path.clone()),
+        Ok(Some(b)) => b,
+    };
+    let read = (|| {
+        let facts = b.facts()?;
+        let hints = if opts.hints && facts.dynamic {
+            b.hints().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        Ok((facts, hints))
+    })();
+    match read {
+        Err(e) => err(e),
+        Ok((facts, _)) if !facts.dynamic => Read::Other(e.path.clone()),
+        Ok((facts, hints)) => {
+            let needs = needs::collect(&facts, &opts.declared, &hints);
+            Read::Elf(Box::new(ObjectSurvey {
+                path: e.path.clone(),
+                facts,
+                needs,
+                plans: Vec::new(),
+                nlink: e.nlink,
+            }))
+        }
+    }
+}
+
+/// An object whose effective list is DT_RPATH also serves the needs of
+/// every library it loads that has no DT_RUNPATH: those are its needs too.
+fn add_inherited_needs(objects: &mut [ObjectSurvey], store: &StoreDir, opts: &SurveyOptions) {
     let probe = FsProbe::new(store.clone());
     objects.par_iter_mut().for_each(|o| {
         if o.facts.runpath.is_none() && o.facts.rpath.is_some() {
@@ -196,12 +234,14 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
             needs::add_inherited(&mut o.needs, &inherited);
         }
     });
+}
 
-    // Gather every dir any plan reads, once: the search lists' dirs (and the
-    // real dirs they lead to) wholly; the fallback dirs, which a plan only
-    // searches, just for the names it can ask for.
+/// Gather every dir any plan reads, once: the search lists' dirs (and the
+/// real dirs they lead to) wholly; the fallback dirs, which a plan only
+/// searches, just for the names it can ask for.
+fn gather_snapshot(objects: &[ObjectSurvey], store: &StoreDir, opts: &SurveyOptions) -> Snapshot {
     let gatherer = Gatherer::new(store.clone());
-    for o in &objects {
+    for o in objects {
         gatherer.know(&o.path, &o.facts);
     }
     let mut snapshot = Snapshot::default();
@@ -231,14 +271,23 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
     for d in fallback {
         gatherer.gather_names(&mut snapshot, d, &names);
     }
+    snapshot
+}
 
+/// Run the pure planner over every object against the gathered snapshot.
+fn plan_all(
+    objects: &mut [ObjectSurvey],
+    snapshot: &Snapshot,
+    store: &StoreDir,
+    opts: &SurveyOptions,
+) {
     let inputs: Vec<PlanInput> = objects
         .iter()
         .map(|o| PlanInput {
             path: &o.path,
             facts: &o.facts,
             needs: &o.needs,
-            snapshot: &snapshot,
+            snapshot,
             store,
             opts: &opts.plan,
         })
@@ -247,12 +296,21 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
     for (o, p) in objects.iter_mut().zip(plans) {
         o.plans = p;
     }
+}
 
+/// What the survey found among the outputs' symlinks.
+struct Links {
+    farm_links: Vec<FarmLink>,
+    link_loops: Vec<PathBuf>,
+    symlinks: Vec<PathBuf>,
+}
+
+/// One resolution per symlink: a loop is reported, a farm link retargeted.
+fn survey_links(entries: &[walk::Entry], roots: &[PathBuf], store: &StoreDir) -> Links {
     let links: Vec<&walk::Entry> = entries
         .iter()
         .filter(|e| e.kind == EntryKind::Symlink)
         .collect();
-    // One resolution per link: a loop is reported, a farm link retargeted.
     let mut farm_links = Vec::new();
     let mut link_loops = Vec::new();
     let symlinks = links.iter().map(|e| e.path.clone()).collect();
@@ -267,21 +325,16 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
             ),
         }
     }
-
-    Survey {
-        roots: roots.to_vec(),
-        files_scanned: entries.len(),
-        objects,
+    Links {
         farm_links,
-        other_files,
-        special_files,
         link_loops,
         symlinks,
-        allowed: opts.allow.clone(),
-        errors,
-        snapshot,
     }
 }
+
+/// How many loaders deep [`inherited_needs`] follows a chain of libraries
+/// loading libraries: a bound on the walk whatever the files say.
+const MAX_LOADER_CHAIN: usize = 64;
 
 /// The needs of every library `path` loads (transitively) that has no
 /// DT_RUNPATH, with the library that has them: its DT_NEEDED, and its dlopen
@@ -326,7 +379,7 @@ fn inherited_needs(
             }
             let mut chain = vec![req.clone()];
             chain.extend(loaders.iter().cloned());
-            if chain.len() < 64 {
+            if chain.len() < MAX_LOADER_CHAIN {
                 queue.push_back((Requester::from_facts(&found.path, &child), fresh, chain));
             }
         }

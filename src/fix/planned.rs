@@ -1,0 +1,215 @@
+//! The one place a plan becomes an edit of a file on disk: the file's
+//! changing plans turned into byte patches, on an image held in memory
+//! (several plans compose there) or, for a large file with one plan, range
+//! by range. Shared by `fix`, which verifies and writes the edit, and
+//! `closure::cost`, which predicts a closure from it without writing: both
+//! see the very same bytes.
+
+use std::path::Path;
+
+use object::ReadCache;
+
+use crate::edit::{self, EditRequest, ElfEdit};
+use crate::plan::Plan;
+
+/// Files up to this size with two search lists to change are edited and
+/// verified wholly in memory (the two edits compose there).
+pub const IN_MEMORY_LIMIT: u64 = 256 << 20;
+
+/// Files up to this size are read whole (one `read` is the cheapest way to
+/// get a small file's headers); larger ones with one search list to change
+/// are planned and verified range by range and never held in memory: the
+/// cost of fixing a file does not depend on its size.
+const READ_WHOLE_LIMIT: u64 = 1 << 20;
+
+/// Whether a file of `len` bytes with `plans` is edited in memory.
+pub(crate) fn in_memory(len: u64, plans: &[&Plan]) -> bool {
+    len <= READ_WHOLE_LIMIT || (plans.len() > 1 && len <= IN_MEMORY_LIMIT)
+}
+
+/// The editor's request for one plan, scrubbing the hashes it removes.
+fn request<'a>(p: &'a Plan, scrub: &'a [&'a [u8]]) -> EditRequest<'a> {
+    EditRequest {
+        tag: p.tag,
+        new_value: &p.new,
+        scrub,
+        drop_ldcache_note: true,
+    }
+}
+
+/// The byte edit `fix` makes to one file for its changing plans, computed
+/// without writing anything. `fix` writes it; `cost` predicts from it.
+pub(crate) enum PlannedEdit {
+    /// Small files, and files up to [`IN_MEMORY_LIMIT`] with several
+    /// plans (they compose here): the whole image before and after.
+    InMemory {
+        original: Vec<u8>,
+        /// The byte patches from `original` to the edited image.
+        edit: ElfEdit,
+    },
+    /// Larger files: one plan, planned range by range (the file is never
+    /// held in memory): one in-place patch, or a grow that `fix` writes
+    /// into the file step by step.
+    Large { edit: ElfEdit, old_len: u64 },
+}
+
+/// Plan the edit of `path` for `plans` (those that change it).
+pub(crate) fn plan_file_edit(path: &Path, plans: &[&Plan]) -> Result<PlannedEdit, String> {
+    let file = crate::elf::open_for_reading(path).map_err(|e| format!("cannot open: {e}"))?;
+    let len = file
+        .metadata()
+        .map_err(|e| format!("cannot stat: {e}"))?
+        .len();
+    if in_memory(len, plans) {
+        let mut original = Vec::with_capacity(len as usize);
+        std::io::Read::read_to_end(&mut &file, &mut original)
+            .map_err(|e| format!("cannot read: {e}"))?;
+        let (_, edit) = edit_image(&original, plans)?;
+        return Ok(PlannedEdit::InMemory { original, edit });
+    }
+    Ok(PlannedEdit::Large {
+        edit: plan_large_edit(&file, len, plans)?,
+        old_len: len,
+    })
+}
+
+/// The whole edited image of a file held in memory, and the byte edit from
+/// the original to it (several plans on one file compose here).
+pub(crate) fn edit_image(original: &[u8], plans: &[&Plan]) -> Result<(Vec<u8>, ElfEdit), String> {
+    let mut edited = original.to_vec();
+    let mut edits = Vec::new();
+    for p in plans {
+        let scrub: Vec<&[u8]> = p.removed_hashes.iter().map(|h| h.as_bytes()).collect();
+        let e = edit::plan_edit(&edited[..], edited.len() as u64, &request(p, &scrub))
+            .map_err(|e| e.to_string())?;
+        edit::apply_in_memory(&mut edited, &e);
+        edits.push(e);
+    }
+    // One edit is its own patch list; several compose by diffing.
+    let edit = match <[ElfEdit; 1]>::try_from(edits) {
+        Ok([e]) => e,
+        Err(_) => diff_edit(original, &edited),
+    };
+    Ok((edited, edit))
+}
+
+/// A file not held in memory: one plan, read range by range.
+pub(crate) fn plan_large_edit(
+    file: &std::fs::File,
+    len: u64,
+    plans: &[&Plan],
+) -> Result<ElfEdit, String> {
+    let [p] = plans else {
+        return Err("a file over 256 MiB with two search lists to change is not supported".into());
+    };
+    let cache = ReadCache::new(file);
+    let scrub: Vec<&[u8]> = p.removed_hashes.iter().map(|h| h.as_bytes()).collect();
+    edit::plan_edit(&cache, len, &request(p, &scrub)).map_err(|e| e.to_string())
+}
+
+/// The edit that turns `old` into `new`: runs of differing bytes (runs closer
+/// than 64 bytes merge), plus whatever `new` appends. Several planned edits
+/// on one file compose into one, so the writer sees a single change.
+fn diff_edit(old: &[u8], new: &[u8]) -> ElfEdit {
+    const GAP: usize = 64;
+    let common = old.len().min(new.len());
+    let mut patches: Vec<edit::Patch> = Vec::new();
+    let mut i = 0;
+    while i < common {
+        if old[i] == new[i] {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut end = i + 1;
+        let mut j = end;
+        while j < common && j - end < GAP {
+            if old[j] != new[j] {
+                end = j + 1;
+            }
+            j += 1;
+        }
+        patches.push(edit::Patch {
+            offset: start as u64,
+            bytes: new[start..end].to_vec(),
+        });
+        i = end;
+    }
+    if new.len() > old.len() {
+        patches.push(edit::Patch {
+            offset: old.len() as u64,
+            bytes: new[old.len()..].to_vec(),
+        });
+    }
+    ElfEdit {
+        patches,
+        new_len: new.len() as u64,
+        grew: new.len() > old.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::diff_edit;
+
+    /// Applying the patches to `old` (grown to the new length) gives `new`.
+    fn apply(old: &[u8], e: &crate::edit::ElfEdit) -> Vec<u8> {
+        let mut v = old.to_vec();
+        v.resize(e.new_len as usize, 0);
+        for p in &e.patches {
+            let at = p.offset as usize;
+            v[at..at + p.bytes.len()].copy_from_slice(&p.bytes);
+        }
+        v
+    }
+
+    #[test]
+    fn equal_inputs_need_no_patch() {
+        let e = diff_edit(b"same bytes", b"same bytes");
+        assert!(e.patches.is_empty() && !e.grew);
+        assert_eq!(e.new_len, 10);
+    }
+
+    /// Runs closer than 64 bytes merge into one patch; farther apart they
+    /// stay two, each only as long as its run.
+    #[test]
+    fn close_runs_merge_far_runs_do_not() {
+        let old = vec![0u8; 400];
+        let mut near = old.clone();
+        near[10] = 1;
+        near[10 + 63] = 1;
+        let e = diff_edit(&old, &near);
+        assert_eq!(e.patches.len(), 1);
+        assert_eq!((e.patches[0].offset, e.patches[0].bytes.len()), (10, 64));
+        assert_eq!(apply(&old, &e), near);
+
+        let mut far = old.clone();
+        far[10] = 1;
+        far[10 + 65] = 2;
+        far[300..303].copy_from_slice(b"abc");
+        let e = diff_edit(&old, &far);
+        let spans: Vec<(u64, usize)> = e
+            .patches
+            .iter()
+            .map(|p| (p.offset, p.bytes.len()))
+            .collect();
+        assert_eq!(spans, vec![(10, 1), (75, 1), (300, 3)]);
+        assert_eq!(apply(&old, &e), far);
+    }
+
+    /// Bytes past the old end come as one appended patch, and the edit says
+    /// the file grew.
+    #[test]
+    fn growth_is_one_appended_patch() {
+        let old = b"ELF header and data".to_vec();
+        let mut new = old.clone();
+        new[0] = b'X';
+        new.extend_from_slice(&[7u8; 100]);
+        let e = diff_edit(&old, &new);
+        assert!(e.grew);
+        assert_eq!(e.new_len, new.len() as u64);
+        let last = e.patches.last().unwrap();
+        assert_eq!((last.offset, last.bytes.len()), (old.len() as u64, 100));
+        assert_eq!(apply(&old, &e), new);
+    }
+}
