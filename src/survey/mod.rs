@@ -154,7 +154,7 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
                 // One read of the file serves its kind, its facts and its hints.
                 Ok(Some(b)) => match (|| {
                     let facts = b.facts()?;
-                    let hints = if opts.hints && facts.dynamic {
+                    let hints = if opts.hints && facts.dynamic && facts.literals_searched() {
                         b.hints().unwrap_or_default()
                     } else {
                         Vec::new()
@@ -338,7 +338,7 @@ fn inherited_needs(
 fn facts_and_needs(path: &Path, opts: &SurveyOptions) -> Option<(ElfFacts, Vec<String>)> {
     let b = elf::FileBytes::open_elf(path, None, elf::Use::All).ok()??;
     let facts = b.facts().ok()?;
-    let hints = if opts.hints {
+    let hints = if opts.hints && facts.literals_searched() {
         b.hints().unwrap_or_default()
     } else {
         Vec::new()
