@@ -478,7 +478,8 @@ fn power_loss_part_way_through_any_step_is_redone_byte_identical() {
     let edit = unfarm::edit::plan_edit(&w.prog[..], w.prog.len() as u64, &req).unwrap();
     assert!(edit.grew);
     // Which sector pieces of the step in flight persisted.
-    let tears: [(&str, fn(usize) -> bool); 3] = [
+    type Keep = fn(usize) -> bool;
+    let tears: [(&str, Keep); 3] = [
         ("the first sector only", |i| i == 0),
         ("all but the first sector", |i| i != 0),
         ("every other sector", |i| i % 2 == 0),
