@@ -15,7 +15,10 @@
 # and the peak RSS (/usr/bin/time -v, the largest process of the command),
 # with `uptime` before and after (2 cores shared with other work).
 # Usage: bench/cuda.sh [ROUNDS=3]   (from the repo root; BENCH_DIR picks
-# the filesystem, default /tmp; bench/loopfs.sh makes ext4/xfs/btrfs)
+# the filesystem, default /tmp; bench/loopfs.sh makes ext4/xfs/btrfs;
+# UNFARM_BASE=BINARY adds fix, fix --shrink, check and fix --dry-run of
+# another build to the same interleaved rounds: bench/build-rev.sh REV
+# builds one)
 # Needs: gcc, patchelf, readelf, time (GNU /usr/bin/time), bc, python3.
 set -eu
 files() { for o in $outs; do find "$o" -type f -name '*.so'; done; }
@@ -33,6 +36,11 @@ if [ "${1:-}" = --method ]; then
     # Exits 1 on findings (the unfixed farm references): not a failure here.
     m_check) "$unfarm" --store-dir "$S" check --system $outs || [ $? = 1 ] ;;
     m_dry) "$unfarm" --store-dir "$S" fix --system --dry-run $outs ;;
+    # The same four with UNFARM_BASE (another build, for side-by-side runs).
+    m_fix_base) "$UNFARM_BASE" --store-dir "$S" fix --system $outs ;;
+    m_shrink_base) "$UNFARM_BASE" --store-dir "$S" fix --system --shrink $dlopen $outs ;;
+    m_check_base) "$UNFARM_BASE" --store-dir "$S" check --system $outs || [ $? = 1 ] ;;
+    m_dry_base) "$UNFARM_BASE" --store-dir "$S" fix --system --dry-run $outs ;;
     esac
     exit
 fi
@@ -64,8 +72,13 @@ restore() {
     files | xargs cat >/dev/null
 }
 methods="m_fix m_shrink m_set m_pshrink m_readelf m_check m_dry"
-mutates() { case $1 in m_fix | m_shrink | m_set | m_pshrink) return 0 ;; esac; return 1; }
-export S outs new dlopen unfarm
+if [ -n "${UNFARM_BASE:-}" ]; then
+    methods="$methods m_fix_base m_shrink_base m_check_base m_dry_base"
+    echo "base: $UNFARM_BASE ($("$UNFARM_BASE" --version))"
+fi
+mutates() { case $1 in m_fix* | m_shrink* | m_set | m_pshrink) return 0 ;; esac; return 1; }
+UNFARM_BASE=${UNFARM_BASE:-}
+export S outs new dlopen unfarm UNFARM_BASE
 now() { date +%s.%N; }
 
 echo "load before: $(uptime)"
@@ -118,11 +131,17 @@ names = {
     "m_readelf": "readelf -d, one process (floor)",
     "m_check": "unfarm check",
     "m_dry": "unfarm fix --dry-run",
+    "m_fix_base": "base: unfarm fix (default)",
+    "m_shrink_base": "base: unfarm fix --shrink --dlopen ...",
+    "m_check_base": "base: unfarm check",
+    "m_dry_base": "base: unfarm fix --dry-run",
 }
 base = statistics.median(t for t, _ in rows["m_fix"])
 print(f"\n| method | median wall s | runs (s) | vs unfarm fix | peak RSS MiB |")
 print("|---|---|---|---|---|")
 for m, name in names.items():
+    if m not in rows:
+        continue
     ts = [t for t, _ in rows[m]]
     med = statistics.median(ts)
     rss = max(r for _, r in rows[m]) / 1024

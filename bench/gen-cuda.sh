@@ -9,6 +9,8 @@
 # of the twelve and with RUNPATH = the farm's lib: every file grows when
 # fixed, in the default mode (twelve dirs) and with --shrink (its three
 # plus the declared dlopen names).
+# The largest library of each package dlopen()s libcupti and libnvrtc by
+# name (as xla_extension and the CUDA plugin do).
 # Writes DIR/outputs (the two package outputs), DIR/new-rpath (the twelve
 # real dirs, for the patchelf loop) and DIR/dlopen-args.
 # Usage: bench/gen-cuda.sh DIR
@@ -59,6 +61,18 @@ extern const unsigned char blob_$i[];
 int dep_$a(void); int dep_$b(void); int dep_$c(void);
 int ${name}_init(void) { return blob_$i[0] + dep_$a() + dep_$b() + dep_$c(); }
 EOF
+    # The largest library of each package loads two CUDA libraries with
+    # dlopen() by name, as xla_extension and the CUDA plugin do: their
+    # .rodata is scanned for soname literals (the others import no dlopen,
+    # so no lookup by name searches their RUNPATH).
+    dl=""
+    if [ "$i" = 0 ] || [ "$i" = 25 ]; then
+        cat >>"$src/$name.c" <<EOF
+#include <dlfcn.h>
+int ${name}_load(void) { return !dlopen("libcupti.so.12", RTLD_LAZY) + !dlopen("libnvrtc.so.12", RTLD_LAZY); }
+EOF
+        dl=-ldl
+    fi
     cat >"$src/$name.S" <<EOF
     .section .rodata
     .globl blob_$i
@@ -72,7 +86,7 @@ EOF
     for d in $a $b $c; do libs="$libs -l:lib$d.so.12"; done
     # shellcheck disable=SC2086
     gcc -shared -fPIC -o "$dest/$name.so" "$src/$name.c" "$src/$name.S" \
-        -L"$farm/lib" -Wl,--no-as-needed $libs -Wl,--enable-new-dtags -Wl,-rpath,"$farm/lib"
+        -L"$farm/lib" -Wl,--no-as-needed $libs $dl -Wl,--enable-new-dtags -Wl,-rpath,"$farm/lib"
     i=$((i + 1))
 done
 rm -rf "$src"

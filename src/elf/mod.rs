@@ -252,6 +252,19 @@ impl ElfFacts {
         tag == SearchPathTag::Runpath || self.runpath.is_none()
     }
 
+    /// Whether a soname literal in this object's read-only data can be
+    /// looked up through this object's own search list, so that it is worth
+    /// scanning for (a dlopen hint). glibc's `dlopen` searches the
+    /// DT_RUNPATH of the calling object only (dl-load.c, `_dl_map_object`:
+    /// the caller's map is the loader), so an object that imports neither
+    /// `dlopen` nor `dlmopen` lends its DT_RUNPATH to no lookup by name. A
+    /// DT_RPATH is also searched for calls made by the objects it loads (and
+    /// an executable's by every object without DT_RUNPATH), where a literal
+    /// of this object may be the name: such an object's literals count.
+    pub fn literals_searched(&self) -> bool {
+        self.imports_dlopen || (self.runpath.is_none() && self.rpath.is_some())
+    }
+
     /// The string of `tag`, when the object has that entry.
     pub fn search_path(&self, tag: SearchPathTag) -> Option<&String> {
         match tag {

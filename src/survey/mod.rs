@@ -201,7 +201,7 @@ fn read_file(e: &walk::Entry, opts: &SurveyOptions) -> Read {
     };
     let read = (|| {
         let facts = b.facts()?;
-        let hints = if opts.hints && facts.dynamic {
+        let hints = if opts.hints && facts.dynamic && facts.literals_searched() {
             b.hints().unwrap_or_default()
         } else {
             Vec::new()
@@ -391,7 +391,7 @@ fn inherited_needs(
 fn facts_and_needs(path: &Path, opts: &SurveyOptions) -> Option<(ElfFacts, Vec<String>)> {
     let b = elf::FileBytes::open_elf(path, None, elf::Use::All).ok()??;
     let facts = b.facts().ok()?;
-    let hints = if opts.hints {
+    let hints = if opts.hints && facts.literals_searched() {
         b.hints().unwrap_or_default()
     } else {
         Vec::new()

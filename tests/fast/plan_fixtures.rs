@@ -561,6 +561,69 @@ fn dlopen_only_library_via_literal_and_declared_soname() {
     );
 }
 
+/// A library that `dlopen()`s whatever name its caller hands it; no search
+/// list of its own.
+const LOADER_SOURCE: &str = r#"#include <dlfcn.h>
+int load(const char *name, const char *sym) {
+  void *h = dlopen(name, RTLD_NOW);
+  if (!h) return -1000;
+  int (*f)(void) = (int (*)(void))dlsym(h, sym);
+  return f ? f() : -2000;
+}
+"#;
+
+/// A soname literal is a dlopen need of the object holding it only where
+/// that object's own list can serve it. glibc's dlopen searches the caller's
+/// DT_RUNPATH, so a RUNPATH program that does not import dlopen and hands
+/// the name to a library that does gets nothing from its RUNPATH (the real
+/// loader fails that dlopen before and after), and `--shrink` drops the dir
+/// the literal names. With DT_RPATH the same literal keeps its dir: the
+/// loader searches the executable's RPATH for that library's dlopen, and the
+/// program loads libbaz before and after.
+#[test]
+fn soname_literal_counts_only_where_the_search_list_serves_it() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let l = libs(&store);
+    let farm = store.farm("env-farm", &[&l.foo_out, &l.baz_out], LinkStyle::Absolute);
+    let fl = farm.join("lib");
+    let loader = store.output("loader-1.0-lib").join("lib");
+    Cc::gcc()
+        .arg("-ldl")
+        .shared_lib(&loader, "loader", "1", LOADER_SOURCE);
+    let src = r#"#include <stdio.h>
+int foo(void); int load(const char *name, const char *sym);
+int main(void) { printf("%d\n", foo() + load("libbaz.so.3", "baz")); return 0; }
+"#;
+    let baz = lib_dir(&l.baz_out);
+    for (dtags, tag, prints, keeps_baz) in [
+        (Dtags::Runpath, "RUNPATH", "-960", false),
+        (Dtags::Rpath, "RPATH", "47", true),
+    ] {
+        let out = store.output(&format!("app-{}-1.0", tag.to_lowercase()));
+        let exe = Cc::gcc()
+            .link_dir(&fl)
+            .lib(":libfoo.so.1")
+            .link_dir(&loader)
+            .lib(":libloader.so.1")
+            .dtags(dtags)
+            .search(&fl)
+            .search(&loader)
+            .executable(&out.join("bin/app"), src);
+        assert_eq!(common::run(&exe, &[]).stdout.trim(), prints, "{tag} before");
+        let p = plan(&store, &["--shrink"], &[&out], &exe);
+        assert_eq!(p["tag"], tag, "{p:#}");
+        let new = p["new"].as_str().unwrap_or_default();
+        assert_eq!(new.split(':').any(|e| e == baz), keeps_baz, "{tag}: {p:#}");
+        store
+            .unfarm(args(&["fix", "--shrink"], &[], &[&out]))
+            .success();
+        assert_eq!(common::run(&exe, &[]).stdout.trim(), prints, "{tag} after");
+        let after = common::readelf_dynamic(&exe, tag).unwrap_or_default();
+        assert!(!after.contains("env-farm"), "{tag} after: {after}");
+    }
+}
+
 #[test]
 fn stub_dir_dropped_driver_dir_first() {
     common::require_tools(TOOLS);

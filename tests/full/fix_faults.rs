@@ -432,6 +432,124 @@ fn killed_between_any_two_steps_of_a_grow_is_redone_byte_identical() {
     assert!(kinds.len() >= 4, "{kinds:?}");
 }
 
+/// Persist part of `writes`, as a disk that lost power part way through a
+/// step can: each write is cut at 512-byte sector boundaries and `keep`
+/// picks the pieces (by index among all of them) that reached the platter.
+fn persist_part(p: &Path, writes: &[(u64, Vec<u8>)], keep: impl Fn(usize) -> bool) {
+    use std::os::unix::fs::FileExt;
+    const SECTOR: u64 = 512;
+    let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+    let mut i = 0;
+    for (off, bytes) in writes {
+        let (mut at, end) = (*off, off + bytes.len() as u64);
+        while at < end {
+            let next = ((at / SECTOR + 1) * SECTOR).min(end);
+            if keep(i) {
+                let r = (at - off) as usize..(next - off) as usize;
+                f.write_all_at(&bytes[r], at).unwrap();
+            }
+            i += 1;
+            at = next;
+        }
+    }
+}
+
+/// A power loss part way through any step of an in-place grow (each step is
+/// durable before the next begins, so only the step in flight can be
+/// partial, torn at sector boundaries), or while the journal was written:
+/// the next `fix` rolls the file back from the journal (or, for a torn
+/// journal, leaves the untouched file alone) and redoes the edit,
+/// byte-identical to an uninterrupted run.
+#[test]
+fn power_loss_part_way_through_any_step_is_redone_byte_identical() {
+    use unfarm::fix::atomic::{Durability, HardLinks, Staged};
+    let w = world();
+    let fixed = w.fixed_bytes();
+    let new_runpath = unfarm::elf::parse_facts(&fixed[..])
+        .unwrap()
+        .runpath
+        .unwrap();
+    let req = unfarm::edit::EditRequest {
+        tag: unfarm::edit::SearchPathTag::Runpath,
+        new_value: &new_runpath,
+        scrub: &[],
+        drop_ldcache_note: true,
+    };
+    let edit = unfarm::edit::plan_edit(&w.prog[..], w.prog.len() as u64, &req).unwrap();
+    assert!(edit.grew);
+    // Which sector pieces of the step in flight persisted.
+    type Keep = fn(usize) -> bool;
+    let tears: [(&str, Keep); 3] = [
+        ("the first sector only", |i| i == 0),
+        ("all but the first sector", |i| i != 0),
+        ("every other sector", |i| i % 2 == 0),
+    ];
+    let mut torn_steps = 0;
+    // Steps, then a torn journal (no step begun).
+    for k in 0.. {
+        let mut done = false;
+        for (t, (how, keep)) in tears.iter().enumerate() {
+            let out = w.app(&format!("app-{k}-{t}"), 1);
+            let p = out.join("bin/p000");
+            let Staged::Patching(mut pending) = unfarm::fix::atomic::stage(
+                &p,
+                &edit,
+                HardLinks::EditShared,
+                Durability::Batch,
+                |_| Ok(()),
+            )
+            .unwrap() else {
+                panic!("a grow is written in place");
+            };
+            for _ in 0..k {
+                pending.step(Durability::Batch).unwrap();
+            }
+            let Some(next) = pending.next_step() else {
+                done = true;
+                break;
+            };
+            let writes = pending.next_writes().to_vec();
+            pending.interrupt();
+            let j = journal_of(&p).unwrap();
+            if k == 0 && t == 0 {
+                // Torn while the journal was written: the block holding the
+                // start of the first range's old bytes (after the 104 bytes
+                // of header, count, offset and length) never reached the
+                // disk and reads as zeros. The file is untouched.
+                let mut jb = std::fs::read(&j).unwrap();
+                let lost = 104..(104 + 64).min(jb.len() - 16);
+                assert!(
+                    jb[lost.clone()].iter().any(|&b| b != 0),
+                    "a tear that matters"
+                );
+                jb[lost].fill(0);
+                std::fs::write(&j, jb).unwrap();
+                assert_eq!(std::fs::read(&p).unwrap(), w.prog, "nothing written yet");
+            } else {
+                persist_part(&p, &writes, keep);
+                torn_steps += usize::from(!writes.is_empty());
+            }
+            let dead = j
+                .to_str()
+                .unwrap()
+                .replace(&format!("-{}-", std::process::id()), "-2147483646-");
+            std::fs::rename(&j, &dead).unwrap();
+            let r = w.fix(&[], &[&out]);
+            assert_eq!(r.code, Some(0), "power lost in {next:?}, {how}: {r:#?}");
+            assert!(
+                std::fs::read(&p).unwrap() == fixed,
+                "power lost in {next:?}, {how}: not byte-identical"
+            );
+            assert!(temps(&out).is_empty(), "{next:?}, {how}: {:?}", temps(&out));
+            runs(&p);
+        }
+        if done {
+            break;
+        }
+    }
+    assert!(torn_steps >= 6, "{torn_steps} torn steps");
+}
+
 /// A temp file of a killed run (a pid that no longer exists) is removed by
 /// the next `fix` in that directory, and is not itself treated as an object.
 #[test]

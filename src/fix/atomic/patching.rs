@@ -21,11 +21,22 @@
 //!    reads;
 //! 5. the journal is removed.
 //!
-//! A SIGKILL or a power loss at any point leaves the journal and a file
-//! that loads as the old or the new object; the next `unfarm fix` finds
-//! the journal first and rolls the file back to its exact old bytes,
-//! length and times (see [`recover_journal`]), then edits it as if for the
-//! first time: the result is byte-identical to an uninterrupted run.
+//! What an interruption leaves:
+//! - a **SIGKILL**: the journal, the steps before the kill whole, and the
+//!   step in flight whole or not begun (each write of a step is one
+//!   `pwrite`; the kernel may cut one short only at a page boundary, which
+//!   the switch writes do not cross in practice): the file loads as the old
+//!   or the new object;
+//! - a **power loss**: the journal (it is durable before the first step;
+//!   one torn while being written fails its checksum and is dropped, the
+//!   file being untouched), the steps before the one in flight, and that
+//!   step possibly in part, torn at sector boundaries: a torn switch write
+//!   may leave a file that loads as neither object until the next run.
+//!
+//! Either way the next `unfarm fix` finds the journal first and rolls the
+//! file back to its exact old bytes, length and times (see
+//! [`recover_journal`]), then edits it as if for the first time: the result
+//! is byte-identical to an uninterrupted run.
 
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Write};
@@ -204,6 +215,13 @@ impl PendingPatch {
     /// The kind of the next step, `None` once done.
     pub fn next_step(&self) -> Option<StepKind> {
         self.steps.get(self.next).map(|s| s.kind)
+    }
+
+    /// What the next step writes: (offset, bytes) ranges, one `pwrite`
+    /// each. Fault tests persist part of them to model a power loss in the
+    /// middle of the step.
+    pub fn next_writes(&self) -> &[(u64, Vec<u8>)] {
+        self.steps.get(self.next).map_or(&[], |s| &s.writes)
     }
 
     pub(super) fn write_journal(&mut self, durability: Durability) -> Result<(), AtomicError> {
@@ -389,8 +407,26 @@ fn sync_dir(path: &Path) {
 }
 
 const JOURNAL_SUFFIX: &str = "-journal";
-const MAGIC: &[u8; 16] = b"unfarm-journal1\n";
+/// A journal with a checksum before its trailer (written since the format
+/// had one).
+const MAGIC: &[u8; 16] = b"unfarm-journal2\n";
+/// A journal without a checksum, as earlier versions wrote it; still rolled
+/// back, so a file they left part way is not stranded.
+const MAGIC_V1: &[u8; 16] = b"unfarm-journal1\n";
 const TRAILER: &[u8; 4] = b"end\n";
+
+/// FNV-1a over the journal's body: a power loss while the journal was
+/// being written can persist some of its blocks and not others (a torn
+/// journal with the right length and ends). The file is not touched until
+/// the journal is durable, so a journal that fails this check is dropped,
+/// never applied: applying it would write its missing blocks' zeros over
+/// the old bytes.
+fn checksum(body: &[u8]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0100_0000_01b3;
+    body.iter()
+        .fold(OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+}
 
 /// `.NAME.unfarm-tmp-PID-journal` beside `path`.
 fn journal_path(path: &Path) -> Option<PathBuf> {
@@ -432,14 +468,24 @@ impl Journal {
             v.extend_from_slice(&(b.len() as u64).to_le_bytes());
             v.extend_from_slice(b);
         }
+        let sum = checksum(&v[MAGIC.len()..]);
+        v.extend_from_slice(&sum.to_le_bytes());
         v.extend_from_slice(TRAILER);
         v
     }
 
-    /// `None` for anything but a complete journal (a run killed while
-    /// writing it had not touched the file yet).
+    /// `None` for anything but a complete journal (a run killed, or a
+    /// machine that lost power, while writing it had not touched the file
+    /// yet).
     fn decode(b: &[u8]) -> Option<Journal> {
-        let mut rest = b.strip_prefix(MAGIC)?.strip_suffix(TRAILER)?;
+        let body = b.strip_suffix(TRAILER)?;
+        let mut rest = match body.strip_prefix(MAGIC) {
+            Some(v2) => {
+                let (rest, sum) = v2.split_last_chunk::<8>()?;
+                (checksum(rest) == u64::from_le_bytes(*sum)).then_some(rest)?
+            }
+            None => body.strip_prefix(MAGIC_V1)?,
+        };
         fn u(rest: &mut &[u8]) -> Option<u64> {
             let (h, t) = rest.split_first_chunk::<8>()?;
             *rest = t;
@@ -550,6 +596,45 @@ mod tests {
         for cut in [0, 10, 60, b.len() - 5, b.len() - 1] {
             assert_eq!(Journal::decode(&b[..cut]), None, "cut at {cut}");
         }
+    }
+
+    /// A power loss while the journal was written can persist its first
+    /// and last blocks but not one between: same length, right ends, zeros
+    /// inside. Applied, its zeros would overwrite the old bytes.
+    #[test]
+    fn a_journal_torn_inside_is_refused() {
+        let j = Journal {
+            dev: 1,
+            ino: 2,
+            old_len: 100,
+            new_len: 9000,
+            times: [1, 0, 1, 0],
+            undo: vec![(64, vec![0xaa; 600]), (4096, vec![0x55; 700])],
+        };
+        let b = j.encode();
+        for at in [100, 512, 700, b.len() - 20] {
+            let mut torn = b.clone();
+            torn[at..at + 8].fill(0);
+            assert_eq!(Journal::decode(&torn), None, "zeros at {at}");
+        }
+    }
+
+    /// A journal an earlier version wrote (no checksum) is still rolled
+    /// back.
+    #[test]
+    fn a_version_1_journal_still_decodes() {
+        let j = Journal {
+            dev: 3,
+            ino: 4,
+            old_len: 10,
+            new_len: 20,
+            times: [5, 6, 7, 8],
+            undo: vec![(0, vec![1, 2])],
+        };
+        let v2 = j.encode();
+        let body = &v2[MAGIC.len()..v2.len() - TRAILER.len() - 8];
+        let v1 = [&MAGIC_V1[..], body, TRAILER].concat();
+        assert_eq!(Journal::decode(&v1), Some(j));
     }
 
     #[test]
