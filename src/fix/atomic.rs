@@ -27,7 +27,6 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::edit::{ElfEdit, Patch};
@@ -255,12 +254,7 @@ pub(crate) fn sync_filesystems<'a>(
             continue;
         }
         let d = File::open(dir).map_err(io_err(dir, "cannot open directory to sync"))?;
-        // SAFETY: the fd is open for the duration of the call.
-        if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
-            return Err(io_err(dir, "cannot sync filesystem")(
-                io::Error::last_os_error(),
-            ));
-        }
+        rustix::fs::syncfs(&d).map_err(|e| io_err(dir, "cannot sync filesystem")(e.into()))?;
     }
     Ok(())
 }
@@ -450,7 +444,7 @@ impl OpenFile {
             Err(e)
                 if !shared
                     && ((e.raw_os_error() == Some(libc::EACCES)
-                        && self.meta.uid() == unsafe_geteuid())
+                        && self.meta.uid() == geteuid())
                         || (e.raw_os_error() == Some(libc::ETXTBSY)
                             && edit.single_in_place().is_none())) =>
             {
@@ -569,7 +563,7 @@ impl OpenFile {
     fn copy_owner_mode_xattrs(&self, out: &File) -> Result<(), AtomicError> {
         let terr = |what| io_err(&self.path, what);
         // A new file is ours; only root can (and must) hand it back.
-        if unsafe_geteuid() == 0 {
+        if geteuid() == 0 {
             let have = out
                 .metadata()
                 .map(|m| (m.uid(), m.gid()))
@@ -641,67 +635,54 @@ fn write_image(path: &Path, out: &mut File, image: &[u8]) -> Result<(), AtomicEr
 /// Copy every extended attribute of `from` to `to`. Namespaces only root
 /// may write (`trusted.`, `security.`) are skipped when we may not.
 fn copy_xattrs(from: &File, to: &File) -> io::Result<()> {
-    let names = xattr_call(|buf, len| {
-        // SAFETY: the fd is open; `buf` has room for `len` bytes (or is null
-        // with `len` 0, which asks for the size).
-        unsafe { libc::flistxattr(from.as_raw_fd(), buf.cast(), len) }
-    })?;
+    use rustix::fs::{fgetxattr, fgetxattr_query, flistxattr, flistxattr_query};
+    let names = xattr_call(|| flistxattr_query(from), |buf| flistxattr(from, buf))?;
     for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        let cname = std::ffi::CString::new(name).map_err(io::Error::other)?;
-        let value = xattr_call(|buf, len| {
-            // SAFETY: as above; `cname` is NUL-terminated.
-            unsafe { libc::fgetxattr(from.as_raw_fd(), cname.as_ptr(), buf.cast(), len) }
-        })?;
-        // SAFETY: the fd is open; name and value are valid for the call.
-        let r = unsafe {
-            libc::fsetxattr(
-                to.as_raw_fd(),
-                cname.as_ptr(),
-                value.as_ptr().cast(),
-                value.len(),
-                0,
-            )
-        };
-        if r != 0 {
-            let e = io::Error::last_os_error();
+        let value = xattr_call(
+            || fgetxattr_query(from, name),
+            |buf| fgetxattr(from, name, buf),
+        )?;
+        if let Err(e) = rustix::fs::fsetxattr(to, name, &value, rustix::fs::XattrFlags::empty()) {
             let privileged = !name.starts_with(b"user.") && !name.starts_with(b"system.");
-            if !(privileged && e.raw_os_error() == Some(libc::EPERM)) {
-                return Err(e);
+            if !(privileged && e == rustix::io::Errno::PERM) {
+                return Err(e.into());
             }
         }
     }
     Ok(())
 }
 
-/// Call a size-then-fill xattr syscall until the buffer is big enough
-/// (an attribute may grow between the two calls). ENOTSUP: none.
-fn xattr_call(mut call: impl FnMut(*mut u8, usize) -> isize) -> io::Result<Vec<u8>> {
+/// Ask an xattr call for its size, then fill a buffer that big, again
+/// while it comes back too small (an attribute may grow between the two
+/// calls). ENOTSUP: none.
+fn xattr_call(
+    query: impl Fn() -> rustix::io::Result<usize>,
+    fill: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+) -> io::Result<Vec<u8>> {
+    use rustix::io::Errno;
     loop {
-        let n = call(std::ptr::null_mut(), 0);
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::ENOTSUP) => Ok(Vec::new()),
-                _ => Err(e),
-            };
+        let n = match query() {
+            Ok(n) => n,
+            Err(Errno::NOTSUP) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            return Ok(Vec::new());
         }
-        let mut buf = vec![0u8; n as usize];
-        let got = call(buf.as_mut_ptr(), buf.len());
-        if got >= 0 {
-            buf.truncate(got as usize);
-            return Ok(buf);
-        }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::ERANGE) {
-            return Err(e);
+        let mut buf = vec![0u8; n];
+        match fill(&mut buf) {
+            Ok(got) => {
+                buf.truncate(got);
+                return Ok(buf);
+            }
+            Err(Errno::RANGE) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
 }
 
-fn unsafe_geteuid() -> u32 {
-    static EUID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    *EUID.get_or_init(|| unsafe { libc::geteuid() })
+fn geteuid() -> u32 {
+    rustix::process::geteuid().as_raw()
 }
 
 /// Removes the temporary file unless disarmed (after a successful rename).
@@ -731,45 +712,29 @@ fn temp_path(path: &Path, attempt: u32) -> Option<PathBuf> {
 use std::os::unix::fs::PermissionsExt;
 
 fn set_times(f: &File, meta: &std::fs::Metadata) -> io::Result<()> {
-    let ts = [
-        libc::timespec {
-            tv_sec: meta.atime(),
-            tv_nsec: meta.atime_nsec(),
-        },
-        libc::timespec {
-            tv_sec: meta.mtime(),
-            tv_nsec: meta.mtime_nsec(),
-        },
-    ];
-    // SAFETY: fd is open for the duration of the call; ts points to two
-    // valid timespecs as futimens requires.
-    let r = unsafe { libc::futimens(f.as_raw_fd(), ts.as_ptr()) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    f.set_times(
+        std::fs::FileTimes::new()
+            .set_accessed(meta.accessed()?)
+            .set_modified(meta.modified()?),
+    )
 }
 
 fn process_exists(pid: i32) -> bool {
-    // SAFETY: kill with signal 0 only checks that the process exists.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    rustix::process::Pid::from_raw(pid).is_some_and(|p| {
+        matches!(
+            rustix::process::test_kill_process(p),
+            Ok(()) | Err(rustix::io::Errno::PERM)
+        )
+    })
 }
 
 /// Whether `f` lies on overlayfs.
 fn on_overlayfs(f: &File) -> bool {
-    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: the fd is open; fstatfs fills `st` when it returns 0.
-    if unsafe { libc::fstatfs(f.as_raw_fd(), st.as_mut_ptr()) } != 0 {
-        return false;
-    }
-    // SAFETY: initialised by the successful call above.
-    let st = unsafe { st.assume_init() };
-    // `f_type` and the constant have different widths on different targets.
+    /// `OVERLAYFS_SUPER_MAGIC` from linux/magic.h.
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+    // `f_type`'s width differs between targets.
     #[allow(clippy::unnecessary_cast)]
-    let overlay = st.f_type as i64 == libc::OVERLAYFS_SUPER_MAGIC as i64;
-    overlay
+    rustix::fs::fstatfs(f).is_ok_and(|st| st.f_type as i64 == OVERLAYFS_SUPER_MAGIC)
 }
 
 /// Whether `path` (now `now`) differs from the file read (`meta`); the change
@@ -1037,7 +1002,7 @@ mod tests {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o444)).unwrap();
         let m = apply(&p, &small(before.len() as u64), HardLinks::Refuse, ok).unwrap();
         // Root may open a read-only file for writing; anyone else copies.
-        let expect = if unsafe_geteuid() == 0 {
+        let expect = if geteuid() == 0 {
             Method::InPlace { links: 1 }
         } else {
             Method::Replaced
@@ -1203,9 +1168,14 @@ mod tests {
     fn fifo_is_refused_without_blocking() {
         let d = tempfile::tempdir().unwrap();
         let fifo = d.path().join("libfifo.so");
-        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
         let r = OpenFile::open(&fifo);
         assert!(matches!(r, Err(AtomicError::NotRegular(_))), "{r:?}");
     }

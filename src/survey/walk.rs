@@ -361,8 +361,14 @@ mod tests {
             ]
         );
         let fifo = r.join("bin/fifo");
-        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
         assert!(matches!(walk_nar(&r), Err(NarWalkError::Unsupported { path }) if path == fifo));
         assert!(matches!(
             walk_nar(&t.path().join("missing")),

@@ -559,20 +559,21 @@ fn roll_back_file(j: &Journal, target: &Path) -> io::Result<Recovery> {
         f.write_all_at(b, *o)?;
     }
     f.set_len(j.old_len)?;
-    let ts = [
-        libc::timespec {
-            tv_sec: j.times[0],
-            tv_nsec: j.times[1],
-        },
-        libc::timespec {
-            tv_sec: j.times[2],
-            tv_nsec: j.times[3],
-        },
-    ];
-    // SAFETY: the fd is open; `ts` is two valid timespecs.
-    if unsafe { libc::futimens(std::os::unix::io::AsRawFd::as_raw_fd(&f), ts.as_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // A timespec: whole seconds (maybe before the epoch) plus nanoseconds.
+    let at = |secs: i64, nanos: i64| {
+        let whole = std::time::Duration::from_secs(secs.unsigned_abs());
+        let base = if secs >= 0 {
+            std::time::UNIX_EPOCH + whole
+        } else {
+            std::time::UNIX_EPOCH - whole
+        };
+        base + std::time::Duration::from_nanos(nanos.clamp(0, 999_999_999) as u64)
+    };
+    f.set_times(
+        std::fs::FileTimes::new()
+            .set_accessed(at(j.times[0], j.times[1]))
+            .set_modified(at(j.times[2], j.times[3])),
+    )?;
     f.sync_all()?;
     Ok(Recovery::RolledBack)
 }
