@@ -202,6 +202,35 @@ pub struct ElfFacts {
     pub rpath_offset: Option<u64>,
 }
 
+#[cfg(test)]
+impl ElfFacts {
+    /// A dynamically linked x86-64 object with nothing else set, for unit
+    /// tests to fill in.
+    pub(crate) fn test_object(object_type: ObjectType) -> ElfFacts {
+        ElfFacts {
+            ident: ElfIdent {
+                class: Class::Elf64,
+                data: ByteOrder::Little,
+                machine: 62,
+                osabi: 0,
+            },
+            object_type,
+            dynamic: true,
+            interpreter: None,
+            needed: Vec::new(),
+            runpath: None,
+            rpath: None,
+            soname: None,
+            nodeflib: false,
+            dlopen_notes: Vec::new(),
+            imports_dlopen: false,
+            has_section_headers: true,
+            runpath_offset: None,
+            rpath_offset: None,
+        }
+    }
+}
+
 /// Which search-path entry of the dynamic section: DT_RUNPATH or DT_RPATH.
 /// A rewrite never changes it (the two have different lookup semantics);
 /// planner, editor and checks share this one type.

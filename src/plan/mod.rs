@@ -652,32 +652,15 @@ fn resolve_needs(ctx: &ListContext) -> Vec<NeedPlan> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::elf::{ByteOrder, Class, ElfIdent, ObjectType};
+    use crate::elf::ObjectType;
 
     /// The planner is pure: a relative entry is read against the working
     /// dir the caller passes in (`/` when none), never the process's own.
     #[test]
     fn relative_entries_use_the_cwd_passed_in() {
         let facts = ElfFacts {
-            ident: ElfIdent {
-                class: Class::Elf64,
-                data: ByteOrder::Little,
-                machine: 62,
-                osabi: 0,
-            },
-            object_type: ObjectType::Dyn,
-            dynamic: true,
-            interpreter: None,
-            needed: Vec::new(),
             runpath: Some("lib".into()),
-            rpath: None,
-            soname: None,
-            nodeflib: false,
-            dlopen_notes: Vec::new(),
-            imports_dlopen: false,
-            has_section_headers: true,
-            runpath_offset: None,
-            rpath_offset: None,
+            ..ElfFacts::test_object(ObjectType::Dyn)
         };
         let obj = Path::new("/nix/store/x/bin/p");
         let mut opts = PlanOptions::default();

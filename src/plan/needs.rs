@@ -155,24 +155,12 @@ pub fn parse_dlopen_file(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::elf::{ByteOrder, Class, DlopenNote, ElfIdent, ObjectType};
+    use crate::elf::{DlopenNote, ObjectType};
 
     fn facts() -> ElfFacts {
         ElfFacts {
-            ident: ElfIdent {
-                class: Class::Elf64,
-                data: ByteOrder::Little,
-                machine: 62,
-                osabi: 0,
-            },
-            object_type: ObjectType::Dyn,
-            dynamic: true,
-            interpreter: None,
             needed: vec!["libc.so.6".into(), "libfoo.so.1".into()],
-            runpath: None,
-            rpath: None,
             soname: Some("libself.so.1".into()),
-            nodeflib: false,
             dlopen_notes: vec![DlopenNote {
                 soname: vec!["libcuda.so.1".into(), "libfoo.so.1".into()],
                 feature: None,
@@ -180,9 +168,7 @@ mod tests {
                 priority: Some("required".into()),
             }],
             imports_dlopen: true,
-            has_section_headers: true,
-            runpath_offset: None,
-            rpath_offset: None,
+            ..ElfFacts::test_object(ObjectType::Dyn)
         }
     }
 
