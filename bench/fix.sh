@@ -16,7 +16,8 @@
 # Each timing is the best of 5 on a freshly restored copy, page cache warm
 # (this VM's timings vary by 10-30% run to run).
 # Usage: bench/fix.sh [N=2000] [BIG_MIB=512]   (from the repo root; N=0
-# skips (a), BIG_MIB=0 skips (b) and (c))
+# skips (a), BIG_MIB=0 skips (b) and (c); UNFARM_BASE=BINARY adds another
+# build's fix to (a): bench/build-rev.sh REV builds one)
 # Needs: gcc, patchelf, strace, bc, python3 (JSON).
 set -eu
 n=${1:-2000}
@@ -73,6 +74,10 @@ t_unfarm=$(best restore "$unfarm" --store-dir "$S" fix --system $outs)
 # shellcheck disable=SC2086
 t_unfarm_nh=$(best restore "$unfarm" --store-dir "$S" fix --system --no-dlopen-hints $outs)
 t_unfarm_1=$(best restore env RAYON_NUM_THREADS=1 "$unfarm" --store-dir "$S" fix --system $outs)
+if [ -n "${UNFARM_BASE:-}" ]; then
+    # shellcheck disable=SC2086
+    t_base=$(best restore "$UNFARM_BASE" --store-dir "$S" fix --system $outs)
+fi
 t_set=$(best restore loop_set)
 t_shrink=$(best restore loop_shrink)
 # The unfarm result is right: check passes, programs run, a re-run is a no-op.
@@ -99,6 +104,9 @@ echo "|---|---|---|"
 echo "| unfarm fix (default: dlopen hints) | $t_unfarm | 1.0 |"
 echo "| unfarm fix --no-dlopen-hints | $t_unfarm_nh | $(ratio "$t_unfarm_nh" "$t_unfarm") |"
 echo "| unfarm fix, RAYON_NUM_THREADS=1 | $t_unfarm_1 | $(ratio "$t_unfarm_1" "$t_unfarm") |"
+if [ -n "${UNFARM_BASE:-}" ]; then
+    echo "| base: unfarm fix ($UNFARM_BASE) | $t_base | $(ratio "$t_base" "$t_unfarm") |"
+fi
 echo "| patchelf --set-rpath loop | $t_set | $(ratio "$t_set" "$t_unfarm") |"
 echo "| patchelf --shrink-rpath loop | $t_shrink | $(ratio "$t_shrink" "$t_unfarm") |"
 restore
