@@ -564,81 +564,20 @@ pub(crate) fn resolve_in(
         error: None,
         tried: Vec::new(),
     };
-    if name.contains('/') {
-        let p = if Path::new(name).is_absolute() {
-            PathBuf::from(name)
-        } else {
-            expand_entry(name, &req.origin(), cfg, &req.ident)
-        };
-        let sd = None;
-        take(
-            &mut out,
-            probe.probe(&p, &req.ident),
-            p,
-            sd,
-            Source::Default,
-            0,
-        );
-        return out;
-    }
-    let try_dir = |out: &mut NeedResolution, sd: &SearchDir| -> bool {
-        for sub in cfg
-            .hwcaps
-            .iter()
-            .map(|h| Some(format!("glibc-hwcaps/{h}")))
-            .chain(std::iter::once(None))
-        {
-            let dir = match &sub {
-                Some(s) => sd.dir.join(s),
-                None => sd.dir.clone(),
-            };
-            let p = dir.join(name);
-            if take(
-                out,
-                probe.probe(&p, &req.ident),
-                p,
-                Some(sd.clone()),
-                sd.source.clone(),
-                sd.index,
-            ) {
-                return true;
-            }
-        }
-        false
+    let l = Lookup {
+        name,
+        req,
+        cfg,
+        probe,
     };
-    for sd in dirs {
-        if try_dir(&mut out, sd) {
-            return out;
-        }
-    }
-    if req.nodeflib {
+    if name.contains('/') {
+        l.by_path(&mut out);
         return out;
     }
-    if let Some(cache) = &cfg.ld_so_cache {
-        for (i, path) in cache.lookup(name).enumerate() {
-            let sd = SearchDir {
-                source: Source::LdSoCache,
-                index: i,
-                text: path.display().to_string(),
-                dir: path.parent().map(Path::to_owned).unwrap_or_default(),
-            };
-            let cand = probe.probe(path, &req.ident);
-            // glibc matches cache entries by arch flags before opening; an
-            // entry for another arch is simply not a candidate.
-            if matches!(cand, Candidate::WrongArch { .. } | Candidate::Missing) {
-                continue;
-            }
-            if take(
-                &mut out,
-                cand,
-                path.to_owned(),
-                Some(sd),
-                Source::LdSoCache,
-                i,
-            ) {
-                return out;
-            }
-        }
+    // Each place says whether the search is over (found, or an error that
+    // stops it); `out` records every path tried.
+    if dirs.iter().any(|sd| l.in_dir(&mut out, sd)) || req.nodeflib || l.in_ld_so_cache(&mut out) {
+        return out;
     }
     for (index, d) in cfg.default_dirs.iter().enumerate() {
         let sd = SearchDir {
@@ -647,11 +586,86 @@ pub(crate) fn resolve_in(
             text: d.display().to_string(),
             dir: d.clone(),
         };
-        if try_dir(&mut out, &sd) {
-            return out;
+        if l.in_dir(&mut out, &sd) {
+            break;
         }
     }
     out
+}
+
+/// One need's lookup, in the order ld.so tries places.
+struct Lookup<'a> {
+    name: &'a str,
+    req: &'a Requester,
+    cfg: &'a LoaderConfig,
+    probe: &'a dyn Probe,
+}
+
+impl Lookup<'_> {
+    /// A name with a slash is a path: opened as it is (relative to the
+    /// working dir, `$ORIGIN` expanded), no search.
+    fn by_path(&self, out: &mut NeedResolution) {
+        let p = if Path::new(self.name).is_absolute() {
+            PathBuf::from(self.name)
+        } else {
+            expand_entry(self.name, &self.req.origin(), self.cfg, &self.req.ident)
+        };
+        take(
+            out,
+            self.probe.probe(&p, &self.req.ident),
+            p,
+            None,
+            Source::Default,
+            0,
+        );
+    }
+
+    /// One search dir, its `glibc-hwcaps` subdirs first; true when the
+    /// search is over.
+    fn in_dir(&self, out: &mut NeedResolution, sd: &SearchDir) -> bool {
+        let subs = self
+            .cfg
+            .hwcaps
+            .iter()
+            .map(|h| Some(format!("glibc-hwcaps/{h}")));
+        for sub in subs.chain(std::iter::once(None)) {
+            let dir = match &sub {
+                Some(s) => sd.dir.join(s),
+                None => sd.dir.clone(),
+            };
+            let p = dir.join(self.name);
+            let cand = self.probe.probe(&p, &self.req.ident);
+            if take(out, cand, p, Some(sd.clone()), sd.source.clone(), sd.index) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// `ld.so.cache`'s entries for the name; true when the search is over.
+    fn in_ld_so_cache(&self, out: &mut NeedResolution) -> bool {
+        let Some(cache) = &self.cfg.ld_so_cache else {
+            return false;
+        };
+        for (i, path) in cache.lookup(self.name).enumerate() {
+            let sd = SearchDir {
+                source: Source::LdSoCache,
+                index: i,
+                text: path.display().to_string(),
+                dir: path.parent().map(Path::to_owned).unwrap_or_default(),
+            };
+            let cand = self.probe.probe(path, &self.req.ident);
+            // glibc matches cache entries by arch flags before opening; an
+            // entry for another arch is simply not a candidate.
+            if matches!(cand, Candidate::WrongArch { .. } | Candidate::Missing) {
+                continue;
+            }
+            if take(out, cand, path.to_owned(), Some(sd), Source::LdSoCache, i) {
+                return true;
+            }
+        }
+        false
+    }
 }
 
 /// Record a candidate; true when the search is over (found or fatal).
