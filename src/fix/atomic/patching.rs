@@ -105,52 +105,14 @@ impl PendingPatch {
         if edit.new_len < old_len {
             return Err(AtomicError::Verify(p.into(), sizes(edit.new_len, old_len)));
         }
-        let mut by_kind: std::collections::BTreeMap<StepKind, Writes> = Default::default();
-        for patch in &edit.patches {
-            // A patch may run from the old file into the appended part.
-            let split = patch.offset.max(old_len).min(patch.end());
-            let inside = (split - patch.offset) as usize;
-            if inside > 0 {
-                let kind = kind_of(&ranges, patch.offset, split);
-                by_kind
-                    .entry(kind)
-                    .or_default()
-                    .push((patch.offset, patch.bytes[..inside].to_vec()));
-            }
-            if inside < patch.bytes.len() {
-                by_kind
-                    .entry(StepKind::Append)
-                    .or_default()
-                    .push((split, patch.bytes[inside..].to_vec()));
-            }
-        }
         let read_old = |off: u64, len: u64| -> Result<Vec<u8>, AtomicError> {
             let mut b = vec![0; len as usize];
             file.read_exact_at(&mut b, off)
                 .map_err(io_err(p, "cannot read"))?;
             Ok(b)
         };
-        // The switch writes: one contiguous `pwrite` each, the bytes between
-        // the patches as they are.
-        for kind in [
-            StepKind::ProgramHeaders,
-            StepKind::ElfHeader,
-            StepKind::Dynamic,
-        ] {
-            coalesce(&mut by_kind, kind, &read_old)?;
-        }
-        // Program headers and ELF header within a page: one write.
-        if let (Some(ph), Some(eh)) = (
-            by_kind.get(&StepKind::ProgramHeaders),
-            by_kind.get(&StepKind::ElfHeader),
-        ) && ph[0].0.max(eh[0].0) - ph[0].0.min(eh[0].0) < PAGE
-        {
-            let ph = by_kind
-                .remove(&StepKind::ProgramHeaders)
-                .unwrap_or_default();
-            by_kind.entry(StepKind::ElfHeader).or_default().extend(ph);
-            coalesce(&mut by_kind, StepKind::ElfHeader, &read_old)?;
-        }
+        let mut by_kind = writes_by_kind(edit, old_len, &ranges);
+        merge_switch_writes(&mut by_kind, &read_old)?;
         let mut undo = Vec::new();
         for (kind, ws) in &by_kind {
             if *kind != StepKind::Append {
@@ -159,23 +121,7 @@ impl PendingPatch {
                 }
             }
         }
-        let mut steps: Vec<Step> = by_kind
-            .into_iter()
-            .map(|(kind, writes)| Step { kind, writes })
-            .collect();
-        if edit.new_len > old_len && steps.first().is_none_or(|s| s.kind != StepKind::Append) {
-            steps.insert(
-                0,
-                Step {
-                    kind: StepKind::Append,
-                    writes: Vec::new(),
-                },
-            );
-        }
-        steps.push(Step {
-            kind: StepKind::Done,
-            writes: Vec::new(),
-        });
+        let steps = steps_of(by_kind, edit.new_len > old_len);
         Ok(PendingPatch {
             path,
             file,
@@ -362,10 +308,86 @@ impl Drop for PendingPatch {
 }
 
 type Writes = Vec<(u64, Vec<u8>)>;
+type ByKind = std::collections::BTreeMap<StepKind, Writes>;
+
+/// The edit's patches sorted into steps by what the loader reads there; a
+/// patch running from the old file into the appended part is cut in two.
+fn writes_by_kind(edit: &ElfEdit, old_len: u64, ranges: &LoaderRanges) -> ByKind {
+    let mut by_kind = ByKind::new();
+    for patch in &edit.patches {
+        let split = patch.offset.max(old_len).min(patch.end());
+        let inside = (split - patch.offset) as usize;
+        if inside > 0 {
+            let kind = kind_of(ranges, patch.offset, split);
+            by_kind
+                .entry(kind)
+                .or_default()
+                .push((patch.offset, patch.bytes[..inside].to_vec()));
+        }
+        if inside < patch.bytes.len() {
+            by_kind
+                .entry(StepKind::Append)
+                .or_default()
+                .push((split, patch.bytes[inside..].to_vec()));
+        }
+    }
+    by_kind
+}
+
+/// The switch writes become one contiguous `pwrite` each (the bytes between
+/// the patches as they are), and program headers plus ELF header one write
+/// when they lie within a page.
+fn merge_switch_writes(
+    by_kind: &mut ByKind,
+    read_old: &impl Fn(u64, u64) -> Result<Vec<u8>, AtomicError>,
+) -> Result<(), AtomicError> {
+    for kind in [
+        StepKind::ProgramHeaders,
+        StepKind::ElfHeader,
+        StepKind::Dynamic,
+    ] {
+        coalesce(by_kind, kind, read_old)?;
+    }
+    if let (Some(ph), Some(eh)) = (
+        by_kind.get(&StepKind::ProgramHeaders),
+        by_kind.get(&StepKind::ElfHeader),
+    ) && ph[0].0.max(eh[0].0) - ph[0].0.min(eh[0].0) < PAGE
+    {
+        let ph = by_kind
+            .remove(&StepKind::ProgramHeaders)
+            .unwrap_or_default();
+        by_kind.entry(StepKind::ElfHeader).or_default().extend(ph);
+        coalesce(by_kind, StepKind::ElfHeader, read_old)?;
+    }
+    Ok(())
+}
+
+/// The steps in order: an append step first whenever the file grows (the
+/// extension alone, if nothing is written past the old end), `Done` last.
+fn steps_of(by_kind: ByKind, grows: bool) -> Vec<Step> {
+    let mut steps: Vec<Step> = by_kind
+        .into_iter()
+        .map(|(kind, writes)| Step { kind, writes })
+        .collect();
+    if grows && steps.first().is_none_or(|s| s.kind != StepKind::Append) {
+        steps.insert(
+            0,
+            Step {
+                kind: StepKind::Append,
+                writes: Vec::new(),
+            },
+        );
+    }
+    steps.push(Step {
+        kind: StepKind::Done,
+        writes: Vec::new(),
+    });
+    steps
+}
 
 /// Merge the writes of `kind` into one, filling the gaps with `read_old`.
 fn coalesce(
-    by_kind: &mut std::collections::BTreeMap<StepKind, Writes>,
+    by_kind: &mut ByKind,
     kind: StepKind,
     read_old: &impl Fn(u64, u64) -> Result<Vec<u8>, AtomicError>,
 ) -> Result<(), AtomicError> {
