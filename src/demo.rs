@@ -163,153 +163,183 @@ pub fn build(root: &Path, compiler: &str) -> Result<Scenario, DemoError> {
         farm: sp("foo-cuda-farm"),
         app: sp("app-1.0"),
     };
-    let c = |name: &str, text: &str| -> Result<String, DemoError> {
-        let p = src.join(name);
+    let b = Builder { compiler, src };
+    b.foo(&s)?;
+    b.cudalike(&s)?;
+    b.farm(&s)?;
+    b.app(&s)?;
+    Ok(s)
+}
+
+/// The compiler and the dir the C sources go to.
+struct Builder<'a> {
+    compiler: &'a str,
+    src: PathBuf,
+}
+
+/// `p/rel`, created.
+fn subdir(p: &Path, rel: &str) -> Result<PathBuf, DemoError> {
+    let q = p.join(rel);
+    mkdir(&q)?;
+    Ok(q)
+}
+
+impl Builder<'_> {
+    /// Write the C source `name`; its path, for the compiler.
+    fn source(&self, name: &str, text: &str) -> Result<String, DemoError> {
+        let p = self.src.join(name);
         write(&p, text)?;
         Ok(p.to_string_lossy().into_owned())
-    };
-    let d = |p: &Path, rel: &str| -> Result<PathBuf, DemoError> {
-        let q = p.join(rel);
-        mkdir(&q)?;
-        Ok(q)
-    };
-
-    // foo: lib, dev (headers, linker name), static (archive).
-    let lib = d(&s.foo_lib, "lib")?;
-    let foo_c = c("foo.c", "int foo(void){return 40;}\n")?;
-    cc(
-        compiler,
-        &lib.join("libfoo.so.1.2.3"),
-        &["-shared", "-fPIC", "-Wl,-soname,libfoo.so.1", &foo_c],
-    )?;
-    symlink(Path::new("libfoo.so.1.2.3"), &lib.join("libfoo.so.1"))?;
-    let inc = d(&s.foo_dev, "include")?;
-    write(&inc.join("foo.h"), "int foo(void);\n")?;
-    pad(&inc.join("foo-big.h"))?;
-    symlink(
-        &lib.join("libfoo.so.1"),
-        &d(&s.foo_dev, "lib")?.join("libfoo.so"),
-    )?;
-    let st = d(&s.foo_static, "lib")?;
-    pad(&st.join("libfoo.a"))?;
-
-    // cudalike: a toolkit library, a library only dlopen()ed, a stub driver.
-    let clib = d(&s.cuda_lib, "lib")?;
-    let b_c = c("cublas.c", "int cublas(void){return 2;}\n")?;
-    cc(
-        compiler,
-        &clib.join("libcublas.so.12"),
-        &["-shared", "-fPIC", "-Wl,-soname,libcublas.so.12", &b_c],
-    )?;
-    let n_c = c("builtins.c", "int builtins(void){return 7;}\n")?;
-    cc(
-        compiler,
-        &clib.join("libnvrtc-builtins.so.12"),
-        &[
-            "-shared",
-            "-fPIC",
-            "-Wl,-soname,libnvrtc-builtins.so.12",
-            &n_c,
-        ],
-    )?;
-    let stubs = d(&s.cuda_stubs, "lib/stubs")?;
-    let cu_c = c("cuda.c", "int cuInit(int x){return 999;}\n")?;
-    cc(
-        compiler,
-        &stubs.join("libcuda.so"),
-        &["-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", &cu_c],
-    )?;
-    pad(&stubs.join("stub-data"))?;
-
-    // The farm: symlinks to every output, as symlinkJoin makes them.
-    let flib = d(&s.farm, "lib")?;
-    let fstubs = d(&s.farm, "lib/stubs")?;
-    let finc = d(&s.farm, "include")?;
-    for dir in [&lib, &s.foo_dev.join("lib"), &st, &clib] {
-        for e in std::fs::read_dir(dir).map_err(io(dir))? {
-            let e = e.map_err(io(dir))?;
-            symlink(&e.path(), &flib.join(e.file_name()))?;
-        }
     }
-    symlink(&stubs.join("libcuda.so"), &fstubs.join("libcuda.so"))?;
-    symlink(&stubs.join("stub-data"), &fstubs.join("stub-data"))?;
-    symlink(&inc.join("foo.h"), &finc.join("foo.h"))?;
-    symlink(&inc.join("foo-big.h"), &finc.join("foo-big.h"))?;
 
-    // The app, linked through the farm (and its stubs dir).
-    let f = s.farm.display().to_string();
-    let abin = d(&s.app, "bin")?;
-    let alib = d(&s.app, "lib")?;
-    let core_c = c(
-        "core.c",
-        "int foo(void);\nint core(void){return foo() + 1;}\n",
-    )?;
-    let rp_farm = format!("-Wl,-rpath,{f}/lib");
-    let rp_both = format!("-Wl,-rpath,{f}/lib:{f}/lib/stubs");
-    let lflag = format!("-L{f}/lib");
-    cc(
-        compiler,
-        &alib.join("libappcore.so"),
-        &[
-            "-shared",
-            "-fPIC",
-            "-Wl,-soname,libappcore.so",
-            &core_c,
-            &lflag,
-            "-lfoo",
-            "-Wl,--enable-new-dtags",
-            &rp_farm,
-        ],
-    )?;
-    let app_c = c(
-        "app.c",
-        "#include <stdio.h>\nint foo(void); int cublas(void);\n\
-         int main(void){ printf(\"app %d\\n\", foo() + cublas()); return foo() + cublas() == 42 ? 0 : 1; }\n",
-    )?;
-    cc(
-        compiler,
-        &abin.join("app"),
-        &[
-            &app_c,
-            &lflag,
-            "-lfoo",
-            "-l:libcublas.so.12",
-            "-Wl,--enable-new-dtags",
-            &rp_both,
-        ],
-    )?;
-    let dl_c = c(
-        "dl.c",
-        "#include <dlfcn.h>\n#include <stdio.h>\n\
-         int main(void){ void *h = dlopen(\"libnvrtc-builtins.so.12\", RTLD_NOW);\n\
-         if (!h) { printf(\"dlopen failed: %s\\n\", dlerror()); return 1; }\n\
-         int (*f)(void) = (int (*)(void))dlsym(h, \"builtins\");\n\
-         printf(\"dl %d\\n\", f()); return f() == 7 ? 0 : 1; }\n",
-    )?;
-    cc(
-        compiler,
-        &abin.join("dl"),
-        &[&dl_c, "-ldl", "-Wl,--enable-new-dtags", &rp_both],
-    )?;
-    let orig_c = c(
-        "orig.c",
-        "#include <stdio.h>\nint core(void);\n\
-         int main(void){ printf(\"orig %d\\n\", core()); return core() == 41 ? 0 : 1; }\n",
-    )?;
-    let lapp = format!("-L{}", alib.display());
-    let rp_orig = format!("-Wl,-rpath,$ORIGIN/../lib:{f}/lib");
-    cc(
-        compiler,
-        &abin.join("orig"),
-        &[
-            &orig_c,
-            &lapp,
-            "-lappcore",
-            "-Wl,--enable-new-dtags",
-            &rp_orig,
-        ],
-    )?;
-    Ok(s)
+    /// A shared library `out` with `soname` from the source `text`.
+    fn library(&self, out: &Path, soname: &str, name: &str, text: &str) -> Result<(), DemoError> {
+        let c = self.source(name, text)?;
+        let so = format!("-Wl,-soname,{soname}");
+        cc(self.compiler, out, &["-shared", "-fPIC", &so, &c])
+    }
+
+    /// foo: lib, dev (headers, linker name), static (archive).
+    fn foo(&self, s: &Scenario) -> Result<(), DemoError> {
+        let lib = subdir(&s.foo_lib, "lib")?;
+        self.library(
+            &lib.join("libfoo.so.1.2.3"),
+            "libfoo.so.1",
+            "foo.c",
+            "int foo(void){return 40;}\n",
+        )?;
+        symlink(Path::new("libfoo.so.1.2.3"), &lib.join("libfoo.so.1"))?;
+        let inc = subdir(&s.foo_dev, "include")?;
+        write(&inc.join("foo.h"), "int foo(void);\n")?;
+        pad(&inc.join("foo-big.h"))?;
+        symlink(
+            &lib.join("libfoo.so.1"),
+            &subdir(&s.foo_dev, "lib")?.join("libfoo.so"),
+        )?;
+        pad(&subdir(&s.foo_static, "lib")?.join("libfoo.a"))
+    }
+
+    /// cudalike: a toolkit library, a library only dlopen()ed, a stub driver.
+    fn cudalike(&self, s: &Scenario) -> Result<(), DemoError> {
+        let clib = subdir(&s.cuda_lib, "lib")?;
+        self.library(
+            &clib.join("libcublas.so.12"),
+            "libcublas.so.12",
+            "cublas.c",
+            "int cublas(void){return 2;}\n",
+        )?;
+        self.library(
+            &clib.join("libnvrtc-builtins.so.12"),
+            "libnvrtc-builtins.so.12",
+            "builtins.c",
+            "int builtins(void){return 7;}\n",
+        )?;
+        let stubs = subdir(&s.cuda_stubs, "lib/stubs")?;
+        self.library(
+            &stubs.join("libcuda.so"),
+            "libcuda.so.1",
+            "cuda.c",
+            "int cuInit(int x){return 999;}\n",
+        )?;
+        pad(&stubs.join("stub-data"))
+    }
+
+    /// The farm: symlinks to every output, as symlinkJoin makes them.
+    fn farm(&self, s: &Scenario) -> Result<(), DemoError> {
+        let flib = subdir(&s.farm, "lib")?;
+        let fstubs = subdir(&s.farm, "lib/stubs")?;
+        let finc = subdir(&s.farm, "include")?;
+        for dir in [
+            &s.foo_lib.join("lib"),
+            &s.foo_dev.join("lib"),
+            &s.foo_static.join("lib"),
+            &s.cuda_lib.join("lib"),
+        ] {
+            for e in std::fs::read_dir(dir).map_err(io(dir))? {
+                let e = e.map_err(io(dir))?;
+                symlink(&e.path(), &flib.join(e.file_name()))?;
+            }
+        }
+        let stubs = s.cuda_stubs.join("lib/stubs");
+        let inc = s.foo_dev.join("include");
+        symlink(&stubs.join("libcuda.so"), &fstubs.join("libcuda.so"))?;
+        symlink(&stubs.join("stub-data"), &fstubs.join("stub-data"))?;
+        symlink(&inc.join("foo.h"), &finc.join("foo.h"))?;
+        symlink(&inc.join("foo-big.h"), &finc.join("foo-big.h"))
+    }
+
+    /// The app, linked through the farm (and its stubs dir): a library, a
+    /// program using foo and cublas, one dlopen()ing a library by name, one
+    /// finding the app's library through `$ORIGIN`.
+    fn app(&self, s: &Scenario) -> Result<(), DemoError> {
+        let f = s.farm.display().to_string();
+        let abin = subdir(&s.app, "bin")?;
+        let alib = subdir(&s.app, "lib")?;
+        let core_c = self.source(
+            "core.c",
+            "int foo(void);\nint core(void){return foo() + 1;}\n",
+        )?;
+        let rp_farm = format!("-Wl,-rpath,{f}/lib");
+        let rp_both = format!("-Wl,-rpath,{f}/lib:{f}/lib/stubs");
+        let lflag = format!("-L{f}/lib");
+        let new_dtags = "-Wl,--enable-new-dtags";
+        cc(
+            self.compiler,
+            &alib.join("libappcore.so"),
+            &[
+                "-shared",
+                "-fPIC",
+                "-Wl,-soname,libappcore.so",
+                &core_c,
+                &lflag,
+                "-lfoo",
+                new_dtags,
+                &rp_farm,
+            ],
+        )?;
+        let app_c = self.source(
+            "app.c",
+            "#include <stdio.h>\nint foo(void); int cublas(void);\n\
+             int main(void){ printf(\"app %d\\n\", foo() + cublas()); return foo() + cublas() == 42 ? 0 : 1; }\n",
+        )?;
+        cc(
+            self.compiler,
+            &abin.join("app"),
+            &[
+                &app_c,
+                &lflag,
+                "-lfoo",
+                "-l:libcublas.so.12",
+                new_dtags,
+                &rp_both,
+            ],
+        )?;
+        let dl_c = self.source(
+            "dl.c",
+            "#include <dlfcn.h>\n#include <stdio.h>\n\
+             int main(void){ void *h = dlopen(\"libnvrtc-builtins.so.12\", RTLD_NOW);\n\
+             if (!h) { printf(\"dlopen failed: %s\\n\", dlerror()); return 1; }\n\
+             int (*f)(void) = (int (*)(void))dlsym(h, \"builtins\");\n\
+             printf(\"dl %d\\n\", f()); return f() == 7 ? 0 : 1; }\n",
+        )?;
+        cc(
+            self.compiler,
+            &abin.join("dl"),
+            &[&dl_c, "-ldl", new_dtags, &rp_both],
+        )?;
+        let orig_c = self.source(
+            "orig.c",
+            "#include <stdio.h>\nint core(void);\n\
+             int main(void){ printf(\"orig %d\\n\", core()); return core() == 41 ? 0 : 1; }\n",
+        )?;
+        let lapp = format!("-L{}", alib.display());
+        let rp_orig = format!("-Wl,-rpath,$ORIGIN/../lib:{f}/lib");
+        cc(
+            self.compiler,
+            &abin.join("orig"),
+            &[&orig_c, &lapp, "-lappcore", new_dtags, &rp_orig],
+        )
+    }
 }
 
 impl Scenario {
