@@ -457,7 +457,8 @@ fn survey_error_findings(survey: &Survey) -> Vec<Finding> {
 /// into a farm), search-list entries however spelled (`$ORIGIN/../../<farm>`).
 /// Files are scanned in bounded chunks by [`crate::closure::scan`], never read whole.
 fn farm_references(survey: &Survey, store: &StoreDir) -> Vec<Finding> {
-    let farms = named_farms(survey, store);
+    let hits = store_path_hits(survey, store);
+    let farms = named_farms(survey, store, &hits);
     if farms.is_empty() {
         return Vec::new();
     }
@@ -465,27 +466,19 @@ fn farm_references(survey: &Survey, store: &StoreDir) -> Vec<Finding> {
         .iter()
         .filter_map(|p| Some((scan::hash_of(&store.store_path_of(p)?.hash)?, p.clone())))
         .collect();
-    let scanner = Scanner::new(store, Candidates::Hashes(by_hash.keys().copied().collect()));
-    let mut files: Vec<(&Path, Vec<(u64, u64)>)> = survey
+    let covered: HashMap<&Path, Vec<(u64, u64)>> = survey
         .objects
         .iter()
         .map(|o| (o.path.as_path(), fixed_ranges(o)))
         .collect();
-    files.extend(survey.other_files.iter().map(|f| (f.as_path(), Vec::new())));
-    let hits: Vec<scan::Hit> = files
-        .par_iter()
-        .flat_map_iter(|(path, covered)| {
-            let hits = scanner.file_hits(path).unwrap_or_default();
-            let covered = covered.clone();
-            hits.into_iter().filter(move |h| {
-                !covered
-                    .iter()
-                    .any(|(s, l)| h.offset >= *s && h.offset < s + l)
-            })
-        })
-        .collect();
+    let fixed = |h: &scan::Hit| {
+        covered
+            .get(h.file.as_path())
+            .is_some_and(|c| c.iter().any(|(s, l)| h.offset >= *s && h.offset < s + l))
+    };
     let mut out: Vec<Finding> = hits
         .into_iter()
+        .filter(|h| !fixed(h))
         .filter_map(|h| {
             let farm = by_hash.get(&h.hash)?.clone();
             // The line is in the location; the message shows the text.
@@ -554,11 +547,34 @@ fn link_into(l: &Path, store: &StoreDir) -> Option<(PathBuf, PathBuf)> {
     Some((target, store.store_path_of(&abs)?.path))
 }
 
+/// Every place a file of the outputs names a path of the store dir by its
+/// hash part (Nix's own rule: with or without the store dir before it,
+/// `../../<hash>-farm/lib`), with its context: one streamed pass over each
+/// file serves both which farms are named and where. File by file: one
+/// unreadable file (reported elsewhere) must not hide what the others name.
+fn store_path_hits(survey: &Survey, store: &StoreDir) -> Vec<scan::Hit> {
+    let all = store_hashes(store);
+    if all.is_empty() {
+        return Vec::new();
+    }
+    let any = Scanner::new(store, Candidates::Hashes(all));
+    let files: Vec<&Path> = survey
+        .objects
+        .iter()
+        .map(|o| o.path.as_path())
+        .chain(survey.other_files.iter().map(PathBuf::as_path))
+        .collect();
+    files
+        .par_iter()
+        .flat_map_iter(|path| any.file_hits(path).unwrap_or_default())
+        .collect()
+}
+
 /// The farms the outputs name: store paths the planner saw acting as farms,
-/// and every other store path named by a file (as `<store dir>/<hash>-`), a
-/// symlink target or a search-list entry that [`crate::closure::is_farm`]
-/// says is one. The outputs themselves never count.
-fn named_farms(survey: &Survey, store: &StoreDir) -> BTreeSet<PathBuf> {
+/// and every other store path named by a file (`hits`), a symlink target or
+/// a search-list entry that [`crate::closure::is_farm`] says is one. The
+/// outputs themselves never count.
+fn named_farms(survey: &Survey, store: &StoreDir, hits: &[scan::Hit]) -> BTreeSet<PathBuf> {
     let mut candidates: BTreeSet<PathBuf> = BTreeSet::new();
     for o in &survey.objects {
         for p in &o.plans {
@@ -574,32 +590,13 @@ fn named_farms(survey: &Survey, store: &StoreDir) -> BTreeSet<PathBuf> {
     for l in &survey.symlinks {
         candidates.extend(link_into(l, store).map(|(_, f)| f));
     }
-    // Nix's own rule: the hash part of any store path, wherever it appears
-    // (with or without the store dir before it: `../../<hash>-farm/lib`).
-    let all = store_hashes(store);
-    if !all.is_empty() {
-        let any = Scanner::new(store, Candidates::Hashes(all));
-        let files: Vec<(PathBuf, u64)> = survey
-            .objects
-            .iter()
-            .map(|o| o.path.clone())
-            .chain(survey.other_files.iter().cloned())
-            .filter_map(|path| {
-                let size = std::fs::symlink_metadata(&path).ok()?.len();
-                Some((path, size))
-            })
-            .collect();
-        // File by file: one unreadable file (reported elsewhere) must not
-        // hide what the others name.
-        let found: HashSet<Hash> = files
-            .par_iter()
-            .flat_map_iter(|(path, size)| any.file_references(path, *size).unwrap_or_default())
-            .collect();
-        if let Ok(rd) = std::fs::read_dir(store.path()) {
-            for e in rd.flatten() {
-                if hash_prefix(&e.file_name()).is_some_and(|h| found.contains(&h)) {
-                    candidates.insert(e.path());
-                }
+    let found: HashSet<Hash> = hits.iter().map(|h| h.hash).collect();
+    if !found.is_empty()
+        && let Ok(rd) = std::fs::read_dir(store.path())
+    {
+        for e in rd.flatten() {
+            if hash_prefix(&e.file_name()).is_some_and(|h| found.contains(&h)) {
+                candidates.insert(e.path());
             }
         }
     }
