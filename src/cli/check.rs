@@ -5,12 +5,14 @@ use std::process::ExitCode;
 
 use std::io::Write;
 
-use unfarm::closure::cost::{CostModel, PlanCost, add_costs};
-use unfarm::report::check::{RenderOptions, Severity, findings, groups, render};
+use unfarm::closure::cost::{CostModel, add_costs};
+use unfarm::report::check::{RenderOptions, cost_gap, json, render};
+use unfarm::report::closure::closure_line;
+use unfarm::report::findings::{Severity, findings};
+use unfarm::report::loader::{models_line, models_used};
 use unfarm::store::StoreDir;
 use unfarm::survey::survey;
 
-use super::human_size;
 use super::planning::PlanArgs;
 
 #[derive(clap::Args)]
@@ -46,22 +48,9 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
             Err(e) => super::error_line(format_args!("closure cost not computed: {e}")),
         }
     }
-    let loaders = super::loader::models_used(&s, &opts.plan.loader);
+    let loaders = models_used(&s, &opts.plan.loader);
     if a.json {
-        let errors = f.iter().filter(|x| x.severity == Severity::Error).count();
-        let warnings = f.iter().filter(|x| x.severity == Severity::Warning).count();
-        let v = serde_json::json!({
-            "findings": f,
-            "groups": groups(&f),
-            "summary": {
-                "files": s.files_scanned,
-                "elf_objects": s.objects.len(),
-                "errors": errors,
-                "warnings": warnings,
-                "loader": loaders,
-            },
-            "closure": closure,
-        });
+        let v = json(&f, &s, &loaders, closure.as_ref());
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if !super::quiet() {
         let ro = RenderOptions {
@@ -71,7 +60,7 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
         };
         let mut out = anstream::stdout().lock();
         write!(out, "{}", render(&f, &s, &ro))?;
-        writeln!(out, "{}", super::loader::models_line(&loaders))?;
+        writeln!(out, "{}", models_line(&loaders))?;
         if let Some(c) = &closure {
             writeln!(out, "{}", closure_line(c))?;
             if let Some(why) = cost_gap(&f, c) {
@@ -83,42 +72,5 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    })
-}
-
-/// `closure: X -> Y (saves Z)`: the outputs' closure before and after `fix`.
-pub fn closure_line(c: &PlanCost) -> String {
-    let delta = if c.saved >= 0 {
-        format!("saves {}", human_size(c.saved.unsigned_abs()))
-    } else {
-        format!("adds {}", human_size(c.saved.unsigned_abs()))
-    };
-    format!(
-        "closure: {} -> {} ({delta}; {} -> {} bytes)",
-        human_size(c.before),
-        human_size(c.after),
-        c.before,
-        c.after
-    )
-}
-
-/// Why the farms' own cost and the closure's saving differ, when they do:
-/// what the farms joined and the outputs still use stays in the closure,
-/// referenced directly after the fix.
-fn cost_gap(f: &[unfarm::report::check::Finding], c: &PlanCost) -> Option<String> {
-    let mut per_farm: std::collections::BTreeMap<&std::path::Path, u64> = Default::default();
-    for x in f.iter().filter(|x| x.farms.len() == 1) {
-        if let Some(cost) = x.cost_bytes {
-            per_farm.entry(x.farms[0].as_path()).or_insert(cost);
-        }
-    }
-    let farms: u64 = per_farm.values().sum();
-    let saved = u64::try_from(c.saved).ok()?;
-    (farms > saved).then(|| {
-        format!(
-            "  (the farms cost {}; {} of what they join stays, used directly after the fix)",
-            human_size(farms),
-            human_size(farms - saved)
-        )
     })
 }

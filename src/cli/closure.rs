@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use serde::Serialize;
-use unfarm::closure::{PathCost, to_store_path};
+use unfarm::closure::to_store_path;
+use unfarm::report::closure::{ClosureReport, render_closure};
 
-use super::{Global, human_size};
+use super::Global;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,13 +22,6 @@ pub struct Args {
     /// Machine-readable output
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(Serialize)]
-struct Report {
-    roots: Vec<PathBuf>,
-    total_size: u64,
-    paths: Vec<PathCost>,
 }
 
 pub fn run(g: &Global, a: Args) -> Result<ExitCode> {
@@ -46,30 +39,16 @@ pub fn run(g: &Global, a: Args) -> Result<ExitCode> {
     if a.limit > 0 {
         paths.truncate(a.limit);
     }
+    let r = ClosureReport {
+        roots,
+        total_size: total,
+        paths,
+        count,
+    };
     if a.json {
-        let r = Report {
-            roots,
-            total_size: total,
-            paths,
-        };
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
-        println!(
-            "closure: {count} paths, {} ({total} bytes)",
-            human_size(total)
-        );
-        println!("{:>10}  {:>10}  path", "added", "own");
-        for p in &paths {
-            println!(
-                "{:>10}  {:>10}  {}",
-                human_size(p.added_size),
-                human_size(p.nar_size),
-                p.path.display()
-            );
-        }
-        if paths.len() < count {
-            println!("... {} more", count - paths.len());
-        }
+        print!("{}", render_closure(&r));
     }
     Ok(ExitCode::SUCCESS)
 }

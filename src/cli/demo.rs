@@ -8,7 +8,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result};
 use unfarm::demo::{ProgramRun, Scenario, build};
 
-use super::human_size;
+use unfarm::report::human_size;
 
 #[derive(clap::Args)]
 pub struct Args {

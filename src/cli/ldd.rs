@@ -4,8 +4,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use unfarm::loader::ldd::{LddOptions, ldd, render_tree};
+use unfarm::loader::ldd::{LddOptions, ldd};
 use unfarm::loader::resolve::FsProbe;
+use unfarm::report::ldd::render_tree;
 use unfarm::store::StoreDir;
 
 use super::loader::LoaderArgs;
@@ -37,9 +38,7 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if !super::quiet() {
-        let red = anstyle::AnsiColor::Red.on_default().bold();
-        let text = render_tree(&report).replace(" NOT FOUND ", &format!(" {red}NOT FOUND{red:#} "));
-        write!(anstream::stdout().lock(), "{text}")?;
+        write!(anstream::stdout().lock(), "{}", render_tree(&report))?;
     }
     for e in &report.errors {
         super::error_line(e);

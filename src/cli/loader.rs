@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use unfarm::loader::resolve::{AutoModel, LdSoCache, LoaderConfig, LoaderModel};
+use unfarm::loader::resolve::{AutoModel, LdSoCache, LoaderConfig};
 use unfarm::store::StoreDir;
 
 /// Which loader to model: from each file's PT_INTERP, or one for all.
@@ -96,43 +96,4 @@ impl LoaderArgs {
         cfg.cwd = std::env::current_dir().ok();
         cfg
     }
-}
-
-/// What the output says about the model: `nix`, `host`, or per file.
-pub fn describe(model: LoaderModel) -> &'static str {
-    match model {
-        LoaderModel::Nix => "Nix glibc (RUNPATH and its own lib dir)",
-        LoaderModel::Host => "host ld.so (/etc/ld.so.cache, default dirs)",
-    }
-}
-
-/// How many ELF files of a survey each loader model covers.
-pub fn models_used(
-    s: &unfarm::survey::Survey,
-    cfg: &LoaderConfig,
-) -> std::collections::BTreeMap<LoaderModel, usize> {
-    let mut m = std::collections::BTreeMap::new();
-    for o in &s.objects {
-        let model = cfg.for_file(o.facts.interpreter.as_deref(), None).model;
-        *m.entry(model).or_insert(0) += 1;
-    }
-    m
-}
-
-/// `loader: Nix glibc (…) for 7 ELF files; host ld.so (…) for 1 ELF file`.
-pub fn models_line(used: &std::collections::BTreeMap<LoaderModel, usize>) -> String {
-    if used.is_empty() {
-        return "loader: no ELF file to model".into();
-    }
-    let parts: Vec<String> = used
-        .iter()
-        .map(|(m, n)| {
-            format!(
-                "{} for {}",
-                describe(*m),
-                unfarm::report::check::plural(*n, "ELF file")
-            )
-        })
-        .collect();
-    format!("loader: {}", parts.join("; "))
 }

@@ -140,25 +140,6 @@ pub fn validate_store_dir(dir: &Path, how: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Human-readable size: B, KiB, MiB, GiB, TiB.
-pub fn human_size(n: u64) -> String {
-    unfarm::report::check::human_size(n)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_size;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(human_size(0), "0 B");
-        assert_eq!(human_size(1023), "1023 B");
-        assert_eq!(human_size(1024), "1.0 KiB");
-        assert_eq!(human_size(3 * 1024 * 1024 / 2), "1.5 MiB");
-        assert_eq!(human_size(5 << 30), "5.0 GiB");
-    }
-}
-
 /// Where closure sizes and references come from.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct SourceArgs {

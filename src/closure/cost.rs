@@ -58,7 +58,7 @@ use crate::closure::{
 };
 use crate::edit;
 use crate::plan::{Action, Outcome, Plan};
-use crate::report::check::Finding;
+use crate::report::findings::Finding;
 use crate::store::{HASH_LEN, StoreDir};
 use crate::survey::Survey;
 use crate::survey::walk::{EntryKind, walk_nar};

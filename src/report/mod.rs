@@ -1,4 +1,19 @@
-//! Findings about outputs (`unfarm check`): typed kinds and severities,
-//! grouping, and their text rendering.
+//! The printer layer: every rendering of what the pipelines found, for
+//! humans (text, ANSI colour that the caller's stream strips when it must)
+//! and as JSON. The CLI picks a renderer and writes its result; nothing
+//! else words output for users.
+//!
+//! [`findings`] turns a survey into `unfarm check`'s typed findings; the
+//! other modules render one command each ([`check`], [`fix`], [`ldd`],
+//! [`closure`] and `why`), and [`loader`] the loader-model line two of
+//! them share.
 
 pub mod check;
+pub mod closure;
+pub mod findings;
+pub mod fix;
+pub mod ldd;
+pub mod loader;
+mod words;
+
+pub use words::{human_size, plural};

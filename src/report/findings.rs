@@ -1,0 +1,964 @@
+//! `unfarm check`: findings from a survey, each with the file, the exact
+//! location, a severity and the fix.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::closure::scan::{self, Candidates, Hash, Scanner};
+use crate::elf::ObjectType;
+use crate::plan::needs::Provenance;
+use crate::plan::{Action, EntryPlan, Mode, Outcome, Plan, Reason, Tag};
+use crate::store::{HASH_LEN, StoreDir, normalize_lexically};
+use crate::survey::{ObjectSurvey, Survey};
+
+/// How much a finding matters (ordered: errors first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Something to fix: any error makes `unfarm check` fail.
+    Error,
+    /// Worth a look; alone, it does not fail `check`.
+    Warning,
+    /// A note (folded into one line per kind unless `--verbose`).
+    Info,
+}
+
+/// What a finding is about. The kebab-case names are stable identifiers,
+/// in the JSON (`docs/check-json.md`) and in the text (`error[KIND]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// A search-path entry reaching libraries through links into other store paths (a farm).
+    IndirectEntry,
+    /// A search-path entry naming a stub dir.
+    StubEntry,
+    /// A search-path entry serving no known need.
+    UnusedEntry,
+    /// A need the search path does not find.
+    MissingLibrary,
+    /// A need on which the loader would fail (not ELF, too short, ...).
+    LoaderError,
+    /// A search-path entry in the build dir, outside the store.
+    BuildDirEntry,
+    /// An empty or relative search-path entry (searched from the current directory).
+    InsecureEntry,
+    /// A symlink whose target goes into or through a farm.
+    SymlinkIntoFarm,
+    /// File bytes naming a farm store path.
+    FarmReference,
+    /// The object imports dlopen but declares no dlopen needs.
+    DlopenUnknown,
+    /// The planner could not prove a new search path equivalent.
+    PlanRefused,
+    /// A FIFO, socket or device node in an output.
+    SpecialFile,
+    /// A symlink loop.
+    SymlinkLoop,
+    /// A search-path entry naming the same dir as an earlier one.
+    DuplicateEntry,
+    /// A file the survey could not read.
+    Unreadable,
+}
+
+impl FindingKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [FindingKind; 15] = [
+        FindingKind::IndirectEntry,
+        FindingKind::StubEntry,
+        FindingKind::UnusedEntry,
+        FindingKind::MissingLibrary,
+        FindingKind::LoaderError,
+        FindingKind::BuildDirEntry,
+        FindingKind::InsecureEntry,
+        FindingKind::SymlinkIntoFarm,
+        FindingKind::FarmReference,
+        FindingKind::DlopenUnknown,
+        FindingKind::PlanRefused,
+        FindingKind::SpecialFile,
+        FindingKind::SymlinkLoop,
+        FindingKind::DuplicateEntry,
+        FindingKind::Unreadable,
+    ];
+
+    /// The stable identifier, the same as the JSON string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::IndirectEntry => "indirect-entry",
+            FindingKind::StubEntry => "stub-entry",
+            FindingKind::UnusedEntry => "unused-entry",
+            FindingKind::MissingLibrary => "missing-library",
+            FindingKind::LoaderError => "loader-error",
+            FindingKind::BuildDirEntry => "build-dir-entry",
+            FindingKind::InsecureEntry => "insecure-entry",
+            FindingKind::SymlinkIntoFarm => "symlink-into-farm",
+            FindingKind::FarmReference => "farm-reference",
+            FindingKind::DlopenUnknown => "dlopen-unknown",
+            FindingKind::PlanRefused => "plan-refused",
+            FindingKind::SpecialFile => "special-file",
+            FindingKind::SymlinkLoop => "symlink-loop",
+            FindingKind::DuplicateEntry => "duplicate-entry",
+            FindingKind::Unreadable => "unreadable",
+        }
+    }
+
+    /// Findings about bytes or links that name a farm store path, grouped by
+    /// farm rather than by location.
+    fn names_a_farm(self) -> bool {
+        matches!(
+            self,
+            FindingKind::FarmReference | FindingKind::SymlinkIntoFarm
+        )
+    }
+}
+
+impl std::fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One finding.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    /// What it is about.
+    pub kind: FindingKind,
+    /// How much it matters.
+    pub severity: Severity,
+    /// The file (or symlink) it is in.
+    pub file: PathBuf,
+    /// Where in the file: `RUNPATH[2]`, `DT_NEEDED libfoo.so.1`, `offset 0x1a2b`, `symlink`.
+    pub location: String,
+    /// What is wrong, in words.
+    pub message: String,
+    /// What `unfarm fix` (or the packager) should do.
+    pub fix: Option<String>,
+    /// Closure bytes freed when every reference from the outputs to
+    /// `farms` goes (the real dirs referenced instead), when computed: see
+    /// [`crate::closure::cost::CostModel::farm_cost`]. Only for `indirect-entry`,
+    /// `symlink-into-farm` and `farm-reference`.
+    pub cost_bytes: Option<u64>,
+    /// The farm store paths this finding is about (empty for other kinds).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub farms: Vec<PathBuf>,
+}
+
+impl Finding {
+    /// A finding about `file`, with no farms and no cost computed.
+    fn new(
+        kind: FindingKind,
+        severity: Severity,
+        file: &Path,
+        location: impl Into<String>,
+        message: impl Into<String>,
+        fix: Option<&str>,
+    ) -> Finding {
+        Finding {
+            kind,
+            severity,
+            file: file.to_owned(),
+            location: location.into(),
+            message: message.into(),
+            fix: fix.map(str::to_owned),
+            cost_bytes: None,
+            farms: Vec::new(),
+        }
+    }
+
+    /// The same finding, about these farm store paths.
+    fn with_farms(self, farms: Vec<PathBuf>) -> Finding {
+        Finding { farms, ..self }
+    }
+}
+
+/// What most entry findings advise.
+const DROP_IT: Option<&str> = Some("drop it");
+
+/// All findings for a survey, sorted by file then severity.
+pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for o in &survey.objects {
+        for p in &o.plans {
+            let effective = o.facts.is_effective(p.tag);
+            for e in &p.entries {
+                out.extend(entry_findings(p, e, effective, mode, store));
+            }
+            out.extend(plan_findings(p));
+            if effective {
+                out.extend(need_findings(o, p));
+            }
+        }
+    }
+    out.extend(link_findings(survey));
+    out.extend(survey_error_findings(survey));
+    out.extend(farm_references(survey, store));
+    apply_allowed(&mut out, &survey.allowed, store);
+    out.sort_by(|a, b| (&a.file, a.severity, &a.location).cmp(&(&b.file, b.severity, &b.location)));
+    out
+}
+
+/// One finding per reason the planner gave for a search-path entry that
+/// the packager should act on.
+fn entry_findings(
+    p: &Plan,
+    e: &EntryPlan,
+    effective: bool,
+    mode: Mode,
+    store: &StoreDir,
+) -> Vec<Finding> {
+    let loc = format!("{}[{}] {}", p.tag, e.index, e.text);
+    let mk = |kind, severity, message: String, fix: Option<&str>| {
+        Finding::new(kind, severity, &p.path, loc.clone(), message, fix)
+    };
+    e.reasons
+        .iter()
+        .filter_map(|r| {
+            Some(match r {
+                Reason::Indirect { offers, farms } => {
+                    indirect_finding(p, e, loc.clone(), *offers, farms, store)
+                }
+                Reason::Stub => mk(
+                    FindingKind::StubEntry,
+                    Severity::Error,
+                    "stub dir: its fake libraries shadow the real driver".into(),
+                    DROP_IT,
+                ),
+                Reason::BuildDir => mk(
+                    FindingKind::BuildDirEntry,
+                    Severity::Error,
+                    "points into the build dir, outside the store".into(),
+                    DROP_IT,
+                ),
+                Reason::Insecure { why } => mk(
+                    FindingKind::InsecureEntry,
+                    Severity::Error,
+                    why.clone(),
+                    DROP_IT,
+                ),
+                Reason::Duplicate { of } => mk(
+                    FindingKind::DuplicateEntry,
+                    Severity::Warning,
+                    format!("the same directory as entry {of}"),
+                    DROP_IT,
+                ),
+                // Expand mode keeps (or writes) every real dir a farm
+                // offered, so that no program breaks: a note, not a
+                // warning about what `fix` itself wrote.
+                Reason::Unused if effective => match mode {
+                    Mode::Shrink => mk(
+                        FindingKind::UnusedEntry,
+                        Severity::Warning,
+                        "serves no known need".into(),
+                        DROP_IT,
+                    ),
+                    Mode::Expand => mk(
+                        FindingKind::UnusedEntry,
+                        Severity::Info,
+                        "serves no known need".into(),
+                        Some("drop it with --shrink (if nothing dlopen()s from it)"),
+                    ),
+                },
+                _ => return None,
+            })
+        })
+        .collect()
+}
+
+/// An indirect entry: what it serves and offers, through which farms, and
+/// what replaces it.
+fn indirect_finding(
+    p: &Plan,
+    e: &EntryPlan,
+    location: String,
+    offers: usize,
+    farms: &[PathBuf],
+    store: &StoreDir,
+) -> Finding {
+    let served: Vec<&str> = e
+        .reasons
+        .iter()
+        .filter_map(|r| match r {
+            Reason::Served { need, .. } => Some(need.as_str()),
+            _ => None,
+        })
+        .collect();
+    let message = format!(
+        "reaches libraries through links into other store paths (farm {}): serves [{}], offers {offers} libraries; keeps the farm and everything it joins in the closure",
+        farms
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        served.join(", ")
+    );
+    let fix = match &e.action {
+        Action::Replace { with } => format!("replace with {}", with.join(":")),
+        _ => "drop it".into(),
+    };
+    // The entry's own store path when it is the farm; else (a link or `..`
+    // leading into one) the farms the planner found behind it.
+    let farms = match store
+        .store_path_of(&normalize_lexically(&e.dir))
+        .map(|s| s.path)
+    {
+        Some(own) if farms.is_empty() || farms.contains(&own) => vec![own],
+        _ => farms.to_vec(),
+    };
+    Finding::new(
+        FindingKind::IndirectEntry,
+        Severity::Error,
+        &p.path,
+        location,
+        message,
+        Some(&fix),
+    )
+    .with_farms(farms)
+}
+
+/// A plan the planner refused, and its warnings (dlopen needs unknown).
+fn plan_findings(p: &Plan) -> Vec<Finding> {
+    let refused = match &p.outcome {
+        Outcome::Refused { reason } => Some(Finding::new(
+            FindingKind::PlanRefused,
+            Severity::Error,
+            &p.path,
+            p.tag.to_string(),
+            format!("cannot rewrite {} safely: {reason}", p.tag),
+            Some("fix the inputs, or keep the entry with --keep"),
+        )),
+        _ => None,
+    };
+    let warnings = p.warnings.iter().map(|w| {
+        Finding::new(
+            FindingKind::DlopenUnknown,
+            Severity::Warning,
+            &p.path,
+            "dynamic symbols",
+            w.clone(),
+            Some("declare them: --dlopen SONAME or unfarmDlopen"),
+        )
+    });
+    refused.into_iter().chain(warnings).collect()
+}
+
+/// Needs the effective list does not meet: a loader error, or a missing
+/// library (an error only for a program's required need).
+fn need_findings(o: &ObjectSurvey, p: &Plan) -> Vec<Finding> {
+    // A library's need may be met by what its loading process already has
+    // (libc, libpython): an error only for programs.
+    let is_program = o.facts.object_type == ObjectType::Exec || o.facts.interpreter.is_some();
+    let mut out = Vec::new();
+    for n in p.needs.iter().filter(|n| n.before.is_none()) {
+        let provenance = n.need.strongest();
+        if let Some(err) = &n.error {
+            out.push(Finding::new(
+                FindingKind::LoaderError,
+                Severity::Error,
+                &p.path,
+                format!("need {}", n.need.name),
+                format!("the loader would fail: {err}"),
+                None,
+            ));
+            continue;
+        }
+        // Hints are guesses, and an inherited need may be met by the
+        // library's own search path: neither is a missing library here.
+        if matches!(provenance, Provenance::Hint | Provenance::Inherited { .. }) {
+            continue;
+        }
+        let severity = if n.need.is_required() && is_program {
+            Severity::Error
+        } else {
+            Severity::Warning
+        };
+        out.push(Finding::new(
+            FindingKind::MissingLibrary,
+            severity,
+            &p.path,
+            format!("need {} ({provenance})", n.need.name),
+            format!("{} is not found in {}", n.need.name, p.old),
+            Some("add the output that provides it to the search path"),
+        ));
+    }
+    out
+}
+
+/// Symlinks the survey found pointing through a farm, and symlink loops.
+fn link_findings(survey: &Survey) -> Vec<Finding> {
+    let through_farm = survey.farm_links.iter().map(|l| {
+        Finding::new(
+            FindingKind::SymlinkIntoFarm,
+            Severity::Error,
+            &l.path,
+            format!("symlink -> {}", l.target.display()),
+            format!(
+                "points through farm {}",
+                l.farms
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Some(&format!("point it at {}", l.canonical.display())),
+        )
+        .with_farms(l.farms.clone())
+    });
+    let loops = survey.link_loops.iter().map(|l| {
+        Finding::new(
+            FindingKind::SymlinkLoop,
+            Severity::Error,
+            l,
+            "symlink",
+            format!(
+                "symlink loop (more than {} links followed); left alone",
+                crate::loader::farm::MAX_HOPS
+            ),
+            Some("remove it or point it at a real file"),
+        )
+    });
+    through_farm.chain(loops).collect()
+}
+
+/// Files the survey left alone: special files, and files it could not read.
+fn survey_error_findings(survey: &Survey) -> Vec<Finding> {
+    let special = survey.special_files.iter().map(|s| {
+        Finding::new(
+            FindingKind::SpecialFile,
+            Severity::Error,
+            s,
+            "file type",
+            format!(
+                "{} in an output (a Nix output cannot hold one); left alone",
+                crate::survey::special_kind(s)
+            ),
+            Some("remove it from the output"),
+        )
+    });
+    let unreadable = survey.errors.iter().map(|e| {
+        Finding::new(
+            FindingKind::Unreadable,
+            Severity::Error,
+            &e.path,
+            String::new(),
+            e.message.clone(),
+            None,
+        )
+    });
+    special.chain(unreadable).collect()
+}
+
+/// Every farm any file or symlink of the outputs names, and every place
+/// it is named, outside the RUNPATH/RPATH strings the plans already fix and
+/// the links `symlink-into-farm` already reports. A farm is recognised by
+/// what it is ([`crate::closure::is_farm`]), whoever names it: file bytes
+/// (`.pc` files, scripts, stale strings), symlink targets (a directory link
+/// into a farm), search-list entries however spelled (`$ORIGIN/../../<farm>`).
+/// Files are scanned in bounded chunks by [`crate::closure::scan`], never read whole.
+fn farm_references(survey: &Survey, store: &StoreDir) -> Vec<Finding> {
+    let hits = store_path_hits(survey, store);
+    let farms = named_farms(survey, store, &hits);
+    if farms.is_empty() {
+        return Vec::new();
+    }
+    let by_hash: HashMap<Hash, PathBuf> = farms
+        .iter()
+        .filter_map(|p| Some((scan::hash_of(&store.store_path_of(p)?.hash)?, p.clone())))
+        .collect();
+    let covered: HashMap<&Path, Vec<(u64, u64)>> = survey
+        .objects
+        .iter()
+        .map(|o| (o.path.as_path(), fixed_ranges(o)))
+        .collect();
+    let fixed = |h: &scan::Hit| {
+        covered
+            .get(h.file.as_path())
+            .is_some_and(|c| c.iter().any(|(s, l)| h.offset >= *s && h.offset < s + l))
+    };
+    let mut out: Vec<Finding> = hits
+        .into_iter()
+        .filter(|h| !fixed(h))
+        .filter_map(|h| {
+            let farm = by_hash.get(&h.hash)?.clone();
+            // The line is in the location; the message shows the text.
+            let (line, what) = match &h.context {
+                scan::Context::Text { line, text } => (format!(", line {line}"), format!("\"{text}\"")),
+                c => (String::new(), c.to_string()),
+            };
+            Some(
+                Finding::new(
+                    FindingKind::FarmReference,
+                    Severity::Error,
+                    &h.file,
+                    format!("offset {:#x}{line}", h.offset),
+                    format!("names farm {}: {what}", farm.display()),
+                    Some("point it at the real output instead of the farm (or allow it: --allow / unfarmAllow)"),
+                )
+                .with_farms(vec![farm]),
+            )
+        })
+        .collect();
+    let reported: HashSet<&Path> = survey.farm_links.iter().map(|l| l.path.as_path()).collect();
+    for l in &survey.symlinks {
+        if reported.contains(l.as_path()) {
+            continue;
+        }
+        let Some((target, farm)) = link_into(l, store).filter(|(_, f)| farms.contains(f)) else {
+            continue;
+        };
+        out.push(
+            Finding::new(
+                FindingKind::SymlinkIntoFarm,
+                Severity::Error,
+                l,
+                format!("symlink -> {}", target.display()),
+                format!(
+                    "points into farm {}: everything the farm joins stays in the closure",
+                    farm.display()
+                ),
+                Some("point it at the real output it is used for, or remove it (a directory link into a farm is not rewritten automatically)"),
+            )
+            .with_farms(vec![farm]),
+        );
+    }
+    out
+}
+
+/// File ranges of the search-list strings the plans rewrite.
+fn fixed_ranges(o: &crate::survey::ObjectSurvey) -> Vec<(u64, u64)> {
+    o.plans
+        .iter()
+        .filter(|p| p.changes())
+        .filter_map(|p| {
+            let off = match p.tag {
+                Tag::Runpath => o.facts.runpath_offset,
+                Tag::Rpath => o.facts.rpath_offset,
+            }?;
+            Some((off, p.old.len() as u64))
+        })
+        .collect()
+}
+
+/// The target of symlink `l`, and the store path it lands in (lexically).
+fn link_into(l: &Path, store: &StoreDir) -> Option<(PathBuf, PathBuf)> {
+    let target = std::fs::read_link(l).ok()?;
+    let abs = normalize_lexically(&l.parent()?.join(&target));
+    Some((target, store.store_path_of(&abs)?.path))
+}
+
+/// Every place a file of the outputs names a path of the store dir by its
+/// hash part (Nix's own rule: with or without the store dir before it,
+/// `../../<hash>-farm/lib`), with its context: one streamed pass over each
+/// file serves both which farms are named and where. File by file: one
+/// unreadable file (reported elsewhere) must not hide what the others name.
+fn store_path_hits(survey: &Survey, store: &StoreDir) -> Vec<scan::Hit> {
+    let all = store_hashes(store);
+    if all.is_empty() {
+        return Vec::new();
+    }
+    let any = Scanner::new(store, Candidates::Hashes(all));
+    let files: Vec<&Path> = survey
+        .objects
+        .iter()
+        .map(|o| o.path.as_path())
+        .chain(survey.other_files.iter().map(PathBuf::as_path))
+        .collect();
+    files
+        .par_iter()
+        .flat_map_iter(|path| any.file_hits(path).unwrap_or_default())
+        .collect()
+}
+
+/// The farms the outputs name: store paths the planner saw acting as farms,
+/// and every other store path named by a file (`hits`), a symlink target or
+/// a search-list entry that [`crate::closure::is_farm`] says is one. The
+/// outputs themselves never count.
+fn named_farms(survey: &Survey, store: &StoreDir, hits: &[scan::Hit]) -> BTreeSet<PathBuf> {
+    let mut candidates: BTreeSet<PathBuf> = BTreeSet::new();
+    for o in &survey.objects {
+        for p in &o.plans {
+            for e in &p.entries {
+                candidates.extend(
+                    store
+                        .store_path_of(&normalize_lexically(&e.dir))
+                        .map(|s| s.path),
+                );
+            }
+        }
+    }
+    for l in &survey.symlinks {
+        candidates.extend(link_into(l, store).map(|(_, f)| f));
+    }
+    let found: HashSet<Hash> = hits.iter().map(|h| h.hash).collect();
+    if !found.is_empty()
+        && let Ok(rd) = std::fs::read_dir(store.path())
+    {
+        for e in rd.flatten() {
+            if hash_prefix(&e.file_name()).is_some_and(|h| found.contains(&h)) {
+                candidates.insert(e.path());
+            }
+        }
+    }
+    let own: Vec<PathBuf> = survey
+        .roots
+        .iter()
+        .filter_map(|r| store.store_path_of(r).map(|s| s.path))
+        .collect();
+    let mut farms: BTreeSet<PathBuf> = survey.farm_store_paths().into_iter().collect();
+    farms.extend(
+        candidates
+            .into_par_iter()
+            .filter(|c| !own.contains(c) && crate::closure::is_farm(store, c).unwrap_or(false))
+            .collect::<Vec<_>>(),
+    );
+    farms
+}
+
+/// The hash part of a store dir entry's name, if it has one.
+fn hash_prefix(name: &std::ffi::OsStr) -> Option<Hash> {
+    let h = name.as_encoded_bytes().get(..HASH_LEN)?;
+    scan::hash_of(std::str::from_utf8(h).ok()?)
+}
+
+/// The hash parts of every path in the store dir (none when it cannot be read).
+fn store_hashes(store: &StoreDir) -> scan::HashSetFast {
+    std::fs::read_dir(store.path())
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| hash_prefix(&e.file_name()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Findings about farms the packager allows (`--allow`) are information.
+fn apply_allowed(findings: &mut [Finding], allowed: &[String], store: &StoreDir) {
+    let is_allowed = |farm: &Path| {
+        allowed.iter().any(|a| {
+            let a = Path::new(a);
+            a == farm
+                || store.store_path_of(a).is_some_and(|s| s.path == farm)
+                || store
+                    .store_path_of(farm)
+                    .is_some_and(|s| Some(s.name.as_str()) == a.to_str())
+        })
+    };
+    for f in findings {
+        if f.severity == Severity::Error
+            && !f.farms.is_empty()
+            && f.farms.iter().all(|p| is_allowed(p))
+        {
+            f.severity = Severity::Info;
+            f.message.push_str(" (allowed)");
+        }
+    }
+}
+
+/// Findings that say the same thing about several files: one kind and
+/// severity, one location (the same entry text, the same need) or, for
+/// farm references, one farm. A 43-library package reports the same few
+/// missing sonames, or the same farm entry, once per file: one group each.
+#[derive(Clone, Debug, Serialize)]
+pub struct Group {
+    /// The findings' kind.
+    pub kind: FindingKind,
+    /// The findings' severity.
+    pub severity: Severity,
+    /// The shared location (for `farm-reference`: the first file's).
+    pub location: String,
+    /// The first finding's message.
+    pub message: String,
+    /// The first finding's fix.
+    pub fix: Option<String>,
+    /// Every file the group covers, in finding order.
+    pub files: Vec<PathBuf>,
+    /// The first finding's farms (the same for every finding of a farm group).
+    pub farms: Vec<PathBuf>,
+    /// The first finding's closure cost, when computed.
+    pub cost_bytes: Option<u64>,
+}
+
+/// Group `findings` (see [`Group`]), in order of first appearance.
+pub fn groups(findings: &[Finding]) -> Vec<Group> {
+    let mut out: Vec<Group> = Vec::new();
+    let mut index: std::collections::BTreeMap<(Severity, FindingKind, String), usize> =
+        std::collections::BTreeMap::new();
+    for f in findings {
+        let key = if f.kind.names_a_farm() {
+            format!("{:?}", f.farms)
+        } else {
+            f.location.clone()
+        };
+        match index.entry((f.severity, f.kind, key)) {
+            std::collections::btree_map::Entry::Occupied(e) => {
+                let g = &mut out[*e.get()];
+                if !g.files.contains(&f.file) {
+                    g.files.push(f.file.clone());
+                }
+            }
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(out.len());
+                out.push(Group {
+                    kind: f.kind,
+                    severity: f.severity,
+                    location: f.location.clone(),
+                    message: f.message.clone(),
+                    fix: f.fix.clone(),
+                    files: vec![f.file.clone()],
+                    farms: f.farms.clone(),
+                    cost_bytes: f.cost_bytes,
+                });
+            }
+        }
+    }
+    out.sort_by_key(|g| g.severity);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(kind: FindingKind, file: &str, location: &str) -> Finding {
+        Finding::new(
+            kind,
+            Severity::Warning,
+            Path::new(file),
+            location,
+            format!("{location} in {file}"),
+            None,
+        )
+    }
+
+    /// The words in the text output are the JSON strings.
+    #[test]
+    fn kind_words_are_the_json_strings() {
+        for k in FindingKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+    }
+
+    /// A `.note.dlopen` need's provenance in words, not Rust's debug form.
+    #[test]
+    fn provenance_in_words() {
+        use crate::plan::needs::Provenance;
+        let note = Provenance::Note {
+            priority: Some("required".into()),
+        };
+        assert_eq!(note.to_string(), "note, required");
+        assert_eq!(Provenance::Needed.to_string(), "needed");
+    }
+
+    const FARM: &str = "/nix/store/1fffffffffffffffffffffffffffffff-farm";
+    const LIB: &str = "/nix/store/2lllllllllllllllllllllllllllllll-lib/lib";
+
+    /// A program whose DT_RPATH (its effective list: no DT_RUNPATH) has a
+    /// farm entry, a duplicate of it and an unused entry, misses a library
+    /// and warns of dlopen(); beside it a farm link, a FIFO, a loop and an
+    /// unreadable file.
+    /// (Long: one literal of every fact `findings` reads, nothing to split.)
+    fn hand_made_survey() -> Survey {
+        use crate::elf::{ByteOrder, Class, ElfFacts, ElfIdent};
+        use crate::plan::needs::{Need, Provenance};
+        use crate::plan::{EntryPlan, NeedPlan, Plan, Tag};
+        let old =
+            format!("{FARM}/lib:{FARM}/lib:/nix/store/3uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu-u/lib");
+        let entry = |index: usize, action: Action, reasons: Vec<Reason>| EntryPlan {
+            index,
+            text: old.split(':').nth(index).unwrap().into(),
+            dir: old.split(':').nth(index).unwrap().into(),
+            action,
+            reasons,
+        };
+        let plan = Plan {
+            path: "/o/bin/app".into(),
+            tag: Tag::Rpath,
+            old: old.clone(),
+            new: LIB.into(),
+            entries: vec![
+                entry(
+                    0,
+                    Action::Replace {
+                        with: vec![LIB.into()],
+                    },
+                    vec![Reason::Indirect {
+                        offers: 2,
+                        farms: vec![FARM.into()],
+                    }],
+                ),
+                entry(1, Action::Drop, vec![Reason::Duplicate { of: 0 }]),
+                entry(2, Action::Drop, vec![Reason::Unused]),
+            ],
+            needs: vec![NeedPlan {
+                need: Need {
+                    name: "libgone.so.1".into(),
+                    provenance: vec![Provenance::Needed],
+                },
+                before: None,
+                served_by: None,
+                via_farm: false,
+                after: None,
+                error: None,
+                was_stub: false,
+            }],
+            outcome: Outcome::Change,
+            removed_store_paths: Vec::new(),
+            removed_hashes: Vec::new(),
+            offered_checked: 2,
+            warnings: vec!["imports dlopen()".into()],
+        };
+        let facts = ElfFacts {
+            ident: ElfIdent {
+                class: Class::Elf64,
+                data: ByteOrder::Little,
+                machine: 62,
+                osabi: 0,
+            },
+            object_type: ObjectType::Exec,
+            dynamic: true,
+            interpreter: Some("/lib64/ld-linux-x86-64.so.2".into()),
+            needed: vec!["libgone.so.1".into()],
+            runpath: None,
+            rpath: Some(old),
+            soname: None,
+            nodeflib: false,
+            dlopen_notes: Vec::new(),
+            imports_dlopen: true,
+            has_section_headers: true,
+            runpath_offset: None,
+            rpath_offset: None,
+        };
+        Survey {
+            roots: vec!["/o".into()],
+            objects: vec![crate::survey::ObjectSurvey {
+                path: "/o/bin/app".into(),
+                facts,
+                needs: Vec::new(),
+                plans: vec![plan],
+                nlink: 1,
+            }],
+            farm_links: vec![crate::survey::FarmLink {
+                path: "/o/lib/l.so".into(),
+                target: format!("{FARM}/lib/l.so").into(),
+                farms: vec![FARM.into()],
+                canonical: format!("{LIB}/l.so").into(),
+            }],
+            other_files: Vec::new(),
+            symlinks: vec!["/o/lib/l.so".into()],
+            allowed: Vec::new(),
+            special_files: vec!["/o/fifo".into()],
+            link_loops: vec!["/o/loop".into()],
+            files_scanned: 6,
+            errors: vec![crate::survey::walk::WalkError {
+                path: "/o/secret".into(),
+                message: "cannot read: Permission denied".into(),
+            }],
+            snapshot: Default::default(),
+        }
+    }
+
+    /// Each fact of the survey gives its finding, with the severity the
+    /// mode and the object's kind call for, sorted by file then severity.
+    #[test]
+    fn findings_from_a_hand_made_survey() {
+        let s = hand_made_survey();
+        let store = StoreDir::new("/nix/store");
+        let got = |mode| -> Vec<(String, FindingKind, Severity)> {
+            findings(&s, &store, mode)
+                .into_iter()
+                .map(|f| (f.file.display().to_string(), f.kind, f.severity))
+                .collect()
+        };
+        use FindingKind as K;
+        use Severity::{Error, Info, Warning};
+        let app = |k, sev| ("/o/bin/app".to_owned(), k, sev);
+        assert_eq!(
+            got(Mode::Shrink),
+            vec![
+                app(K::IndirectEntry, Error),
+                // A program that cannot find a DT_NEEDED library fails to start.
+                app(K::MissingLibrary, Error),
+                app(K::DuplicateEntry, Warning),
+                app(K::UnusedEntry, Warning),
+                app(K::DlopenUnknown, Warning),
+                ("/o/fifo".into(), K::SpecialFile, Error),
+                ("/o/lib/l.so".into(), K::SymlinkIntoFarm, Error),
+                ("/o/loop".into(), K::SymlinkLoop, Error),
+                ("/o/secret".into(), K::Unreadable, Error),
+            ]
+        );
+        // Expand mode keeps every real dir a farm offered: unused is a note.
+        let expand = got(Mode::Expand);
+        assert!(expand.contains(&app(K::UnusedEntry, Info)), "{expand:?}");
+        let all = findings(&s, &store, Mode::Shrink);
+        let indirect = all.iter().find(|f| f.kind == K::IndirectEntry).unwrap();
+        assert_eq!(indirect.farms, vec![PathBuf::from(FARM)]);
+        assert_eq!(
+            indirect.fix.as_deref(),
+            Some(format!("replace with {LIB}").as_str())
+        );
+        let missing = all.iter().find(|f| f.kind == K::MissingLibrary).unwrap();
+        assert_eq!(missing.location, "need libgone.so.1 (needed)");
+    }
+
+    /// With a DT_RUNPATH present the DT_RPATH is ignored by ld.so: its
+    /// unused entries and missing needs are no findings.
+    #[test]
+    fn an_ignored_rpath_reports_no_unused_or_missing() {
+        let mut s = hand_made_survey();
+        s.objects[0].facts.runpath = Some(LIB.into());
+        let kinds: Vec<FindingKind> = findings(&s, &StoreDir::new("/nix/store"), Mode::Shrink)
+            .into_iter()
+            .filter(|f| f.file == Path::new("/o/bin/app"))
+            .map(|f| f.kind)
+            .collect();
+        assert!(!kinds.contains(&FindingKind::UnusedEntry), "{kinds:?}");
+        assert!(!kinds.contains(&FindingKind::MissingLibrary), "{kinds:?}");
+        assert!(kinds.contains(&FindingKind::IndirectEntry), "{kinds:?}");
+    }
+
+    /// One group per kind and location, every file once, errors first.
+    #[test]
+    fn groups_by_kind_and_location() {
+        let mut err = finding(
+            FindingKind::IndirectEntry,
+            "/o/bin/a",
+            "RUNPATH[0] /s/farm/lib",
+        );
+        err.severity = Severity::Error;
+        let f = vec![
+            finding(
+                FindingKind::MissingLibrary,
+                "/o/lib/a.so",
+                "need x.so.1 (needed)",
+            ),
+            finding(
+                FindingKind::MissingLibrary,
+                "/o/lib/b.so",
+                "need x.so.1 (needed)",
+            ),
+            finding(
+                FindingKind::MissingLibrary,
+                "/o/lib/b.so",
+                "need y.so.1 (needed)",
+            ),
+            finding(
+                FindingKind::MissingLibrary,
+                "/o/lib/b.so",
+                "need x.so.1 (needed)",
+            ),
+            err,
+        ];
+        let g = groups(&f);
+        assert_eq!(g.len(), 3);
+        assert_eq!(g[0].kind, FindingKind::IndirectEntry);
+        assert_eq!(g[1].location, "need x.so.1 (needed)");
+        assert_eq!(
+            g[1].files,
+            vec![PathBuf::from("/o/lib/a.so"), PathBuf::from("/o/lib/b.so")]
+        );
+        assert_eq!(g[1].message, "need x.so.1 (needed) in /o/lib/a.so");
+        assert_eq!(g[2].files.len(), 1);
+    }
+}

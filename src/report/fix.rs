@@ -1,0 +1,217 @@
+//! `unfarm fix`'s output: the dry-run plan in words (text and JSON) and the
+//! lines of a real run (one per failure, one per file with `--verbose`, the
+//! summary).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::closure::cost::PlanCost;
+use crate::fix::{FileResult, FileStatus, FixReport};
+use crate::plan::{Action, EntryPlan, Outcome, Reason};
+use crate::survey::Survey;
+
+use super::words::plural;
+
+/// `unfarm fix --dry-run --json` (schema: docs/check-json.md): the survey
+/// with its plans, and the closure before and after, or why it was not
+/// computed.
+#[derive(Serialize)]
+pub struct DryRunJson<'a> {
+    /// Every ELF object with its facts and plans, and the farm symlinks.
+    #[serde(flatten)]
+    pub survey: &'a Survey,
+    /// The closure before and after the plans.
+    pub closure: Option<&'a PlanCost>,
+    /// Why `closure` is missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closure_error: Option<&'a str>,
+}
+
+impl<'a> DryRunJson<'a> {
+    /// The document for a survey and its closure cost (or the error that
+    /// kept it from being computed).
+    pub fn new(survey: &'a Survey, closure: &'a Result<PlanCost, String>) -> Self {
+        DryRunJson {
+            survey,
+            closure: closure.as_ref().ok(),
+            closure_error: closure.as_ref().err().map(String::as_str),
+        }
+    }
+}
+
+/// Plans that say the same thing (everything but the file), in order, with
+/// the files they are for.
+type PlanGroups<'a> = Vec<(String, Vec<&'a Path>)>;
+
+/// The plan in plain words: per search list, old and new once and why each
+/// entry went, stayed or was replaced; files whose plans are the same are
+/// listed under one plan. `verbose`: every file of a shared plan.
+pub fn render_plan(s: &Survey, verbose: bool) -> String {
+    use anstyle::AnsiColor;
+    let red = AnsiColor::Red.on_default();
+    let green = AnsiColor::Green.on_default();
+    let (groups, changed) = plan_groups(s);
+    let mut out = String::new();
+    for (body, files) in &groups {
+        plan_files(&mut out, files, verbose);
+        out.push_str(body);
+    }
+    for l in &s.farm_links {
+        let _ = writeln!(
+            out,
+            "{} (symlink)\n  {red}old:{red:#} {}\n  {green}new:{green:#} {}",
+            l.path.display(),
+            l.target.display(),
+            l.canonical.display()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "unfarm fix --dry-run: {}, {} to change ({}), {} to retarget",
+        plural(s.objects.len(), "ELF file"),
+        plural(changed, "search path"),
+        plural(groups.len(), "distinct plan"),
+        plural(s.farm_links.len(), "symlink")
+    );
+    out
+}
+
+/// Each plan that is not `Unchanged` in words, grouped by its words, and
+/// how many of them change.
+fn plan_groups(s: &Survey) -> (PlanGroups<'_>, usize) {
+    use anstyle::AnsiColor;
+    let red = AnsiColor::Red.on_default();
+    let green = AnsiColor::Green.on_default();
+    let bold = anstyle::Style::new().bold();
+    let mut groups: PlanGroups = Vec::new();
+    let mut changed = 0;
+    for p in s.objects.iter().flat_map(|o| &o.plans) {
+        let status = match &p.outcome {
+            Outcome::Unchanged => continue,
+            Outcome::Change => {
+                changed += 1;
+                "change".to_string()
+            }
+            Outcome::Refused { reason } => format!("{red}refused{red:#}: {reason}"),
+        };
+        let mut body = format!(
+            "  {bold}{}{bold:#}: {status}\n  {red}old:{red:#} {}\n  {green}new:{green:#} {}\n",
+            p.tag, p.old, p.new
+        );
+        for e in &p.entries {
+            let _ = writeln!(body, "  [{}] {}: {}", e.index, e.text, entry_words(e));
+        }
+        for w in &p.warnings {
+            let _ = writeln!(body, "  warning: {w}");
+        }
+        match groups.iter_mut().find(|g| g.0 == body) {
+            Some(g) => g.1.push(&p.path),
+            None => groups.push((body, vec![&p.path])),
+        }
+    }
+    (groups, changed)
+}
+
+/// The file a plan is for, or the files sharing it (the first few unless
+/// `verbose`).
+fn plan_files(out: &mut String, files: &[&Path], verbose: bool) {
+    if files.len() == 1 {
+        let _ = writeln!(out, "{}", files[0].display());
+        return;
+    }
+    let _ = writeln!(out, "{} with the same plan:", plural(files.len(), "file"));
+    let shown = if verbose { files.len() } else { 3 };
+    for f in files.iter().take(shown) {
+        let _ = writeln!(out, "  - {}", f.display());
+    }
+    if files.len() > shown {
+        let _ = writeln!(
+            out,
+            "  … and {} more (--verbose lists them)",
+            files.len() - shown
+        );
+    }
+}
+
+/// One entry's action and reasons, in words: "replace (farm F offers 12
+/// libraries; serves libfoo.so.1 via the farm)", "keep: $ORIGIN-relative".
+fn entry_words(e: &EntryPlan) -> String {
+    let act = match &e.action {
+        Action::Keep => "keep".to_string(),
+        Action::Drop => "drop".to_string(),
+        // The dirs themselves are in `new:`, said once.
+        Action::Replace { with } => format!("replace by {}", plural(with.len(), "real dir")),
+    };
+    let why: Vec<String> = e.reasons.iter().map(reason_words).collect();
+    if why.is_empty() {
+        act
+    } else {
+        format!("{act}: {}", why.join("; "))
+    }
+}
+
+/// A reason in words. The match is exhaustive so that a reason added to the
+/// planner cannot reach users without words of its own.
+fn reason_words(r: &Reason) -> String {
+    match r {
+        Reason::Served {
+            need,
+            via_farm: true,
+        } => format!("serves {need} (through the farm)"),
+        Reason::Served { need, .. } => format!("serves {need}"),
+        Reason::Indirect { offers, farms } => format!(
+            "offers {} through farm {}",
+            plural(*offers, "library"),
+            farms
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Reason::Unused => "serves no known need".into(),
+        Reason::Stub => "stub dir (its fake libraries shadow the real driver)".into(),
+        Reason::BuildDir => "build dir, outside the store".into(),
+        Reason::Insecure { why } => why.clone(),
+        Reason::Origin => "$ORIGIN-relative".into(),
+        Reason::Driver => "the driver dir, kept first".into(),
+        Reason::KeptByPattern { pattern } => format!("matches --keep {pattern}"),
+        Reason::MissingNeedGuard { need } => {
+            format!("kept: {need} is missing, it may be meant to live here")
+        }
+        Reason::IgnoredList => "in the RPATH ld.so ignores (the object has a RUNPATH)".into(),
+        Reason::Duplicate { of } => format!("the same dir as entry {of}"),
+        Reason::Redundant => "nothing is served from here once the real dirs come first".into(),
+    }
+}
+
+/// A file's line after a real run: for a failure the error message
+/// (`PATH: why`, the path said once; the caller adds `unfarm:`), else
+/// `STATUS: PATH (what changed)`, shown with `--verbose`.
+pub fn result_line(r: &FileResult) -> String {
+    match r.status {
+        FileStatus::Failed if r.path.as_os_str().is_empty() => r.detail.clone(),
+        // The detail may repeat the path after its reason.
+        FileStatus::Failed => format!(
+            "{}: {}",
+            r.path.display(),
+            r.detail.replacen(&format!("{}: ", r.path.display()), "", 1)
+        ),
+        _ => format!("{}: {} ({})", r.status, r.path.display(), r.detail),
+    }
+}
+
+/// The closing line of a real run: files, changes, symlinks, bytes of store
+/// path names removed, failures.
+pub fn summary_line(report: &FixReport) -> String {
+    format!(
+        "unfarm fix: {} ({} walked): {} changed, {} retargeted, {} of store path names removed, {}",
+        plural(report.elf_files, "ELF file"),
+        plural(report.files_scanned, "path"),
+        report.changed,
+        plural(report.symlinks_retargeted, "symlink"),
+        plural(report.store_path_bytes_removed, "byte"),
+        plural(report.failed, "failure"),
+    )
+}

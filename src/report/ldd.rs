@@ -1,0 +1,116 @@
+//! `unfarm ldd`'s tree: each file, then its needs as ld.so maps them, with
+//! the search entry that served each, the farm hops, and every path tried
+//! for what was not found.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::elf;
+use crate::loader::ldd::{LddReport, NeedReport, NeedStatus};
+use crate::loader::resolve::{SearchDir, Source};
+
+use super::words::plural;
+
+/// The report as a tree (errors are the caller's to print). `NOT FOUND` is
+/// painted red; the caller's stream strips colour where it must.
+pub fn render_tree(report: &LddReport) -> String {
+    let mut s = String::new();
+    for f in &report.files {
+        let class = match f.class {
+            elf::Class::Elf32 => "32-bit",
+            elf::Class::Elf64 => "64-bit",
+        };
+        let list = match (&f.runpath, &f.rpath) {
+            (Some(r), _) => format!(", RUNPATH {r}"),
+            (None, Some(r)) => format!(", RPATH {r}"),
+            (None, None) => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "{} [{} {class}, {} loader{list}]",
+            f.path.display(),
+            f.machine,
+            f.loader
+        );
+        render_needs(&f.needs, "", &mut s);
+    }
+    s
+}
+
+/// One level of needs, each with its farm hops, the paths tried when not
+/// found, and (recursive) its own needs one level deeper.
+fn render_needs(needs: &[NeedReport], indent: &str, s: &mut String) {
+    for (i, n) in needs.iter().enumerate() {
+        let (branch, cont) = if i + 1 == needs.len() {
+            ("└── ", "    ")
+        } else {
+            ("├── ", "│   ")
+        };
+        let _ = writeln!(s, "{indent}{branch}{}", need_line(n));
+        let sub = format!("{indent}{cont}");
+        // Links inside one store path are noise here; farm hops are the story
+        // (every hop is in the JSON).
+        for h in n.hops.iter().filter(|h| h.cross_path) {
+            let _ = writeln!(
+                s,
+                "{sub}  ⇢ farm hop {} -> {}",
+                h.link.display(),
+                h.target.display()
+            );
+        }
+        if n.status == NeedStatus::NotFound {
+            for t in &n.tried {
+                let _ = writeln!(s, "{sub}  tried {} ({})", t.path.display(), t.outcome);
+            }
+        }
+        render_needs(&n.needs, &sub, s);
+    }
+}
+
+/// `libfoo.so.1 => /nix/store/…/libfoo.so.1 (RUNPATH[0] …) [via farm]`, or
+/// what went wrong.
+fn need_line(n: &NeedReport) -> String {
+    match n.status {
+        NeedStatus::Found => {
+            let farm = if n.hops.iter().any(|h| h.cross_path) {
+                " [via farm]"
+            } else {
+                ""
+            };
+            format!(
+                "{} => {} ({}){farm}",
+                n.name,
+                n.real.as_deref().unwrap_or(Path::new("?")).display(),
+                found_by(n.entry.as_ref())
+            )
+        }
+        NeedStatus::AlreadyLoaded => format!("{} (already loaded)", n.name),
+        NeedStatus::Error => format!("{} ERROR: {}", n.name, n.error.as_deref().unwrap_or("")),
+        NeedStatus::NotFound => {
+            let red = anstyle::AnsiColor::Red.on_default().bold();
+            format!(
+                "{} {red}NOT FOUND{red:#} (tried {})",
+                n.name,
+                plural(n.tried.len(), "path")
+            )
+        }
+    }
+}
+
+/// Where the loader found a need: `RUNPATH[1] $ORIGIN/../lib`, `RPATH[0]
+/// of loader 2 up …`, `ld.so.cache`, … (no entry: a path, opened as is).
+fn found_by(e: Option<&SearchDir>) -> String {
+    let Some(e) = e else {
+        return "direct path".into();
+    };
+    match &e.source {
+        Source::Runpath => format!("RUNPATH[{}] {}", e.index, e.text),
+        Source::Rpath { depth, .. } if *depth > 0 => {
+            format!("RPATH[{}] of loader {depth} up {}", e.index, e.text)
+        }
+        Source::Rpath { .. } => format!("RPATH[{}] {}", e.index, e.text),
+        Source::LdLibraryPath => "LD_LIBRARY_PATH".into(),
+        Source::LdSoCache => "ld.so.cache".into(),
+        Source::Default => "default path".into(),
+    }
+}
