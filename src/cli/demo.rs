@@ -126,8 +126,10 @@ pub fn run(a: Args) -> Result<ExitCode> {
     r
 }
 
-fn steps(a: Args) -> Result<ExitCode> {
-    let (root, _guard) = match &a.keep {
+/// Where the scenario goes: the `--keep` dir (must not exist yet), or a
+/// fresh temp dir removed on exit (the guard).
+fn scenario_dir(a: &Args) -> Result<(PathBuf, Option<TempDir>)> {
+    Ok(match &a.keep {
         Some(d) => {
             anyhow::ensure!(
                 !d.exists(),
@@ -148,7 +150,39 @@ fn steps(a: Args) -> Result<ExitCode> {
                 std::env::temp_dir().join(format!("unfarm-demo-{}-{nanos}", std::process::id()));
             (d.clone(), Some(TempDir(d)))
         }
-    };
+    })
+}
+
+/// `Runtime closure of the app: N paths, SIZE`, then each path.
+fn show_closure(s: &Scenario, paths: &[(PathBuf, u64)], size: u64) {
+    say!(
+        "\nRuntime closure of the app: {} paths, {}",
+        paths.len(),
+        human_size(size)
+    );
+    for (p, n) in paths {
+        say!("  {:>10}  {}", human_size(*n), short(s, p));
+    }
+}
+
+/// Each program's search path before and after.
+fn show_runpaths(s: &Scenario, before: &[(PathBuf, String)], after: &[(PathBuf, String)]) {
+    for ((f, old), (_, new)) in before.iter().zip(after) {
+        if old != new {
+            say!(
+                "{}\n  old: {}\n  new: {}",
+                short(s, f),
+                shorten(s, old),
+                shorten(s, new)
+            );
+        } else {
+            say!("{}: unchanged ({})", short(s, f), shorten(s, old));
+        }
+    }
+}
+
+fn steps(a: Args) -> Result<ExitCode> {
+    let (root, _guard) = scenario_dir(&a)?;
     clean_up_on_signals(_guard.as_ref().map(|g| g.0.clone()))?;
     say!(
         "== 1. A small store with a symlink farm, built with `{}`",
@@ -165,14 +199,7 @@ fn steps(a: Args) -> Result<ExitCode> {
     );
     let before_rp = s.runpaths()?;
     let (before_paths, before_size) = s.closure()?;
-    say!(
-        "\nRuntime closure of the app: {} paths, {}",
-        before_paths.len(),
-        human_size(before_size)
-    );
-    for (p, n) in &before_paths {
-        say!("  {:>10}  {}", human_size(*n), short(&s, p));
-    }
+    show_closure(&s, &before_paths, before_size);
 
     say!("\n== 2. The programs run (before)");
     let ok_before = print_runs(&s, &s.run_programs());
@@ -198,28 +225,9 @@ fn steps(a: Args) -> Result<ExitCode> {
     let ok_after = print_runs(&s, &s.run_programs());
 
     say!("\n== What changed");
-    let after_rp = s.runpaths()?;
-    for ((f, old), (_, new)) in before_rp.iter().zip(&after_rp) {
-        if old != new {
-            say!(
-                "{}\n  old: {}\n  new: {}",
-                short(&s, f),
-                shorten(&s, old),
-                shorten(&s, new)
-            );
-        } else {
-            say!("{}: unchanged ({})", short(&s, f), shorten(&s, old));
-        }
-    }
+    show_runpaths(&s, &before_rp, &s.runpaths()?);
     let (after_paths, after_size) = s.closure()?;
-    say!(
-        "\nRuntime closure of the app: {} paths, {}",
-        after_paths.len(),
-        human_size(after_size)
-    );
-    for (p, n) in &after_paths {
-        say!("  {:>10}  {}", human_size(*n), short(&s, p));
-    }
+    show_closure(&s, &after_paths, after_size);
     let left: Vec<&PathBuf> = before_paths
         .iter()
         .map(|(p, _)| p)

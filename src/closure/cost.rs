@@ -261,23 +261,18 @@ fn merge(
     Ok(())
 }
 
-impl CostModel {
-    /// Build the model for a survey: scan the outputs, load their
-    /// dependencies from `source`, and predict the fixed bytes.
-    pub fn new(survey: &Survey, store: &StoreDir, source: &Source) -> Result<Self, CostError> {
-        let mut outputs: Vec<PathBuf> = Vec::new();
-        for r in &survey.roots {
-            let o = to_store_path(store, r)?;
-            if !outputs.contains(&o) {
-                outputs.push(o);
-            }
-        }
-        let index = candidates(store, source, &outputs)?;
-        let cands: HashSetFast = index.keys().copied().collect();
-        let scanner = Scanner::new(store, Candidates::Hashes(cands.clone()));
+/// What `fix` would change, keyed by inode (survey paths may go through
+/// `./result` or another spelling of the store dir): the predicted edits
+/// and the retargeted symlinks, and the scanner and candidates that find
+/// hashes in the new bytes.
+struct Fixed<'a> {
+    edited: HashMap<Inode, (Predicted, &'a Path)>,
+    links: HashMap<Inode, &'a crate::survey::FarmLink>,
+    cands: HashSetFast,
+}
 
-        // What fix would do, keyed by inode (survey paths may go through
-        // `./result` or another spelling of the store dir).
+impl<'a> Fixed<'a> {
+    fn predict(survey: &'a Survey, cands: HashSetFast) -> Self {
         let edited: Vec<(Inode, Predicted, &Path)> = survey
             .objects
             .par_iter()
@@ -294,15 +289,143 @@ impl CostModel {
                 Some((inode(&o.path)?, predict_edit(&o.path, &plans)?, &*o.path))
             })
             .collect();
-        let edited: HashMap<Inode, (Predicted, &Path)> =
-            edited.into_iter().map(|(i, p, f)| (i, (p, f))).collect();
-        let links: HashMap<Inode, &crate::survey::FarmLink> = survey
-            .farm_links
-            .iter()
-            .filter_map(|l| Some((inode(&l.path)?, l)))
-            .collect();
+        Fixed {
+            edited: edited.into_iter().map(|(i, p, f)| (i, (p, f))).collect(),
+            links: survey
+                .farm_links
+                .iter()
+                .filter_map(|l| Some((inode(&l.path)?, l)))
+                .collect(),
+            cands,
+        }
+    }
+}
 
-        let mut g = ClosureGraph::new();
+/// One output's references and NAR size, now and after the fix, and the
+/// inodes of its entries.
+struct OutputScan {
+    before: BTreeSet<Hash>,
+    after: BTreeSet<Hash>,
+    nar_before: u64,
+    nar_after: u64,
+    inodes: Vec<Inode>,
+}
+
+/// Scan an output and predict its bytes after the fix: a hit survives
+/// unless the edit patches it or its symlink is retargeted; the patched
+/// ranges and new link targets add their own hits.
+fn scan_output(o: &Path, scanner: &Scanner, fixed: &Fixed) -> Result<OutputScan, CostError> {
+    let entries = walk_nar(o).map_err(ScanError::from)?;
+    let inodes: HashMap<&Path, Inode> = entries
+        .iter()
+        .filter_map(|e| Some((e.path.as_path(), inode(&e.path)?)))
+        .collect();
+    let ino_of = |p: &Path| inodes.get(p).copied();
+    let mut before: BTreeSet<Hash> = BTreeSet::new();
+    let mut after: BTreeSet<Hash> = BTreeSet::new();
+    for h in &scanner.hits(o)? {
+        before.insert(h.hash);
+        let gone = match &h.context {
+            Context::EntryName { .. } => false,
+            Context::SymlinkTarget { .. } => {
+                ino_of(&h.file).is_some_and(|i| fixed.links.contains_key(&i))
+            }
+            _ => ino_of(&h.file)
+                .and_then(|i| fixed.edited.get(&i))
+                .is_some_and(|(p, _)| overlaps(&p.patches, h.offset)),
+        };
+        if !gone {
+            after.insert(h.hash);
+        }
+    }
+    // New bytes, and the NAR after.
+    let mut new_entries = entries.clone();
+    for e in &mut new_entries {
+        let Some(i) = ino_of(&e.path) else {
+            continue;
+        };
+        match e.kind {
+            EntryKind::File => {
+                if let Some((p, path)) = fixed.edited.get(&i) {
+                    e.size = p.new_len;
+                    after.extend(patched_hashes(path, p, &fixed.cands)?);
+                }
+            }
+            EntryKind::Symlink => {
+                if let Some(l) = fixed.links.get(&i) {
+                    e.link_target = Some(l.canonical.clone().into_os_string());
+                    let b = l.canonical.as_os_str().as_encoded_bytes();
+                    hashes_in(b, 0, b.len(), &fixed.cands, &mut after);
+                }
+            }
+            EntryKind::Dir | EntryKind::Special => {}
+        }
+    }
+    Ok(OutputScan {
+        before,
+        after,
+        nar_before: nar_size_of(&entries),
+        nar_after: nar_size_of(&new_entries),
+        inodes: inodes.into_values().collect(),
+    })
+}
+
+/// Per output: the (farm, replacement store path) pairs its plans and
+/// links make, for the per-farm cost. `owner` maps an inode to its output.
+fn farm_replacements(
+    survey: &Survey,
+    store: &StoreDir,
+    owner: &HashMap<Inode, PathBuf>,
+) -> HashMap<PathBuf, Vec<(PathBuf, PathBuf)>> {
+    let mut out: HashMap<PathBuf, Vec<(PathBuf, PathBuf)>> = HashMap::new();
+    let farms: HashSet<PathBuf> = survey.farm_store_paths().into_iter().collect();
+    let out_of = |p: &Path| inode(p).and_then(|i| owner.get(&i).cloned());
+    for ob in &survey.objects {
+        let Some(o) = out_of(&ob.path) else { continue };
+        for e in ob.plans.iter().flat_map(|p| &p.entries) {
+            let (Some(f), Action::Replace { with }) =
+                (store.store_path_of(&e.dir).map(|s| s.path), &e.action)
+            else {
+                continue;
+            };
+            if !farms.contains(&f) {
+                continue;
+            }
+            for w in with {
+                if let Some(r) = store.store_path_of(Path::new(w)) {
+                    out.entry(o.clone()).or_default().push((f.clone(), r.path));
+                }
+            }
+        }
+    }
+    for l in &survey.farm_links {
+        let Some(o) = out_of(&l.path) else { continue };
+        if let Some(r) = store.store_path_of(&l.canonical) {
+            for f in &l.farms {
+                out.entry(o.clone())
+                    .or_default()
+                    .push((f.clone(), r.path.clone()));
+            }
+        }
+    }
+    out
+}
+
+impl CostModel {
+    /// Build the model for a survey: scan the outputs, load their
+    /// dependencies from `source`, and predict the fixed bytes.
+    pub fn new(survey: &Survey, store: &StoreDir, source: &Source) -> Result<Self, CostError> {
+        let mut outputs: Vec<PathBuf> = Vec::new();
+        for r in &survey.roots {
+            let o = to_store_path(store, r)?;
+            if !outputs.contains(&o) {
+                outputs.push(o);
+            }
+        }
+        let index = candidates(store, source, &outputs)?;
+        let cands: HashSetFast = index.keys().copied().collect();
+        let scanner = Scanner::new(store, Candidates::Hashes(cands.clone()));
+        let fixed = Fixed::predict(survey, cands);
         let mut m = CostModel {
             graph: ClosureGraph::new(),
             outputs: outputs.clone(),
@@ -312,132 +435,52 @@ impl CostModel {
             nar_after: HashMap::new(),
             replacements: HashMap::new(),
         };
+        let to_paths = |s: &BTreeSet<Hash>| -> BTreeSet<PathBuf> {
+            s.iter().filter_map(|h| index.get(h).cloned()).collect()
+        };
         let mut owner: HashMap<Inode, PathBuf> = HashMap::new();
         for o in &outputs {
-            let entries = walk_nar(o).map_err(ScanError::from)?;
-            let inodes: HashMap<&Path, Inode> = entries
-                .iter()
-                .filter_map(|e| Some((e.path.as_path(), inode(&e.path)?)))
-                .collect();
-            for i in inodes.values() {
-                owner.insert(*i, o.clone());
-            }
-            let hits = scanner.hits(o)?;
-            let mut before: BTreeSet<Hash> = BTreeSet::new();
-            let mut after: BTreeSet<Hash> = BTreeSet::new();
-            let ino_of = |p: &Path| inodes.get(p).copied();
-            for h in &hits {
-                before.insert(h.hash);
-                let gone = match &h.context {
-                    Context::EntryName { .. } => false,
-                    Context::SymlinkTarget { .. } => {
-                        ino_of(&h.file).is_some_and(|i| links.contains_key(&i))
-                    }
-                    _ => ino_of(&h.file)
-                        .and_then(|i| edited.get(&i))
-                        .is_some_and(|(p, _)| overlaps(&p.patches, h.offset)),
-                };
-                if !gone {
-                    after.insert(h.hash);
-                }
-            }
-            // New bytes, and the NAR after.
-            let mut new_entries = entries.clone();
-            for e in &mut new_entries {
-                let Some(&i) = inodes.get(e.path.as_path()) else {
-                    continue;
-                };
-                match e.kind {
-                    EntryKind::File => {
-                        if let Some((p, path)) = edited.get(&i) {
-                            e.size = p.new_len;
-                            after.extend(patched_hashes(path, p, &cands)?);
-                        }
-                    }
-                    EntryKind::Symlink => {
-                        if let Some(l) = links.get(&i) {
-                            e.link_target = Some(l.canonical.clone().into_os_string());
-                            let mut found = BTreeSet::new();
-                            let b = l.canonical.as_os_str().as_encoded_bytes();
-                            hashes_in(b, 0, b.len(), &cands, &mut found);
-                            after.extend(found);
-                        }
-                    }
-                    EntryKind::Dir | EntryKind::Special => {}
-                }
-            }
-            let to_paths = |s: &BTreeSet<Hash>| -> BTreeSet<PathBuf> {
-                s.iter().filter_map(|h| index.get(h).cloned()).collect()
-            };
-            m.before.insert(o.clone(), to_paths(&before));
-            m.after.insert(o.clone(), to_paths(&after));
-            m.nar_before.insert(o.clone(), nar_size_of(&entries));
-            m.nar_after.insert(o.clone(), nar_size_of(&new_entries));
+            let scan = scan_output(o, &scanner, &fixed)?;
+            owner.extend(scan.inodes.iter().map(|&i| (i, o.clone())));
+            m.before.insert(o.clone(), to_paths(&scan.before));
+            m.after.insert(o.clone(), to_paths(&scan.after));
+            m.nar_before.insert(o.clone(), scan.nar_before);
+            m.nar_after.insert(o.clone(), scan.nar_after);
         }
+        m.replacements = farm_replacements(survey, store, &owner);
+        m.graph = m.graph_of(store, source)?;
+        Ok(m)
+    }
 
-        // Replacements of farms, per output (for the per-farm cost).
-        let farms: HashSet<PathBuf> = survey.farm_store_paths().into_iter().collect();
-        let out_of = |p: &Path| inode(p).and_then(|i| owner.get(&i).cloned());
-        for ob in &survey.objects {
-            let Some(o) = out_of(&ob.path) else { continue };
-            for p in &ob.plans {
-                for e in &p.entries {
-                    let (Some(f), Action::Replace { with }) =
-                        (store.store_path_of(&e.dir).map(|s| s.path), &e.action)
-                    else {
-                        continue;
-                    };
-                    if !farms.contains(&f) {
-                        continue;
-                    }
-                    for w in with {
-                        if let Some(r) = store.store_path_of(Path::new(w)) {
-                            m.replacements
-                                .entry(o.clone())
-                                .or_default()
-                                .push((f.clone(), r.path));
-                        }
-                    }
-                }
-            }
-        }
-        for l in &survey.farm_links {
-            let Some(o) = out_of(&l.path) else { continue };
-            if let Some(r) = store.store_path_of(&l.canonical) {
-                for f in &l.farms {
-                    m.replacements
-                        .entry(o.clone())
-                        .or_default()
-                        .push((f.clone(), r.path.clone()));
-                }
-            }
-        }
-
-        // The graph: outputs from the scan, everything else from the source.
-        for o in &outputs {
-            g.insert(o.clone(), m.nar_before[o]);
+    /// The closure graph: the outputs and their edges from the scan,
+    /// everything else (what they reference now or after the fix, and the
+    /// farms' replacements) from the source.
+    fn graph_of(&self, store: &StoreDir, source: &Source) -> Result<ClosureGraph, CostError> {
+        let outputs = &self.outputs;
+        let mut g = ClosureGraph::new();
+        for o in outputs {
+            g.insert(o.clone(), self.nar_before[o]);
         }
         let mut deps: BTreeSet<PathBuf> = BTreeSet::new();
-        for o in &outputs {
-            deps.extend(m.before[o].iter().cloned());
-            deps.extend(m.after[o].iter().cloned());
+        for o in outputs {
+            deps.extend(self.before[o].iter().cloned());
+            deps.extend(self.after[o].iter().cloned());
         }
-        for rs in m.replacements.values() {
+        for rs in self.replacements.values() {
             deps.extend(rs.iter().map(|(_, r)| r.clone()));
         }
         let deps: Vec<PathBuf> = deps.into_iter().filter(|d| !outputs.contains(d)).collect();
-        merge(&mut g, store, source, &deps, &outputs)?;
-        for o in &outputs {
+        merge(&mut g, store, source, &deps, outputs)?;
+        for o in outputs {
             let from = g.id(o).expect("output inserted");
-            for r in &m.before[o] {
+            for r in &self.before[o] {
                 let to = g
                     .id(r)
                     .ok_or_else(|| ClosureError::UnknownPath(r.clone()))?;
                 g.add_ref(from, to);
             }
         }
-        m.graph = g;
-        Ok(m)
+        Ok(g)
     }
 
     fn before_size(&self) -> u64 {

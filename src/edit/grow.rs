@@ -19,6 +19,9 @@ const PAGE: u64 = 4096;
 const MAX_HOLE: u64 = 64 << 20;
 const DT_MIPS_RLD_MAP_REL: i64 = 0x7000_0035;
 
+/// Grow the string at `entry` (or add `tag`): a new `.dynstr` past the end
+/// of the file, in a new PT_LOAD or the trailing one an earlier grow left.
+/// Returns the new end of the file.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
     m: &Model,
@@ -31,32 +34,15 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
     w: &mut Writes,
 ) -> Result<u64, EditError> {
     let d = m.dynamic.as_ref().ok_or(EditError::NoDynamic)?;
-    let enc = Enc::of(m);
     if m.phentsize != m.ph_entsize_expected() {
         return Err(EditError::Unsupported(format!(
             "unexpected program header entry size {}",
             m.phentsize
         )));
     }
-    let strsz_usize = usize::try_from(ctx.strsz)
-        .map_err(|_| EditError::Malformed("DT_STRSZ is too large".into()))?;
-    let mut dynstr = data
-        .read_bytes_at(ctx.str_off, ctx.strsz)
-        .map_err(|_| EditError::Malformed(".dynstr lies outside the file".into()))?
-        .to_vec();
-    // The old string's private bytes are freed in both copies.
-    if let Some(o) = old {
-        let (s, e) = (o.start as usize, o.private_end() as usize);
-        dynstr[s..e].fill(0);
-        if e > s {
-            w.put(ctx.str_off + o.start, vec![0; e - s]);
-        }
-    }
+    let dynstr = new_dynstr(data, ctx, old, new, w)?;
+    // The new string starts where the old table ended.
     let new_index = ctx.strsz;
-    dynstr.extend_from_slice(new);
-    dynstr.push(0);
-    debug_assert_eq!(dynstr.len(), strsz_usize + new.len() + 1);
-
     let mut entries = d.entries.clone();
     match entry {
         Some(i) => entries[i].1 = new_index,
@@ -92,220 +78,370 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
             w,
         );
     }
-    let spare = m.phdrs.iter().position(|p| p.p_type == elf::PT_NULL.0);
-    // Without a spare slot, make room right after the table by moving the
-    // .interp / note sections there into the new segment; the table itself
-    // stays put, since `strip` (BFD) always puts it back after the ELF header.
-    // Where code follows the table (gold --rosegment), the table moves into
-    // the new segment instead, as patchelf moves it.
-    let room = match (spare, m.shdrs.is_empty()) {
-        (None, false) => find_room(m, u64::from(m.phentsize), ctx.strtab).ok(),
-        _ => None,
-    };
-    let phdr_moves = spare.is_none() && room.is_none();
-    let new_phnum = m.phdrs.len() + usize::from(spare.is_none());
-    if new_phnum >= usize::from(elf::PN_XNUM) {
-        return Err(EditError::Unsupported("too many program headers".into()));
-    }
-    let ph_size = new_phnum as u64 * u64::from(m.phentsize);
-
-    // Layout of the new segment: [phdrs][.dynamic][.dynstr].
-    let mut cur = 0u64;
-    if phdr_moves {
-        cur = ph_size;
-    }
-    let mut blk_rel = 0;
-    if let Some(r) = &room {
-        // Same offset modulo the sections' alignment as before.
-        blk_rel = align_up(cur, r.align).unwrap_or(cur) + r.start % r.align;
-        cur = blk_rel + (r.end - r.start);
-    }
-    let dyn_rel = align_up(cur, m.word_size()).unwrap_or(cur);
-    // One spare slot so a later added entry need not move `.dynamic` again.
-    let new_slots = needed_slots + 1;
-    if dyn_moves {
-        cur = dyn_rel + new_slots * m.dyn_entsize();
-    } else {
-        cur = cur.max(dyn_rel);
-    }
-    let str_rel = cur;
-    let total = cur + dynstr.len() as u64;
-
-    // What the blocks inside the new segment need: their relative offsets
-    // keep this alignment if the segment's start does.
-    let inner_align = room.as_ref().map_or(1, |r| r.align).max(m.word_size());
-    let (off0, vaddr0, align) = place(m, phdr_moves, inner_align)?;
-    let seg_end = vaddr0
-        .checked_add(total)
-        .ok_or_else(|| EditError::Unsupported("no address space left for a new segment".into()))?;
-    if !m.is64 && seg_end > u64::from(u32::MAX) {
-        return Err(EditError::Unsupported(
-            "no 32-bit address space left for a new segment".into(),
-        ));
-    }
-
-    let mut flags = elf::PF_R.0;
-    if dyn_moves {
-        flags |= elf::PF_W.0;
-    }
-    let load = Phdr {
-        p_type: elf::PT_LOAD.0,
-        flags,
-        offset: off0,
-        vaddr: vaddr0,
-        paddr: vaddr0,
-        filesz: total,
-        memsz: total,
-        align,
-    };
-    let mut ph = m.phdrs.clone();
-    if let Some(i) = spare {
-        ph.remove(i);
-    }
-    // PT_LOADs must stay sorted by address: ours is the highest.
-    let at = ph
-        .iter()
-        .rposition(|p| p.p_type == elf::PT_LOAD.0)
-        .map_or(ph.len(), |i| i + 1);
-    ph.insert(at, load);
-    // How far the moved block travels in the file and in memory.
-    let (doff, dv) = match &room {
-        Some(r) => (
-            off0 + blk_rel - r.start,
-            (vaddr0 + blk_rel)
-                .checked_sub(r.vstart)
-                .ok_or_else(|| EditError::Unsupported("new segment below moved sections".into()))?,
-        ),
-        None => (0, 0),
-    };
-    if let Some(r) = &room {
+    let l = Layout::new(m, ctx, needed_slots, dyn_moves, dynstr.len() as u64)?;
+    if let Some(r) = &l.room {
         for e in entries.iter_mut().filter(|e| MOVABLE_TAGS.contains(&e.0)) {
             if e.1 >= r.vstart && e.1 < r.vstart + (r.end - r.start) {
-                e.1 += dv;
+                e.1 += l.dv;
             }
         }
     }
-    for p in ph.iter_mut() {
-        if let Some(r) = &room {
-            if p.p_type == elf::PT_PHDR.0 {
-                p.filesz = ph_size;
-                p.memsz = ph_size;
-            }
-            if r.contains(p) {
-                p.offset += doff;
-                p.vaddr += dv;
-                p.paddr = p.paddr.wrapping_add(dv);
-            }
-        }
-        if phdr_moves && p.p_type == elf::PT_PHDR.0 {
-            p.offset = off0;
-            p.vaddr = vaddr0;
-            p.paddr = vaddr0;
-            p.filesz = ph_size;
-            p.memsz = ph_size;
-        }
-        if dyn_moves && p.p_type == elf::PT_DYNAMIC.0 {
-            p.offset = off0 + dyn_rel;
-            p.vaddr = vaddr0 + dyn_rel;
-            p.paddr = vaddr0 + dyn_rel;
-            p.filesz = new_slots * m.dyn_entsize();
-            p.memsz = p.filesz;
-        }
+    set(&mut entries, elf::DT_STRTAB.0, l.vaddr0 + l.str_rel);
+    let ph = l.program_headers(m);
+    let parts = Parts {
+        entries: &entries,
+        dynstr: &dynstr,
+        old,
+    };
+    write_segment(m, data, ctx, &l, &ph, &parts, w)?;
+    if m.shdrs.is_empty() {
+        return Ok(l.off0 + l.total);
     }
-    cover_front_pages(m, &mut ph);
-    set(&mut entries, elf::DT_STRTAB.0, vaddr0 + str_rel);
+    grow_section_headers(m, data, ctx, &l, dynstr.len() as u64, w)
+}
 
-    let mut seg = vec![0u8; total as usize];
-    let mut phbytes = Vec::with_capacity(ph_size as usize);
-    for p in &ph {
+/// The new `.dynstr`: the old table with the old string's private bytes
+/// freed (in the file's copy too), then the new string.
+fn new_dynstr<'d, R: ReadRef<'d>>(
+    data: R,
+    ctx: &StrCtx,
+    old: Option<&OldString>,
+    new: &[u8],
+    w: &mut Writes,
+) -> Result<Vec<u8>, EditError> {
+    let strsz_usize = usize::try_from(ctx.strsz)
+        .map_err(|_| EditError::Malformed("DT_STRSZ is too large".into()))?;
+    let mut dynstr = data
+        .read_bytes_at(ctx.str_off, ctx.strsz)
+        .map_err(|_| EditError::Malformed(".dynstr lies outside the file".into()))?
+        .to_vec();
+    if let Some(o) = old {
+        let (s, e) = (o.start as usize, o.private_end() as usize);
+        dynstr[s..e].fill(0);
+        if e > s {
+            w.put(ctx.str_off + o.start, vec![0; e - s]);
+        }
+    }
+    dynstr.extend_from_slice(new);
+    dynstr.push(0);
+    debug_assert_eq!(dynstr.len(), strsz_usize + new.len() + 1);
+    Ok(dynstr)
+}
+
+/// Where a new segment goes and what it holds:
+/// `[program headers][moved block][.dynamic][.dynstr]`, offsets relative to
+/// its start; the program headers and `.dynamic` only when they move.
+struct Layout {
+    /// A PT_NULL slot the new PT_LOAD takes.
+    spare: Option<usize>,
+    /// The `.interp`/note block moved out of the table's way.
+    room: Option<Room>,
+    /// The table moves into the new segment (no spare slot, no room).
+    phdr_moves: bool,
+    dyn_moves: bool,
+    new_phnum: usize,
+    ph_size: u64,
+    blk_rel: u64,
+    dyn_rel: u64,
+    /// `.dynamic` slots when it moves.
+    new_slots: u64,
+    str_rel: u64,
+    total: u64,
+    off0: u64,
+    vaddr0: u64,
+    align: u64,
+    /// How far the moved block travels in the file and in memory.
+    doff: u64,
+    dv: u64,
+}
+
+impl Layout {
+    fn new(
+        m: &Model,
+        ctx: &StrCtx,
+        needed_slots: u64,
+        dyn_moves: bool,
+        dynstr_len: u64,
+    ) -> Result<Layout, EditError> {
+        let spare = m.phdrs.iter().position(|p| p.p_type == elf::PT_NULL.0);
+        // Without a spare slot, make room right after the table by moving the
+        // .interp / note sections there into the new segment; the table itself
+        // stays put, since `strip` (BFD) always puts it back after the ELF header.
+        // Where code follows the table (gold --rosegment), the table moves into
+        // the new segment instead, as patchelf moves it.
+        let room = match (spare, m.shdrs.is_empty()) {
+            (None, false) => find_room(m, u64::from(m.phentsize), ctx.strtab).ok(),
+            _ => None,
+        };
+        let phdr_moves = spare.is_none() && room.is_none();
+        let new_phnum = m.phdrs.len() + usize::from(spare.is_none());
+        if new_phnum >= usize::from(elf::PN_XNUM) {
+            return Err(EditError::Unsupported("too many program headers".into()));
+        }
+        let ph_size = new_phnum as u64 * u64::from(m.phentsize);
+        let mut cur = if phdr_moves { ph_size } else { 0 };
+        let mut blk_rel = 0;
+        if let Some(r) = &room {
+            // Same offset modulo the sections' alignment as before.
+            blk_rel = align_up(cur, r.align).unwrap_or(cur) + r.start % r.align;
+            cur = blk_rel + (r.end - r.start);
+        }
+        let dyn_rel = align_up(cur, m.word_size()).unwrap_or(cur);
+        // One spare slot so a later added entry need not move `.dynamic` again.
+        let new_slots = needed_slots + 1;
+        if dyn_moves {
+            cur = dyn_rel + new_slots * m.dyn_entsize();
+        } else {
+            cur = cur.max(dyn_rel);
+        }
+        let str_rel = cur;
+        let total = cur + dynstr_len;
+        // What the blocks inside the new segment need: their relative offsets
+        // keep this alignment if the segment's start does.
+        let inner_align = room.as_ref().map_or(1, |r| r.align).max(m.word_size());
+        let (off0, vaddr0, align) = place(m, phdr_moves, inner_align)?;
+        let seg_end = vaddr0.checked_add(total).ok_or_else(|| {
+            EditError::Unsupported("no address space left for a new segment".into())
+        })?;
+        if !m.is64 && seg_end > u64::from(u32::MAX) {
+            return Err(EditError::Unsupported(
+                "no 32-bit address space left for a new segment".into(),
+            ));
+        }
+        let (doff, dv) = match &room {
+            Some(r) => (
+                off0 + blk_rel - r.start,
+                (vaddr0 + blk_rel).checked_sub(r.vstart).ok_or_else(|| {
+                    EditError::Unsupported("new segment below moved sections".into())
+                })?,
+            ),
+            None => (0, 0),
+        };
+        Ok(Layout {
+            spare,
+            room,
+            phdr_moves,
+            dyn_moves,
+            new_phnum,
+            ph_size,
+            blk_rel,
+            dyn_rel,
+            new_slots,
+            str_rel,
+            total,
+            off0,
+            vaddr0,
+            align,
+            doff,
+            dv,
+        })
+    }
+
+    /// `.dynamic`'s new (offset, address, size), when it moves.
+    fn dynamic_at(&self, m: &Model) -> Option<(u64, u64, u64)> {
+        self.dyn_moves.then(|| {
+            (
+                self.off0 + self.dyn_rel,
+                self.vaddr0 + self.dyn_rel,
+                self.new_slots * m.dyn_entsize(),
+            )
+        })
+    }
+
+    /// The new program header table: the new PT_LOAD (in the spare slot's
+    /// stead, after the last PT_LOAD), and every header of what moved
+    /// pointed at its new place.
+    fn program_headers(&self, m: &Model) -> Vec<Phdr> {
+        let mut flags = elf::PF_R.0;
+        if self.dyn_moves {
+            flags |= elf::PF_W.0;
+        }
+        let load = Phdr {
+            p_type: elf::PT_LOAD.0,
+            flags,
+            offset: self.off0,
+            vaddr: self.vaddr0,
+            paddr: self.vaddr0,
+            filesz: self.total,
+            memsz: self.total,
+            align: self.align,
+        };
+        let mut ph = m.phdrs.clone();
+        if let Some(i) = self.spare {
+            ph.remove(i);
+        }
+        // PT_LOADs must stay sorted by address: ours is the highest.
+        let at = ph
+            .iter()
+            .rposition(|p| p.p_type == elf::PT_LOAD.0)
+            .map_or(ph.len(), |i| i + 1);
+        ph.insert(at, load);
+        for p in ph.iter_mut() {
+            if let Some(r) = &self.room {
+                if p.p_type == elf::PT_PHDR.0 {
+                    p.filesz = self.ph_size;
+                    p.memsz = self.ph_size;
+                }
+                if r.contains(p) {
+                    p.offset += self.doff;
+                    p.vaddr += self.dv;
+                    p.paddr = p.paddr.wrapping_add(self.dv);
+                }
+            }
+            if self.phdr_moves && p.p_type == elf::PT_PHDR.0 {
+                p.offset = self.off0;
+                p.vaddr = self.vaddr0;
+                p.paddr = self.vaddr0;
+                p.filesz = self.ph_size;
+                p.memsz = self.ph_size;
+            }
+            if let Some((offset, vaddr, size)) = self.dynamic_at(m)
+                && p.p_type == elf::PT_DYNAMIC.0
+            {
+                p.offset = offset;
+                p.vaddr = vaddr;
+                p.paddr = vaddr;
+                p.filesz = size;
+                p.memsz = size;
+            }
+        }
+        cover_front_pages(m, &mut ph);
+        ph
+    }
+}
+
+/// What the new segment holds besides the layout: the final dynamic
+/// entries, the new `.dynstr`, and the old string whose bytes are freed.
+struct Parts<'a> {
+    entries: &'a [(i64, u64)],
+    dynstr: &'a [u8],
+    old: Option<&'a OldString>,
+}
+
+/// The writes of a new segment: the program headers (in place, or in the
+/// segment with `e_phoff` pointed there), the moved block, `.dynamic`
+/// (in place or moved) and `.dynstr`, appended at `off0`.
+fn write_segment<'d, R: ReadRef<'d>>(
+    m: &Model,
+    data: R,
+    ctx: &StrCtx,
+    l: &Layout,
+    ph: &[Phdr],
+    parts: &Parts,
+    w: &mut Writes,
+) -> Result<(), EditError> {
+    let enc = Enc::of(m);
+    let mut seg = vec![0u8; l.total as usize];
+    let mut phbytes = Vec::with_capacity(l.ph_size as usize);
+    for p in ph {
         phbytes.extend_from_slice(&enc.phdr(p)?);
     }
     let (phoff_at, phnum_at) = m.phoff_phnum_at();
-    if spare.is_none() {
+    if l.spare.is_none() {
         let mut n = Vec::new();
-        enc.u16(&mut n, new_phnum as u16);
+        enc.u16(&mut n, l.new_phnum as u16);
         w.put(phnum_at, n);
     }
-    if phdr_moves {
+    if l.phdr_moves {
         seg[..phbytes.len()].copy_from_slice(&phbytes);
-        w.put(phoff_at, enc.word_bytes("program header offset", off0)?);
+        w.put(phoff_at, enc.word_bytes("program header offset", l.off0)?);
     } else {
-        let table_end = m.phoff + ph_size;
         w.put(m.phoff, phbytes);
-        if let Some(r) = &room {
-            let b = data.read_bytes_at(r.start, r.end - r.start).map_err(|_| {
-                EditError::Malformed("sections after the program headers are truncated".into())
-            })?;
-            let s = blk_rel as usize;
-            seg[s..s + b.len()].copy_from_slice(b);
-            // The moved copy of the old .dynstr (if in the block) loses the
-            // old string's private bytes too.
-            if let Some(o) = old {
-                let from = ctx.str_off + o.start;
-                let to = ctx.str_off + o.private_end();
-                if from >= r.start && to <= r.end {
-                    let a = s + (from - r.start) as usize;
-                    seg[a..a + (to - from) as usize].fill(0);
-                }
-            }
-            if r.end > table_end {
-                w.put(table_end, vec![0; (r.end - table_end) as usize]);
-            }
+        if let Some(r) = &l.room {
+            move_block(m, data, ctx, l, r, parts.old, &mut seg, w)?;
         }
     }
-    if dyn_moves {
-        let bytes = enc.dyn_array(&entries, new_slots)?;
-        let s = dyn_rel as usize;
+    if l.dyn_moves {
+        let bytes = enc.dyn_array(parts.entries, l.new_slots)?;
+        let s = l.dyn_rel as usize;
         seg[s..s + bytes.len()].copy_from_slice(&bytes);
     } else {
-        w.put(d.offset, enc.dyn_array(&entries, d.slots)?);
+        let d = m.dynamic.as_ref().ok_or(EditError::NoDynamic)?;
+        w.put(d.offset, enc.dyn_array(parts.entries, d.slots)?);
     }
-    let s = str_rel as usize;
-    seg[s..s + dynstr.len()].copy_from_slice(&dynstr);
-    w.put(off0, seg);
+    let s = l.str_rel as usize;
+    seg[s..s + parts.dynstr.len()].copy_from_slice(parts.dynstr);
+    w.put(l.off0, seg);
+    Ok(())
+}
 
-    // Section headers, so that readelf, strip and objcopy see the new places.
-    if !m.shdrs.is_empty() {
-        let mut shdrs = m.shdrs.clone();
-        let mut moved = Vec::new();
-        if let Some(r) = &room {
-            for &i in &r.secs {
-                let s = &mut shdrs[i];
-                moved.push(Moved {
-                    index: i,
-                    old_addr: s.addr,
-                    new_addr: s.addr + dv,
-                });
-                s.offset += doff;
-                s.addr += dv;
-            }
+/// Copy the `.interp`/note block into the new segment and zero what the
+/// grown table does not cover of its old place.
+#[allow(clippy::too_many_arguments)]
+fn move_block<'d, R: ReadRef<'d>>(
+    m: &Model,
+    data: R,
+    ctx: &StrCtx,
+    l: &Layout,
+    r: &Room,
+    old: Option<&OldString>,
+    seg: &mut [u8],
+    w: &mut Writes,
+) -> Result<(), EditError> {
+    let table_end = m.phoff + l.ph_size;
+    let b = data.read_bytes_at(r.start, r.end - r.start).map_err(|_| {
+        EditError::Malformed("sections after the program headers are truncated".into())
+    })?;
+    let s = l.blk_rel as usize;
+    seg[s..s + b.len()].copy_from_slice(b);
+    // The moved copy of the old .dynstr (if in the block) loses the
+    // old string's private bytes too.
+    if let Some(o) = old {
+        let from = ctx.str_off + o.start;
+        let to = ctx.str_off + o.private_end();
+        if from >= r.start && to <= r.end {
+            let a = s + (from - r.start) as usize;
+            seg[a..a + (to - from) as usize].fill(0);
         }
-        let str_at = (off0 + str_rel, vaddr0 + str_rel, dynstr.len() as u64);
-        let dyn_at = dyn_moves.then(|| {
-            (
-                off0 + dyn_rel,
-                vaddr0 + dyn_rel,
-                new_slots * m.dyn_entsize(),
-            )
-        });
-        relocate_dyn_sections(m, ctx, &mut shdrs, &mut moved, str_at, dyn_at);
-        let moves_table = room.as_ref().is_some_and(|r| r.moves_shdrs);
-        if moves_table {
-            // What the grown program header table does not cover is zeroed.
-            let from = m.shoff.max(m.phoff + ph_size);
-            let to = m.shoff + u64::from(m.shentsize) * m.shdrs.len() as u64;
-            if to > from {
-                w.put(from, vec![0; (to - from) as usize]);
-            }
-        }
-        let tail = shdrs::Tail {
-            content_end: off0 + total,
-            clobber_from: u64::MAX,
-            move_table: moves_table,
-        };
-        return shdrs::emit(m, data, &shdrs, &moved, tail, w);
     }
-    Ok(off0 + total)
+    if r.end > table_end {
+        w.put(table_end, vec![0; (r.end - table_end) as usize]);
+    }
+    Ok(())
+}
+
+/// Section headers, so that readelf, strip and objcopy see the new places:
+/// the moved block's sections, `.dynstr` and `.dynamic`; returns the new end
+/// of the file.
+fn grow_section_headers<'d, R: ReadRef<'d>>(
+    m: &Model,
+    data: R,
+    ctx: &StrCtx,
+    l: &Layout,
+    dynstr_len: u64,
+    w: &mut Writes,
+) -> Result<u64, EditError> {
+    let mut shdrs = m.shdrs.clone();
+    let mut moved = Vec::new();
+    if let Some(r) = &l.room {
+        for &i in &r.secs {
+            let s = &mut shdrs[i];
+            moved.push(Moved {
+                index: i,
+                old_addr: s.addr,
+                new_addr: s.addr + l.dv,
+            });
+            s.offset += l.doff;
+            s.addr += l.dv;
+        }
+    }
+    let str_at = (l.off0 + l.str_rel, l.vaddr0 + l.str_rel, dynstr_len);
+    relocate_dyn_sections(m, ctx, &mut shdrs, &mut moved, str_at, l.dynamic_at(m));
+    let moves_table = l.room.as_ref().is_some_and(|r| r.moves_shdrs);
+    if moves_table {
+        // What the grown program header table does not cover is zeroed.
+        let from = m.shoff.max(m.phoff + l.ph_size);
+        let to = m.shoff + u64::from(m.shentsize) * m.shdrs.len() as u64;
+        if to > from {
+            w.put(from, vec![0; (to - from) as usize]);
+        }
+    }
+    let tail = shdrs::Tail {
+        content_end: l.off0 + l.total,
+        clobber_from: u64::MAX,
+        move_table: moves_table,
+    };
+    shdrs::emit(m, data, &shdrs, &moved, tail, w)
 }
 
 /// Extend an executable's PT_LOADs that come before its first PROGBITS
