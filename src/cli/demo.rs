@@ -181,6 +181,8 @@ fn show_runpaths(s: &Scenario, before: &[(PathBuf, String)], after: &[(PathBuf, 
     }
 }
 
+/// The demo's steps, numbered as they print.
+// Long because it is the demo's script, read top to bottom as its output.
 fn steps(a: Args) -> Result<ExitCode> {
     let (root, _guard) = scenario_dir(&a)?;
     clean_up_on_signals(_guard.as_ref().map(|g| g.0.clone()))?;

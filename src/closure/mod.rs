@@ -299,14 +299,39 @@ impl ClosureGraph {
             .map_or(0, |(_, a)| a)
     }
 
+    /// Each node of the closure of `roots` with the NAR sizes of the nodes
+    /// it dominates (itself included) from a virtual root above `roots`.
     fn dominator_sizes(&self, roots: &[NodeId]) -> Vec<(NodeId, u64)> {
-        // Reverse post-order from a virtual root (local index 0).
+        let (reach, succs) = self.local_graph(roots);
+        let rpo = reverse_post_order(&succs);
+        let idom = immediate_dominators(&succs, &rpo);
+        let mut size = vec![0u64; succs.len()];
+        for &v in rpo.iter().rev() {
+            if v == 0 {
+                continue;
+            }
+            size[v] += self.nodes[reach[v - 1]].nar_size;
+            let d = idom[v];
+            let s = size[v];
+            size[d] += s;
+        }
+        reach
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| (n, size[k + 1]))
+            .collect()
+    }
+
+    /// The closure of `roots` as a local graph: its nodes (local index
+    /// `k + 1` is `reach[k]`) and each local node's successors, with local
+    /// 0 a virtual root whose successors are `roots` (self-references
+    /// dropped).
+    fn local_graph(&self, roots: &[NodeId]) -> (Vec<NodeId>, Vec<Vec<usize>>) {
         let reach = self.closure(roots);
         let mut local: HashMap<NodeId, usize> = HashMap::with_capacity(reach.len());
         for (k, &n) in reach.iter().enumerate() {
             local.insert(n, k + 1);
         }
-        let count = reach.len() + 1;
         let succ = |v: usize| -> Vec<usize> {
             if v == 0 {
                 let mut r: Vec<usize> = roots.iter().map(|r| local[r]).collect();
@@ -322,86 +347,8 @@ impl ClosureGraph {
                     .collect()
             }
         };
-        let succs: Vec<Vec<usize>> = (0..count).map(succ).collect();
-        let mut preds: Vec<Vec<usize>> = vec![Vec::new(); count];
-        for (v, s) in succs.iter().enumerate() {
-            for &w in s {
-                preds[w].push(v);
-            }
-        }
-        // Iterative DFS post-order.
-        let mut post = Vec::with_capacity(count);
-        let mut visited = vec![false; count];
-        let mut stack: Vec<(usize, usize)> = vec![(0, 0)];
-        visited[0] = true;
-        while let Some(&mut (v, ref mut i)) = stack.last_mut() {
-            if *i < succs[v].len() {
-                let w = succs[v][*i];
-                *i += 1;
-                if !visited[w] {
-                    visited[w] = true;
-                    stack.push((w, 0));
-                }
-            } else {
-                post.push(v);
-                stack.pop();
-            }
-        }
-        let rpo: Vec<usize> = post.into_iter().rev().collect();
-        let mut rpo_num = vec![usize::MAX; count];
-        for (k, &v) in rpo.iter().enumerate() {
-            rpo_num[v] = k;
-        }
-        const UNDEF: usize = usize::MAX;
-        let mut idom = vec![UNDEF; count];
-        idom[0] = 0;
-        let intersect = |idom: &[usize], mut a: usize, mut b: usize| {
-            while a != b {
-                while rpo_num[a] > rpo_num[b] {
-                    a = idom[a];
-                }
-                while rpo_num[b] > rpo_num[a] {
-                    b = idom[b];
-                }
-            }
-            a
-        };
-        let mut changed = true;
-        while changed {
-            changed = false;
-            for &v in rpo.iter().skip(1) {
-                let mut new = UNDEF;
-                for &p in &preds[v] {
-                    if idom[p] == UNDEF {
-                        continue;
-                    }
-                    new = if new == UNDEF {
-                        p
-                    } else {
-                        intersect(&idom, p, new)
-                    };
-                }
-                if new != UNDEF && idom[v] != new {
-                    idom[v] = new;
-                    changed = true;
-                }
-            }
-        }
-        let mut size = vec![0u64; count];
-        for &v in rpo.iter().rev() {
-            if v == 0 {
-                continue;
-            }
-            size[v] += self.nodes[reach[v - 1]].nar_size;
-            let d = idom[v];
-            let s = size[v];
-            size[d] += s;
-        }
-        reach
-            .iter()
-            .enumerate()
-            .map(|(k, &n)| (n, size[k + 1]))
-            .collect()
+        let succs = (0..reach.len() + 1).map(succ).collect();
+        (reach, succs)
     }
 
     /// Shortest reference chain from `from` to `to` (BFS; self-references
@@ -501,6 +448,82 @@ impl ClosureGraph {
             on_path[m] = false;
         }
     }
+}
+
+/// The nodes reachable from local node 0 in reverse post-order (an
+/// iterative depth-first search: closures can be deep).
+fn reverse_post_order(succs: &[Vec<usize>]) -> Vec<usize> {
+    let mut post = Vec::with_capacity(succs.len());
+    let mut visited = vec![false; succs.len()];
+    let mut stack: Vec<(usize, usize)> = vec![(0, 0)];
+    visited[0] = true;
+    while let Some(&mut (v, ref mut i)) = stack.last_mut() {
+        if *i < succs[v].len() {
+            let w = succs[v][*i];
+            *i += 1;
+            if !visited[w] {
+                visited[w] = true;
+                stack.push((w, 0));
+            }
+        } else {
+            post.push(v);
+            stack.pop();
+        }
+    }
+    post.reverse();
+    post
+}
+
+/// Each node's immediate dominator (node 0 its own), by Cooper, Harvey and
+/// Kennedy's iteration over the reverse post-order `rpo`.
+fn immediate_dominators(succs: &[Vec<usize>], rpo: &[usize]) -> Vec<usize> {
+    const UNDEF: usize = usize::MAX;
+    let count = succs.len();
+    let mut preds: Vec<Vec<usize>> = vec![Vec::new(); count];
+    for (v, s) in succs.iter().enumerate() {
+        for &w in s {
+            preds[w].push(v);
+        }
+    }
+    let mut rpo_num = vec![usize::MAX; count];
+    for (k, &v) in rpo.iter().enumerate() {
+        rpo_num[v] = k;
+    }
+    let mut idom = vec![UNDEF; count];
+    idom[0] = 0;
+    let intersect = |idom: &[usize], mut a: usize, mut b: usize| {
+        while a != b {
+            while rpo_num[a] > rpo_num[b] {
+                a = idom[a];
+            }
+            while rpo_num[b] > rpo_num[a] {
+                b = idom[b];
+            }
+        }
+        a
+    };
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &v in rpo.iter().skip(1) {
+            let mut new = UNDEF;
+            for &p in &preds[v] {
+                if idom[p] == UNDEF {
+                    continue;
+                }
+                new = if new == UNDEF {
+                    p
+                } else {
+                    intersect(&idom, p, new)
+                };
+            }
+            if new != UNDEF && idom[v] != new {
+                idom[v] = new;
+                changed = true;
+            }
+        }
+    }
+    idom
 }
 
 // ---------------------------------------------------------------------------

@@ -729,109 +729,133 @@ where
     out
 }
 
+/// What attribution needs of an ELF file: its sections' file ranges and
+/// names, the dynamic entries' strings, the string table's range and the
+/// interpreter.
+struct ElfLayout {
+    secs: Vec<(u64, u64, String)>,
+    dstrings: Vec<DynString>,
+    strtab: Option<(u64, u64)>,
+    interp: Option<(u64, u64, String)>,
+}
+
 fn attribute<Elf: object::read::elf::FileHeader<Endian = object::Endianness>>(
     cache: &object::read::ReadCache<File>,
     offsets: &[u64],
 ) -> Option<Vec<Attribution>> {
-    use object::elf;
-    use object::read::elf::{ProgramHeader, SectionHeader};
-    let data = cache;
-    let header = Elf::parse(data).ok()?;
-    let endian = header.endian().ok()?;
-    let sections = header.sections(endian, data).ok()?;
-    let phdrs = header.program_headers(endian, data).unwrap_or(&[]);
+    let layout = ElfLayout::read::<Elf>(cache)?;
+    Some(offsets.iter().map(|&off| layout.attribute(off)).collect())
+}
 
-    // Section ranges in the file.
-    let mut secs: Vec<(u64, u64, String)> = Vec::new();
-    for s in sections.iter() {
-        if s.sh_type(endian) == elf::SHT_NOBITS {
-            continue;
+impl ElfLayout {
+    fn read<Elf: object::read::elf::FileHeader<Endian = object::Endianness>>(
+        data: &object::read::ReadCache<File>,
+    ) -> Option<ElfLayout> {
+        use object::elf;
+        use object::read::elf::{ProgramHeader, SectionHeader};
+        let header = Elf::parse(data).ok()?;
+        let endian = header.endian().ok()?;
+        let sections = header.sections(endian, data).ok()?;
+        let phdrs = header.program_headers(endian, data).unwrap_or(&[]);
+        let mut secs: Vec<(u64, u64, String)> = Vec::new();
+        for s in sections.iter() {
+            if s.sh_type(endian) == elf::SHT_NOBITS {
+                continue;
+            }
+            let (off, size) = (s.sh_offset(endian).into(), s.sh_size(endian).into());
+            if size == 0 {
+                continue;
+            }
+            let name = sections
+                .section_name(endian, s)
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .unwrap_or_default();
+            secs.push((off, size, name));
         }
-        let (off, size) = (s.sh_offset(endian).into(), s.sh_size(endian).into());
-        if size == 0 {
-            continue;
-        }
-        let name = sections
-            .section_name(endian, s)
-            .map(|n| String::from_utf8_lossy(n).into_owned())
-            .unwrap_or_default();
-        secs.push((off, size, name));
+        // A dynamic section the loader would reject attributes nothing to it.
+        let view = DynamicView::<Elf>::parse(data).ok();
+        let interp = phdrs
+            .iter()
+            .find(|p| p.p_type(endian) == elf::PT_INTERP)
+            .map(|p| {
+                let (off, sz): (u64, u64) = (p.p_offset(endian).into(), p.p_filesz(endian).into());
+                let spent = std::cell::Cell::new(0);
+                let s = crate::elf::read_string_until(data, off, off.saturating_add(sz), &spent)
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
+                (off, sz, s)
+            });
+        Some(ElfLayout {
+            secs,
+            strtab: view.as_ref().and_then(|v| v.strtab),
+            dstrings: view
+                .as_ref()
+                .map(|v| dynamic_strings(v, data))
+                .unwrap_or_default(),
+            interp,
+        })
     }
 
-    // The dynamic entries' strings and the file range of their table. A
-    // dynamic section the loader would reject attributes nothing to it.
-    let view = DynamicView::<Elf>::parse(data).ok();
-    let strtab = view.as_ref().and_then(|v| v.strtab);
-    let dstrings = view
-        .as_ref()
-        .map(|v| dynamic_strings(v, data))
-        .unwrap_or_default();
-
-    let interp: Option<(u64, u64, String)> = phdrs
-        .iter()
-        .find(|p| p.p_type(endian) == elf::PT_INTERP)
-        .map(|p| {
-            let (off, sz): (u64, u64) = (p.p_offset(endian).into(), p.p_filesz(endian).into());
-            let spent = std::cell::Cell::new(0);
-            let s = crate::elf::read_string_until(data, off, off.saturating_add(sz), &spent)
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default();
-            (off, sz, s)
-        });
-
-    let out = offsets
-        .iter()
-        .map(|&off| {
-            let sec = secs
-                .iter()
-                .filter(|(o, s, _)| off >= *o && off < o + s)
-                .min_by_key(|(_, s, _)| *s);
-            let section = sec.map(|s| s.2.clone());
-            for d in &dstrings {
-                if off >= d.start && off < d.start + d.bytes.len() as u64 {
-                    let rel = (off - d.start) as usize;
-                    let text = String::from_utf8_lossy(&d.bytes).into_owned();
-                    let entry_of = |b: &[u8]| -> (usize, String) {
-                        let k = b[..rel].iter().filter(|&&c| c == b':').count();
-                        let e = b.split(|&c| c == b':').nth(k).unwrap_or(&[]);
-                        (k, String::from_utf8_lossy(e).into_owned())
-                    };
-                    let (meaning, text) = match d.tag {
-                        t if t == elf::DT_RUNPATH.0 => {
-                            let (k, e) = entry_of(&d.bytes);
-                            (ElfMeaning::Runpath { entry: k }, e)
-                        }
-                        t if t == elf::DT_RPATH.0 => {
-                            let (k, e) = entry_of(&d.bytes);
-                            (ElfMeaning::Rpath { entry: k }, e)
-                        }
-                        t if t == elf::DT_NEEDED.0 => (ElfMeaning::Needed, text),
-                        t if t == elf::DT_SONAME.0 => (ElfMeaning::Soname, text),
-                        t => (ElfMeaning::DynamicString { tag: t }, text),
-                    };
-                    return (section, meaning, Some(text));
-                }
+    /// The smallest section holding `off`, what the bytes there are to the
+    /// loader, and the string (or search-path entry) they belong to.
+    fn attribute(&self, off: u64) -> Attribution {
+        let section = self
+            .secs
+            .iter()
+            .filter(|(o, s, _)| off >= *o && off < o + s)
+            .min_by_key(|(_, s, _)| *s)
+            .map(|s| s.2.clone());
+        if let Some(d) = self
+            .dstrings
+            .iter()
+            .find(|d| off >= d.start && off < d.start + d.bytes.len() as u64)
+        {
+            let (meaning, text) = d.meaning_at((off - d.start) as usize);
+            return (section, meaning, Some(text));
+        }
+        if let Some((io, isz, s)) = &self.interp
+            && off >= *io
+            && off < io + isz
+        {
+            return (section, ElfMeaning::Interpreter, Some(s.clone()));
+        }
+        let meaning = match section.as_deref() {
+            None => ElfMeaning::NoSection,
+            Some(_) if self.strtab.is_some_and(|(o, s)| off >= o && off < o + s) => {
+                ElfMeaning::UnreferencedDynstr
             }
-            if let Some((io, isz, s)) = &interp
-                && off >= *io
-                && off < io + isz
-            {
-                return (section, ElfMeaning::Interpreter, Some(s.clone()));
+            Some(n) if n.starts_with(".note") => ElfMeaning::Note,
+            Some(n) if n.starts_with(".debug") || n.starts_with(".zdebug") => ElfMeaning::DebugInfo,
+            Some(n) if n.starts_with(".rodata") => ElfMeaning::Rodata,
+            Some(_) => ElfMeaning::Section,
+        };
+        (section, meaning, None)
+    }
+}
+
+impl DynString {
+    /// What the byte `rel` into this string is: a search-path entry (its
+    /// index and text) or the whole string of its tag.
+    fn meaning_at(&self, rel: usize) -> (ElfMeaning, String) {
+        use object::elf;
+        let entry_of = |b: &[u8]| -> (usize, String) {
+            let k = b[..rel].iter().filter(|&&c| c == b':').count();
+            let e = b.split(|&c| c == b':').nth(k).unwrap_or(&[]);
+            (k, String::from_utf8_lossy(e).into_owned())
+        };
+        let text = || String::from_utf8_lossy(&self.bytes).into_owned();
+        match self.tag {
+            t if t == elf::DT_RUNPATH.0 => {
+                let (k, e) = entry_of(&self.bytes);
+                (ElfMeaning::Runpath { entry: k }, e)
             }
-            let meaning = match section.as_deref() {
-                None => ElfMeaning::NoSection,
-                Some(_) if strtab.is_some_and(|(o, s)| off >= o && off < o + s) => {
-                    ElfMeaning::UnreferencedDynstr
-                }
-                Some(n) if n.starts_with(".note") => ElfMeaning::Note,
-                Some(n) if n.starts_with(".debug") || n.starts_with(".zdebug") => {
-                    ElfMeaning::DebugInfo
-                }
-                Some(n) if n.starts_with(".rodata") => ElfMeaning::Rodata,
-                Some(_) => ElfMeaning::Section,
-            };
-            (section, meaning, None)
-        })
-        .collect();
-    Some(out)
+            t if t == elf::DT_RPATH.0 => {
+                let (k, e) = entry_of(&self.bytes);
+                (ElfMeaning::Rpath { entry: k }, e)
+            }
+            t if t == elf::DT_NEEDED.0 => (ElfMeaning::Needed, text()),
+            t if t == elf::DT_SONAME.0 => (ElfMeaning::Soname, text()),
+            t => (ElfMeaning::DynamicString { tag: t }, text()),
+        }
+    }
 }

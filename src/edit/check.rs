@@ -39,6 +39,38 @@ pub(super) fn check_parsed<'d, R: ReadRef<'d>>(m: &Model, data: R) -> Result<(),
     shdrs_clear_of_contents(m)?;
     contents_disjoint(m)?;
     segments_inside_file(m)?;
+    check_loads(m)?;
+    for p in m.phdrs.iter().filter(|p| p.p_type == elf::PT_PHDR.0) {
+        if p.offset != m.phoff {
+            return bad(format!(
+                "PT_PHDR offset {:#x} is not e_phoff {:#x}",
+                p.offset, m.phoff
+            ));
+        }
+        if m.vaddr_to_offset(p.vaddr, p.filesz) != Some(p.offset) {
+            return bad("PT_PHDR is not inside a PT_LOAD at its offset".into());
+        }
+    }
+    if let Some(d) = &m.dynamic {
+        check_dynamic(m, data, d)?;
+    }
+    for (i, s) in m.shdrs.iter().enumerate() {
+        if s.sh_type != elf::SHT_NOBITS.0
+            && s.sh_type != elf::SHT_NULL.0
+            && s.offset.checked_add(s.size).is_none_or(|e| e > len)
+        {
+            return bad(format!("section {i} extends past the end of the file"));
+        }
+    }
+    Ok(())
+}
+
+/// PT_PHDR before every PT_LOAD; each PT_LOAD aligned as it says, inside
+/// the file, no more file bytes than memory, in address order without
+/// overlap (what the kernel and ld.so need to map it).
+fn check_loads(m: &Model) -> Result<(), EditError> {
+    let len = m.file_len;
+    let bad = |s: String| Err(EditError::Layout(s));
     let mut prev: Option<(u64, u64)> = None;
     let mut seen_load = false;
     for (i, p) in m.phdrs.iter().enumerate() {
@@ -85,28 +117,6 @@ pub(super) fn check_parsed<'d, R: ReadRef<'d>>(m: &Model, data: R) -> Result<(),
             }
         }
         prev = Some((p.vaddr, end));
-    }
-    for p in m.phdrs.iter().filter(|p| p.p_type == elf::PT_PHDR.0) {
-        if p.offset != m.phoff {
-            return bad(format!(
-                "PT_PHDR offset {:#x} is not e_phoff {:#x}",
-                p.offset, m.phoff
-            ));
-        }
-        if m.vaddr_to_offset(p.vaddr, p.filesz) != Some(p.offset) {
-            return bad("PT_PHDR is not inside a PT_LOAD at its offset".into());
-        }
-    }
-    if let Some(d) = &m.dynamic {
-        check_dynamic(m, data, d)?;
-    }
-    for (i, s) in m.shdrs.iter().enumerate() {
-        if s.sh_type != elf::SHT_NOBITS.0
-            && s.sh_type != elf::SHT_NULL.0
-            && s.offset.checked_add(s.size).is_none_or(|e| e > len)
-        {
-            return bad(format!("section {i} extends past the end of the file"));
-        }
     }
     Ok(())
 }

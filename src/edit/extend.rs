@@ -8,7 +8,7 @@
 use object::{ReadRef, elf};
 
 use super::grow::{cover_front_pages, relocate_dyn_sections, set};
-use super::parse::Model;
+use super::parse::{Model, Phdr};
 use super::shdrs;
 use super::write::{Enc, Writes, align_up};
 use super::{EditError, OldString, StrCtx};
@@ -91,11 +91,8 @@ pub(super) fn plan<'d, R: ReadRef<'d>>(
     g: Grown,
     w: &mut Writes,
 ) -> Result<u64, EditError> {
-    let d = m.dynamic.as_ref().ok_or(EditError::NoDynamic)?;
-    let enc = Enc::of(m);
     let last = m.phdrs[g.load];
     let vaddr_of = |off: u64| last.vaddr + (off - last.offset);
-    let mut entries = g.entries;
     let seg_end = last
         .file_end()
         .ok_or_else(|| EditError::Malformed("PT_LOAD end overflows".into()))?;
@@ -104,9 +101,57 @@ pub(super) fn plan<'d, R: ReadRef<'d>>(
     if seg_end < m.file_len {
         w.put(seg_end, vec![0; (m.file_len - seg_end) as usize]);
     }
-    // `.dynstr` already ends this segment: write the new string over the old
-    // one when that is the last string, else after the last string; the
-    // table just gets longer.
+    let p = place(m, ctx, &g, last, seg_end, w);
+    let mut entries = g.entries;
+    entries[g.pos].1 = p.index;
+    for &j in g.old.map_or(&[][..], |o| &o.twins) {
+        entries[j].1 = p.index;
+    }
+    set(&mut entries, elf::DT_STRSZ.0, p.strsz);
+    set(&mut entries, elf::DT_STRTAB.0, vaddr_of(p.str_off));
+    if !m.is64 && vaddr_of(p.end) > u64::from(u32::MAX) {
+        return Err(EditError::Unsupported(
+            "no 32-bit address space left to extend the last segment".into(),
+        ));
+    }
+    write_headers(m, g.load, g.dyn_moves, &p, &entries, w)?;
+    if m.shdrs.is_empty() {
+        return Ok(p.end.max(m.file_len));
+    }
+    let mut sh = m.shdrs.clone();
+    let mut moved = Vec::new();
+    let str_at = (p.str_off, vaddr_of(p.str_off), p.strsz);
+    relocate_dyn_sections(m, ctx, &mut sh, &mut moved, str_at, p.dyn_at);
+    let tail = shdrs::Tail {
+        content_end: p.end,
+        clobber_from: seg_end,
+        move_table: m.shoff >= seg_end,
+    };
+    let end = shdrs::emit(m, data, &sh, &moved, tail, w)?;
+    Ok(end.max(m.file_len))
+}
+
+/// Where the extension puts `.dynstr` and (when it moves) `.dynamic`.
+struct Placed {
+    /// `.dynstr`'s offset, and the new string's index in it.
+    str_off: u64,
+    index: u64,
+    strsz: u64,
+    /// `.dynamic`'s new (offset, address, size), when it moves, and its
+    /// slots there.
+    dyn_at: Option<(u64, u64, u64)>,
+    dyn_slots: u64,
+    /// Where the segment's contents now end.
+    end: u64,
+}
+
+/// Place the strings (and `.dynamic`) and write `.dynstr`'s new bytes.
+/// `.dynstr` already ending this segment just gets longer: the new string
+/// goes over the old one when that is the last string, else after the last
+/// string. Otherwise `.dynamic` goes first and a whole new `.dynstr` after
+/// it, so that `.dynstr` ends the file and a later grow can reuse it.
+fn place(m: &Model, ctx: &StrCtx, g: &Grown, last: Phdr, seg_end: u64, w: &mut Writes) -> Placed {
+    let vaddr_of = |off: u64| last.vaddr + (off - last.offset);
     let str_end = ctx.str_off.saturating_add(ctx.strsz);
     let in_tail = ctx.str_off >= last.offset
         && str_end <= seg_end
@@ -117,7 +162,13 @@ pub(super) fn plan<'d, R: ReadRef<'d>>(
                 && s.offset >= str_end
                 && s.offset < seg_end
         });
-    let (str_off, index, mut end) = if in_tail {
+    let dyn_slots = g.entries.len() as u64 + 2;
+    let place_dyn = |end: &mut u64| {
+        let at = align_up(*end, m.word_size()).unwrap_or(*end);
+        *end = at + dyn_slots * m.dyn_entsize();
+        (at, vaddr_of(at), dyn_slots * m.dyn_entsize())
+    };
+    if in_tail {
         let at = match g.old {
             Some(o)
                 if o.shared_from.is_none() && o.start + o.bytes.len() as u64 + 1 == ctx.strsz =>
@@ -129,86 +180,69 @@ pub(super) fn plan<'d, R: ReadRef<'d>>(
         let mut bytes = g.new.to_vec();
         bytes.push(0);
         w.put(ctx.str_off + at, bytes);
-        (ctx.str_off, at, ctx.str_off + at + g.new.len() as u64 + 1)
-    } else {
-        (seg_end, ctx.strsz, seg_end)
-    };
-    let strsz = if in_tail {
-        index + g.new.len() as u64 + 1
-    } else {
-        g.dynstr.len() as u64
-    };
-    let dyn_slots = entries.len() as u64 + 2;
-    let mut dyn_at = None;
-    // Not in the tail case: `.dynamic` goes first so `.dynstr` ends the file
-    // and a later grow can reuse it.
-    let mut place_dyn = |end: &mut u64| {
-        let at = align_up(*end, m.word_size()).unwrap_or(*end);
-        dyn_at = Some((at, vaddr_of(at), dyn_slots * m.dyn_entsize()));
-        *end = at + dyn_slots * m.dyn_entsize();
-    };
-    let str_off = if in_tail {
-        if g.dyn_moves {
-            place_dyn(&mut end);
+        let mut end = ctx.str_off + at + g.new.len() as u64 + 1;
+        let dyn_at = g.dyn_moves.then(|| place_dyn(&mut end));
+        Placed {
+            str_off: ctx.str_off,
+            index: at,
+            strsz: at + g.new.len() as u64 + 1,
+            dyn_at,
+            dyn_slots,
+            end,
         }
-        str_off
     } else {
-        if g.dyn_moves {
-            place_dyn(&mut end);
+        let mut end = seg_end;
+        let dyn_at = g.dyn_moves.then(|| place_dyn(&mut end));
+        let str_off = end;
+        w.put(str_off, g.dynstr.clone());
+        Placed {
+            str_off,
+            index: ctx.strsz,
+            strsz: g.dynstr.len() as u64,
+            dyn_at,
+            dyn_slots,
+            end: str_off + g.dynstr.len() as u64,
         }
-        let at = end;
-        end += g.dynstr.len() as u64;
-        w.put(at, g.dynstr.clone());
-        at
-    };
-    entries[g.pos].1 = index;
-    for &j in g.old.map_or(&[][..], |o| &o.twins) {
-        entries[j].1 = index;
     }
-    set(&mut entries, elf::DT_STRSZ.0, strsz);
-    set(&mut entries, elf::DT_STRTAB.0, vaddr_of(str_off));
-    if !m.is64 && vaddr_of(end) > u64::from(u32::MAX) {
-        return Err(EditError::Unsupported(
-            "no 32-bit address space left to extend the last segment".into(),
-        ));
-    }
+}
 
+/// The grown PT_LOAD (and front pages covered, see `cover_front_pages`),
+/// PT_DYNAMIC where `.dynamic` moved, and `.dynamic` itself.
+fn write_headers(
+    m: &Model,
+    load: usize,
+    dyn_moves: bool,
+    p: &Placed,
+    entries: &[(i64, u64)],
+    w: &mut Writes,
+) -> Result<(), EditError> {
+    let d = m.dynamic.as_ref().ok_or(EditError::NoDynamic)?;
+    let enc = Enc::of(m);
+    let last = m.phdrs[load];
     let mut ph = m.phdrs.clone();
     cover_front_pages(m, &mut ph);
-    let grown = &mut ph[g.load];
-    grown.filesz = end - last.offset;
+    let grown = &mut ph[load];
+    grown.filesz = p.end - last.offset;
     grown.memsz = grown.filesz;
-    if g.dyn_moves {
+    if dyn_moves {
         grown.flags |= elf::PF_W.0;
     }
-    match dyn_at {
+    match p.dyn_at {
         Some((off, vaddr, size)) => {
-            w.put(off, enc.dyn_array(&entries, dyn_slots)?);
-            let p = &mut ph[d.phdr_index];
-            p.offset = off;
-            p.vaddr = vaddr;
-            p.paddr = vaddr;
-            p.filesz = size;
-            p.memsz = size;
+            w.put(off, enc.dyn_array(entries, p.dyn_slots)?);
+            let q = &mut ph[d.phdr_index];
+            q.offset = off;
+            q.vaddr = vaddr;
+            q.paddr = vaddr;
+            q.filesz = size;
+            q.memsz = size;
         }
-        None => w.put(d.offset, enc.dyn_array(&entries, d.slots)?),
+        None => w.put(d.offset, enc.dyn_array(entries, d.slots)?),
     }
     for (i, (a, b)) in m.phdrs.iter().zip(&ph).enumerate() {
         if a != b {
             w.put(m.phoff + i as u64 * u64::from(m.phentsize), enc.phdr(b)?);
         }
     }
-    if !m.shdrs.is_empty() {
-        let mut sh = m.shdrs.clone();
-        let mut moved = Vec::new();
-        let str_at = (str_off, vaddr_of(str_off), strsz);
-        relocate_dyn_sections(m, ctx, &mut sh, &mut moved, str_at, dyn_at);
-        let tail = shdrs::Tail {
-            content_end: end,
-            clobber_from: seg_end,
-            move_table: m.shoff >= seg_end,
-        };
-        end = shdrs::emit(m, data, &sh, &moved, tail, w)?;
-    }
-    Ok(end.max(m.file_len))
+    Ok(())
 }

@@ -587,6 +587,11 @@ const MOVABLE_TAGS: [i64; 6] = [
     elf::DT_VERNEED.0,
 ];
 
+/// The block right after the program header table to move out of its way
+/// (at least `need` bytes): unclaimed bytes, or the movable sections there.
+// Long because it is one scan over the sections in offset order, whose
+// stopping rules (need met, a segment not straddled, a section not movable)
+// share the running end and alignment.
 fn find_room(m: &Model, need: u64, dynstr_addr: u64) -> Result<Room, EditError> {
     let no = || {
         EditError::Unsupported(
@@ -618,23 +623,7 @@ fn find_room(m: &Model, need: u64, dynstr_addr: u64) -> Result<Room, EditError> 
     }
     secs.retain(|&i| m.shdrs[i].offset >= start);
     secs.sort_by_key(|&i| m.shdrs[i].offset);
-    // Bytes after the table that no section or segment describes (patchelf
-    // moves the sections there away and leaves them) are room as they are.
-    let free_end = secs
-        .iter()
-        .map(|&i| m.shdrs[i].offset)
-        .chain(
-            m.phdrs
-                .iter()
-                .filter(|p| {
-                    p.p_type != elf::PT_LOAD.0 && p.p_type != elf::PT_PHDR.0 && p.filesz > 0
-                })
-                .map(|p| p.offset)
-                .filter(|&o| o >= start),
-        )
-        .chain(host.file_end())
-        .min()
-        .unwrap_or(start);
+    let free_end = unclaimed_end(m, &secs, start, host);
     // The section header table is not loaded: its bytes are room too.
     let sh_size = u64::from(m.shentsize) * m.shdrs.len() as u64;
     let shdrs_at = |from: u64, to: u64| sh_size > 0 && m.shoff < to && m.shoff + sh_size > from;
@@ -691,26 +680,50 @@ fn find_room(m: &Model, need: u64, dynstr_addr: u64) -> Result<Room, EditError> 
         secs: chosen,
         moves_shdrs: shdrs_at(start, end),
     };
-    // Nothing else may point into the block: no other section's bytes...
-    for (i, s) in m.shdrs.iter().enumerate() {
-        let has_bytes = s.sh_type != elf::SHT_NOBITS.0 && s.sh_type != elf::SHT_NULL.0;
-        let overlaps = s.offset < end && s.offset.saturating_add(s.size) > start;
-        if has_bytes && s.size > 0 && overlaps && !room.secs.contains(&i) {
-            return Err(no());
-        }
-    }
-    // ...and no segment but those moved whole.
-    for p in &m.phdrs {
-        let t = p.p_type;
-        if t == elf::PT_LOAD.0 || t == elf::PT_PHDR.0 || t == elf::PT_NULL.0 || p.filesz == 0 {
-            continue;
-        }
-        let overlaps = p.offset < end && p.file_end().is_some_and(|e| e > start);
-        if overlaps && !room.contains(p) {
-            return Err(no());
-        }
+    if !only_moved_point_into(m, &room) {
+        return Err(no());
     }
     Ok(room)
+}
+
+/// Where the bytes after the table that no section or segment describes
+/// end (patchelf moves the sections there away and leaves them): room as
+/// they are.
+fn unclaimed_end(m: &Model, secs: &[usize], start: u64, host: &Phdr) -> u64 {
+    secs.iter()
+        .map(|&i| m.shdrs[i].offset)
+        .chain(
+            m.phdrs
+                .iter()
+                .filter(|p| {
+                    p.p_type != elf::PT_LOAD.0 && p.p_type != elf::PT_PHDR.0 && p.filesz > 0
+                })
+                .map(|p| p.offset)
+                .filter(|&o| o >= start),
+        )
+        .chain(host.file_end())
+        .min()
+        .unwrap_or(start)
+}
+
+/// Nothing but the block's own sections and the segments moved whole
+/// with it may point into the block.
+fn only_moved_point_into(m: &Model, room: &Room) -> bool {
+    let (start, end) = (room.start, room.end);
+    let section_inside = m.shdrs.iter().enumerate().any(|(i, s)| {
+        let has_bytes = s.sh_type != elf::SHT_NOBITS.0 && s.sh_type != elf::SHT_NULL.0;
+        let overlaps = s.offset < end && s.offset.saturating_add(s.size) > start;
+        has_bytes && s.size > 0 && overlaps && !room.secs.contains(&i)
+    });
+    let segment_inside = m.phdrs.iter().any(|p| {
+        let t = p.p_type;
+        if t == elf::PT_LOAD.0 || t == elf::PT_PHDR.0 || t == elf::PT_NULL.0 || p.filesz == 0 {
+            return false;
+        }
+        let overlaps = p.offset < end && p.file_end().is_some_and(|e| e > start);
+        overlaps && !room.contains(p)
+    });
+    !section_inside && !segment_inside
 }
 
 pub(super) fn set(entries: &mut [(i64, u64)], tag: i64, val: u64) {

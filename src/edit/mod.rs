@@ -142,19 +142,7 @@ pub fn plan_edit<'d, R: ReadRef<'d>>(
     file_len: u64,
     req: &EditRequest,
 ) -> Result<ElfEdit, EditError> {
-    if req.new_value.as_bytes().contains(&0) {
-        return Err(EditError::NulInValue);
-    }
-    if let Some(n) = req
-        .scrub
-        .iter()
-        .find(|n| contains(req.new_value.as_bytes(), n))
-    {
-        return Err(EditError::Unsupported(format!(
-            "the new search path contains scrubbed string {:?}",
-            String::from_utf8_lossy(n)
-        )));
-    }
+    check_request(req)?;
     let mut m = parse::parse(data, file_len)?;
     // An edit may rewrite the program header table; if its bytes are also a
     // note's or the interpreter's, that would corrupt them.
@@ -181,20 +169,7 @@ pub fn plan_edit<'d, R: ReadRef<'d>>(
             req.tag.name()
         )));
     }
-    let strtab = dynamic
-        .get(elf::DT_STRTAB.0)
-        .ok_or_else(|| EditError::Malformed("dynamic section has no DT_STRTAB".into()))?;
-    let strsz = dynamic
-        .get(elf::DT_STRSZ.0)
-        .ok_or_else(|| EditError::Malformed("dynamic section has no DT_STRSZ".into()))?;
-    let str_off = m
-        .vaddr_to_offset(strtab, strsz)
-        .ok_or_else(|| EditError::Malformed("DT_STRTAB is not inside a loaded segment".into()))?;
-    let ctx = StrCtx {
-        strtab,
-        strsz,
-        str_off,
-    };
+    let ctx = StrCtx::of(&m)?;
 
     let entry = positions.first().copied();
     let old = match entry {
@@ -232,7 +207,37 @@ pub fn plan_edit<'d, R: ReadRef<'d>>(
         }
     }
     let patches = w.finish();
-    for p in &patches {
+    check_patches(&patches, req, new_len)?;
+    Ok(ElfEdit {
+        patches,
+        new_len,
+        grew: new_len > file_len,
+    })
+}
+
+/// The new value is a C string free of every string to scrub.
+fn check_request(req: &EditRequest) -> Result<(), EditError> {
+    if req.new_value.as_bytes().contains(&0) {
+        return Err(EditError::NulInValue);
+    }
+    if let Some(n) = req
+        .scrub
+        .iter()
+        .find(|n| contains(req.new_value.as_bytes(), n))
+    {
+        return Err(EditError::Unsupported(format!(
+            "the new search path contains scrubbed string {:?}",
+            String::from_utf8_lossy(n)
+        )));
+    }
+    Ok(())
+}
+
+/// No scrubbed string is written back, and every byte an edit writes lies
+/// inside the resulting file: a claim in a hostile header must never turn
+/// into a write somewhere else.
+fn check_patches(patches: &[Patch], req: &EditRequest, new_len: u64) -> Result<(), EditError> {
+    for p in patches {
         for n in req.scrub.iter().filter(|n| !n.is_empty()) {
             if let Some(pos) = memchr::memmem::find(&p.bytes, n) {
                 return Err(EditError::ScrubSurvives(
@@ -241,8 +246,6 @@ pub fn plan_edit<'d, R: ReadRef<'d>>(
             }
         }
     }
-    // Every byte an edit writes lies inside the resulting file: a claim in a
-    // hostile header must never turn into a write somewhere else.
     if let Some(p) = patches.iter().find(|p| p.end() > new_len) {
         return Err(EditError::Malformed(format!(
             "the edit would write at {:#x}..{:#x}, past the end of the file",
@@ -250,11 +253,7 @@ pub fn plan_edit<'d, R: ReadRef<'d>>(
             p.end()
         )));
     }
-    Ok(ElfEdit {
-        patches,
-        new_len,
-        grew: new_len > file_len,
-    })
+    Ok(())
 }
 
 /// Apply `edit` to a whole file held in memory.
@@ -291,6 +290,27 @@ pub(crate) struct StrCtx {
     pub(crate) str_off: u64,
 }
 
+impl StrCtx {
+    /// DT_STRTAB and DT_STRSZ of the parsed file, and where the table lies.
+    fn of(m: &Model) -> Result<StrCtx, EditError> {
+        let dynamic = m.dynamic.as_ref().ok_or(EditError::NoDynamic)?;
+        let strtab = dynamic
+            .get(elf::DT_STRTAB.0)
+            .ok_or_else(|| EditError::Malformed("dynamic section has no DT_STRTAB".into()))?;
+        let strsz = dynamic
+            .get(elf::DT_STRSZ.0)
+            .ok_or_else(|| EditError::Malformed("dynamic section has no DT_STRSZ".into()))?;
+        let str_off = m.vaddr_to_offset(strtab, strsz).ok_or_else(|| {
+            EditError::Malformed("DT_STRTAB is not inside a loaded segment".into())
+        })?;
+        Ok(StrCtx {
+            strtab,
+            strsz,
+            str_off,
+        })
+    }
+}
+
 /// The current search-path string and what around it may be overwritten.
 pub(crate) struct OldString {
     /// Offset of the string inside `.dynstr`.
@@ -309,6 +329,10 @@ pub(crate) struct OldString {
 }
 
 impl OldString {
+    /// The current string of `entry`, with what around it is ours to
+    /// overwrite (bytes no other reference shares) and its twins.
+    // Long because every reference into `.dynstr` (refs_as) bounds what may
+    // be overwritten, and the bounds are computed together.
     fn find<'d, R: ReadRef<'d>>(
         m: &Model,
         data: R,

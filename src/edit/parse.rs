@@ -196,6 +196,9 @@ pub(crate) fn parse<'d, R: ReadRef<'d>>(data: R, file_len: u64) -> Result<Model,
     }
 }
 
+// Long because it reads the file's headers in one pass (ELF header, program
+// headers, PT_DYNAMIC, section headers and names), each a few bounded reads
+// into the one `Model`; split, each piece would take the half-built model.
 fn parse_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
     data: R,
     file_len: u64,
@@ -325,6 +328,9 @@ pub(crate) const STRING_TAGS: [i64; 9] = [
 // Bounds loops over file-provided chains so hostile input cannot spin forever.
 const MAX_CHAIN: usize = 1 << 20;
 
+// Long because it walks the three places that point into `.dynstr` besides
+// the dynamic entries (dynamic symbols, version definitions, version
+// requirements) with the same bounds and chain limit, side by side.
 fn refs_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
     m: &Model,
     data: R,

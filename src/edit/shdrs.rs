@@ -69,8 +69,24 @@ pub(super) fn emit<'d, R: ReadRef<'d>>(
         shdrs[i].offset = end;
         end += s.size;
     }
+    emit_table(m, data, &shdrs, moved, end, move_table, w)
+}
+
+/// Write the section header table (in place, or at the end with `e_shoff`
+/// pointed there), sorted by offset, and what a renumbering touches:
+/// links, `e_shstrndx`, symbols. `end` is where the contents end.
+// Long because the sort order, the renumbering it implies and the table's
+// place (in place or moved) decide together which bytes are written.
+fn emit_table<'d, R: ReadRef<'d>>(
+    m: &Model,
+    data: R,
+    shdrs: &[Shdr],
+    moved: &[Moved],
+    end: u64,
+    move_table: bool,
+    w: &mut Writes,
+) -> Result<u64, EditError> {
     let new_shoff = move_table.then(|| align_up(end, m.word_size()).unwrap_or(end));
-    let shdrs = &shdrs[..];
     if u64::from(m.shentsize) != m.shdr_size() {
         return Err(EditError::Unsupported(format!(
             "unexpected section header entry size {}",
@@ -131,20 +147,7 @@ pub(super) fn emit<'d, R: ReadRef<'d>>(
         w.put(m.shoff, table);
     }
     if reorders {
-        let shstrndx = remap(m.shstrndx);
-        if shstrndx != m.shstrndx {
-            let at = if m.is64 {
-                offset_of!(elf::FileHeader64<object::Endianness>, e_shstrndx)
-            } else {
-                offset_of!(elf::FileHeader32<object::Endianness>, e_shstrndx)
-            };
-            let v = u16::try_from(shstrndx).map_err(|_| {
-                EditError::Unsupported("section name table index needs SHN_XINDEX".into())
-            })?;
-            let mut b = Vec::new();
-            enc.u16(&mut b, v);
-            w.put(at as u64, b);
-        }
+        write_shstrndx(m, remap(m.shstrndx), w)?;
     }
     let renumber = |shndx: u16| -> Option<u16> {
         let i = usize::from(shndx);
@@ -154,6 +157,24 @@ pub(super) fn emit<'d, R: ReadRef<'d>>(
     };
     update_symbols(m, data, shdrs, moved, &renumber, w)?;
     Ok(if move_table { table_end } else { end })
+}
+
+/// `e_shstrndx` after a renumbering, when it changed.
+fn write_shstrndx(m: &Model, shstrndx: u32, w: &mut Writes) -> Result<(), EditError> {
+    if shstrndx == m.shstrndx {
+        return Ok(());
+    }
+    let at = if m.is64 {
+        offset_of!(elf::FileHeader64<object::Endianness>, e_shstrndx)
+    } else {
+        offset_of!(elf::FileHeader32<object::Endianness>, e_shstrndx)
+    };
+    let v = u16::try_from(shstrndx)
+        .map_err(|_| EditError::Unsupported("section name table index needs SHN_XINDEX".into()))?;
+    let mut b = Vec::new();
+    Enc::of(m).u16(&mut b, v);
+    w.put(at as u64, b);
+    Ok(())
 }
 
 /// In an executable (ET_EXEC) whose last section in the file is loaded, the
@@ -210,6 +231,8 @@ fn check_renumberable(shdrs: &[Shdr]) -> Result<(), EditError> {
 /// `_DYNAMIC`) move with it, and every `st_shndx` follows a renumbering, so
 /// `.symtab` and `.dynsym` stay consistent for tools. A table is read at its
 /// old place and written at its new one (`.dynsym` may have moved too).
+// Long because `.symtab` and `.dynsym` are each read, updated and written in
+// one loop over the symbols, for both ELF classes and byte orders.
 fn update_symbols<'d, R: ReadRef<'d>>(
     m: &Model,
     data: R,
