@@ -83,6 +83,25 @@ impl World {
         assert_ne!(b, self.prog, "reference copy was not changed");
         b
     }
+
+    /// The bytes an uninterrupted `fix` leaves, and the (growing) edit of
+    /// the program that leads there.
+    fn grow_edit(&self) -> (Vec<u8>, unfarm::edit::ElfEdit) {
+        let fixed = self.fixed_bytes();
+        let new_runpath = unfarm::elf::parse_facts(&fixed[..])
+            .unwrap()
+            .runpath
+            .unwrap();
+        let req = unfarm::edit::EditRequest {
+            tag: unfarm::edit::SearchPathTag::Runpath,
+            new_value: &new_runpath,
+            scrub: &[],
+            drop_ldcache_note: true,
+        };
+        let edit = unfarm::edit::plan_edit(&self.prog[..], self.prog.len() as u64, &req).unwrap();
+        assert!(edit.grew);
+        (fixed, edit)
+    }
 }
 
 fn put(path: &Path, bytes: &[u8]) {
@@ -364,19 +383,7 @@ fn loader_view(data: &[u8]) -> Vec<(i64, String)> {
 fn killed_between_any_two_steps_of_a_grow_is_redone_byte_identical() {
     use unfarm::fix::atomic::{Durability, HardLinks, Staged, StepKind};
     let w = world();
-    let fixed = w.fixed_bytes();
-    let new_runpath = unfarm::elf::parse_facts(&fixed[..])
-        .unwrap()
-        .runpath
-        .unwrap();
-    let req = unfarm::edit::EditRequest {
-        tag: unfarm::edit::SearchPathTag::Runpath,
-        new_value: &new_runpath,
-        scrub: &[],
-        drop_ldcache_note: true,
-    };
-    let edit = unfarm::edit::plan_edit(&w.prog[..], w.prog.len() as u64, &req).unwrap();
-    assert!(edit.grew);
+    let (fixed, edit) = w.grow_edit();
     let mut kinds = Vec::new();
     for k in 0.. {
         let out = w.app(&format!("app-{k}"), 1);
@@ -464,19 +471,7 @@ fn persist_part(p: &Path, writes: &[(u64, Vec<u8>)], keep: impl Fn(usize) -> boo
 fn power_loss_part_way_through_any_step_is_redone_byte_identical() {
     use unfarm::fix::atomic::{Durability, HardLinks, Staged};
     let w = world();
-    let fixed = w.fixed_bytes();
-    let new_runpath = unfarm::elf::parse_facts(&fixed[..])
-        .unwrap()
-        .runpath
-        .unwrap();
-    let req = unfarm::edit::EditRequest {
-        tag: unfarm::edit::SearchPathTag::Runpath,
-        new_value: &new_runpath,
-        scrub: &[],
-        drop_ldcache_note: true,
-    };
-    let edit = unfarm::edit::plan_edit(&w.prog[..], w.prog.len() as u64, &req).unwrap();
-    assert!(edit.grew);
+    let (fixed, edit) = w.grow_edit();
     // Which sector pieces of the step in flight persisted.
     type Keep = fn(usize) -> bool;
     let tears: [(&str, Keep); 3] = [
