@@ -196,9 +196,6 @@ pub(crate) fn parse<'d, R: ReadRef<'d>>(data: R, file_len: u64) -> Result<Model,
     }
 }
 
-// Long because it reads the file's headers in one pass (ELF header, program
-// headers, PT_DYNAMIC, section headers and names), each a few bounded reads
-// into the one `Model`; split, each piece would take the half-built model.
 fn parse_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
     data: R,
     file_len: u64,
@@ -222,35 +219,71 @@ fn parse_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
         })
         .collect();
 
-    let mut shdrs = Vec::new();
     let shoff: u64 = hdr.e_shoff(endian).into();
-    if shoff != 0 {
-        let table = hdr
-            .sections(endian, data)
-            .map_err(|e| obj_err("section headers", e))?;
-        for s in table.iter() {
-            // A section name we cannot read is not fatal: names are only used
-            // to find `.note.nixos.ldcache`.
-            let name = table
-                .section_name(endian, s)
-                .map(|n| n.to_vec())
-                .unwrap_or_default();
-            shdrs.push(Shdr {
-                name,
-                sh_name: s.sh_name(endian),
-                sh_type: s.sh_type(endian).0,
-                flags: s.sh_flags(endian).0,
-                addr: s.sh_addr(endian).into(),
-                offset: s.sh_offset(endian).into(),
-                size: s.sh_size(endian).into(),
-                link: s.sh_link(endian),
-                info: s.sh_info(endian),
-                addralign: s.sh_addralign(endian).into(),
-                entsize: s.sh_entsize(endian).into(),
-            });
-        }
-    }
+    let shdrs = if shoff == 0 {
+        Vec::new()
+    } else {
+        section_headers(hdr, endian, data)?
+    };
+    Ok(Model {
+        is64: hdr.is_type_64(),
+        endian,
+        e_machine: hdr.e_machine(endian).0,
+        phoff: hdr.e_phoff(endian).into(),
+        phentsize: hdr.e_phentsize(endian),
+        shoff,
+        shentsize: hdr.e_shentsize(endian),
+        shstrndx: if shoff == 0 {
+            0
+        } else {
+            hdr.shstrndx(endian, data)
+                .map_err(|e| obj_err("section headers", e))?
+        },
+        e_type: hdr.e_type(endian).0,
+        phdrs,
+        shdrs,
+        dynamic: dynamic_info::<Elf, R>(phdrs_raw, endian, data)?,
+        file_len,
+    })
+}
 
+/// The section headers, each with its name.
+fn section_headers<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
+    hdr: &Elf,
+    endian: Endianness,
+    data: R,
+) -> Result<Vec<Shdr>, EditError> {
+    let table = hdr
+        .sections(endian, data)
+        .map_err(|e| obj_err("section headers", e))?;
+    let shdr = |s: &Elf::SectionHeader| Shdr {
+        // A section name we cannot read is not fatal: names are only used
+        // to find `.note.nixos.ldcache`.
+        name: table
+            .section_name(endian, s)
+            .map(|n| n.to_vec())
+            .unwrap_or_default(),
+        sh_name: s.sh_name(endian),
+        sh_type: s.sh_type(endian).0,
+        flags: s.sh_flags(endian).0,
+        addr: s.sh_addr(endian).into(),
+        offset: s.sh_offset(endian).into(),
+        size: s.sh_size(endian).into(),
+        link: s.sh_link(endian),
+        info: s.sh_info(endian),
+        addralign: s.sh_addralign(endian).into(),
+        entsize: s.sh_entsize(endian).into(),
+    };
+    Ok(table.iter().map(shdr).collect())
+}
+
+/// The one PT_DYNAMIC's entries up to DT_NULL, its place and its slots
+/// (a size check first: ld.so's bound).
+fn dynamic_info<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
+    phdrs_raw: &[Elf::ProgramHeader],
+    endian: Endianness,
+    data: R,
+) -> Result<Option<DynInfo>, EditError> {
     let mut dynamic = None;
     for (i, p) in phdrs_raw.iter().enumerate() {
         if p.p_type(endian) != elf::PT_DYNAMIC {
@@ -279,27 +312,7 @@ fn parse_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
             entries,
         });
     }
-
-    Ok(Model {
-        is64: hdr.is_type_64(),
-        endian,
-        e_machine: hdr.e_machine(endian).0,
-        phoff: hdr.e_phoff(endian).into(),
-        phentsize: hdr.e_phentsize(endian),
-        shoff,
-        shentsize: hdr.e_shentsize(endian),
-        shstrndx: if shoff == 0 {
-            0
-        } else {
-            hdr.shstrndx(endian, data)
-                .map_err(|e| obj_err("section headers", e))?
-        },
-        e_type: hdr.e_type(endian).0,
-        phdrs,
-        shdrs,
-        dynamic,
-        file_len,
-    })
+    Ok(dynamic)
 }
 
 /// Every offset into the dynamic string table that the symbol table and the
@@ -328,118 +341,150 @@ pub(crate) const STRING_TAGS: [i64; 9] = [
 // Bounds loops over file-provided chains so hostile input cannot spin forever.
 const MAX_CHAIN: usize = 1 << 20;
 
-// Long because it walks the three places that point into `.dynstr` besides
-// the dynamic entries (dynamic symbols, version definitions, version
-// requirements) with the same bounds and chain limit, side by side.
 fn refs_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
     m: &Model,
     data: R,
 ) -> Result<Vec<u64>, EditError> {
-    let e = m.endian;
     let dynamic = m.dynamic.as_ref().ok_or(EditError::NoDynamic)?;
     // String-valued dynamic entries are left to the caller, which knows
     // which one of them it is about to rewrite.
     let mut refs: Vec<u64> = Vec::new();
-
-    let bad = |what: &str| EditError::Malformed(format!("{what} lies outside the file"));
-
-    // Dynamic symbols.
     if let Some(symtab) = dynamic.get(elf::DT_SYMTAB.0) {
-        let count = dynsym_count(m, data, symtab)?;
-        let symsz = std::mem::size_of::<Elf::Sym>() as u64;
-        if count > 0 {
-            let bytes = count
-                .checked_mul(symsz)
-                .ok_or_else(|| bad("dynamic symbol table"))?;
-            let off = m
-                .vaddr_to_offset(symtab, bytes)
-                .ok_or_else(|| bad("dynamic symbol table"))?;
-            let syms = data
-                .read_slice_at::<Elf::Sym>(off, count as usize)
-                .map_err(|_| bad("dynamic symbol table"))?;
-            refs.extend(syms.iter().map(|s| u64::from(s.st_name(e))));
-        }
+        dynsym_names::<Elf, R>(m, data, symtab, &mut refs)?;
     }
-
-    // Version definitions: each has a chain of Verdaux names.
     if let (Some(addr), Some(num)) = (
         dynamic.get(elf::DT_VERDEF.0),
         dynamic.get(elf::DT_VERDEFNUM.0),
     ) {
-        let mut off = m
-            .vaddr_to_offset(addr, 20)
-            .ok_or_else(|| bad("version definitions"))?;
-        for _ in 0..num.min(MAX_CHAIN as u64) {
-            let vd = data
-                .read_at::<elf::Verdef<Endianness>>(off)
-                .map_err(|_| bad("version definition"))?;
-            let mut aux = off
-                .checked_add(vd.vd_aux.get(e).into())
-                .ok_or_else(|| bad("version definition"))?;
-            for _ in 0..vd.vd_cnt.get(e) {
-                let va = data
-                    .read_at::<elf::Verdaux<Endianness>>(aux)
-                    .map_err(|_| bad("version definition name"))?;
-                refs.push(va.vda_name.get(e).into());
-                let next = va.vda_next.get(e);
-                if next == 0 {
-                    break;
-                }
-                aux = aux
-                    .checked_add(next.into())
-                    .ok_or_else(|| bad("version name"))?;
-            }
-            let next = vd.vd_next.get(e);
-            if next == 0 {
-                break;
-            }
-            off = off
-                .checked_add(next.into())
-                .ok_or_else(|| bad("version definition"))?;
-        }
+        verdef_names(m, data, addr, num, &mut refs)?;
     }
-
-    // Version requirements: file name plus a chain of Vernaux names.
     if let (Some(addr), Some(num)) = (
         dynamic.get(elf::DT_VERNEED.0),
         dynamic.get(elf::DT_VERNEEDNUM.0),
     ) {
-        let mut off = m
-            .vaddr_to_offset(addr, size_of::<elf::Verneed<Endianness>>() as u64)
-            .ok_or_else(|| bad("version requirements"))?;
-        for _ in 0..num.min(MAX_CHAIN as u64) {
-            let vn = data
-                .read_at::<elf::Verneed<Endianness>>(off)
-                .map_err(|_| bad("version requirement"))?;
-            refs.push(vn.vn_file.get(e).into());
-            let mut aux = off
-                .checked_add(vn.vn_aux.get(e).into())
-                .ok_or_else(|| bad("version requirement"))?;
-            for _ in 0..vn.vn_cnt.get(e) {
-                let va = data
-                    .read_at::<elf::Vernaux<Endianness>>(aux)
-                    .map_err(|_| bad("version requirement name"))?;
-                refs.push(va.vna_name.get(e).into());
-                let next = va.vna_next.get(e);
-                if next == 0 {
-                    break;
-                }
-                aux = aux
-                    .checked_add(next.into())
-                    .ok_or_else(|| bad("version name"))?;
-            }
-            let next = vn.vn_next.get(e);
-            if next == 0 {
-                break;
-            }
-            off = off
-                .checked_add(next.into())
-                .ok_or_else(|| bad("version requirement"))?;
-        }
+        verneed_names(m, data, addr, num, &mut refs)?;
     }
     refs.sort_unstable();
     refs.dedup();
     Ok(refs)
+}
+
+fn outside(what: &str) -> EditError {
+    EditError::Malformed(format!("{what} lies outside the file"))
+}
+
+/// The names of the dynamic symbols at `symtab`.
+fn dynsym_names<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
+    m: &Model,
+    data: R,
+    symtab: u64,
+    refs: &mut Vec<u64>,
+) -> Result<(), EditError> {
+    let count = dynsym_count(m, data, symtab)?;
+    if count == 0 {
+        return Ok(());
+    }
+    let symsz = std::mem::size_of::<Elf::Sym>() as u64;
+    let bytes = count
+        .checked_mul(symsz)
+        .ok_or_else(|| outside("dynamic symbol table"))?;
+    let off = m
+        .vaddr_to_offset(symtab, bytes)
+        .ok_or_else(|| outside("dynamic symbol table"))?;
+    let syms = data
+        .read_slice_at::<Elf::Sym>(off, count as usize)
+        .map_err(|_| outside("dynamic symbol table"))?;
+    refs.extend(syms.iter().map(|s| u64::from(s.st_name(m.endian))));
+    Ok(())
+}
+
+/// The names of `num` version definitions at `addr`: each has a chain of
+/// Verdaux names.
+fn verdef_names<'d, R: ReadRef<'d>>(
+    m: &Model,
+    data: R,
+    addr: u64,
+    num: u64,
+    refs: &mut Vec<u64>,
+) -> Result<(), EditError> {
+    let e = m.endian;
+    let mut off = m
+        .vaddr_to_offset(addr, size_of::<elf::Verdef<Endianness>>() as u64)
+        .ok_or_else(|| outside("version definitions"))?;
+    for _ in 0..num.min(MAX_CHAIN as u64) {
+        let vd = data
+            .read_at::<elf::Verdef<Endianness>>(off)
+            .map_err(|_| outside("version definition"))?;
+        let mut aux = off
+            .checked_add(vd.vd_aux.get(e).into())
+            .ok_or_else(|| outside("version definition"))?;
+        for _ in 0..vd.vd_cnt.get(e) {
+            let va = data
+                .read_at::<elf::Verdaux<Endianness>>(aux)
+                .map_err(|_| outside("version definition name"))?;
+            refs.push(va.vda_name.get(e).into());
+            let next = va.vda_next.get(e);
+            if next == 0 {
+                break;
+            }
+            aux = aux
+                .checked_add(next.into())
+                .ok_or_else(|| outside("version name"))?;
+        }
+        let next = vd.vd_next.get(e);
+        if next == 0 {
+            break;
+        }
+        off = off
+            .checked_add(next.into())
+            .ok_or_else(|| outside("version definition"))?;
+    }
+    Ok(())
+}
+
+/// The names of `num` version requirements at `addr`: a file name plus a
+/// chain of Vernaux names each.
+fn verneed_names<'d, R: ReadRef<'d>>(
+    m: &Model,
+    data: R,
+    addr: u64,
+    num: u64,
+    refs: &mut Vec<u64>,
+) -> Result<(), EditError> {
+    let e = m.endian;
+    let mut off = m
+        .vaddr_to_offset(addr, size_of::<elf::Verneed<Endianness>>() as u64)
+        .ok_or_else(|| outside("version requirements"))?;
+    for _ in 0..num.min(MAX_CHAIN as u64) {
+        let vn = data
+            .read_at::<elf::Verneed<Endianness>>(off)
+            .map_err(|_| outside("version requirement"))?;
+        refs.push(vn.vn_file.get(e).into());
+        let mut aux = off
+            .checked_add(vn.vn_aux.get(e).into())
+            .ok_or_else(|| outside("version requirement"))?;
+        for _ in 0..vn.vn_cnt.get(e) {
+            let va = data
+                .read_at::<elf::Vernaux<Endianness>>(aux)
+                .map_err(|_| outside("version requirement name"))?;
+            refs.push(va.vna_name.get(e).into());
+            let next = va.vna_next.get(e);
+            if next == 0 {
+                break;
+            }
+            aux = aux
+                .checked_add(next.into())
+                .ok_or_else(|| outside("version name"))?;
+        }
+        let next = vn.vn_next.get(e);
+        if next == 0 {
+            break;
+        }
+        off = off
+            .checked_add(next.into())
+            .ok_or_else(|| outside("version requirement"))?;
+    }
+    Ok(())
 }
 
 fn read_u32<'d, R: ReadRef<'d>>(data: R, e: Endianness, off: u64) -> Option<u32> {

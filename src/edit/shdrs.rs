@@ -231,8 +231,6 @@ fn check_renumberable(shdrs: &[Shdr]) -> Result<(), EditError> {
 /// `_DYNAMIC`) move with it, and every `st_shndx` follows a renumbering, so
 /// `.symtab` and `.dynsym` stay consistent for tools. A table is read at its
 /// old place and written at its new one (`.dynsym` may have moved too).
-// Long because `.symtab` and `.dynsym` are each read, updated and written in
-// one loop over the symbols, for both ELF classes and byte orders.
 fn update_symbols<'d, R: ReadRef<'d>>(
     m: &Model,
     data: R,
@@ -241,26 +239,12 @@ fn update_symbols<'d, R: ReadRef<'d>>(
     renumber: &dyn Fn(u16) -> Option<u16>,
     w: &mut Writes,
 ) -> Result<(), EditError> {
-    let enc = Enc::of(m);
-    // Field positions inside Elf64_Sym / Elf32_Sym.
-    let (size, value_at, shndx_at) = if m.is64 {
-        (
-            size_of::<elf::Sym64<object::Endianness>>(),
-            offset_of!(elf::Sym64<object::Endianness>, st_value),
-            offset_of!(elf::Sym64<object::Endianness>, st_shndx),
-        )
-    } else {
-        (
-            size_of::<elf::Sym32<object::Endianness>>(),
-            offset_of!(elf::Sym32<object::Endianness>, st_value),
-            offset_of!(elf::Sym32<object::Endianness>, st_shndx),
-        )
-    };
+    let f = SymFields::of(m);
     for (j, s) in m.shdrs.iter().enumerate() {
         if s.sh_type != elf::SHT_SYMTAB.0 && s.sh_type != elf::SHT_DYNSYM.0 {
             continue;
         }
-        let Ok(table) = data.read_bytes_at(s.offset, s.size - s.size % size as u64) else {
+        let Ok(table) = data.read_bytes_at(s.offset, s.size - s.size % f.size as u64) else {
             return Err(EditError::Malformed(
                 "symbol table lies outside the file".into(),
             ));
@@ -268,32 +252,10 @@ fn update_symbols<'d, R: ReadRef<'d>>(
         let mut out = table.to_vec();
         let mut changed = Vec::new();
         let mut touched = false;
-        for (k, sym) in out.chunks_exact_mut(size).enumerate() {
-            let shndx = m.endian.read_u16([sym[shndx_at], sym[shndx_at + 1]]);
-            let mut hit = false;
+        for (k, sym) in out.chunks_exact_mut(f.size).enumerate() {
+            let shndx = m.endian.read_u16([sym[f.shndx_at], sym[f.shndx_at + 1]]);
             touched |= moved.iter().any(|x| x.index == usize::from(shndx));
-            if let Some(x) = moved.iter().find(|x| x.index == usize::from(shndx)) {
-                let vb = &sym[value_at..value_at + m.word_size() as usize];
-                let value = if m.is64 {
-                    m.endian.read_u64(vb.try_into().unwrap_or_default())
-                } else {
-                    u64::from(m.endian.read_u32(vb.try_into().unwrap_or_default()))
-                };
-                if let Some(nv) = value
-                    .checked_sub(x.old_addr)
-                    .and_then(|d| d.checked_add(x.new_addr))
-                    .filter(|&nv| nv != value)
-                {
-                    let b = enc.word_bytes("symbol value", nv)?;
-                    sym[value_at..value_at + b.len()].copy_from_slice(&b);
-                    hit = true;
-                }
-            }
-            if let Some(v) = renumber(shndx) {
-                sym[shndx_at..shndx_at + 2].copy_from_slice(&m.endian.write_u16(v));
-                hit = true;
-            }
-            if hit {
+            if f.update(m, sym, shndx, moved, renumber)? {
                 changed.push(k);
             }
         }
@@ -312,12 +274,72 @@ fn update_symbols<'d, R: ReadRef<'d>>(
             w.put(at, out);
         } else {
             for k in changed {
-                let o = k * size;
-                w.put(at + o as u64, out[o..o + size].to_vec());
+                let o = k * f.size;
+                w.put(at + o as u64, out[o..o + f.size].to_vec());
             }
         }
     }
     Ok(())
+}
+
+/// Field positions inside Elf64_Sym / Elf32_Sym.
+struct SymFields {
+    size: usize,
+    value_at: usize,
+    shndx_at: usize,
+}
+
+impl SymFields {
+    fn of(m: &Model) -> SymFields {
+        if m.is64 {
+            SymFields {
+                size: size_of::<elf::Sym64<object::Endianness>>(),
+                value_at: offset_of!(elf::Sym64<object::Endianness>, st_value),
+                shndx_at: offset_of!(elf::Sym64<object::Endianness>, st_shndx),
+            }
+        } else {
+            SymFields {
+                size: size_of::<elf::Sym32<object::Endianness>>(),
+                value_at: offset_of!(elf::Sym32<object::Endianness>, st_value),
+                shndx_at: offset_of!(elf::Sym32<object::Endianness>, st_shndx),
+            }
+        }
+    }
+
+    /// Move a symbol of section `shndx` with its section, and renumber its
+    /// `st_shndx`; true when a byte changed.
+    fn update(
+        &self,
+        m: &Model,
+        sym: &mut [u8],
+        shndx: u16,
+        moved: &[Moved],
+        renumber: &dyn Fn(u16) -> Option<u16>,
+    ) -> Result<bool, EditError> {
+        let mut hit = false;
+        if let Some(x) = moved.iter().find(|x| x.index == usize::from(shndx)) {
+            let vb = &sym[self.value_at..self.value_at + m.word_size() as usize];
+            let value = if m.is64 {
+                m.endian.read_u64(vb.try_into().unwrap_or_default())
+            } else {
+                u64::from(m.endian.read_u32(vb.try_into().unwrap_or_default()))
+            };
+            if let Some(nv) = value
+                .checked_sub(x.old_addr)
+                .and_then(|d| d.checked_add(x.new_addr))
+                .filter(|&nv| nv != value)
+            {
+                let b = Enc::of(m).word_bytes("symbol value", nv)?;
+                sym[self.value_at..self.value_at + b.len()].copy_from_slice(&b);
+                hit = true;
+            }
+        }
+        if let Some(v) = renumber(shndx) {
+            sym[self.shndx_at..self.shndx_at + 2].copy_from_slice(&m.endian.write_u16(v));
+            hit = true;
+        }
+        Ok(hit)
+    }
 }
 
 fn shares_bytes(m: &Model, j: usize) -> bool {
