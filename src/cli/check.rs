@@ -8,7 +8,7 @@ use std::io::Write;
 use unfarm::closure::cost::{CostModel, add_costs};
 use unfarm::report::check::{RenderOptions, cost_gap, json, render};
 use unfarm::report::closure::closure_line;
-use unfarm::report::findings::{Severity, findings};
+use unfarm::report::findings::{Severity, findings_scanned};
 use unfarm::report::loader::{models_line, models_used};
 use unfarm::store::StoreDir;
 use unfarm::survey::survey;
@@ -34,13 +34,13 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     let opts = a.plan.survey_options(store)?;
     let roots = super::output_roots(&a.outputs, store)?;
     let s = survey(&roots, store, &opts);
-    let mut f = findings(&s, store, opts.plan.mode);
+    let (mut f, scanned) = findings_scanned(&s, store, opts.plan.mode);
     // Price the farm findings (outputs scanned, dependencies from the Nix DB
     // or a scan of the store dir); a failure only loses the numbers.
     let mut closure = None;
     if f.iter().any(|x| !x.farms.is_empty()) {
         let source = a.plan.source.source(store);
-        match CostModel::new(&s, store, &source).and_then(|m| {
+        match CostModel::reusing(&s, store, &source, Some(&scanned)).and_then(|m| {
             add_costs(&mut f, &m)?;
             m.plan_cost()
         }) {

@@ -52,7 +52,9 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::closure::scan::{self, Candidates, Context, Hash, HashSetFast, ScanError, Scanner};
+use crate::closure::scan::{
+    self, Candidates, Context, Hash, HashSetFast, ScanError, ScannedFiles, Scanner,
+};
 use crate::closure::{
     ClosureError, ClosureGraph, NixDb, RefChange, Source, nar_size_of, scan_closure, to_store_path,
 };
@@ -314,7 +316,12 @@ struct OutputScan {
 /// Scan an output and predict its bytes after the fix: a hit survives
 /// unless the edit patches it or its symlink is retargeted; the patched
 /// ranges and new link targets add their own hits.
-fn scan_output(o: &Path, scanner: &Scanner, fixed: &Fixed) -> Result<OutputScan, CostError> {
+fn scan_output(
+    o: &Path,
+    scanner: &Scanner,
+    earlier: Option<&ScannedFiles>,
+    fixed: &Fixed,
+) -> Result<OutputScan, CostError> {
     let entries = walk_nar(o).map_err(ScanError::from)?;
     let inodes: HashMap<&Path, Inode> = entries
         .iter()
@@ -323,7 +330,7 @@ fn scan_output(o: &Path, scanner: &Scanner, fixed: &Fixed) -> Result<OutputScan,
     let ino_of = |p: &Path| inodes.get(p).copied();
     let mut before: BTreeSet<Hash> = BTreeSet::new();
     let mut after: BTreeSet<Hash> = BTreeSet::new();
-    for h in &scanner.hits(o)? {
+    for h in &scanner.hits_reusing(o, earlier)? {
         before.insert(h.hash);
         let gone = match &h.context {
             Context::EntryName { .. } => false,
@@ -415,6 +422,18 @@ impl CostModel {
     /// Build the model for a survey: scan the outputs, load their
     /// dependencies from `source`, and predict the fixed bytes.
     pub fn new(survey: &Survey, store: &StoreDir, source: &Source) -> Result<Self, CostError> {
+        Self::reusing(survey, store, source, None)
+    }
+
+    /// [`Self::new`], taking the hits of files an earlier scan read (the
+    /// findings' scan of `check`) from `earlier` instead of reading them
+    /// again, where that scan looked for every candidate of this one.
+    pub fn reusing(
+        survey: &Survey,
+        store: &StoreDir,
+        source: &Source,
+        earlier: Option<&ScannedFiles>,
+    ) -> Result<Self, CostError> {
         let mut outputs: Vec<PathBuf> = Vec::new();
         for r in &survey.roots {
             let o = to_store_path(store, r)?;
@@ -440,7 +459,7 @@ impl CostModel {
         };
         let mut owner: HashMap<Inode, PathBuf> = HashMap::new();
         for o in &outputs {
-            let scan = scan_output(o, &scanner, &fixed)?;
+            let scan = scan_output(o, &scanner, earlier, &fixed)?;
             owner.extend(scan.inodes.iter().map(|&i| (i, o.clone())));
             m.before.insert(o.clone(), to_paths(&scan.before));
             m.after.insert(o.clone(), to_paths(&scan.after));

@@ -20,7 +20,7 @@
 //! 32-byte window first; if it is not base32, no window containing it can
 //! match, so jump past it.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -572,6 +572,17 @@ impl Scanner {
     /// Every occurrence of a candidate hash under `root`, attributed, sorted
     /// by file and offset.
     pub fn hits(&self, root: &Path) -> Result<Vec<Hit>, ScanError> {
+        self.hits_reusing(root, None)
+    }
+
+    /// [`Self::hits`], taking a file's hits from `earlier` where an earlier
+    /// scan read it looking for all of this scanner's candidates (and more):
+    /// the file is not read again.
+    pub fn hits_reusing(
+        &self,
+        root: &Path,
+        earlier: Option<&ScannedFiles>,
+    ) -> Result<Vec<Hit>, ScanError> {
         let entries = walk_nar(root)?;
         let mut hits = Vec::new();
         for e in &entries {
@@ -605,9 +616,16 @@ impl Scanner {
             .iter()
             .filter(|e| e.kind == EntryKind::File)
             .collect();
+        let earlier = match (&self.matcher, earlier) {
+            (Matcher::Hashes(cands), Some(s)) if s.covers(cands) => Some((s, cands)),
+            _ => None,
+        };
         let per_file: Vec<Vec<Hit>> = files
             .par_iter()
-            .map(|e| self.file_hits(&e.path))
+            .map(|e| match earlier.and_then(|(s, c)| s.get(&e.path, c)) {
+                Some(hits) => Ok(hits),
+                None => self.file_hits(&e.path),
+            })
             .collect::<Result<_, ScanError>>()?;
         hits.extend(per_file.into_iter().flatten());
         hits.sort_by(|a, b| a.file.cmp(&b.file).then(a.offset.cmp(&b.offset)));
@@ -658,6 +676,66 @@ impl Scanner {
                 }
             })
             .collect())
+    }
+}
+
+/// The files one scan read (in order, with their attributed hits) and the
+/// candidates it looked for. A later scan for a subset of those candidates
+/// (`check`'s closure cost after its findings) takes a file's hits from
+/// here instead of reading the file again: the matcher reports every
+/// window that is a candidate, so a subset's hits are a filter of these.
+#[derive(Debug, Default)]
+pub struct ScannedFiles {
+    cands: HashSetFast,
+    files: Vec<Vec<Hit>>,
+    /// (device, inode) of each file read, to its place in `files`.
+    by_inode: HashMap<(u64, u64), usize>,
+}
+
+impl ScannedFiles {
+    /// An empty record for a scan looking for `cands`.
+    pub fn new(cands: HashSetFast) -> Self {
+        ScannedFiles {
+            cands,
+            ..Default::default()
+        }
+    }
+
+    /// Record the hits of one file read whole without error.
+    pub fn insert(&mut self, path: &Path, hits: Vec<Hit>) {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(m) = std::fs::symlink_metadata(path) {
+            self.by_inode.insert((m.dev(), m.ino()), self.files.len());
+        }
+        self.files.push(hits);
+    }
+
+    /// Every hit recorded, file by file in the order they were recorded.
+    pub fn hits(&self) -> impl Iterator<Item = &Hit> {
+        self.files.iter().flatten()
+    }
+
+    /// Whether this scan looked for every one of `cands`.
+    fn covers(&self, cands: &HashSetFast) -> bool {
+        cands.iter().all(|h| self.cands.contains(h))
+    }
+
+    /// The hits of `cands` in the file at `path` (another name of a file
+    /// recorded counts), named by `path`; `None` if it was not read.
+    fn get(&self, path: &Path, cands: &HashSetFast) -> Option<Vec<Hit>> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(path).ok()?;
+        let i = *self.by_inode.get(&(m.dev(), m.ino()))?;
+        Some(
+            self.files[i]
+                .iter()
+                .filter(|h| cands.contains(&h.hash))
+                .map(|h| Hit {
+                    file: path.to_owned(),
+                    ..h.clone()
+                })
+                .collect(),
+        )
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::closure::scan::{self, Candidates, Hash, Scanner};
+use crate::closure::scan::{self, Candidates, Hash, ScannedFiles, Scanner};
 use crate::elf::ObjectType;
 use crate::plan::needs::Provenance;
 use crate::plan::{Action, EntryPlan, Mode, Outcome, Plan, Reason, Tag};
@@ -178,6 +178,18 @@ const DROP_IT: Option<&str> = Some("drop it");
 
 /// All findings for a survey, sorted by file then severity.
 pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
+    findings_scanned(survey, store, mode).0
+}
+
+/// [`findings`], and the files its reference scan read: a closure cost
+/// computed next ([`crate::closure::cost::CostModel::reusing`]) need not
+/// read them again.
+pub fn findings_scanned(
+    survey: &Survey,
+    store: &StoreDir,
+    mode: Mode,
+) -> (Vec<Finding>, ScannedFiles) {
+    let scanned = store_path_hits(survey, store);
     let mut out = Vec::new();
     for o in &survey.objects {
         for p in &o.plans {
@@ -193,10 +205,10 @@ pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
     }
     out.extend(link_findings(survey));
     out.extend(survey_error_findings(survey));
-    out.extend(farm_references(survey, store));
+    out.extend(farm_references(survey, store, &scanned));
     apply_allowed(&mut out, &survey.allowed, store);
     out.sort_by(|a, b| (&a.file, a.severity, &a.location).cmp(&(&b.file, b.severity, &b.location)));
-    out
+    (out, scanned)
 }
 
 /// One finding per reason the planner gave for a search-path entry that
@@ -456,8 +468,8 @@ fn survey_error_findings(survey: &Survey) -> Vec<Finding> {
 /// (`.pc` files, scripts, stale strings), symlink targets (a directory link
 /// into a farm), search-list entries however spelled (`$ORIGIN/../../<farm>`).
 /// Files are scanned in bounded chunks by [`crate::closure::scan`], never read whole.
-fn farm_references(survey: &Survey, store: &StoreDir) -> Vec<Finding> {
-    let hits = store_path_hits(survey, store);
+fn farm_references(survey: &Survey, store: &StoreDir, scanned: &ScannedFiles) -> Vec<Finding> {
+    let hits: Vec<&scan::Hit> = scanned.hits().collect();
     let farms = named_farms(survey, store, &hits);
     if farms.is_empty() {
         return Vec::new();
@@ -552,29 +564,37 @@ fn link_into(l: &Path, store: &StoreDir) -> Option<(PathBuf, PathBuf)> {
 /// `../../<hash>-farm/lib`), with its context: one streamed pass over each
 /// file serves both which farms are named and where. File by file: one
 /// unreadable file (reported elsewhere) must not hide what the others name.
-fn store_path_hits(survey: &Survey, store: &StoreDir) -> Vec<scan::Hit> {
+fn store_path_hits(survey: &Survey, store: &StoreDir) -> ScannedFiles {
     let all = store_hashes(store);
     if all.is_empty() {
-        return Vec::new();
+        return ScannedFiles::default();
     }
-    let any = Scanner::new(store, Candidates::Hashes(all));
+    let any = Scanner::new(store, Candidates::Hashes(all.clone()));
     let files: Vec<&Path> = survey
         .objects
         .iter()
         .map(|o| o.path.as_path())
         .chain(survey.other_files.iter().map(PathBuf::as_path))
         .collect();
-    files
+    let read: Vec<(&Path, Result<Vec<scan::Hit>, _>)> = files
         .par_iter()
-        .flat_map_iter(|path| any.file_hits(path).unwrap_or_default())
-        .collect()
+        .map(|&path| (path, any.file_hits(path)))
+        .collect();
+    let mut scanned = ScannedFiles::new(all);
+    for (path, hits) in read {
+        // Only a file read without error may stand in for reading it again.
+        if let Ok(hits) = hits {
+            scanned.insert(path, hits);
+        }
+    }
+    scanned
 }
 
 /// The farms the outputs name: store paths the planner saw acting as farms,
 /// and every other store path named by a file (`hits`), a symlink target or
 /// a search-list entry that [`crate::closure::is_farm`] says is one. The
 /// outputs themselves never count.
-fn named_farms(survey: &Survey, store: &StoreDir, hits: &[scan::Hit]) -> BTreeSet<PathBuf> {
+fn named_farms(survey: &Survey, store: &StoreDir, hits: &[&scan::Hit]) -> BTreeSet<PathBuf> {
     let mut candidates: BTreeSet<PathBuf> = BTreeSet::new();
     for o in &survey.objects {
         for p in &o.plans {

@@ -6,7 +6,8 @@ use std::process::Command;
 
 use proptest::prelude::*;
 use unfarm::closure::scan::{
-    Candidates, Context, ElfMeaning, Hit, ScanError, Scanner, for_each_base32_window, hash_of,
+    Candidates, Context, ElfMeaning, Hash, Hit, ScanError, ScannedFiles, Scanner,
+    for_each_base32_window, hash_of,
 };
 use unfarm::store::{StoreDir, is_base32};
 
@@ -278,4 +279,59 @@ fn errors_name_the_file() {
     std::fs::remove_file(&fifo).unwrap();
     std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
     assert!(s.references(&root).unwrap().is_empty());
+}
+
+/// A second scan for a subset of an earlier scan's candidates takes each
+/// file's hits from the earlier one (filtered to its candidates, named by
+/// its own path) instead of reading the file; files the earlier scan did
+/// not read, and a scan for a candidate it did not look for, read the disk.
+#[test]
+fn a_scan_for_fewer_candidates_reuses_the_files_an_earlier_scan_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let sd = StoreDir::new(dir.path().join("store"));
+    let root = dir.path().join("out");
+    std::fs::create_dir(&root).unwrap();
+    let (a, b) = (root.join("a"), root.join("b"));
+    std::fs::write(&a, format!("x {H1} y {H2} z")).unwrap();
+    std::fs::write(&b, H2).unwrap();
+    let all: Vec<Hash> = [H1, H2, H3].iter().map(|h| hash_of(h).unwrap()).collect();
+    let mut earlier = ScannedFiles::new(all.iter().copied().collect());
+    let wide = scanner(&sd, &[H1, H2, H3]);
+    earlier.insert(&a, wide.file_hits(&a).unwrap());
+    let fresh = scanner(&sd, &[H1]).hits(&root).unwrap();
+    // `a` changes on disk (same inode): reused hits still show its old bytes.
+    std::fs::write(&a, "nothing here any more, same inode").unwrap();
+    let reused = scanner(&sd, &[H1])
+        .hits_reusing(&root, Some(&earlier))
+        .unwrap();
+    assert_eq!(
+        reused
+            .iter()
+            .map(|h| (&h.file, h.offset))
+            .collect::<Vec<_>>(),
+        fresh
+            .iter()
+            .map(|h| (&h.file, h.offset))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        reused.len(),
+        1,
+        "H1 in a, from the earlier scan: {reused:?}"
+    );
+    // `b` was not read before: it is read now, and H2 found there.
+    let reused = scanner(&sd, &[H1, H2])
+        .hits_reusing(&root, Some(&earlier))
+        .unwrap();
+    let where_: Vec<(PathBuf, u64)> = reused.iter().map(|h| (h.file.clone(), h.offset)).collect();
+    assert_eq!(
+        where_,
+        vec![(a.clone(), 2), (a.clone(), 37), (b.clone(), 0)]
+    );
+    // A candidate the earlier scan did not look for: nothing is reused.
+    let other = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    let reused = scanner(&sd, &[H1, other])
+        .hits_reusing(&root, Some(&earlier))
+        .unwrap();
+    assert!(reused.is_empty(), "a was read again: {reused:?}");
 }
