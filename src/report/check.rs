@@ -276,3 +276,38 @@ pub fn json(
         "closure": closure,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::findings::tests::FARM;
+
+    #[test]
+    fn the_gap_between_farm_cost_and_saving_is_explained_only_when_there_is_one() {
+        let mut f = Finding::new(
+            FindingKind::IndirectEntry,
+            Severity::Error,
+            Path::new("/o/bin/app"),
+            "RUNPATH[0]",
+            "through a farm",
+            None,
+        );
+        f.farms = vec![FARM.into()];
+        f.cost_bytes = Some(3 << 20);
+        let cost = |saved: i64| PlanCost {
+            roots: Vec::new(),
+            before: 10 << 20,
+            after: (10 << 20) - saved as u64,
+            saved,
+            removed_refs: Vec::new(),
+            added_refs: Vec::new(),
+        };
+        assert_eq!(
+            cost_gap(std::slice::from_ref(&f), &cost(1 << 20)).as_deref(),
+            Some(
+                "  (the farms cost 3.0 MiB; 2.0 MiB of what they join stays, used directly after the fix)"
+            )
+        );
+        assert_eq!(cost_gap(std::slice::from_ref(&f), &cost(3 << 20)), None);
+    }
+}

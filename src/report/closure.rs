@@ -129,3 +129,98 @@ fn why_hits(s: &mut String, indent: &str, from: &Path, h: &WhyHop, hits: usize) 
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::closure::scan::{Context, Hit};
+
+    fn cost(before: u64, after: u64) -> PlanCost {
+        PlanCost {
+            roots: Vec::new(),
+            before,
+            after,
+            saved: before as i64 - after as i64,
+            removed_refs: Vec::new(),
+            added_refs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_closure_line_says_saves_or_adds() {
+        assert_eq!(
+            closure_line(&cost(3 << 20, 1 << 20)),
+            "closure: 3.0 MiB -> 1.0 MiB (saves 2.0 MiB; 3145728 -> 1048576 bytes)"
+        );
+        assert_eq!(
+            closure_line(&cost(1000, 1500)),
+            "closure: 1000 B -> 1.5 KiB (adds 500 B; 1000 -> 1500 bytes)"
+        );
+    }
+
+    #[test]
+    fn the_closure_table_says_what_it_left_out() {
+        let p = |path: &str, own, added| PathCost {
+            path: path.into(),
+            nar_size: own,
+            added_size: added,
+        };
+        let r = ClosureReport {
+            roots: vec!["/s/a".into()],
+            total_size: 3072,
+            paths: vec![p("/s/a", 1024, 3072), p("/s/b", 2048, 2048)],
+            count: 4,
+        };
+        assert_eq!(
+            render_closure(&r),
+            "closure: 4 paths, 3.0 KiB (3072 bytes)\n     added         own  path\n   3.0 KiB     1.0 KiB  /s/a\n   2.0 KiB     2.0 KiB  /s/b\n... 2 more\n"
+        );
+    }
+
+    #[test]
+    fn why_chains_show_hits_farms_and_bare_references() {
+        let (a, f, d) = (
+            PathBuf::from("/s/a"),
+            PathBuf::from("/s/f"),
+            PathBuf::from("/s/d"),
+        );
+        let hit = |off| Hit {
+            hash: [b'a'; 32],
+            file: a.join("lib/x.so"),
+            offset: off,
+            context: Context::Binary {
+                text: "…/s/f/lib…".into(),
+            },
+        };
+        let hop = |from: &PathBuf, to: &PathBuf, hits| WhyHop {
+            from: from.clone(),
+            to: to.clone(),
+            from_is_farm: false,
+            to_is_farm: false,
+            hits,
+        };
+        let r = WhyReport {
+            from: a.clone(),
+            to: d.clone(),
+            chains: vec![vec![a.clone(), f.clone(), d.clone()]],
+            truncated: false,
+            hops: vec![
+                hop(&a, &f, vec![hit(16), hit(32), hit(48)]),
+                hop(&f, &d, Vec::new()),
+            ],
+            depends: true,
+            farms: [f.clone()].into(),
+        };
+        assert_eq!(
+            render_why(&r, 2),
+            "/s/a\n└─> /s/f  [farm]\n      lib/x.so @0x10: binary: …/s/f/lib…\n      lib/x.so @0x20: binary: …/s/f/lib…\n      ... 1 more\n    └─> /s/d\n          (reference recorded, but the hash was not found in the files)\n"
+        );
+        let none = WhyReport {
+            depends: false,
+            chains: Vec::new(),
+            hops: Vec::new(),
+            ..r
+        };
+        assert_eq!(render_why(&none, 2), "/s/a does not depend on /s/d\n");
+    }
+}

@@ -147,7 +147,7 @@ pub struct Finding {
 
 impl Finding {
     /// A finding about `file`, with no farms and no cost computed.
-    fn new(
+    pub(crate) fn new(
         kind: FindingKind,
         severity: Severity,
         file: &Path,
@@ -737,7 +737,7 @@ pub fn groups(findings: &[Finding]) -> Vec<Group> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn finding(kind: FindingKind, file: &str, location: &str) -> Finding {
@@ -770,15 +770,15 @@ mod tests {
         assert_eq!(Provenance::Needed.to_string(), "needed");
     }
 
-    const FARM: &str = "/nix/store/1fffffffffffffffffffffffffffffff-farm";
-    const LIB: &str = "/nix/store/2lllllllllllllllllllllllllllllll-lib/lib";
+    pub(crate) const FARM: &str = "/nix/store/1fffffffffffffffffffffffffffffff-farm";
+    pub(crate) const LIB: &str = "/nix/store/2lllllllllllllllllllllllllllllll-lib/lib";
 
     /// A program whose DT_RPATH (its effective list: no DT_RUNPATH) has a
     /// farm entry, a duplicate of it and an unused entry, misses a library
     /// and warns of dlopen(); beside it a farm link, a FIFO, a loop and an
     /// unreadable file.
     /// (Long: one literal of every fact `findings` reads, nothing to split.)
-    fn hand_made_survey() -> Survey {
+    pub(crate) fn hand_made_survey() -> Survey {
         use crate::elf::{ByteOrder, Class, ElfFacts, ElfIdent};
         use crate::plan::needs::{Need, Provenance};
         use crate::plan::{EntryPlan, NeedPlan, Plan, Tag};

@@ -215,3 +215,111 @@ pub fn summary_line(report: &FixReport) -> String {
         plural(report.failed, "failure"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::findings::tests::{FARM, LIB, hand_made_survey};
+
+    /// Strip ANSI styling: the renderers paint, the stream strips.
+    fn plain(s: &str) -> String {
+        let mut out = String::new();
+        let mut it = s.chars();
+        while let Some(c) = it.next() {
+            if c == '\x1b' {
+                it.by_ref().take_while(|&c| c != 'm').for_each(drop);
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_plan_in_words() {
+        let text = plain(&render_plan(&hand_made_survey(), false));
+        let want = format!(
+            "/o/bin/app\n  RPATH: change\n  old: {FARM}/lib:{FARM}/lib:/nix/store/3uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu-u/lib\n  new: {LIB}\n  \
+             [0] {FARM}/lib: replace by 1 real dir: offers 2 libraries through farm {FARM}\n  \
+             [1] {FARM}/lib: drop: the same dir as entry 0\n  \
+             [2] /nix/store/3uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu-u/lib: drop: serves no known need\n  \
+             warning: imports dlopen()\n\
+             /o/lib/l.so (symlink)\n  old: {FARM}/lib/l.so\n  new: {LIB}/l.so\n\
+             unfarm fix --dry-run: 1 ELF file, 1 search path to change (1 distinct plan), 1 symlink to retarget\n"
+        );
+        assert_eq!(text, want);
+    }
+
+    #[test]
+    fn files_with_the_same_plan_are_listed_under_it_once() {
+        let mut s = hand_made_survey();
+        s.farm_links.clear();
+        let o = s.objects.remove(0);
+        for i in 0..5 {
+            let mut p = o.plans[0].clone();
+            p.path = format!("/o/bin/app{i}").into();
+            let mut facts = o.facts.clone();
+            facts.needed.clear();
+            s.objects.push(crate::survey::ObjectSurvey {
+                path: p.path.clone(),
+                facts,
+                needs: Vec::new(),
+                plans: vec![p],
+                nlink: 1,
+            });
+        }
+        let text = plain(&render_plan(&s, false));
+        assert!(text.starts_with("5 files with the same plan:\n  - /o/bin/app0\n  - /o/bin/app1\n  - /o/bin/app2\n  … and 2 more (--verbose lists them)\n  RPATH: change\n"), "{text}");
+        assert!(
+            text.ends_with("5 search paths to change (1 distinct plan), 0 symlinks to retarget\n"),
+            "{text}"
+        );
+        let verbose = plain(&render_plan(&s, true));
+        assert!(verbose.contains("  - /o/bin/app4\n") && !verbose.contains("more (--verbose"));
+    }
+
+    #[test]
+    fn a_failure_names_its_path_once() {
+        let r = |path: &str, status, detail: &str| FileResult {
+            path: path.into(),
+            status,
+            detail: detail.into(),
+            store_path_bytes_removed: 0,
+            bytes_written: 0,
+            hard_links: 1,
+        };
+        assert_eq!(
+            result_line(&r(
+                "/o/lib/a.so",
+                FileStatus::Failed,
+                "/o/lib/a.so: read-only file system"
+            )),
+            "/o/lib/a.so: read-only file system"
+        );
+        assert_eq!(
+            result_line(&r("", FileStatus::Failed, "syncfs failed")),
+            "syncfs failed"
+        );
+        assert_eq!(
+            result_line(&r("/o/lib/a.so", FileStatus::Changed, "RUNPATH a -> b")),
+            "changed: /o/lib/a.so (RUNPATH a -> b)"
+        );
+    }
+
+    #[test]
+    fn the_summary_counts_in_words() {
+        let report = FixReport {
+            files_scanned: 1,
+            elf_files: 2,
+            changed: 2,
+            failed: 1,
+            symlinks_retargeted: 1,
+            store_path_bytes_removed: 64,
+            results: Vec::new(),
+        };
+        assert_eq!(
+            summary_line(&report),
+            "unfarm fix: 2 ELF files (1 path walked): 2 changed, 1 symlink retargeted, 64 bytes of store path names removed, 1 failure"
+        );
+    }
+}

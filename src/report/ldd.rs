@@ -114,3 +114,71 @@ fn found_by(e: Option<&SearchDir>) -> String {
         Source::Default => "default path".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loader::resolve::{Tried, TriedOutcome};
+    use std::path::PathBuf;
+
+    fn dir(source: Source, index: usize, text: &str) -> SearchDir {
+        SearchDir {
+            source,
+            index,
+            text: text.into(),
+            dir: text.into(),
+        }
+    }
+
+    #[test]
+    fn where_a_need_was_found_in_words() {
+        let rpath = |depth| Source::Rpath {
+            owner: PathBuf::from("/o/bin/app"),
+            depth,
+        };
+        assert_eq!(
+            found_by(Some(&dir(Source::Runpath, 1, "$ORIGIN/../lib"))),
+            "RUNPATH[1] $ORIGIN/../lib"
+        );
+        assert_eq!(found_by(Some(&dir(rpath(0), 0, "/r"))), "RPATH[0] /r");
+        assert_eq!(
+            found_by(Some(&dir(rpath(2), 3, "/r"))),
+            "RPATH[3] of loader 2 up /r"
+        );
+        assert_eq!(
+            found_by(Some(&dir(Source::LdSoCache, 0, ""))),
+            "ld.so.cache"
+        );
+        assert_eq!(found_by(None), "direct path");
+    }
+
+    #[test]
+    fn a_missing_need_says_how_many_paths_were_tried_and_which() {
+        let tried = |p: &str| Tried {
+            path: p.into(),
+            source: Source::Runpath,
+            index: 0,
+            outcome: TriedOutcome::Missing,
+        };
+        let n = NeedReport {
+            name: "libgone.so.1".into(),
+            status: NeedStatus::NotFound,
+            entry: None,
+            path: None,
+            hops: Vec::new(),
+            real: None,
+            error: None,
+            tried: vec![tried("/a/libgone.so.1"), tried("/b/libgone.so.1")],
+            needs: Vec::new(),
+        };
+        let mut s = String::new();
+        render_needs(std::slice::from_ref(&n), "", &mut s);
+        let red = anstyle::AnsiColor::Red.on_default().bold();
+        assert_eq!(
+            s,
+            format!(
+                "└── libgone.so.1 {red}NOT FOUND{red:#} (tried 2 paths)\n      tried /a/libgone.so.1 (missing)\n      tried /b/libgone.so.1 (missing)\n"
+            )
+        );
+    }
+}
