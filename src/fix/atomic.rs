@@ -282,6 +282,10 @@ pub(crate) struct OpenFile {
     path: PathBuf,
     file: File,
     meta: std::fs::Metadata,
+    /// The whole content, once [`Self::read_all`] read it (small files):
+    /// the parts the loader reads are then found in memory, not through
+    /// dozens of small reads of the file.
+    content: std::cell::OnceCell<Vec<u8>>,
 }
 
 /// Open `path` (never following a final symlink) with `write` or not, and
@@ -322,7 +326,13 @@ impl OpenFile {
             path: path.to_owned(),
             file,
             meta,
+            content: std::cell::OnceCell::new(),
         })
+    }
+
+    /// Hard links to the file.
+    pub(crate) fn nlink(&self) -> u64 {
+        self.meta.nlink()
     }
 
     pub(crate) fn len(&self) -> u64 {
@@ -334,7 +344,10 @@ impl OpenFile {
     }
 
     /// The whole content, as of this read (one `read` for a small file).
-    pub(crate) fn read_all(&self) -> Result<Vec<u8>, AtomicError> {
+    pub(crate) fn read_all(&self) -> Result<&[u8], AtomicError> {
+        if let Some(v) = self.content.get() {
+            return Ok(v);
+        }
         let mut v = Vec::new();
         crate::elf::read_up_to(&self.file, &mut v, self.meta.len() as usize)
             .map_err(io_err(&self.path, "cannot read"))?;
@@ -344,7 +357,7 @@ impl OpenFile {
                 sizes(v.len() as u64, self.meta.len()),
             ));
         }
-        Ok(v)
+        Ok(self.content.get_or_init(|| v))
     }
 
     /// Carry out `edit` (planned on this content). `image`, when given, is
@@ -377,8 +390,11 @@ impl OpenFile {
         // loader reads; one whose parts we cannot find is replaced instead.
         let multi = edit.single_in_place().is_none();
         let ranges = multi
-            .then(|| {
-                crate::edit::loader_ranges(&object::ReadCache::new(&self.file), self.meta.len())
+            .then(|| match self.content.get() {
+                Some(bytes) => crate::edit::loader_ranges(&bytes[..], self.meta.len()),
+                None => {
+                    crate::edit::loader_ranges(&object::ReadCache::new(&self.file), self.meta.len())
+                }
             })
             .and_then(Result::ok);
         if multi && ranges.is_none() && shared && links == HardLinks::EditShared {
@@ -408,7 +424,8 @@ impl OpenFile {
         self.check_unchanged(&w, &opened)?;
         let (Some(patch), None) = (edit.single_in_place(), ranges) else {
             let ranges = ranges.ok_or_else(|| AtomicError::NotRegular(path.into()))?;
-            let mut p = PendingPatch::new(self.path, w, self.meta, edit, ranges)?;
+            let content = self.content.get().map(Vec::as_slice);
+            let mut p = PendingPatch::new(self.path, w, self.meta, edit, ranges, content)?;
             p.write_journal(durability)?;
             return Ok(Staged::Patching(Box::new(p)));
         };
@@ -416,7 +433,7 @@ impl OpenFile {
     }
 
     /// The copy path: a verified temp file, to be renamed over the file.
-    fn stage_copy(
+    pub(crate) fn stage_copy(
         self,
         edit: &ElfEdit,
         image: Option<&[u8]>,

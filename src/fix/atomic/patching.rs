@@ -92,20 +92,30 @@ const PAGE: u64 = 4096;
 
 impl PendingPatch {
     /// Plan the steps of `edit` on `file` (opened for writing; `meta` as
-    /// read when the edit was planned).
+    /// read when the edit was planned; `content` its bytes when they were
+    /// read whole).
     pub(super) fn new(
         path: PathBuf,
         file: File,
         meta: Metadata,
         edit: &ElfEdit,
         ranges: LoaderRanges,
+        content: Option<&[u8]>,
     ) -> Result<Self, AtomicError> {
         let old_len = meta.len();
         let p = path.as_path();
         if edit.new_len < old_len {
             return Err(AtomicError::Verify(p.into(), sizes(edit.new_len, old_len)));
         }
+        // The old bytes from the content already read (a small file), else
+        // from the file.
         let read_old = |off: u64, len: u64| -> Result<Vec<u8>, AtomicError> {
+            let held = content.filter(|c| c.len() as u64 == old_len).and_then(|c| {
+                c.get(usize::try_from(off).ok()?..usize::try_from(off.checked_add(len)?).ok()?)
+            });
+            if let Some(b) = held {
+                return Ok(b.to_vec());
+            }
             let mut b = vec![0; len as usize];
             file.read_exact_at(&mut b, off)
                 .map_err(io_err(p, "cannot read"))?;
