@@ -356,13 +356,13 @@ fn refs_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
         dynamic.get(elf::DT_VERDEF.0),
         dynamic.get(elf::DT_VERDEFNUM.0),
     ) {
-        verdef_names(m, data, addr, num, &mut refs)?;
+        version_names(m, data, Versions::Definitions, (addr, num), &mut refs)?;
     }
     if let (Some(addr), Some(num)) = (
         dynamic.get(elf::DT_VERNEED.0),
         dynamic.get(elf::DT_VERNEEDNUM.0),
     ) {
-        verneed_names(m, data, addr, num, &mut refs)?;
+        version_names(m, data, Versions::Requirements, (addr, num), &mut refs)?;
     }
     refs.sort_unstable();
     refs.dedup();
@@ -398,77 +398,109 @@ fn dynsym_names<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
     Ok(())
 }
 
-/// The names of `num` version definitions at `addr`: each has a chain of
-/// Verdaux names.
-fn verdef_names<'d, R: ReadRef<'d>>(
-    m: &Model,
-    data: R,
-    addr: u64,
-    num: u64,
-    refs: &mut Vec<u64>,
-) -> Result<(), EditError> {
-    let e = m.endian;
-    let mut off = m
-        .vaddr_to_offset(addr, size_of::<elf::Verdef<Endianness>>() as u64)
-        .ok_or_else(|| outside("version definitions"))?;
-    for _ in 0..num.min(MAX_CHAIN as u64) {
-        let vd = data
-            .read_at::<elf::Verdef<Endianness>>(off)
-            .map_err(|_| outside("version definition"))?;
-        let mut aux = off
-            .checked_add(vd.vd_aux.get(e).into())
-            .ok_or_else(|| outside("version definition"))?;
-        for _ in 0..vd.vd_cnt.get(e) {
-            let va = data
-                .read_at::<elf::Verdaux<Endianness>>(aux)
-                .map_err(|_| outside("version definition name"))?;
-            refs.push(va.vda_name.get(e).into());
-            let next = va.vda_next.get(e);
-            if next == 0 {
-                break;
-            }
-            aux = aux
-                .checked_add(next.into())
-                .ok_or_else(|| outside("version name"))?;
-        }
-        let next = vd.vd_next.get(e);
-        if next == 0 {
-            break;
-        }
-        off = off
-            .checked_add(next.into())
-            .ok_or_else(|| outside("version definition"))?;
-    }
-    Ok(())
+/// One entry of a version chain (Verdef or Verneed), as the walk needs it:
+/// a name of its own (Verneed's file), its count of aux entries, and the
+/// offsets to its first aux entry and to the next entry.
+struct VersionEntry {
+    own_name: Option<u32>,
+    count: u16,
+    aux: u32,
+    next: u32,
 }
 
-/// The names of `num` version requirements at `addr`: a file name plus a
-/// chain of Vernaux names each.
-fn verneed_names<'d, R: ReadRef<'d>>(
+/// Which version chain: definitions (each with Verdaux names) or
+/// requirements (a file name plus Vernaux names).
+#[derive(Clone, Copy)]
+enum Versions {
+    Definitions,
+    Requirements,
+}
+
+impl Versions {
+    fn what(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Versions::Definitions => (
+                "version definitions",
+                "version definition",
+                "version definition name",
+            ),
+            Versions::Requirements => (
+                "version requirements",
+                "version requirement",
+                "version requirement name",
+            ),
+        }
+    }
+
+    fn entry<'d, R: ReadRef<'d>>(self, data: R, e: Endianness, off: u64) -> Option<VersionEntry> {
+        Some(match self {
+            Versions::Definitions => {
+                let vd = data.read_at::<elf::Verdef<Endianness>>(off).ok()?;
+                VersionEntry {
+                    own_name: None,
+                    count: vd.vd_cnt.get(e),
+                    aux: vd.vd_aux.get(e),
+                    next: vd.vd_next.get(e),
+                }
+            }
+            Versions::Requirements => {
+                let vn = data.read_at::<elf::Verneed<Endianness>>(off).ok()?;
+                VersionEntry {
+                    own_name: Some(vn.vn_file.get(e)),
+                    count: vn.vn_cnt.get(e),
+                    aux: vn.vn_aux.get(e),
+                    next: vn.vn_next.get(e),
+                }
+            }
+        })
+    }
+
+    /// An aux entry's (name, offset to the next).
+    fn aux<'d, R: ReadRef<'d>>(self, data: R, e: Endianness, off: u64) -> Option<(u32, u32)> {
+        Some(match self {
+            Versions::Definitions => {
+                let va = data.read_at::<elf::Verdaux<Endianness>>(off).ok()?;
+                (va.vda_name.get(e), va.vda_next.get(e))
+            }
+            Versions::Requirements => {
+                let va = data.read_at::<elf::Vernaux<Endianness>>(off).ok()?;
+                (va.vna_name.get(e), va.vna_next.get(e))
+            }
+        })
+    }
+
+    /// The size of the first entry, which must lie in a loaded segment.
+    fn entry_size(self) -> u64 {
+        match self {
+            Versions::Definitions => size_of::<elf::Verdef<Endianness>>() as u64,
+            Versions::Requirements => size_of::<elf::Verneed<Endianness>>() as u64,
+        }
+    }
+}
+
+/// The names of the `num` entries of a version chain at `addr` and of
+/// their aux entries (each chain bounded by [`MAX_CHAIN`]).
+fn version_names<'d, R: ReadRef<'d>>(
     m: &Model,
     data: R,
-    addr: u64,
-    num: u64,
+    which: Versions,
+    (addr, num): (u64, u64),
     refs: &mut Vec<u64>,
 ) -> Result<(), EditError> {
     let e = m.endian;
+    let (table, entry, name) = which.what();
     let mut off = m
-        .vaddr_to_offset(addr, size_of::<elf::Verneed<Endianness>>() as u64)
-        .ok_or_else(|| outside("version requirements"))?;
+        .vaddr_to_offset(addr, which.entry_size())
+        .ok_or_else(|| outside(table))?;
     for _ in 0..num.min(MAX_CHAIN as u64) {
-        let vn = data
-            .read_at::<elf::Verneed<Endianness>>(off)
-            .map_err(|_| outside("version requirement"))?;
-        refs.push(vn.vn_file.get(e).into());
+        let v = which.entry(data, e, off).ok_or_else(|| outside(entry))?;
+        refs.extend(v.own_name.map(u64::from));
         let mut aux = off
-            .checked_add(vn.vn_aux.get(e).into())
-            .ok_or_else(|| outside("version requirement"))?;
-        for _ in 0..vn.vn_cnt.get(e) {
-            let va = data
-                .read_at::<elf::Vernaux<Endianness>>(aux)
-                .map_err(|_| outside("version requirement name"))?;
-            refs.push(va.vna_name.get(e).into());
-            let next = va.vna_next.get(e);
+            .checked_add(v.aux.into())
+            .ok_or_else(|| outside(entry))?;
+        for _ in 0..v.count {
+            let (n, next) = which.aux(data, e, aux).ok_or_else(|| outside(name))?;
+            refs.push(n.into());
             if next == 0 {
                 break;
             }
@@ -476,13 +508,12 @@ fn verneed_names<'d, R: ReadRef<'d>>(
                 .checked_add(next.into())
                 .ok_or_else(|| outside("version name"))?;
         }
-        let next = vn.vn_next.get(e);
-        if next == 0 {
+        if v.next == 0 {
             break;
         }
         off = off
-            .checked_add(next.into())
-            .ok_or_else(|| outside("version requirement"))?;
+            .checked_add(v.next.into())
+            .ok_or_else(|| outside(entry))?;
     }
     Ok(())
 }
