@@ -363,34 +363,36 @@ pub fn sniff_file(path: &Path) -> Result<FileKind, ElfError> {
 /// Read the ident (class, byte order, machine) from the first 20 bytes,
 /// without parsing anything else. `None` when it is not a valid ELF header.
 pub fn read_ident(head: &[u8]) -> Option<(ElfIdent, ObjectType)> {
-    if head.len() < 20 || !head.starts_with(&elf::ELFMAG) {
+    // e_type and e_machine sit at the same offsets in both classes.
+    type Ehdr = elf::FileHeader64<Endianness>;
+    let at_type = std::mem::offset_of!(Ehdr, e_type);
+    let at_machine = std::mem::offset_of!(Ehdr, e_machine);
+    if head.len() < at_machine + 2 || !head.starts_with(&elf::ELFMAG) {
         return None;
     }
-    let class = match head[4] {
-        1 => Class::Elf32,
-        2 => Class::Elf64,
+    let class = match head[std::mem::offset_of!(elf::Ident, class)] {
+        c if c == elf::ELFCLASS32.0 => Class::Elf32,
+        c if c == elf::ELFCLASS64.0 => Class::Elf64,
         _ => return None,
     };
-    let data = match head[5] {
-        1 => ByteOrder::Little,
-        2 => ByteOrder::Big,
+    let data = match head[std::mem::offset_of!(elf::Ident, data)] {
+        d if d == elf::ELFDATA2LSB.0 => ByteOrder::Little,
+        d if d == elf::ELFDATA2MSB.0 => ByteOrder::Big,
         _ => return None,
     };
-    let (t, m) = match data {
-        ByteOrder::Little => (
-            u16::from_le_bytes([head[16], head[17]]),
-            u16::from_le_bytes([head[18], head[19]]),
-        ),
-        ByteOrder::Big => (
-            u16::from_be_bytes([head[16], head[17]]),
-            u16::from_be_bytes([head[18], head[19]]),
-        ),
+    let half = |at: usize| {
+        let b = [head[at], head[at + 1]];
+        match data {
+            ByteOrder::Little => u16::from_le_bytes(b),
+            ByteOrder::Big => u16::from_be_bytes(b),
+        }
     };
+    let (t, m) = (half(at_type), half(at_machine));
     let ident = ElfIdent {
         class,
         data,
         machine: m,
-        osabi: head[7],
+        osabi: head[std::mem::offset_of!(elf::Ident, os_abi)],
     };
     Some((ident, object_type(t)))
 }

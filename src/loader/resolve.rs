@@ -112,7 +112,9 @@ impl FsProbe {
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => RawCandidate::Missing,
             Err(e) => RawCandidate::Fatal(Some(resolved), format!("cannot read file data: {e}")),
             Ok(head) => {
-                if head.len() < 52 {
+                // The smaller (32-bit) ELF header.
+                if head.len() < std::mem::size_of::<object::elf::FileHeader32<object::Endianness>>()
+                {
                     return RawCandidate::Fatal(Some(resolved), "file too short".into());
                 }
                 match elf::read_ident(&head) {
