@@ -38,7 +38,7 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if !super::quiet() {
-        write!(anstream::stdout().lock(), "{}", render_tree(&report))?;
+        write!(anstream::stdout().lock(), "{}", render_tree(&report, true))?;
     }
     for e in &report.errors {
         super::error_line(e);

@@ -259,6 +259,10 @@ pub(crate) fn sync_filesystems<'a>(
     Ok(())
 }
 
+/// Files up to this size whose edit takes several writes are copied whole
+/// where the copy keeps everything (see `OpenFile::copies_whole`).
+const COPY_WHOLE_LIMIT: u64 = 1 << 20;
+
 /// Like [`apply`], but a copy-path edit stops before the rename, and with
 /// [`Durability::Batch`] nothing is fsynced (see [`Durability`]).
 pub fn stage(
@@ -330,11 +334,6 @@ impl OpenFile {
         })
     }
 
-    /// Hard links to the file.
-    pub(crate) fn nlink(&self) -> u64 {
-        self.meta.nlink()
-    }
-
     pub(crate) fn len(&self) -> u64 {
         self.meta.len()
     }
@@ -386,6 +385,9 @@ impl OpenFile {
         if shared && links == HardLinks::Refuse {
             return Err(AtomicError::HardLinked(path.into(), nlink));
         }
+        if image.is_some() && !shared && self.copies_whole(edit) {
+            return self.stage_copy(edit, image, durability, verify);
+        }
         // An edit of several writes is ordered by the parts of the file the
         // loader reads; one whose parts we cannot find is replaced instead.
         let multi = edit.single_in_place().is_none();
@@ -432,8 +434,37 @@ impl OpenFile {
         self.write_in_place(&w, patch, edit.new_len, durability)
     }
 
+    /// A small file with one name whose edit takes several writes (a grow)
+    /// is better written whole to a temp file and renamed over: two synced
+    /// rounds (the copy, the rename) instead of the journal's five
+    /// (journal, append, switch headers, switch `.dynamic`, scrub), and one
+    /// new file instead of a journal plus the steps' writes. At this size the
+    /// copy is the cheaper (2000 small files, half of them growing: 0.09 s
+    /// against 0.14 s on tmpfs; more on disks, where each round is a sync)
+    /// and the rename is atomic. Only where the copy keeps everything the
+    /// inode has: root, or the caller's own file with no extended attribute
+    /// outside `user.*` (a copy could not keep another owner, nor
+    /// `security.*` without privileges). Larger files grow in place.
+    fn copies_whole(&self, edit: &ElfEdit) -> bool {
+        if edit.single_in_place().is_some() || self.meta.len() > COPY_WHOLE_LIMIT {
+            return false;
+        }
+        let euid = geteuid();
+        euid == 0
+            || (self.meta.uid() == euid
+                && xattr_call(
+                    || rustix::fs::flistxattr_query(&self.file),
+                    |buf| rustix::fs::flistxattr(&self.file, buf),
+                )
+                .is_ok_and(|names| {
+                    names
+                        .split(|&b| b == 0)
+                        .all(|n| n.is_empty() || n.starts_with(b"user."))
+                }))
+    }
+
     /// The copy path: a verified temp file, to be renamed over the file.
-    pub(crate) fn stage_copy(
+    fn stage_copy(
         self,
         edit: &ElfEdit,
         image: Option<&[u8]>,

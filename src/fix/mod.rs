@@ -489,43 +489,17 @@ fn write_in_memory(
     verify(data, data.len() as u64, plans, o, cx)?;
     // Verified in memory; a copy is written from `data` and read back by
     // the writer before it may be renamed.
-    let staged = if copies_whole(&file, combined) {
-        file.stage_copy(combined, Some(data), atomic::Durability::Batch, |_| Ok(()))
-    } else {
-        file.stage(
+    let staged = file
+        .stage(
             combined,
             Some(data),
             cx.opts.hard_links,
             atomic::Durability::Batch,
             |_| Ok(()),
         )
-    };
-    Ok(Written::from(
-        staged.map_err(|e| e.to_string())?,
-        combined,
-        data.len() as u64,
-    ))
+        .map_err(|e| e.to_string())?;
+    Ok(Written::from(staged, combined, data.len() as u64))
 }
-
-/// A small file with one name whose edit takes several writes (a grow) is
-/// written whole to a temp file and renamed over it: two synced rounds
-/// (the copy, the rename) instead of the journal's five (journal, append,
-/// switch headers, switch `.dynamic`, scrub), and one new file instead of a
-/// journal plus the steps' writes. At this size the copy is the cheaper of
-/// the two (2000 small files, half of them growing: 0.10 s against 0.14 s
-/// on tmpfs, and more on disks, where each round is a sync), and the rename
-/// is atomic. Larger files, and files other names share (the rename would
-/// leave those unfixed), grow in place.
-fn copies_whole(file: &atomic::OpenFile, edit: &ElfEdit) -> bool {
-    !edit.is_noop()
-        && edit.single_in_place().is_none()
-        && file.nlink() == 1
-        && file.len() <= COPY_WHOLE_LIMIT
-}
-
-/// Files up to this size whose edit takes several writes are copied whole
-/// (see [`copies_whole`]).
-const COPY_WHOLE_LIMIT: u64 = 1 << 20;
 
 /// What staging one file did.
 struct Written {

@@ -11,9 +11,10 @@ use crate::loader::resolve::{SearchDir, Source};
 
 use super::words::plural;
 
-/// The report as a tree (errors are the caller's to print). `NOT FOUND` is
-/// painted red; the caller's stream strips colour where it must.
-pub fn render_tree(report: &LddReport) -> String {
+/// The report as a tree (errors are the caller's to print). With `color`,
+/// `NOT FOUND` is painted red (the caller's stream strips colour where it
+/// must).
+pub fn render_tree(report: &LddReport, color: bool) -> String {
     let mut s = String::new();
     for f in &report.files {
         let class = match f.class {
@@ -32,21 +33,21 @@ pub fn render_tree(report: &LddReport) -> String {
             f.machine,
             f.loader
         );
-        render_needs(&f.needs, "", &mut s);
+        render_needs(&f.needs, "", color, &mut s);
     }
     s
 }
 
 /// One level of needs, each with its farm hops, the paths tried when not
 /// found, and (recursive) its own needs one level deeper.
-fn render_needs(needs: &[NeedReport], indent: &str, s: &mut String) {
+fn render_needs(needs: &[NeedReport], indent: &str, color: bool, s: &mut String) {
     for (i, n) in needs.iter().enumerate() {
         let (branch, cont) = if i + 1 == needs.len() {
             ("└── ", "    ")
         } else {
             ("├── ", "│   ")
         };
-        let _ = writeln!(s, "{indent}{branch}{}", need_line(n));
+        let _ = writeln!(s, "{indent}{branch}{}", need_line(n, color));
         let sub = format!("{indent}{cont}");
         // Links inside one store path are noise here; farm hops are the story
         // (every hop is in the JSON).
@@ -63,13 +64,13 @@ fn render_needs(needs: &[NeedReport], indent: &str, s: &mut String) {
                 let _ = writeln!(s, "{sub}  tried {} ({})", t.path.display(), t.outcome);
             }
         }
-        render_needs(&n.needs, &sub, s);
+        render_needs(&n.needs, &sub, color, s);
     }
 }
 
 /// `libfoo.so.1 => /nix/store/…/libfoo.so.1 (RUNPATH[0] …) [via farm]`, or
 /// what went wrong.
-fn need_line(n: &NeedReport) -> String {
+fn need_line(n: &NeedReport, color: bool) -> String {
     match n.status {
         NeedStatus::Found => {
             let farm = if n.hops.iter().any(|h| h.cross_path) {
@@ -87,7 +88,11 @@ fn need_line(n: &NeedReport) -> String {
         NeedStatus::AlreadyLoaded => format!("{} (already loaded)", n.name),
         NeedStatus::Error => format!("{} ERROR: {}", n.name, n.error.as_deref().unwrap_or("")),
         NeedStatus::NotFound => {
-            let red = anstyle::AnsiColor::Red.on_default().bold();
+            let red = if color {
+                anstyle::AnsiColor::Red.on_default().bold()
+            } else {
+                anstyle::Style::new()
+            };
             format!(
                 "{} {red}NOT FOUND{red:#} (tried {})",
                 n.name,
@@ -172,13 +177,19 @@ mod tests {
             needs: Vec::new(),
         };
         let mut s = String::new();
-        render_needs(std::slice::from_ref(&n), "", &mut s);
+        render_needs(std::slice::from_ref(&n), "", true, &mut s);
         let red = anstyle::AnsiColor::Red.on_default().bold();
+        let tried =
+            "      tried /a/libgone.so.1 (missing)\n      tried /b/libgone.so.1 (missing)\n";
         assert_eq!(
             s,
-            format!(
-                "└── libgone.so.1 {red}NOT FOUND{red:#} (tried 2 paths)\n      tried /a/libgone.so.1 (missing)\n      tried /b/libgone.so.1 (missing)\n"
-            )
+            format!("└── libgone.so.1 {red}NOT FOUND{red:#} (tried 2 paths)\n{tried}")
+        );
+        let mut plain = String::new();
+        render_needs(std::slice::from_ref(&n), "", false, &mut plain);
+        assert_eq!(
+            plain,
+            format!("└── libgone.so.1 NOT FOUND (tried 2 paths)\n{tried}")
         );
     }
 }
