@@ -107,6 +107,10 @@ pub enum AtomicError {
     /// The file changed between planning and writing (what changed).
     #[error("{0}: changed since the edit was planned ({1})")]
     Changed(PathBuf, String),
+    /// Another user's file we may write but whose times we could not put
+    /// back (only its owner or root may): left as it was.
+    #[error("{0}: owned by uid {1}: its times could not be kept; run as its owner or as root")]
+    NotOwner(PathBuf, u32),
     /// The verification hook rejected the new content (why).
     #[error("{0}: verification failed: {1}")]
     Verify(PathBuf, String),
@@ -411,6 +415,12 @@ impl OpenFile {
         let Some(w) = self.open_for_writing(edit, shared)? else {
             return self.stage_copy(edit, image, durability, verify);
         };
+        // Writable is not enough: putting the times back after the write
+        // takes the owner (or root). Checked before anything is written.
+        let euid = geteuid();
+        if euid != 0 && self.meta.uid() != euid {
+            return Err(AtomicError::NotOwner(path.into(), self.meta.uid()));
+        }
         let opened = w.metadata().map_err(io_err(path, "cannot stat"))?;
         let candidate = match edit.single_in_place() {
             Some(patch) => Candidate::InPlace {

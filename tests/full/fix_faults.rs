@@ -633,6 +633,71 @@ fn read_only_mount() {
 
 /// A file with mode 0444: as root (who may write it anyway) it is fixed by
 /// the copy path and keeps its mode.
+/// A non-root run on small growing files: its own is copied whole and
+/// renamed over (a new inode, still its own); another user's file it may
+/// write is left as it was, with one line saying why (a copy would change
+/// its owner, and writing it in place its times, which only the owner or
+/// root may put back).
+#[test]
+fn a_non_root_run_keeps_owners_and_times() {
+    use std::os::unix::fs::MetadataExt;
+    let w = world();
+    let fixed = w.fixed_bytes();
+    let out = w.app("app-owners", 2);
+    // `nobody` may traverse the temp dir, read the store and write bin/.
+    let mut d = w.store.dir().to_owned();
+    while d.pop() {
+        if d.as_os_str().len() <= 1 || d == Path::new("/tmp") {
+            break;
+        }
+        let m = std::fs::metadata(&d).unwrap().permissions().mode();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(m | 0o755)).unwrap();
+    }
+    let bin = out.join("bin");
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (own, other) = (bin.join("p000"), bin.join("p001"));
+    std::os::unix::fs::chown(&own, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let meta = |p: &Path| std::fs::metadata(p).unwrap();
+    let (own0, other0) = (meta(&own), meta(&other));
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_unfarm"))
+        .arg("--store-dir")
+        .arg(w.store.dir())
+        .arg("fix")
+        .arg(&out)
+        .output()
+        .expect("run setpriv (util-linux)");
+    let r = Run {
+        code: o.status.code(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    };
+    assert_one_line(&r, &other, "owned by uid 0: its times could not be kept");
+    assert!(
+        std::fs::read(&own).unwrap() == fixed,
+        "its own file not fixed"
+    );
+    assert!(
+        std::fs::read(&other).unwrap() == w.prog,
+        "another's file changed"
+    );
+    let (own1, other1) = (meta(&own), meta(&other));
+    assert_ne!(own1.ino(), own0.ino(), "its own small file: copied whole");
+    assert_eq!(own1.uid(), 65534);
+    assert_eq!(
+        (
+            other1.ino(),
+            other1.uid(),
+            other1.mtime(),
+            other1.mtime_nsec()
+        ),
+        (other0.ino(), 0, other0.mtime(), other0.mtime_nsec())
+    );
+    assert!(temps(&out).is_empty(), "temp files left: {:?}", temps(&out));
+}
+
 #[test]
 fn read_only_file_mode_is_kept() {
     let w = world();
