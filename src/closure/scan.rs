@@ -634,13 +634,22 @@ impl Scanner {
 
     /// Attributed hits in one regular file.
     pub fn file_hits(&self, path: &Path) -> Result<Vec<Hit>, ScanError> {
+        Ok(self.file_hits_of(path)?.0)
+    }
+
+    /// Attributed hits in one regular file, and the (device, inode) of the
+    /// file read (for [`ScannedFiles`]: the very file, not what the path
+    /// names afterwards).
+    pub(crate) fn file_hits_of(&self, path: &Path) -> Result<(Vec<Hit>, (u64, u64)), ScanError> {
+        use std::os::unix::fs::MetadataExt;
         let f = crate::elf::open_for_reading(path).map_err(io_err(path))?;
-        let size = f.metadata().map_err(io_err(path))?.len();
+        let meta = f.metadata().map_err(io_err(path))?;
+        let (size, id) = (meta.len(), (meta.dev(), meta.ino()));
         let mut raw = Vec::new();
         let info =
             scan_stream(&self.matcher, f, size, true, |h| raw.push(h)).map_err(io_err(path))?;
         if raw.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), id));
         }
         let elf = if info.is_elf {
             let offsets: Vec<u64> = raw.iter().map(|h| h.offset).collect();
@@ -649,7 +658,7 @@ impl Scanner {
         } else {
             None
         };
-        Ok(raw
+        let hits = raw
             .into_iter()
             .enumerate()
             .map(|(k, r)| {
@@ -675,7 +684,8 @@ impl Scanner {
                     context,
                 }
             })
-            .collect())
+            .collect();
+        Ok((hits, id))
     }
 }
 
@@ -701,12 +711,10 @@ impl ScannedFiles {
         }
     }
 
-    /// Record the hits of one file read whole without error.
-    pub fn insert(&mut self, path: &Path, hits: Vec<Hit>) {
-        use std::os::unix::fs::MetadataExt;
-        if let Ok(m) = std::fs::symlink_metadata(path) {
-            self.by_inode.insert((m.dev(), m.ino()), self.files.len());
-        }
+    /// Record the hits of one file read whole without error, by the
+    /// (device, inode) of the file read.
+    pub fn insert(&mut self, id: (u64, u64), hits: Vec<Hit>) {
+        self.by_inode.insert(id, self.files.len());
         self.files.push(hits);
     }
 

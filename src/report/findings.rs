@@ -576,16 +576,14 @@ fn store_path_hits(survey: &Survey, store: &StoreDir) -> ScannedFiles {
         .map(|o| o.path.as_path())
         .chain(survey.other_files.iter().map(PathBuf::as_path))
         .collect();
-    let read: Vec<(&Path, Result<Vec<scan::Hit>, _>)> = files
+    let read: Vec<_> = files
         .par_iter()
-        .map(|&path| (path, any.file_hits(path)))
+        .map(|&path| any.file_hits_of(path))
         .collect();
     let mut scanned = ScannedFiles::new(all);
-    for (path, hits) in read {
-        // Only a file read without error may stand in for reading it again.
-        if let Ok(hits) = hits {
-            scanned.insert(path, hits);
-        }
+    // Only a file read without error may stand in for reading it again.
+    for (hits, id) in read.into_iter().flatten() {
+        scanned.insert(id, hits);
     }
     scanned
 }

@@ -297,7 +297,12 @@ fn a_scan_for_fewer_candidates_reuses_the_files_an_earlier_scan_read() {
     let all: Vec<Hash> = [H1, H2, H3].iter().map(|h| hash_of(h).unwrap()).collect();
     let mut earlier = ScannedFiles::new(all.iter().copied().collect());
     let wide = scanner(&sd, &[H1, H2, H3]);
-    earlier.insert(&a, wide.file_hits(&a).unwrap());
+    let id = |p: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(p).unwrap();
+        (m.dev(), m.ino())
+    };
+    earlier.insert(id(&a), wide.file_hits(&a).unwrap());
     let fresh = scanner(&sd, &[H1]).hits(&root).unwrap();
     // `a` changes on disk (same inode): reused hits still show its old bytes.
     std::fs::write(&a, "nothing here any more, same inode").unwrap();
