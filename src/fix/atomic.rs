@@ -211,6 +211,14 @@ impl PendingRename {
         if let Some(e) = changed_since(&path, &self.meta, &self.meta, &now) {
             return Err(e);
         }
+        // A name linked to it meanwhile would keep the old inode: leave the
+        // file for the next run, which sees every name.
+        if now.nlink() > self.meta.nlink() {
+            return Err(AtomicError::Changed(
+                path,
+                "another name was linked to it since it was read; a rename would leave that name unfixed".into(),
+            ));
+        }
         let tmp = self
             .guard
             .0
@@ -1156,6 +1164,26 @@ mod tests {
         let r = pending.commit(Durability::Batch);
         assert!(matches!(r, Err(AtomicError::Changed(..))), "{r:?}");
         assert_eq!(std::fs::read(&p).unwrap(), theirs);
+        no_temps(d.path());
+    }
+
+    #[test]
+    fn a_name_linked_after_staging_stops_the_rename() {
+        // The rename would leave the new name with the old inode.
+        let (d, p, before) = setup();
+        let pending = staged_grow(&p, before.len() as u64);
+        let other = d.path().join("libx-alias.so");
+        std::fs::hard_link(&p, &other).unwrap();
+        let r = pending.commit(Durability::Batch);
+        assert!(
+            matches!(&r, Err(AtomicError::Changed(_, why)) if why.contains("another name was linked")),
+            "{r:?}"
+        );
+        assert_eq!(std::fs::read(&p).unwrap(), before);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().ino(),
+            std::fs::metadata(&other).unwrap().ino()
+        );
         no_temps(d.path());
     }
 
