@@ -644,15 +644,7 @@ fn a_non_root_run_keeps_owners_and_times() {
     let w = world();
     let fixed = w.fixed_bytes();
     let out = w.app("app-owners", 2);
-    // `nobody` may traverse the temp dir, read the store and write bin/.
-    let mut d = w.store.dir().to_owned();
-    while d.pop() {
-        if d.as_os_str().len() <= 1 || d == Path::new("/tmp") {
-            break;
-        }
-        let m = std::fs::metadata(&d).unwrap().permissions().mode();
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(m | 0o755)).unwrap();
-    }
+    open_to_nobody(&w);
     let bin = out.join("bin");
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o777)).unwrap();
     let (own, other) = (bin.join("p000"), bin.join("p001"));
@@ -660,20 +652,7 @@ fn a_non_root_run_keeps_owners_and_times() {
     std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o777)).unwrap();
     let meta = |p: &Path| std::fs::metadata(p).unwrap();
     let (own0, other0) = (meta(&own), meta(&other));
-    let o = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_unfarm"))
-        .arg("--store-dir")
-        .arg(w.store.dir())
-        .arg("fix")
-        .arg(&out)
-        .output()
-        .expect("run setpriv (util-linux)");
-    let r = Run {
-        code: o.status.code(),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    };
+    let r = fix_as_nobody(&w, &out);
     assert_one_line(&r, &other, "owned by uid 0: its times could not be kept");
     assert!(
         std::fs::read(&own).unwrap() == fixed,
@@ -714,11 +693,8 @@ fn read_only_file_mode_is_kept() {
 /// Permission denied: `fix` run as an unprivileged user (setpriv) on files
 /// it may read but not write: one line per file naming it, exit 1, nothing
 /// changes.
-#[test]
-fn permission_denied() {
-    let w = world();
-    let out = w.app("app-perm", 2);
-    // Let `nobody` traverse the temp dir and read the store.
+/// Let `nobody` traverse the dirs above the store (to /tmp) and read it.
+fn open_to_nobody(w: &World) {
     let mut d = w.store.dir().to_owned();
     while d.pop() {
         if d.as_os_str().len() <= 1 || d == Path::new("/tmp") {
@@ -727,21 +703,33 @@ fn permission_denied() {
         let m = std::fs::metadata(&d).unwrap().permissions().mode();
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(m | 0o755)).unwrap();
     }
-    let before = snapshot(w.store.dir());
+}
+
+/// `unfarm fix OUT` run as `nobody` (uid 65534, no groups).
+fn fix_as_nobody(w: &World, out: &Path) -> Run {
     let o = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(env!("CARGO_BIN_EXE_unfarm"))
         .arg("--store-dir")
         .arg(w.store.dir())
         .arg("fix")
-        .arg(&out)
+        .arg(out)
         .output()
         .expect("run setpriv (util-linux)");
-    let r = Run {
+    Run {
         code: o.status.code(),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    };
+    }
+}
+
+#[test]
+fn permission_denied() {
+    let w = world();
+    let out = w.app("app-perm", 2);
+    open_to_nobody(&w);
+    let before = snapshot(w.store.dir());
+    let r = fix_as_nobody(&w, &out);
     for i in 0..2 {
         assert_one_line(&r, &out.join(format!("bin/p{i:03}")), "permission denied");
     }
