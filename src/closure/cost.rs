@@ -330,7 +330,7 @@ fn scan_output(
     let ino_of = |p: &Path| inodes.get(p).copied();
     let mut before: BTreeSet<Hash> = BTreeSet::new();
     let mut after: BTreeSet<Hash> = BTreeSet::new();
-    for h in &scanner.hits_reusing(o, earlier)? {
+    for h in &scanner.entry_hits(&entries, earlier)? {
         before.insert(h.hash);
         let gone = match &h.context {
             Context::EntryName { .. } => false,

@@ -583,9 +583,18 @@ impl Scanner {
         root: &Path,
         earlier: Option<&ScannedFiles>,
     ) -> Result<Vec<Hit>, ScanError> {
-        let entries = walk_nar(root)?;
+        self.entry_hits(&walk_nar(root)?, earlier)
+    }
+
+    /// [`Self::hits_reusing`] over the entries of a store path its caller
+    /// has already walked ([`walk_nar`]).
+    pub fn entry_hits(
+        &self,
+        entries: &[Entry],
+        earlier: Option<&ScannedFiles>,
+    ) -> Result<Vec<Hit>, ScanError> {
         let mut hits = Vec::new();
-        for e in &entries {
+        for e in entries {
             if let Some(name) = &e.name {
                 for (off, h) in scan_bytes(&self.matcher, name.as_bytes()) {
                     hits.push(Hit {
