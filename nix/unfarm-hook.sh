@@ -15,6 +15,14 @@
 #   unfarmFlags         extra flags for check and fix (e.g. --shrink, --system)
 #   unfarmBin           the unfarm binary (default: `unfarm` from PATH)
 #
+# Output roles: findings in a build-time output are warnings (the build goes
+# on), in a runtime output errors. Build-time: the outputs nixpkgs'
+# multiple-outputs.sh names outputDev, outputInclude and `debug` (unless one
+# is `out` or outputLib), and outputDoc, outputDevdoc, outputMan,
+# outputDevman, outputInfo (unless one is `out`, outputLib or outputBin: man
+# pages default to the bin output). Each is passed as --build-time. In a
+# single-output package `out` holds everything and stays runtime.
+#
 # stdenv's patchELF (`patchelf --shrink-rpath`, a fixupOutputHook) knows
 # nothing of dlopen and would drop the dirs a program dlopen()s from before we
 # run. So when the hook is enabled it sets dontPatchELF=1 at the start of
@@ -78,6 +86,61 @@ unfarmAppendList() {
     _unfarmTarget+=("${_unfarmWords[@]}")
 }
 
+# unfarmRoleOutput VAR DEFAULT...: the output name in VAR (as set by
+# multiple-outputs.sh), else the first DEFAULT that is an output (whose
+# variable is non-empty), the way multiple-outputs.sh chooses it.
+unfarmRoleOutput() {
+    local _unfarmName
+    if [ -n "${!1-}" ]; then
+        echo "${!1}"
+        return 0
+    fi
+    shift
+    for _unfarmName in "$@"; do
+        if [ -n "$_unfarmName" ] && [ -n "${!_unfarmName-}" ]; then
+            echo "$_unfarmName"
+            return 0
+        fi
+    done
+    return 0
+}
+
+# unfarmBuildTimeOutputs NAME...: the names among NAME... that are
+# build-time only (see "Output roles" above), one per line.
+unfarmBuildTimeOutputs() {
+    local _unfarmDev _unfarmInclude _unfarmLib _unfarmBinOut _unfarmMan _unfarmName _unfarmD
+    _unfarmDev=$(unfarmRoleOutput outputDev dev out)
+    _unfarmInclude=$(unfarmRoleOutput outputInclude "$_unfarmDev")
+    _unfarmLib=$(unfarmRoleOutput outputLib lib out)
+    _unfarmBinOut=$(unfarmRoleOutput outputBin bin out)
+    _unfarmMan=$(unfarmRoleOutput outputMan man "$_unfarmBinOut")
+    local -a _unfarmDevs=("$_unfarmDev" "$_unfarmInclude" debug)
+    local -a _unfarmDocs=(
+        "$(unfarmRoleOutput outputDoc doc out)"
+        "$(unfarmRoleOutput outputDevdoc devdoc)"
+        "$_unfarmMan"
+        "$(unfarmRoleOutput outputDevman devman devdoc "$_unfarmMan")"
+        "$(unfarmRoleOutput outputInfo info "$_unfarmBinOut")"
+    )
+    for _unfarmName in "$@"; do
+        [ "$_unfarmName" = out ] || [ "$_unfarmName" = "$_unfarmLib" ] && continue
+        for _unfarmD in "${_unfarmDevs[@]}"; do
+            if [ "$_unfarmName" = "$_unfarmD" ]; then
+                echo "$_unfarmName"
+                continue 2
+            fi
+        done
+        [ "$_unfarmName" = "$_unfarmBinOut" ] && continue
+        for _unfarmD in "${_unfarmDocs[@]}"; do
+            if [ "$_unfarmName" = "$_unfarmD" ]; then
+                echo "$_unfarmName"
+                continue 2
+            fi
+        done
+    done
+    return 0
+}
+
 unfarmPostFixup() {
     if [ -n "${dontUnfarm-}" ]; then
         echo "unfarm: skipped (dontUnfarm is set)"
@@ -112,6 +175,13 @@ unfarmPostFixup() {
         [ -e "${!_unfarmOutput-}" ] && _unfarmOuts+=("${!_unfarmOutput}")
     done
     [ "${#_unfarmOuts[@]}" -gt 0 ] || return 0
+    # shellcheck disable=SC2086 # output names are words
+    for _unfarmOutput in $(unfarmBuildTimeOutputs $_unfarmNames); do
+        if [ -e "${!_unfarmOutput-}" ]; then
+            echo "unfarm: $_unfarmOutput is a build-time output: its findings are warnings"
+            _unfarmFlags+=(--build-time "${!_unfarmOutput}")
+        fi
+    done
     if [ -z "${unfarmCheckOnly-}" ]; then
         echo "unfarm: fixing RUNPATHs in ${_unfarmOuts[*]}"
         if ! "$_unfarmBin" fix "${_unfarmFlags[@]}" "${_unfarmOuts[@]}"; then

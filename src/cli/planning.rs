@@ -35,6 +35,12 @@ pub struct PlanArgs {
     /// (a store path, or its name without the hash; repeatable).
     #[arg(long = "allow", value_name = "FARM")]
     pub allow: Vec<String>,
+    /// An output used only at build time (dev, include, docs, man, debug):
+    /// its findings are warnings, never errors, since it is not in the
+    /// runtime closure (repeatable; the hook passes nixpkgs' outputDev,
+    /// outputInclude, outputDoc, outputDevdoc, outputMan, outputInfo, debug).
+    #[arg(long = "build-time", value_name = "OUT")]
+    pub build_time: Vec<PathBuf>,
     /// The driver dir kept first in every search path.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DRIVER_DIR)]
     pub driver_dir: PathBuf,
@@ -69,6 +75,13 @@ impl PlanArgs {
         if let Some(t) = std::env::var_os("NIX_BUILD_TOP").filter(|t| !t.is_empty()) {
             build_dirs.push(PathBuf::from(t));
         }
+        let mut build_time = Vec::new();
+        for b in &self.build_time {
+            build_time
+                .push(unfarm::survey::walk::argument_root(b).map_err(|e| {
+                    anyhow::anyhow!("{}: --build-time: {}", b.display(), e.message)
+                })?);
+        }
         Ok(SurveyOptions {
             plan: PlanOptions {
                 mode: if self.shrink {
@@ -97,6 +110,7 @@ impl PlanArgs {
             declared,
             hints: !self.no_dlopen_hints,
             allow: self.allow.clone(),
+            build_time,
         })
     }
 }

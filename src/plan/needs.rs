@@ -80,7 +80,11 @@ impl Need {
 
 /// Collect needs in a stable order: DT_NEEDED, declared, notes, hints. A name
 /// with a `/` in a dlopen source is a path, not searched, and is left out; so
-/// is the object's own SONAME.
+/// is the object's own SONAME. Declared names (what the *package* dlopen()s)
+/// are needs only of objects whose search list a `dlopen()` by name can use
+/// ([`ElfFacts::literals_searched`]: it imports `dlopen`/`dlmopen`, or its
+/// list is DT_RPATH, searched for the objects it loads): glibc searches the
+/// calling object's DT_RUNPATH only.
 pub fn collect(facts: &ElfFacts, declared: &[String], hints: &[String]) -> Vec<Need> {
     let mut out: Vec<Need> = Vec::new();
     let add = |name: &str, p: Provenance, out: &mut Vec<Need>| {
@@ -104,8 +108,10 @@ pub fn collect(facts: &ElfFacts, declared: &[String], hints: &[String]) -> Vec<N
     for n in &facts.needed {
         add(n, Provenance::Needed, &mut out);
     }
-    for n in declared {
-        add(n, Provenance::Declared, &mut out);
+    if facts.literals_searched() {
+        for n in declared {
+            add(n, Provenance::Declared, &mut out);
+        }
     }
     for note in &facts.dlopen_notes {
         for s in &note.soname {
@@ -199,6 +205,37 @@ mod tests {
         assert!(!n[4].is_required());
         assert_eq!(n[4].strongest(), &Provenance::Hint);
         assert!(n[2].is_dlopen_only());
+    }
+
+    #[test]
+    fn declared_needs_only_for_objects_a_dlopen_searches() {
+        let declared = ["libdecl.so".to_string()];
+        let no_dlopen = ElfFacts {
+            imports_dlopen: false,
+            runpath: Some("/x".into()),
+            ..facts()
+        };
+        assert!(
+            !collect(&no_dlopen, &declared, &[])
+                .iter()
+                .any(|n| n.name == "libdecl.so")
+        );
+        // DT_RPATH alone: a dlopen() from a library it loads searches it.
+        let rpath = ElfFacts {
+            imports_dlopen: false,
+            rpath: Some("/x".into()),
+            ..facts()
+        };
+        assert!(
+            collect(&rpath, &declared, &[])
+                .iter()
+                .any(|n| n.name == "libdecl.so")
+        );
+        assert!(
+            collect(&facts(), &declared, &[])
+                .iter()
+                .any(|n| n.name == "libdecl.so")
+        );
     }
 
     #[test]

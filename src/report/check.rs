@@ -185,19 +185,20 @@ fn file_names(files: &[PathBuf], dim: &dyn Fn(&str) -> String) -> String {
 }
 
 /// One block per farm: how many files reach it, what it costs, and the
-/// command that takes it out.
+/// command that takes it out. A farm named only by notes (allowed, kept)
+/// gets none; one named by warnings only (a build-time output) no command.
 fn farm_summary(
     findings: &[Finding],
     o: &RenderOptions,
     paint: &dyn Fn(anstyle::Style, &str) -> String,
 ) -> String {
-    let mut farms: Vec<(&PathBuf, Vec<&PathBuf>, Option<u64>)> = Vec::new();
-    for f in findings {
+    let mut farms: Vec<(&PathBuf, Vec<&PathBuf>, Option<u64>, Severity)> = Vec::new();
+    for f in findings.iter().filter(|f| f.severity != Severity::Info) {
         for farm in &f.farms {
             let i = match farms.iter().position(|x| x.0 == farm) {
                 Some(i) => i,
                 None => {
-                    farms.push((farm, Vec::new(), None));
+                    farms.push((farm, Vec::new(), None, f.severity));
                     farms.len() - 1
                 }
             };
@@ -208,6 +209,7 @@ fn farm_summary(
             if f.farms.len() == 1 && farms[i].2.is_none() {
                 farms[i].2 = f.cost_bytes;
             }
+            farms[i].3 = farms[i].3.min(f.severity);
         }
     }
     let bold = anstyle::Style::new().bold();
@@ -218,7 +220,7 @@ fn farm_summary(
         .collect::<Vec<_>>()
         .join(" ");
     let mut s = String::new();
-    for (farm, files, cost) in farms {
+    for (farm, files, cost, severity) in farms {
         s.push_str(&paint(bold, &format!("farm {}", farm.display())));
         s.push_str(&format!(": named by {}\n", plural(files.len(), "file")));
         if let Some(c) = cost {
@@ -227,7 +229,9 @@ fn farm_summary(
                 human_size(c)
             ));
         }
-        s.push_str(&format!("    fix: unfarm fix {outputs}\n"));
+        if severity == Severity::Error {
+            s.push_str(&format!("    fix: unfarm fix {outputs}\n"));
+        }
     }
     s
 }

@@ -207,6 +207,8 @@ pub fn findings_scanned(
     out.extend(survey_error_findings(survey));
     out.extend(farm_references(survey, store, &scanned));
     apply_allowed(&mut out, &survey.allowed, store);
+    apply_kept(&mut out, survey, store);
+    apply_roles(&mut out, survey);
     out.sort_by(|a, b| (&a.file, a.severity, &a.location).cmp(&(&b.file, b.severity, &b.location)));
     (out, scanned)
 }
@@ -673,6 +675,108 @@ fn apply_allowed(findings: &mut [Finding], allowed: &[String], store: &StoreDir)
     }
 }
 
+/// Farms a `--keep` pattern keeps in a search list: the packager chose to
+/// keep them in the closure, so the kept entry and every other finding about
+/// those farms alone are information (fixing the others frees nothing).
+fn apply_kept(findings: &mut [Finding], survey: &Survey, store: &StoreDir) {
+    let mut kept: HashMap<PathBuf, &str> = HashMap::new();
+    for o in &survey.objects {
+        for p in &o.plans {
+            for e in &p.entries {
+                for r in &e.reasons {
+                    if let Reason::KeptByPattern { pattern } = r
+                        && let Some(sp) = store.store_path_of(&normalize_lexically(&e.dir))
+                    {
+                        kept.entry(sp.path).or_insert(pattern.as_str());
+                    }
+                }
+            }
+        }
+    }
+    for f in findings {
+        if f.severity != Severity::Info
+            && !f.farms.is_empty()
+            && f.farms.iter().all(|p| kept.contains_key(p))
+        {
+            f.severity = Severity::Info;
+            f.message
+                .push_str(&format!(" (kept: --keep {})", kept[&f.farms[0]]));
+        }
+    }
+}
+
+/// What an output is for: a runtime output's closure is what users get; a
+/// build-time one (`dev`, docs, man pages, `debug`) is only fetched to build
+/// against or debug, where a farm is acceptable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Runtime,
+    BuildTime,
+}
+
+/// The role of the output `file` is in: build-time when it lies under a
+/// `--build-time` path.
+fn role_of(file: &Path, build_time: &[PathBuf]) -> Role {
+    let abs =
+        |p: &Path| std::path::absolute(normalize_lexically(p)).unwrap_or_else(|_| p.to_owned());
+    let file = abs(file);
+    if build_time.iter().any(|b| file.starts_with(abs(b))) {
+        Role::BuildTime
+    } else {
+        Role::Runtime
+    }
+}
+
+/// A file whose place says it is read only when building against the
+/// package (pkg-config, CMake, headers, aclocal), as nixpkgs'
+/// multiple-outputs moves them to the `dev` output.
+fn is_build_time_file(file: &Path, roots: &[PathBuf]) -> bool {
+    let Some(rel) = roots.iter().find_map(|r| file.strip_prefix(r).ok()) else {
+        return false;
+    };
+    [
+        "lib/pkgconfig",
+        "share/pkgconfig",
+        "lib/cmake",
+        "share/cmake",
+        "include",
+        "share/aclocal",
+    ]
+    .iter()
+    .any(|d| rel.starts_with(d))
+}
+
+/// Errors in build-time outputs become warnings (still with file, offset
+/// and cost); in a runtime output, a build-time file naming a farm says how
+/// to move it out of the runtime closure. Special and unreadable files
+/// stay errors: Nix cannot register the one, the other was not judged.
+fn apply_roles(findings: &mut [Finding], survey: &Survey) {
+    for f in findings {
+        match role_of(&f.file, &survey.build_time) {
+            Role::BuildTime => {
+                if f.severity == Severity::Error
+                    && !matches!(f.kind, FindingKind::SpecialFile | FindingKind::Unreadable)
+                {
+                    f.severity = Severity::Warning;
+                    f.message
+                        .push_str(" (in a build-time output: not in the runtime closure)");
+                }
+            }
+            Role::Runtime => {
+                if f.severity == Severity::Error
+                    && f.kind.names_a_farm()
+                    && is_build_time_file(&f.file, &survey.roots)
+                {
+                    f.message.push_str(
+                        " (a build-time file in a runtime output: it keeps the farm in that output's closure)",
+                    );
+                    f.fix = Some("split a `dev` output (outputs = [ \"out\" \"dev\" ]: the hook treats it as build-time), or point it at the real output instead of the farm".into());
+                }
+            }
+        }
+    }
+}
+
 /// Findings that say the same thing about several files: one kind and
 /// severity, one location (the same entry text, the same need) or, for
 /// farm references, one farm. A 43-library package reports the same few
@@ -865,6 +969,7 @@ pub(crate) mod tests {
             other_files: Vec::new(),
             symlinks: vec!["/o/lib/l.so".into()],
             allowed: Vec::new(),
+            build_time: Vec::new(),
             special_files: vec!["/o/fifo".into()],
             link_loops: vec!["/o/loop".into()],
             files_scanned: 6,

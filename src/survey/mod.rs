@@ -36,6 +36,9 @@ pub struct SurveyOptions {
     /// Farms the outputs may name on purpose (`--allow`): store paths, or
     /// their names without the hash.
     pub allow: Vec<String>,
+    /// Outputs used only at build time (`--build-time`: dev, include, docs,
+    /// man, debug): their findings are warnings, never errors.
+    pub build_time: Vec<PathBuf>,
 }
 
 /// One ELF object, its needs and its plans.
@@ -85,6 +88,9 @@ pub struct Survey {
     /// [`SurveyOptions::allow`].
     #[serde(skip)]
     pub(crate) allowed: Vec<String>,
+    /// [`SurveyOptions::build_time`].
+    #[serde(skip)]
+    pub(crate) build_time: Vec<PathBuf>,
     /// Files walked.
     pub files_scanned: usize,
     /// One line each: files that could not be read.
@@ -144,6 +150,7 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
         link_loops: links.link_loops,
         symlinks: links.symlinks,
         allowed: opts.allow.clone(),
+        build_time: opts.build_time.clone(),
         errors,
         snapshot,
     }

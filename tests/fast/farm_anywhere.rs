@@ -218,7 +218,9 @@ fn a_debug_info_file_is_left_alone_but_its_farm_reference_is_reported() {
 }
 
 #[test]
-fn a_kept_climbing_entry_still_names_the_farm_until_allowed() {
+fn a_kept_climbing_entry_names_the_farm_as_info() {
+    // `--keep` is the packager's decision (issue 21 §2): the kept entry's
+    // bytes still name the farm, reported as a note that fails nothing.
     let w = world();
     let farm_name = w.farm.file_name().unwrap().to_str().unwrap();
     let entry = format!("$ORIGIN/../../{farm_name}/lib");
@@ -231,22 +233,16 @@ fn a_kept_climbing_entry_still_names_the_farm_until_allowed() {
     let r = w
         .store
         .unfarm(["check", "--system", "--json", "--keep", &entry, out]);
-    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert_eq!(r.code, Some(0), "{r:#?}");
     let findings = r.json()["findings"].as_array().unwrap().clone();
+    let refs = of_kind(&findings, "farm-reference", &prog);
     assert!(
-        !of_kind(&findings, "farm-reference", &prog).is_empty(),
+        !refs.is_empty() && refs.iter().all(|f| f["severity"] == "info"),
         "{findings:#?}"
     );
-    let r = w.store.unfarm([
-        "check",
-        "--system",
-        "--keep",
-        &entry,
-        "--allow",
-        w.farm.to_str().unwrap(),
-        out,
-    ]);
-    assert_eq!(r.code, Some(0), "{r:#?}");
+    // Without the keep, the same entry is planned away and check fails.
+    let r = w.store.unfarm(["check", "--system", out]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
 }
 
 #[test]

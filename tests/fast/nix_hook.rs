@@ -239,7 +239,11 @@ fn fixup(w: &World, attrs: Attrs, vars: &[(&str, Var)]) -> std::process::Output 
     }));
     match attrs {
         Attrs::Plain => {
-            cmd.env("outputs", OUTPUTS.join(" "));
+            let names: Vec<&str> = OUTPUTS
+                .into_iter()
+                .filter(|o| w.outs.contains_key(o))
+                .collect();
+            cmd.env("outputs", names.join(" "));
             for (o, p) in &w.outs {
                 cmd.env(o, p);
             }
@@ -521,10 +525,9 @@ fn debug_info_files_are_left_alone() {
     }
 }
 
-#[test]
-fn a_pc_file_naming_the_farm_fails_the_build_by_name() {
-    let w = world();
-    let pc = w.outs["dev"].join("lib/pkgconfig/pkg.pc");
+/// A pkg-config file in `output`'s `lib/pkgconfig` whose `Libs:` names the farm.
+fn farm_pc(w: &World, output: &str) -> PathBuf {
+    let pc = w.outs[output].join("lib/pkgconfig/pkg.pc");
     std::fs::create_dir_all(pc.parent().unwrap()).unwrap();
     std::fs::write(
         &pc,
@@ -535,6 +538,65 @@ fn a_pc_file_naming_the_farm_fails_the_build_by_name() {
         ),
     )
     .unwrap();
+    pc
+}
+
+#[test]
+fn a_pc_file_naming_the_farm_in_the_dev_output_is_a_warning() {
+    // multiple-outputs.sh puts lib/pkgconfig in outputDev: a farm named
+    // there is only fetched to build against the package.
+    for attrs in [Attrs::Plain, Attrs::Structured] {
+        let w = world();
+        farm_pc(&w, "dev");
+        let out = fixup(
+            &w,
+            attrs,
+            &[
+                ("autoAddDriverRunpath", s("1")),
+                (
+                    "unfarmDlopen",
+                    list(&["libnvrtc-builtins.so.12", "libbar.so.1"]),
+                ),
+                ("unfarmKeep", list(&["*-extra-1.0-lib/lib"])),
+                ("unfarmFlags", list(&["--system"])),
+            ],
+        );
+        let t = text(&out);
+        assert!(
+            out.status.success(),
+            "{attrs:?}: the build should pass:\n{t}"
+        );
+        assert!(
+            t.lines().any(
+                |l| l.starts_with("warning[farm-reference]") && l.contains("pkg.pc: offset 0x")
+            ),
+            "{attrs:?}: no farm-reference warning:\n{t}"
+        );
+        assert!(
+            t.contains("(in a build-time output: not in the runtime closure)")
+                && t.contains("cost:"),
+            "{attrs:?}: the warning gives no role or cost:\n{t}"
+        );
+        assert!(
+            t.contains("unfarm: dev is a build-time output"),
+            "{attrs:?}: {t}"
+        );
+        // The runtime outputs are still rid of the farm.
+        for o in ["out", "lib", "bin"] {
+            let left = naming(&w.outs[o], &hash_of(&w.farm));
+            assert!(
+                left.is_empty(),
+                "{attrs:?}: {o} still names the farm: {left:?}\n{t}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_pc_file_naming_the_farm_in_a_single_output_package_fails_with_the_remedy() {
+    let mut w = world();
+    let pc = farm_pc(&w, "out");
+    w.outs.retain(|o, _| *o == "out");
     let out = fixup(
         &w,
         Attrs::Plain,
@@ -542,9 +604,17 @@ fn a_pc_file_naming_the_farm_fails_the_build_by_name() {
     );
     let t = text(&out);
     assert!(!out.status.success(), "the build should fail:\n{t}");
+    let line = t
+        .lines()
+        .find(|l| l.starts_with("error[farm-reference]"))
+        .unwrap_or_else(|| panic!("no farm-reference error:\n{t}"));
     assert!(
-        t.contains("farm-reference") && t.contains("pkg.pc"),
-        "no farm-reference finding for the .pc file:\n{t}"
+        t.contains(pc.to_str().unwrap()),
+        "the file is not named:\n{t}"
+    );
+    assert!(
+        t.contains("split a `dev` output"),
+        "no remedy for {line}:\n{t}"
     );
     // Allowed on purpose, it passes.
     let out = fixup(
@@ -557,6 +627,36 @@ fn a_pc_file_naming_the_farm_fails_the_build_by_name() {
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn a_farm_entry_kept_by_unfarm_keep_passes_as_info() {
+    // The packager keeps the farm on purpose: bin/app's farm entry stays,
+    // and neither it nor its bytes fail the build.
+    let w = world();
+    let farm_lib = format!("{}/lib", w.farm.display());
+    for attrs in [Attrs::Plain, Attrs::Structured] {
+        let out = fixup(
+            &w,
+            attrs,
+            &[
+                ("unfarmKeep", list(&[&farm_lib, "*-extra-1.0-lib/lib"])),
+                ("unfarmFlags", list(&["--system"])),
+            ],
+        );
+        let t = text(&out);
+        assert!(
+            out.status.success(),
+            "{attrs:?}: the build should pass:\n{t}"
+        );
+        assert!(t.contains("note[farm-reference]"), "{attrs:?}: {t}");
+        let app = w.outs["bin"].join("bin/app");
+        assert!(
+            runpath(&app).contains(&farm_lib),
+            "{attrs:?}: the kept entry went: {}",
+            runpath(&app)
+        );
+    }
 }
 
 #[test]

@@ -15,6 +15,10 @@
 #   fixupOutput` for each output, runHook postFixup;
 # - stdenv's patchELF as a fixupOutputHook: `patchelf --shrink-rpath` on
 #   every ELF file of the output outside `.build-id` dirs, unless dontPatchELF;
+# - multiple-outputs.sh (a default stdenv hook): outputDev, outputBin,
+#   outputInclude, outputLib, outputDoc, outputDevdoc, outputMan,
+#   outputDevman, outputInfo each set, unless the derivation set it, to the
+#   first of its candidate outputs that exists (`dev` else `out`, ...);
 # - autoAddDriverRunpath: registered in postFixupHooks when its setup hook is
 #   sourced; prepends the driver dir (`patchelf --set-rpath`) to every dynamic
 #   ELF file of every output.
@@ -46,6 +50,32 @@ else
 fi
 
 declare -a preFixupHooks=() fixupOutputHooks=() postFixupHooks=()
+
+# multiple-outputs.sh's defaults: VAR keeps a value the derivation gave it,
+# else takes the first candidate naming a non-empty variable (an output).
+defaultOutput() {
+    local var="$1" cand
+    shift
+    [ -z "${!var-}" ] || return 0
+    for cand in "$@"; do
+        if [ -n "${!cand-}" ]; then
+            printf -v "$var" '%s' "$cand"
+            return 0
+        fi
+    done
+    [ "$var" = outputDevdoc ] && { outputDevdoc=REMOVE; return 0; }
+    echo "no output for $var among: $*" >&2
+    return 1
+}
+defaultOutput outputDev dev out
+defaultOutput outputBin bin out
+defaultOutput outputInclude "$outputDev"
+defaultOutput outputLib lib out
+defaultOutput outputDoc doc out
+defaultOutput outputDevdoc devdoc
+defaultOutput outputMan man "$outputBin"
+defaultOutput outputDevman devman devdoc "$outputMan"
+defaultOutput outputInfo info "$outputBin"
 
 getAllOutputNames() {
     if [ -n "$__structuredAttrs" ]; then
