@@ -53,9 +53,15 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
         let v = json(&f, &s, &loaders, closure.as_ref());
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if !super::quiet() {
+        // Outputs Nix already registered: `fix` refuses them (an unreadable
+        // database only loses the better advice).
+        let valid = unfarm::closure::registered(store, a.plan.source.db.as_deref(), &roots)
+            .unwrap_or_default();
+        let registered = valid.iter().map(|(i, _)| a.outputs[*i].clone()).collect();
         let ro = RenderOptions {
             verbose: a.verbose,
             outputs: a.outputs.clone(),
+            registered,
             color: true,
         };
         let mut out = anstream::stdout().lock();

@@ -33,6 +33,10 @@ pub struct Args {
     /// fixed copy), refuse.
     #[arg(long, value_enum, default_value = "edit-shared")]
     hard_links: HardLinkPolicy,
+    /// Write an output the Nix database lists as valid (refused by default:
+    /// `nix-store --verify-path` then reports it modified).
+    #[arg(long)]
+    write_registered: bool,
     #[command(flatten)]
     plan: PlanArgs,
 }
@@ -50,6 +54,9 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     if a.dry_run {
         let s = survey(&roots, store, &opts);
         return dry_run(&a, &s, store);
+    }
+    if !registered_ok(&a, &roots, store) {
+        return Ok(ExitCode::from(1));
     }
     // A killed run's files go back to their old bytes before planning.
     unfarm::fix::recover_interrupted(&roots);
@@ -97,6 +104,44 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     std::mem::forget(report);
     std::mem::forget(s);
     Ok(code)
+}
+
+/// A registered (valid) store path is immutable: writing it corrupts the
+/// store. Refuse, one line per path with what to do instead, unless
+/// `--write-registered`; then say what it costs. Nothing is written on refusal.
+fn registered_ok(a: &Args, roots: &[PathBuf], store: &StoreDir) -> bool {
+    let valid = match unfarm::closure::registered(store, a.plan.source.db.as_deref(), roots) {
+        Ok(v) => v,
+        Err(e) if a.write_registered => {
+            super::error_line(format_args!("{e}: writing anyway (--write-registered)"));
+            return true;
+        }
+        Err(e) => {
+            super::error_line(format_args!(
+                "{e}: cannot tell whether the outputs are registered store paths; nothing written (--write-registered writes anyway)"
+            ));
+            return false;
+        }
+    };
+    let mut seen = Vec::new();
+    for (_, p) in &valid {
+        if seen.contains(&p) {
+            continue;
+        }
+        seen.push(p);
+        if a.write_registered {
+            super::error_line(format_args!(
+                "{}: a registered store path, written as asked (--write-registered): `nix-store --verify-path` will report it modified",
+                p.display()
+            ));
+        } else {
+            super::error_line(format_args!(
+                "{}: a registered store path (valid in the Nix database): writing it would corrupt the store; add the unfarm hook to the derivation (or an overrideAttrs) and rebuild, or fix a copy (cp -r --no-preserve=mode); nothing written (--write-registered writes anyway)",
+                p.display()
+            ));
+        }
+    }
+    valid.is_empty() || a.write_registered
 }
 
 /// `--dry-run`: the plans and the closure before and after them, computed

@@ -762,6 +762,49 @@ fn default_db(store_dir: &StoreDir) -> Option<PathBuf> {
     db.exists().then_some(db)
 }
 
+/// The Nix database that says what is registered in `store_dir`: `--db`
+/// if given, else the default one (see [`Source::choose`]), if it exists.
+pub fn nix_db(store_dir: &StoreDir, db: Option<&Path>) -> Option<PathBuf> {
+    match db {
+        Some(p) => Some(p.to_owned()),
+        None => default_db(store_dir),
+    }
+}
+
+/// The roots (by index) whose top-level store path the Nix database `db`
+/// lists as valid (registered: `nix-store --verify-path` checks its hash),
+/// with that store path. An output being built is not valid yet. No
+/// database: nothing is registered.
+pub fn registered(
+    store_dir: &StoreDir,
+    db: Option<&Path>,
+    roots: &[PathBuf],
+) -> Result<Vec<(usize, PathBuf)>, ClosureError> {
+    let Some(db) = nix_db(store_dir, db) else {
+        return Ok(Vec::new());
+    };
+    let paths: Vec<(usize, PathBuf)> = roots
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let abs = std::path::absolute(r).unwrap_or_else(|_| r.clone());
+            let sp = store_dir.store_path_of(&normalize_lexically(&abs))?;
+            Some((i, sp.path))
+        })
+        .collect();
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let conn = NixDb::open(&db)?;
+    let mut out = Vec::new();
+    for (i, p) in paths {
+        if conn.is_valid(&p)? {
+            out.push((i, p));
+        }
+    }
+    Ok(out)
+}
+
 /// A read-only handle on Nix's SQLite database.
 pub struct NixDb {
     conn: Connection,

@@ -18,6 +18,9 @@ pub struct RenderOptions {
     pub verbose: bool,
     /// The outputs as the user named them, for the `unfarm fix` command shown.
     pub outputs: Vec<PathBuf>,
+    /// Those of `outputs` the Nix database lists as valid: `unfarm fix`
+    /// refuses them, so the fix shown is the derivation's.
+    pub registered: Vec<PathBuf>,
     /// Emit ANSI colours (the caller's stream strips them when it must).
     pub color: bool,
 }
@@ -213,12 +216,15 @@ fn farm_summary(
         }
     }
     let bold = anstyle::Style::new().bold();
-    let outputs = o
-        .outputs
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let names = |registered: bool| {
+        o.outputs
+            .iter()
+            .filter(|p| o.registered.contains(p) == registered)
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (outputs, registered) = (names(false), names(true));
     let mut s = String::new();
     for (farm, files, cost, severity) in farms {
         s.push_str(&paint(bold, &format!("farm {}", farm.display())));
@@ -230,7 +236,14 @@ fn farm_summary(
             ));
         }
         if severity == Severity::Error {
-            s.push_str(&format!("    fix: unfarm fix {outputs}\n"));
+            if !outputs.is_empty() {
+                s.push_str(&format!("    fix: unfarm fix {outputs}\n"));
+            }
+            if !registered.is_empty() {
+                s.push_str(&format!(
+                    "    fix: {registered}: registered in the Nix store (never edit it in place): add the unfarm hook to the derivation that builds it (nativeBuildInputs, or an overrideAttrs) and rebuild\n"
+                ));
+            }
         }
     }
     s

@@ -431,3 +431,87 @@ fn colour_follows_the_flag_and_no_color() {
     );
     assert!(!run(&["--color", "auto"], true).contains("\x1b["));
 }
+
+/// issue 21 §3: `fix` on a store path the Nix database lists as valid
+/// (here through `./result`) would corrupt the store: refused, nothing
+/// written, unless `--write-registered`; `check` points at the derivation.
+#[test]
+fn a_registered_store_path_is_not_written() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let (_farm, app) = farmed_app(&store);
+    let db = store.scratch().join("db.sqlite");
+    let c = crate::closure::make_db(&db);
+    crate::closure::add(&c, app.to_str().unwrap(), 1);
+    drop(c);
+    let result = store.scratch().join("result");
+    std::os::unix::fs::symlink(&app, &result).unwrap();
+    let prog = app.join("bin/app");
+    let before = std::fs::read(&prog).unwrap();
+    let db_arg = db.to_str().unwrap();
+    let r = store.unfarm(["fix", "--db", db_arg, result.to_str().unwrap()]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert_eq!(r.stderr.lines().count(), 1, "{r:#?}");
+    assert!(
+        r.stderr.starts_with(&format!(
+            "unfarm: {}: a registered store path",
+            app.display()
+        )) && r.stderr.contains("add the unfarm hook to the derivation")
+            && r.stderr.contains("--write-registered"),
+        "{r:#?}"
+    );
+    assert_eq!(
+        std::fs::read(&prog).unwrap(),
+        before,
+        "a registered path was written"
+    );
+    // check's advice is the derivation's, not `unfarm fix` on the store path.
+    let r = store.unfarm([
+        "check",
+        "--system",
+        "--db",
+        db_arg,
+        result.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert!(
+        r.stdout.contains("registered in the Nix store") && !r.stdout.contains("fix: unfarm fix"),
+        "{r:#?}"
+    );
+    // The caller knows: written, and told what it costs.
+    let r = store.unfarm([
+        "fix",
+        "--system",
+        "--write-registered",
+        "--db",
+        db_arg,
+        result.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(r.stderr.contains("nix-store --verify-path"), "{r:#?}");
+    assert_ne!(std::fs::read(&prog).unwrap(), before);
+}
+
+/// An output being built is not valid yet: written as before, with a
+/// database that lists other paths.
+#[test]
+fn an_output_not_yet_registered_is_written() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let (farm, app) = farmed_app(&store);
+    let db = store.scratch().join("db.sqlite");
+    let c = crate::closure::make_db(&db);
+    crate::closure::add(&c, farm.to_str().unwrap(), 1);
+    drop(c);
+    let prog = app.join("bin/app");
+    let before = std::fs::read(&prog).unwrap();
+    let r = store.unfarm([
+        "fix",
+        "--system",
+        "--db",
+        db.to_str().unwrap(),
+        app.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert_ne!(std::fs::read(&prog).unwrap(), before);
+}

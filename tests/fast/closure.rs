@@ -279,7 +279,7 @@ fn plain_store_closure() {
 }
 
 /// Nix's schema (the parts we read, verbatim), in WAL mode like Nix's.
-fn make_db(path: &std::path::Path) -> Connection {
+pub(crate) fn make_db(path: &std::path::Path) -> Connection {
     let c = Connection::open(path).unwrap();
     c.pragma_update(None, "journal_mode", "wal").unwrap();
     c.execute_batch(
@@ -300,7 +300,7 @@ fn make_db(path: &std::path::Path) -> Connection {
     c
 }
 
-fn add(c: &Connection, path: &str, size: i64) -> i64 {
+pub(crate) fn add(c: &Connection, path: &str, size: i64) -> i64 {
     c.execute(
         "insert into ValidPaths (path, hash, registrationTime, narSize) values (?1, 'sha256:x', 1, ?2)",
         rusqlite::params![path, size],
