@@ -181,6 +181,21 @@ fn a_structured_attrs_package_under_setup_sh_ends_clean() {
     // tests/nix/e2e.nix `jaxlike`: __structuredAttrs, outputs
     // out/lib/bin/dev/debug, fixup under tests/nix/stdenv-emu.sh with
     // stdenv's patchELF and autoAddDriverRunpath, then the hook.
+    // The dev output's .pc names the farm: a warning in the log, and the
+    // build goes on (dev is build-time only).
+    let log = nix::build_output(
+        "e2e.nix",
+        Some("jaxlike"),
+        &[("salt", salt()), ("unfarmBin", UNFARM)],
+    );
+    let text = String::from_utf8_lossy(&log.stderr);
+    assert!(log.status.success(), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("warning[farm-reference]")
+                && l.contains("-jaxlike-1.0-dev/lib/pkgconfig/jaxlike.pc")),
+        "no farm-reference warning for the dev .pc in the log:\n{text}"
+    );
     let outs: Vec<PathBuf> = ["out", "lib", "bin", "dev", "debug"]
         .iter()
         .map(|o| build(&format!("jaxlike.{o}")))
@@ -191,6 +206,10 @@ fn a_structured_attrs_package_under_setup_sh_ends_clean() {
             .into_iter()
             .filter(|p| !p.contains("-jaxlike-1.0"))
             .collect();
+        if o.to_str().unwrap().ends_with("-jaxlike-1.0-dev") {
+            assert!(c.iter().any(|p| p.ends_with("-farm")), "{c:#?}");
+            continue;
+        }
         assert!(
             unwanted(&c).is_empty(),
             "closure of {} still has {:#?}",
@@ -218,4 +237,63 @@ fn a_structured_attrs_package_under_setup_sh_ends_clean() {
         let rp = rp.lines().find(|l| l.contains("RUNPATH")).expect("RUNPATH");
         assert!(rp.contains("[/run/opengl-driver/lib:"), "{rp}");
     }
+}
+
+/// issue 21 §3: `unfarm fix` on a registered store path (and on
+/// `./result` naming it) is refused and leaves it as Nix registered it;
+/// with `--write-registered` it is written and Nix sees the corruption.
+#[test]
+fn fix_refuses_a_registered_store_path() {
+    // A path of its own: the write below corrupts it, and it is deleted.
+    let app = nix::build(
+        "e2e.nix",
+        Some("app"),
+        &[("salt", &format!("{}-reg", salt())), ("unfarmBin", UNFARM)],
+    )
+    .last()
+    .expect("nix-build printed a path")
+    .clone();
+    let p = app.to_str().unwrap();
+    // Leave no corrupt path behind, whatever fails.
+    struct Delete<'a>(&'a str);
+    impl Drop for Delete<'_> {
+        fn drop(&mut self) {
+            let _ = output("nix-store", &["--delete", self.0]);
+        }
+    }
+    let _delete = Delete(p);
+    let verify = || output("nix-store", &["--verify-path", p]);
+    assert!(verify().status.success(), "{:?}", verify());
+    let dir = tempfile::tempdir().unwrap();
+    let result = dir.path().join("result");
+    std::os::unix::fs::symlink(&app, &result).unwrap();
+    let before = std::fs::read(app.join("bin/app")).unwrap();
+    for arg in [p, result.to_str().unwrap()] {
+        let r = output(UNFARM, &["fix", "--system", arg]);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(1), "{r:?}");
+        assert!(err.contains("a registered store path"), "{err}");
+        assert_eq!(std::fs::read(app.join("bin/app")).unwrap(), before);
+        let v = verify();
+        assert!(v.status.success() && v.stderr.is_empty(), "{v:?}");
+    }
+    // check points at the derivation, not at `unfarm fix` on the path.
+    let r = output(UNFARM, &["check", "--system", p]);
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        out.contains("registered in the Nix store") && !out.contains("fix: unfarm fix"),
+        "{out}"
+    );
+    let r = output(UNFARM, &["fix", "--system", "--write-registered", p]);
+    assert!(r.status.success(), "{r:?}");
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("nix-store --verify-path"),
+        "{r:?}"
+    );
+    assert_ne!(std::fs::read(app.join("bin/app")).unwrap(), before);
+    let v = verify();
+    assert!(
+        !v.status.success() || String::from_utf8_lossy(&v.stderr).contains("modified"),
+        "verify-path after the forced write: {v:?}"
+    );
 }

@@ -146,6 +146,10 @@ in rec {
       C
       gcc -o $out/bin/dl dl.c -ldl -Wl,--enable-new-dtags -Wl,-rpath,$F/lib
       printf 'int core(void);\n' > $dev/include/jaxlike.h
+      # multiple-outputs puts pkg-config files in dev: naming the farm there
+      # is a warning (dev is build-time), not a failed build.
+      mkdir -p $dev/lib/pkgconfig
+      printf 'prefix=%s\nLibs: -L%s/lib -lappcore\n' "$lib" "$F" > $dev/lib/pkgconfig/jaxlike.pc
       objcopy --only-keep-debug $bin/bin/app $debug/lib/debug/.build-id/ab/cdef01.debug
       objcopy --only-keep-debug --compress-debug-sections $lib/lib/libappcore.so \
         $debug/lib/debug/.build-id/ab/cdef02.debug
