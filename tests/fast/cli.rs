@@ -515,3 +515,50 @@ fn an_output_not_yet_registered_is_written() {
     assert_eq!(r.code, Some(0), "{r:#?}");
     assert_ne!(std::fs::read(&prog).unwrap(), before);
 }
+
+/// issue 21 §2: `--dlopen` names what the package dlopen()s; only an
+/// object that imports dlopen can search its RUNPATH for it, so a library
+/// that never calls dlopen gets no missing-library warning for it.
+#[test]
+fn declared_dlopen_needs_only_for_objects_that_call_dlopen() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let foo_lib = store.output("foo-1.0-lib");
+    Cc::gcc().shared_lib(&foo_lib.join("lib"), "foo", "1.0", &lib_source("foo", 1));
+    let out = store.output("pkg-1.0");
+    let quiet = Cc::gcc()
+        .link_dir(foo_lib.join("lib"))
+        .lib(":libfoo.so.1")
+        .search(foo_lib.join("lib"))
+        .shared_lib(
+            &out.join("lib"),
+            "quiet",
+            "1",
+            "int foo(void);\nint quiet(void) { return foo(); }\n",
+        );
+    let dl = Cc::gcc()
+        .arg("-ldl")
+        .search(foo_lib.join("lib"))
+        .executable(
+            &out.join("bin/dl"),
+            &common::exe_dlopen("libfoo.so.1", "foo"),
+        );
+    let r = store.unfarm([
+        "check",
+        "--system",
+        "--json",
+        "--dlopen",
+        "libnothere.so.9",
+        out.to_str().unwrap(),
+    ]);
+    let v = r.json();
+    let missing = |f: &Path| {
+        v["findings"].as_array().unwrap().iter().any(|x| {
+            x["kind"] == "missing-library"
+                && x["file"] == f.to_str().unwrap()
+                && x["location"].as_str().unwrap().contains("libnothere.so.9")
+        })
+    };
+    assert!(missing(&dl), "{v:#}");
+    assert!(!missing(&quiet), "{v:#}");
+}
