@@ -593,6 +593,28 @@ fn a_pc_file_naming_the_farm_in_the_dev_output_is_a_warning() {
 }
 
 #[test]
+fn a_dev_output_that_is_also_output_bin_stays_build_time() {
+    // `outputBin = "dev"` (a package's -config scripts): dev is still the
+    // build-time output; `out` stays runtime whatever the variables say.
+    let mut w = world();
+    farm_pc(&w, "dev");
+    w.outs.retain(|o, _| *o == "out" || *o == "dev");
+    let out = fixup(
+        &w,
+        Attrs::Structured,
+        &[
+            ("outputBin", s("dev")),
+            ("dontPatchELF", s("1")),
+            ("unfarmFlags", list(&["--system"])),
+        ],
+    );
+    let t = text(&out);
+    assert!(out.status.success(), "the build should pass:\n{t}");
+    assert!(t.contains("warning[farm-reference]"), "{t}");
+    assert!(!t.contains("unfarm: out is a build-time output"), "{t}");
+}
+
+#[test]
 fn a_pc_file_naming_the_farm_in_a_single_output_package_fails_with_the_remedy() {
     let mut w = world();
     let pc = farm_pc(&w, "out");
