@@ -33,7 +33,7 @@ const TOP_FILES: [&str; 6] = [
 /// The files whose text is checked.
 fn checked_files() -> Vec<PathBuf> {
     let root = Path::new(ROOT);
-    let mut files: Vec<PathBuf> = ["README.md", "ARCHITECTURE.md", "Cargo.toml"]
+    let mut files: Vec<PathBuf> = ["README.md", "ARCHITECTURE.md", "Cargo.toml", ".ci/run"]
         .iter()
         .map(|f| root.join(f))
         .collect();
@@ -44,6 +44,8 @@ fn checked_files() -> Vec<PathBuf> {
         ("scripts", &["sh"][..]),
         ("src", &["rs"][..]),
         ("tests", &["rs", "nix", "sh"][..]),
+        ("fuzz", &["rs", "toml"][..]),
+        ("examples", &["rs"][..]),
     ] {
         walk(&root.join(dir), exts, &mut files);
     }
@@ -57,7 +59,10 @@ fn walk(dir: &Path, exts: &[&str], out: &mut Vec<PathBuf>) {
     for e in rd {
         let p = e.unwrap().path();
         if p.is_dir() {
-            walk(&p, exts, out);
+            // Build output (fuzz/target) is not ours to check.
+            if !p.ends_with("target") {
+                walk(&p, exts, out);
+            }
         } else if p.extension().is_some_and(|x| exts.iter().any(|e| x == *e)) {
             out.push(p);
         }
