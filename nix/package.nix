@@ -14,13 +14,14 @@ rustPlatform.buildRustPackage (finalAttrs: {
   pname = "unfarm";
   version = "0.1.0";
 
-  # Only what cargo reads: the manifest names tests/fast and tests/full as
-  # targets, so they must exist even though the tests do not run here.
+  # Only what cargo reads (the manifest names README.md, and tests/fast and
+  # tests/full as targets: they must exist though the tests do not run).
   src = lib.fileset.toSource {
     root = ../.;
     fileset = lib.fileset.unions [
       ../Cargo.toml
       ../Cargo.lock
+      ../README.md
       ../src
       ../tests
     ];
