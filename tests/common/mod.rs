@@ -27,6 +27,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use unfarm::store::{HASH_LEN, NIX_BASE32};
 
+/// The setup hook every hook test runs, and the script `nix/hook.nix`
+/// installs (`tests/full/nix_files.rs` checks the latter).
+pub const HOOK_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/nix/unfarm-hook.sh");
+
 /// The host's dynamic loader.
 pub const LD_SO: &str = "/lib64/ld-linux-x86-64.so.2";
 

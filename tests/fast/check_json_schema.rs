@@ -1,4 +1,4 @@
-//! Pins the `unfarm check --json` and `fix --dry-run --json` schemas
+//! Pins the `unfarm check --json`, `fix --dry-run --json` and `fix --json` schemas
 //! (documented in docs/check-json.md). A change here is a change for every
 //! consumer: update the doc with it.
 
@@ -209,4 +209,67 @@ fn check_and_plan_json_schemas_are_stable() {
     );
     let link = &v["farm_links"][0];
     assert_eq!(keys(link), set(&["path", "target", "farms", "canonical"]));
+}
+
+/// `unfarm fix --json` (the run, not the plan): docs/check-json.md's last
+/// section.
+#[test]
+fn fix_json_schema_is_stable() {
+    common::require_tools(&["gcc", "readelf"]);
+    let store = Store::new();
+    let foo = store.output("foo-1.0-lib");
+    Cc::gcc().shared_lib(&foo.join("lib"), "foo", "1.0", &lib_source("foo", 1));
+    let farm = store.farm("joined", &[&foo], LinkStyle::Absolute);
+    let app = store.output("app-1.0");
+    Cc::gcc()
+        .dtags(Dtags::Runpath)
+        .link_dir(farm.join("lib"))
+        .lib(":libfoo.so.1")
+        .search(farm.join("lib"))
+        .executable(&app.join("bin/app"), &exe_calling(&["foo"]));
+    store.symlink(farm.join("lib/libfoo.so.1"), app.join("libfoo-link.so.1"));
+
+    let run = store.unfarm([
+        "fix".as_ref(),
+        "--json".as_ref(),
+        "--system".as_ref(),
+        app.as_os_str(),
+    ]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let v = run.json();
+    assert_eq!(
+        keys(&v),
+        set(&[
+            "files_scanned",
+            "elf_files",
+            "changed",
+            "failed",
+            "symlinks_retargeted",
+            "store_path_bytes_removed",
+            "results",
+        ])
+    );
+    assert_eq!(v["changed"], 1, "{v:#}");
+    assert_eq!(v["symlinks_retargeted"], 1, "{v:#}");
+    let statuses: BTreeSet<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, set(&["changed", "retargeted"]), "{v:#}");
+    for r in v["results"].as_array().unwrap() {
+        assert_eq!(
+            keys(r),
+            set(&[
+                "path",
+                "status",
+                "detail",
+                "store_path_bytes_removed",
+                "bytes_written",
+                "hard_links",
+            ]),
+            "{r:#}"
+        );
+    }
 }

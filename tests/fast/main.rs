@@ -12,6 +12,7 @@ mod cli;
 mod closure;
 mod cost;
 mod demo;
+mod doc_paths;
 mod farm_anywhere;
 mod ldd_fixtures;
 mod ldd_json_schema;

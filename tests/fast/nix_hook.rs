@@ -222,7 +222,7 @@ fn fixup(w: &World, attrs: Attrs, vars: &[(&str, Var)]) -> std::process::Output 
     std::fs::create_dir_all(&build).unwrap();
     let mut cmd = Command::new("bash");
     cmd.arg(format!("{ROOT}/tests/nix/stdenv-emu.sh"))
-        .arg(format!("{ROOT}/nix/unfarm-hook.sh"))
+        .arg(common::HOOK_SCRIPT)
         .current_dir(&build)
         .env_clear()
         .env("PATH", "/usr/bin:/bin")

@@ -15,4 +15,5 @@ mod fix_files;
 mod loader_differential;
 mod nix_cost;
 mod nix_e2e;
+mod nix_files;
 mod nix_refs;

@@ -1,4 +1,4 @@
-# Fixture for tests/nix_cost.rs: the unfixed app of e2e.nix, and a copy of it
+# Fixture for tests/full/nix_cost.rs: the unfixed app of e2e.nix, and a copy of it
 # fixed by `unfarm fix` inside a build. Before fixing, that build runs
 # `unfarm fix --dry-run --json` on its own (not yet registered) output and
 # keeps the prediction in a second output, `pred`, so the prediction made

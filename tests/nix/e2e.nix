@@ -1,4 +1,4 @@
-# End-to-end fixture for tests/nix_e2e.rs: split outputs (lib/dev/static), a
+# End-to-end fixture for tests/full/nix_e2e.rs: split outputs (lib/dev/static), a
 # CUDA-like library with a stubs output, a symlink farm joining every output,
 # and an app linked with its RUNPATH through the farm -- built once as is and
 # once with nix/unfarm-hook.sh run at the end of a (minimal) fixup phase.

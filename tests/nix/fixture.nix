@@ -1,4 +1,4 @@
-# Small fixture store for tests/nix_refs.rs: split outputs, a symlink farm
+# Small fixture store for tests/full/nix_refs.rs: split outputs, a symlink farm
 # joining them, and a program whose RUNPATH goes through the farm.
 # Built with the host's gcc/coreutils; no nixpkgs needed.
 # `salt` makes the test's paths fresh for each run, so a stale store cannot

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # A small stand-in for nixpkgs' pkgs/stdenv/generic/setup.sh, for
-# tests/nix_hook.rs: only what a fixup-time setup hook depends on, behaving
+# tests/fast/nix_hook.rs: only what a fixup-time setup hook depends on, behaving
 # as setup.sh does (written from its documented behaviour, not copied):
 #
 # - shell options: `set -eu -o pipefail`, `shopt -s inherit_errexit nullglob`;

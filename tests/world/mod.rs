@@ -1,5 +1,5 @@
 //! Random small worlds for the planner, decoded from plain bytes so that the
-//! same generator serves the property tests (`tests/plan_props.rs`, proptest
+//! same generator serves the property tests (`tests/fast/plan_props.rs`, proptest
 //! feeds random bytes) and the fuzz target (`fuzz/fuzz_targets/plan.rs`,
 //! libFuzzer feeds mutated bytes).
 //!
