@@ -172,6 +172,10 @@ fn reason_words(r: &Reason) -> String {
         ),
         Reason::Unused => "serves no known need".into(),
         Reason::Stub => "stub dir (its fake libraries shadow the real driver)".into(),
+        Reason::OffersStub { stubs, .. } => format!(
+            "offers the stub {} (the driver dir goes first)",
+            stub_words(stubs)
+        ),
         Reason::BuildDir => "build dir, outside the store".into(),
         Reason::Insecure { why } => why.clone(),
         Reason::Origin => "$ORIGIN-relative".into(),
@@ -184,6 +188,15 @@ fn reason_words(r: &Reason) -> String {
         Reason::Duplicate { of } => format!("the same dir as entry {of}"),
         Reason::Redundant => "nothing is served from here once the real dirs come first".into(),
     }
+}
+
+/// `libcuda.so -> /…/stubs/libcuda.so, …`: each stub name and what it reaches.
+pub(crate) fn stub_words(stubs: &[crate::plan::snapshot::StubOffer]) -> String {
+    stubs
+        .iter()
+        .map(|s| format!("{} -> {}", s.name, s.stub.display()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A file's line after a real run: for a failure the error message
