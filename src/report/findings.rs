@@ -265,14 +265,14 @@ fn entry_findings(
                     && driver_index.is_none_or(|d| d > e.index) =>
                 {
                     let (whence, remedy) = match driver_index {
-                        Some(d) => (format!("the driver dir {} comes later (entry {d})", driver.display()), format!("move {} first", driver.display())),
+                        Some(d) => (format!("the driver dir {} comes later, at entry {d}", driver.display()), format!("move {} first", driver.display())),
                         None => (format!("the driver dir {} is not in the list", driver.display()), format!("put {} first", driver.display())),
                     };
                     mk(
                         FindingKind::StubShadowsDriver,
                         Severity::Error,
                         format!(
-                            "offers the stub {} and {whence}: a program that asks for that name loads the fake driver (cuInit fails on a GPU machine)",
+                            "shadows the driver ({whence}): offers the stub {}, which a program asking for that name loads (cuInit fails on a GPU machine)",
                             stub_words(stubs)
                         ),
                         Some(&format!("{remedy} (unfarm fix does), and take the stub link out of the lib output")),

@@ -190,13 +190,18 @@ fn reason_words(r: &Reason) -> String {
     }
 }
 
-/// `libcuda.so -> /…/stubs/libcuda.so, …`: each stub name and what it reaches.
+/// `libcuda.so, libcuda.so.1 -> /…/stubs/libcuda.so`: the stub names, by
+/// the stub file they reach.
 pub(crate) fn stub_words(stubs: &[crate::plan::snapshot::StubOffer]) -> String {
-    stubs
+    let mut by_stub: std::collections::BTreeMap<&Path, Vec<&str>> = Default::default();
+    for s in stubs {
+        by_stub.entry(&s.stub).or_default().push(&s.name);
+    }
+    by_stub
         .iter()
-        .map(|s| format!("{} -> {}", s.name, s.stub.display()))
+        .map(|(stub, names)| format!("{} -> {}", names.join(", "), stub.display()))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join("; ")
 }
 
 /// A file's line after a real run: for a failure the error message

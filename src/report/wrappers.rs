@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::findings::{Finding, FindingKind, Severity};
 use crate::loader::farm;
-use crate::plan::snapshot::is_stub_location;
+use crate::plan::snapshot::{StubOffer, is_stub_location};
 use crate::store::{StoreDir, normalize_lexically};
 use crate::survey::Survey;
 
@@ -91,12 +91,8 @@ fn judge(file: &Path, n: &Named, store: &StoreDir) -> Vec<Finding> {
     if !stubs.is_empty() {
         out.push(mk(
             format!(
-                "offers the stub {}: {VAR} comes before every RUNPATH, so the program loads the fake driver, not /run/opengl-driver/lib's",
-                stubs
-                    .iter()
-                    .map(|(n, s)| format!("{n} -> {}", s.display()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "offers the stub {}: {VAR} comes before every RUNPATH, so the program loads the fake driver, not the driver dir's",
+                crate::report::fix::stub_words(&stubs)
             ),
             "take the dir out of the wrapper (the libraries belong in the RUNPATH), or take the stub link out of that output".into(),
         ));
@@ -157,14 +153,12 @@ fn store_paths_of(dir: &Path, store: &StoreDir) -> Vec<PathBuf> {
 
 /// The library names in `dir` that resolve to a stub (the dir itself in a
 /// stub location: every library in it), each with the stub it reaches.
-fn stubs_in(dir: &Path, store: &StoreDir) -> Vec<(String, PathBuf)> {
-    let mut v: Vec<(String, PathBuf)> = lib_entries(dir, store)
+fn stubs_in(dir: &Path, store: &StoreDir) -> Vec<StubOffer> {
+    lib_entries(dir, store)
         .into_iter()
         .filter(|(_, r)| is_stub_location(&r.real, store))
-        .map(|(n, r)| (n, r.real))
-        .collect();
-    v.sort();
-    v
+        .map(|(name, r)| StubOffer { name, stub: r.real })
+        .collect()
 }
 
 /// The dirs outside any farm where the libraries `dir` offers live.

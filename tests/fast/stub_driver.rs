@@ -138,7 +138,7 @@ fn stub_reached_through_a_link_shadows_the_driver() {
         f["message"]
             .as_str()
             .unwrap()
-            .contains("comes later (entry 1)"),
+            .contains("comes later, at entry 1"),
         "{f:#}"
     );
     at(&opener, format!("RUNPATH[0] {}", s(&lib)));
