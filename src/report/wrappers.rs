@@ -42,17 +42,16 @@ pub(crate) fn wrapper_findings(survey: &Survey, store: &StoreDir) -> Vec<Finding
         std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file() && m.len() <= MAX_WRAPPER)
     };
     for f in &survey.other_files {
-        if !small(f) {
+        // Only scripts: the first two bytes decide before the rest is read.
+        if !small(f) || !starts_with_shebang(f) {
             continue;
         }
         let Ok(bytes) = std::fs::read(f) else {
             continue;
         };
-        if bytes.starts_with(b"#!") {
-            let text = String::from_utf8_lossy(&bytes);
-            for n in script_dirs(&text) {
-                out.extend(judge(f, &n, store));
-            }
+        let text = String::from_utf8_lossy(&bytes);
+        for n in script_dirs(&text) {
+            out.extend(judge(f, &n, store));
         }
     }
     for o in &survey.objects {
@@ -67,6 +66,12 @@ pub(crate) fn wrapper_findings(survey: &Survey, store: &StoreDir) -> Vec<Finding
         }
     }
     out
+}
+
+fn starts_with_shebang(f: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 2];
+    std::fs::File::open(f).is_ok_and(|mut h| h.read_exact(&mut head).is_ok() && &head == b"#!")
 }
 
 /// What a dir in `LD_LIBRARY_PATH` reaches that it must not, as findings.
