@@ -35,7 +35,7 @@ pub struct PlanArgs {
     /// (a store path, or its name without the hash; repeatable).
     #[arg(long = "allow", value_name = "FARM")]
     pub allow: Vec<String>,
-    /// The driver dir kept first in every search path.
+    /// The driver dir kept first in every search path (and put first where a kept dir offers a stub).
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DRIVER_DIR)]
     pub driver_dir: PathBuf,
     /// Put the driver dir first in objects that need a library it offers, even if absent.

@@ -81,6 +81,13 @@ fn stub_reached_through_a_link_shadows_the_driver() {
     // Another output whose lib dir offers nothing but a link to the stub.
     let compat = store.output("cuda-compat-12.4");
     store.symlink(c.stubs.join("libcuda.so"), compat.join("lib/libcuda.so.1"));
+    // And one whose only library is a link to another stub (not libcuda).
+    Cc::gcc().shared_lib(&c.stubs, "nvidia-ml", "1", &lib_source("nvmlInit", 0));
+    let nvml = store.output("nvml-compat-12.4");
+    store.symlink(
+        c.stubs.join("libnvidia-ml.so.1"),
+        nvml.join("lib/libnvidia-ml.so.1"),
+    );
     let out = store.output("app-1.0");
     let linked = |name: &str, rp: &[&Path]| {
         let mut cc = Cc::gcc()
@@ -97,7 +104,7 @@ fn stub_reached_through_a_link_shadows_the_driver() {
         )
     };
     let absent = linked("absent", &[&compat.join("lib"), &lib]);
-    let later = linked("later", &[&lib, &c.driver]);
+    let later = linked("later", &[&lib, &nvml.join("lib"), &c.driver]);
     let opener = Cc::gcc()
         .link_dir(&lib)
         .lib(":libcudart.so.12")
@@ -138,20 +145,27 @@ fn stub_reached_through_a_link_shadows_the_driver() {
         f["message"]
             .as_str()
             .unwrap()
-            .contains("comes later, at entry 1"),
+            .contains("comes later, at entry 2"),
         "{f:#}"
     );
     at(&opener, format!("RUNPATH[0] {}", s(&lib)));
-    // The entry that offers nothing but the stub is a stub dir.
-    assert!(
-        errors.iter().any(|f| f["kind"] == "stub-entry"
-            && f["location"] == format!("RUNPATH[0] {}", s(&compat.join("lib")))
-            && f["message"]
-                .as_str()
-                .unwrap()
-                .contains("nothing but the stub")),
-        "{errors:#?}"
-    );
+    // An entry that offers nothing but a stub is a stub dir, whatever the
+    // stub's name.
+    for (exe, loc) in [
+        (&absent, format!("RUNPATH[0] {}", s(&compat.join("lib")))),
+        (&later, format!("RUNPATH[1] {}", s(&nvml.join("lib")))),
+    ] {
+        assert!(
+            errors.iter().any(|f| f["kind"] == "stub-entry"
+                && f["file"].as_str() == exe.to_str()
+                && f["location"] == loc.as_str()
+                && f["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("nothing but the stub")),
+            "{loc}: {errors:#?}"
+        );
+    }
 
     store.unfarm(args(&["fix"], &extra, &[&out])).success();
     let want = format!("{d}:{}", s(&lib));
