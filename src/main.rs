@@ -39,6 +39,14 @@ enum Command {
     /// Show what each ELF file loads and from where (RUNPATH entry, farm hops, real file).
     Ldd(cli::ldd::Args),
     /// Report RUNPATH entries through farms, stubs, unused or insecure entries, missing libraries, farm references.
+    ///
+    /// A library that resolves to a stub (lib/stubs, a -stubs output), through a link or not, is a stub
+    /// whatever dir offers it: an entry offering one with the driver dir absent or later is a
+    /// stub-shadows-driver error (fix puts the driver dir first, and drops an entry that offers nothing
+    /// else). Wrappers whose LD_LIBRARY_PATH (searched before every RUNPATH) names a dir that offers a
+    /// stub, a farm or a -dev/-static output are wrapper-library-path errors. Wrappers are read, never
+    /// rewritten (fix leaves them alone): shell scripts starting with #!, in every form makeWrapper
+    /// writes, and makeBinaryWrapper programs through the makeCWrapper command line they embed.
     Check(cli::check::Args),
     /// Rewrite every ELF's RUNPATH/RPATH to its canonical form, in place, atomically, then verify.
     Fix(cli::fix::Args),

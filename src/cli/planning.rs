@@ -41,7 +41,7 @@ pub struct PlanArgs {
     /// outputInclude, outputDoc, outputDevdoc, outputMan, outputInfo, debug).
     #[arg(long = "build-time", value_name = "OUT")]
     pub build_time: Vec<PathBuf>,
-    /// The driver dir kept first in every search path.
+    /// The driver dir kept first in every search path (and put first where a kept dir offers a stub).
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DRIVER_DIR)]
     pub driver_dir: PathBuf,
     /// Put the driver dir first in objects that need a library it offers, even if absent.

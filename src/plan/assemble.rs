@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use super::snapshot::Snapshot;
 use super::{Action, EntryPlan, PlanOptions, Reason};
 
 /// A new entry under construction.
@@ -52,6 +53,30 @@ fn first_use_order(entries: &[EntryPlan], opts: &PlanOptions, effective: bool) -
         }
     }
     new
+}
+
+/// When a dir of the new list offers a stub (a kept entry, or a real dir
+/// that replaced a farm), the driver dir goes first: whatever the object
+/// asks for by the driver's names must reach the host's driver before the
+/// fake one.
+pub(super) fn driver_before_stubs(new: &mut Vec<NewEntry>, opts: &PlanOptions, snap: &Snapshot) {
+    if new.first().is_some_and(|e| e.first) {
+        return;
+    }
+    let shadows = new.iter().any(|e| {
+        e.dir != opts.driver_dir && snap.dir(&e.dir).is_some_and(|d| !d.stubs().is_empty())
+    });
+    if shadows {
+        new.retain(|e| e.dir != opts.driver_dir);
+        new.insert(
+            0,
+            NewEntry {
+                text: opts.driver_dir.to_string_lossy().into_owned(),
+                dir: opts.driver_dir.clone(),
+                first: true,
+            },
+        );
+    }
 }
 
 /// One entry per dir, at its first position; if another spelling of the

@@ -92,6 +92,9 @@ fn classify(ctx: &ListContext, e: &Entry) -> Decision {
             via_farm: n.via_farm,
         })
         .collect();
+    if let Some(r) = offers_stub(ctx, e) {
+        reasons.push(r);
+    }
     if let Some((action, reason)) = by_rule(ctx, e) {
         reasons.push(reason);
         return Decision {
@@ -102,6 +105,30 @@ fn classify(ctx: &ListContext, e: &Entry) -> Decision {
         };
     }
     by_use(ctx, e, reasons)
+}
+
+/// An entry of the effective list (other than the driver dir) that offers
+/// a stub by any name, itself or through a link: the driver dir must come
+/// before it.
+fn offers_stub(ctx: &ListContext, e: &Entry) -> Option<Reason> {
+    let driver = &ctx.input.opts.driver_dir;
+    if !ctx.effective || &e.sd.dir == driver {
+        return None;
+    }
+    let stubs = e.dir_snap?.stubs();
+    if stubs.is_empty() {
+        return None;
+    }
+    let driver_index = ctx
+        .old_dirs
+        .iter()
+        .find(|d| &d.dir == driver)
+        .map(|d| d.index);
+    Some(Reason::OffersStub {
+        stubs,
+        driver: driver.clone(),
+        driver_index,
+    })
 }
 
 /// Steps 2-3: the rules that decide an entry whatever it serves; `None`
@@ -321,7 +348,9 @@ fn is_build_dir(dir: &Path, store: &StoreDir, extra: &[PathBuf]) -> bool {
     dir.starts_with("/build") || extra.iter().any(|b| dir.starts_with(b))
 }
 
-/// A stub dir: in a stub location, or holding a `libcuda.so*` that is a stub.
+/// A stub dir: in a stub location, or offering no library but stubs (every
+/// library it holds resolves, through links or not, to a stub): nothing
+/// else is lost by dropping it.
 fn is_stub_dir(dir: &Path, snap: &Snapshot, store: &StoreDir) -> bool {
     if is_stub_location(dir, store) {
         return true;
@@ -332,9 +361,7 @@ fn is_stub_dir(dir: &Path, snap: &Snapshot, store: &StoreDir) -> bool {
             .iter()
             .filter(|(n, o)| n.contains(".so") && o.elf.is_some())
             .collect();
-        !libs.is_empty()
-            && libs.iter().all(|(_, o)| o.is_stub)
-            && libs.iter().any(|(n, _)| n.starts_with("libcuda.so"))
+        !libs.is_empty() && libs.iter().all(|(_, o)| o.is_stub)
     })
 }
 

@@ -121,6 +121,18 @@ pub enum Reason {
     Unused,
     /// A stub dir (fake `libcuda.so` and friends): shadows the real driver.
     Stub,
+    /// It offers libraries that resolve to a stub, directly or through a
+    /// link (cudart's `lib/libcuda.so -> stubs/libcuda.so`, nixpkgs
+    /// #293320): the driver dir must come before it, or a program loads the
+    /// fake driver. The new list puts the driver dir first.
+    OffersStub {
+        /// The stub names it offers, and the stub each reaches.
+        stubs: Vec<snapshot::StubOffer>,
+        /// The driver dir.
+        driver: PathBuf,
+        /// Where the old list has the driver dir (None: not at all).
+        driver_index: Option<usize>,
+    },
     /// A build dir outside the store.
     BuildDir,
     /// Empty or relative: searched from the current directory.
@@ -571,6 +583,9 @@ fn plan_list(input: &PlanInput, tag: Tag, list: &str, effective: bool) -> Plan {
     } = classify::classify_entries(&ctx, &needs, missing_required.as_deref());
     // 4-5. Assemble: driver first, then first use, no duplicates.
     let mut new = assemble::assemble(&entries, input.opts, effective);
+    if effective {
+        assemble::driver_before_stubs(&mut new, input.opts, input.snapshot);
+    }
     // 6. Verify, reordering where two real dirs offer one name.
     let expected = verify::expected_files(&ctx, &needs, &mut offered_names);
     if refusal.is_none()

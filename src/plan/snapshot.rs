@@ -52,6 +52,15 @@ impl Offer {
     }
 }
 
+/// A library name a dir offers that resolves to a stub.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StubOffer {
+    /// The name in the dir (`libcuda.so`, `libcuda.so.1`).
+    pub name: String,
+    /// The stub file it resolves to.
+    pub stub: PathBuf,
+}
+
 /// One directory.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct DirSnapshot {
@@ -66,6 +75,22 @@ pub struct DirSnapshot {
 }
 
 impl DirSnapshot {
+    /// The libraries this dir offers that resolve to a stub (by any name,
+    /// directly or through links: a library that resolves to a stub is a
+    /// stub, whatever dir offered it), each with the stub file it reaches.
+    pub fn stubs(&self) -> Vec<StubOffer> {
+        self.entries
+            .iter()
+            .filter(|(n, o)| o.is_stub && n.contains(".so"))
+            .filter_map(|(n, o)| {
+                Some(StubOffer {
+                    name: n.clone(),
+                    stub: o.resolved.as_ref()?.real.clone(),
+                })
+            })
+            .collect()
+    }
+
     /// This dir's snapshot as read under another name `dir` of the same real
     /// dir, reached without symlinks: only the spelling-dependent parts
     /// change (each entry's path as asked, and the real dir of an entry

@@ -11,6 +11,7 @@ use crate::closure::scan::{self, Candidates, Hash, ScannedFiles, Scanner};
 use crate::elf::ObjectType;
 use crate::plan::needs::Provenance;
 use crate::plan::{Action, EntryPlan, Mode, Outcome, Plan, Reason, Tag};
+use crate::report::fix::stub_words;
 use crate::store::{HASH_LEN, StoreDir, normalize_lexically};
 use crate::survey::{ObjectSurvey, Survey};
 
@@ -35,6 +36,12 @@ pub enum FindingKind {
     IndirectEntry,
     /// A search-path entry naming a stub dir.
     StubEntry,
+    /// A search-path entry offering a library that resolves to a stub
+    /// (through a link or not), with the driver dir absent or after it.
+    StubShadowsDriver,
+    /// A wrapper's `LD_LIBRARY_PATH` naming a dir that offers a stub, a
+    /// farm, or a `-dev`/`-static` output.
+    WrapperLibraryPath,
     /// A search-path entry serving no known need.
     UnusedEntry,
     /// A need the search path does not find.
@@ -65,9 +72,11 @@ pub enum FindingKind {
 
 impl FindingKind {
     /// Every kind, in declaration order.
-    pub const ALL: [FindingKind; 15] = [
+    pub const ALL: [FindingKind; 17] = [
         FindingKind::IndirectEntry,
         FindingKind::StubEntry,
+        FindingKind::StubShadowsDriver,
+        FindingKind::WrapperLibraryPath,
         FindingKind::UnusedEntry,
         FindingKind::MissingLibrary,
         FindingKind::LoaderError,
@@ -88,6 +97,8 @@ impl FindingKind {
         match self {
             FindingKind::IndirectEntry => "indirect-entry",
             FindingKind::StubEntry => "stub-entry",
+            FindingKind::StubShadowsDriver => "stub-shadows-driver",
+            FindingKind::WrapperLibraryPath => "wrapper-library-path",
             FindingKind::UnusedEntry => "unused-entry",
             FindingKind::MissingLibrary => "missing-library",
             FindingKind::LoaderError => "loader-error",
@@ -168,7 +179,7 @@ impl Finding {
     }
 
     /// The same finding, about these farm store paths.
-    fn with_farms(self, farms: Vec<PathBuf>) -> Finding {
+    pub(crate) fn with_farms(self, farms: Vec<PathBuf>) -> Finding {
         Finding { farms, ..self }
     }
 }
@@ -206,6 +217,7 @@ pub fn findings_scanned(
     out.extend(link_findings(survey));
     out.extend(survey_error_findings(survey));
     out.extend(farm_references(survey, store, &scanned));
+    out.extend(super::wrappers::wrapper_findings(survey, store));
     apply_allowed(&mut out, &survey.allowed, store);
     apply_kept(&mut out, survey, store);
     apply_roles(&mut out, survey);
@@ -236,9 +248,38 @@ fn entry_findings(
                 Reason::Stub => mk(
                     FindingKind::StubEntry,
                     Severity::Error,
-                    "stub dir: its fake libraries shadow the real driver".into(),
+                    match stubs_of(e) {
+                        Some(s) => format!(
+                            "stub dir: offers nothing but the stub {}, which shadows the real driver",
+                            stub_words(s)
+                        ),
+                        None => "stub dir: its fake libraries shadow the real driver".into(),
+                    },
                     DROP_IT,
                 ),
+                Reason::OffersStub {
+                    stubs,
+                    driver,
+                    driver_index,
+                    // A replaced entry (a farm) is reported as such: its
+                    // replacement gets the driver dir first if it needs it.
+                } if e.action == Action::Keep
+                    && driver_index.is_none_or(|d| d > e.index) =>
+                {
+                    let (whence, remedy) = match driver_index {
+                        Some(d) => (format!("the driver dir {} comes later, at entry {d}", driver.display()), format!("move {} first", driver.display())),
+                        None => (format!("the driver dir {} is not in the list", driver.display()), format!("put {} first", driver.display())),
+                    };
+                    mk(
+                        FindingKind::StubShadowsDriver,
+                        Severity::Error,
+                        format!(
+                            "shadows the driver ({whence}): offers the stub {}, which a program asking for that name loads (cuInit fails on a GPU machine)",
+                            stub_words(stubs)
+                        ),
+                        Some(&format!("{remedy} (unfarm fix does), and take the stub link out of the lib output")),
+                    )
+                }
                 Reason::BuildDir => mk(
                     FindingKind::BuildDirEntry,
                     Severity::Error,
@@ -278,6 +319,14 @@ fn entry_findings(
             })
         })
         .collect()
+}
+
+/// The stubs an entry offers, when the planner saw any.
+fn stubs_of(e: &EntryPlan) -> Option<&[crate::plan::snapshot::StubOffer]> {
+    e.reasons.iter().find_map(|r| match r {
+        Reason::OffersStub { stubs, .. } => Some(stubs.as_slice()),
+        _ => None,
+    })
 }
 
 /// An indirect entry: what it serves and offers, through which farms, and

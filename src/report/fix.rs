@@ -172,6 +172,10 @@ fn reason_words(r: &Reason) -> String {
         ),
         Reason::Unused => "serves no known need".into(),
         Reason::Stub => "stub dir (its fake libraries shadow the real driver)".into(),
+        Reason::OffersStub { stubs, .. } => format!(
+            "offers the stub {} (the driver dir goes first)",
+            stub_words(stubs)
+        ),
         Reason::BuildDir => "build dir, outside the store".into(),
         Reason::Insecure { why } => why.clone(),
         Reason::Origin => "$ORIGIN-relative".into(),
@@ -184,6 +188,20 @@ fn reason_words(r: &Reason) -> String {
         Reason::Duplicate { of } => format!("the same dir as entry {of}"),
         Reason::Redundant => "nothing is served from here once the real dirs come first".into(),
     }
+}
+
+/// `libcuda.so, libcuda.so.1 -> /…/stubs/libcuda.so`: the stub names, by
+/// the stub file they reach.
+pub(crate) fn stub_words(stubs: &[crate::plan::snapshot::StubOffer]) -> String {
+    let mut by_stub: std::collections::BTreeMap<&Path, Vec<&str>> = Default::default();
+    for s in stubs {
+        by_stub.entry(&s.stub).or_default().push(&s.name);
+    }
+    by_stub
+        .iter()
+        .map(|(stub, names)| format!("{} -> {}", names.join(", "), stub.display()))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A file's line after a real run: for a failure the error message

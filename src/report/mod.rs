@@ -15,5 +15,6 @@ pub mod fix;
 pub mod ldd;
 pub mod loader;
 mod words;
+mod wrappers;
 
 pub use words::{human_size, plural};

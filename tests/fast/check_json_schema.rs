@@ -5,6 +5,7 @@
 use crate::common;
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use common::{Cc, Dtags, LinkStyle, Store, exe_calling, lib_source};
 
@@ -192,7 +193,7 @@ fn check_and_plan_json_schemas_are_stable() {
         .collect();
     assert_eq!(
         reason_kinds,
-        set(&["served", "indirect", "stub", "insecure"])
+        set(&["served", "indirect", "offers-stub", "stub", "insecure"])
     );
     assert_eq!(
         keys(&p["needs"][0]),
@@ -271,5 +272,43 @@ fn fix_json_schema_is_stable() {
             ]),
             "{r:#}"
         );
+    }
+}
+
+/// Every finding kind is documented, in the JSON schema's kind list and in
+/// the README's list of `check` findings.
+#[test]
+fn every_finding_kind_is_documented() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/check-json.md")).unwrap();
+    let kinds_line = doc
+        .lines()
+        .find(|l| l.starts_with("| `kind` | string | one of"))
+        .expect("the kind row of docs/check-json.md");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let check_row = readme
+        .lines()
+        .find(|l| l.starts_with("| `unfarm check OUT...` |"))
+        .expect("the check row of README.md");
+    for k in unfarm::report::findings::FindingKind::ALL {
+        let quoted = format!("`{}`", k.as_str());
+        assert!(
+            kinds_line.contains(&quoted),
+            "docs/check-json.md lacks {quoted}"
+        );
+        // The README leaves out kinds about files the walk could not handle.
+        if ![
+            "special-file",
+            "symlink-loop",
+            "duplicate-entry",
+            "unreadable",
+        ]
+        .contains(&k.as_str())
+        {
+            assert!(
+                check_row.contains(&quoted),
+                "README.md's check row lacks {quoted}"
+            );
+        }
     }
 }

@@ -21,3 +21,4 @@ mod plan_fixtures;
 mod plan_props;
 mod rpath_inheritance;
 mod scan;
+mod stub_driver;

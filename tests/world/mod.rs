@@ -343,6 +343,21 @@ pub fn decode(data: &[u8]) -> World {
             opts.keep.push(t.clone());
         }
     }
+    // A stray stub link in the first lib output (nixpkgs #293320):
+    // `libcuda.so -> stubs/libcuda.so`, the stub in that same output.
+    // (Decoded last: the worlds before it stay as they were.)
+    if b.bit() {
+        let d = &out_dirs[0];
+        let sp = d.join("stubs/libcuda.so");
+        let so = regular(&sp, "libcuda.so.1", x86_64(), false, true);
+        add(&mut snap, &d.join("stubs"), "libcuda.so", so.clone());
+        add(
+            &mut snap,
+            d,
+            "libcuda.so",
+            link_to(&d.join("libcuda.so"), &sp, &so),
+        );
+    }
     // Every dir the planner will look at is in the snapshot (maybe as missing).
     let mut dirs = plan::dirs_to_gather(&path, &facts, &opts);
     dirs.extend(plan::fallback_dirs(&facts, &opts));
@@ -429,6 +444,23 @@ pub fn check(w: &World) {
         // The driver dir, when there, comes first (DESIGN §4.4).
         if let Some(i) = new.iter().position(|e| *e == DRIVER) {
             assert_eq!(i, 0, "driver dir not first: {:?} -> {:?}", p.old, p.new);
+        }
+        // A dir of the new effective list that offers a stub (by any name,
+        // through a link or not) has the driver dir before it.
+        let offers_stub = |e: &&str| {
+            *e != DRIVER
+                && w.snapshot
+                    .dir(Path::new(e))
+                    .is_some_and(|d| !d.stubs().is_empty())
+        };
+        if effective && new.iter().any(offers_stub) {
+            assert_eq!(
+                new.first(),
+                Some(&DRIVER),
+                "a stub ahead of the driver: {:?} -> {:?}",
+                p.old,
+                p.new
+            );
         }
         // No farm dir, unless asked to keep it.
         for e in &new {
