@@ -48,6 +48,11 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
             Err(e) => super::error_line(format_args!("closure cost not computed: {e}")),
         }
     }
+    // A file that could not be read is named on stderr by every command,
+    // also under --quiet (its finding is in the report too).
+    for e in &s.errors {
+        super::error_line(e);
+    }
     let loaders = models_used(&s, &opts.plan.loader);
     if a.json {
         let v = json(&f, &s, &loaders, closure.as_ref());

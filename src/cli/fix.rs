@@ -105,6 +105,9 @@ fn dry_run(a: &Args, s: &Survey, store: &StoreDir) -> anyhow::Result<ExitCode> {
     let closure = CostModel::new(s, store, &a.plan.source.source(store))
         .and_then(|m| m.plan_cost())
         .map_err(|e| e.to_string());
+    for e in &s.errors {
+        super::error_line(e);
+    }
     if a.json {
         let v = DryRunJson::new(s, &closure);
         println!("{}", serde_json::to_string_pretty(&v)?);

@@ -100,7 +100,13 @@ fn ldd_json_schema_is_stable() {
     let need_keys = set(&[
         "name", "status", "entry", "path", "hops", "real", "error", "tried", "needs",
     ]);
-    let statuses = set(&["found", "already-loaded", "not-found", "error"]);
+    let statuses = set(&[
+        "found",
+        "already-loaded",
+        "from-process-glibc",
+        "not-found",
+        "error",
+    ]);
     let kinds = set(&[
         "rpath",
         "ld-library-path",
