@@ -19,13 +19,15 @@ pub struct Args {
     /// Output paths (directories or files) to fix in place.
     #[arg(required = true, value_name = "OUT")]
     outputs: Vec<PathBuf>,
-    /// Print the plan (old -> new, and why each entry went or stayed); write nothing.
+    /// Print each distinct change (entries that go, the real dirs that
+    /// replace them) with its files; with -v each plan (old -> new, why each
+    /// entry went or stayed); write nothing.
     #[arg(long)]
     dry_run: bool,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
-    /// List every file (of a shared dry-run plan; every file fixed).
+    /// Dry run: every plan in words and every file; a run: every file fixed.
     #[arg(long, short)]
     verbose: bool,
     /// Files with several hard links: edit-shared (in-place edits reach every
