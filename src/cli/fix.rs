@@ -85,7 +85,7 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
             super::error_line(e);
         }
         if !super::quiet() {
-            writeln!(out, "{}", summary_line(&report))?;
+            writeln!(out, "{}", summary_line(&report, &s, store))?;
         }
     }
     out.flush()?;

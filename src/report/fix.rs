@@ -3,13 +3,14 @@
 //! summary).
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::closure::cost::PlanCost;
 use crate::fix::{FileResult, FileStatus, FixReport};
 use crate::plan::{Action, EntryPlan, Outcome, Reason};
+use crate::store::StoreDir;
 use crate::survey::Survey;
 
 use super::words::plural;
@@ -295,16 +296,71 @@ pub fn result_line(r: &FileResult) -> String {
     }
 }
 
-/// The closing line of a real run: files, changes, symlinks, bytes of store
-/// path names removed, failures.
-pub fn summary_line(report: &FixReport) -> String {
+/// The closing line of a real run: files changed, symlinks retargeted,
+/// failures, and what a user fixes for: the farms (and other store paths)
+/// the changed files' search paths and symlinks no longer name. (Bytes of
+/// names removed said nothing: every RUNPATH may grow.) Whether a farm
+/// leaves the closure is `check`'s to say: another byte may still name it.
+pub fn summary_line(report: &FixReport, survey: &Survey, store: &StoreDir) -> String {
+    use std::collections::BTreeSet;
+    let done: BTreeSet<&Path> = report
+        .results
+        .iter()
+        .filter(|r| matches!(r.status, FileStatus::Changed | FileStatus::Retargeted))
+        .map(|r| r.path.as_path())
+        .collect();
+    let (mut farms, mut dropped) = (BTreeSet::new(), BTreeSet::new());
+    for p in survey
+        .objects
+        .iter()
+        .filter(|o| done.contains(o.path.as_path()))
+        .flat_map(|o| &o.plans)
+        .filter(|p| p.changes())
+    {
+        dropped.extend(p.removed_store_paths.iter().map(PathBuf::as_path));
+        for e in p.entries.iter().filter(|e| e.action != Action::Keep) {
+            for r in &e.reasons {
+                if let Reason::Indirect { farms: f, .. } = r {
+                    farms.extend(f.iter().map(PathBuf::as_path));
+                }
+            }
+        }
+    }
+    for l in survey
+        .farm_links
+        .iter()
+        .filter(|l| done.contains(l.path.as_path()))
+    {
+        farms.extend(l.farms.iter().map(PathBuf::as_path));
+        dropped.extend(l.farms.iter().map(PathBuf::as_path));
+    }
+    farms.retain(|f| dropped.contains(f));
+    let name = |p: &Path| {
+        store
+            .store_path_of(p)
+            .map_or_else(|| p.display().to_string(), |s| s.name)
+    };
+    let mut gone = Vec::new();
+    if !farms.is_empty() {
+        let names: Vec<String> = farms.iter().map(|f| name(f)).collect();
+        let word = if farms.len() == 1 { "farm" } else { "farms" };
+        gone.push(format!("{word} {}", names.join(", ")));
+    }
+    let others = dropped.len() - farms.len();
+    if others > 0 {
+        gone.push(plural(others, "other store path"));
+    }
+    let tail = if gone.is_empty() {
+        String::new()
+    } else {
+        format!("; no longer named by them: {}", gone.join(" and "))
+    };
     format!(
-        "unfarm fix: {} ({} walked): {} changed, {} retargeted, {} of store path names removed, {}",
+        "unfarm fix: {} ({} walked): {} changed, {} retargeted, {}{tail}",
         plural(report.elf_files, "ELF file"),
         plural(report.files_scanned, "path"),
         report.changed,
         plural(report.symlinks_retargeted, "symlink"),
-        plural(report.store_path_bytes_removed, "byte"),
         plural(report.failed, "failure"),
     )
 }
@@ -472,20 +528,45 @@ mod tests {
         );
     }
 
+    /// The summary said "1376 bytes of store path names removed" while every
+    /// RUNPATH grew: it names the farms the changed files no longer name.
     #[test]
-    fn the_summary_counts_in_words() {
-        let report = FixReport {
+    fn the_summary_names_what_the_changed_files_no_longer_name() {
+        let mut s = hand_made_survey();
+        s.objects[0].plans[0].removed_store_paths = vec![
+            FARM.into(),
+            "/nix/store/3uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu-u".into(),
+        ];
+        let result = |path: &str, status| FileResult {
+            path: path.into(),
+            status,
+            detail: String::new(),
+            store_path_bytes_removed: 0,
+            bytes_written: 0,
+            hard_links: 1,
+        };
+        let mut report = FixReport {
             files_scanned: 1,
             elf_files: 2,
-            changed: 2,
+            changed: 1,
             failed: 1,
             symlinks_retargeted: 1,
             store_path_bytes_removed: 64,
-            results: Vec::new(),
+            results: vec![
+                result("/o/bin/app", FileStatus::Changed),
+                result("/o/lib/l.so", FileStatus::Retargeted),
+            ],
         };
+        let store = StoreDir::new("/nix/store");
         assert_eq!(
-            summary_line(&report),
-            "unfarm fix: 2 ELF files (1 path walked): 2 changed, 1 symlink retargeted, 64 bytes of store path names removed, 1 failure"
+            summary_line(&report, &s, &store),
+            "unfarm fix: 2 ELF files (1 path walked): 1 changed, 1 symlink retargeted, 1 failure; no longer named by them: farm farm and 1 other store path"
+        );
+        // Nothing changed: nothing claimed.
+        report.results.clear();
+        assert_eq!(
+            summary_line(&report, &s, &store),
+            "unfarm fix: 2 ELF files (1 path walked): 1 changed, 1 symlink retargeted, 1 failure"
         );
     }
 }
