@@ -251,7 +251,7 @@ fn report_file(path: &Path, facts: &ElfFacts, probe: &FsProbe, opts: &LddOptions
     let cfg = opts
         .loader
         .for_file(facts.interpreter.as_deref(), Some(path));
-    let needs = resolve_needs(&root, &facts, &mut map, probe, cfg, opts.recursive);
+    let needs = resolve_needs(&root, facts, &mut map, probe, cfg, opts.recursive);
     FileReport {
         path: path.to_owned(),
         class: facts.ident.class,
