@@ -15,7 +15,10 @@ use clap::{Parser, Subcommand};
     about = "Take Nix symlink farms out of ELF RUNPATHs and runtime closures"
 )]
 struct Cli {
-    /// The Nix store dir (default: $NIX_STORE, else /nix/store).
+    /// The Nix store dir (default: $NIX_STORE, else /nix/store). The same
+    /// rule for the default and a named one: an output of check/fix inside a
+    /// store path (DIR/<hash>-<name>) must be in this dir; an output outside
+    /// any store path (a copy in /tmp) is checked against it.
     #[arg(long, global = true, value_name = "DIR")]
     store_dir: Option<PathBuf>,
     /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never.

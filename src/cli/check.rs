@@ -38,15 +38,27 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     // Price the farm findings (outputs scanned, dependencies from the Nix DB
     // or a scan of the store dir); a failure only loses the numbers.
     let mut closure = None;
+    let mut farm_added = Default::default();
     if f.iter().any(|x| !x.farms.is_empty()) {
         let source = a.plan.source.source(store);
         match CostModel::reusing(&s, store, &source, Some(&scanned)).and_then(|m| {
             add_costs(&mut f, &m)?;
+            let farms: Vec<&std::path::Path> = f
+                .iter()
+                .flat_map(|x| &x.farms)
+                .map(PathBuf::as_path)
+                .collect();
+            farm_added = m.added_sizes(&farms);
             m.plan_cost()
         }) {
             Ok(c) => closure = Some(c),
             Err(e) => super::error_line(format_args!("closure cost not computed: {e}")),
         }
+    }
+    // A file that could not be read is named on stderr by every command,
+    // also under --quiet (its finding is in the report too).
+    for e in &s.errors {
+        super::error_line(e);
     }
     let loaders = models_used(&s, &opts.plan.loader);
     if a.json {
@@ -63,6 +75,7 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
             outputs: a.outputs.clone(),
             registered,
             color: true,
+            farm_added,
         };
         let mut out = anstream::stdout().lock();
         write!(out, "{}", render(&f, &s, &ro))?;

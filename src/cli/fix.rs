@@ -19,14 +19,16 @@ pub struct Args {
     /// Output paths (directories or files) to fix in place.
     #[arg(required = true, value_name = "OUT")]
     outputs: Vec<PathBuf>,
-    /// Print the plan (old -> new, and why each entry went or stayed); write nothing.
+    /// Print each distinct change (entries that go, the real dirs that
+    /// replace them) with its files; with -v each plan (old -> new, why each
+    /// entry went or stayed); write nothing.
     #[arg(long)]
     dry_run: bool,
     /// Machine-readable output: the run's results, or with --dry-run the
     /// plans (schemas: docs/check-json.md).
     #[arg(long)]
     json: bool,
-    /// List every file (of a shared dry-run plan; every file fixed).
+    /// Dry run: every plan in words and every file; a run: every file fixed.
     #[arg(long, short)]
     verbose: bool,
     /// Files with several hard links: edit-shared (in-place edits reach every
@@ -91,7 +93,7 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
             super::error_line(e);
         }
         if !super::quiet() {
-            writeln!(out, "{}", summary_line(&report))?;
+            writeln!(out, "{}", summary_line(&report, &s, store))?;
         }
     }
     out.flush()?;
@@ -151,6 +153,9 @@ fn dry_run(a: &Args, s: &Survey, store: &StoreDir) -> anyhow::Result<ExitCode> {
     let closure = CostModel::new(s, store, &a.plan.source.source(store))
         .and_then(|m| m.plan_cost())
         .map_err(|e| e.to_string());
+    for e in &s.errors {
+        super::error_line(e);
+    }
     if a.json {
         let v = DryRunJson::new(s, &closure);
         println!("{}", serde_json::to_string_pretty(&v)?);

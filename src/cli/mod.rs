@@ -91,25 +91,50 @@ pub fn argument_roots(args: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
     (roots, bad)
 }
 
-/// The roots for `check` and `fix`: every argument must be there, and with
-/// a store dir given by name, at least one output must lie in it (a wrong
-/// `--store-dir` would otherwise find no farm and report a clean package).
+/// The roots for `check` and `fix`: every argument must be there, and one
+/// rule, whether the store dir is the default or given by name: an output
+/// inside a store path (`DIR/<hash>-<name>/...`) must be in the store dir
+/// (a wrong one would find no farm and report a clean package); an output
+/// outside any store path (a copy in /tmp) is checked against the store dir.
 pub fn output_roots(args: &[PathBuf], store: &StoreDir) -> anyhow::Result<Vec<PathBuf>> {
     let (roots, bad) = argument_roots(args);
     if let Some((last, rest)) = bad.split_last() {
         rest.iter().for_each(error_line);
         anyhow::bail!("{last}");
     }
-    if let Some(how) = store_dir_source()
-        && !roots.iter().any(|r| absolute(r).starts_with(store.path()))
-    {
-        anyhow::bail!(
-            "{}: not inside the store dir {} ({how}); give the store dir the outputs are in",
-            roots[0].display(),
-            store.path().display()
-        );
+    for r in &roots {
+        let r = absolute(r);
+        if let Some(dir) = enclosing_store_dir(&r)
+            && dir != store.path()
+        {
+            anyhow::bail!(
+                "{}: in the store dir {}, not in {} ({}); give --store-dir {}",
+                r.display(),
+                dir.display(),
+                store.path().display(),
+                store_dir_source().unwrap_or("the default"),
+                dir.display()
+            );
+        }
     }
     Ok(roots)
+}
+
+/// The dir holding the store path `path` lies in, when one of its
+/// components is named like one (`<32 nixbase32 chars>-<name>`; the
+/// outermost such component is the store path).
+fn enclosing_store_dir(path: &Path) -> Option<&Path> {
+    path.ancestors()
+        .filter_map(|a| {
+            let name = a.file_name()?.as_encoded_bytes();
+            let hash = name.get(..unfarm::store::HASH_LEN)?;
+            (name.get(unfarm::store::HASH_LEN) == Some(&b'-')
+                && name.len() > unfarm::store::HASH_LEN + 1
+                && hash.iter().all(|&b| unfarm::store::is_base32(b)))
+            .then(|| a.parent())
+            .flatten()
+        })
+        .last()
 }
 
 /// How the store dir was chosen, when by name: `--store-dir` or `NIX_STORE`.

@@ -45,7 +45,7 @@
 //! another byte still names F; the costs of two farms are not additive when
 //! they share members.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -540,6 +540,24 @@ impl CostModel {
             removed_refs: change.removed,
             added_refs: change.added,
         })
+    }
+
+    /// The added size of each of `farms` in the outputs' closure, as `unfarm
+    /// closure` shows it: the bytes only that farm keeps alive, what it joins
+    /// included (most of it stays after a fix: the real dirs it joined are
+    /// then referenced directly; [`CostModel::farm_cost`] is what leaves).
+    pub fn added_sizes(&self, farms: &[&Path]) -> BTreeMap<PathBuf, u64> {
+        let roots: Vec<_> = self
+            .outputs
+            .iter()
+            .filter_map(|o| self.graph.id(o))
+            .collect();
+        self.graph
+            .added_sizes(&roots)
+            .into_iter()
+            .filter(|c| farms.contains(&c.path.as_path()))
+            .map(|c| (c.path, c.added_size))
+            .collect()
     }
 
     /// Bytes the closure loses when every reference from the outputs to

@@ -59,6 +59,10 @@ pub enum NeedStatus {
     AlreadyLoaded,
     /// No directory of the search had a usable file.
     NotFound,
+    /// Not on a library's own search path, but one of glibc's: the glibc
+    /// of whatever program loads the library provides it
+    /// ([`resolve::provided_by_process`]).
+    FromProcessGlibc,
     /// ld.so stops with an error (see `NeedReport::error`).
     Error,
 }
@@ -70,6 +74,7 @@ impl NeedStatus {
             NeedStatus::Found => "found",
             NeedStatus::AlreadyLoaded => "already-loaded",
             NeedStatus::NotFound => "not-found",
+            NeedStatus::FromProcessGlibc => "from-process-glibc",
             NeedStatus::Error => "error",
         }
     }
@@ -165,6 +170,7 @@ pub fn ldd(roots: &[PathBuf], probe: &FsProbe, opts: &LddOptions) -> LddReport {
     let (entries, walk_errors) = walk::walk(roots);
     let mut errors: Vec<String> = walk_errors.iter().map(ToString::to_string).collect();
     let mut files = Vec::new();
+    let mut static_elf = false;
     for e in entries.iter().filter(|e| e.kind == EntryKind::File) {
         // A file named on the command line was asked about: say why there
         // is nothing to show, as ldd does.
@@ -175,14 +181,32 @@ pub fn ldd(roots: &[PathBuf], probe: &FsProbe, opts: &LddOptions) -> LddReport {
             Ok(Some(facts)) if facts.dynamic => {
                 files.push(report_file(&e.path, &facts, probe, opts))
             }
-            Ok(Some(_)) if asked => errors.push(format!(
-                "{}: not a dynamic ELF file (statically linked, or an object)",
-                e.path.display()
+            Ok(Some(f)) if asked => errors.push(format!(
+                "{}: {}",
+                e.path.display(),
+                match f.object_type {
+                    elf::ObjectType::Exec | elf::ObjectType::Dyn =>
+                        "not a dynamic executable: statically linked",
+                    _ => "not a dynamic ELF file (an object file, not linked)",
+                }
             )),
             Ok(None) if asked => errors.push(format!("{}: not an ELF file", e.path.display())),
-            Ok(_) => {}
+            Ok(Some(_)) => static_elf = true,
+            Ok(None) => {}
             Err(err) => errors.push(err.to_string()),
         }
+    }
+    // Directories asked about that hold nothing to report: say so, as
+    // for a file that is not an ELF.
+    if files.is_empty() && errors.is_empty() {
+        errors.extend(roots.iter().filter(|r| r.is_dir()).map(|r| {
+            let what = if static_elf {
+                "no dynamically linked ELF files"
+            } else {
+                "no ELF files"
+            };
+            format!("{}: {what}", r.display())
+        }));
     }
     LddReport { files, errors }
 }
@@ -227,7 +251,7 @@ fn report_file(path: &Path, facts: &ElfFacts, probe: &FsProbe, opts: &LddOptions
     let cfg = opts
         .loader
         .for_file(facts.interpreter.as_deref(), Some(path));
-    let needs = resolve_needs(&root, &facts.needed, &mut map, probe, cfg, opts.recursive);
+    let needs = resolve_needs(&root, facts, &mut map, probe, cfg, opts.recursive);
     FileReport {
         path: path.to_owned(),
         class: facts.ident.class,
@@ -249,7 +273,7 @@ fn report_file(path: &Path, facts: &ElfFacts, probe: &FsProbe, opts: &LddOptions
 /// objects already mapped (by the name they were loaded as, or SONAME).
 fn resolve_needs(
     root: &Requester,
-    needed: &[String],
+    root_facts: &ElfFacts,
     map: &mut Vec<Loaded>,
     probe: &FsProbe,
     cfg: &LoaderConfig,
@@ -262,7 +286,7 @@ fn resolve_needs(
     let mut top = Vec::new();
     // Queue of (requester, its needs, its loader chain, report index or None for root).
     let mut queue: std::collections::VecDeque<Pending> = std::collections::VecDeque::new();
-    queue.push_back((root.clone(), needed.to_vec(), Vec::new(), None));
+    queue.push_back((root.clone(), root_facts.needed.clone(), Vec::new(), None));
     while let Some((req, needed, loaders, parent)) = queue.pop_front() {
         for name in &needed {
             let idx = arena.len();
@@ -308,7 +332,19 @@ fn resolve_needs(
                     queue.push_back((child, child_needs, chain, Some(idx)));
                 }
             }
-            arena.push(NeedReport::from_resolution(r));
+            let mut report = NeedReport::from_resolution(r);
+            // The whole tree of a library is loaded into some program's
+            // process: its glibc serves what no search path here has.
+            if report.status == NeedStatus::NotFound
+                && resolve::provided_by_process(
+                    name,
+                    &root_facts.ident,
+                    root_facts.interpreter.as_deref(),
+                )
+            {
+                report.status = NeedStatus::FromProcessGlibc;
+            }
+            arena.push(report);
         }
     }
     fn build(i: usize, arena: &mut Vec<Option<NeedReport>>, kids: &[Vec<usize>]) -> NeedReport {

@@ -243,6 +243,41 @@ pub struct LoaderConfig {
     pub auto: Option<Box<AutoModel>>,
 }
 
+/// The libraries glibc itself ships, by SONAME (glibc's `shlib-versions`;
+/// libcrypt left out: Nix takes it from libxcrypt). They live in the dir of
+/// the loader that runs the process.
+const GLIBC_SONAMES: &[&str] = &[
+    "libc.so.6",
+    "libm.so.6",
+    "libdl.so.2",
+    "libpthread.so.0",
+    "librt.so.1",
+    "libutil.so.1",
+    "libresolv.so.2",
+    "libanl.so.1",
+    "libnsl.so.1",
+    "libmvec.so.1",
+    "libBrokenLocale.so.1",
+    "libthread_db.so.1",
+    "libc_malloc_debug.so.0",
+    "libnss_files.so.2",
+    "libnss_dns.so.2",
+    "libnss_compat.so.2",
+    "libnss_db.so.2",
+    "libnss_hesiod.so.2",
+];
+
+/// Whether the process an object is loaded into provides `name`, whatever
+/// the object's own search path says: the one decision `ldd` and `check`
+/// share. Only for objects without an interpreter (shared libraries): the
+/// program that loads one brought a glibc, whose ld.so is mapped first and
+/// searches its own lib dir after every RUNPATH, so glibc's libraries are
+/// there for it. A program's own interpreter is modelled by its search.
+pub fn provided_by_process(name: &str, ident: &ElfIdent, interpreter: Option<&str>) -> bool {
+    interpreter.is_none()
+        && (GLIBC_SONAMES.contains(&name) || elf::glibc_loader_soname(ident) == Some(name))
+}
+
 /// The dynamic loader a file is modelled under.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]

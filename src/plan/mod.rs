@@ -573,7 +573,18 @@ fn plan_list(input: &PlanInput, tag: Tag, list: &str, effective: bool) -> Plan {
     let mut needs = resolve_needs(&ctx);
     let missing_required: Option<String> = needs
         .iter()
-        .find(|n| effective && n.before.is_none() && n.need.is_required())
+        .find(|n| {
+            effective
+                && n.before.is_none()
+                && n.need.is_required()
+                // glibc's libraries come with the loading program: not a
+                // missing need that should keep unused entries.
+                && !resolve::provided_by_process(
+                    &n.need.name,
+                    &input.facts.ident,
+                    input.facts.interpreter.as_deref(),
+                )
+        })
         .map(|n| n.need.name.clone());
     // 2-4. Decide each entry.
     let classify::Classified {

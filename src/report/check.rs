@@ -23,6 +23,9 @@ pub struct RenderOptions {
     pub registered: Vec<PathBuf>,
     /// Emit ANSI colours (the caller's stream strips them when it must).
     pub color: bool,
+    /// Each farm's added size in the outputs' closure (what `unfarm
+    /// closure` shows), when computed.
+    pub farm_added: BTreeMap<PathBuf, u64>,
 }
 
 /// Characters of a message shown before "…" (without --verbose).
@@ -229,11 +232,20 @@ fn farm_summary(
     for (farm, files, cost, severity) in farms {
         s.push_str(&paint(bold, &format!("farm {}", farm.display())));
         s.push_str(&format!(": named by {}\n", plural(files.len(), "file")));
-        if let Some(c) = cost {
-            s.push_str(&format!(
-                "    cost: {} ({c} bytes) leave the closure when every reference from the outputs to it goes\n",
+        // Two numbers, one story: what the farm keeps alive (its added
+        // size, `unfarm closure`), and the part of it that leaves once the
+        // real dirs it joins are referenced directly (`cost_bytes`).
+        match (o.farm_added.get(farm), cost) {
+            (Some(&alive), Some(c)) => s.push_str(&format!(
+                "    cost: keeps {} alive (its added size in `unfarm closure`); after the fix {} ({c} bytes) of it leaves the closure, the rest stays used directly\n",
+                human_size(alive),
                 human_size(c)
-            ));
+            )),
+            (None, Some(c)) => s.push_str(&format!(
+                "    cost: after the fix {} ({c} bytes) leaves the closure\n",
+                human_size(c)
+            )),
+            _ => {}
         }
         if severity == Severity::Error {
             if !outputs.is_empty() {

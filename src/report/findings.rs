@@ -431,6 +431,15 @@ fn need_findings(o: &ObjectSurvey, p: &Plan) -> Vec<Finding> {
         if matches!(provenance, Provenance::Hint | Provenance::Inherited { .. }) {
             continue;
         }
+        // glibc's own libraries come with the program that loads a library
+        // (`ldd` says the same: the one decision in the loader model).
+        if crate::loader::resolve::provided_by_process(
+            &n.need.name,
+            &o.facts.ident,
+            o.facts.interpreter.as_deref(),
+        ) {
+            continue;
+        }
         let severity = if n.need.is_required() && is_program {
             Severity::Error
         } else {

@@ -3,13 +3,14 @@
 //! summary).
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::closure::cost::PlanCost;
 use crate::fix::{FileResult, FileStatus, FixReport};
 use crate::plan::{Action, EntryPlan, Outcome, Reason};
+use crate::store::StoreDir;
 use crate::survey::Survey;
 
 use super::words::plural;
@@ -45,14 +46,27 @@ impl<'a> DryRunJson<'a> {
 /// the files they are for.
 type PlanGroups<'a> = Vec<(String, Vec<&'a Path>)>;
 
-/// The plan in plain words: per search list, old and new once and why each
-/// entry went, stayed or was replaced; files whose plans are the same are
-/// listed under one plan. `verbose`: every file of a shared plan.
+/// The plan in plain words. By default one block per distinct *change*
+/// (the entries replaced or dropped, and by what; a refusal and its
+/// reason), whatever each file keeps around it (`$ORIGIN`, the order the
+/// real dirs take): a package whose 43 libraries differ only in what they
+/// keep reads as one change. `verbose`: per search list, old and new once
+/// and why each entry went, stayed or was replaced, files whose plans are
+/// the same under one plan, every file listed.
 pub fn render_plan(s: &Survey, verbose: bool) -> String {
     use anstyle::AnsiColor;
     let red = AnsiColor::Red.on_default();
     let green = AnsiColor::Green.on_default();
-    let (groups, changed) = plan_groups(s);
+    let (groups, changed) = if verbose {
+        plan_groups(s)
+    } else {
+        change_groups(s)
+    };
+    let what = if verbose {
+        "distinct plan"
+    } else {
+        "distinct change"
+    };
     let mut out = String::new();
     for (body, files) in &groups {
         plan_files(&mut out, files, verbose);
@@ -72,7 +86,7 @@ pub fn render_plan(s: &Survey, verbose: bool) -> String {
         "unfarm fix --dry-run: {}, {} to change ({}), {} to retarget",
         plural(s.objects.len(), "ELF file"),
         plural(changed, "search path"),
-        plural(groups.len(), "distinct plan"),
+        plural(groups.len(), what),
         plural(s.farm_links.len(), "symlink")
     );
     out
@@ -114,6 +128,85 @@ fn plan_groups(s: &Survey) -> (PlanGroups<'_>, usize) {
     (groups, changed)
 }
 
+/// Each search list that changes or is refused, grouped by what happens to
+/// the entries that go (see [`render_plan`]), and how many of them change.
+fn change_groups(s: &Survey) -> (PlanGroups<'_>, usize) {
+    use anstyle::AnsiColor;
+    let red = AnsiColor::Red.on_default();
+    let bold = anstyle::Style::new().bold();
+    let mut groups: PlanGroups = Vec::new();
+    let mut changed = 0;
+    for p in s.objects.iter().flat_map(|o| &o.plans) {
+        let mut body = format!("  {bold}{}{bold:#}: ", p.tag);
+        match &p.outcome {
+            Outcome::Unchanged => continue,
+            Outcome::Change => {
+                changed += 1;
+                body.push_str("change\n");
+                let head = body.len();
+                for e in &p.entries {
+                    change_words(&mut body, e);
+                }
+                if body.len() == head {
+                    // Only the order changes (kept entries, the driver first).
+                    body.push_str("  the same entries, reordered\n");
+                }
+            }
+            Outcome::Refused { reason } => {
+                let _ = writeln!(body, "{red}refused{red:#}: {reason}");
+            }
+        }
+        for w in &p.warnings {
+            let _ = writeln!(body, "  warning: {w}");
+        }
+        match groups.iter_mut().find(|g| g.0 == body) {
+            Some(g) => g.1.push(&p.path),
+            None => groups.push((body, vec![&p.path])),
+        }
+    }
+    (groups, changed)
+}
+
+/// An entry that goes, in words, with what replaces it (real dirs sorted:
+/// each file orders them by its own first use); nothing for one kept.
+fn change_words(out: &mut String, e: &EntryPlan) {
+    match &e.action {
+        Action::Keep => {}
+        Action::Drop => {
+            let why: Vec<String> = e.reasons.iter().map(reason_words).collect();
+            let _ = writeln!(out, "  drop {}: {}", e.text, why.join("; "));
+        }
+        Action::Replace { with } => {
+            let farms: Vec<String> = e
+                .reasons
+                .iter()
+                .filter_map(|r| match r {
+                    Reason::Indirect { farms, .. } => Some(farms),
+                    _ => None,
+                })
+                .flatten()
+                .map(|f| f.display().to_string())
+                .collect();
+            let through = if farms.is_empty() {
+                String::new()
+            } else {
+                format!(" (farm {})", farms.join(", "))
+            };
+            let _ = writeln!(
+                out,
+                "  {}{through} -> {}:",
+                e.text,
+                plural(with.len(), "real dir")
+            );
+            let mut dirs: Vec<&String> = with.iter().collect();
+            dirs.sort();
+            for d in dirs {
+                let _ = writeln!(out, "    {d}");
+            }
+        }
+    }
+}
+
 /// The file a plan is for, or the files sharing it (the first few unless
 /// `verbose`).
 fn plan_files(out: &mut String, files: &[&Path], verbose: bool) {
@@ -121,7 +214,8 @@ fn plan_files(out: &mut String, files: &[&Path], verbose: bool) {
         let _ = writeln!(out, "{}", files[0].display());
         return;
     }
-    let _ = writeln!(out, "{} with the same plan:", plural(files.len(), "file"));
+    let what = if verbose { "plan" } else { "change" };
+    let _ = writeln!(out, "{} with the same {what}:", plural(files.len(), "file"));
     let shown = if verbose { files.len() } else { 3 };
     for f in files.iter().take(shown) {
         let _ = writeln!(out, "  - {}", f.display());
@@ -220,16 +314,71 @@ pub fn result_line(r: &FileResult) -> String {
     }
 }
 
-/// The closing line of a real run: files, changes, symlinks, bytes of store
-/// path names removed, failures.
-pub fn summary_line(report: &FixReport) -> String {
+/// The closing line of a real run: files changed, symlinks retargeted,
+/// failures, and what a user fixes for: the farms (and other store paths)
+/// the changed files' search paths and symlinks no longer name. (Bytes of
+/// names removed said nothing: every RUNPATH may grow.) Whether a farm
+/// leaves the closure is `check`'s to say: another byte may still name it.
+pub fn summary_line(report: &FixReport, survey: &Survey, store: &StoreDir) -> String {
+    use std::collections::BTreeSet;
+    let done: BTreeSet<&Path> = report
+        .results
+        .iter()
+        .filter(|r| matches!(r.status, FileStatus::Changed | FileStatus::Retargeted))
+        .map(|r| r.path.as_path())
+        .collect();
+    let (mut farms, mut dropped) = (BTreeSet::new(), BTreeSet::new());
+    for p in survey
+        .objects
+        .iter()
+        .filter(|o| done.contains(o.path.as_path()))
+        .flat_map(|o| &o.plans)
+        .filter(|p| p.changes())
+    {
+        dropped.extend(p.removed_store_paths.iter().map(PathBuf::as_path));
+        for e in p.entries.iter().filter(|e| e.action != Action::Keep) {
+            for r in &e.reasons {
+                if let Reason::Indirect { farms: f, .. } = r {
+                    farms.extend(f.iter().map(PathBuf::as_path));
+                }
+            }
+        }
+    }
+    for l in survey
+        .farm_links
+        .iter()
+        .filter(|l| done.contains(l.path.as_path()))
+    {
+        farms.extend(l.farms.iter().map(PathBuf::as_path));
+        dropped.extend(l.farms.iter().map(PathBuf::as_path));
+    }
+    farms.retain(|f| dropped.contains(f));
+    let name = |p: &Path| {
+        store
+            .store_path_of(p)
+            .map_or_else(|| p.display().to_string(), |s| s.name)
+    };
+    let mut gone = Vec::new();
+    if !farms.is_empty() {
+        let names: Vec<String> = farms.iter().map(|f| name(f)).collect();
+        let word = if farms.len() == 1 { "farm" } else { "farms" };
+        gone.push(format!("{word} {}", names.join(", ")));
+    }
+    let others = dropped.len() - farms.len();
+    if others > 0 {
+        gone.push(plural(others, "other store path"));
+    }
+    let tail = if gone.is_empty() {
+        String::new()
+    } else {
+        format!("; no longer named by them: {}", gone.join(" and "))
+    };
     format!(
-        "unfarm fix: {} ({} walked): {} changed, {} retargeted, {} of store path names removed, {}",
+        "unfarm fix: {} ({} walked): {} changed, {} retargeted, {}{tail}",
         plural(report.elf_files, "ELF file"),
         plural(report.files_scanned, "path"),
         report.changed,
         plural(report.symlinks_retargeted, "symlink"),
-        plural(report.store_path_bytes_removed, "byte"),
         plural(report.failed, "failure"),
     )
 }
@@ -254,8 +403,79 @@ mod tests {
     }
 
     #[test]
-    fn a_plan_in_words() {
+    fn a_change_in_words() {
         let text = plain(&render_plan(&hand_made_survey(), false));
+        let want = format!(
+            "/o/bin/app\n  RPATH: change\n  \
+             {FARM}/lib (farm {FARM}) -> 1 real dir:\n    {LIB}\n  \
+             drop {FARM}/lib: the same dir as entry 0\n  \
+             drop /nix/store/3uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu-u/lib: serves no known need\n  \
+             warning: imports dlopen()\n\
+             /o/lib/l.so (symlink)\n  old: {FARM}/lib/l.so\n  new: {LIB}/l.so\n\
+             unfarm fix --dry-run: 1 ELF file, 1 search path to change (1 distinct change), 1 symlink to retarget\n"
+        );
+        assert_eq!(text, want);
+    }
+
+    /// The CUDA-sized package printed 39 "distinct plans" (402 lines) that
+    /// differed only in the `$ORIGIN` entries each file keeps and the order
+    /// of its real dirs: one change, each dir once; `-v` keeps the plans.
+    #[test]
+    fn plans_differing_only_in_what_they_keep_are_one_change() {
+        let mut s = hand_made_survey();
+        s.farm_links.clear();
+        let o = s.objects.remove(0);
+        for i in 0..40 {
+            let mut p = o.plans[0].clone();
+            p.path = format!("/o/lib/m{i}.so").into();
+            if i % 2 == 1 {
+                // Its own $ORIGIN entry first, kept.
+                p.entries.insert(
+                    0,
+                    crate::plan::EntryPlan {
+                        index: 0,
+                        text: format!("$ORIGIN/../sub{i}"),
+                        dir: format!("/o/sub{i}").into(),
+                        action: Action::Keep,
+                        reasons: vec![Reason::Origin],
+                    },
+                );
+                p.old = format!("$ORIGIN/../sub{i}:{}", p.old);
+                p.new = format!("$ORIGIN/../sub{i}:{}", p.new);
+            }
+            let mut facts = o.facts.clone();
+            facts.needed.clear();
+            s.objects.push(crate::survey::ObjectSurvey {
+                path: p.path.clone(),
+                facts,
+                needs: Vec::new(),
+                plans: vec![p],
+                nlink: 1,
+            });
+        }
+        let text = plain(&render_plan(&s, false));
+        assert!(
+            text.starts_with("40 files with the same change:\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches(&format!("    {LIB}\n")).count(), 1, "{text}");
+        assert!(
+            text.ends_with(
+                "40 search paths to change (1 distinct change), 0 symlinks to retarget\n"
+            ),
+            "{text}"
+        );
+        assert!(text.lines().count() <= 12, "{text}");
+        let verbose = plain(&render_plan(&s, true));
+        assert!(
+            verbose.ends_with("(21 distinct plans), 0 symlinks to retarget\n"),
+            "{verbose}"
+        );
+    }
+
+    #[test]
+    fn a_plan_in_words() {
+        let text = plain(&render_plan(&hand_made_survey(), true));
         let want = format!(
             "/o/bin/app\n  RPATH: change\n  old: {FARM}/lib:{FARM}/lib:/nix/store/3uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu-u/lib\n  new: {LIB}\n  \
              [0] {FARM}/lib: replace by 1 real dir: offers 2 libraries through farm {FARM}\n  \
@@ -287,9 +507,11 @@ mod tests {
             });
         }
         let text = plain(&render_plan(&s, false));
-        assert!(text.starts_with("5 files with the same plan:\n  - /o/bin/app0\n  - /o/bin/app1\n  - /o/bin/app2\n  … and 2 more (--verbose lists them)\n  RPATH: change\n"), "{text}");
+        assert!(text.starts_with("5 files with the same change:\n  - /o/bin/app0\n  - /o/bin/app1\n  - /o/bin/app2\n  … and 2 more (--verbose lists them)\n  RPATH: change\n"), "{text}");
         assert!(
-            text.ends_with("5 search paths to change (1 distinct plan), 0 symlinks to retarget\n"),
+            text.ends_with(
+                "5 search paths to change (1 distinct change), 0 symlinks to retarget\n"
+            ),
             "{text}"
         );
         let verbose = plain(&render_plan(&s, true));
@@ -324,20 +546,45 @@ mod tests {
         );
     }
 
+    /// The summary said "1376 bytes of store path names removed" while every
+    /// RUNPATH grew: it names the farms the changed files no longer name.
     #[test]
-    fn the_summary_counts_in_words() {
-        let report = FixReport {
+    fn the_summary_names_what_the_changed_files_no_longer_name() {
+        let mut s = hand_made_survey();
+        s.objects[0].plans[0].removed_store_paths = vec![
+            FARM.into(),
+            "/nix/store/3uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu-u".into(),
+        ];
+        let result = |path: &str, status| FileResult {
+            path: path.into(),
+            status,
+            detail: String::new(),
+            store_path_bytes_removed: 0,
+            bytes_written: 0,
+            hard_links: 1,
+        };
+        let mut report = FixReport {
             files_scanned: 1,
             elf_files: 2,
-            changed: 2,
+            changed: 1,
             failed: 1,
             symlinks_retargeted: 1,
             store_path_bytes_removed: 64,
-            results: Vec::new(),
+            results: vec![
+                result("/o/bin/app", FileStatus::Changed),
+                result("/o/lib/l.so", FileStatus::Retargeted),
+            ],
         };
+        let store = StoreDir::new("/nix/store");
         assert_eq!(
-            summary_line(&report),
-            "unfarm fix: 2 ELF files (1 path walked): 2 changed, 1 symlink retargeted, 64 bytes of store path names removed, 1 failure"
+            summary_line(&report, &s, &store),
+            "unfarm fix: 2 ELF files (1 path walked): 1 changed, 1 symlink retargeted, 1 failure; no longer named by them: farm farm and 1 other store path"
+        );
+        // Nothing changed: nothing claimed.
+        report.results.clear();
+        assert_eq!(
+            summary_line(&report, &s, &store),
+            "unfarm fix: 2 ELF files (1 path walked): 1 changed, 1 symlink retargeted, 1 failure"
         );
     }
 }

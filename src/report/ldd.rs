@@ -33,6 +33,11 @@ pub fn render_tree(report: &LddReport, color: bool) -> String {
             f.machine,
             f.loader
         );
+        // glibc's ldd says so for an object it has nothing to map for
+        // (a static-pie, a library without NEEDED).
+        if f.needs.is_empty() && f.interpreter.is_none() {
+            let _ = writeln!(s, "    statically linked (no needs, no interpreter)");
+        }
         render_needs(&f.needs, "", color, &mut s);
     }
     s
@@ -86,6 +91,10 @@ fn need_line(n: &NeedReport, color: bool) -> String {
             )
         }
         NeedStatus::AlreadyLoaded => format!("{} (already loaded)", n.name),
+        NeedStatus::FromProcessGlibc => format!(
+            "{} => the loading program's glibc (not on this library's search path)",
+            n.name
+        ),
         NeedStatus::Error => format!("{} ERROR: {}", n.name, n.error.as_deref().unwrap_or("")),
         NeedStatus::NotFound => {
             let red = if color {

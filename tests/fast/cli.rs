@@ -101,9 +101,14 @@ fn ldd_on_a_file_that_is_not_elf_fails() {
             format!("{}: not an ELF file", f.display())
         );
     }
-    // A non-ELF file met while walking a directory is not an error.
+    // A non-ELF file met while walking a directory is not an error of its
+    // own; a directory with no ELF file is.
     let r = common::unfarm(["ldd".as_ref(), t.path().as_os_str()]);
-    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert_eq!(
+        r.stderr,
+        format!("unfarm: {}: no ELF files\n", t.path().display())
+    );
 }
 
 /// The loader model comes from each file's interpreter: the host's ld.so
@@ -176,7 +181,8 @@ fn a_wrong_store_dir_is_an_error() {
         (
             &["--store-dir", other, "check", app],
             format!(
-                "unfarm: {app}: not inside the store dir {other} (--store-dir); give the store dir the outputs are in\n"
+                "unfarm: {app}: in the store dir {d}, not in {other} (--store-dir); give --store-dir {d}\n",
+                d = store.dir().display()
             ),
         ),
         (
@@ -384,26 +390,33 @@ fn dry_run_speaks_plain_words_and_groups_files() {
     assert_eq!(r.code, Some(0), "{r:#?}");
     let out = &r.stdout;
     assert!(!out.contains("{\""), "{out}");
-    assert!(out.contains("6 files with the same plan:\n"), "{out}");
+    assert!(out.contains("6 files with the same change:\n"), "{out}");
     assert!(
         out.contains("  … and 3 more (--verbose lists them)\n"),
         "{out}"
     );
+    let change = format!(
+        "  {} (farm {}) -> 1 real dir:\n",
+        farm.join("lib").display(),
+        farm.display()
+    );
+    // The program and the five libraries share one change, printed once.
+    assert_eq!(out.matches(&change).count(), 1, "{out}");
+    assert!(
+        out.contains(
+            "unfarm fix --dry-run: 6 ELF files, 6 search paths to change (1 distinct change), 0 symlinks to retarget\n"
+        ),
+        "{out}"
+    );
+    // --verbose: the plans, each entry and why, every file.
+    let v = store.unfarm(["fix", "--dry-run", "--verbose", app.to_str().unwrap()]);
+    assert_eq!(v.stdout.matches("  - ").count(), 6, "{}", v.stdout);
     let entry = format!(
         "  [0] {}: replace by 1 real dir: serves libfoo.so.1 (through the farm); offers 2 libraries through farm {}\n",
         farm.join("lib").display(),
         farm.display()
     );
-    // The program and the five libraries share one plan, printed once.
-    assert_eq!(out.matches(&entry).count(), 1, "{out}");
-    assert!(
-        out.contains(
-            "unfarm fix --dry-run: 6 ELF files, 6 search paths to change (1 distinct plan), 0 symlinks to retarget\n"
-        ),
-        "{out}"
-    );
-    let v = store.unfarm(["fix", "--dry-run", "--verbose", app.to_str().unwrap()]);
-    assert_eq!(v.stdout.matches("  - ").count(), 6, "{}", v.stdout);
+    assert_eq!(v.stdout.matches(&entry).count(), 1, "{}", v.stdout);
 }
 
 /// Colour only where asked: `--color always` paints, `--color never` and
@@ -430,6 +443,198 @@ fn colour_follows_the_flag_and_no_color() {
         "a pipe is not a terminal"
     );
     assert!(!run(&["--color", "auto"], true).contains("\x1b["));
+}
+
+/// A truncated ELF in an output: `fix --dry-run` printed a summary of 0
+/// files and `check -q` nothing; every command names it on one line.
+#[test]
+fn every_command_names_a_malformed_elf() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let out = store.output("bad-1.0");
+    let whole = Cc::gcc().shared_lib(&out.join("lib"), "whole", "1", &lib_source("whole", 1));
+    let bad = out.join("lib/libtrunc.so");
+    std::fs::write(&bad, &std::fs::read(&whole).unwrap()[..100]).unwrap();
+    let line = format!("unfarm: {}: malformed ELF: ", bad.display());
+    let bad_s = bad.to_str().unwrap();
+    for args in [
+        &["check", bad_s][..],
+        &["--quiet", "check", bad_s],
+        &["check", "--json", bad_s],
+        &["fix", "--dry-run", bad_s],
+        &["--quiet", "fix", "--dry-run", bad_s],
+        &["fix", bad_s],
+        &["ldd", bad_s],
+    ] {
+        let r = store.unfarm(args);
+        assert_eq!(r.code, Some(1), "{args:?}: {r:#?}");
+        let named: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with(&line)).collect();
+        assert_eq!(named.len(), 1, "{args:?}: {}", r.stderr);
+    }
+}
+
+/// `ldd` on an empty dir printed nothing and exited 0; on a static-pie
+/// only the header; a static binary is named "statically linked".
+#[test]
+fn ldd_says_no_elf_files_and_statically_linked() {
+    common::require_tools(TOOLS);
+    let t = tempfile::tempdir().unwrap();
+    let empty = t.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let r = common::unfarm(["ldd".as_ref(), empty.as_os_str()]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert_eq!(
+        r.stderr,
+        format!("unfarm: {}: no ELF files\n", empty.display())
+    );
+    let src = t.path().join("s.c");
+    std::fs::write(&src, "int main(void) { return 0; }\n").unwrap();
+    let (stat, spie) = (t.path().join("static"), t.path().join("spie"));
+    for (flag, exe) in [("-static", &stat), ("-static-pie", &spie)] {
+        let st = std::process::Command::new("gcc")
+            .arg(flag)
+            .arg("-o")
+            .arg(exe)
+            .arg(&src)
+            .status()
+            .unwrap();
+        assert!(st.success(), "gcc {flag}");
+    }
+    let r = common::unfarm(["ldd".as_ref(), stat.as_os_str()]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert_eq!(
+        r.stderr,
+        format!(
+            "unfarm: {}: not a dynamic executable: statically linked\n",
+            stat.display()
+        )
+    );
+    let r = common::unfarm(["ldd".as_ref(), spie.as_os_str()]);
+    assert!(
+        r.stdout
+            .contains("\n    statically linked (no needs, no interpreter)\n"),
+        "{r:#?}"
+    );
+}
+
+/// `--store-dir /nix/store /tmp/app` refused what `/tmp/app` with the same
+/// default accepted, and the default took outputs of another store dir
+/// (finding no farm in them). One rule now, default or named.
+#[test]
+fn the_store_dir_rule_is_the_same_default_or_named() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let (_, app) = farmed_app(&store);
+    // A copy outside any store path: checked against the store dir, given
+    // by name or not.
+    let copy = tempfile::tempdir().unwrap();
+    let bin = copy.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::copy(app.join("bin/app"), bin.join("app")).unwrap();
+    let c = copy.path().to_str().unwrap();
+    let named = store.unfarm(["fix", "--dry-run", c]);
+    assert_eq!(named.code, Some(0), "{named:#?}");
+    assert!(
+        named.stdout.contains("1 search path to change"),
+        "{named:#?}"
+    );
+    // The store's own output without naming its store dir: refused with the
+    // dir to give, as with a wrong --store-dir.
+    let a = app.to_str().unwrap();
+    let r = common::unfarm(["check", a]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert_eq!(
+        r.stderr,
+        format!(
+            "unfarm: {a}: in the store dir {d}, not in /nix/store (the default); give --store-dir {d}\n",
+            d = store.dir().display()
+        )
+    );
+}
+
+/// glibc's own libraries, needed by libraries (no interpreter) on a farm
+/// RUNPATH, were `missing-library` in every file and `fix` could not clear
+/// them; `ldd` called the loader already loaded. A CUDA-like package (the
+/// shape of bench/gen-cuda.sh, smaller): no glibc finding, and `ldd` says
+/// the loading program's glibc provides them; a truly missing library is
+/// one group listing its files.
+#[test]
+fn glibc_needs_of_libraries_are_no_missing_library() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let deps = ["cublas", "cufft", "cudnn", "nccl"];
+    let mut outs = Vec::new();
+    for d in deps {
+        let out = store.output(&format!("cuda-dep-{d}-12.4-lib"));
+        Cc::gcc().shared_lib(&out.join("lib"), d, "12", &lib_source(d, 1));
+        outs.push(out);
+    }
+    let refs: Vec<&Path> = outs.iter().map(PathBuf::as_path).collect();
+    let farm = store.farm("cuda-merged", &refs, LinkStyle::Absolute);
+    let ghost_dir = store.scratch().join("ghost");
+    Cc::gcc().shared_lib(&ghost_dir, "ghost", "6", &lib_source("ghost", 0));
+    let jax = store.output("python3.12-jaxlib-0.4.30");
+    let n = 6;
+    for i in 0..n {
+        let d = deps[i % deps.len()];
+        Cc::gcc()
+            .link_dir(farm.join("lib"))
+            .lib(&format!(":lib{d}.so.12"))
+            .search(farm.join("lib"))
+            .arg("-Wl,--no-as-needed")
+            .arg(format!("-L{}", ghost_dir.display()))
+            .arg("-l:libghost.so.6")
+            .arg("-lm")
+            .arg("-l:libdl.so.2")
+            .arg("-l:libpthread.so.0")
+            .arg("/lib64/ld-linux-x86-64.so.2")
+            .shared_lib(
+                &jax.join("lib"),
+                &format!("mod{i}"),
+                "1",
+                &common::lib_calling(&format!("mod{i}"), d),
+            );
+    }
+    let lib0 = jax.join("lib/libmod0.so.1");
+    let needed = common::readelf_needed(&lib0);
+    for g in [
+        "libc.so.6",
+        "libm.so.6",
+        "libdl.so.2",
+        "ld-linux-x86-64.so.2",
+    ] {
+        assert!(needed.iter().any(|n| n == g), "{g} not in {needed:?}");
+    }
+    let j = store
+        .unfarm(["check", "--json", jax.to_str().unwrap()])
+        .json();
+    let missing: Vec<&serde_json::Value> = j["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["kind"] == "missing-library")
+        .collect();
+    assert_eq!(missing.len(), 1, "{missing:#?}");
+    assert_eq!(missing[0]["location"], "need libghost.so.6 (needed)");
+    assert_eq!(missing[0]["files"].as_array().unwrap().len(), n);
+    // ldd gives the same answer for the same file.
+    let l = store
+        .unfarm(["ldd", "--json", lib0.to_str().unwrap()])
+        .json();
+    for n in l["files"][0]["needs"].as_array().unwrap() {
+        let want = match n["name"].as_str().unwrap() {
+            "ld-linux-x86-64.so.2" => "already-loaded",
+            "libc.so.6" | "libm.so.6" | "libdl.so.2" | "libpthread.so.0" => "from-process-glibc",
+            "libghost.so.6" => "not-found",
+            _ => "found",
+        };
+        assert_eq!(n["status"], want, "{n:#}");
+    }
+    // The text of check: no glibc name anywhere, fits a few lines.
+    let t = store.unfarm(["check", jax.to_str().unwrap()]);
+    for g in ["libc.so.6", "libm.so.6", "libdl.so.2", "ld-linux"] {
+        assert!(!t.stdout.contains(g), "{}", t.stdout);
+    }
 }
 
 /// issue 21 §3: `fix` on a store path the Nix database lists as valid

@@ -250,4 +250,22 @@ fn text_output_shows_costs_and_the_closure_line() {
         .unfarm(["check", "--system", s.app.to_str().unwrap()]);
     assert!(run.stdout.contains("    cost: "), "{run:#?}");
     assert!(run.stdout.contains("KiB ("), "{run:#?}");
+    // The farm's two numbers are one story: what it keeps alive is its
+    // added size in `unfarm closure` (check said only what leaves).
+    let table = s
+        .store
+        .unfarm(["closure", "--scan", s.app.to_str().unwrap()])
+        .success();
+    let farm = s.farm.display().to_string();
+    let row = table
+        .stdout
+        .lines()
+        .find(|l| l.ends_with(&format!("  {farm}")))
+        .unwrap_or_else(|| panic!("{}", table.stdout));
+    let added: Vec<&str> = row.split_whitespace().take(2).collect();
+    let keeps = format!(
+        "    cost: keeps {} alive (its added size in `unfarm closure`); after the fix ",
+        added.join(" ")
+    );
+    assert!(run.stdout.contains(&keeps), "{keeps}\n{run:#?}");
 }

@@ -100,7 +100,13 @@ fn ldd_json_schema_is_stable() {
     let need_keys = set(&[
         "name", "status", "entry", "path", "hops", "real", "error", "tried", "needs",
     ]);
-    let statuses = set(&["found", "already-loaded", "not-found", "error"]);
+    let statuses = set(&[
+        "found",
+        "already-loaded",
+        "from-process-glibc",
+        "not-found",
+        "error",
+    ]);
     let kinds = set(&[
         "rpath",
         "ld-library-path",
@@ -136,6 +142,23 @@ fn ldd_json_schema_is_stable() {
             assert_eq!(keys(t), set(&["path", "source", "index", "outcome"]));
             assert!(outcomes.contains(t["outcome"].as_str().unwrap()), "{t}");
         }
+    }
+    // A library on its own under the Nix loader: glibc's libraries come
+    // from the loading program's glibc.
+    let m = store.output("m-1-lib");
+    let m = Cc::gcc().arg("-Wl,--no-as-needed").arg("-lm").shared_lib(
+        &m.join("lib"),
+        "m1",
+        "1",
+        &lib_source("m1", 1),
+    );
+    let lib = store.unfarm(["ldd".as_ref(), "--json".as_ref(), m.as_os_str()]);
+    assert_eq!(lib.code, Some(0), "{lib:#?}");
+    let lib = lib.json();
+    assert_eq!(lib["files"][0]["loader"], "nix");
+    for n in lib["files"][0]["needs"].as_array().unwrap() {
+        assert_eq!(keys(n), need_keys);
+        seen_status.insert(n["status"].as_str().unwrap().to_owned());
     }
     // The fixture exercises every status, so none of the above is vacuous.
     assert_eq!(
