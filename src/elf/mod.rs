@@ -5,6 +5,8 @@
 //! Reading never requires the whole file in memory: callers pass any
 //! `object::ReadRef` (a byte slice, or `ReadCache<File>` for large files).
 
+pub(crate) mod buffers;
+
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -685,10 +687,11 @@ fn readonly_ranges_of<'d, R: ReadRef<'d>>(data: R) -> Result<Vec<(u64, u64)>, St
 
 /// Scan read-only ranges of a large file in bounded chunks, in parallel, so
 /// a huge `.rodata` never sits in memory whole; chunks overlap by the longest
-/// name we accept.
+/// name we accept. Each chunk is read into a buffer of the process's one
+/// read budget ([`buffers::READ_POOL`]), not one per worker thread.
 fn large_file_literals(file: &File, ranges: &[(u64, u64)]) -> Vec<String> {
     use rayon::prelude::*;
-    const CHUNK: u64 = 8 << 20;
+    const CHUNK: u64 = 1 << 20;
     const OVERLAP: u64 = 256;
     let chunks: Vec<(u64, u64)> = ranges
         .iter()
@@ -699,24 +702,16 @@ fn large_file_literals(file: &File, ranges: &[(u64, u64)]) -> Vec<String> {
             })
         })
         .collect();
-    // One buffer per worker thread, kept for the process: a fresh 8 MiB is
-    // memory the kernel must clear and fault in before every read (rayon's
-    // `map_init` makes one per job split, not per thread: over half of a
-    // fix's time went to clearing pages).
-    thread_local! {
-        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
     chunks
         .par_iter()
         .map(|&(at, len)| {
             let mut out = Vec::new();
-            BUF.with_borrow_mut(|buf| {
-                buf.resize(len as usize, 0);
-                if std::os::unix::fs::FileExt::read_exact_at(file, buf, at).is_ok() {
-                    // Only count literals that start inside this chunk's own span.
-                    soname_literals(buf, len.min(CHUNK) as usize, &mut out);
-                }
-            });
+            let mut lease = buffers::READ_POOL.take(len as usize);
+            let buf = &mut lease[..len as usize];
+            if std::os::unix::fs::FileExt::read_exact_at(file, buf, at).is_ok() {
+                // Only count literals that start inside this chunk's own span.
+                soname_literals(buf, len.min(CHUNK) as usize, &mut out);
+            }
             out
         })
         .flatten_iter()
