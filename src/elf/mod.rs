@@ -1334,7 +1334,7 @@ mod tests {
 
     #[test]
     fn large_file_literals_across_chunk_boundaries() {
-        // 20 MiB in 8 MiB chunks: literals inside a chunk, straddling a
+        // 20 MiB in 1 MiB chunks: literals inside a chunk, straddling a
         // boundary, starting exactly on one, and in a range not at offset 0.
         let mut data = vec![b'x'; 20 << 20];
         let put = |data: &mut Vec<u8>, at: usize, s: &str| {
