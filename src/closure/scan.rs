@@ -428,10 +428,12 @@ fn scan_stream(
     mut on_hit: impl FnMut(RawHit),
 ) -> io::Result<StreamInfo> {
     let overlap = m.window() - 1;
-    // Small files get a small buffer (zeroing 1 MiB per file would cost more
-    // than scanning it); +1 so that EOF is seen without a second round.
+    // +1 so that EOF is seen without a second round. The buffer is one of
+    // the process's shared read buffers (one budget for all workers, kept
+    // between files: no page is cleared again).
     let cap = (size_hint.saturating_add(1) as usize).clamp(overlap + 1, CHUNK) + overlap;
-    let mut buf = vec![0u8; cap];
+    let mut lease = crate::elf::buffers::READ_POOL.take(cap);
+    let buf = &mut lease[..cap];
     let mut carry = 0usize; // bytes at buf[..carry] kept from the previous chunk
     let mut base: u64 = 0; // file offset of buf[0]
     let mut lines_before: u64 = 0; // newlines in the file before buf[0]

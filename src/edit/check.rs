@@ -290,7 +290,7 @@ fn check_dynamic<'d, R: ReadRef<'d>>(
     }) {
         return bad("the dynamic string table overlaps the interpreter or a note");
     }
-    let dyn_sec = m.shdrs.iter().find(|s| s.sh_type == elf::SHT_DYNAMIC.0);
+    let dyn_sec = m.dynamic_shdr.map(|i| &m.shdrs[i]);
     if let Some(ds) = dyn_sec {
         if ds.addr != p.vaddr || ds.offset != p.offset {
             return bad(".dynamic section header disagrees with PT_DYNAMIC");

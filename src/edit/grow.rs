@@ -516,7 +516,7 @@ pub(super) fn relocate_dyn_sections(
     str_at: (u64, u64, u64),
     dyn_at: Option<(u64, u64, u64)>,
 ) {
-    let dyn_sec = m.shdrs.iter().position(|s| s.sh_type == elf::SHT_DYNAMIC.0);
+    let dyn_sec = m.dynamic_shdr;
     // The one `.dynamic`'s header links to (what tools, and our layout
     // check, take for `.dynstr`), else the string table at DT_STRTAB.
     let str_sec = dyn_sec

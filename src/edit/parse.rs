@@ -6,7 +6,7 @@
 use std::mem::{offset_of, size_of};
 
 use object::elf;
-use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader, Sym};
+use object::read::elf::{FileHeader, ProgramHeader, SectionHeader, Sym};
 use object::{Endian, Endianness, ReadRef};
 
 use super::EditError;
@@ -82,6 +82,8 @@ pub(crate) struct Model {
     pub(crate) e_type: u16,
     pub(crate) phdrs: Vec<Phdr>,
     pub(crate) shdrs: Vec<Shdr>,
+    /// Index of the one `.dynamic` section header (SHT_DYNAMIC), if any.
+    pub(crate) dynamic_shdr: Option<usize>,
     pub(crate) dynamic: Option<DynInfo>,
     pub(crate) file_len: u64,
 }
@@ -142,26 +144,11 @@ impl Model {
     /// memory and file (patchelf 0.14 gives a non-PIE a first PT_LOAD whose
     /// `.dynsym` ends in the next one).
     pub(crate) fn vaddr_to_offset(&self, addr: u64, len: u64) -> Option<u64> {
-        self.loads().find_map(|p| {
-            let rel = addr.checked_sub(p.vaddr)?;
-            if rel >= p.filesz && !(len == 0 && rel == p.filesz) {
-                return None;
-            }
-            let start = p.offset.checked_add(rel)?;
-            let end = addr.checked_add(len)?;
-            // Follow contiguous segments until `end` is covered.
-            let mut cur = *p;
-            while cur.vaddr.checked_add(cur.filesz)? < end {
-                let (v, o) = (cur.vaddr + cur.filesz, cur.offset.checked_add(cur.filesz)?);
-                cur = *self
-                    .loads()
-                    .find(|q| q.vaddr == v && q.offset == o && q.filesz > 0)?;
-            }
-            Some(start)
-        })
+        let loads = self.loads().map(|p| (p.vaddr, p.offset, p.filesz));
+        crate::elf::vaddr_to_offset(loads, addr, len)
     }
 
-    pub(crate) fn loads(&self) -> impl Iterator<Item = &Phdr> {
+    pub(crate) fn loads(&self) -> impl Iterator<Item = &Phdr> + Clone {
         self.phdrs.iter().filter(|p| p.p_type == elf::PT_LOAD.0)
     }
 
@@ -225,6 +212,20 @@ fn parse_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
     } else {
         section_headers(hdr, endian, data)?
     };
+    // One rule, as for PT_DYNAMIC: a second `.dynamic` header is refused.
+    // Taking the first would make the answer depend on the headers' order,
+    // which an edit changes (it keeps them in offset order).
+    let mut dynamic_shdrs = shdrs
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.sh_type == elf::SHT_DYNAMIC.0)
+        .map(|(i, _)| i);
+    let dynamic_shdr = dynamic_shdrs.next();
+    if dynamic_shdrs.next().is_some() {
+        return Err(EditError::Malformed(
+            "more than one .dynamic section header".into(),
+        ));
+    }
     Ok(Model {
         is64: hdr.is_type_64(),
         endian,
@@ -242,6 +243,7 @@ fn parse_as<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
         e_type: hdr.e_type(endian).0,
         phdrs,
         shdrs,
+        dynamic_shdr,
         dynamic: dynamic_info::<Elf, R>(phdrs_raw, endian, data)?,
         file_len,
     })
@@ -277,42 +279,21 @@ fn section_headers<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
     Ok(table.iter().map(shdr).collect())
 }
 
-/// The one PT_DYNAMIC's entries up to DT_NULL, its place and its slots
-/// (a size check first: ld.so's bound).
+/// The one PT_DYNAMIC, by the rule every reader shares
+/// ([`crate::elf::dynamic_segment`]).
 fn dynamic_info<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
-    phdrs_raw: &[Elf::ProgramHeader],
+    phdrs_raw: &'d [Elf::ProgramHeader],
     endian: Endianness,
     data: R,
 ) -> Result<Option<DynInfo>, EditError> {
-    let mut dynamic = None;
-    for (i, p) in phdrs_raw.iter().enumerate() {
-        if p.p_type(endian) != elf::PT_DYNAMIC {
-            continue;
-        }
-        if dynamic.is_some() {
-            return Err(EditError::Malformed("more than one PT_DYNAMIC".into()));
-        }
-        crate::elf::check_dynamic_size(p.p_filesz(endian).into()).map_err(EditError::Malformed)?;
-        let dyns = p
-            .dynamic(endian, data)
-            .map_err(|e| obj_err("dynamic segment", e))?
-            .unwrap_or(&[]);
-        let mut entries = Vec::new();
-        for d in dyns {
-            let tag = d.tag(endian).0;
-            if tag == elf::DT_NULL.0 {
-                break;
-            }
-            entries.push((tag, d.val(endian)));
-        }
-        dynamic = Some(DynInfo {
-            phdr_index: i,
-            offset: p.p_offset(endian).into(),
-            slots: dyns.len() as u64,
-            entries,
-        });
-    }
-    Ok(dynamic)
+    let d = crate::elf::dynamic_segment::<Elf, R>(endian, phdrs_raw, data)
+        .map_err(EditError::Malformed)?;
+    Ok(d.map(|d| DynInfo {
+        phdr_index: d.index,
+        offset: d.offset,
+        slots: d.slots,
+        entries: d.entries,
+    }))
 }
 
 /// Every offset into the dynamic string table that the symbol table and the

@@ -875,3 +875,80 @@ fn table_running_into_the_next_contiguous_segment_is_edited() {
     let (e, _) = edit(&data[..], &req(SearchPathTag::Runpath, &long, &[hash]));
     assert!(e.grew);
 }
+
+/// What the `edit` fuzz target asks of one input: each edit it makes (half
+/// the first entry, the list plus a store dir, removal) is refused, or its
+/// image passes `check_layout`, or the input already failed it.
+fn replay_edit_fuzz(data: &[u8]) {
+    let Ok(f) = crate::elf::parse_facts(data) else {
+        return;
+    };
+    let (tag, old) = match (&f.runpath, &f.rpath) {
+        (Some(r), _) => (SearchPathTag::Runpath, r.clone()),
+        (None, Some(r)) => (SearchPathTag::Rpath, r.clone()),
+        (None, None) => (SearchPathTag::Runpath, String::new()),
+    };
+    let first = old.split(':').next().unwrap_or("");
+    let shorter: String = first
+        .chars()
+        .take(first.chars().count().div_ceil(2))
+        .collect();
+    let longer = format!("{old}:/nix/store/0123456789abcdfghijklmnpqrsvwxyz-unfarm-fuzz-lib/lib");
+    for value in [shorter.as_str(), longer.as_str(), ""] {
+        let Ok(e) = plan_edit(data, data.len() as u64, &req(tag, value, &[])) else {
+            continue;
+        };
+        let mut out = data.to_vec();
+        apply_in_memory(&mut out, &e);
+        if let Err(err) = check_layout(&out) {
+            assert!(
+                check_layout(data).is_err(),
+                "edit to {value:?} of a valid input: {err}"
+            );
+        }
+    }
+}
+
+/// Found by fuzzing: two `.dynamic` section headers (one empty, at offset
+/// 0). The checks took the first in header order; a grow puts the headers
+/// in offset order, so the empty one came first and the edited image
+/// failed ("disagrees with PT_DYNAMIC"). One rule now, whatever the order:
+/// a second `.dynamic` header is malformed, and the file is not edited.
+#[test]
+fn second_dynamic_section_header_is_refused_before_the_edit() {
+    let data = include_bytes!("../../fuzz/seeds/edit/dynamic-shdr-disagrees-after-edit");
+    let err = check_layout(&data[..]).unwrap_err().to_string();
+    assert!(
+        err.contains("more than one .dynamic section header"),
+        "{err}"
+    );
+    replay_edit_fuzz(&data[..]);
+    for seed in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/edit")).unwrap()
+    {
+        replay_edit_fuzz(&std::fs::read(seed.unwrap().path()).unwrap());
+    }
+}
+
+/// One rule for PT_DYNAMIC in every reader: the facts reader took the first
+/// of two, the editor refused them. Both refuse now.
+#[test]
+fn second_pt_dynamic_is_refused_by_facts_and_editor() {
+    let mut data = include_bytes!("../../fuzz/seeds/edit/patchelf-0.19-grown-lib").to_vec();
+    let le = |b: &[u8]| u64::from_le_bytes(b[..8].try_into().unwrap());
+    let phoff = le(&data[0x20..]) as usize;
+    let phnum = u16::from_le_bytes([data[0x38], data[0x39]]) as usize;
+    let at = |i: usize| phoff + i * 56;
+    let p_type = |d: &[u8], i: usize| u32::from_le_bytes(d[at(i)..at(i) + 4].try_into().unwrap());
+    let dynamic = (0..phnum)
+        .find(|&i| p_type(&data, i) == elf::PT_DYNAMIC.0)
+        .unwrap();
+    let stack = (0..phnum)
+        .find(|&i| p_type(&data, i) == elf::PT_GNU_STACK.0)
+        .unwrap();
+    crate::elf::parse_facts(&data[..]).unwrap();
+    data.copy_within(at(dynamic)..at(dynamic) + 56, at(stack));
+    let err = crate::elf::parse_facts(&data[..]).unwrap_err();
+    assert!(err.contains("more than one PT_DYNAMIC"), "{err}");
+    let err = check_layout(&data[..]).unwrap_err().to_string();
+    assert!(err.contains("more than one PT_DYNAMIC"), "{err}");
+}

@@ -5,6 +5,8 @@
 //! Reading never requires the whole file in memory: callers pass any
 //! `object::ReadRef` (a byte slice, or `ReadCache<File>` for large files).
 
+pub(crate) mod buffers;
+
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -685,10 +687,11 @@ fn readonly_ranges_of<'d, R: ReadRef<'d>>(data: R) -> Result<Vec<(u64, u64)>, St
 
 /// Scan read-only ranges of a large file in bounded chunks, in parallel, so
 /// a huge `.rodata` never sits in memory whole; chunks overlap by the longest
-/// name we accept.
+/// name we accept. Each chunk is read into a buffer of the process's one
+/// read budget ([`buffers::READ_POOL`]), not one per worker thread.
 fn large_file_literals(file: &File, ranges: &[(u64, u64)]) -> Vec<String> {
     use rayon::prelude::*;
-    const CHUNK: u64 = 8 << 20;
+    const CHUNK: u64 = 1 << 20;
     const OVERLAP: u64 = 256;
     let chunks: Vec<(u64, u64)> = ranges
         .iter()
@@ -699,24 +702,16 @@ fn large_file_literals(file: &File, ranges: &[(u64, u64)]) -> Vec<String> {
             })
         })
         .collect();
-    // One buffer per worker thread, kept for the process: a fresh 8 MiB is
-    // memory the kernel must clear and fault in before every read (rayon's
-    // `map_init` makes one per job split, not per thread: over half of a
-    // fix's time went to clearing pages).
-    thread_local! {
-        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
     chunks
         .par_iter()
         .map(|&(at, len)| {
             let mut out = Vec::new();
-            BUF.with_borrow_mut(|buf| {
-                buf.resize(len as usize, 0);
-                if std::os::unix::fs::FileExt::read_exact_at(file, buf, at).is_ok() {
-                    // Only count literals that start inside this chunk's own span.
-                    soname_literals(buf, len.min(CHUNK) as usize, &mut out);
-                }
-            });
+            let mut lease = buffers::READ_POOL.take(len as usize);
+            let buf = &mut lease[..len as usize];
+            if std::os::unix::fs::FileExt::read_exact_at(file, buf, at).is_ok() {
+                // Only count literals that start inside this chunk's own span.
+                soname_literals(buf, len.min(CHUNK) as usize, &mut out);
+            }
             out
         })
         .flatten_iter()
@@ -783,25 +778,103 @@ pub struct DynamicView<'d, Elf: FileHeader> {
     string_bytes_read: std::cell::Cell<u64>,
 }
 
-/// Map a virtual address to a file offset through the PT_LOAD segments.
-pub fn vaddr_to_offset<Elf: FileHeader>(
+/// File offset of the `len` bytes at virtual address `addr`, if a PT_LOAD
+/// maps them from the file; `loads` are the PT_LOADs' (`p_vaddr`,
+/// `p_offset`, `p_filesz`). The one address-to-offset rule of every reader
+/// (facts, scanner, editor, layout checks).
+///
+/// The range may run on into PT_LOADs that continue the segment in both
+/// memory and file (patchelf 0.14 gives a non-PIE a first PT_LOAD whose
+/// `.dynsym` ends in the next one).
+pub fn vaddr_to_offset(
+    loads: impl Iterator<Item = (u64, u64, u64)> + Clone,
+    addr: u64,
+    len: u64,
+) -> Option<u64> {
+    loads.clone().find_map(|(vaddr, offset, filesz)| {
+        let rel = addr.checked_sub(vaddr)?;
+        if rel >= filesz && !(len == 0 && rel == filesz) {
+            return None;
+        }
+        let start = offset.checked_add(rel)?;
+        let end = addr.checked_add(len)?;
+        // Follow contiguous segments until `end` is covered.
+        let (mut v, mut o, mut f) = (vaddr, offset, filesz);
+        while v.checked_add(f)? < end {
+            let (nv, no) = (v + f, o.checked_add(f)?);
+            (v, o, f) = loads
+                .clone()
+                .find(|&(qv, qo, qf)| qv == nv && qo == no && qf > 0)?;
+        }
+        Some(start)
+    })
+}
+
+/// The PT_LOADs of `segments` as [`vaddr_to_offset`] takes them.
+fn loads_of<Elf: FileHeader>(
     endian: Elf::Endian,
     segments: &[Elf::ProgramHeader],
-    vaddr: u64,
-) -> Option<u64> {
+) -> impl Iterator<Item = (u64, u64, u64)> + Clone + '_ {
     segments
         .iter()
-        .filter(|s| s.p_type(endian) == elf::PT_LOAD)
-        .find_map(|s| {
-            let start: u64 = s.p_vaddr(endian).into();
-            let filesz: u64 = s.p_filesz(endian).into();
-            let off: u64 = s.p_offset(endian).into();
-            if vaddr >= start && vaddr - start < filesz {
-                off.checked_add(vaddr - start)
-            } else {
-                None
-            }
+        .filter(move |s| s.p_type(endian) == elf::PT_LOAD)
+        .map(move |s| {
+            (
+                s.p_vaddr(endian).into(),
+                s.p_offset(endian).into(),
+                s.p_filesz(endian).into(),
+            )
         })
+}
+
+/// The file's one PT_DYNAMIC, as every reader sees it.
+#[derive(Clone, Debug)]
+pub struct DynamicSegment {
+    /// Index of its program header.
+    pub index: usize,
+    /// Its file offset.
+    pub offset: u64,
+    /// Entry slots it provides (`p_filesz` / entry size).
+    pub slots: u64,
+    /// The entries up to (not including) the first DT_NULL.
+    pub entries: Vec<(i64, u64)>,
+}
+
+/// The dynamic array through the program headers: the one rule of every
+/// reader (facts, scanner, editor). A file with more than one PT_DYNAMIC is
+/// refused: ld.so takes the last, tools like readelf the first, so no
+/// answer would be right; a PT_DYNAMIC over [`MAX_DYNAMIC_SEGMENT`] too.
+pub fn dynamic_segment<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
+    endian: Endianness,
+    segments: &'d [Elf::ProgramHeader],
+    data: R,
+) -> Result<Option<DynamicSegment>, String> {
+    let mut found = None;
+    for (index, seg) in segments.iter().enumerate() {
+        if seg.p_type(endian) != elf::PT_DYNAMIC {
+            continue;
+        }
+        if found.is_some() {
+            return Err("more than one PT_DYNAMIC".into());
+        }
+        check_dynamic_size(seg.p_filesz(endian).into())?;
+        let dyns = seg
+            .dynamic(endian, data)
+            .map_err(|e| format!("dynamic segment: {e}"))?
+            .unwrap_or(&[]);
+        let entries = dyns
+            .iter()
+            .map(|d| (d.d_tag(endian).0, d.d_val(endian).into()))
+            .take_while(|&(tag, _)| tag != elf::DT_NULL.0)
+            .collect();
+        found = Some(DynamicSegment {
+            index,
+            offset: seg.p_offset(endian).into(),
+            slots: dyns.len() as u64,
+            entries,
+        });
+    }
+    Ok(found)
 }
 
 impl<'d, Elf: FileHeader<Endian = Endianness>> DynamicView<'d, Elf> {
@@ -812,31 +885,14 @@ impl<'d, Elf: FileHeader<Endian = Endianness>> DynamicView<'d, Elf> {
         let segments = header
             .program_headers(endian, data)
             .map_err(|e| format!("program headers: {e}"))?;
-        let mut entries = Vec::new();
-        for seg in segments {
-            if seg.p_type(endian) != elf::PT_DYNAMIC {
-                continue;
-            }
-            // Like ld.so, only the first PT_DYNAMIC counts.
-            check_dynamic_size(seg.p_filesz(endian).into())?;
-            let dyns = seg
-                .dynamic(endian, data)
-                .map_err(|e| format!("dynamic segment: {e}"))?
-                .unwrap_or(&[]);
-            for d in dyns {
-                let tag = d.d_tag(endian).0;
-                if tag == elf::DT_NULL.0 {
-                    break;
-                }
-                entries.push((tag, d.d_val(endian).into()));
-            }
-            break;
-        }
+        let entries = dynamic_segment::<Elf, R>(endian, segments, data)?
+            .map(|d| d.entries)
+            .unwrap_or_default();
         let get = |t: elf::DynamicTag| entries.iter().find(|(k, _)| *k == t.0).map(|(_, v)| *v);
         let strtab = match (get(elf::DT_STRTAB), get(elf::DT_STRSZ)) {
             (Some(addr), Some(size)) => {
-                let off = vaddr_to_offset::<Elf>(endian, segments, addr)
-                    .ok_or("DT_STRTAB address is not in any PT_LOAD segment")?;
+                let off = vaddr_to_offset(loads_of::<Elf>(endian, segments), addr, size)
+                    .ok_or("DT_STRTAB..DT_STRSZ is not inside a PT_LOAD")?;
                 Some((off, size))
             }
             (None, None) => None,
@@ -1278,7 +1334,7 @@ mod tests {
 
     #[test]
     fn large_file_literals_across_chunk_boundaries() {
-        // 20 MiB in 8 MiB chunks: literals inside a chunk, straddling a
+        // 20 MiB in 1 MiB chunks: literals inside a chunk, straddling a
         // boundary, starting exactly on one, and in a range not at offset 0.
         let mut data = vec![b'x'; 20 << 20];
         let put = |data: &mut Vec<u8>, at: usize, s: &str| {
