@@ -96,6 +96,7 @@ impl PlanArgs {
             },
             declared,
             hints: !self.no_dlopen_hints,
+            computed: true,
             allow: self.allow.clone(),
         })
     }

@@ -5,6 +5,9 @@
 //! Reading never requires the whole file in memory: callers pass any
 //! `object::ReadRef` (a byte slice, or `ReadCache<File>` for large files).
 
+/// Evidence for the computed-name recognisers (TSL DsoLoader functions).
+mod dso;
+
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};

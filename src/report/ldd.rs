@@ -34,6 +34,15 @@ pub fn render_tree(report: &LddReport, color: bool) -> String {
             f.loader
         );
         render_needs(&f.needs, "", color, &mut s);
+        for c in &f.computed {
+            let _ = writeln!(
+                s,
+                "  computed ({}: {}): {}",
+                c.recogniser,
+                c.evidence,
+                need_line(&c.need, color)
+            );
+        }
     }
     s
 }
