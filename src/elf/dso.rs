@@ -119,8 +119,9 @@ fn what_of(name: &[u8]) -> Option<&str> {
     let rest = name.strip_prefix(TSL_PREFIX)?;
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     let len: usize = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
-    let ident = rest.get(digits..digits + len)?;
-    if rest.get(digits + len..)? != b"Ev" {
+    let end = digits.checked_add(len)?;
+    let ident = rest.get(digits..end)?;
+    if rest.get(end..)? != b"Ev" {
         return None;
     }
     let what = ident.strip_prefix(b"Get")?.strip_suffix(b"DsoHandle")?;
@@ -245,7 +246,12 @@ fn decode_versions<Elf: FileHeader<Endian = Endianness>>(
         };
         let disp = i32::from_le_bytes(disp.try_into().ok()?) as i64;
         let next = at + 7;
-        let target = (addr + next as u64).checked_add_signed(disp)?;
+        let Some(target) = addr
+            .checked_add(next as u64)
+            .and_then(|a| a.checked_add_signed(disp))
+        else {
+            continue;
+        };
         let Some(len) = edx_near(&code, at, next) else {
             continue;
         };
@@ -310,6 +316,11 @@ mod tests {
             None
         );
         assert_eq!(what_of(b"_ZN3tsl8internal9DsoLoader6FooBarEv"), None);
+        // A length that overflows is not a name, not a panic.
+        assert_eq!(
+            what_of(b"_ZN3tsl8internal9DsoLoader18446744073709551615GetXDsoHandleEv"),
+            None
+        );
     }
 
     #[test]

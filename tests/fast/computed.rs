@@ -183,3 +183,40 @@ void *load(int i) {
         }}])
     );
 }
+
+/// `check` names a computed need nothing provides, with where it was found:
+/// a warning (the library loads only when that code runs), in the text and
+/// the JSON location.
+#[test]
+fn check_reports_a_missing_computed_need_with_its_evidence() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let other = store.output("other-1.0-lib");
+    Cc::gcc().shared_lib(&other.join("lib"), "other", "1.0", &lib_source("other", 1));
+    let out = store.output("jaxlike-1.0");
+    let exe = Cc::gcc()
+        .search(other.join("lib"))
+        .arg("-ldl")
+        .arg("-O2")
+        .executable(&out.join("bin/app"), TSL_EXE);
+    let mut a: Vec<OsString> = ["check", "--json", "--system"]
+        .iter()
+        .map(OsString::from)
+        .collect();
+    a.push(out.as_os_str().to_owned());
+    let json = store.unfarm(a).json();
+    let f: Vec<&Value> = json["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{json:#}"))
+        .iter()
+        .filter(|f| f["kind"] == "missing-library")
+        .collect();
+    assert_eq!(f.len(), 1, "{json:#}");
+    assert_eq!(
+        f[0]["location"],
+        "need libnccl.so.2 (computed, tsl-dso-loader: DsoLoader::GetNcclDsoHandle)",
+        "{json:#}"
+    );
+    assert_eq!(f[0]["severity"], "warning", "{json:#}");
+    assert_eq!(f[0]["file"].as_str(), exe.to_str(), "{json:#}");
+}
