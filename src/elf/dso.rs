@@ -10,7 +10,7 @@ use object::elf;
 use object::read::elf::{FileHeader, SectionHeader};
 use object::{Endianness, ReadCache, ReadRef};
 
-use super::{Class, Contents, FileBytes, read_ident};
+use super::{ByteOrder, Class, Contents, FileBytes, read_ident};
 use crate::plan::computed::DsoLoaderFn;
 
 /// The mangled prefix of every `tsl::internal::DsoLoader` function.
@@ -42,7 +42,7 @@ impl Ranges for std::fs::File {
 
 impl FileBytes {
     /// The TSL `DsoLoader::Get<X>DsoHandle` functions this object defines,
-    /// with the versions their calls pass (decoded on x86-64 only). Empty
+    /// with the versions their calls pass (decoded on x86-64 and AArch64). Empty
     /// for any file that does not parse.
     pub fn dso_loader_fns(&self) -> Vec<DsoLoaderFn> {
         match &self.data {
@@ -57,9 +57,14 @@ fn dso_loader_fns<'d, R: ReadRef<'d>>(data: R, bytes: &impl Ranges) -> Vec<DsoLo
         return Vec::new();
     };
     match ident.class {
-        Class::Elf32 => scan::<elf::FileHeader32<Endianness>, R>(data, bytes, false, false),
+        Class::Elf32 => scan::<elf::FileHeader32<Endianness>, R>(data, bytes, false, None),
         Class::Elf64 => {
-            scan::<elf::FileHeader64<Endianness>, R>(data, bytes, true, ident.machine == 62)
+            let machine = match (ident.machine, ident.data) {
+                (62, ByteOrder::Little) => Some(Machine::X86_64),
+                (183, ByteOrder::Little) => Some(Machine::Aarch64),
+                _ => None,
+            };
+            scan::<elf::FileHeader64<Endianness>, R>(data, bytes, true, machine)
         }
     }
 }
@@ -67,7 +72,19 @@ fn dso_loader_fns<'d, R: ReadRef<'d>>(data: R, bytes: &impl Ranges) -> Vec<DsoLo
 /// A defined function symbol: (mangled name, address, size).
 type FnSym = (String, u64, u64);
 
-fn scan<'d, Elf, R>(data: R, bytes: &impl Ranges, is64: bool, x86_64: bool) -> Vec<DsoLoaderFn>
+/// The machines whose calls are decoded (little-endian, 64-bit).
+#[derive(Clone, Copy)]
+enum Machine {
+    X86_64,
+    Aarch64,
+}
+
+fn scan<'d, Elf, R>(
+    data: R,
+    bytes: &impl Ranges,
+    is64: bool,
+    machine: Option<Machine>,
+) -> Vec<DsoLoaderFn>
 where
     Elf: FileHeader<Endian = Endianness>,
     R: ReadRef<'d>,
@@ -103,10 +120,14 @@ where
     syms.into_iter()
         .filter_map(|(name, addr, size)| {
             let what = what_of(name.as_bytes())?.to_owned();
-            let versions = if x86_64 {
-                decode_versions::<Elf>(endian, segments, bytes, addr, size)
-            } else {
-                None
+            let versions = match machine {
+                Some(Machine::X86_64) => {
+                    decode_versions::<Elf>(endian, segments, bytes, addr, size)
+                }
+                Some(Machine::Aarch64) => {
+                    decode_versions_aarch64::<Elf>(endian, segments, bytes, addr, size)
+                }
+                None => None,
             };
             Some(DsoLoaderFn { what, versions })
         })
@@ -272,6 +293,64 @@ fn decode_versions<Elf: FileHeader<Endian = Endianness>>(
             String::from_utf8_lossy(&v).into_owned()
         };
         out.push(version);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The version arguments of the calls in one AArch64 `Get<X>DsoHandle`:
+/// the `string_view` goes in `x1` (length: `mov w1, #n`, or from `wzr`)
+/// and `x2` (pointer: `adrp x2` + `add x2, x2, #lo`, or `adr x2`), set
+/// before the `bl`.
+/// Each `bl` with both set since the previous one is a call; the string
+/// must be digits and dots. `None` when no call decodes.
+fn decode_versions_aarch64<Elf: FileHeader<Endian = Endianness>>(
+    endian: Endianness,
+    segments: &[Elf::ProgramHeader],
+    bytes: &impl Ranges,
+    addr: u64,
+    size: u64,
+) -> Option<Vec<String>> {
+    let off = super::vaddr_to_offset::<Elf>(endian, segments, addr)?;
+    let code = bytes.range(off, size.min(MAX_FN) as usize)?;
+    let mut out = Vec::new();
+    let (mut page, mut ptr, mut len): (Option<u64>, Option<u64>, Option<u64>) = (None, None, None);
+    for (i, w) in code.chunks_exact(4).enumerate() {
+        let insn = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        let pc = addr.checked_add(4 * i as u64)?;
+        if insn & 0x9f00_001f == 0x9000_0002 {
+            // adrp x2, page
+            let imm = (((insn >> 5) & 0x7_ffff) << 2 | ((insn >> 29) & 3)) as i64;
+            let imm = (imm << 43) >> 43; // sign-extend 21 bits
+            page = (pc & !0xfff).checked_add_signed(imm << 12);
+        } else if insn & 0x9f00_001f == 0x1000_0002 {
+            // adr x2, target (within 1 MiB)
+            let imm = (((insn >> 5) & 0x7_ffff) << 2 | ((insn >> 29) & 3)) as i64;
+            ptr = pc.checked_add_signed((imm << 43) >> 43);
+        } else if insn & 0xffc0_03ff == 0x9100_0042 {
+            // add x2, x2, #imm12
+            ptr = page.and_then(|p| p.checked_add(u64::from((insn >> 10) & 0xfff)));
+        } else if insn & 0xffe0_001f == 0x5280_0001 || insn & 0xffe0_001f == 0xd280_0001 {
+            // mov w1/x1, #imm16
+            len = Some(u64::from((insn >> 5) & 0xffff));
+        } else if insn == 0x2a1f_03e1 || insn == 0xaa1f_03e1 {
+            // mov w1/x1, wzr/xzr
+            len = Some(0);
+        } else if insn & 0xfc00_0000 == 0x9400_0000 {
+            // bl: a call with both arguments set is one to the name builder.
+            if let (Some(p), Some(n)) = (ptr, len)
+                && n <= 16
+            {
+                let v = match n {
+                    0 => Some(String::new()),
+                    n => super::vaddr_to_offset::<Elf>(endian, segments, p)
+                        .and_then(|o| bytes.range(o, n as usize))
+                        .filter(|v| v.iter().all(|b| b.is_ascii_digit() || *b == b'.'))
+                        .map(|v| String::from_utf8_lossy(&v).into_owned()),
+                };
+                out.extend(v);
+            }
+            (page, ptr, len) = (None, None, None);
+        }
     }
     (!out.is_empty()).then_some(out)
 }

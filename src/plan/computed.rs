@@ -116,7 +116,7 @@ fn tsl_stem(what: &str) -> Option<&'static str> {
 /// Evidence: a defined function `tsl::internal::DsoLoader::Get<X>DsoHandle()`
 /// (`_ZN3tsl8internal9DsoLoader<n>Get<X>DsoHandleEv`, in `.symtab` or
 /// `.dynsym`); the ELF reader decodes the version each of its calls passes
-/// (a pointer and a length into `.rodata`: the build's `TF_*_VERSION`, e.g.
+/// from x86-64 or AArch64 code (a pointer and a length into `.rodata`: the build's `TF_*_VERSION`, e.g.
 /// `"12"` for cuBLAS, `"11"` for cuFFT, `"9"` for cuDNN, `"1"` for the
 /// driver; the name itself is built in registers, so it is not a literal).
 ///

@@ -63,7 +63,18 @@ fn expect(v: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
 
 #[test]
 fn jax_cuda12_plugin_dso_loader_names() {
-    let got = computed_of(&unpacked().join("jax_cuda12_plugin"));
+    plugin_names(&unpacked().join("jax_cuda12_plugin"));
+}
+
+/// The same wheel built for AArch64: the versions decoded from its code
+/// (`adrp`/`add` or `adr` into `x2`, the length into `w1`) give the same names.
+#[test]
+fn jax_cuda12_plugin_dso_loader_names_aarch64() {
+    plugin_names(&unpacked().join("aarch64/jax_cuda12_plugin"));
+}
+
+fn plugin_names(dir: &std::path::Path) {
+    let got = computed_of(dir);
     let rt: &[&str] = &["libcudart.so.12"];
     assert_eq!(
         got,
