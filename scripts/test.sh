@@ -79,6 +79,9 @@ if [ -x scripts/setup-nix.sh ]; then
   step "single-user Nix (scripts/setup-nix.sh)" scripts/setup-nix.sh
 fi
 
+# The real CUDA wheels the computed-name recognisers are tested on (cached).
+step "PyPI CUDA wheels (scripts/pypi-wheels.sh)" scripts/pypi-wheels.sh
+
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --all-targets --features full-tests --quiet -- -D warnings
 

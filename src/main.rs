@@ -39,7 +39,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Show what each ELF file loads and from where (RUNPATH entry, farm hops, real file).
+    /// Show what each ELF file loads and from where (RUNPATH entry, farm hops, real file), with the names it computes at run time.
     Ldd(cli::ldd::Args),
     /// Report RUNPATH entries through farms, stubs, unused or insecure entries, missing libraries, farm references.
     ///

@@ -109,6 +109,7 @@ impl PlanArgs {
             },
             declared,
             hints: !self.no_dlopen_hints,
+            computed: true,
             allow: self.allow.clone(),
             build_time,
         })

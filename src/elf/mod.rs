@@ -6,6 +6,8 @@
 //! `object::ReadRef` (a byte slice, or `ReadCache<File>` for large files).
 
 pub(crate) mod buffers;
+/// Evidence for the computed-name recognisers (TSL DsoLoader functions).
+mod dso;
 
 use std::fs::File;
 use std::io::Read;

@@ -10,6 +10,7 @@ use crate::loader::farm::Hop;
 use crate::loader::resolve::{
     self, FsProbe, LoaderConfig, NeedResolution, Requester, SearchDir, Tried,
 };
+use crate::plan::computed::{Computed, Recogniser};
 use crate::survey::walk::{self, EntryKind};
 
 /// Options for [`ldd`].
@@ -47,6 +48,21 @@ pub struct FileReport {
     pub(crate) loader: resolve::LoaderModel,
     /// Its needs, in load order.
     pub needs: Vec<NeedReport>,
+    /// Names it builds at run time and `dlopen()`s (`plan::computed`),
+    /// resolved from it after its needs are loaded.
+    pub computed: Vec<ComputedReport>,
+}
+
+/// A name a recogniser found, and how it resolves.
+#[derive(Debug, Serialize)]
+pub struct ComputedReport {
+    /// Which recogniser found it.
+    pub recogniser: Recogniser,
+    /// What in the file says so.
+    pub evidence: String,
+    /// How it resolves (`needs` always empty).
+    #[serde(flatten)]
+    pub need: NeedReport,
 }
 
 /// How one need resolved; the JSON strings are in `docs/ldd-json.md`.
@@ -175,16 +191,21 @@ pub fn ldd(roots: &[PathBuf], probe: &FsProbe, opts: &LddOptions) -> LddReport {
         // A file named on the command line was asked about: say why there
         // is nothing to show, as ldd does.
         let asked = roots.iter().any(|r| r == &e.path);
-        match elf::FileBytes::open_elf(&e.path, None, elf::Use::All)
-            .and_then(|b| b.map(|b| b.facts()).transpose())
-        {
-            Ok(Some(facts)) if facts.dynamic => {
-                files.push(report_file(&e.path, &facts, probe, opts))
+        match elf::FileBytes::open_elf(&e.path, None, elf::Use::All).and_then(|b| {
+            b.map(|b| {
+                let facts = b.facts()?;
+                let computed = crate::survey::computed_of(&b, &facts, &[]);
+                Ok((facts, computed))
+            })
+            .transpose()
+        }) {
+            Ok(Some((facts, computed))) if facts.dynamic => {
+                files.push(report_file(&e.path, &facts, &computed, probe, opts))
             }
             Ok(Some(f)) if asked => errors.push(format!(
                 "{}: {}",
                 e.path.display(),
-                match f.object_type {
+                match f.0.object_type {
                     elf::ObjectType::Exec | elf::ObjectType::Dyn =>
                         "not a dynamic executable: statically linked",
                     _ => "not a dynamic ELF file (an object file, not linked)",
@@ -220,7 +241,13 @@ struct Loaded {
     names: Vec<String>,
 }
 
-fn report_file(path: &Path, facts: &ElfFacts, probe: &FsProbe, opts: &LddOptions) -> FileReport {
+fn report_file(
+    path: &Path,
+    facts: &ElfFacts,
+    computed: &[Computed],
+    probe: &FsProbe,
+    opts: &LddOptions,
+) -> FileReport {
     let root = Requester::from_facts(path, facts);
     let mut map: Vec<Loaded> = Vec::new();
     // The dynamic loader is in every link map before anything else (glibc's
@@ -251,7 +278,31 @@ fn report_file(path: &Path, facts: &ElfFacts, probe: &FsProbe, opts: &LddOptions
     let cfg = opts
         .loader
         .for_file(facts.interpreter.as_deref(), Some(path));
-    let needs = resolve_needs(&root, facts, &mut map, probe, cfg, opts.recursive);
+    let needs = resolve_needs(
+        &root,
+        facts,
+        &facts.needed,
+        &mut map,
+        probe,
+        cfg,
+        opts.recursive,
+    );
+    // A computed name is dlopen()ed by this object later, once its link map
+    // is loaded: searched like a need of its own, never recursively.
+    let computed = computed
+        .iter()
+        .map(|c| {
+            let names = [c.name.clone()];
+            let need = resolve_needs(&root, facts, &names, &mut map, probe, cfg, false)
+                .pop()
+                .expect("one report per name");
+            ComputedReport {
+                recogniser: c.recogniser,
+                evidence: c.evidence.clone(),
+                need,
+            }
+        })
+        .collect();
     FileReport {
         path: path.to_owned(),
         class: facts.ident.class,
@@ -265,6 +316,7 @@ fn report_file(path: &Path, facts: &ElfFacts, probe: &FsProbe, opts: &LddOptions
         nodeflib: facts.nodeflib,
         loader: cfg.model,
         needs,
+        computed,
     }
 }
 
@@ -274,6 +326,7 @@ fn report_file(path: &Path, facts: &ElfFacts, probe: &FsProbe, opts: &LddOptions
 fn resolve_needs(
     root: &Requester,
     root_facts: &ElfFacts,
+    root_needed: &[String],
     map: &mut Vec<Loaded>,
     probe: &FsProbe,
     cfg: &LoaderConfig,
@@ -286,7 +339,7 @@ fn resolve_needs(
     let mut top = Vec::new();
     // Queue of (requester, its needs, its loader chain, report index or None for root).
     let mut queue: std::collections::VecDeque<Pending> = std::collections::VecDeque::new();
-    queue.push_back((root.clone(), root_facts.needed.clone(), Vec::new(), None));
+    queue.push_back((root.clone(), root_needed.to_vec(), Vec::new(), None));
     while let Some((req, needed, loaders, parent)) = queue.pop_front() {
         for name in &needed {
             let idx = arena.len();

@@ -7,6 +7,7 @@
 
 mod assemble;
 mod classify;
+pub mod computed;
 pub mod needs;
 pub mod snapshot;
 mod verify;
@@ -552,7 +553,8 @@ impl<'a> ListContext<'a> {
 /// Whether every name this object may dlopen() is known: it imports no
 /// dlopen, or the packager or a `.note.dlopen` says what it opens.
 /// `--drop-unused` (patchELF's job) drops an unused entry only then: a
-/// computed name could be served by any entry.
+/// computed name could be served by any entry (recognised computed names
+/// are needs, but do not prove that nothing else is loaded).
 fn dlopen_known(input: &PlanInput) -> bool {
     !input.facts.imports_dlopen
         || input.needs.iter().any(|n| {

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::elf::ElfFacts;
+use crate::plan::computed::{Computed, Recogniser};
 
 /// Where a need comes from, strongest first.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -19,6 +20,14 @@ pub enum Provenance {
         /// The note's priority, when it gives one.
         priority: Option<String>,
     },
+    /// A name built at run time that a recogniser found (`computed`:
+    /// `plan::computed`), with where it was found.
+    Computed {
+        /// The recogniser.
+        recogniser: Recogniser,
+        /// What in the file says so (a function, a literal).
+        evidence: String,
+    },
     /// A soname literal in read-only data: a hint, not a promise.
     Hint,
     /// DT_NEEDED of a library this object loads that has no DT_RUNPATH: ld.so
@@ -30,7 +39,7 @@ pub enum Provenance {
 }
 
 /// In words, for a finding's location: `needed`, `declared`, `note` (with
-/// its priority), `hint`, `inherited from LIB`.
+/// its priority), `computed, RECOGNISER: EVIDENCE`, `hint`, `inherited from LIB`.
 impl std::fmt::Display for Provenance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -38,6 +47,10 @@ impl std::fmt::Display for Provenance {
             Provenance::Declared => f.write_str("declared"),
             Provenance::Note { priority: None } => f.write_str("note"),
             Provenance::Note { priority: Some(p) } => write!(f, "note, {p}"),
+            Provenance::Computed {
+                recogniser,
+                evidence,
+            } => write!(f, "computed, {recogniser}: {evidence}"),
             Provenance::Hint => f.write_str("hint"),
             Provenance::Inherited { by } => write!(f, "inherited from {by}"),
         }
@@ -68,7 +81,7 @@ impl Need {
         self.provenance.iter().any(|p| match p {
             Provenance::Needed | Provenance::Declared => true,
             Provenance::Note { priority } => priority.as_deref() == Some("required"),
-            Provenance::Hint | Provenance::Inherited { .. } => false,
+            Provenance::Computed { .. } | Provenance::Hint | Provenance::Inherited { .. } => false,
         })
     }
 
@@ -149,6 +162,31 @@ pub fn add_inherited(needs: &mut Vec<Need>, inherited: &[(String, String)]) {
     }
 }
 
+/// Add the needs recognisers found (`plan::computed`): a name already
+/// needed gains the provenance, a new one comes last.
+pub fn add_computed(needs: &mut Vec<Need>, own_soname: Option<&str>, computed: &[Computed]) {
+    for c in computed {
+        if c.name.contains('/') || c.name.is_empty() || own_soname == Some(c.name.as_str()) {
+            continue;
+        }
+        let p = Provenance::Computed {
+            recogniser: c.recogniser,
+            evidence: c.evidence.clone(),
+        };
+        match needs.iter_mut().find(|n| n.name == c.name) {
+            Some(n) => {
+                if !n.provenance.contains(&p) {
+                    n.provenance.push(p);
+                }
+            }
+            None => needs.push(Need {
+                name: c.name.clone(),
+                provenance: vec![p],
+            }),
+        }
+    }
+}
+
 /// Read declared sonames from a file: one per line, `#` comments, blanks ignored.
 pub fn parse_dlopen_file(text: &str) -> Vec<String> {
     text.lines()
@@ -205,6 +243,44 @@ mod tests {
         assert!(!n[4].is_required());
         assert_eq!(n[4].strongest(), &Provenance::Hint);
         assert!(n[2].is_dlopen_only());
+    }
+
+    /// The JSON shape docs/check-json.md documents for a computed need.
+    #[test]
+    fn computed_provenance_json_and_words() {
+        let mut n = collect(&facts(), &[], &["libcublas.so.12".into()]);
+        add_computed(
+            &mut n,
+            Some("libself.so.1"),
+            &[
+                Computed {
+                    name: "libcublas.so.12".into(),
+                    recogniser: Recogniser::TslDsoLoader,
+                    evidence: "DsoLoader::GetCublasDsoHandle".into(),
+                },
+                Computed {
+                    name: "libself.so.1".into(),
+                    recogniser: Recogniser::CudnnSublibrary,
+                    evidence: "literal libself.so".into(),
+                },
+            ],
+        );
+        let c = n.iter().find(|n| n.name == "libcublas.so.12").unwrap();
+        assert_eq!(
+            serde_json::to_value(&c.provenance).unwrap(),
+            serde_json::json!(["hint", {"computed": {
+                "recogniser": "tsl-dso-loader",
+                "evidence": "DsoLoader::GetCublasDsoHandle"
+            }}])
+        );
+        // Stronger than a hint, weaker than a declaration; never required.
+        assert_eq!(
+            c.strongest().to_string(),
+            "computed, tsl-dso-loader: DsoLoader::GetCublasDsoHandle"
+        );
+        assert!(!c.is_required());
+        // The object's own name is not a need.
+        assert!(!n.iter().any(|n| n.name == "libself.so.1"));
     }
 
     #[test]

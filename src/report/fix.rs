@@ -117,6 +117,23 @@ fn plan_groups(s: &Survey) -> (PlanGroups<'_>, usize) {
         for e in &p.entries {
             let _ = writeln!(body, "  [{}] {}: {}", e.index, e.text, entry_words(e));
         }
+        // Names built at run time are invisible in the file's own lists:
+        // say where each was found.
+        for n in &p.needs {
+            for pr in &n.need.provenance {
+                if let crate::plan::needs::Provenance::Computed {
+                    recogniser,
+                    evidence,
+                } = pr
+                {
+                    let _ = writeln!(
+                        body,
+                        "  computed: {} ({recogniser}: {evidence})",
+                        n.need.name
+                    );
+                }
+            }
+        }
         for w in &p.warnings {
             let _ = writeln!(body, "  warning: {w}");
         }

@@ -39,6 +39,15 @@ pub fn render_tree(report: &LddReport, color: bool) -> String {
             let _ = writeln!(s, "    statically linked (no needs, no interpreter)");
         }
         render_needs(&f.needs, "", color, &mut s);
+        for c in &f.computed {
+            let _ = writeln!(
+                s,
+                "  computed ({}: {}): {}",
+                c.recogniser,
+                c.evidence,
+                need_line(&c.need, color)
+            );
+        }
     }
     s
 }

@@ -17,6 +17,7 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use crate::elf::{self, ElfFacts};
 use crate::loader::farm::{self, Resolved};
 use crate::loader::resolve::{self, FsProbe, LoaderConfig, Requester};
+use crate::plan::computed;
 use crate::plan::needs::{self, Need};
 use crate::plan::snapshot::Snapshot;
 use crate::plan::{self, Plan, PlanInput, PlanOptions};
@@ -33,6 +34,8 @@ pub struct SurveyOptions {
     pub declared: Vec<String>,
     /// Scan read-only data for soname literals.
     pub hints: bool,
+    /// Run the computed-name recognisers (`plan::computed`).
+    pub computed: bool,
     /// Farms the outputs may name on purpose (`--allow`): store paths, or
     /// their names without the hash.
     pub allow: Vec<String>,
@@ -213,13 +216,15 @@ fn read_file(e: &walk::Entry, opts: &SurveyOptions) -> Read {
         } else {
             Vec::new()
         };
-        Ok((facts, hints))
+        let computed = computed_needs(&b, &facts, opts, &hints);
+        Ok((facts, hints, computed))
     })();
     match read {
         Err(e) => err(e),
-        Ok((facts, _)) if !facts.dynamic => Read::Other(e.path.clone()),
-        Ok((facts, hints)) => {
-            let needs = needs::collect(&facts, &opts.declared, &hints);
+        Ok((facts, ..)) if !facts.dynamic => Read::Other(e.path.clone()),
+        Ok((facts, hints, computed)) => {
+            let mut needs = needs::collect(&facts, &opts.declared, &hints);
+            needs::add_computed(&mut needs, facts.soname.as_deref(), &computed);
             Read::Elf(Box::new(ObjectSurvey {
                 path: e.path.clone(),
                 facts,
@@ -403,11 +408,56 @@ fn facts_and_needs(path: &Path, opts: &SurveyOptions) -> Option<(ElfFacts, Vec<S
     } else {
         Vec::new()
     };
-    let names = needs::collect(&facts, &opts.declared, &hints)
-        .into_iter()
-        .map(|n| n.name)
-        .collect();
+    let mut needs = needs::collect(&facts, &opts.declared, &hints);
+    let computed = computed_needs(&b, &facts, opts, &hints);
+    needs::add_computed(&mut needs, facts.soname.as_deref(), &computed);
+    let names = needs.into_iter().map(|n| n.name).collect();
     Some((facts, names))
+}
+
+/// The names an object computes at run time (`plan::computed`): only an
+/// object that imports `dlopen` loads anything itself. `hints` are its
+/// soname literals when the survey scanned them; cuDNN's recogniser reads
+/// them even when hints are off.
+fn computed_needs(
+    b: &elf::FileBytes,
+    facts: &ElfFacts,
+    opts: &SurveyOptions,
+    hints: &[String],
+) -> Vec<computed::Computed> {
+    match opts.computed {
+        true => computed_of(b, facts, hints),
+        false => Vec::new(),
+    }
+}
+
+/// [`computed_needs`] for any reader of one object (`ldd` too).
+pub(crate) fn computed_of(
+    b: &elf::FileBytes,
+    facts: &ElfFacts,
+    hints: &[String],
+) -> Vec<computed::Computed> {
+    if !facts.dynamic || !facts.imports_dlopen {
+        return Vec::new();
+    }
+    let fns = b.dso_loader_fns();
+    let cudnn = facts
+        .soname
+        .as_deref()
+        .is_some_and(|s| s.starts_with("libcudnn"));
+    let own;
+    let literals = match cudnn && hints.is_empty() {
+        true => {
+            own = b.hints().unwrap_or_default();
+            &own[..]
+        }
+        false => hints,
+    };
+    computed::recognise(&computed::Evidence {
+        soname: facts.soname.as_deref(),
+        literals,
+        dso_loader: &fns,
+    })
 }
 
 /// What kind of special file `path` is, for messages.

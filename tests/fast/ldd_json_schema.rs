@@ -87,8 +87,10 @@ fn ldd_json_schema_is_stable() {
             "nodeflib",
             "loader",
             "needs",
+            "computed",
         ])
     );
+    assert_eq!(f["computed"], serde_json::json!([]), "no recogniser fires");
     assert_eq!(f["loader"], "host", "--system");
     assert_eq!(f["class"], "elf64");
     assert_eq!(f["byte_order"], "little");

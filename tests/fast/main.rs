@@ -10,6 +10,7 @@ mod world;
 mod check_json_schema;
 mod cli;
 mod closure;
+mod computed;
 mod cost;
 mod demo;
 mod doc_paths;

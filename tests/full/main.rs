@@ -17,3 +17,4 @@ mod nix_cost;
 mod nix_e2e;
 mod nix_files;
 mod nix_refs;
+mod pypi_computed;

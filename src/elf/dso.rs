@@ -1,0 +1,417 @@
+//! Evidence for the computed-name recognisers (`plan::computed`): the
+//! `tsl::internal::DsoLoader::Get<X>DsoHandle` functions an object defines
+//! and the version each of their calls passes. Bounded like every read
+//! here: symbol and string tables are streamed in chunks, a function's
+//! code and a version string are read by range.
+
+use std::borrow::Cow;
+
+use object::elf;
+use object::read::elf::{FileHeader, SectionHeader};
+use object::{Endianness, ReadCache, ReadRef};
+
+use super::{ByteOrder, Class, Contents, FileBytes, read_ident};
+use crate::plan::computed::DsoLoaderFn;
+
+/// The mangled prefix of every `tsl::internal::DsoLoader` function.
+const TSL_PREFIX: &[u8] = b"_ZN3tsl8internal9DsoLoader";
+/// Chunk of a symbol or string table read at once.
+const CHUNK: usize = 8 << 20;
+/// The longest function body decoded (they are ~130-230 bytes).
+const MAX_FN: u64 = 4096;
+
+/// Bytes by range, whole file or not.
+trait Ranges {
+    fn range(&self, off: u64, len: usize) -> Option<Cow<'_, [u8]>>;
+}
+
+impl Ranges for Vec<u8> {
+    fn range(&self, off: u64, len: usize) -> Option<Cow<'_, [u8]>> {
+        let off = usize::try_from(off).ok()?;
+        self.get(off..off.checked_add(len)?).map(Cow::Borrowed)
+    }
+}
+
+impl Ranges for std::fs::File {
+    fn range(&self, off: u64, len: usize) -> Option<Cow<'_, [u8]>> {
+        let mut buf = vec![0; len];
+        std::os::unix::fs::FileExt::read_exact_at(self, &mut buf, off).ok()?;
+        Some(Cow::Owned(buf))
+    }
+}
+
+impl FileBytes {
+    /// The TSL `DsoLoader::Get<X>DsoHandle` functions this object defines,
+    /// with the versions their calls pass (decoded on x86-64 and AArch64). Empty
+    /// for any file that does not parse.
+    pub fn dso_loader_fns(&self) -> Vec<DsoLoaderFn> {
+        match &self.data {
+            Contents::Whole(v) => dso_loader_fns(&v[..], v),
+            Contents::Large(f) => dso_loader_fns(&ReadCache::new(f), f),
+        }
+    }
+}
+
+fn dso_loader_fns<'d, R: ReadRef<'d>>(data: R, bytes: &impl Ranges) -> Vec<DsoLoaderFn> {
+    let Some((ident, _)) = data.read_bytes_at(0, 20).ok().and_then(read_ident) else {
+        return Vec::new();
+    };
+    match ident.class {
+        Class::Elf32 => scan::<elf::FileHeader32<Endianness>, R>(data, bytes, false, None),
+        Class::Elf64 => {
+            let machine = match (ident.machine, ident.data) {
+                (62, ByteOrder::Little) => Some(Machine::X86_64),
+                (183, ByteOrder::Little) => Some(Machine::Aarch64),
+                _ => None,
+            };
+            scan::<elf::FileHeader64<Endianness>, R>(data, bytes, true, machine)
+        }
+    }
+}
+
+/// A defined function symbol: (mangled name, address, size).
+type FnSym = (String, u64, u64);
+
+/// The machines whose calls are decoded (little-endian, 64-bit).
+#[derive(Clone, Copy)]
+enum Machine {
+    X86_64,
+    Aarch64,
+}
+
+fn scan<'d, Elf, R>(
+    data: R,
+    bytes: &impl Ranges,
+    is64: bool,
+    machine: Option<Machine>,
+) -> Vec<DsoLoaderFn>
+where
+    Elf: FileHeader<Endian = Endianness>,
+    R: ReadRef<'d>,
+{
+    let Ok(header) = Elf::parse(data) else {
+        return Vec::new();
+    };
+    let Ok(endian) = header.endian() else {
+        return Vec::new();
+    };
+    let sections = header.section_headers(endian, data).unwrap_or(&[]);
+    let segments = header.program_headers(endian, data).unwrap_or(&[]);
+    let mut syms: Vec<FnSym> = Vec::new();
+    for s in sections {
+        let kind = s.sh_type(endian);
+        if kind != elf::SHT_SYMTAB && kind != elf::SHT_DYNSYM {
+            continue;
+        }
+        let Some(strtab) = sections.get(s.sh_link(endian) as usize) else {
+            continue;
+        };
+        let names = tsl_names(
+            bytes,
+            strtab.sh_offset(endian).into(),
+            strtab.sh_size(endian).into(),
+        );
+        if !names.is_empty() {
+            defined_functions::<Elf>(endian, bytes, s, is64, &names, &mut syms);
+        }
+    }
+    syms.sort();
+    syms.dedup_by(|a, b| a.0 == b.0);
+    syms.into_iter()
+        .filter_map(|(name, addr, size)| {
+            let what = what_of(name.as_bytes())?.to_owned();
+            let versions = match machine {
+                Some(Machine::X86_64) => {
+                    decode_versions::<Elf>(endian, segments, bytes, addr, size)
+                }
+                Some(Machine::Aarch64) => {
+                    decode_versions_aarch64::<Elf>(endian, segments, bytes, addr, size)
+                }
+                None => None,
+            };
+            Some(DsoLoaderFn { what, versions })
+        })
+        .collect()
+}
+
+/// `X` of `_ZN3tsl8internal9DsoLoader<n>Get<X>DsoHandleEv`, if the name is
+/// one (the length prefix checked).
+fn what_of(name: &[u8]) -> Option<&str> {
+    let rest = name.strip_prefix(TSL_PREFIX)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let len: usize = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    let end = digits.checked_add(len)?;
+    let ident = rest.get(digits..end)?;
+    if rest.get(end..)? != b"Ev" {
+        return None;
+    }
+    let what = ident.strip_prefix(b"Get")?.strip_suffix(b"DsoHandle")?;
+    (!what.is_empty() && what.iter().all(u8::is_ascii_alphanumeric))
+        .then(|| std::str::from_utf8(what).ok())
+        .flatten()
+}
+
+/// Offsets (in the string table) and names of the DsoLoader functions,
+/// streamed in chunks that overlap by the longest name we accept.
+fn tsl_names(bytes: &impl Ranges, off: u64, size: u64) -> Vec<(u64, String)> {
+    const OVERLAP: u64 = 256;
+    let mut out = Vec::new();
+    let mut pos = 0u64;
+    while pos < size {
+        let len = (size - pos).min(CHUNK as u64 + OVERLAP);
+        let Some(buf) = off
+            .checked_add(pos)
+            .and_then(|at| bytes.range(at, len as usize))
+        else {
+            break;
+        };
+        let own = len.min(CHUNK as u64) as usize;
+        for start in memchr::memmem::find_iter(&buf, TSL_PREFIX) {
+            if start >= own {
+                break;
+            }
+            let Some(end) = memchr::memchr(0, &buf[start..]) else {
+                continue;
+            };
+            let name = &buf[start..start + end];
+            if what_of(name).is_some() {
+                out.push((
+                    pos + start as u64,
+                    String::from_utf8_lossy(name).into_owned(),
+                ));
+            }
+        }
+        pos += CHUNK as u64;
+    }
+    out
+}
+
+/// Defined function symbols of table `s` whose name is one of `names`,
+/// entries streamed in chunks.
+fn defined_functions<Elf: FileHeader<Endian = Endianness>>(
+    endian: Endianness,
+    bytes: &impl Ranges,
+    s: &Elf::SectionHeader,
+    is64: bool,
+    names: &[(u64, String)],
+    out: &mut Vec<FnSym>,
+) {
+    use object::Endian as _;
+    let little = endian.is_little_endian();
+    let entsize: usize = if is64 { 24 } else { 16 };
+    let off: u64 = s.sh_offset(endian).into();
+    let size: u64 = s.sh_size(endian).into();
+    let per_chunk = (CHUNK / entsize) as u64 * entsize as u64;
+    let mut pos = 0u64;
+    while pos < size {
+        let len = (size - pos).min(per_chunk) as usize;
+        let Some(buf) = off.checked_add(pos).and_then(|at| bytes.range(at, len)) else {
+            return;
+        };
+        for e in buf.chunks_exact(entsize) {
+            let word = |i: usize, n: usize| {
+                let b = &e[i..i + n];
+                let fold = |acc: u64, &x: &u8| (acc << 8) | u64::from(x);
+                match little {
+                    true => b.iter().rev().fold(0, fold),
+                    false => b.iter().fold(0, fold),
+                }
+            };
+            let u16_at = |i: usize| word(i, 2) as u16;
+            let u32_at = |i: usize| word(i, 4) as u32;
+            let u64_at = |i: usize| word(i, 8);
+            // Elf64_Sym: name, info, other, shndx, value, size;
+            // Elf32_Sym: name, value, size, info, other, shndx.
+            let (name, info, shndx, value, sz) = if is64 {
+                (u32_at(0), e[4], u16_at(6), u64_at(8), u64_at(16))
+            } else {
+                (
+                    u32_at(0),
+                    e[12],
+                    u16_at(14),
+                    u32_at(4) as u64,
+                    u32_at(8) as u64,
+                )
+            };
+            if info & 0xf != elf::STT_FUNC.0 || shndx == elf::SHN_UNDEF.0 || sz == 0 {
+                continue;
+            }
+            if let Some((_, n)) = names.iter().find(|(o, _)| *o == u64::from(name)) {
+                out.push((n.clone(), value, sz));
+            }
+        }
+        pos += len as u64;
+    }
+}
+
+/// The version arguments of the calls in one x86-64 `Get<X>DsoHandle`:
+/// TSL's `GetDsoHandle(name, version)` takes the version as a
+/// `string_view` in `rdx` (length) and `rcx` (pointer), so each call is
+/// preceded by `lea rcx, [rip+disp32]` (`48 8d 0d`) with `mov edx, imm32`
+/// (`ba`) or `xor edx, edx` (`31 d2`) next to it. The string is read at the
+/// address the `lea` computes and must be digits and dots. `None` when no
+/// call decodes.
+fn decode_versions<Elf: FileHeader<Endian = Endianness>>(
+    endian: Endianness,
+    segments: &[Elf::ProgramHeader],
+    bytes: &impl Ranges,
+    addr: u64,
+    size: u64,
+) -> Option<Vec<String>> {
+    let off = super::vaddr_to_offset(super::loads_of::<Elf>(endian, segments), addr, 1)?;
+    let code = bytes.range(off, size.min(MAX_FN) as usize)?;
+    let mut out = Vec::new();
+    for at in memchr::memmem::find_iter(&code, &[0x48, 0x8d, 0x0d]) {
+        let Some(disp) = code.get(at + 3..at + 7) else {
+            continue;
+        };
+        let disp = i32::from_le_bytes(disp.try_into().ok()?) as i64;
+        let next = at + 7;
+        let Some(target) = addr
+            .checked_add(next as u64)
+            .and_then(|a| a.checked_add_signed(disp))
+        else {
+            continue;
+        };
+        let Some(len) = edx_near(&code, at, next) else {
+            continue;
+        };
+        if len > 16 {
+            continue;
+        }
+        let version = if len == 0 {
+            String::new()
+        } else {
+            let Some(v) =
+                super::vaddr_to_offset(super::loads_of::<Elf>(endian, segments), target, 1)
+                    .and_then(|o| bytes.range(o, len as usize))
+            else {
+                continue;
+            };
+            if !v.iter().all(|b| b.is_ascii_digit() || *b == b'.') {
+                continue;
+            }
+            String::from_utf8_lossy(&v).into_owned()
+        };
+        out.push(version);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The version arguments of the calls in one AArch64 `Get<X>DsoHandle`:
+/// the `string_view` goes in `x1` (length: `mov w1, #n`, or from `wzr`)
+/// and `x2` (pointer: `adrp x2` + `add x2, x2, #lo`, or `adr x2`), set
+/// before the `bl`.
+/// Each `bl` with both set since the previous one is a call; the string
+/// must be digits and dots. `None` when no call decodes.
+fn decode_versions_aarch64<Elf: FileHeader<Endian = Endianness>>(
+    endian: Endianness,
+    segments: &[Elf::ProgramHeader],
+    bytes: &impl Ranges,
+    addr: u64,
+    size: u64,
+) -> Option<Vec<String>> {
+    let off = super::vaddr_to_offset(super::loads_of::<Elf>(endian, segments), addr, 1)?;
+    let code = bytes.range(off, size.min(MAX_FN) as usize)?;
+    let mut out = Vec::new();
+    let (mut page, mut ptr, mut len): (Option<u64>, Option<u64>, Option<u64>) = (None, None, None);
+    for (i, w) in code.chunks_exact(4).enumerate() {
+        let insn = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        let pc = addr.checked_add(4 * i as u64)?;
+        if insn & 0x9f00_001f == 0x9000_0002 {
+            // adrp x2, page
+            let imm = (((insn >> 5) & 0x7_ffff) << 2 | ((insn >> 29) & 3)) as i64;
+            let imm = (imm << 43) >> 43; // sign-extend 21 bits
+            page = (pc & !0xfff).checked_add_signed(imm << 12);
+        } else if insn & 0x9f00_001f == 0x1000_0002 {
+            // adr x2, target (within 1 MiB)
+            let imm = (((insn >> 5) & 0x7_ffff) << 2 | ((insn >> 29) & 3)) as i64;
+            ptr = pc.checked_add_signed((imm << 43) >> 43);
+        } else if insn & 0xffc0_03ff == 0x9100_0042 {
+            // add x2, x2, #imm12
+            ptr = page.and_then(|p| p.checked_add(u64::from((insn >> 10) & 0xfff)));
+        } else if insn & 0xffe0_001f == 0x5280_0001 || insn & 0xffe0_001f == 0xd280_0001 {
+            // mov w1/x1, #imm16
+            len = Some(u64::from((insn >> 5) & 0xffff));
+        } else if insn == 0x2a1f_03e1 || insn == 0xaa1f_03e1 {
+            // mov w1/x1, wzr/xzr
+            len = Some(0);
+        } else if insn & 0xfc00_0000 == 0x9400_0000 {
+            // bl: a call with both arguments set is one to the name builder.
+            if let (Some(p), Some(n)) = (ptr, len)
+                && n <= 16
+            {
+                let v = match n {
+                    0 => Some(String::new()),
+                    n => super::vaddr_to_offset(super::loads_of::<Elf>(endian, segments), p, 1)
+                        .and_then(|o| bytes.range(o, n as usize))
+                        .filter(|v| v.iter().all(|b| b.is_ascii_digit() || *b == b'.'))
+                        .map(|v| String::from_utf8_lossy(&v).into_owned()),
+                };
+                out.extend(v);
+            }
+            (page, ptr, len) = (None, None, None);
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The value `edx` gets right after (or, failing that, right before) the
+/// `lea` at `lea..next`: `mov edx, imm32` or `xor edx, edx`.
+fn edx_near(code: &[u8], lea: usize, next: usize) -> Option<u32> {
+    let at = |i: usize| -> Option<u32> {
+        match code.get(i..)? {
+            [0xba, a, b, c, d, ..] => Some(u32::from_le_bytes([*a, *b, *c, *d])),
+            [0x31, 0xd2, ..] => Some(0),
+            _ => None,
+        }
+    };
+    // Within the next few instructions (a `lea rsi`/`mov rdi` may sit between).
+    (next..(next + 12).min(code.len()))
+        .find_map(at)
+        .or_else(|| (lea.saturating_sub(7)..lea).find_map(at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_of_checks_the_mangling() {
+        assert_eq!(
+            what_of(b"_ZN3tsl8internal9DsoLoader18GetCublasDsoHandleEv"),
+            Some("Cublas")
+        );
+        assert_eq!(
+            what_of(b"_ZN3tsl8internal9DsoLoader23GetCudaRuntimeDsoHandleEv"),
+            Some("CudaRuntime")
+        );
+        // Wrong length prefix, other signature, not a getter.
+        assert_eq!(
+            what_of(b"_ZN3tsl8internal9DsoLoader17GetCublasDsoHandleEv"),
+            None
+        );
+        assert_eq!(
+            what_of(b"_ZN3tsl8internal9DsoLoader18GetCublasDsoHandleEi"),
+            None
+        );
+        assert_eq!(what_of(b"_ZN3tsl8internal9DsoLoader6FooBarEv"), None);
+        // A length that overflows is not a name, not a panic.
+        assert_eq!(
+            what_of(b"_ZN3tsl8internal9DsoLoader18446744073709551615GetXDsoHandleEv"),
+            None
+        );
+    }
+
+    #[test]
+    fn edx_after_or_before_the_lea() {
+        // lea rcx,[rip+0]; mov edx,2
+        let c = [0x48, 0x8d, 0x0d, 0, 0, 0, 0, 0xba, 2, 0, 0, 0];
+        assert_eq!(edx_near(&c, 0, 7), Some(2));
+        // xor edx,edx; lea rcx,[rip+0]
+        let c = [0x31, 0xd2, 0x48, 0x8d, 0x0d, 0, 0, 0, 0];
+        assert_eq!(edx_near(&c, 2, 9), Some(0));
+        let c = [0x48, 0x8d, 0x0d, 0, 0, 0, 0, 0x90];
+        assert_eq!(edx_near(&c, 0, 7), None);
+    }
+}
