@@ -192,7 +192,7 @@ fn check_and_plan_json_schemas_are_stable() {
         .collect();
     assert_eq!(
         reason_kinds,
-        set(&["served", "indirect", "stub", "insecure"])
+        set(&["served", "indirect", "cannot-dlopen", "stub", "insecure"])
     );
     assert_eq!(
         keys(&p["needs"][0]),

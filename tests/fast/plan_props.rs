@@ -169,6 +169,7 @@ fn grouped_planning_equals_planning_each() {
                     snapshot: &snapshot,
                     store: &store,
                     opts: &w.opts,
+                    outputs: &[],
                 })
                 .collect();
             let grouped = plan::plan_objects(&inputs);
