@@ -16,3 +16,4 @@ mod loader_differential;
 mod nix_cost;
 mod nix_e2e;
 mod nix_refs;
+mod own_output_matrix;
