@@ -224,6 +224,13 @@ fn a_sibling_output_of_the_same_run_is_not_a_farm() {
     let old = runpath_of(&prog, Dtags::Runpath).unwrap();
     let plan = dry_plan(&w.store, &[], &[&w.out, &bin], &prog);
     assert_eq!(plan["status"], "unchanged", "{plan:#}");
+    let reasons: Vec<&str> = plan["entries"][0]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["served", "served", "own-output"], "{plan:#}");
     fix(&w.store, &[], &[&w.out, &bin]);
     assert_eq!(runpath_of(&prog, Dtags::Runpath).unwrap(), old);
     assert_eq!(common::run(&prog, &[]).success().stdout, "41\n");
