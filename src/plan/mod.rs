@@ -315,6 +315,8 @@ struct PlanKey<'a> {
     ident: crate::elf::ElfIdent,
     nodeflib: bool,
     imports_dlopen: bool,
+    /// [`ElfFacts::may_dlopen`]: whether a farm expands for it.
+    may_dlopen: bool,
     interpreter: Option<&'a str>,
     needs: &'a [Need],
     /// The object's own store path when it is not one of the run's
@@ -353,6 +355,7 @@ impl PlanInput<'_> {
             ident: f.ident,
             nodeflib: f.nodeflib,
             imports_dlopen: f.imports_dlopen,
+            may_dlopen: f.may_dlopen(),
             interpreter: f.interpreter.as_deref(),
             needs: self.needs,
             own: self
