@@ -9,7 +9,10 @@ use unfarm::survey::SurveyOptions;
 #[derive(clap::Args, Clone, Debug)]
 pub struct PlanArgs {
     /// Keep only the dirs that known needs use (default: expand farms to the
-    /// real dirs of every library they offer, which never breaks a program).
+    /// real dirs of every library they offer, which never breaks a program,
+    /// for objects that can dlopen() from the list; one with RUNPATH that
+    /// imports no dlopen/dlmopen/dlsym gets its needs' dirs only). $ORIGIN
+    /// entries over the outputs' own dirs always stay, in their place.
     #[arg(long)]
     pub shrink: bool,
     /// Drop entries outside farms that serve no known need (DT_NEEDED or

@@ -586,14 +586,25 @@ pub fn nar_size(path: &Path) -> Result<u64, ScanError> {
 // ---------------------------------------------------------------------------
 // Farms.
 
-/// True when the tree at `path` is a symlink farm: at least one symlink, no
-/// regular files (outside `nix-support/`), and every symlink points into
-/// another store path. The one definition of a farm: `why` and `check` both
-/// use it. Stops at the first entry that rules it out (a real output is
-/// mostly regular files, and may be large).
+/// Files other than links into other store paths a farm may hold (outside
+/// `nix-support/`): a `symlinkJoin` whose `postBuild` wrote a file or two
+/// is still a farm.
+const FARM_OTHER_FILES: usize = 8;
+
+/// True when the tree at `path` is a symlink farm: a store path whose tree
+/// is (almost) all links into other store paths. Outside `nix-support/`: at
+/// least one link into another store path, and the other files (regular
+/// files, links out of the store) at most [`FARM_OTHER_FILES`] and at most
+/// one for every ten such links. An output holding a few links into other
+/// outputs beside its own files is not a farm. Links inside it
+/// (`libfoo.so -> libfoo.so.1`, a dir link) are hops, not files. The one
+/// definition of a farm: `why`, `check` and the survey's directory links
+/// use it; the planner agrees for the outputs' own dirs, which are never a
+/// farm (`plan::PlanInput::is_own_dir`). Stops once the other files rule
+/// it out (a real output is mostly regular files, and may be large).
 pub fn is_farm(store_dir: &StoreDir, path: &Path) -> Result<bool, ScanError> {
     let own = store_dir.store_path_of(path).map(|p| p.path);
-    let mut links = 0;
+    let (mut links, mut others) = (0usize, 0usize);
     let mut stack = vec![path.to_owned()];
     while let Some(p) = stack.pop() {
         let io = |err| ScanError::Io {
@@ -611,7 +622,7 @@ pub fn is_farm(store_dir: &StoreDir, path: &Path) -> Result<bool, ScanError> {
                 // A hop inside the farm (`libfoo.so -> libfoo.so.1`): what it
                 // names is walked in its own right.
                 Some(_) => {}
-                None => return Ok(false),
+                None => others += 1,
             }
         } else if ft.is_dir() {
             if p.strip_prefix(path)
@@ -623,10 +634,13 @@ pub fn is_farm(store_dir: &StoreDir, path: &Path) -> Result<bool, ScanError> {
                 stack.push(e.map_err(io)?.path());
             }
         } else {
+            others += 1;
+        }
+        if others > FARM_OTHER_FILES {
             return Ok(false);
         }
     }
-    Ok(links > 0)
+    Ok(links > 0 && others * 10 <= links)
 }
 
 // ---------------------------------------------------------------------------
@@ -1145,6 +1159,46 @@ mod tests {
         std::fs::create_dir_all(&inner).unwrap();
         std::os::unix::fs::symlink("x", inner.join("y")).unwrap();
         assert!(!is_farm(&store, &inner).unwrap(), "only inside links");
+    }
+
+    /// (Almost) all links into other store paths: a farm with a file or two
+    /// written by `postBuild` is one; an output holding a few links into
+    /// other outputs beside its own files is not, nor one with a link out
+    /// of the store for every few links in.
+    #[test]
+    fn a_farm_is_almost_all_links_into_other_store_paths() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StoreDir::new(tmp.path());
+        let (farm, lib) = (tmp.path().join(FARM), tmp.path().join(LIB));
+        std::fs::create_dir_all(lib.join("lib")).unwrap();
+        std::fs::create_dir_all(farm.join("lib")).unwrap();
+        for i in 0..20 {
+            let f = lib.join(format!("lib/libl{i}.so.1"));
+            std::fs::write(&f, b"\x7fELF").unwrap();
+            std::os::unix::fs::symlink(&f, farm.join(format!("lib/libl{i}.so.1"))).unwrap();
+        }
+        std::fs::write(farm.join("version.txt"), b"1\n").unwrap();
+        std::fs::write(farm.join("lib/env.sh"), b"true\n").unwrap();
+        assert!(is_farm(&store, &farm).unwrap(), "20 links, 2 files");
+        std::fs::write(farm.join("lib/third"), b"").unwrap();
+        assert!(!is_farm(&store, &farm).unwrap(), "20 links, 3 files");
+        std::fs::remove_file(farm.join("lib/third")).unwrap();
+        std::os::unix::fs::symlink("/run/opengl-driver/lib/x", farm.join("lib/x")).unwrap();
+        assert!(
+            !is_farm(&store, &farm).unwrap(),
+            "a link out of the store counts"
+        );
+        // An output: its own files, a library link into another output.
+        let out = tmp.path().join(A);
+        std::fs::create_dir_all(out.join("lib")).unwrap();
+        std::fs::write(out.join("lib/libown.so"), b"\x7fELF").unwrap();
+        std::os::unix::fs::symlink(lib.join("lib/libl0.so.1"), out.join("lib/libl0.so.1")).unwrap();
+        assert!(!is_farm(&store, &out).unwrap());
+        // Many own files: ruled out without walking them all.
+        for i in 0..100 {
+            std::fs::write(out.join(format!("lib/f{i}")), b"").unwrap();
+        }
+        assert!(!is_farm(&store, &out).unwrap());
     }
 
     /// a -> farm -> lib: the hops say where each hash is, the farm is marked,

@@ -198,6 +198,8 @@ pub struct ElfFacts {
     /// The object imports `dlopen` or `dlmopen`, so it may load libraries by
     /// names that appear nowhere in its dynamic section.
     pub imports_dlopen: bool,
+    /// The object imports `dlsym` (through which it may reach `dlopen`).
+    pub imports_dlsym: bool,
     /// Whether the file has section headers (some stripped files do not).
     pub has_section_headers: bool,
     /// File offset of the DT_RUNPATH string.
@@ -228,6 +230,7 @@ impl ElfFacts {
             nodeflib: false,
             dlopen_notes: Vec::new(),
             imports_dlopen: false,
+            imports_dlsym: false,
             has_section_headers: true,
             runpath_offset: None,
             rpath_offset: None,
@@ -296,6 +299,14 @@ impl ElfFacts {
     /// of this object may be the name: such an object's literals count.
     pub fn literals_searched(&self) -> bool {
         self.imports_dlopen || (self.runpath.is_none() && self.rpath.is_some())
+    }
+
+    /// Whether a `dlopen()` by name may be made from this object, and so
+    /// search its own DT_RUNPATH (glibc searches the caller's): it imports
+    /// `dlopen`, `dlmopen` or `dlsym` (a way to reach them), or its imports
+    /// cannot be read (no section headers: assume it may).
+    pub fn may_dlopen(&self) -> bool {
+        self.imports_dlopen || self.imports_dlsym || !self.has_section_headers
     }
 
     /// The string of `tag`, when the object has that entry.
@@ -1056,7 +1067,7 @@ where
     let sections = header.section_headers(endian, data).unwrap_or(&[]);
     let has_section_headers = !sections.is_empty();
     let dlopen_notes = read_dlopen_notes::<Elf, R>(endian, data, sections, view.segments)?;
-    let imports_dlopen = imports_dlopen::<Elf, R>(endian, data, header, sections);
+    let (imports_dlopen, imports_dlsym) = imports_dl::<Elf, R>(endian, data, header, sections);
 
     Ok(ElfFacts {
         ident,
@@ -1070,6 +1081,7 @@ where
         nodeflib,
         dlopen_notes,
         imports_dlopen,
+        imports_dlsym,
         has_section_headers,
         runpath_offset: file_offset(elf::DT_RUNPATH),
         rpath_offset: file_offset(elf::DT_RPATH),
@@ -1189,31 +1201,35 @@ fn parse_dlopen_json(desc: &[u8]) -> Result<Vec<DlopenNote>, String> {
         .collect()
 }
 
-fn imports_dlopen<'d, Elf, R>(
+/// Whether the object imports `dlopen`/`dlmopen`, and `dlsym`.
+fn imports_dl<'d, Elf, R>(
     endian: Endianness,
     data: R,
     header: &'d Elf,
     sections: &'d [Elf::SectionHeader],
-) -> bool
+) -> (bool, bool)
 where
     Elf: FileHeader<Endian = Endianness>,
     R: ReadRef<'d>,
 {
     if sections.is_empty() {
-        return false;
+        return (false, false);
     }
     let Ok(table) = header.sections(endian, data) else {
-        return false;
+        return (false, false);
     };
     let Ok(symbols) = table.symbols(endian, data, elf::SHT_DYNSYM) else {
-        return false;
+        return (false, false);
     };
-    symbols.iter().any(|sym| {
-        sym.is_undefined(endian)
-            && symbols
-                .symbol_name(endian, sym)
-                .is_ok_and(|n| matches!(n, b"dlopen" | b"dlmopen"))
-    })
+    let (mut open, mut sym) = (false, false);
+    for s in symbols.iter().filter(|s| s.is_undefined(endian)) {
+        match symbols.symbol_name(endian, s) {
+            Ok(b"dlopen" | b"dlmopen") => open = true,
+            Ok(b"dlsym") => sym = true,
+            _ => {}
+        }
+    }
+    (open, sym)
 }
 
 fn readonly_ranges<'d, Elf, R>(data: R) -> Result<Vec<(u64, u64)>, String>

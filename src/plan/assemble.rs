@@ -14,6 +14,9 @@ pub(super) struct NewEntry {
     pub(super) dir: PathBuf,
     /// Pinned first (the driver dir).
     pub(super) first: bool,
+    /// A dir of the outputs themselves (`$ORIGIN`, or an own dir whose
+    /// links are retargeted): nothing from another output moves ahead of it.
+    pub(super) stays: bool,
 }
 
 /// The new list, before step 6 verifies (and perhaps reorders) it.
@@ -35,6 +38,7 @@ fn first_use_order(entries: &[EntryPlan], opts: &PlanOptions, effective: bool) -
             text: opts.driver_dir.to_string_lossy().into_owned(),
             dir: opts.driver_dir.clone(),
             first: true,
+            stays: false,
         });
     }
     for e in entries {
@@ -43,11 +47,16 @@ fn first_use_order(entries: &[EntryPlan], opts: &PlanOptions, effective: bool) -
                 text: e.text.clone(),
                 dir: e.dir.clone(),
                 first: false,
+                stays: e
+                    .reasons
+                    .iter()
+                    .any(|r| matches!(r, Reason::Origin | Reason::OwnOutput)),
             }),
             Action::Replace { with } => new.extend(with.iter().map(|w| NewEntry {
                 text: w.clone(),
                 dir: PathBuf::from(w),
                 first: false,
+                stays: false,
             })),
             Action::Drop => {}
         }
@@ -74,6 +83,7 @@ pub(super) fn driver_before_stubs(new: &mut Vec<NewEntry>, opts: &PlanOptions, s
                 text: opts.driver_dir.to_string_lossy().into_owned(),
                 dir: opts.driver_dir.clone(),
                 first: true,
+                stays: false,
             },
         );
     }

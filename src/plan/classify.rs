@@ -145,11 +145,14 @@ fn by_rule(ctx: &ListContext, e: &Entry) -> Option<(Action, Reason)> {
                 why: "empty entry: the loader searches the current directory".into(),
             },
         )
-    } else if is_origin(text) && farms_behind(input, e.dir_snap).is_empty() {
-        // Relative to the object and inside its own store path: kept
-        // as spelled. One that leads into a farm (through a directory
-        // link, or climbing out: `$ORIGIN/../../<farm>/lib`) is planned
-        // like any other entry.
+    } else if is_origin(text)
+        && (input.is_own_dir(&sd.dir) || farms_behind(input, e.dir_snap).is_empty())
+    {
+        // Relative to the object: kept as spelled, in its place, when it
+        // names a dir of the outputs (a link in it through a farm is
+        // retargeted by `fix`) or leads to no farm. One that climbs out
+        // of the outputs into a farm (`$ORIGIN/../../<farm>/lib`) is
+        // planned like any other entry.
         (Action::Keep, Reason::Origin)
     } else if sd.dir == opts.driver_dir {
         (Action::Keep, Reason::Driver)
@@ -179,8 +182,13 @@ fn by_rule(ctx: &ListContext, e: &Entry) -> Option<(Action, Reason)> {
 /// farm, kept when it serves a need, else unused.
 fn by_use(ctx: &ListContext, e: &Entry, mut reasons: Vec<Reason>) -> Decision {
     let offers = loadable_offers(ctx.input, e.dir_snap);
-    let indirect = e.served.iter().any(|n| n.via_farm) || offers.iter().any(|(_, o)| o.crosses());
-    if indirect {
+    let crosses = e.served.iter().any(|n| n.via_farm) || offers.iter().any(|(_, o)| o.crosses());
+    // A dir of the outputs is never a farm: its links are retargeted.
+    let own = crosses && ctx.input.is_own_dir(&e.sd.dir);
+    if own {
+        reasons.push(Reason::OwnOutput);
+    }
+    if crosses && !own {
         reasons.push(Reason::Indirect {
             offers: offers.len(),
             farms: farms_behind(ctx.input, e.dir_snap),
@@ -219,7 +227,7 @@ fn replace_indirect(
     ctx: &ListContext,
     e: &Entry,
     offers: &[(&String, &snapshot::Offer)],
-    reasons: Vec<Reason>,
+    mut reasons: Vec<Reason>,
 ) -> Decision {
     let opts = ctx.input.opts;
     let mut with: Vec<String> = Vec::new();
@@ -246,7 +254,10 @@ fn replace_indirect(
         }
     }
     let mut offered = Vec::new();
-    if opts.mode == Mode::Expand || !ctx.effective {
+    if opts.mode == Mode::Expand && ctx.only_needs {
+        reasons.push(Reason::CannotDlopen);
+    }
+    if (opts.mode == Mode::Expand && !ctx.only_needs) || !ctx.effective {
         for (name, o) in offers {
             if let Some(d) = &o.real_dir {
                 push(d, &mut with);
@@ -288,11 +299,10 @@ fn loadable_offers<'a>(
     .unwrap_or_default()
 }
 
-/// The store paths, other than the object's own, through which `dir`
+/// The store paths, other than the outputs', through which `dir`
 /// offers its libraries by a cross-path hop (where a link is followed out
 /// of them, before the store path the file is in): the farms behind it.
 fn farms_behind(input: &PlanInput, dir: Option<&DirSnapshot>) -> Vec<PathBuf> {
-    let own = input.store.store_path_of(input.path).map(|p| p.path);
     let mut farms: Vec<PathBuf> = loadable_offers(input, dir)
         .into_iter()
         .filter_map(|(_, o)| o.resolved.as_ref())
@@ -304,7 +314,7 @@ fn farms_behind(input: &PlanInput, dir: Option<&DirSnapshot>) -> Vec<PathBuf> {
                 .filter_map(|h| h.from.clone())
                 .filter(move |f| Some(f) != last.as_ref())
         })
-        .filter(|f| Some(f) != own.as_ref())
+        .filter(|f| !input.is_own_dir(f))
         .collect();
     farms.sort();
     farms.dedup();

@@ -166,6 +166,15 @@ pub enum Reason {
     /// Once the replaced entries' real dirs are in place, nothing is served
     /// from here any more (`--shrink`).
     Redundant,
+    /// A dir of the outputs themselves that reaches libraries through links
+    /// into other store paths: never a farm, never replaced (`fix`
+    /// retargets a link in it that goes through a farm).
+    OwnOutput,
+    /// The object cannot `dlopen()` (it imports none of `dlopen`,
+    /// `dlmopen`, `dlsym`) and its list is DT_RUNPATH, which serves its own
+    /// needs only: a farm gives it the real dirs of its needs, not every
+    /// library it offered.
+    CannotDlopen,
 }
 
 /// What happens to one entry.
@@ -284,6 +293,10 @@ pub struct PlanInput<'a> {
     pub store: &'a StoreDir,
     /// The packager's choices.
     pub opts: &'a PlanOptions,
+    /// The outputs of this run (store paths, or the roots themselves when
+    /// outside the store): their dirs, and the object's own store path,
+    /// are never a farm ([`PlanInput::is_own_dir`]).
+    pub outputs: &'a [PathBuf],
 }
 
 /// The directories a plan for this object will read: the survey gathers
@@ -315,11 +328,29 @@ struct PlanKey<'a> {
     ident: crate::elf::ElfIdent,
     nodeflib: bool,
     imports_dlopen: bool,
+    /// [`ElfFacts::may_dlopen`]: whether a farm expands for it.
+    may_dlopen: bool,
     interpreter: Option<&'a str>,
     needs: &'a [Need],
+    /// The object's own store path when it is not one of the run's
+    /// outputs: its dirs are own dirs for this object alone.
+    own: Option<PathBuf>,
 }
 
 impl PlanInput<'_> {
+    /// Whether `dir` is a dir of the outputs themselves: inside the
+    /// object's own store path or an output of this run, however the entry
+    /// reaches it (`$ORIGIN`, an absolute path, `..` hops: read
+    /// lexically, as the loader joins the entry's text). Such a dir is never
+    /// a farm and never replaced by other dirs: a sibling output the hook
+    /// passes with it (`out`, `lib`, `bin`) is a real output too, and a
+    /// link in it that goes through a farm is retargeted by `fix`.
+    pub fn is_own_dir(&self, dir: &Path) -> bool {
+        let dir = crate::store::normalize_lexically(dir);
+        let own = self.store.store_path_of(self.path).map(|p| p.path);
+        own.iter().chain(self.outputs).any(|o| dir.starts_with(o))
+    }
+
     /// What this object's plans depend on, besides its path.
     fn key(&self) -> PlanKey<'_> {
         let f = self.facts;
@@ -337,8 +368,14 @@ impl PlanInput<'_> {
             ident: f.ident,
             nodeflib: f.nodeflib,
             imports_dlopen: f.imports_dlopen,
+            may_dlopen: f.may_dlopen(),
             interpreter: f.interpreter.as_deref(),
             needs: self.needs,
+            own: self
+                .store
+                .store_path_of(self.path)
+                .map(|p| p.path)
+                .filter(|p| !self.outputs.iter().any(|o| p.starts_with(o))),
         }
     }
 }
@@ -498,6 +535,11 @@ struct ListContext<'a> {
     /// Whether unused entries go (`--shrink`, or `--drop-unused` when every
     /// name the object may dlopen() is known).
     drop_unused: bool,
+    /// The list is the object's DT_RUNPATH and the object cannot call
+    /// `dlopen()`: the list serves its own needs and nothing else (glibc
+    /// searches the caller's RUNPATH; a RUNPATH is not inherited), so a
+    /// farm gives it the real dirs of its needs only, in every mode.
+    only_needs: bool,
     req: Requester,
     cfg: LoaderConfig,
     origin: PathBuf,
@@ -527,6 +569,7 @@ impl<'a> ListContext<'a> {
         };
         let origin = req.origin();
         let source = Source::of_tag(tag, input.path);
+        let only_needs = effective && tag == Tag::Runpath && !facts.may_dlopen();
         let old_dirs = if list.is_empty() {
             Vec::new()
         } else {
@@ -536,6 +579,7 @@ impl<'a> ListContext<'a> {
             input,
             effective,
             drop_unused,
+            only_needs,
             req,
             cfg,
             origin,

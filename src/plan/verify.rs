@@ -99,8 +99,11 @@ pub(super) fn order_and_verify(
                 .map(|b| b.index);
             match (good, bad) {
                 // Nothing moves ahead of the driver dir: it comes first
-                // (DESIGN §4.4). A need it would now shadow makes no order work.
-                (Some(g), Some(b)) if g > b && !new[g].first && !new[b].first => {
+                // (DESIGN §4.4), nor ahead of a dir of the outputs
+                // themselves (`$ORIGIN`): another output never shadows
+                // the package's own libraries. A need either would now
+                // shadow makes no order work.
+                (Some(g), Some(b)) if g > b && !new[g].first && !new[b].first && !new[b].stays => {
                     before.push((new[g].dir.clone(), new[b].dir.clone()));
                 }
                 _ => failures.push(format!(
@@ -166,6 +169,7 @@ mod tests {
             text: s.into(),
             dir: s.into(),
             first: false,
+            stays: false,
         };
         let v = vec![e("/a"), e("/b"), e("/c")];
         let o = topo_order(&v, &[("/c".into(), "/a".into())]).unwrap();

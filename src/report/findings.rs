@@ -1005,6 +1005,7 @@ pub(crate) mod tests {
             nodeflib: false,
             dlopen_notes: Vec::new(),
             imports_dlopen: true,
+            imports_dlsym: false,
             has_section_headers: true,
             runpath_offset: None,
             rpath_offset: None,

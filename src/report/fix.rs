@@ -298,6 +298,10 @@ fn reason_words(r: &Reason) -> String {
         Reason::IgnoredList => "in the RPATH ld.so ignores (the object has a RUNPATH)".into(),
         Reason::Duplicate { of } => format!("the same dir as entry {of}"),
         Reason::Redundant => "nothing is served from here once the real dirs come first".into(),
+        Reason::OwnOutput => {
+            "a dir of the outputs themselves, never a farm: its links through a farm are retargeted, the entry stays".into()
+        }
+        Reason::CannotDlopen => "cannot dlopen: only its needs (it imports no dlopen, dlmopen or dlsym, and a RUNPATH serves its own needs only)".into(),
     }
 }
 

@@ -141,7 +141,13 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
     errors.extend(read_errors);
     add_inherited_needs(&mut objects, store, opts);
     let snapshot = gather_snapshot(&objects, store, opts);
-    plan_all(&mut objects, &snapshot, store, opts);
+    plan_all(
+        &mut objects,
+        &snapshot,
+        store,
+        opts,
+        &own_outputs(roots, store),
+    );
     let links = survey_links(&entries, roots, store);
     Survey {
         roots: roots.to_vec(),
@@ -286,12 +292,23 @@ fn gather_snapshot(objects: &[ObjectSurvey], store: &StoreDir, opts: &SurveyOpti
     snapshot
 }
 
+/// The outputs of this run as the planner sees them: each root's store
+/// path (the root itself when outside the store). The hook passes a
+/// package's outputs together; none of them is ever a farm.
+fn own_outputs(roots: &[PathBuf], store: &StoreDir) -> Vec<PathBuf> {
+    roots
+        .iter()
+        .map(|r| store.store_path_of(r).map_or_else(|| r.clone(), |s| s.path))
+        .collect()
+}
+
 /// Run the pure planner over every object against the gathered snapshot.
 fn plan_all(
     objects: &mut [ObjectSurvey],
     snapshot: &Snapshot,
     store: &StoreDir,
     opts: &SurveyOptions,
+    outputs: &[PathBuf],
 ) {
     let inputs: Vec<PlanInput> = objects
         .iter()
@@ -302,6 +319,7 @@ fn plan_all(
             snapshot,
             store,
             opts: &opts.plan,
+            outputs,
         })
         .collect();
     let plans = plan::plan_objects(&inputs);

@@ -193,7 +193,14 @@ fn check_and_plan_json_schemas_are_stable() {
         .collect();
     assert_eq!(
         reason_kinds,
-        set(&["served", "indirect", "offers-stub", "stub", "insecure"])
+        set(&[
+            "served",
+            "indirect",
+            "offers-stub",
+            "cannot-dlopen",
+            "stub",
+            "insecure"
+        ])
     );
     assert_eq!(
         keys(&p["needs"][0]),

@@ -269,7 +269,7 @@ fn check_after_fix_is_short_and_grouped() {
         .arg("-Wl,--allow-shlib-undefined")
         .executable(&app.join("bin/app"), &exe_calling(&syms));
     // Libraries bundled in the output, each with its RUNPATH through the
-    // farm and a need nothing provides.
+    // farm (for the part it calls) and a need nothing provides.
     for i in 0..n {
         Cc::gcc()
             .link_dir(&ghost_dir)
@@ -281,7 +281,9 @@ fn check_after_fix_is_short_and_grouped() {
                 &app.join("lib"),
                 &format!("own{i}"),
                 "1",
-                &common::lib_calling(&format!("own{i}"), "ghost"),
+                &format!(
+                    "int ghost(void);\nint part{i}(void);\nint own{i}(void) {{ return ghost() + part{i}(); }}\n"
+                ),
             );
     }
     let app_s = app.to_str().unwrap();
@@ -412,7 +414,7 @@ fn dry_run_speaks_plain_words_and_groups_files() {
     let v = store.unfarm(["fix", "--dry-run", "--verbose", app.to_str().unwrap()]);
     assert_eq!(v.stdout.matches("  - ").count(), 6, "{}", v.stdout);
     let entry = format!(
-        "  [0] {}: replace by 1 real dir: serves libfoo.so.1 (through the farm); offers 2 libraries through farm {}\n",
+        "  [0] {}: replace by 1 real dir: serves libfoo.so.1 (through the farm); offers 2 libraries through farm {}; cannot dlopen: only its needs (it imports no dlopen, dlmopen or dlsym, and a RUNPATH serves its own needs only)\n",
         farm.join("lib").display(),
         farm.display()
     );

@@ -18,6 +18,7 @@ mod farm_anywhere;
 mod ldd_fixtures;
 mod ldd_json_schema;
 mod nix_hook;
+mod own_output;
 mod plan_fixtures;
 mod plan_props;
 mod rpath_inheritance;

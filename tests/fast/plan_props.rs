@@ -151,24 +151,33 @@ fn grouped_planning_equals_planning_each() {
                 name: by_path.into(),
                 provenance: vec![unfarm::plan::needs::Provenance::Needed],
             });
+            // A twin that differs only in importing dlsym: it may dlopen(),
+            // so a farm expands for it and not for the other (or both do).
+            let dlsym = unfarm::elf::ElfFacts {
+                imports_dlsym: !w.facts.imports_dlsym,
+                ..w.facts.clone()
+            };
+            let f = &w.facts;
             let objects = [
-                (w.path.clone(), &w.needs[..]),
-                (beside, &w.needs[..]),
-                (elsewhere.clone(), &w.needs[..]),
-                (w.path.with_file_name("fewer-needs"), &fewer[..]),
-                (w.path.with_file_name("twin-2"), &w.needs[..]),
-                (w.path.with_file_name("path-need"), &with_path[..]),
-                (elsewhere.with_file_name("path-need"), &with_path[..]),
+                (w.path.clone(), &w.needs[..], f),
+                (beside, &w.needs[..], f),
+                (elsewhere.clone(), &w.needs[..], f),
+                (w.path.with_file_name("fewer-needs"), &fewer[..], f),
+                (w.path.with_file_name("twin-2"), &w.needs[..], f),
+                (w.path.with_file_name("path-need"), &with_path[..], f),
+                (elsewhere.with_file_name("path-need"), &with_path[..], f),
+                (w.path.with_file_name("dlsym-twin"), &w.needs[..], &dlsym),
             ];
             let inputs: Vec<PlanInput> = objects
                 .iter()
-                .map(|(path, needs)| PlanInput {
+                .map(|(path, needs, facts)| PlanInput {
                     path,
-                    facts: &w.facts,
+                    facts,
                     needs,
                     snapshot: &snapshot,
                     store: &store,
                     opts: &w.opts,
+                    outputs: &[],
                 })
                 .collect();
             let grouped = plan::plan_objects(&inputs);

@@ -43,11 +43,17 @@ fn world() -> World {
     let farm = store.farm("f", &refs, LinkStyle::Absolute);
     let farm_lib = farm.join("lib");
     let exe = store.scratch().join("prog");
+    // It imports dlopen (never called), so the farm expands to every
+    // library it offers: the three long dirs, and every edit grows.
+    let source = exe_calling(&["foo"]).replace(
+        "int main(void) {",
+        "#include <dlfcn.h>\nvoid *(*volatile keep_dlopen)(const char *, int) = dlopen;\nint main(void) {",
+    );
     Cc::gcc()
         .link_dir(&farm_lib)
         .lib(":libfoo.so.1")
         .search(&farm_lib)
-        .executable(&exe, &exe_calling(&["foo"]));
+        .executable(&exe, &source);
     let prog = std::fs::read(&exe).unwrap();
     World {
         store,

@@ -17,4 +17,5 @@ mod nix_cost;
 mod nix_e2e;
 mod nix_files;
 mod nix_refs;
+mod own_output_matrix;
 mod pypi_computed;

@@ -321,6 +321,7 @@ pub fn decode(data: &[u8]) -> World {
         nodeflib: false,
         dlopen_notes: Vec::new(),
         imports_dlopen: b.bit(),
+        imports_dlsym: b.bit(),
         has_section_headers: true,
         runpath_offset: None,
         rpath_offset: None,
@@ -387,6 +388,7 @@ fn plans(w: &World, facts: &ElfFacts) -> Vec<plan::Plan> {
         snapshot: &w.snapshot,
         store: &store,
         opts: &w.opts,
+        outputs: &[],
     })
 }
 
