@@ -109,7 +109,7 @@ fn tsl_dso_loader_need_is_found_and_kept_by_shrink() {
         "{p:#}"
     );
     // The dry-run text names it.
-    let mut a: Vec<OsString> = ["fix", "--dry-run", "--system", "--shrink"]
+    let mut a: Vec<OsString> = ["fix", "--dry-run", "-v", "--system", "--shrink"]
         .iter()
         .map(OsString::from)
         .collect();

@@ -288,7 +288,7 @@ fn only_an_object_that_can_dlopen_gets_the_whole_farm() {
         let new = p["new"].as_str().unwrap();
         assert!(new == both || new == both_rev, "{}: {p:#}", f.display());
     }
-    let text = store.unfarm(["fix", "--dry-run", "--system", out.to_str().unwrap()]);
+    let text = store.unfarm(["fix", "--dry-run", "-v", "--system", out.to_str().unwrap()]);
     assert!(
         text.stdout.contains("cannot dlopen: only its needs"),
         "{}",
