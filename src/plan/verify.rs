@@ -99,7 +99,8 @@ pub(super) fn order_and_verify(
                 .map(|b| b.index);
             match (good, bad) {
                 // Nothing moves ahead of the driver dir: it comes first
-                // (DESIGN §4.4). A need it would now shadow makes no order work.
+                // (docs/design.md#the-canonical-runpath, step 4). A need it
+                // would now shadow makes no order work.
                 (Some(g), Some(b)) if g > b && !new[g].first && !new[b].first => {
                     before.push((new[g].dir.clone(), new[b].dir.clone()));
                 }
