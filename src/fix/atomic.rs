@@ -667,11 +667,20 @@ fn create_temp(path: &Path) -> Result<(PathBuf, File), AtomicError> {
     let pid = *PID.get_or_init(std::process::id);
     // Say which directory could not be written.
     let err = |e| io_err(dir, "cannot create a temporary file in this directory")(e);
+    // `make_in`, not `tempfile_in`: our open, and its error as the OS gave
+    // it (tempfile_in's carries the temp path, and hides the code
+    // `describe` reads).
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}{TMP_MARK}{pid}-"))
         .rand_bytes(8)
-        .permissions(std::fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)
+        .make_in(dir, |p| {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(p)
+        })
         .map_err(err)?;
     // Ours to remove from here on (`TempGuard`), not tempfile's.
     let (f, p) = tmp.keep().map_err(|e| err(e.error))?;
@@ -1297,6 +1306,23 @@ mod tests {
             source: io::Error::from_raw_os_error(libc::EROFS),
         };
         assert!(e.to_string().ends_with("read-only file system"));
+    }
+
+    /// tempfile's error carries the temp file's path: the line names the
+    /// dir once, with the OS error alone (so `describe` still reads it).
+    #[test]
+    fn temp_file_errors_name_the_dir_once() {
+        let d = tempfile::tempdir().unwrap();
+        let gone = d.path().join("gone");
+        let e = create_temp(&gone.join("libx.so")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: cannot create a temporary file in this directory: {}",
+                gone.display(),
+                io::Error::from_raw_os_error(libc::ENOENT)
+            )
+        );
     }
 
     #[test]
