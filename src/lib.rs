@@ -14,6 +14,25 @@
 //! [`demo`] builds the self-contained demo scenario.
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+/// `Serialize` and `Display` for a fieldless enum from its `as_str`: the one
+/// place its stable names (the JSON strings, the words in the text) are
+/// written.
+macro_rules! named_by_as_str {
+    ($($t:ty),+ $(,)?) => {$(
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )+};
+}
 
 pub mod closure;
 pub mod demo;

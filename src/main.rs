@@ -1,6 +1,10 @@
 //! The `unfarm` command line: argument parsing and output only; the work is
 //! done by the library.
 
+// The binary's one unsafe block is in `main` (SIGPIPE); the library forbids
+// unsafe code altogether.
+#![deny(unsafe_code)]
+
 mod cli;
 
 use std::path::PathBuf;
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
     // in println! on EPIPE: restore the default SIGPIPE action Rust ignores.
     // SAFETY: called first thing, before any thread exists; SIG_DFL is a
     // valid disposition for SIGPIPE.
+    #[allow(unsafe_code)]
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }

@@ -56,14 +56,6 @@ fn clean_up_on_signals(dir: Option<PathBuf>) -> Result<()> {
 /// watcher, so the steps failing in a removed dir print no error.
 static SIGNALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Removes the temp dir on every exit path.
-struct TempDir(PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn short(s: &Scenario, p: &Path) -> String {
     match p.strip_prefix(s.store.path()) {
         Ok(rel) => format!("$STORE/{}", rel.display()),
@@ -128,7 +120,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
 
 /// Where the scenario goes: the `--keep` dir (must not exist yet), or a
 /// fresh temp dir removed on exit (the guard).
-fn scenario_dir(a: &Args) -> Result<(PathBuf, Option<TempDir>)> {
+fn scenario_dir(a: &Args) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
     Ok(match &a.keep {
         Some(d) => {
             anyhow::ensure!(
@@ -142,13 +134,13 @@ fn scenario_dir(a: &Args) -> Result<(PathBuf, Option<TempDir>)> {
             )
         }
         None => {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0);
-            let d =
-                std::env::temp_dir().join(format!("unfarm-demo-{}-{nanos}", std::process::id()));
-            (d.clone(), Some(TempDir(d)))
+            // Created here under a random name (mode 0700), so no other
+            // user can have made it first; removed when the guard drops.
+            let d = tempfile::Builder::new()
+                .prefix("unfarm-demo-")
+                .tempdir()
+                .context("cannot create a temporary directory")?;
+            (d.path().to_owned(), Some(d))
         }
     })
 }
@@ -185,7 +177,7 @@ fn show_runpaths(s: &Scenario, before: &[(PathBuf, String)], after: &[(PathBuf, 
 // Long because it is the demo's script, read top to bottom as its output.
 fn steps(a: Args) -> Result<ExitCode> {
     let (root, _guard) = scenario_dir(&a)?;
-    clean_up_on_signals(_guard.as_ref().map(|g| g.0.clone()))?;
+    clean_up_on_signals(_guard.as_ref().map(|g| g.path().to_owned()))?;
     say!(
         "== 1. A small store with a symlink farm, built with `{}`",
         a.cc

@@ -61,8 +61,15 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     if !registered_ok(&a, &roots, store) {
         return Ok(ExitCode::from(1));
     }
-    // A killed run's files go back to their old bytes before planning.
-    unfarm::fix::recover_interrupted(&roots);
+    // A killed run's files go back to their old bytes before planning; where
+    // that fails, a file may hold half an edit: nothing is planned on it.
+    let unrecovered = unfarm::fix::recover_interrupted(&roots);
+    if !unrecovered.is_empty() {
+        for e in &unrecovered {
+            super::error_line(e);
+        }
+        return Ok(ExitCode::FAILURE);
+    }
     let s = survey(&roots, store, &opts);
     let fix_opts = FixOptions {
         hard_links: match a.hard_links {

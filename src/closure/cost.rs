@@ -37,7 +37,7 @@
 //!
 //! # Per-farm cost
 //!
-//! [`CostModel::farm_cost`] of a set of farms F is the closure size drop when
+//! `CostModel::farm_cost` of a set of farms F is the closure size drop when
 //! *every* reference from the outputs to F is removed and the real dirs that
 //! replace F's RUNPATH entries (and the canonical targets of links through F)
 //! are referenced instead, with sizes unchanged. It is the same for every
@@ -582,7 +582,7 @@ impl CostModel {
 }
 
 /// Set `cost_bytes` of every finding that names farms (`indirect-entry`,
-/// `symlink-into-farm`, `farm-reference`): [`CostModel::farm_cost`] of its
+/// `symlink-into-farm`, `farm-reference`): `CostModel::farm_cost` of its
 /// farms.
 pub fn add_costs(findings: &mut [Finding], model: &CostModel) -> Result<(), CostError> {
     let mut memo: HashMap<Vec<PathBuf>, u64> = HashMap::new();

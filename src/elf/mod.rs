@@ -241,8 +241,7 @@ impl ElfFacts {
 /// Which search-path entry of the dynamic section: DT_RUNPATH or DT_RPATH.
 /// A rewrite never changes it (the two have different lookup semantics);
 /// planner, editor and checks share this one type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SearchPathTag {
     /// DT_RUNPATH: searched after LD_LIBRARY_PATH, not inherited.
     Runpath,
@@ -260,6 +259,14 @@ impl SearchPathTag {
         }
     }
 
+    /// `RUNPATH` or `RPATH`: the text and JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchPathTag::Runpath => "RUNPATH",
+            SearchPathTag::Rpath => "RPATH",
+        }
+    }
+
     /// The dynamic tag's name, `DT_RUNPATH` or `DT_RPATH` (for errors about
     /// the dynamic section; [`Display`](std::fmt::Display) gives `RUNPATH`).
     pub fn name(self) -> &'static str {
@@ -270,14 +277,7 @@ impl SearchPathTag {
     }
 }
 
-impl std::fmt::Display for SearchPathTag {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            SearchPathTag::Runpath => "RUNPATH",
-            SearchPathTag::Rpath => "RPATH",
-        })
-    }
-}
+named_by_as_str!(SearchPathTag);
 
 impl ElfFacts {
     /// True when `tag`'s list is the one ld.so searches for this object's
@@ -524,7 +524,7 @@ pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<us
 }
 
 /// What a caller will ask of a [`FileBytes`]: it decides how much of the
-/// file is read at once (the bounds live here, in [`Use::whole_limit`]).
+/// file is read at once (the bounds live here, in `Use::whole_limit`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Use {
     /// Only [`FileBytes::facts`] (headers, dynamic section, strings): a file
@@ -647,7 +647,7 @@ impl FileBytes {
         .map_err(|w| self.malformed(w))
     }
 
-    /// See [`is_debug_info_file`].
+    /// See `is_debug_info_file`.
     pub fn is_debug_info(&self) -> bool {
         match &self.data {
             Contents::Whole(v) => is_debug_info_file(&v[..]),

@@ -1,7 +1,7 @@
 //! Applying an [`ElfEdit`] to a file on disk without ever leaving a broken
 //! or half-written file behind.
 //!
-//! Three ways, chosen by [`OpenFile::stage`] (what `fix` calls; [`apply`] is
+//! Three ways, chosen by `OpenFile::stage` (what `fix` calls; [`apply`](crate::fix::atomic::apply) is
 //! the one-call form for a single file, used by tests and tools):
 //! - **in place**: an edit that is one contiguous patch and does not grow the
 //!   file is written with a single `pwrite` of just those bytes (then
@@ -33,6 +33,8 @@ use crate::edit::{ElfEdit, Patch};
 use crate::survey::walk::TMP_MARK;
 
 mod patching;
+#[cfg(test)]
+pub(crate) use patching::write_unrecoverable_journal;
 pub use patching::{PendingPatch, StepKind};
 pub(crate) use patching::{is_journal_name, recover_journal};
 
@@ -170,8 +172,8 @@ pub enum Durability {
     /// file is durable when [`apply`] returns.
     PerFile,
     /// No per-file `fsync`: the caller stages a whole batch, calls
-    /// [`sync_filesystems`], commits every [`PendingRename`], and calls
-    /// [`sync_filesystems`] again. The data still reaches the disk before any
+    /// `sync_filesystems`, commits every [`PendingRename`], and calls
+    /// `sync_filesystems` again. The data still reaches the disk before any
     /// rename does, with one sync per filesystem instead of two per file.
     Batch,
 }
@@ -649,35 +651,40 @@ impl OpenFile {
     }
 }
 
-/// How many names [`create_temp`] tries after the first is taken.
-const TEMP_NAME_RETRIES: u32 = 16;
-
-/// A new temp file beside `path` (`O_EXCL`, mode 0600), under a fresh name.
+/// A new temp file beside `path` (`O_EXCL`, mode 0600), named
+/// `.NAME.unfarm-tmp-PID-RAND` (the walker skips it, `cleanup_stale_temps`
+/// reads the PID) with `tempfile`'s random part and retries.
 fn create_temp(path: &Path) -> Result<(PathBuf, File), AtomicError> {
-    let mut attempt = 0;
-    loop {
-        let tmp = temp_path(path, attempt).ok_or_else(|| AtomicError::NotRegular(path.into()))?;
-        match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-        {
-            Ok(f) => return Ok((tmp, f)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < TEMP_NAME_RETRIES => {
-                attempt += 1
-            }
-            // Say which directory could not be written.
-            Err(e) => {
-                let dir = path.parent().unwrap_or(path);
-                return Err(io_err(
-                    dir,
-                    "cannot create a temporary file in this directory",
-                )(e));
-            }
-        }
-    }
+    let name = path
+        .file_name()
+        .ok_or_else(|| AtomicError::NotRegular(path.into()))?
+        .to_string_lossy();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let pid = *PID.get_or_init(std::process::id);
+    // Say which directory could not be written.
+    let err = |e| io_err(dir, "cannot create a temporary file in this directory")(e);
+    // `make_in`, not `tempfile_in`: our open, and its error as the OS gave
+    // it (tempfile_in's carries the temp path, and hides the code
+    // `describe` reads).
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}{TMP_MARK}{pid}-"))
+        .rand_bytes(8)
+        .make_in(dir, |p| {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(p)
+        })
+        .map_err(err)?;
+    // Ours to remove from here on (`TempGuard`), not tempfile's.
+    let (f, p) = tmp.keep().map_err(|e| err(e.error))?;
+    Ok((p, f))
 }
 
 /// Write the verified `image` of `path` into `out` and read it back: what
@@ -761,18 +768,6 @@ impl Drop for TempGuard {
             let _ = std::fs::remove_file(p);
         }
     }
-}
-
-fn temp_path(path: &Path, attempt: u32) -> Option<PathBuf> {
-    let name = path.file_name()?.to_string_lossy().into_owned();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let rand = nanos ^ attempt.wrapping_mul(0x9e37_79b9);
-    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    let pid = *PID.get_or_init(std::process::id);
-    Some(path.with_file_name(format!(".{name}{TMP_MARK}{pid}-{rand:08x}")))
 }
 
 use std::os::unix::fs::PermissionsExt;
@@ -1311,6 +1306,23 @@ mod tests {
             source: io::Error::from_raw_os_error(libc::EROFS),
         };
         assert!(e.to_string().ends_with("read-only file system"));
+    }
+
+    /// tempfile's error carries the temp file's path: the line names the
+    /// dir once, with the OS error alone (so `describe` still reads it).
+    #[test]
+    fn temp_file_errors_name_the_dir_once() {
+        let d = tempfile::tempdir().unwrap();
+        let gone = d.path().join("gone");
+        let e = create_temp(&gone.join("libx.so")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: cannot create a temporary file in this directory: {}",
+                gone.display(),
+                io::Error::from_raw_os_error(libc::ENOENT)
+            )
+        );
     }
 
     #[test]

@@ -39,8 +39,7 @@ pub struct FixOptions {
 }
 
 /// What happened to one file; the JSON strings are in `docs/check-json.md`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileStatus {
     /// The file was rewritten (or is a hard link to one that was).
     Changed,
@@ -61,11 +60,7 @@ impl FileStatus {
     }
 }
 
-impl std::fmt::Display for FileStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+named_by_as_str!(FileStatus);
 
 /// What happened to one file.
 #[derive(Clone, Debug, Serialize)]
@@ -112,7 +107,7 @@ pub fn fix(
     opts: &FixOptions,
     progress: &(dyn Fn() + Sync),
 ) -> FixReport {
-    clean_stale_temps(survey);
+    let unrecovered = clean_stale_temps(survey);
     let probe = FsProbe::new(store.clone());
     // Names of one inode (hard links inside the outputs) are edited once,
     // through the first name; the others share the result.
@@ -152,12 +147,15 @@ pub fn fix(
         ));
     }
     results.extend(left_alone(survey));
+    results.extend(unrecovered);
     results.sort_by(|a, b| a.path.cmp(&b.path));
     tally(survey, results, &alias_paths)
 }
 
-/// Leftovers of a killed run in the objects' dirs are ours to remove.
-fn clean_stale_temps(survey: &Survey) {
+/// Leftovers of a killed run in the objects' dirs are ours to remove; a
+/// dir where that failed (a roll-back that could not be written) is a
+/// failure of the run.
+fn clean_stale_temps(survey: &Survey) -> Vec<FileResult> {
     let mut dirs: Vec<&Path> = survey
         .objects
         .iter()
@@ -165,8 +163,29 @@ fn clean_stale_temps(survey: &Survey) {
         .collect();
     dirs.sort();
     dirs.dedup();
-    for d in dirs {
-        let _ = atomic::cleanup_stale_temps(d);
+    dirs.into_iter()
+        .filter_map(|d| {
+            let e = atomic::cleanup_stale_temps(d).err()?;
+            Some(failed(d, RecoveryError::detail(&e)))
+        })
+        .collect()
+}
+
+/// A dir where undoing what a killed run left (rolling a journaled edit
+/// back, removing a temp file) failed: its files may still hold the
+/// interrupted edit.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {}", dir.display(), RecoveryError::detail(err))]
+pub struct RecoveryError {
+    /// The dir holding the journal or temp file.
+    pub dir: PathBuf,
+    /// What failed.
+    pub err: std::io::Error,
+}
+
+impl RecoveryError {
+    fn detail(e: &std::io::Error) -> String {
+        format!("cannot undo what a killed run left here: {e}")
     }
 }
 
@@ -652,9 +671,11 @@ impl std::io::Seek for Patched<'_> {
 }
 
 /// Undo what killed runs left in the directories under `roots` (see
-/// [`atomic::cleanup_stale_temps`]): run before the survey, so that it
-/// plans on the files as they were before the interrupted edit.
-pub fn recover_interrupted(roots: &[PathBuf]) {
+/// `atomic::cleanup_stale_temps`): run before the survey, so that it
+/// plans on the files as they were before the interrupted edit. Returns the
+/// dirs where that failed.
+pub fn recover_interrupted(roots: &[PathBuf]) -> Vec<RecoveryError> {
+    let mut failures = Vec::new();
     let mut dirs: Vec<PathBuf> = roots
         .iter()
         .filter(|r| std::fs::symlink_metadata(r).is_ok_and(|m| m.is_dir()))
@@ -672,10 +693,11 @@ pub fn recover_interrupted(roots: &[PathBuf]) {
                 journals = true;
             }
         }
-        if journals {
-            let _ = atomic::cleanup_stale_temps(&d);
+        if journals && let Err(err) = atomic::cleanup_stale_temps(&d) {
+            failures.push(RecoveryError { dir: d, err });
         }
     }
+    failures
 }
 
 /// The edited image (in memory, or a large copy on disk read range by
@@ -792,4 +814,31 @@ fn replace_symlink(path: &Path, target: &Path) -> std::io::Result<()> {
         return Err(e);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A roll-back that cannot be written was dropped (`let _ =`): `fix`
+    /// then planned on the half-edited file and said nothing.
+    #[test]
+    fn a_failed_recovery_is_reported() {
+        let d = tempfile::tempdir().unwrap();
+        let lib = d.path().join("lib");
+        std::fs::create_dir(&lib).unwrap();
+        let f = lib.join("libx.so");
+        std::fs::write(&f, b"\x7fELF, the old bytes").unwrap();
+        atomic::write_unrecoverable_journal(&f);
+        let errs = recover_interrupted(&[d.path().to_owned()]);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].dir, lib);
+        let line = errs[0].to_string();
+        let want = format!(
+            "{}: cannot undo what a killed run left here: ",
+            lib.display()
+        );
+        assert!(line.starts_with(&want), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+    }
 }

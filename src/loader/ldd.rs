@@ -66,8 +66,7 @@ pub struct ComputedReport {
 }
 
 /// How one need resolved; the JSON strings are in `docs/ldd-json.md`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NeedStatus {
     /// Found by the search.
     Found,
@@ -101,11 +100,7 @@ impl NeedStatus {
     }
 }
 
-impl std::fmt::Display for NeedStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+named_by_as_str!(NeedStatus);
 
 /// How one need resolved.
 #[derive(Debug, Serialize)]

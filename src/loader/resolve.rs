@@ -9,8 +9,8 @@
 //! candidate (not ELF, wrong byte order, too short) is a fatal error, as in
 //! glibc's `open_verify`.
 //!
-//! The filesystem is reached through the [`Probe`] trait so the same rules
-//! serve the real disk ([`FsProbe`]) and the planner's snapshot.
+//! The filesystem is reached through the `Probe` trait so the same rules
+//! serve the real disk ([`FsProbe`](crate::loader::resolve::FsProbe)) and the planner's snapshot.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -279,8 +279,7 @@ pub fn provided_by_process(name: &str, ident: &ElfIdent, interpreter: Option<&st
 }
 
 /// The dynamic loader a file is modelled under.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LoaderModel {
     /// Nix's glibc: RPATH/RUNPATH and its own lib dir; no ld.so.cache, no
     /// host default dirs.
@@ -290,14 +289,17 @@ pub enum LoaderModel {
     Host,
 }
 
-impl std::fmt::Display for LoaderModel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl LoaderModel {
+    /// The name shown to users and in the JSON (`--loader nix|host`).
+    pub fn as_str(self) -> &'static str {
+        match self {
             LoaderModel::Nix => "nix",
             LoaderModel::Host => "host",
-        })
+        }
     }
 }
+
+named_by_as_str!(LoaderModel);
 
 /// What a per-file choice needs: where the store is, and the host loader.
 #[derive(Clone, Debug)]
@@ -348,7 +350,7 @@ impl LoaderConfig {
     }
 
     /// The config for one file: this one, or with a per-file choice
-    /// ([`AutoModel::model_of`]) the host's for files the host's ld.so runs.
+    /// (`AutoModel::model_of`) the host's for files the host's ld.so runs.
     /// The host config keeps this one's user settings (hwcaps, tokens,
     /// LD_LIBRARY_PATH, extra default dirs before its own).
     pub fn for_file(&self, interpreter: Option<&str>, path: Option<&Path>) -> &LoaderConfig {
@@ -477,15 +479,12 @@ pub(crate) struct Tried {
 
 /// Why a tried candidate did not serve the need. The JSON strings are part
 /// of `docs/ldd-json.md`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TriedOutcome {
-    #[serde(rename = "missing")]
     Missing,
     /// ld.so skips a file of another class or machine and searches on.
-    #[serde(rename = "wrong class or machine (skipped)")]
     WrongArch,
     /// ld.so stops the search with an error.
-    #[serde(rename = "fatal")]
     Fatal,
 }
 
@@ -500,11 +499,7 @@ impl TriedOutcome {
     }
 }
 
-impl std::fmt::Display for TriedOutcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+named_by_as_str!(TriedOutcome);
 
 /// How one need was satisfied.
 #[derive(Clone, Debug, Serialize)]

@@ -1,5 +1,5 @@
-//! Libraries loaded by names computed at run time (DESIGN.md "Computed
-//! names"): the CUDA stacks rarely `dlopen()` a literal, so neither
+//! Libraries loaded by names computed at run time (README "dlopen by
+//! computed names"): the CUDA stacks rarely `dlopen()` a literal, so neither
 //! DT_NEEDED nor the soname-literal scan sees what they load. Each
 //! recogniser below reads evidence the ELF reader gathered from the file
 //! ([`Evidence`]) and says which sonames the object will ask for and why

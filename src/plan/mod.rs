@@ -1,4 +1,5 @@
-//! The planner: the canonical RUNPATH of one object (DESIGN.md §4).
+//! The planner: the canonical RUNPATH of one object (the rule, step by
+//! step: `docs/design.md#the-canonical-runpath`).
 //!
 //! Pure: facts in (the object's ELF facts, its needs, a [`Snapshot`] of every
 //! directory involved), plan out. Every decision carries a reason, and the

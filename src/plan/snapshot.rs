@@ -2,7 +2,7 @@
 //! every directory, where it leads (hops, real file), what it is (ELF ident,
 //! SONAME, stub or not) and its real dir. Pure data: gathered once per run
 //! from disk by the survey (`survey::gather`, the I/O edge), then read by the
-//! pure planner through [`Probe`].
+//! pure planner through `loader::resolve::Probe`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};

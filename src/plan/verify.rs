@@ -99,10 +99,10 @@ pub(super) fn order_and_verify(
                 .map(|b| b.index);
             match (good, bad) {
                 // Nothing moves ahead of the driver dir: it comes first
-                // (DESIGN §4.4), nor ahead of a dir of the outputs
-                // themselves (`$ORIGIN`): another output never shadows
-                // the package's own libraries. A need either would now
-                // shadow makes no order work.
+                // (docs/design.md#the-canonical-runpath, step 4), nor ahead
+                // of a dir of the outputs themselves (`$ORIGIN`): another
+                // output never shadows the package's own libraries. A need
+                // either would now shadow makes no order work.
                 (Some(g), Some(b)) if g > b && !new[g].first && !new[b].first && !new[b].stays => {
                     before.push((new[g].dir.clone(), new[b].dir.clone()));
                 }

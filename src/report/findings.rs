@@ -29,8 +29,7 @@ pub enum Severity {
 
 /// What a finding is about. The kebab-case names are stable identifiers,
 /// in the JSON (`docs/check-json.md`) and in the text (`error[KIND]`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FindingKind {
     /// A search-path entry reaching libraries through links into other store paths (a farm).
     IndirectEntry,
@@ -125,11 +124,7 @@ impl FindingKind {
     }
 }
 
-impl std::fmt::Display for FindingKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+named_by_as_str!(FindingKind);
 
 /// One finding.
 #[derive(Clone, Debug, Serialize)]
@@ -148,7 +143,7 @@ pub struct Finding {
     pub fix: Option<String>,
     /// Closure bytes freed when every reference from the outputs to
     /// `farms` goes (the real dirs referenced instead), when computed: see
-    /// [`crate::closure::cost::CostModel::farm_cost`]. Only for `indirect-entry`,
+    /// `closure::cost::CostModel::farm_cost`. Only for `indirect-entry`,
     /// `symlink-into-farm` and `farm-reference`.
     pub cost_bytes: Option<u64>,
     /// The farm store paths this finding is about (empty for other kinds).

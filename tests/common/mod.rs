@@ -44,10 +44,19 @@ pub fn require_tools(tools: &[&str]) {
         assert!(
             ok,
             "required tool `{t}` is not available on PATH; install it \
-             (gcc, binutils (readelf, ar), patchelf, gcc-aarch64-linux-gnu) — \
+             (the fast tier: gcc and binutils; the full tier: scripts/test.sh) — \
              these tests fail rather than skip"
         );
     }
+}
+
+/// A committed file under `tests/fixtures` (foreign-architecture builds the
+/// fast tier reads instead of running a cross compiler; `build.sh` there
+/// regenerates them).
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// A deterministic 32-character Nix base32 hash part for `name`.

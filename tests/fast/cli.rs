@@ -8,34 +8,32 @@ use std::path::{Path, PathBuf};
 
 use common::{Cc, LinkStyle, Store, exe_calling, lib_source};
 
-const TOOLS: &[&str] = &["gcc", "patchelf"];
+const TOOLS: &[&str] = &["gcc"];
 
 /// A package whose program reaches libfoo through a farm: the case `check`
 /// must never call clean. Returns (farm, program's output).
 fn farmed_app(store: &Store) -> (PathBuf, PathBuf) {
+    farmed_app_with(store, Cc::gcc())
+}
+
+/// [`farmed_app`], linked by `cc` (extra flags).
+fn farmed_app_with(store: &Store, cc: Cc) -> (PathBuf, PathBuf) {
     let foo_lib = store.output("foo-1.0-lib");
     Cc::gcc().shared_lib(&foo_lib.join("lib"), "foo", "1.0", &lib_source("foo", 1));
     let farm = store.farm("env", &[&foo_lib], LinkStyle::Absolute);
     let app = store.output("app-1.0");
-    Cc::gcc()
-        .link_dir(farm.join("lib"))
+    cc.link_dir(farm.join("lib"))
         .lib(":libfoo.so.1")
         .search(farm.join("lib"))
         .executable(&app.join("bin/app"), &exe_calling(&["foo"]));
     (farm, app)
 }
 
-/// Set a Nix-style interpreter: `<store>/<hash>-glibc-2.40/lib/ld-linux-x86-64.so.2`.
-fn nix_interpreter(store: &Store, file: &Path) -> PathBuf {
+/// The linker flag for a Nix-style interpreter:
+/// `<store>/<hash>-glibc-2.40/lib/ld-linux-x86-64.so.2`.
+fn nix_interpreter(store: &Store) -> String {
     let interp = store.output("glibc-2.40").join("lib/ld-linux-x86-64.so.2");
-    let st = std::process::Command::new("patchelf")
-        .arg("--set-interpreter")
-        .arg(&interp)
-        .arg(file)
-        .status()
-        .expect("patchelf is required");
-    assert!(st.success());
-    interp
+    format!("-Wl,--dynamic-linker={}", interp.display())
 }
 
 fn last_line(s: &str) -> &str {
@@ -118,7 +116,7 @@ fn ldd_on_a_file_that_is_not_elf_fails() {
 fn the_loader_model_follows_the_interpreter() {
     common::require_tools(TOOLS);
     let store = Store::new();
-    let (_, app) = farmed_app(&store);
+    let (_, app) = farmed_app_with(&store, Cc::gcc().arg(nix_interpreter(&store)));
     let host = common::unfarm(["ldd", "--json", "/usr/bin/ls"]);
     assert_eq!(host.code, Some(0), "{host:#?}");
     let f = &host.json()["files"][0];
@@ -137,7 +135,6 @@ fn the_loader_model_follows_the_interpreter() {
     );
 
     let exe = app.join("bin/app");
-    nix_interpreter(&store, &exe);
     let nix = store.unfarm(["ldd".as_ref(), "--json".as_ref(), exe.as_os_str()]);
     let f = &nix.json()["files"][0];
     assert_eq!(f["loader"], "nix", "{nix:#?}");

@@ -1,4 +1,4 @@
-//! Property tests of the planner's invariants (DESIGN §4, ARCHITECTURE
+//! Property tests of the planner's invariants (docs/design.md, ARCHITECTURE
 //! "Invariants") over random small worlds: split outputs, farms (and farms
 //! of farms), versioned links, foreign-arch and non-ELF candidates, stubs,
 //! the driver dir, `$ORIGIN`, empty/relative/build/missing entries, both

@@ -443,7 +443,7 @@ pub fn check(w: &World) {
                 );
             }
         }
-        // The driver dir, when there, comes first (DESIGN §4.4).
+        // The driver dir, when there, comes first (docs/design.md#the-canonical-runpath, step 4).
         if let Some(i) = new.iter().position(|e| *e == DRIVER) {
             assert_eq!(i, 0, "driver dir not first: {:?} -> {:?}", p.old, p.new);
         }

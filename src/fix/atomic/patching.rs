@@ -610,6 +610,27 @@ fn roll_back_file(j: &Journal, target: &Path) -> io::Result<Recovery> {
     Ok(Recovery::RolledBack)
 }
 
+/// A journal beside `target` (an existing file) that a dead run left and
+/// whose roll-back cannot be written (an offset no file has: pwrite says
+/// EINVAL on any filesystem): what a
+/// failed recovery looks like, for the tests of its reporting.
+#[cfg(test)]
+pub(crate) fn write_unrecoverable_journal(target: &Path) {
+    let m = std::fs::metadata(target).unwrap();
+    let j = Journal {
+        dev: m.dev(),
+        ino: m.ino(),
+        old_len: m.len(),
+        new_len: m.len(),
+        times: [1, 0, 1, 0],
+        undo: vec![(u64::MAX - 8, vec![0])],
+    };
+    let name = target.file_name().unwrap().to_str().unwrap();
+    // PID i32::MAX: never a running process.
+    let journal = target.with_file_name(format!(".{name}{TMP_MARK}2147483647{JOURNAL_SUFFIX}"));
+    std::fs::write(journal, j.encode()).unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
