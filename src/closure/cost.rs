@@ -545,7 +545,7 @@ impl CostModel {
     /// The added size of each of `farms` in the outputs' closure, as `unfarm
     /// closure` shows it: the bytes only that farm keeps alive, what it joins
     /// included (most of it stays after a fix: the real dirs it joined are
-    /// then referenced directly; [`CostModel::farm_cost`] is what leaves).
+    /// then referenced directly; `CostModel::farm_cost` is what leaves).
     pub fn added_sizes(&self, farms: &[&Path]) -> BTreeMap<PathBuf, u64> {
         let roots: Vec<_> = self
             .outputs

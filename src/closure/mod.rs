@@ -594,7 +594,7 @@ const FARM_OTHER_FILES: usize = 8;
 /// True when the tree at `path` is a symlink farm: a store path whose tree
 /// is (almost) all links into other store paths. Outside `nix-support/`: at
 /// least one link into another store path, and the other files (regular
-/// files, links out of the store) at most [`FARM_OTHER_FILES`] and at most
+/// files, links out of the store) at most `FARM_OTHER_FILES` and at most
 /// one for every ten such links. An output holding a few links into other
 /// outputs beside its own files is not a farm. Links inside it
 /// (`libfoo.so -> libfoo.so.1`, a dir link) are hops, not files. The one

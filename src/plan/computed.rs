@@ -122,7 +122,7 @@ fn tsl_stem(what: &str) -> Option<&'static str> {
 ///
 /// Rule: TSL's `FormatLibraryFileName` makes `lib<stem>.so.<version>`
 /// (`lib<stem>.so` for an empty version), the stem fixed per function
-/// ([`tsl_stem`]). The first call with a version is the need; a later
+/// (`tsl_stem`). The first call with a version is the need; a later
 /// unversioned call (cupti's `libcupti.so`) is a fallback, not a need.
 /// Functions whose version could not be decoded, or unknown `X`, yield
 /// nothing: a guessed version would be a need nothing provides.
