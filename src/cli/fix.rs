@@ -33,6 +33,12 @@ pub struct Args {
     /// fixed copy), refuse.
     #[arg(long, value_enum, default_value = "edit-shared")]
     hard_links: HardLinkPolicy,
+    /// Set PT_INTERP of every dynamic executable to FILE (libraries and
+    /// static executables are left alone), in the same write as the search
+    /// path; works without a farm, e.g. with
+    /// "$(cat $NIX_BINTOOLS/nix-support/dynamic-linker)".
+    #[arg(long, value_name = "FILE")]
+    interpreter: Option<PathBuf>,
     #[command(flatten)]
     plan: PlanArgs,
 }
@@ -45,7 +51,8 @@ enum HardLinkPolicy {
 }
 
 pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
-    let opts = a.plan.survey_options(store)?;
+    let mut opts = a.plan.survey_options(store)?;
+    opts.interpreter = interpreter(&a)?;
     let roots = super::output_roots(&a.outputs, store)?;
     if a.dry_run {
         let s = survey(&roots, store, &opts);
@@ -79,6 +86,11 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
                 writeln!(out, "{}", result_line(r))?;
             }
         }
+        if a.verbose {
+            for n in unfarm::report::fix::interpreter_notes(&s) {
+                writeln!(out, "{n}")?;
+            }
+        }
         for e in &s.errors {
             super::error_line(e);
         }
@@ -97,6 +109,25 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     std::mem::forget(report);
     std::mem::forget(s);
     Ok(code)
+}
+
+/// `--interpreter`: a non-empty absolute path, as the kernel will read it.
+fn interpreter(a: &Args) -> anyhow::Result<Option<String>> {
+    let Some(p) = &a.interpreter else {
+        return Ok(None);
+    };
+    let bad = |why: &str| anyhow::anyhow!("{}: --interpreter {why}", p.display());
+    let s = p
+        .to_str()
+        .ok_or_else(|| bad("must be valid UTF-8"))?
+        .to_owned();
+    if !p.is_absolute() {
+        return Err(bad("must be an absolute path"));
+    }
+    if s.len() > 4095 {
+        return Err(bad("is longer than the kernel reads (4095 bytes)"));
+    }
+    Ok(Some(s))
 }
 
 /// `--dry-run`: the plans and the closure before and after them, computed

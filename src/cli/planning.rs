@@ -97,6 +97,7 @@ impl PlanArgs {
             declared,
             hints: !self.no_dlopen_hints,
             allow: self.allow.clone(),
+            interpreter: None,
         })
     }
 }

@@ -36,6 +36,8 @@ pub struct SurveyOptions {
     /// Farms the outputs may name on purpose (`--allow`): store paths, or
     /// their names without the hash.
     pub allow: Vec<String>,
+    /// `fix --interpreter`: the PT_INTERP every dynamic executable gets.
+    pub interpreter: Option<String>,
 }
 
 /// One ELF object, its needs and its plans.
@@ -92,9 +94,23 @@ pub struct Survey {
     /// What the directories involved offered when the plans were made.
     #[serde(skip)]
     pub snapshot: Snapshot,
+    /// [`SurveyOptions::interpreter`].
+    #[serde(skip)]
+    pub interpreter: Option<String>,
+    /// ELF executables with no PT_DYNAMIC (static): no interpreter to set.
+    #[serde(skip)]
+    pub(crate) static_executables: Vec<PathBuf>,
 }
 
 impl Survey {
+    /// The interpreter `o` gets (`--interpreter`), when it is a dynamic
+    /// executable naming another one. A library has no PT_INTERP.
+    pub fn interpreter_change(&self, o: &ObjectSurvey) -> Option<&str> {
+        let new = self.interpreter.as_deref()?;
+        let old = o.facts.interpreter.as_deref()?;
+        (old != new).then_some(new)
+    }
+
     /// Store paths seen acting as farms: where an indirect entry or a farm
     /// link lives.
     pub(crate) fn farm_store_paths(&self) -> Vec<PathBuf> {
@@ -128,7 +144,7 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
         .filter(|e| e.kind == EntryKind::Special)
         .map(|e| e.path.clone())
         .collect();
-    let (mut objects, other_files, read_errors) = read_files(&entries, opts);
+    let (mut objects, other_files, read_errors, static_executables) = read_files(&entries, opts);
     errors.extend(read_errors);
     add_inherited_needs(&mut objects, store, opts);
     let snapshot = gather_snapshot(&objects, store, opts);
@@ -146,6 +162,8 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
         allowed: opts.allow.clone(),
         errors,
         snapshot,
+        interpreter: opts.interpreter.clone(),
+        static_executables,
     }
 }
 
@@ -155,16 +173,24 @@ enum Read {
     Elf(Box<ObjectSurvey>),
     /// Any other file (scanned for references only).
     Other(PathBuf),
+    /// A static executable (like `Other`, listed for `--interpreter`).
+    Static(PathBuf),
     /// The file could not be read.
     Err(WalkError),
 }
 
 /// Read every regular file's facts and needs, in parallel: the ELF objects,
-/// the other files, and what could not be read (in walk order).
+/// the other files, what could not be read (in walk order), and the
+/// static executables among the other files.
 fn read_files(
     entries: &[walk::Entry],
     opts: &SurveyOptions,
-) -> (Vec<ObjectSurvey>, Vec<PathBuf>, Vec<WalkError>) {
+) -> (
+    Vec<ObjectSurvey>,
+    Vec<PathBuf>,
+    Vec<WalkError>,
+    Vec<PathBuf>,
+) {
     let files: Vec<&walk::Entry> = entries
         .iter()
         .filter(|e| e.kind == EntryKind::File)
@@ -173,14 +199,19 @@ fn read_files(
     let mut objects = Vec::new();
     let mut other_files = Vec::new();
     let mut errors = Vec::new();
+    let mut statics = Vec::new();
     for r in read {
         match r {
             Read::Elf(o) => objects.push(*o),
             Read::Other(p) => other_files.push(p),
+            Read::Static(p) => {
+                statics.push(p.clone());
+                other_files.push(p);
+            }
             Read::Err(e) => errors.push(e),
         }
     }
-    (objects, other_files, errors)
+    (objects, other_files, errors, statics)
 }
 
 /// One walked file: one read serves its kind, its facts and its hints.
@@ -210,6 +241,9 @@ fn read_file(e: &walk::Entry, opts: &SurveyOptions) -> Read {
     })();
     match read {
         Err(e) => err(e),
+        Ok((facts, _)) if !facts.dynamic && facts.object_type == elf::ObjectType::Exec => {
+            Read::Static(e.path.clone())
+        }
         Ok((facts, _)) if !facts.dynamic => Read::Other(e.path.clone()),
         Ok((facts, hints)) => {
             let needs = needs::collect(&facts, &opts.declared, &hints);
