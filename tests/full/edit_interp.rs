@@ -1,0 +1,205 @@
+//! `unfarm fix --interpreter`, end to end, on what GNU ld, gold, lld and
+//! mold produce (PIE and not): the interpreter is set to a longer path (a
+//! link to the host's ld.so under a long temp dir) in the same run that
+//! expands a farm in the RUNPATH (both grow), and then the program runs
+//! under the kernel, `readelf -l` and both patchelfs read the new
+//! interpreter, eu-elflint finds nothing new, `strip`, `eu-strip` and
+//! `objcopy` keep it running, and both patchelfs' `--set-rpath` on the
+//! result runs. A second run changes no byte; going back to the short
+//! interpreter leaves no byte of the long one.
+//!
+//! Every tool is required: a missing one fails the test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::{Cc, LinkStyle, Store, lib_source, readelf_dynamic};
+use crate::edit_layouts::{
+    PATCHELFS, assert_runs, copy, no_new_lint, ok, strippers_keep_it_running,
+};
+
+const HOST_LD: &str = "/lib64/ld-linux-x86-64.so.2";
+const MAIN: &str = "#include <stdio.h>\nint dep(void);\n\
+                    int main(void) { printf(\"dep=%d\\n\", dep()); return 0; }\n";
+
+/// A link to the host's ld.so under a path of about 200 bytes (longer than
+/// any PT_INTERP a linker writes).
+fn long_interp(dir: &Path) -> String {
+    let mut p = dir.join("interp");
+    while p.as_os_str().len() < 180 {
+        p.push("a-long-dir-for-the-interpreter");
+    }
+    std::fs::create_dir_all(&p).unwrap();
+    let l = p.join("ld-linux-x86-64.so.2");
+    std::os::unix::fs::symlink(HOST_LD, &l).unwrap();
+    l.to_str().unwrap().to_owned()
+}
+
+/// The interpreter `readelf -l` reports.
+fn readelf_interp(p: &Path) -> Option<String> {
+    let out = ok(Command::new("readelf").arg("-lW").arg(p));
+    out.lines()
+        .find_map(|l| l.split_once("[Requesting program interpreter: "))
+        .map(|(_, r)| r.trim_end().trim_end_matches(']').to_owned())
+}
+
+fn patchelf_interp(pe: &str, p: &Path) -> String {
+    ok(Command::new(pe).arg("--print-interpreter").arg(p))
+        .trim_end()
+        .to_owned()
+}
+
+/// A store with `dep-lib` and `other-lib` (one library each), a farm of
+/// both, and an `app` output whose program links `libdep.so.1` through the
+/// farm (RUNPATH: the farm's lib). Returns the store, `app` and the program.
+fn world(ld: &str, pie: bool) -> (Store, PathBuf, PathBuf) {
+    let s = Store::new();
+    let dep = s.output("dep-lib").join("lib");
+    Cc::gcc().shared_lib(&dep, "dep", "1", &lib_source("dep", 42));
+    let other = s.output("other-lib").join("lib");
+    Cc::gcc().shared_lib(&other, "other", "1", &lib_source("other", 1));
+    let farm = s.farm(
+        "deps-joined",
+        &[&dep.parent().unwrap(), &other.parent().unwrap()],
+        LinkStyle::Absolute,
+    );
+    let app = s.output("app");
+    let prog = Cc::gcc()
+        .arg(format!("-fuse-ld={ld}"))
+        .arg(if pie { "-pie" } else { "-no-pie" })
+        .link_dir(farm.join("lib"))
+        .lib(":libdep.so.1")
+        .search(farm.join("lib"))
+        .executable(&app.join("bin/prog"), MAIN);
+    (s, app, prog)
+}
+
+/// fix --interpreter with a farm to expand, then every oracle.
+fn check_layout(ld: &str, pie: bool) {
+    let what = format!("{ld} {}", if pie { "PIE" } else { "non-PIE" });
+    let (s, app, prog) = world(ld, pie);
+    assert_runs(&prog, &what);
+    let before = s.scratch().join("before");
+    std::fs::copy(&prog, &before).unwrap();
+    let long = long_interp(s.scratch());
+    let run = s.unfarm([
+        "fix".as_ref(),
+        "-v".as_ref(),
+        "--interpreter".as_ref(),
+        long.as_ref(),
+        app.as_os_str(),
+    ]);
+    assert_eq!(run.code, Some(0), "{what}: {}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("interpreter: ") && run.stdout.contains("RUNPATH: "),
+        "{what}: one change, both parts: {}",
+        run.stdout
+    );
+    let runpath = readelf_dynamic(&prog, "RUNPATH").unwrap();
+    assert!(
+        runpath.contains("-dep-lib/lib") && !runpath.contains("joined"),
+        "{what}: RUNPATH {runpath}"
+    );
+    assert!(
+        std::fs::metadata(&prog).unwrap().len() > std::fs::metadata(&before).unwrap().len(),
+        "{what}: the long interpreter grows the file"
+    );
+    assert_runs(&prog, &format!("{what} with the long interpreter"));
+    assert_eq!(
+        readelf_interp(&prog).as_deref(),
+        Some(long.as_str()),
+        "{what}"
+    );
+    no_new_lint(&before, &prog, &what);
+    // A second run changes nothing.
+    let once = std::fs::read(&prog).unwrap();
+    let again = s.unfarm([
+        "fix".as_ref(),
+        "--interpreter".as_ref(),
+        long.as_ref(),
+        app.as_os_str(),
+    ]);
+    assert_eq!(again.code, Some(0), "{what}: {}", again.stderr);
+    assert_eq!(std::fs::read(&prog).unwrap(), once, "{what}: second run");
+    strippers_keep_it_running(&prog, &what);
+    for pe in PATCHELFS {
+        assert_eq!(patchelf_interp(pe, &prog), long, "{what}: {pe}");
+        let set = copy(&prog, "pe-set");
+        let longer = format!("{runpath}:/more/{}", "y".repeat(300));
+        ok(Command::new(pe).arg("--set-rpath").arg(&longer).arg(&set));
+        assert_eq!(
+            readelf_dynamic(&set, "RUNPATH").as_deref(),
+            Some(longer.as_str())
+        );
+        assert_eq!(
+            readelf_interp(&set).as_deref(),
+            Some(long.as_str()),
+            "{what}: {pe}"
+        );
+        assert_eq!(patchelf_interp(pe, &set), long, "{what}: {pe}");
+        assert_runs(&set, &format!("{what} + {pe} --set-rpath"));
+        strippers_keep_it_running(&set, &format!("{what} + {pe} --set-rpath"));
+        std::fs::remove_file(&set).unwrap();
+    }
+    // Back to the short one: in place, and no byte of the long one is left.
+    let short = s.unfarm([
+        "fix".as_ref(),
+        "--interpreter".as_ref(),
+        HOST_LD.as_ref(),
+        app.as_os_str(),
+    ]);
+    assert_eq!(short.code, Some(0), "{what}: {}", short.stderr);
+    assert_eq!(readelf_interp(&prog).as_deref(), Some(HOST_LD), "{what}");
+    let bytes = std::fs::read(&prog).unwrap();
+    assert!(
+        memchr::memmem::find(&bytes, b"a-long-dir-for-the-interpreter").is_none(),
+        "{what}: the old interpreter is scrubbed"
+    );
+    assert_runs(&prog, &format!("{what} back to {HOST_LD}"));
+}
+
+#[test]
+fn gnu_ld_pie_and_non_pie() {
+    check_layout("bfd", true);
+    check_layout("bfd", false);
+}
+
+#[test]
+fn gold_lld_mold_pie_and_non_pie() {
+    for ld in ["gold", "lld", "mold"] {
+        check_layout(ld, true);
+        check_layout(ld, false);
+    }
+}
+
+/// Libraries and static executables have no interpreter to set: left
+/// byte-identical, one note each with `-v`, and the run succeeds.
+#[test]
+fn libraries_and_static_executables_are_left_alone() {
+    let s = Store::new();
+    let out = s.output("mixed");
+    let lib = Cc::gcc().shared_lib(&out.join("lib"), "x", "1", &lib_source("x", 1));
+    let stat = Cc::gcc()
+        .arg("-static")
+        .executable(&out.join("bin/static"), "int main(void) { return 0; }\n");
+    let (lib0, stat0) = (std::fs::read(&lib).unwrap(), std::fs::read(&stat).unwrap());
+    let long = long_interp(s.scratch());
+    let run = s.unfarm([
+        "fix".as_ref(),
+        "-v".as_ref(),
+        "--interpreter".as_ref(),
+        long.as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.is_empty(), "no error: {}", run.stderr);
+    for (p, why) in [
+        (&lib, "no PT_INTERP (a shared library)"),
+        (&stat, "a static executable"),
+    ] {
+        let note = format!("note: {}: interpreter left alone: {why}", p.display());
+        assert!(run.stdout.contains(&note), "{note} in {}", run.stdout);
+    }
+    assert_eq!(std::fs::read(&lib).unwrap(), lib0);
+    assert_eq!(std::fs::read(&stat).unwrap(), stat0);
+}
