@@ -60,7 +60,7 @@ fn world(ld: &str, pie: bool) -> (Store, PathBuf, PathBuf) {
     Cc::gcc().shared_lib(&other, "other", "1", &lib_source("other", 1));
     let farm = s.farm(
         "deps-joined",
-        &[&dep.parent().unwrap(), &other.parent().unwrap()],
+        &[dep.parent().unwrap(), other.parent().unwrap()],
         LinkStyle::Absolute,
     );
     let app = s.output("app");
