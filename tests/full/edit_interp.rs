@@ -203,3 +203,53 @@ fn libraries_and_static_executables_are_left_alone() {
     assert_eq!(std::fs::read(&lib).unwrap(), lib0);
     assert_eq!(std::fs::read(&stat).unwrap(), stat0);
 }
+
+/// A program over 1 MiB is planned range by range, never read whole: its
+/// interpreter alone (grown, then back in place), and with its RUNPATH
+/// (then it is edited in memory, the two composed).
+#[test]
+fn large_program_interpreter_alone_and_with_its_runpath() {
+    const BIG: &str = "#include <stdio.h>\nint dep(void);\n\
+                       static const char big[3 << 20] = {1};\n\
+                       int main(void) { printf(\"dep=%d\\n\", dep() + big[0] - 1); return 0; }\n";
+    let s = Store::new();
+    let dep = s.output("dep-lib").join("lib");
+    Cc::gcc().shared_lib(&dep, "dep", "1", &lib_source("dep", 42));
+    let farm = s.farm("deps-joined", &[dep.parent().unwrap()], LinkStyle::Absolute);
+    let long = long_interp(s.scratch());
+    let fix = |out: &Path, interp: &str| {
+        let r = s.unfarm([
+            "fix".as_ref(),
+            "--interpreter".as_ref(),
+            interp.as_ref(),
+            out.as_os_str(),
+        ]);
+        assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    };
+    // Interpreter alone: the RUNPATH names the real dir.
+    let alone = s.output("alone");
+    let prog = Cc::gcc()
+        .link_dir(&dep)
+        .lib(":libdep.so.1")
+        .search(&dep)
+        .executable(&alone.join("bin/prog"), BIG);
+    assert!(std::fs::metadata(&prog).unwrap().len() > 1 << 20);
+    fix(&alone, &long);
+    assert_eq!(readelf_interp(&prog).as_deref(), Some(long.as_str()));
+    assert_runs(&prog, "large, interpreter grown");
+    fix(&alone, HOST_LD);
+    assert_eq!(readelf_interp(&prog).as_deref(), Some(HOST_LD));
+    assert_runs(&prog, "large, interpreter back in place");
+    // With a farm to expand too.
+    let both = s.output("both");
+    let prog = Cc::gcc()
+        .link_dir(farm.join("lib"))
+        .lib(":libdep.so.1")
+        .search(farm.join("lib"))
+        .executable(&both.join("bin/prog"), BIG);
+    fix(&both, &long);
+    assert_eq!(readelf_interp(&prog).as_deref(), Some(long.as_str()));
+    let runpath = readelf_dynamic(&prog, "RUNPATH").unwrap();
+    assert!(!runpath.contains("joined"), "{runpath}");
+    assert_runs(&prog, "large, interpreter and RUNPATH");
+}
