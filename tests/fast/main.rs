@@ -13,6 +13,7 @@ mod closure;
 mod cost;
 mod demo;
 mod farm_anywhere;
+mod fix_interpreter;
 mod ldd_fixtures;
 mod ldd_json_schema;
 mod nix_hook;
