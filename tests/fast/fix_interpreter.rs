@@ -20,12 +20,14 @@ fn glibc(store: &Store) -> PathBuf {
 /// `app` with `bin/app` linking libfoo (through a farm when `farmed`, else
 /// from its real dir) and `lib/libplain.so` (no interpreter).
 fn app(store: &Store, farmed: bool) -> (PathBuf, PathBuf) {
-    let foo = store.output("foo-1.0-lib");
-    Cc::gcc().shared_lib(&foo.join("lib"), "foo", "1.0", &lib_source("foo", 1));
+    let foo_lib = store.output("foo-1.0-lib");
+    Cc::gcc().shared_lib(&foo_lib.join("lib"), "foo", "1.0", &lib_source("foo", 1));
     let dir = if farmed {
-        store.farm("env", &[&foo], LinkStyle::Absolute).join("lib")
+        store
+            .farm("env", &[&foo_lib], LinkStyle::Absolute)
+            .join("lib")
     } else {
-        foo.join("lib")
+        foo_lib.join("lib")
     };
     let app = store.output("app-1.0");
     let exe = Cc::gcc()
