@@ -253,3 +253,74 @@ fn large_program_interpreter_alone_and_with_its_runpath() {
     assert!(!runpath.contains("joined"), "{runpath}");
     assert_runs(&prog, "large, interpreter and RUNPATH");
 }
+
+/// Every dynamic executable in /usr/bin (Go, Rust, C++, gold/lld/mold
+/// outputs alike) gets a longer interpreter: planned without an error
+/// other than a refusal, the result passes the layout checks and reads
+/// back the new interpreter, and a sample runs with it.
+#[test]
+fn every_system_executable_takes_a_longer_interpreter() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = long_interp(dir.path());
+    let (mut done, mut refused) = (0usize, Vec::new());
+    let mut entries: Vec<PathBuf> = std::fs::read_dir("/usr/bin")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.symlink_metadata().is_ok_and(|m| m.is_file()))
+        .collect();
+    entries.sort();
+    for p in &entries {
+        let Ok(data) = std::fs::read(p) else { continue };
+        let Ok(facts) = unfarm::elf::parse_facts(&data[..]) else {
+            continue;
+        };
+        if facts.interpreter.is_none() || !facts.dynamic {
+            continue;
+        }
+        match unfarm::edit::plan_interpreter(&data[..], data.len() as u64, &long, &[]) {
+            Ok(e) => {
+                let mut out = data.clone();
+                unfarm::edit::apply_in_memory(&mut out, &e);
+                unfarm::edit::check_layout(&out)
+                    .unwrap_or_else(|e| panic!("{}: result layout: {e}", p.display()));
+                let after = unfarm::elf::parse_facts(&out[..]).unwrap();
+                assert_eq!(
+                    after.interpreter.as_deref(),
+                    Some(long.as_str()),
+                    "{}",
+                    p.display()
+                );
+                assert_eq!(after.needed, facts.needed, "{}", p.display());
+                assert_eq!(after.runpath, facts.runpath, "{}", p.display());
+                done += 1;
+                let name = p.file_name().unwrap().to_str().unwrap();
+                if ["true", "ls", "cat", "env", "readelf", "patchelf"].contains(&name) {
+                    let f = dir.path().join(name);
+                    std::fs::write(&f, &out).unwrap();
+                    std::fs::set_permissions(
+                        &f,
+                        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+                    )
+                    .unwrap();
+                    let r =
+                        crate::common::output_retrying(Command::new(&f).arg("--version")).unwrap();
+                    assert!(
+                        r.status.success(),
+                        "{name} with the long interpreter: {r:?}"
+                    );
+                }
+            }
+            Err(unfarm::edit::EditError::Unsupported(why)) => refused.push((p.clone(), why)),
+            Err(e) => panic!("{}: {e}", p.display()),
+        }
+    }
+    eprintln!(
+        "{done} executables edited, {} refused: {refused:#?}",
+        refused.len()
+    );
+    assert!(done >= 100, "only {done} executables in /usr/bin");
+    assert!(
+        refused.len() * 100 <= done,
+        "more than 1% refused: {refused:#?}"
+    );
+}
