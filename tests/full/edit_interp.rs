@@ -324,3 +324,75 @@ fn every_system_executable_takes_a_longer_interpreter() {
         "more than 1% refused: {refused:#?}"
     );
 }
+
+/// Killed at every step of a grown interpreter written in place (a program
+/// over 1 MiB): the program runs (as the old object or the new one), and
+/// the next `fix` rolls it back to its exact old bytes before planning;
+/// uninterrupted, it is the planned image.
+#[test]
+fn an_interpreter_grow_killed_at_each_step_runs_and_rolls_back() {
+    use unfarm::fix::atomic::{Durability, HardLinks, Staged};
+    const BIG: &str = "#include <stdio.h>\nint dep(void);\n\
+                       static const char big[3 << 20] = {1};\n\
+                       int main(void) { printf(\"dep=%d\\n\", dep() + big[0] - 1); return 0; }\n";
+    let s = Store::new();
+    let dep = s.output("dep-lib").join("lib");
+    Cc::gcc().shared_lib(&dep, "dep", "1", &lib_source("dep", 42));
+    let src = s.scratch().join("prog");
+    Cc::gcc()
+        .link_dir(&dep)
+        .lib(":libdep.so.1")
+        .search(&dep)
+        .executable(&src, BIG);
+    let original = std::fs::read(&src).unwrap();
+    let long = long_interp(s.scratch());
+    let edit =
+        unfarm::edit::plan_interpreter(&original[..], original.len() as u64, &long, &[]).unwrap();
+    assert!(edit.grew);
+    let mut image = original.clone();
+    unfarm::edit::apply_in_memory(&mut image, &edit);
+    for k in 0.. {
+        let out = s.output(&format!("app-{k}"));
+        let p = out.join("bin/prog");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::copy(&src, &p).unwrap();
+        let Staged::Patching(mut pending) =
+            unfarm::fix::atomic::stage(&p, &edit, HardLinks::EditShared, Durability::Batch, |_| {
+                Ok(())
+            })
+            .unwrap()
+        else {
+            panic!("a grow of a large file is written in place");
+        };
+        for _ in 0..k {
+            pending.step(Durability::Batch).unwrap();
+        }
+        if pending.next_step().is_none() {
+            // Done: nothing to roll back; the descriptor is closed.
+            drop(pending);
+            assert_eq!(std::fs::read(&p).unwrap(), image, "uninterrupted");
+            assert_runs(&p, "the whole grow");
+            assert!(k > 2, "the grow took {k} steps");
+            break;
+        }
+        pending.interrupt();
+        assert_runs(&p, &format!("killed after {k} steps"));
+        // The journal of a dead process is the next run's to roll back.
+        let bin = p.parent().unwrap();
+        for e in std::fs::read_dir(bin).unwrap() {
+            let j = e.unwrap().path();
+            let name = j.file_name().unwrap().to_str().unwrap().to_owned();
+            if name.ends_with("-journal") {
+                let dead = name.replace(&format!("-{}-", std::process::id()), "-2147483646-");
+                std::fs::rename(&j, bin.join(dead)).unwrap();
+            }
+        }
+        let r = s.unfarm(["fix".as_ref(), out.as_os_str()]);
+        assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            original,
+            "rolled back after {k} steps"
+        );
+    }
+}
