@@ -760,7 +760,8 @@ fn verify_resolution(
     let cfg = LoaderConfig {
         ld_library_path: None,
         ld_so_cache: None,
-        default_dirs: crate::plan::fallback_dirs(&o.facts, plan_opts),
+        // The fallback of the interpreter the file will have.
+        default_dirs: crate::plan::fallback_dirs(after, plan_opts),
         ..plan_opts.loader.clone()
     };
     let req = Requester::from_facts(&o.path, after);

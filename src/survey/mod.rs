@@ -264,7 +264,7 @@ fn add_inherited_needs(objects: &mut [ObjectSurvey], store: &StoreDir, opts: &Su
     let probe = FsProbe::new(store.clone());
     objects.par_iter_mut().for_each(|o| {
         if o.facts.runpath.is_none() && o.facts.rpath.is_some() {
-            let inherited = inherited_needs(&o.path, &o.facts, &probe, opts);
+            let inherited = inherited_needs(&o.path, &planning_facts(o, opts), &probe, opts);
             needs::add_inherited(&mut o.needs, &inherited);
         }
     });
@@ -298,7 +298,7 @@ fn gather_snapshot(objects: &[ObjectSurvey], store: &StoreDir, opts: &SurveyOpti
     );
     let mut fallback: Vec<PathBuf> = objects
         .iter()
-        .flat_map(|o| plan::fallback_dirs(&o.facts, &opts.plan))
+        .flat_map(|o| plan::fallback_dirs(&planning_facts(o, opts), &opts.plan))
         .collect();
     fallback.sort();
     fallback.dedup();
@@ -309,17 +309,34 @@ fn gather_snapshot(objects: &[ObjectSurvey], store: &StoreDir, opts: &SurveyOpti
 }
 
 /// Run the pure planner over every object against the gathered snapshot.
+/// The facts `o` is planned with: with `--interpreter`, a dynamic
+/// executable as it will be, run by the new interpreter (whose loader
+/// model, Nix's or the host's, and dir decide where the loader falls back).
+fn planning_facts<'a>(o: &'a ObjectSurvey, opts: &SurveyOptions) -> std::borrow::Cow<'a, ElfFacts> {
+    match (&opts.interpreter, &o.facts.interpreter) {
+        (Some(new), Some(old)) if new != old => {
+            let mut f = o.facts.clone();
+            f.interpreter = Some(new.clone());
+            std::borrow::Cow::Owned(f)
+        }
+        _ => std::borrow::Cow::Borrowed(&o.facts),
+    }
+}
+
 fn plan_all(
     objects: &mut [ObjectSurvey],
     snapshot: &Snapshot,
     store: &StoreDir,
     opts: &SurveyOptions,
 ) {
+    let facts: Vec<std::borrow::Cow<ElfFacts>> =
+        objects.iter().map(|o| planning_facts(o, opts)).collect();
     let inputs: Vec<PlanInput> = objects
         .iter()
-        .map(|o| PlanInput {
+        .zip(&facts)
+        .map(|(o, facts)| PlanInput {
             path: &o.path,
-            facts: &o.facts,
+            facts,
             needs: &o.needs,
             snapshot,
             store,
@@ -327,6 +344,8 @@ fn plan_all(
         })
         .collect();
     let plans = plan::plan_objects(&inputs);
+    drop(inputs);
+    drop(facts);
     for (o, p) in objects.iter_mut().zip(plans) {
         o.plans = p;
     }

@@ -173,3 +173,55 @@ fn a_relative_interpreter_is_one_error_line() {
         "unfarm: lib/ld.so: --interpreter must be an absolute path\n"
     );
 }
+
+/// An executable is planned as the new interpreter will run it: a store
+/// interpreter is Nix's ld.so, which falls back to its own dir, so
+/// `libc.so.6` comes from the glibc output, not from the host's dirs its
+/// old `/lib64/ld-linux-x86-64.so.2` would search.
+#[test]
+fn plans_follow_the_new_interpreter() {
+    let s = Store::new();
+    let ld = glibc(&s);
+    std::fs::copy(
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        ld.with_file_name("libc.so.6"),
+    )
+    .expect("the host's libc.so.6");
+    let (app, _) = app(&s, false);
+    let json = |interp: &Path| {
+        s.unfarm([
+            "fix".as_ref(),
+            "--dry-run".as_ref(),
+            "--json".as_ref(),
+            "--interpreter".as_ref(),
+            interp.as_os_str(),
+            app.as_os_str(),
+        ])
+        .success()
+        .json()
+    };
+    let libc_before = |v: &serde_json::Value| -> String {
+        let o = v["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["path"].as_str().unwrap().ends_with("/bin/app"))
+            .unwrap();
+        let n = o["plans"][0]["needs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == "libc.so.6")
+            .unwrap();
+        n["before"].as_str().unwrap_or("nothing").to_owned()
+    };
+    assert_eq!(
+        libc_before(&json(&ld)),
+        ld.with_file_name("libc.so.6").to_str().unwrap()
+    );
+    let host = libc_before(&json(Path::new("/lib64/ld-linux-x86-64.so.2")));
+    assert!(
+        host.starts_with("/usr/lib/") || host.starts_with("/lib/"),
+        "{host}"
+    );
+}
