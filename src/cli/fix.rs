@@ -165,9 +165,10 @@ fn progress_bar(s: &Survey) -> indicatif::ProgressBar {
         .objects
         .iter()
         .filter(|o| {
-            o.plans
-                .iter()
-                .any(|p| !matches!(p.outcome, Outcome::Unchanged))
+            s.interpreter_change(o).is_some()
+                || o.plans
+                    .iter()
+                    .any(|p| !matches!(p.outcome, Outcome::Unchanged))
         })
         .count() as u64;
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) && todo > 200 {
