@@ -526,6 +526,50 @@ mod tests {
         }
     }
 
+    /// 32-bit and big-endian files (structure only: the full tier runs
+    /// them under qemu).
+    #[test]
+    fn i686_s390x_aarch64_pie_and_not() {
+        let d = tempfile::tempdir().unwrap();
+        let new = format!(
+            "/nix/store/{}-glibc-2.40/lib/{}",
+            "z".repeat(32),
+            "l".repeat(200)
+        );
+        for cc in [
+            "i686-linux-gnu-gcc",
+            "s390x-linux-gnu-gcc",
+            "aarch64-linux-gnu-gcc",
+        ] {
+            for pie in ["-pie", "-no-pie"] {
+                let c = d.path().join("m.c");
+                std::fs::write(&c, SRC).unwrap();
+                let o = d.path().join("m");
+                let st = Command::new(cc)
+                    .args([pie, "-o"])
+                    .arg(&o)
+                    .arg(&c)
+                    .status()
+                    .unwrap_or_else(|e| panic!("{cc} is required for this test: {e}"));
+                assert!(st.success(), "{cc} {pie}");
+                let exe = std::fs::read(&o).unwrap();
+                let old = crate::elf::parse_facts(&exe[..])
+                    .unwrap()
+                    .interpreter
+                    .unwrap();
+                let (e, out) = set(&exe, &new);
+                assert!(e.grew, "{cc} {pie}");
+                assert!(
+                    memchr::memmem::find(&out, old.as_bytes()).is_none(),
+                    "{cc} {pie}"
+                );
+                let (e, back) = set(&out, &old);
+                assert!(!e.grew, "{cc} {pie}: back in place");
+                assert!(memchr::memmem::find(&back, new.as_bytes()).is_none());
+            }
+        }
+    }
+
     #[test]
     fn bad_values_are_refused() {
         let d = tempfile::tempdir().unwrap();

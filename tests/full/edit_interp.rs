@@ -396,3 +396,88 @@ fn an_interpreter_grow_killed_at_each_step_runs_and_rolls_back() {
         );
     }
 }
+
+/// Other architectures (32-bit, big-endian), PIE and not, under
+/// qemu-user: the interpreter set to a longer path (a link to the
+/// sysroot's ld.so), the program runs; set back, it runs again.
+#[test]
+fn cross_architectures_run_under_qemu() {
+    let arches = [
+        ("i686-linux-gnu-gcc", "qemu-i386", "/usr/i686-linux-gnu"),
+        (
+            "aarch64-linux-gnu-gcc",
+            "qemu-aarch64",
+            "/usr/aarch64-linux-gnu",
+        ),
+        ("s390x-linux-gnu-gcc", "qemu-s390x", "/usr/s390x-linux-gnu"),
+        (
+            "riscv64-linux-gnu-gcc",
+            "qemu-riscv64",
+            "/usr/riscv64-linux-gnu",
+        ),
+        (
+            "arm-linux-gnueabihf-gcc",
+            "qemu-arm",
+            "/usr/arm-linux-gnueabihf",
+        ),
+    ];
+    let d = tempfile::tempdir().unwrap();
+    let c = d.path().join("m.c");
+    std::fs::write(
+        &c,
+        "#include <stdio.h>\nint main(void) { puts(\"hi\"); return 0; }\n",
+    )
+    .unwrap();
+    for (cc, qemu, sysroot) in arches {
+        for pie in ["-pie", "-no-pie"] {
+            let what = format!("{cc} {pie}");
+            let prog = d.path().join("prog");
+            ok(Command::new(cc).args([pie, "-o"]).arg(&prog).arg(&c));
+            let data = std::fs::read(&prog).unwrap();
+            let old = unfarm::elf::parse_facts(&data[..])
+                .unwrap()
+                .interpreter
+                .unwrap();
+            let mut dir = d.path().join(format!("{cc}{pie}"));
+            while dir.as_os_str().len() < 150 {
+                dir.push("a-long-dir-for-the-interpreter");
+            }
+            std::fs::create_dir_all(&dir).unwrap();
+            let long = dir.join(Path::new(&old).file_name().unwrap());
+            std::os::unix::fs::symlink(format!("{sysroot}{old}"), &long).unwrap();
+            let long = long.to_str().unwrap();
+            let exec = |p: &Path, how: &str| {
+                let out = crate::common::output_retrying(
+                    Command::new(qemu).arg("-L").arg(sysroot).arg(p),
+                )
+                .unwrap();
+                assert!(
+                    out.status.success() && out.stdout == b"hi\n",
+                    "{what} {how}: {:?} {}{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            };
+            let e = unfarm::edit::plan_interpreter(&data[..], data.len() as u64, long, &[])
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(e.grew, "{what}");
+            let mut grown = data.clone();
+            unfarm::edit::apply_in_memory(&mut grown, &e);
+            let g = d.path().join("grown");
+            std::fs::write(&g, &grown).unwrap();
+            // qemu-user runs only what the kernel would.
+            std::fs::set_permissions(&g, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+            assert_eq!(readelf_interp(&g).as_deref(), Some(long), "{what}");
+            exec(&g, "with the long interpreter");
+            let e =
+                unfarm::edit::plan_interpreter(&grown[..], grown.len() as u64, &old, &[]).unwrap();
+            assert!(!e.grew, "{what}: back in place");
+            let mut back = grown.clone();
+            unfarm::edit::apply_in_memory(&mut back, &e);
+            std::fs::write(&g, &back).unwrap();
+            exec(&g, "back to its own interpreter");
+        }
+    }
+}
