@@ -281,6 +281,14 @@ fn new_segment<'d, R: ReadRef<'d>>(
     )?;
     let mut entries = d.entries.clone();
     l.shift_moved_entries(&mut entries);
+    // The block moved out of the table's way may hold `.dynstr` (the
+    // dynamic-string grow writes a new one; here the moved copy is it).
+    if let Some(r) = &l.room {
+        let moved = r.start..r.end;
+        if moved.contains(&ctx.str_off) && ctx.str_off + ctx.strsz <= r.end {
+            grow::set(&mut entries, elf::DT_STRTAB.0, ctx.strtab + l.dv);
+        }
+    }
     let (off, vaddr) = (l.off0 + l.str_rel, l.vaddr0 + l.str_rel);
     let mut ph = l.program_headers(m);
     let p = ph
@@ -524,6 +532,49 @@ mod tests {
             let e = plan_interpreter(&b[..], b.len() as u64, LD, &[]).unwrap_err();
             assert!(matches!(e, EditError::Unsupported(_)), "{e}");
         }
+    }
+
+    /// gold, a one-byte interpreter name and no dynamic symbol: the block
+    /// moved out of the table's way runs into `.dynstr`, which moves with
+    /// it (DT_STRTAB follows).
+    #[test]
+    fn dynstr_in_the_moved_block() {
+        const RAW: &str = "__attribute__((force_align_arg_pointer)) void _start(void) {\n\
+            __asm__ volatile(\"syscall\" : : \"a\"(1), \"D\"(1), \"S\"(\"hi\\n\"), \"d\"(3) \
+            : \"rcx\", \"r11\", \"memory\");\n\
+            __asm__ volatile(\"syscall\" : : \"a\"(60), \"D\"(42) : \"rcx\", \"r11\", \"memory\");\n\
+            __builtin_unreachable(); }\n";
+        let d = tempfile::tempdir().unwrap();
+        let exe = gcc(
+            d.path(),
+            &[
+                "-fuse-ld=gold",
+                "-nostdlib",
+                "-no-pie",
+                "-fno-pie",
+                "-fcf-protection=none",
+                "-Wl,--dynamic-linker=/l",
+                "-Wl,--build-id=none",
+                "-Wl,--no-as-needed",
+                "-lc",
+            ],
+            RAW,
+            "raw",
+        );
+        let m = super::super::parse::parse(&exe[..], exe.len() as u64).unwrap();
+        let dynstr = m.shdrs.iter().find(|s| s.name == b".dynstr").unwrap();
+        let table_end = m.phoff + m.phdrs.len() as u64 * 56;
+        assert!(dynstr.offset < table_end + 56, "the layout this test needs");
+        let new = long_ld(d.path(), 200);
+        let (e, out) = set(&exe, &new);
+        assert!(e.grew);
+        let f = crate::elf::parse_facts(&out[..]).unwrap();
+        assert_eq!(f.needed, ["libc.so.6"]);
+        let f = d.path().join("raw-out");
+        std::fs::write(&f, &out).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let r = Command::new(&f).output().unwrap();
+        assert_eq!((r.status.code(), &r.stdout[..]), (Some(42), &b"hi\n"[..]));
     }
 
     /// 32-bit and big-endian files (structure only: the full tier runs
