@@ -67,7 +67,7 @@ pub fn interpreter_notes(s: &Survey) -> Vec<String> {
         .objects
         .iter()
         .filter(|o| o.facts.interpreter.is_none())
-        .map(|o| (&*o.path, "no PT_INTERP (a shared library)"))
+        .map(|o| (&*o.path, "no PT_INTERP (a shared library or static PIE)"))
         .chain(
             s.static_executables
                 .iter()

@@ -116,7 +116,7 @@ fn without_a_farm_the_interpreter_alone_is_set() {
     assert!(run.stdout.contains(&line), "{}", run.stdout);
     assert!(
         run.stdout
-            .contains("interpreter left alone: no PT_INTERP (a shared library)"),
+            .contains("interpreter left alone: no PT_INTERP (a shared library or static PIE)"),
         "{}",
         run.stdout
     );

@@ -194,7 +194,7 @@ fn libraries_and_static_executables_are_left_alone() {
     assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
     assert!(run.stderr.is_empty(), "no error: {}", run.stderr);
     for (p, why) in [
-        (&lib, "no PT_INTERP (a shared library)"),
+        (&lib, "no PT_INTERP (a shared library or static PIE)"),
         (&stat, "a static executable"),
     ] {
         let note = format!("note: {}: interpreter left alone: {why}", p.display());
