@@ -33,9 +33,10 @@ pub struct Args {
     /// fixed copy), refuse.
     #[arg(long, value_enum, default_value = "edit-shared")]
     hard_links: HardLinkPolicy,
-    /// Set PT_INTERP of every dynamic executable to FILE (libraries and
-    /// static executables are left alone), in the same write as the search
-    /// path; works without a farm, e.g. with
+    /// Set PT_INTERP of every dynamic executable to FILE (libraries, static
+    /// executables and those of another class or machine than FILE are left
+    /// alone), in the same write as the search path; works without a farm,
+    /// e.g. with
     /// "$(cat $NIX_BINTOOLS/nix-support/dynamic-linker)".
     #[arg(long, value_name = "FILE")]
     interpreter: Option<PathBuf>,
@@ -111,8 +112,10 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-/// `--interpreter`: a non-empty absolute path, as the kernel will read it.
-fn interpreter(a: &Args) -> anyhow::Result<Option<String>> {
+/// `--interpreter`: a non-empty absolute path, as the kernel will read it,
+/// and what ELF it is when it can be read (it may not exist yet, e.g. for
+/// another machine).
+fn interpreter(a: &Args) -> anyhow::Result<Option<unfarm::survey::NewInterpreter>> {
     let Some(p) = &a.interpreter else {
         return Ok(None);
     };
@@ -127,7 +130,17 @@ fn interpreter(a: &Args) -> anyhow::Result<Option<String>> {
     if s.len() > 4095 {
         return Err(bad("is longer than the kernel reads (4095 bytes)"));
     }
-    Ok(Some(s))
+    let ident = match unfarm::elf::FileBytes::open_elf(p, None, unfarm::elf::Use::Facts) {
+        Ok(Some(b)) => Some(
+            b.facts()
+                .map_err(|e| bad(&format!("is not a usable ELF file: {}", e.reason())))?
+                .ident,
+        ),
+        Ok(None) => return Err(bad("is not an ELF file")),
+        // Not there (yet): every dynamic executable gets it.
+        Err(_) => None,
+    };
+    Ok(Some(unfarm::survey::NewInterpreter { path: s, ident }))
 }
 
 /// `--dry-run`: the plans and the closure before and after them, computed

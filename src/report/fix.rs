@@ -60,18 +60,35 @@ fn interpreter_changes(s: &Survey) -> Vec<InterpreterChange<'_>> {
 /// With `--interpreter`, one note per file that has no interpreter to set
 /// (shown with `--verbose`; not an error).
 pub fn interpreter_notes(s: &Survey) -> Vec<String> {
-    if s.interpreter.is_none() {
+    let Some(new) = &s.interpreter else {
         return Vec::new();
-    }
-    let mut notes: Vec<(&Path, &str)> = s
+    };
+    let other_abi = |o: &&crate::survey::ObjectSurvey| {
+        new.ident
+            .is_some_and(|i| o.facts.interpreter.is_some() && !i.loadable_by(&o.facts.ident))
+    };
+    let abi = |i: &crate::elf::ElfIdent| format!("{:?} {}", i.class, i.machine_name());
+    let mut notes: Vec<(&Path, String)> = s
         .objects
         .iter()
         .filter(|o| o.facts.interpreter.is_none())
-        .map(|o| (&*o.path, "no PT_INTERP (a shared library or static PIE)"))
+        .map(|o| {
+            let why = "no PT_INTERP (a shared library or static PIE)";
+            (&*o.path, why.to_owned())
+        })
+        .chain(s.objects.iter().filter(other_abi).map(|o| {
+            let theirs = new.ident.as_ref().map(abi).unwrap_or_default();
+            let why = format!(
+                "an {} executable, {} is {theirs}",
+                abi(&o.facts.ident),
+                new.path
+            );
+            (&*o.path, why)
+        }))
         .chain(
             s.static_executables
                 .iter()
-                .map(|p| (&**p, "a static executable")),
+                .map(|p| (&**p, "a static executable".to_owned())),
         )
         .collect();
     notes.sort();

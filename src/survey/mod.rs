@@ -36,8 +36,29 @@ pub struct SurveyOptions {
     /// Farms the outputs may name on purpose (`--allow`): store paths, or
     /// their names without the hash.
     pub allow: Vec<String>,
-    /// `fix --interpreter`: the PT_INTERP every dynamic executable gets.
-    pub interpreter: Option<String>,
+    /// `fix --interpreter`: the PT_INTERP dynamic executables get.
+    pub interpreter: Option<NewInterpreter>,
+}
+
+/// `fix --interpreter FILE`: the path, and what ELF it is when it could be
+/// read. An executable of another class, byte order or machine (a 32-bit
+/// program in a 64-bit package) keeps its own, as autoPatchelf does.
+#[derive(Clone, Debug)]
+pub struct NewInterpreter {
+    /// The path written to PT_INTERP.
+    pub path: String,
+    /// The interpreter's class, byte order and machine, if it is readable.
+    pub ident: Option<crate::elf::ElfIdent>,
+}
+
+impl NewInterpreter {
+    /// The path `facts`' file gets: `None` for a file without PT_INTERP,
+    /// one naming it already, or one the interpreter cannot run.
+    pub(crate) fn for_facts(&self, facts: &ElfFacts) -> Option<&str> {
+        let old = facts.interpreter.as_deref()?;
+        let runs = self.ident.is_none_or(|i| i.loadable_by(&facts.ident));
+        (old != self.path && runs).then_some(self.path.as_str())
+    }
 }
 
 /// One ELF object, its needs and its plans.
@@ -96,7 +117,7 @@ pub struct Survey {
     pub snapshot: Snapshot,
     /// [`SurveyOptions::interpreter`].
     #[serde(skip)]
-    pub interpreter: Option<String>,
+    pub interpreter: Option<NewInterpreter>,
     /// ELF executables with no PT_DYNAMIC (static): no interpreter to set.
     #[serde(skip)]
     pub(crate) static_executables: Vec<PathBuf>,
@@ -104,11 +125,10 @@ pub struct Survey {
 
 impl Survey {
     /// The interpreter `o` gets (`--interpreter`), when it is a dynamic
-    /// executable naming another one. A library has no PT_INTERP.
+    /// executable naming another one that can run it (see
+    /// [`NewInterpreter`]). A library has no PT_INTERP.
     pub fn interpreter_change(&self, o: &ObjectSurvey) -> Option<&str> {
-        let new = self.interpreter.as_deref()?;
-        let old = o.facts.interpreter.as_deref()?;
-        (old != new).then_some(new)
+        self.interpreter.as_ref()?.for_facts(&o.facts)
     }
 
     /// Store paths seen acting as farms: where an indirect entry or a farm
@@ -313,13 +333,17 @@ fn gather_snapshot(objects: &[ObjectSurvey], store: &StoreDir, opts: &SurveyOpti
 /// executable as it will be, run by the new interpreter (whose loader
 /// model, Nix's or the host's, and dir decide where the loader falls back).
 fn planning_facts<'a>(o: &'a ObjectSurvey, opts: &SurveyOptions) -> std::borrow::Cow<'a, ElfFacts> {
-    match (&opts.interpreter, &o.facts.interpreter) {
-        (Some(new), Some(old)) if new != old => {
+    match opts
+        .interpreter
+        .as_ref()
+        .and_then(|n| n.for_facts(&o.facts))
+    {
+        Some(new) => {
             let mut f = o.facts.clone();
-            f.interpreter = Some(new.clone());
+            f.interpreter = Some(new.to_owned());
             std::borrow::Cow::Owned(f)
         }
-        _ => std::borrow::Cow::Borrowed(&o.facts),
+        None => std::borrow::Cow::Borrowed(&o.facts),
     }
 }
 

@@ -204,6 +204,44 @@ fn libraries_and_static_executables_are_left_alone() {
     assert_eq!(std::fs::read(&stat).unwrap(), stat0);
 }
 
+/// An executable of another machine (i686 in an x86-64 package) keeps its
+/// interpreter, with a note, as autoPatchelf skips it; the x86-64 one gets
+/// the new one.
+#[test]
+fn an_executable_the_interpreter_cannot_run_keeps_its_own() {
+    let s = Store::new();
+    let out = s.output("multi");
+    let src = s.scratch().join("m.c");
+    std::fs::write(&src, "int main(void) { return 0; }\n").unwrap();
+    let (x64, x86) = (out.join("bin/x64"), out.join("bin/x86"));
+    std::fs::create_dir_all(out.join("bin")).unwrap();
+    ok(Command::new("gcc").arg("-o").arg(&x64).arg(&src));
+    ok(Command::new("i686-linux-gnu-gcc")
+        .arg("-o")
+        .arg(&x86)
+        .arg(&src));
+    let x86_before = std::fs::read(&x86).unwrap();
+    let long = long_interp(s.scratch());
+    let run = s.unfarm([
+        "fix".as_ref(),
+        "-v".as_ref(),
+        "--interpreter".as_ref(),
+        long.as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    assert_eq!(readelf_interp(&x64).as_deref(), Some(long.as_str()));
+    assert!(
+        std::fs::read(&x86).unwrap() == x86_before,
+        "the i686 executable is left byte-identical"
+    );
+    let note = format!(
+        "note: {}: interpreter left alone: an Elf32 i386 executable, {long} is Elf64 x86_64",
+        x86.display()
+    );
+    assert!(run.stdout.contains(&note), "{note} in {}", run.stdout);
+}
+
 /// A program over 1 MiB is planned range by range, never read whole: its
 /// interpreter alone (grown, then back in place), and with its RUNPATH
 /// (then it is edited in memory, the two composed).
