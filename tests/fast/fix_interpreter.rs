@@ -225,3 +225,27 @@ fn plans_follow_the_new_interpreter() {
         "{host}"
     );
 }
+
+#[test]
+fn an_interpreter_that_is_not_elf_is_one_error_line() {
+    let s = Store::new();
+    let (app, exe) = app(&s, false);
+    let before = std::fs::read(&exe).unwrap();
+    let script = s.scratch().join("ld.sh");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    let r = s.unfarm([
+        "fix".as_ref(),
+        "--interpreter".as_ref(),
+        script.as_os_str(),
+        app.as_os_str(),
+    ]);
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert_eq!(
+        r.stderr,
+        format!(
+            "unfarm: {}: --interpreter is not an ELF file\n",
+            script.display()
+        )
+    );
+    assert_eq!(std::fs::read(&exe).unwrap(), before);
+}
