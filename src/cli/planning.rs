@@ -115,6 +115,7 @@ impl PlanArgs {
             computed: true,
             allow: self.allow.clone(),
             build_time,
+            interpreter: None,
         })
     }
 }
