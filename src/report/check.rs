@@ -1,7 +1,7 @@
 //! `unfarm check`'s output: the findings for humans (farm summaries,
 //! groups, folded notes, counts, the closure line) and as JSON.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::closure::cost::PlanCost;
@@ -143,6 +143,19 @@ fn render_group(
         let cut: String = g.message.chars().take(MESSAGE_SHOWN).collect();
         format!("{cut}…")
     };
+    // The group's message and fix are its first file's: say so when the
+    // others' differ, so `check` does not contradict `fix --dry-run`.
+    let first = g
+        .files
+        .first()
+        .and_then(|f| f.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let message = if g.differs && g.files.len() > 1 {
+        format!("{first}: {message}")
+    } else {
+        message
+    };
     if g.files.len() == 1 {
         s.push_str(&format!(
             "{head} {}:{location}\n    {message}\n",
@@ -165,7 +178,13 @@ fn render_group(
         ));
     }
     if let Some(fix) = &g.fix {
-        s.push_str(&format!("    fix: {fix}\n"));
+        if g.differs && g.files.len() > 1 {
+            s.push_str(&format!(
+                "    fix: differs between these files (`unfarm fix --dry-run` shows each change); {first}: {fix}\n"
+            ));
+        } else {
+            s.push_str(&format!("    fix: {fix}\n"));
+        }
     }
     s
 }
@@ -273,12 +292,30 @@ pub fn cost_gap(f: &[Finding], c: &PlanCost) -> Option<String> {
     }
     let farms: u64 = per_farm.values().sum();
     let saved = u64::try_from(c.saved).ok()?;
+    // A farm that bytes `fix` never rewrites still name (a `.pc` file, a
+    // script: `farm-reference`) stays itself, with all it joins: saying
+    // "used directly" there would send the reader after the wrong cause.
+    let kept: BTreeSet<&Path> = f
+        .iter()
+        .filter(|x| x.kind == FindingKind::FarmReference)
+        .flat_map(|x| x.farms.iter().map(PathBuf::as_path))
+        .filter(|p| per_farm.contains_key(p))
+        .collect();
     (farms > saved).then(|| {
-        format!(
-            "  (the farms cost {}; {} of what they join stays, used directly after the fix)",
-            human_size(farms),
-            human_size(farms - saved)
-        )
+        if kept.is_empty() {
+            format!(
+                "  (the farms cost {}; {} of what they join stays, used directly after the fix)",
+                human_size(farms),
+                human_size(farms - saved)
+            )
+        } else {
+            format!(
+                "  (the farms cost {}; {} stays: {} of them still named by files fix does not rewrite, see farm-reference)",
+                human_size(farms),
+                human_size(farms - saved),
+                kept.len()
+            )
+        }
     })
 }
 
@@ -338,5 +375,88 @@ mod tests {
             )
         );
         assert_eq!(cost_gap(std::slice::from_ref(&f), &cost(3 << 20)), None);
+    }
+
+    #[test]
+    fn a_group_whose_files_get_different_fixes_does_not_show_the_first_as_all() {
+        let entry = |file: &str, serves: &str, fix: &str| {
+            let mut f = Finding::new(
+                FindingKind::IndirectEntry,
+                Severity::Error,
+                Path::new(file),
+                "RUNPATH[0] /s/farm/lib",
+                format!("through a farm: serves [{serves}]"),
+                Some(fix),
+            );
+            f.farms = vec![FARM.into()];
+            f
+        };
+        let o = RenderOptions {
+            verbose: false,
+            outputs: Vec::new(),
+            registered: Vec::new(),
+            color: false,
+            farm_added: BTreeMap::new(),
+        };
+        let same = [
+            entry("/o/lib/a.so", "liba.so", "replace with /s/a/lib"),
+            entry("/o/lib/b.so", "liba.so", "replace with /s/a/lib"),
+        ];
+        let text = render_group(&groups(&same)[0], &o, &|_, t| t.to_owned());
+        assert!(
+            text.contains(
+                "\n    through a farm: serves [liba.so]\n    fix: replace with /s/a/lib\n"
+            ),
+            "{text}"
+        );
+        let differ = [
+            entry("/o/lib/a.so", "liba.so", "replace with /s/a/lib"),
+            entry("/o/lib/b.so", "libb.so", "replace with /s/b/lib"),
+        ];
+        let text = render_group(&groups(&differ)[0], &o, &|_, t| t.to_owned());
+        assert!(
+            text.contains(
+                "\n    a.so: through a farm: serves [liba.so]\n    fix: differs between these files (`unfarm fix --dry-run` shows each change); a.so: replace with /s/a/lib\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_farm_a_text_file_still_names_is_said_to_stay_not_to_be_used_directly() {
+        let mut entry = Finding::new(
+            FindingKind::IndirectEntry,
+            Severity::Error,
+            Path::new("/o/bin/app"),
+            "RUNPATH[0]",
+            "through a farm",
+            None,
+        );
+        entry.farms = vec![FARM.into()];
+        entry.cost_bytes = Some(3 << 20);
+        let mut pc = Finding::new(
+            FindingKind::FarmReference,
+            Severity::Warning,
+            Path::new("/o-dev/lib/pkgconfig/o.pc"),
+            "offset 0x60, line 2",
+            "names farm",
+            None,
+        );
+        pc.farms = vec![FARM.into()];
+        pc.cost_bytes = Some(3 << 20);
+        let none_saved = PlanCost {
+            roots: Vec::new(),
+            before: 10 << 20,
+            after: 10 << 20,
+            saved: 0,
+            removed_refs: Vec::new(),
+            added_refs: Vec::new(),
+        };
+        assert_eq!(
+            cost_gap(&[entry, pc], &none_saved).as_deref(),
+            Some(
+                "  (the farms cost 3.0 MiB; 3.0 MiB stays: 1 of them still named by files fix does not rewrite, see farm-reference)"
+            )
+        );
     }
 }
