@@ -280,9 +280,11 @@ fn farm_summary(
     s
 }
 
-/// Why the farms' own cost and the closure's saving differ, when they do:
-/// what the farms joined and the outputs still use stays in the closure,
-/// referenced directly after the fix.
+/// Why the farms' own cost and the closure's saving differ, when they do.
+/// A farm's cost already counts what it joined and the outputs still use as
+/// staying (`CostModel::farm_cost`), so the gap is a farm that bytes `fix`
+/// never rewrites still name (a `.pc` file, a script: `farm-reference`),
+/// and the fixed files' own growth (their search paths name real dirs).
 pub fn cost_gap(f: &[Finding], c: &PlanCost) -> Option<String> {
     let mut per_farm: BTreeMap<&Path, u64> = BTreeMap::new();
     for x in f.iter().filter(|x| x.farms.len() == 1) {
@@ -291,31 +293,34 @@ pub fn cost_gap(f: &[Finding], c: &PlanCost) -> Option<String> {
         }
     }
     let farms: u64 = per_farm.values().sum();
-    let saved = u64::try_from(c.saved).ok()?;
-    // A farm that bytes `fix` never rewrites still name (a `.pc` file, a
-    // script: `farm-reference`) stays itself, with all it joins: saying
-    // "used directly" there would send the reader after the wrong cause.
     let kept: BTreeSet<&Path> = f
         .iter()
         .filter(|x| x.kind == FindingKind::FarmReference)
         .flat_map(|x| x.farms.iter().map(PathBuf::as_path))
         .filter(|p| per_farm.contains_key(p))
         .collect();
-    (farms > saved).then(|| {
-        if kept.is_empty() {
-            format!(
-                "  (the farms cost {}; {} of what they join stays, used directly after the fix)",
-                human_size(farms),
-                human_size(farms - saved)
-            )
-        } else {
-            format!(
-                "  (the farms cost {}; {} stays: {} of them still named by files fix does not rewrite, see farm-reference)",
-                human_size(farms),
-                human_size(farms - saved),
-                kept.len()
-            )
-        }
+    let kept_bytes: u64 = kept.iter().map(|p| per_farm[p]).sum();
+    let growth = i128::from(farms - kept_bytes) - i128::from(c.saved);
+    let mut why = Vec::new();
+    if !kept.is_empty() {
+        why.push(format!(
+            "{} stays: {} of them still named by files fix does not rewrite, see farm-reference",
+            human_size(kept_bytes),
+            kept.len()
+        ));
+    }
+    if growth > 0 {
+        why.push(format!(
+            "the fixed files grow by {}: their search paths name the real dirs",
+            human_size(u64::try_from(growth).ok()?)
+        ));
+    }
+    (!why.is_empty()).then(|| {
+        format!(
+            "  (the farms cost {}; {})",
+            human_size(farms),
+            why.join("; ")
+        )
     })
 }
 
@@ -363,7 +368,7 @@ mod tests {
         let cost = |saved: i64| PlanCost {
             roots: Vec::new(),
             before: 10 << 20,
-            after: (10 << 20) - saved as u64,
+            after: ((10 << 20) - saved) as u64,
             saved,
             removed_refs: Vec::new(),
             added_refs: Vec::new(),
@@ -371,10 +376,19 @@ mod tests {
         assert_eq!(
             cost_gap(std::slice::from_ref(&f), &cost(1 << 20)).as_deref(),
             Some(
-                "  (the farms cost 3.0 MiB; 2.0 MiB of what they join stays, used directly after the fix)"
+                "  (the farms cost 3.0 MiB; the fixed files grow by 2.0 MiB: their search paths name the real dirs)"
             )
         );
         assert_eq!(cost_gap(std::slice::from_ref(&f), &cost(3 << 20)), None);
+        // The CUDA-sized package: the farm's 3.7 KiB leaves, yet the closure
+        // grows by 23.2 KiB (every RUNPATH grew): both parts said.
+        f.cost_bytes = Some(3784);
+        assert_eq!(
+            cost_gap(std::slice::from_ref(&f), &cost(-23800)).as_deref(),
+            Some(
+                "  (the farms cost 3.7 KiB; the fixed files grow by 26.9 KiB: their search paths name the real dirs)"
+            )
+        );
     }
 
     #[test]
