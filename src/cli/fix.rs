@@ -64,7 +64,7 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     let roots = super::output_roots(&a.outputs, store)?;
     if a.dry_run {
         let s = survey(&roots, store, &opts);
-        return dry_run(&a, &s, store);
+        return dry_run(&a, &s, store, &roots);
     }
     if !registered_ok(&a, &roots, store) {
         return Ok(ExitCode::from(1));
@@ -200,12 +200,28 @@ fn interpreter(a: &Args) -> anyhow::Result<Option<unfarm::survey::NewInterpreter
 
 /// `--dry-run`: the plans and the closure before and after them, computed
 /// without writing; exit 1 when a plan is refused or a file unreadable.
-fn dry_run(a: &Args, s: &Survey, store: &StoreDir) -> anyhow::Result<ExitCode> {
+fn dry_run(a: &Args, s: &Survey, store: &StoreDir, roots: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let closure = CostModel::new(s, store, &a.plan.source.source(store))
         .and_then(|m| m.plan_cost())
         .map_err(|e| e.to_string());
     for e in &s.errors {
         super::error_line(e);
+    }
+    // The plan of a registered path is what its derivation's build would
+    // do with the hook: say the path itself will not be written.
+    if !a.write_registered {
+        let valid = unfarm::closure::registered(store, a.plan.source.db.as_deref(), roots)
+            .unwrap_or_default();
+        let mut seen = Vec::new();
+        for (_, p) in &valid {
+            if !seen.contains(&p) {
+                seen.push(p);
+                super::error_line(format_args!(
+                    "{}: a registered store path: `unfarm fix` will refuse to write it (the plan is what the hook does in its derivation's build; --write-registered writes anyway)",
+                    p.display()
+                ));
+            }
+        }
     }
     if a.json {
         let v = DryRunJson::new(s, &closure);

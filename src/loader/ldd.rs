@@ -182,6 +182,19 @@ pub fn ldd(roots: &[PathBuf], probe: &FsProbe, opts: &LddOptions) -> LddReport {
     let mut errors: Vec<String> = walk_errors.iter().map(ToString::to_string).collect();
     let mut files = Vec::new();
     let mut static_elf = false;
+    // A FIFO or device node named on the command line is never opened (a
+    // FIFO would block): say what it is rather than print nothing.
+    errors.extend(
+        entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::Special && roots.contains(&e.path))
+            .map(|e| {
+                format!(
+                    "{}: not an ELF file (a FIFO, socket or device node)",
+                    e.path.display()
+                )
+            }),
+    );
     for e in entries.iter().filter(|e| e.kind == EntryKind::File) {
         // A file named on the command line was asked about: say why there
         // is nothing to show, as ldd does.
@@ -453,6 +466,21 @@ mod tests {
             need.status.as_str()
         );
         assert!(need.tried.is_empty());
+    }
+
+    #[test]
+    fn a_device_node_named_on_the_command_line_is_not_an_elf_file() {
+        let probe = FsProbe::new(StoreDir::new("/nix/store"));
+        let report = ldd(
+            &[PathBuf::from("/dev/null")],
+            &probe,
+            &LddOptions::default(),
+        );
+        assert!(report.files.is_empty());
+        assert_eq!(
+            report.errors,
+            ["/dev/null: not an ELF file (a FIFO, socket or device node)"]
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `unfarm check`'s output: the findings for humans (farm summaries,
 //! groups, folded notes, counts, the closure line) and as JSON.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::closure::cost::PlanCost;
@@ -143,6 +143,19 @@ fn render_group(
         let cut: String = g.message.chars().take(MESSAGE_SHOWN).collect();
         format!("{cut}…")
     };
+    // The group's message and fix are its first file's: say so when the
+    // others' differ, so `check` does not contradict `fix --dry-run`.
+    let first = g
+        .files
+        .first()
+        .and_then(|f| f.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let message = if g.differs && g.files.len() > 1 {
+        format!("{first}: {message}")
+    } else {
+        message
+    };
     if g.files.len() == 1 {
         s.push_str(&format!(
             "{head} {}:{location}\n    {message}\n",
@@ -165,7 +178,13 @@ fn render_group(
         ));
     }
     if let Some(fix) = &g.fix {
-        s.push_str(&format!("    fix: {fix}\n"));
+        if g.differs && g.files.len() > 1 {
+            s.push_str(&format!(
+                "    fix: differs between these files (`unfarm fix --dry-run` shows each change); {first}: {fix}\n"
+            ));
+        } else {
+            s.push_str(&format!("    fix: {fix}\n"));
+        }
     }
     s
 }
@@ -261,9 +280,11 @@ fn farm_summary(
     s
 }
 
-/// Why the farms' own cost and the closure's saving differ, when they do:
-/// what the farms joined and the outputs still use stays in the closure,
-/// referenced directly after the fix.
+/// Why the farms' own cost and the closure's saving differ, when they do.
+/// A farm's cost already counts what it joined and the outputs still use as
+/// staying (`CostModel::farm_cost`), so the gap is a farm that bytes `fix`
+/// never rewrites still name (a `.pc` file, a script: `farm-reference`),
+/// and the fixed files' own growth (their search paths name real dirs).
 pub fn cost_gap(f: &[Finding], c: &PlanCost) -> Option<String> {
     let mut per_farm: BTreeMap<&Path, u64> = BTreeMap::new();
     for x in f.iter().filter(|x| x.farms.len() == 1) {
@@ -272,12 +293,33 @@ pub fn cost_gap(f: &[Finding], c: &PlanCost) -> Option<String> {
         }
     }
     let farms: u64 = per_farm.values().sum();
-    let saved = u64::try_from(c.saved).ok()?;
-    (farms > saved).then(|| {
+    let kept: BTreeSet<&Path> = f
+        .iter()
+        .filter(|x| x.kind == FindingKind::FarmReference)
+        .flat_map(|x| x.farms.iter().map(PathBuf::as_path))
+        .filter(|p| per_farm.contains_key(p))
+        .collect();
+    let kept_bytes: u64 = kept.iter().map(|p| per_farm[p]).sum();
+    let growth = i128::from(farms - kept_bytes) - i128::from(c.saved);
+    let mut why = Vec::new();
+    if !kept.is_empty() {
+        why.push(format!(
+            "{} stays: {} of them still named by files fix does not rewrite, see farm-reference",
+            human_size(kept_bytes),
+            kept.len()
+        ));
+    }
+    if growth > 0 {
+        why.push(format!(
+            "the fixed files grow by {}: their search paths name the real dirs",
+            human_size(u64::try_from(growth).ok()?)
+        ));
+    }
+    (!why.is_empty()).then(|| {
         format!(
-            "  (the farms cost {}; {} of what they join stays, used directly after the fix)",
+            "  (the farms cost {}; {})",
             human_size(farms),
-            human_size(farms - saved)
+            why.join("; ")
         )
     })
 }
@@ -326,7 +368,7 @@ mod tests {
         let cost = |saved: i64| PlanCost {
             roots: Vec::new(),
             before: 10 << 20,
-            after: (10 << 20) - saved as u64,
+            after: ((10 << 20) - saved) as u64,
             saved,
             removed_refs: Vec::new(),
             added_refs: Vec::new(),
@@ -334,9 +376,101 @@ mod tests {
         assert_eq!(
             cost_gap(std::slice::from_ref(&f), &cost(1 << 20)).as_deref(),
             Some(
-                "  (the farms cost 3.0 MiB; 2.0 MiB of what they join stays, used directly after the fix)"
+                "  (the farms cost 3.0 MiB; the fixed files grow by 2.0 MiB: their search paths name the real dirs)"
             )
         );
         assert_eq!(cost_gap(std::slice::from_ref(&f), &cost(3 << 20)), None);
+        // The CUDA-sized package: the farm's 3.7 KiB leaves, yet the closure
+        // grows by 23.2 KiB (every RUNPATH grew): both parts said.
+        f.cost_bytes = Some(3784);
+        assert_eq!(
+            cost_gap(std::slice::from_ref(&f), &cost(-23800)).as_deref(),
+            Some(
+                "  (the farms cost 3.7 KiB; the fixed files grow by 26.9 KiB: their search paths name the real dirs)"
+            )
+        );
+    }
+
+    #[test]
+    fn a_group_whose_files_get_different_fixes_does_not_show_the_first_as_all() {
+        let entry = |file: &str, serves: &str, fix: &str| {
+            let mut f = Finding::new(
+                FindingKind::IndirectEntry,
+                Severity::Error,
+                Path::new(file),
+                "RUNPATH[0] /s/farm/lib",
+                format!("through a farm: serves [{serves}]"),
+                Some(fix),
+            );
+            f.farms = vec![FARM.into()];
+            f
+        };
+        let o = RenderOptions {
+            verbose: false,
+            outputs: Vec::new(),
+            registered: Vec::new(),
+            color: false,
+            farm_added: BTreeMap::new(),
+        };
+        let same = [
+            entry("/o/lib/a.so", "liba.so", "replace with /s/a/lib"),
+            entry("/o/lib/b.so", "liba.so", "replace with /s/a/lib"),
+        ];
+        let text = render_group(&groups(&same)[0], &o, &|_, t| t.to_owned());
+        assert!(
+            text.contains(
+                "\n    through a farm: serves [liba.so]\n    fix: replace with /s/a/lib\n"
+            ),
+            "{text}"
+        );
+        let differ = [
+            entry("/o/lib/a.so", "liba.so", "replace with /s/a/lib"),
+            entry("/o/lib/b.so", "libb.so", "replace with /s/b/lib"),
+        ];
+        let text = render_group(&groups(&differ)[0], &o, &|_, t| t.to_owned());
+        assert!(
+            text.contains(
+                "\n    a.so: through a farm: serves [liba.so]\n    fix: differs between these files (`unfarm fix --dry-run` shows each change); a.so: replace with /s/a/lib\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_farm_a_text_file_still_names_is_said_to_stay_not_to_be_used_directly() {
+        let mut entry = Finding::new(
+            FindingKind::IndirectEntry,
+            Severity::Error,
+            Path::new("/o/bin/app"),
+            "RUNPATH[0]",
+            "through a farm",
+            None,
+        );
+        entry.farms = vec![FARM.into()];
+        entry.cost_bytes = Some(3 << 20);
+        let mut pc = Finding::new(
+            FindingKind::FarmReference,
+            Severity::Warning,
+            Path::new("/o-dev/lib/pkgconfig/o.pc"),
+            "offset 0x60, line 2",
+            "names farm",
+            None,
+        );
+        pc.farms = vec![FARM.into()];
+        pc.cost_bytes = Some(3 << 20);
+        let none_saved = PlanCost {
+            roots: Vec::new(),
+            before: 10 << 20,
+            after: 10 << 20,
+            saved: 0,
+            removed_refs: Vec::new(),
+            added_refs: Vec::new(),
+        };
+        assert_eq!(
+            cost_gap(&[entry, pc], &none_saved).as_deref(),
+            Some(
+                "  (the farms cost 3.0 MiB; 3.0 MiB stays: 1 of them still named by files fix does not rewrite, see farm-reference)"
+            )
+        );
     }
 }

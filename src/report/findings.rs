@@ -852,6 +852,11 @@ pub struct Group {
     pub farms: Vec<PathBuf>,
     /// The first finding's closure cost, when computed.
     pub cost_bytes: Option<u64>,
+    /// Some file's message or fix differs from the first's (the needs a farm
+    /// entry serves, the real dirs that replace it): the text must not show
+    /// the first file's as every file's.
+    #[serde(skip)]
+    pub(crate) differs: bool,
 }
 
 /// Group `findings` (see [`Group`]), in order of first appearance.
@@ -871,6 +876,7 @@ pub fn groups(findings: &[Finding]) -> Vec<Group> {
                 if !g.files.contains(&f.file) {
                     g.files.push(f.file.clone());
                 }
+                g.differs |= g.message != f.message || g.fix != f.fix;
             }
             std::collections::btree_map::Entry::Vacant(e) => {
                 e.insert(out.len());
@@ -883,6 +889,7 @@ pub fn groups(findings: &[Finding]) -> Vec<Group> {
                     files: vec![f.file.clone()],
                     farms: f.farms.clone(),
                     cost_bytes: f.cost_bytes,
+                    differs: false,
                 });
             }
         }

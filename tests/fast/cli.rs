@@ -669,6 +669,25 @@ fn a_registered_store_path_is_not_written() {
         before,
         "a registered path was written"
     );
+    // The dry run shows the plan and says the path will not be written.
+    let r = store.unfarm([
+        "fix",
+        "--dry-run",
+        "--system",
+        "--db",
+        db_arg,
+        result.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(r.stdout.contains("RUNPATH: change"), "{r:#?}");
+    assert_eq!(
+        r.stderr,
+        format!(
+            "unfarm: {}: a registered store path: `unfarm fix` will refuse to write it (the plan is what the hook does in its derivation's build; --write-registered writes anyway)\n",
+            app.display()
+        ),
+        "{r:#?}"
+    );
     // check's advice is the derivation's, not `unfarm fix` on the store path.
     let r = store.unfarm([
         "check",
