@@ -60,6 +60,13 @@ pub struct PlanOptions {
     /// Search the interpreter's own dir last, as Nix's ld.so does (its
     /// built-in default path is glibc's `lib`).
     pub interpreter_dir_default: bool,
+    /// `--libs`: the inputs' library dirs, in order, candidates for every
+    /// need the object's own list does not serve (README "From inputs").
+    pub libs: Vec<PathBuf>,
+    /// `--runtime-dependency`: dirs added to every object that can dlopen().
+    pub runtime_dependencies: Vec<PathBuf>,
+    /// `--append-runpath`: dirs appended to every object's list.
+    pub append_runpath: Vec<PathBuf>,
 }
 
 impl Default for PlanOptions {
@@ -73,6 +80,9 @@ impl Default for PlanOptions {
             build_dirs: Vec::new(),
             loader: LoaderConfig::default(),
             interpreter_dir_default: true,
+            libs: Vec::new(),
+            runtime_dependencies: Vec::new(),
+            append_runpath: Vec::new(),
         }
     }
 }
