@@ -87,6 +87,10 @@ pub struct PlanArgs {
     pub source: super::SourceArgs,
 }
 
+fn absolute(p: &std::path::Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
+}
+
 impl PlanArgs {
     pub fn survey_options(&self, store: &unfarm::store::StoreDir) -> anyhow::Result<SurveyOptions> {
         let mut declared = self.dlopen.clone();
@@ -133,9 +137,14 @@ impl PlanArgs {
                     l
                 },
                 interpreter_dir_default: !self.no_interpreter_dir,
-                libs: self.libs.clone(),
-                runtime_dependencies: self.runtime_dependency.clone(),
-                append_runpath: self.append_runpath.clone(),
+                // Written into lists as given: absolute, like every entry.
+                libs: self.libs.iter().map(|d| absolute(d)).collect(),
+                runtime_dependencies: self
+                    .runtime_dependency
+                    .iter()
+                    .map(|d| absolute(d))
+                    .collect(),
+                append_runpath: self.append_runpath.iter().map(|d| absolute(d)).collect(),
             },
             declared,
             hints: !self.no_dlopen_hints,

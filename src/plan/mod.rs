@@ -6,8 +6,9 @@
 //! mode, every library the replaced entries offered) against the new path.
 
 mod assemble;
-mod classify;
+pub(crate) mod classify;
 pub mod computed;
+pub mod inputs;
 pub mod needs;
 pub mod snapshot;
 mod verify;
@@ -280,6 +281,10 @@ pub struct Plan {
     pub offered_checked: usize,
     /// What the planner could not see (an object that dlopen()s unknown names).
     pub warnings: Vec<String>,
+    /// Dirs the old list did not have that the new one gains (`--libs`,
+    /// the outputs' own library dirs, `--runtime-dependency`,
+    /// `--append-runpath`), and why.
+    pub added: Vec<inputs::Added>,
 }
 
 impl Plan {
@@ -307,6 +312,9 @@ pub struct PlanInput<'a> {
     /// outside the store): their dirs, and the object's own store path,
     /// are never a farm ([`PlanInput::is_own_dir`]).
     pub outputs: &'a [PathBuf],
+    /// The outputs' own library dirs, searched before `--libs` for a need
+    /// the object's list does not serve (empty unless `--libs` is given).
+    pub own_libs: &'a [PathBuf],
 }
 
 /// The directories a plan for this object will read: the survey gathers
@@ -322,6 +330,7 @@ pub fn dirs_to_gather(path: &Path, facts: &ElfFacts, opts: &PlanOptions) -> Vec<
         }
     }
     out.push(opts.driver_dir.clone());
+    out.extend(opts.libs.iter().cloned());
     out
 }
 
@@ -370,7 +379,9 @@ impl PlanInput<'_> {
             .into_iter()
             .flatten()
             .any(|l| l.contains('$'))
-            || self.needs.iter().any(|n| n.name.contains(['/', '$']));
+            || self.needs.iter().any(|n| n.name.contains(['/', '$']))
+            // An own library dir is written `$ORIGIN`-relative.
+            || !self.own_libs.is_empty();
         PlanKey {
             origin: tokens.then(|| self.path.parent().unwrap_or(Path::new("/"))),
             runpath: f.runpath.as_deref(),
@@ -440,7 +451,11 @@ pub fn plan_object(input: &PlanInput) -> Vec<Plan> {
         }
         (None, Some(r)) => plans.push(plan_to_fixpoint(input, Tag::Rpath, r)),
         (None, None) => {
-            if input.opts.want_driver && needs_driver(input) {
+            let o = input.opts;
+            let from_inputs = !o.libs.is_empty()
+                || !o.append_runpath.is_empty()
+                || (!o.runtime_dependencies.is_empty() && f.may_dlopen());
+            if from_inputs || (o.want_driver && needs_driver(input)) {
                 plans.push(plan_to_fixpoint(input, Tag::Runpath, ""));
             }
         }
@@ -494,6 +509,11 @@ fn absorb(plan: &mut Plan, next: Plan, store: &StoreDir) {
     for w in next.warnings {
         if !plan.warnings.contains(&w) {
             plan.warnings.push(w);
+        }
+    }
+    for a in next.added {
+        if !plan.added.iter().any(|b| b.text == a.text) {
+            plan.added.push(a);
         }
     }
     plan.new = next.new;
@@ -653,8 +673,15 @@ fn plan_list(input: &PlanInput, tag: Tag, list: &str, effective: bool) -> Plan {
     if effective {
         assemble::driver_before_stubs(&mut new, input.opts, input.snapshot);
     }
+    let mut expected = verify::expected_files(&ctx, &needs, &mut offered_names);
+    // 5b. Dirs from outside the list: --libs, own library dirs, runtime
+    // dependencies, appended dirs.
+    let added = if effective {
+        inputs::add_from_inputs(&ctx, &needs, &mut new, &mut expected)
+    } else {
+        Vec::new()
+    };
     // 6. Verify, reordering where two real dirs offer one name.
-    let expected = verify::expected_files(&ctx, &needs, &mut offered_names);
     if refusal.is_none()
         && effective
         && let Err(why) = verify::order_and_verify(&ctx, &mut new, &expected)
@@ -693,6 +720,7 @@ fn plan_list(input: &PlanInput, tag: Tag, list: &str, effective: bool) -> Plan {
         removed_store_paths: removed.into_iter().map(|p| p.path).collect(),
         offered_checked: expected.len(),
         warnings,
+        added,
     }
 }
 
