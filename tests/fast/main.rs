@@ -17,6 +17,7 @@ mod doc_paths;
 mod farm_anywhere;
 mod ldd_fixtures;
 mod ldd_json_schema;
+mod libs;
 mod nix_hook;
 mod own_output;
 mod plan_fixtures;
