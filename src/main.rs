@@ -56,6 +56,12 @@ enum Command {
     /// writes, and makeBinaryWrapper programs through the makeCWrapper command line they embed.
     Check(cli::check::Args),
     /// Rewrite every ELF's RUNPATH/RPATH to its canonical form, in place, atomically, then verify.
+    ///
+    /// With --libs DIR... (the inputs' library dirs, as autoPatchelf takes them), each object also
+    /// gets the dirs its needs use (DT_NEEDED, .note.dlopen, --dlopen, computed names) where its
+    /// list does not serve them: the outputs' own library dirs first, then --libs in order; never a
+    /// farm, stub, -dev or -static dir. Needs nothing provides are listed once per soname and make
+    /// the exit status 1 (after writing what can be written) unless --ignore-missing matches them.
     Fix(cli::fix::Args),
     /// Show the reference chains from PATH to DEP, with file, offset and context at each hop.
     Why(cli::why::Args),

@@ -34,6 +34,7 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     let opts = a.plan.survey_options(store)?;
     let roots = super::output_roots(&a.outputs, store)?;
     let s = survey(&roots, store, &opts);
+    let missing = super::fix::libs_report(&a.plan, &s, store);
     let (mut f, scanned) = findings_scanned(&s, store, opts.plan.mode);
     // Price the farm findings (outputs scanned, dependencies from the Nix DB
     // or a scan of the store dir); a failure only loses the numbers.
@@ -87,9 +88,11 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if f.iter().any(|x| x.severity == Severity::Error) {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(
+        if missing || f.iter().any(|x| x.severity == Severity::Error) {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }

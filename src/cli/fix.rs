@@ -64,7 +64,9 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     let roots = super::output_roots(&a.outputs, store)?;
     if a.dry_run {
         let s = survey(&roots, store, &opts);
-        return dry_run(&a, &s, store, &roots);
+        let missing = libs_report(&a.plan, &s, store);
+        let code = dry_run(&a, &s, store, &roots)?;
+        return Ok(if missing { ExitCode::from(1) } else { code });
     }
     if !registered_ok(&a, &roots, store) {
         return Ok(ExitCode::from(1));
@@ -86,6 +88,7 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
             HardLinkPolicy::Refuse => unfarm::fix::atomic::HardLinks::Refuse,
         },
     };
+    let missing = libs_report(&a.plan, &s, store);
     let bar = progress_bar(&s);
     let report = unfarm::fix::fix(&s, store, &opts.plan, &fix_opts, &|| bar.inc(1));
     bar.finish_and_clear();
@@ -117,7 +120,9 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
         }
     }
     out.flush()?;
-    let code = if report.failed > 0 {
+    // Like autoPatchelf: what can be written is written, and needs that
+    // nothing provides fail the run (the build).
+    let code = if report.failed > 0 || missing {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -127,6 +132,24 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     std::mem::forget(report);
     std::mem::forget(s);
     Ok(code)
+}
+
+/// With `--libs`: a warning per `--libs` dir that is never used, and a
+/// line per soname nothing provides (less `--ignore-missing`); true when
+/// such a line was printed.
+pub fn libs_report(plan: &PlanArgs, s: &Survey, store: &StoreDir) -> bool {
+    use unfarm::report::missing::{lib_dir_warnings, unsatisfied, unsatisfied_line};
+    if plan.libs.is_empty() {
+        return false;
+    }
+    for w in lib_dir_warnings(&plan.libs, s, store) {
+        super::error_line(w);
+    }
+    let missing = unsatisfied(s, &plan.ignore_missing);
+    for u in &missing {
+        super::error_line(unsatisfied_line(u));
+    }
+    !missing.is_empty()
 }
 
 /// A registered (valid) store path is immutable: writing it corrupts the

@@ -56,11 +56,39 @@ pub struct PlanArgs {
     /// Do not search the interpreter's dir after the list (Nix's ld.so does).
     #[arg(long)]
     pub no_interpreter_dir: bool,
+    /// Library dirs of the inputs (what autoPatchelf's --libs takes): for
+    /// every need an object's own list does not serve (or serves only
+    /// through a farm, a stub, a -dev/-static output or a missing dir), the
+    /// first of these, in the given order, that holds it goes into the
+    /// object's RUNPATH (one is added where there was none). Only dirs a
+    /// need uses go in; a stub, farm, -dev or -static dir never does.
+    /// Takes one or more dirs, so outputs go first or after `--`:
+    /// `OUT --libs A B`, `--libs A B -- OUT`, `--libs A --libs B -- OUT`.
+    #[arg(long = "libs", value_name = "DIR", num_args = 1.., action = clap::ArgAction::Append)]
+    pub libs: Vec<PathBuf>,
+    /// A need nothing provides that is not reported as missing: its soname
+    /// or a glob (`*` alone ignores all, like autoPatchelfIgnoreMissingDeps;
+    /// repeatable).
+    #[arg(long = "ignore-missing", value_name = "PATTERN")]
+    pub ignore_missing: Vec<String>,
+    /// A dir added to the RUNPATH of every object that can dlopen() (every
+    /// such library, not executables only; autoPatchelf's
+    /// runtimeDependencies pass `$dep/lib`; repeatable).
+    #[arg(long = "runtime-dependency", value_name = "DIR")]
+    pub runtime_dependency: Vec<PathBuf>,
+    /// A dir appended to the RUNPATH of every object (like autoPatchelf's
+    /// appendRunpaths; repeatable).
+    #[arg(long = "append-runpath", value_name = "DIR")]
+    pub append_runpath: Vec<PathBuf>,
     #[command(flatten)]
     pub loader: super::loader::LoaderArgs,
     /// Where the closure costs of findings and plans come from.
     #[command(flatten)]
     pub source: super::SourceArgs,
+}
+
+fn absolute(p: &std::path::Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
 }
 
 impl PlanArgs {
@@ -109,6 +137,14 @@ impl PlanArgs {
                     l
                 },
                 interpreter_dir_default: !self.no_interpreter_dir,
+                // Written into lists as given: absolute, like every entry.
+                libs: self.libs.iter().map(|d| absolute(d)).collect(),
+                runtime_dependencies: self
+                    .runtime_dependency
+                    .iter()
+                    .map(|d| absolute(d))
+                    .collect(),
+                append_runpath: self.append_runpath.iter().map(|d| absolute(d)).collect(),
             },
             declared,
             hints: !self.no_dlopen_hints,

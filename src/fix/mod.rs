@@ -795,21 +795,25 @@ fn verify_resolution(
         resolve::search_dirs(&list, &source, &req.origin(), &cfg, &after.ident)
     };
     for n in &p.needs {
-        if n.was_stub || n.before.is_none() {
+        // The planned file: the one it loaded before (the planner proved
+        // that), or for a need `--libs` serves (none before, or a file of
+        // a `-dev`/`-static` output) the dir's file.
+        let Some(want) = n.after.as_ref().or(n.before.as_ref()) else {
+            continue;
+        };
+        if n.was_stub {
             continue;
         }
         let got = resolve::resolve_in(&n.need.name, &dirs, &req, &cfg, probe)
             .found
             .map(|f| f.resolved.real);
-        if got != n.before {
+        if got.as_ref() != Some(want) {
             return Err(format!(
                 "{} would load {} instead of {}",
                 n.need.name,
                 got.as_deref()
                     .map_or("nothing".into(), |p| p.display().to_string()),
-                n.before
-                    .as_deref()
-                    .map_or("?".into(), |p| p.display().to_string())
+                want.display()
             ));
         }
     }

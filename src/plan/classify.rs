@@ -326,7 +326,7 @@ fn is_origin(text: &str) -> bool {
 }
 
 /// A `--keep` pattern: exact text, or a glob where `*` matches any run.
-fn glob_match(pat: &str, text: &str) -> bool {
+pub(crate) fn glob_match(pat: &str, text: &str) -> bool {
     let parts: Vec<&str> = pat.split('*').collect();
     if parts.len() == 1 {
         return pat == text;
@@ -361,7 +361,7 @@ fn is_build_dir(dir: &Path, store: &StoreDir, extra: &[PathBuf]) -> bool {
 /// A stub dir: in a stub location, or offering no library but stubs (every
 /// library it holds resolves, through links or not, to a stub): nothing
 /// else is lost by dropping it.
-fn is_stub_dir(dir: &Path, snap: &Snapshot, store: &StoreDir) -> bool {
+pub(super) fn is_stub_dir(dir: &Path, snap: &Snapshot, store: &StoreDir) -> bool {
     if is_stub_location(dir, store) {
         return true;
     }

@@ -7,8 +7,9 @@
 //! mode, every library the replaced entries offered) against the new path.
 
 mod assemble;
-mod classify;
+pub(crate) mod classify;
 pub mod computed;
+pub mod inputs;
 pub mod needs;
 pub mod snapshot;
 mod verify;
@@ -61,6 +62,13 @@ pub struct PlanOptions {
     /// Search the interpreter's own dir last, as Nix's ld.so does (its
     /// built-in default path is glibc's `lib`).
     pub interpreter_dir_default: bool,
+    /// `--libs`: the inputs' library dirs, in order, candidates for every
+    /// need the object's own list does not serve (README "From inputs").
+    pub libs: Vec<PathBuf>,
+    /// `--runtime-dependency`: dirs added to every object that can dlopen().
+    pub runtime_dependencies: Vec<PathBuf>,
+    /// `--append-runpath`: dirs appended to every object's list.
+    pub append_runpath: Vec<PathBuf>,
 }
 
 impl Default for PlanOptions {
@@ -74,6 +82,9 @@ impl Default for PlanOptions {
             build_dirs: Vec::new(),
             loader: LoaderConfig::default(),
             interpreter_dir_default: true,
+            libs: Vec::new(),
+            runtime_dependencies: Vec::new(),
+            append_runpath: Vec::new(),
         }
     }
 }
@@ -271,6 +282,10 @@ pub struct Plan {
     pub offered_checked: usize,
     /// What the planner could not see (an object that dlopen()s unknown names).
     pub warnings: Vec<String>,
+    /// Dirs the old list did not have that the new one gains (`--libs`,
+    /// the outputs' own library dirs, `--runtime-dependency`,
+    /// `--append-runpath`), and why.
+    pub added: Vec<inputs::Added>,
 }
 
 impl Plan {
@@ -298,6 +313,9 @@ pub struct PlanInput<'a> {
     /// outside the store): their dirs, and the object's own store path,
     /// are never a farm ([`PlanInput::is_own_dir`]).
     pub outputs: &'a [PathBuf],
+    /// The outputs' own library dirs, searched before `--libs` for a need
+    /// the object's list does not serve (empty unless `--libs` is given).
+    pub own_libs: &'a [PathBuf],
 }
 
 /// The directories a plan for this object will read: the survey gathers
@@ -313,6 +331,7 @@ pub fn dirs_to_gather(path: &Path, facts: &ElfFacts, opts: &PlanOptions) -> Vec<
         }
     }
     out.push(opts.driver_dir.clone());
+    out.extend(opts.libs.iter().cloned());
     out
 }
 
@@ -361,7 +380,9 @@ impl PlanInput<'_> {
             .into_iter()
             .flatten()
             .any(|l| l.contains('$'))
-            || self.needs.iter().any(|n| n.name.contains(['/', '$']));
+            || self.needs.iter().any(|n| n.name.contains(['/', '$']))
+            // An own library dir is written `$ORIGIN`-relative.
+            || !self.own_libs.is_empty();
         PlanKey {
             origin: tokens.then(|| self.path.parent().unwrap_or(Path::new("/"))),
             runpath: f.runpath.as_deref(),
@@ -431,7 +452,11 @@ pub fn plan_object(input: &PlanInput) -> Vec<Plan> {
         }
         (None, Some(r)) => plans.push(plan_to_fixpoint(input, Tag::Rpath, r)),
         (None, None) => {
-            if input.opts.want_driver && needs_driver(input) {
+            let o = input.opts;
+            let from_inputs = !o.libs.is_empty()
+                || !o.append_runpath.is_empty()
+                || (!o.runtime_dependencies.is_empty() && f.may_dlopen());
+            if from_inputs || (o.want_driver && needs_driver(input)) {
                 plans.push(plan_to_fixpoint(input, Tag::Runpath, ""));
             }
         }
@@ -485,6 +510,11 @@ fn absorb(plan: &mut Plan, next: Plan, store: &StoreDir) {
     for w in next.warnings {
         if !plan.warnings.contains(&w) {
             plan.warnings.push(w);
+        }
+    }
+    for a in next.added {
+        if !plan.added.iter().any(|b| b.text == a.text) {
+            plan.added.push(a);
         }
     }
     plan.new = next.new;
@@ -644,8 +674,15 @@ fn plan_list(input: &PlanInput, tag: Tag, list: &str, effective: bool) -> Plan {
     if effective {
         assemble::driver_before_stubs(&mut new, input.opts, input.snapshot);
     }
+    let mut expected = verify::expected_files(&ctx, &needs, &mut offered_names);
+    // 5b. Dirs from outside the list: --libs, own library dirs, runtime
+    // dependencies, appended dirs.
+    let added = if effective {
+        inputs::add_from_inputs(&ctx, &needs, &mut new, &mut expected)
+    } else {
+        Vec::new()
+    };
     // 6. Verify, reordering where two real dirs offer one name.
-    let expected = verify::expected_files(&ctx, &needs, &mut offered_names);
     if refusal.is_none()
         && effective
         && let Err(why) = verify::order_and_verify(&ctx, &mut new, &expected)
@@ -684,6 +721,7 @@ fn plan_list(input: &PlanInput, tag: Tag, list: &str, effective: bool) -> Plan {
         removed_store_paths: removed.into_iter().map(|p| p.path).collect(),
         offered_checked: expected.len(),
         warnings,
+        added,
     }
 }
 

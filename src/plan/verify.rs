@@ -54,7 +54,11 @@ pub(super) fn resolve_after(ctx: &ListContext, needs: &mut [NeedPlan], new: &[Ne
     }
 }
 
-fn to_search_dirs(ctx: &ListContext, new: &[NewEntry], source: &Source) -> Vec<SearchDir> {
+pub(super) fn to_search_dirs(
+    ctx: &ListContext,
+    new: &[NewEntry],
+    source: &Source,
+) -> Vec<SearchDir> {
     new.iter()
         .enumerate()
         .map(|(index, e)| SearchDir {

@@ -989,6 +989,7 @@ pub(crate) mod tests {
             removed_hashes: Vec::new(),
             offered_checked: 2,
             warnings: vec!["imports dlopen()".into()],
+            added: Vec::new(),
         };
         let facts = ElfFacts {
             ident: ElfIdent {

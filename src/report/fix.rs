@@ -211,6 +211,7 @@ fn plan_groups(s: &Survey) -> (PlanGroups<'_>, usize) {
         for e in &p.entries {
             let _ = writeln!(body, "  [{}] {}: {}", e.index, e.text, entry_words(e));
         }
+        added_words(&mut body, p);
         // Names built at run time are invisible in the file's own lists:
         // say where each was found.
         for n in &p.needs {
@@ -258,6 +259,7 @@ fn change_groups(s: &Survey) -> (PlanGroups<'_>, usize) {
                 for e in &p.entries {
                     change_words(&mut body, e);
                 }
+                added_words(&mut body, p);
                 if body.len() == head {
                     // Only the order changes (kept entries, the driver first).
                     body.push_str("  the same entries, reordered\n");
@@ -276,6 +278,23 @@ fn change_groups(s: &Survey) -> (PlanGroups<'_>, usize) {
         }
     }
     (groups, changed)
+}
+
+/// Each dir the new list gains from outside the old one, and why:
+/// `add DIR: serves NAMES (--libs)`.
+fn added_words(out: &mut String, p: &crate::plan::Plan) {
+    use crate::plan::inputs::AddedWhy;
+    for a in &p.added {
+        let why = match &a.why {
+            AddedWhy::OwnOutput { needs } => {
+                format!("serves {} (an output's own dir)", needs.join(", "))
+            }
+            AddedWhy::Libs { needs } => format!("serves {} (--libs)", needs.join(", ")),
+            AddedWhy::RuntimeDependency => "--runtime-dependency".into(),
+            AddedWhy::AppendRunpath => "--append-runpath".into(),
+        };
+        let _ = writeln!(out, "  add {}: {why}", a.text);
+    }
 }
 
 /// An entry that goes, in words, with what replaces it (real dirs sorted:

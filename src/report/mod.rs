@@ -14,6 +14,7 @@ pub mod findings;
 pub mod fix;
 pub mod ldd;
 pub mod loader;
+pub mod missing;
 mod words;
 mod wrappers;
 

@@ -176,14 +176,10 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
     let (mut objects, other_files, read_errors, static_executables) = read_files(&entries, opts);
     errors.extend(read_errors);
     add_inherited_needs(&mut objects, store, opts);
-    let snapshot = gather_snapshot(&objects, store, opts);
-    plan_all(
-        &mut objects,
-        &snapshot,
-        store,
-        opts,
-        &own_outputs(roots, store),
-    );
+    let own_libs = own_library_dirs(&objects, opts);
+    let outputs = own_outputs(roots, store);
+    let snapshot = gather_snapshot(&objects, store, opts, &own_libs, &outputs);
+    plan_all(&mut objects, &snapshot, store, opts, &outputs, &own_libs);
     let links = survey_links(&entries, roots, store);
     Survey {
         roots: roots.to_vec(),
@@ -311,7 +307,13 @@ fn add_inherited_needs(objects: &mut [ObjectSurvey], store: &StoreDir, opts: &Su
 /// Gather every dir any plan reads, once: the search lists' dirs (and the
 /// real dirs they lead to) wholly; the fallback dirs, which a plan only
 /// searches, just for the names it can ask for.
-fn gather_snapshot(objects: &[ObjectSurvey], store: &StoreDir, opts: &SurveyOptions) -> Snapshot {
+fn gather_snapshot(
+    objects: &[ObjectSurvey],
+    store: &StoreDir,
+    opts: &SurveyOptions,
+    own_libs: &[PathBuf],
+    outputs: &[PathBuf],
+) -> Snapshot {
     let gatherer = Gatherer::new(store.clone());
     for o in objects {
         gatherer.know(&o.path, &o.facts);
@@ -320,7 +322,23 @@ fn gather_snapshot(objects: &[ObjectSurvey], store: &StoreDir, opts: &SurveyOpti
     let mut dirs: Vec<PathBuf> = objects
         .iter()
         .flat_map(|o| plan::dirs_to_gather(&o.path, &o.facts, &opts.plan))
+        .chain(own_libs.iter().cloned())
         .collect();
+    // An own library dir goes in as `$ORIGIN/..`: the loader searches it
+    // under that spelling, once per dir of objects.
+    if !own_libs.is_empty() {
+        let origins: HashMap<&Path, &elf::ElfIdent> = objects
+            .iter()
+            .filter_map(|o| Some((o.path.parent()?, &o.facts.ident)))
+            .collect();
+        for (origin, ident) in origins {
+            for d in own_libs {
+                if let Some(t) = plan::inputs::own_entry(origin, d, outputs) {
+                    dirs.push(resolve::expand_entry(&t, origin, &opts.plan.loader, ident));
+                }
+            }
+        }
+    }
     dirs.sort();
     dirs.dedup();
     gatherer.gather(&mut snapshot, dirs);
@@ -356,6 +374,29 @@ fn own_outputs(roots: &[PathBuf], store: &StoreDir) -> Vec<PathBuf> {
         .collect()
 }
 
+/// With `--libs`, the dirs of the outputs that hold shared libraries: a
+/// need found there is served by the package itself, before any input
+/// (autoPatchelf searches the outputs first too). In walk order.
+fn own_library_dirs(objects: &[ObjectSurvey], opts: &SurveyOptions) -> Vec<PathBuf> {
+    if opts.plan.libs.is_empty() {
+        return Vec::new();
+    }
+    let mut seen = HashSet::new();
+    objects
+        .iter()
+        .filter(|o| {
+            o.facts.object_type == elf::ObjectType::Dyn
+                && (o.facts.soname.is_some()
+                    || o.path
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().contains(".so")))
+        })
+        .filter_map(|o| o.path.parent())
+        .filter(|d| seen.insert(d.to_path_buf()))
+        .map(Path::to_path_buf)
+        .collect()
+}
+
 /// Run the pure planner over every object against the gathered snapshot.
 /// The facts `o` is planned with: with `--interpreter`, a dynamic
 /// executable as it will be, run by the new interpreter (whose loader
@@ -381,6 +422,7 @@ fn plan_all(
     store: &StoreDir,
     opts: &SurveyOptions,
     outputs: &[PathBuf],
+    own_libs: &[PathBuf],
 ) {
     let facts: Vec<std::borrow::Cow<ElfFacts>> =
         objects.iter().map(|o| planning_facts(o, opts)).collect();
@@ -395,6 +437,7 @@ fn plan_all(
             store,
             opts: &opts.plan,
             outputs,
+            own_libs,
         })
         .collect();
     let plans = plan::plan_objects(&inputs);

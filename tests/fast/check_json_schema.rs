@@ -169,6 +169,7 @@ fn check_and_plan_json_schemas_are_stable() {
             "removed_store_paths",
             "offered_checked",
             "warnings",
+            "added",
         ])
     );
     assert_eq!(p["tag"], "RUNPATH");

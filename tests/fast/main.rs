@@ -20,6 +20,7 @@ mod farm_anywhere;
 mod fix_interpreter;
 mod ldd_fixtures;
 mod ldd_json_schema;
+mod libs;
 // stdenv's fixup runs patchelf, which a machine with only Rust and gcc lacks:
 // the hook's tests run with the full tier's tools (`--features full-tests`).
 #[cfg(feature = "full-tests")]

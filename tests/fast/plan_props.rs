@@ -178,6 +178,7 @@ fn grouped_planning_equals_planning_each() {
                     store: &store,
                     opts: &w.opts,
                     outputs: &[],
+                    own_libs: &[],
                 })
                 .collect();
             let grouped = plan::plan_objects(&inputs);

@@ -389,6 +389,7 @@ fn plans(w: &World, facts: &ElfFacts) -> Vec<plan::Plan> {
         store: &store,
         opts: &w.opts,
         outputs: &[],
+        own_libs: &[],
     })
 }
 
