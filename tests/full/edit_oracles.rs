@@ -15,7 +15,9 @@ const HASH_FARM: &str = "0123456789abcdfghijklmnpqrsvwxyz";
 
 fn run(cmd: &mut Command) -> Output {
     let name = format!("{cmd:?}");
-    cmd.output()
+    // A program written a moment ago may be ETXTBSY while another test
+    // thread forks: retried, as everywhere else in the tests.
+    common::output_retrying(cmd)
         .unwrap_or_else(|e| panic!("required tool missing or failed to start: {name}: {e}"))
 }
 
