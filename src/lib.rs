@@ -38,6 +38,7 @@ pub mod closure;
 pub mod demo;
 pub mod edit;
 pub mod elf;
+pub mod farm;
 pub mod fix;
 pub mod loader;
 pub mod plan;

@@ -21,6 +21,17 @@ pub(crate) fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.' | b'_' | b'?' | b'=')
 }
 
+/// An I/O error at a path of the store dir (listing it, reading a link or
+/// an entry in it).
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {err}", path.display())]
+pub struct PathIoError {
+    /// The path.
+    pub path: PathBuf,
+    /// The failed call's error.
+    pub err: std::io::Error,
+}
+
 /// A store dir such as `/nix/store`: absolute, no trailing slash.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct StoreDir(PathBuf);

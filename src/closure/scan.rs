@@ -113,6 +113,15 @@ pub enum ScanError {
     },
 }
 
+impl From<crate::store::PathIoError> for ScanError {
+    fn from(e: crate::store::PathIoError) -> Self {
+        ScanError::Io {
+            path: e.path,
+            err: e.err,
+        }
+    }
+}
+
 impl From<NarWalkError> for ScanError {
     fn from(e: NarWalkError) -> Self {
         match e {

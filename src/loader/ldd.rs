@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::elf::{self, ElfFacts};
-use crate::loader::farm::Hop;
+use crate::farm::Hop;
 use crate::loader::resolve::{
     self, FsProbe, LoaderConfig, NeedResolution, Requester, SearchDir, Tried,
 };

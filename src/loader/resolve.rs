@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::elf::{self, ElfIdent, ObjectType};
-use crate::loader::farm::{self, Resolved};
+use crate::farm::{self, Resolved};
 use crate::store::StoreDir;
 
 /// What the loader finds at one candidate path.

@@ -480,7 +480,7 @@ fn link_findings(survey: &Survey) -> Vec<Finding> {
             "symlink",
             format!(
                 "symlink loop (more than {} links followed); left alone",
-                crate::loader::farm::MAX_HOPS
+                crate::farm::MAX_HOPS
             ),
             Some("remove it or point it at a real file"),
         )
@@ -519,7 +519,7 @@ fn survey_error_findings(survey: &Survey) -> Vec<Finding> {
 /// Every farm any file or symlink of the outputs names, and every place
 /// it is named, outside the RUNPATH/RPATH strings the plans already fix and
 /// the links `symlink-into-farm` already reports. A farm is recognised by
-/// what it is ([`crate::closure::is_farm`]), whoever names it: file bytes
+/// what it is ([`crate::farm::is_farm`]), whoever names it: file bytes
 /// (`.pc` files, scripts, stale strings), symlink targets (a directory link
 /// into a farm), search-list entries however spelled (`$ORIGIN/../../<farm>`).
 /// Files are scanned in bounded chunks by [`crate::closure::scan`], never read whole.
@@ -645,7 +645,7 @@ fn store_path_hits(survey: &Survey, store: &StoreDir) -> ScannedFiles {
 
 /// The farms the outputs name: store paths the planner saw acting as farms,
 /// and every other store path named by a file (`hits`), a symlink target or
-/// a search-list entry that [`crate::closure::is_farm`] says is one. The
+/// a search-list entry that [`crate::farm::is_farm`] says is one. The
 /// outputs themselves never count.
 fn named_farms(survey: &Survey, store: &StoreDir, hits: &[&scan::Hit]) -> BTreeSet<PathBuf> {
     let mut candidates: BTreeSet<PathBuf> = BTreeSet::new();
@@ -682,7 +682,7 @@ fn named_farms(survey: &Survey, store: &StoreDir, hits: &[&scan::Hit]) -> BTreeS
     farms.extend(
         candidates
             .into_par_iter()
-            .filter(|c| !own.contains(c) && crate::closure::is_farm(store, c).unwrap_or(false))
+            .filter(|c| !own.contains(c) && crate::farm::is_farm(store, c).unwrap_or(false))
             .collect::<Vec<_>>(),
     );
     farms

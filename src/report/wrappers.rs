@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use super::findings::{Finding, FindingKind, Severity};
-use crate::loader::farm;
+use crate::farm;
 use crate::plan::snapshot::{StubOffer, is_stub_location};
 use crate::store::{StoreDir, normalize_lexically};
 use crate::survey::Survey;
@@ -105,7 +105,7 @@ fn judge(file: &Path, n: &Named, store: &StoreDir) -> Vec<Finding> {
     let paths = store_paths_of(dir, store);
     let farms: Vec<PathBuf> = paths
         .iter()
-        .filter(|p| crate::closure::is_farm(store, p).unwrap_or(false))
+        .filter(|p| crate::farm::is_farm(store, p).unwrap_or(false))
         .cloned()
         .collect();
     if !farms.is_empty() {

@@ -15,7 +15,7 @@ use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use crate::elf::{self, ElfFacts};
-use crate::loader::farm::{self, Resolved};
+use crate::farm::{self, Resolved};
 use crate::loader::resolve::{self, FsProbe, LoaderConfig, Requester};
 use crate::plan::computed;
 use crate::plan::needs::{self, Need};
@@ -539,7 +539,7 @@ fn farm_dir_link(
     }
     let is_farm = *farm_cache
         .entry(farm.clone())
-        .or_insert_with(|| crate::closure::is_farm(store, &farm).unwrap_or(false));
+        .or_insert_with(|| crate::farm::is_farm(store, &farm).unwrap_or(false));
     if !is_farm {
         return None;
     }

@@ -150,7 +150,7 @@ pub fn argument_root(arg: &Path) -> Result<PathBuf, WalkError> {
         message,
     };
     let mut p = arg.to_owned();
-    for _ in 0..crate::loader::farm::MAX_HOPS {
+    for _ in 0..crate::farm::MAX_HOPS {
         let meta = std::fs::symlink_metadata(&p).map_err(|e| fail(io_message(&e)))?;
         if !meta.file_type().is_symlink() {
             return Ok(p);

@@ -17,6 +17,7 @@ mod cost;
 mod demo;
 mod doc_paths;
 mod farm_anywhere;
+mod layers;
 mod ldd_fixtures;
 mod ldd_json_schema;
 // stdenv's fixup runs patchelf, which a machine with only Rust and gcc lacks:
