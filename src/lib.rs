@@ -45,3 +45,4 @@ pub mod plan;
 pub mod report;
 pub mod store;
 pub mod survey;
+pub mod walk;

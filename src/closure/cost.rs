@@ -63,7 +63,7 @@ use crate::plan::{Action, Outcome, Plan};
 use crate::report::findings::Finding;
 use crate::store::{HASH_LEN, StoreDir};
 use crate::survey::Survey;
-use crate::survey::walk::{EntryKind, walk_nar};
+use crate::walk::{EntryKind, walk_nar};
 
 /// Why a closure cost could not be computed.
 #[derive(Debug, thiserror::Error)]

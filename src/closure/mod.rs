@@ -32,7 +32,7 @@ use serde::Serialize;
 
 use crate::farm::is_farm;
 use crate::store::{StoreDir, normalize_lexically};
-use crate::survey::walk::{Entry, EntryKind, walk_nar};
+use crate::walk::{Entry, EntryKind, walk_nar};
 use scan::{Candidates, HashSetFast, ScanError, Scanner};
 
 /// Index of a node in a [`ClosureGraph`].

@@ -11,7 +11,7 @@ use crate::loader::resolve::{
     self, FsProbe, LoaderConfig, NeedResolution, Requester, SearchDir, Tried,
 };
 use crate::plan::computed::{Computed, Recogniser};
-use crate::survey::walk::{self, EntryKind};
+use crate::walk::{self, EntryKind};
 
 /// Options for [`ldd`].
 #[derive(Clone, Debug, Default)]

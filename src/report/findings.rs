@@ -1027,7 +1027,7 @@ pub(crate) mod tests {
             special_files: vec!["/o/fifo".into()],
             link_loops: vec!["/o/loop".into()],
             files_scanned: 6,
-            errors: vec![crate::survey::walk::WalkError {
+            errors: vec![crate::walk::WalkError {
                 path: "/o/secret".into(),
                 message: "cannot read: Permission denied".into(),
             }],

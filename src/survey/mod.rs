@@ -4,8 +4,6 @@
 
 /// Reading the directories plans may touch into a snapshot.
 mod gather;
-/// The one walker over the outputs.
-pub mod walk;
 
 use std::path::{Path, PathBuf};
 
@@ -22,8 +20,8 @@ use crate::plan::needs::{self, Need};
 use crate::plan::snapshot::Snapshot;
 use crate::plan::{self, Plan, PlanInput, PlanOptions};
 use crate::store::StoreDir;
+use crate::walk::{self, EntryKind, WalkError};
 use gather::Gatherer;
-use walk::{EntryKind, WalkError};
 
 /// What the survey reads beyond the ELF facts.
 #[derive(Clone, Debug, Default)]
