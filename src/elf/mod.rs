@@ -8,6 +8,7 @@
 pub(crate) mod buffers;
 /// Evidence for the computed-name recognisers (TSL DsoLoader functions).
 mod dso;
+pub use dso::DsoLoaderFn;
 
 use std::fs::File;
 use std::io::Read;

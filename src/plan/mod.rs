@@ -8,7 +8,6 @@
 
 mod assemble;
 mod classify;
-pub mod computed;
 pub mod needs;
 pub mod snapshot;
 mod verify;
