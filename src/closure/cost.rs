@@ -128,13 +128,13 @@ struct Predicted {
 /// `fix` would leave the file alone.
 fn predict_edit(path: &Path, plans: &[&Plan]) -> Option<Predicted> {
     // The very edit `fix` will make (same planning code), never written.
-    match crate::fix::planned::plan_file_edit(path, plans).ok()? {
-        crate::fix::planned::PlannedEdit::InMemory { original, edit, .. } => Some(Predicted {
+    match crate::edit::planned::plan_file_edit(path, plans).ok()? {
+        crate::edit::planned::PlannedEdit::InMemory { original, edit, .. } => Some(Predicted {
             old_len: original.len() as u64,
             new_len: edit.new_len,
             patches: edit.patches,
         }),
-        crate::fix::planned::PlannedEdit::Large { edit, old_len } => Some(Predicted {
+        crate::edit::planned::PlannedEdit::Large { edit, old_len } => Some(Predicted {
             old_len,
             new_len: edit.new_len,
             patches: edit.patches,
