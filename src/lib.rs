@@ -34,6 +34,7 @@ macro_rules! named_by_as_str {
     )+};
 }
 
+pub mod check;
 pub mod closure;
 pub mod demo;
 pub mod edit;

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use std::io::Write;
 
-use unfarm::closure::cost::{CostModel, add_costs};
+use unfarm::check::{Severity, add_costs, findings_scanned};
+use unfarm::closure::cost::CostModel;
 use unfarm::report::check::{RenderOptions, cost_gap, json, render};
 use unfarm::report::closure::closure_line;
-use unfarm::report::findings::{Severity, findings_scanned};
 use unfarm::report::loader::{models_line, models_used};
 use unfarm::store::StoreDir;
 use unfarm::survey::survey;

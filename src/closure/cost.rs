@@ -60,7 +60,6 @@ use crate::closure::{
 };
 use crate::edit;
 use crate::plan::{Action, Outcome, Plan};
-use crate::report::findings::Finding;
 use crate::store::{HASH_LEN, StoreDir};
 use crate::survey::Survey;
 use crate::walk::{EntryKind, walk_nar};
@@ -579,25 +578,6 @@ impl CostModel {
         let after = self.graph.closure_size_with(&self.outputs, &change)?;
         Ok(self.before_size().saturating_sub(after))
     }
-}
-
-/// Set `cost_bytes` of every finding that names farms (`indirect-entry`,
-/// `symlink-into-farm`, `farm-reference`): `CostModel::farm_cost` of its
-/// farms.
-pub fn add_costs(findings: &mut [Finding], model: &CostModel) -> Result<(), CostError> {
-    let mut memo: HashMap<Vec<PathBuf>, u64> = HashMap::new();
-    for f in findings.iter_mut().filter(|f| !f.farms.is_empty()) {
-        let c = match memo.get(&f.farms) {
-            Some(&c) => c,
-            None => {
-                let c = model.farm_cost(&f.farms)?;
-                memo.insert(f.farms.clone(), c);
-                c
-            }
-        };
-        f.cost_bytes = Some(c);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

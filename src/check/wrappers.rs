@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::findings::{Finding, FindingKind, Severity};
+use super::{Finding, FindingKind, Severity};
 use crate::farm;
 use crate::plan::snapshot::{StubOffer, is_stub_location};
 use crate::store::{StoreDir, normalize_lexically};
@@ -97,7 +97,7 @@ fn judge(file: &Path, n: &Named, store: &StoreDir) -> Vec<Finding> {
         out.push(mk(
             format!(
                 "offers the stub {}: {VAR} comes before every RUNPATH, so the program loads the fake driver, not the driver dir's",
-                crate::report::fix::stub_words(&stubs)
+                super::stub_words(&stubs)
             ),
             "take the dir out of the wrapper (the libraries belong in the RUNPATH), or take the stub link out of that output".into(),
         ));

@@ -1,5 +1,6 @@
-//! `unfarm check`: findings from a survey, each with the file, the exact
-//! location, a severity and the fix.
+//! The check pipeline: `unfarm check`'s findings from a survey, each with
+//! the file, the exact location, a severity and the fix, priced with
+//! `closure`'s cost model ([`add_costs`]); `report` renders them.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -7,13 +8,15 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::closure::cost::{CostError, CostModel};
 use crate::closure::scan::{self, Candidates, Hash, ScannedFiles, Scanner};
 use crate::elf::ObjectType;
 use crate::plan::needs::Provenance;
 use crate::plan::{Action, EntryPlan, Mode, Outcome, Plan, Reason, Tag};
-use crate::report::fix::stub_words;
 use crate::store::{HASH_LEN, StoreDir, normalize_lexically};
 use crate::survey::{ObjectSurvey, Survey};
+
+mod wrappers;
 
 /// How much a finding matters (ordered: errors first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -212,7 +215,7 @@ pub fn findings_scanned(
     out.extend(link_findings(survey));
     out.extend(survey_error_findings(survey));
     out.extend(farm_references(survey, store, &scanned));
-    out.extend(super::wrappers::wrapper_findings(survey, store));
+    out.extend(wrappers::wrapper_findings(survey, store));
     apply_allowed(&mut out, &survey.allowed, store);
     apply_kept(&mut out, survey, store);
     apply_roles(&mut out, survey);
@@ -889,6 +892,39 @@ pub fn groups(findings: &[Finding]) -> Vec<Group> {
     }
     out.sort_by_key(|g| g.severity);
     out
+}
+
+/// `libcuda.so, libcuda.so.1 -> /…/stubs/libcuda.so`: the stub names, by
+/// the stub file they reach.
+pub(crate) fn stub_words(stubs: &[crate::plan::snapshot::StubOffer]) -> String {
+    let mut by_stub: std::collections::BTreeMap<&Path, Vec<&str>> = Default::default();
+    for s in stubs {
+        by_stub.entry(&s.stub).or_default().push(&s.name);
+    }
+    by_stub
+        .iter()
+        .map(|(stub, names)| format!("{} -> {}", names.join(", "), stub.display()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Set `cost_bytes` of every finding that names farms (`indirect-entry`,
+/// `symlink-into-farm`, `farm-reference`): `CostModel::farm_cost` of its
+/// farms.
+pub fn add_costs(findings: &mut [Finding], model: &CostModel) -> Result<(), CostError> {
+    let mut memo: HashMap<Vec<PathBuf>, u64> = HashMap::new();
+    for f in findings.iter_mut().filter(|f| !f.farms.is_empty()) {
+        let c = match memo.get(&f.farms) {
+            Some(&c) => c,
+            None => {
+                let c = model.farm_cost(&f.farms)?;
+                memo.insert(f.farms.clone(), c);
+                c
+            }
+        };
+        f.cost_bytes = Some(c);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
