@@ -13,7 +13,7 @@ use crate::closure::scan::{self, Candidates, Hash, ScannedFiles, Scanner};
 use crate::elf::ObjectType;
 use crate::plan::needs::Provenance;
 use crate::plan::{Action, EntryPlan, Mode, Outcome, Plan, Reason, Tag};
-use crate::store::{HASH_LEN, StoreDir, normalize_lexically};
+use crate::store::{PathIoError, StoreDir, StorePath, normalize_lexically};
 use crate::survey::{ObjectSurvey, Survey};
 
 mod wrappers;
@@ -185,9 +185,15 @@ impl Finding {
 /// What most entry findings advise.
 const DROP_IT: Option<&str> = Some("drop it");
 
-/// All findings for a survey, sorted by file then severity.
-pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
-    findings_scanned(survey, store, mode).0
+/// All findings for a survey, sorted by file then severity. An error when
+/// the store dir cannot be listed (its hash parts are what the files'
+/// references are matched against).
+pub fn findings(
+    survey: &Survey,
+    store: &StoreDir,
+    mode: Mode,
+) -> Result<Vec<Finding>, PathIoError> {
+    Ok(findings_scanned(survey, store, mode)?.0)
 }
 
 /// [`findings`], and the files its reference scan read: a closure cost
@@ -197,8 +203,9 @@ pub fn findings_scanned(
     survey: &Survey,
     store: &StoreDir,
     mode: Mode,
-) -> (Vec<Finding>, ScannedFiles) {
-    let scanned = store_path_hits(survey, store);
+) -> Result<(Vec<Finding>, ScannedFiles), PathIoError> {
+    let listed = store.list()?;
+    let scanned = store_path_hits(survey, store, &listed);
     let mut out = Vec::new();
     for o in &survey.objects {
         for p in &o.plans {
@@ -214,13 +221,13 @@ pub fn findings_scanned(
     }
     out.extend(link_findings(survey));
     out.extend(survey_error_findings(survey));
-    out.extend(farm_references(survey, store, &scanned));
+    out.extend(farm_references(survey, store, &scanned, &listed));
     out.extend(wrappers::wrapper_findings(survey, store));
     apply_allowed(&mut out, &survey.allowed, store);
     apply_kept(&mut out, survey, store);
     apply_roles(&mut out, survey);
     out.sort_by(|a, b| (&a.file, a.severity, &a.location).cmp(&(&b.file, b.severity, &b.location)));
-    (out, scanned)
+    Ok((out, scanned))
 }
 
 /// One finding per reason the planner gave for a search-path entry that
@@ -526,9 +533,14 @@ fn survey_error_findings(survey: &Survey) -> Vec<Finding> {
 /// (`.pc` files, scripts, stale strings), symlink targets (a directory link
 /// into a farm), search-list entries however spelled (`$ORIGIN/../../<farm>`).
 /// Files are scanned in bounded chunks by [`crate::closure::scan`], never read whole.
-fn farm_references(survey: &Survey, store: &StoreDir, scanned: &ScannedFiles) -> Vec<Finding> {
+fn farm_references(
+    survey: &Survey,
+    store: &StoreDir,
+    scanned: &ScannedFiles,
+    listed: &[StorePath],
+) -> Vec<Finding> {
     let hits: Vec<&scan::Hit> = scanned.hits().collect();
-    let farms = named_farms(survey, store, &hits);
+    let farms = named_farms(survey, store, &hits, listed);
     if farms.is_empty() {
         return Vec::new();
     }
@@ -622,8 +634,11 @@ fn link_into(l: &Path, store: &StoreDir) -> Option<(PathBuf, PathBuf)> {
 /// `../../<hash>-farm/lib`), with its context: one streamed pass over each
 /// file serves both which farms are named and where. File by file: one
 /// unreadable file (reported elsewhere) must not hide what the others name.
-fn store_path_hits(survey: &Survey, store: &StoreDir) -> ScannedFiles {
-    let all = store_hashes(store);
+fn store_path_hits(survey: &Survey, store: &StoreDir, listed: &[StorePath]) -> ScannedFiles {
+    let all: scan::HashSetFast = listed
+        .iter()
+        .filter_map(|sp| scan::hash_of(&sp.hash))
+        .collect();
     if all.is_empty() {
         return ScannedFiles::default();
     }
@@ -650,7 +665,12 @@ fn store_path_hits(survey: &Survey, store: &StoreDir) -> ScannedFiles {
 /// and every other store path named by a file (`hits`), a symlink target or
 /// a search-list entry that [`crate::farm::is_farm`] says is one. The
 /// outputs themselves never count.
-fn named_farms(survey: &Survey, store: &StoreDir, hits: &[&scan::Hit]) -> BTreeSet<PathBuf> {
+fn named_farms(
+    survey: &Survey,
+    store: &StoreDir,
+    hits: &[&scan::Hit],
+    listed: &[StorePath],
+) -> BTreeSet<PathBuf> {
     let mut candidates: BTreeSet<PathBuf> = BTreeSet::new();
     for o in &survey.objects {
         for p in &o.plans {
@@ -667,15 +687,12 @@ fn named_farms(survey: &Survey, store: &StoreDir, hits: &[&scan::Hit]) -> BTreeS
         candidates.extend(link_into(l, store).map(|(_, f)| f));
     }
     let found: HashSet<Hash> = hits.iter().map(|h| h.hash).collect();
-    if !found.is_empty()
-        && let Ok(rd) = std::fs::read_dir(store.path())
-    {
-        for e in rd.flatten() {
-            if hash_prefix(&e.file_name()).is_some_and(|h| found.contains(&h)) {
-                candidates.insert(e.path());
-            }
-        }
-    }
+    candidates.extend(
+        listed
+            .iter()
+            .filter(|sp| scan::hash_of(&sp.hash).is_some_and(|h| found.contains(&h)))
+            .map(|sp| sp.path.clone()),
+    );
     let own: Vec<PathBuf> = survey
         .roots
         .iter()
@@ -689,23 +706,6 @@ fn named_farms(survey: &Survey, store: &StoreDir, hits: &[&scan::Hit]) -> BTreeS
             .collect::<Vec<_>>(),
     );
     farms
-}
-
-/// The hash part of a store dir entry's name, if it has one.
-fn hash_prefix(name: &std::ffi::OsStr) -> Option<Hash> {
-    let h = name.as_encoded_bytes().get(..HASH_LEN)?;
-    scan::hash_of(std::str::from_utf8(h).ok()?)
-}
-
-/// The hash parts of every path in the store dir (none when it cannot be read).
-fn store_hashes(store: &StoreDir) -> scan::HashSetFast {
-    std::fs::read_dir(store.path())
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| hash_prefix(&e.file_name()))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Findings about farms the packager allows (`--allow`) are information.
@@ -1079,6 +1079,7 @@ pub(crate) mod tests {
         let store = StoreDir::new("/nix/store");
         let got = |mode| -> Vec<(String, FindingKind, Severity)> {
             findings(&s, &store, mode)
+                .unwrap()
                 .into_iter()
                 .map(|f| (f.file.display().to_string(), f.kind, f.severity))
                 .collect()
@@ -1104,7 +1105,7 @@ pub(crate) mod tests {
         // Expand mode keeps every real dir a farm offered: unused is a note.
         let expand = got(Mode::Expand);
         assert!(expand.contains(&app(K::UnusedEntry, Info)), "{expand:?}");
-        let all = findings(&s, &store, Mode::Shrink);
+        let all = findings(&s, &store, Mode::Shrink).unwrap();
         let indirect = all.iter().find(|f| f.kind == K::IndirectEntry).unwrap();
         assert_eq!(indirect.farms, vec![PathBuf::from(FARM)]);
         assert_eq!(
@@ -1122,6 +1123,7 @@ pub(crate) mod tests {
         let mut s = hand_made_survey();
         s.objects[0].facts.runpath = Some(LIB.into());
         let kinds: Vec<FindingKind> = findings(&s, &StoreDir::new("/nix/store"), Mode::Shrink)
+            .unwrap()
             .into_iter()
             .filter(|f| f.file == Path::new("/o/bin/app"))
             .map(|f| f.kind)
@@ -1173,5 +1175,17 @@ pub(crate) mod tests {
         );
         assert_eq!(g[1].message, "need x.so.1 (needed) in /o/lib/a.so");
         assert_eq!(g[2].files.len(), 1);
+    }
+
+    /// A store dir that cannot be listed is reported, not read as an empty
+    /// store (which would drop every farm-reference finding in silence).
+    #[test]
+    fn an_unlistable_store_dir_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("store");
+        std::fs::write(&file, "").unwrap();
+        let store = StoreDir::new(&file);
+        let err = findings(&hand_made_survey(), &store, Mode::Shrink).unwrap_err();
+        assert_eq!(err.path, file);
     }
 }

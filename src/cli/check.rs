@@ -34,7 +34,7 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     let opts = a.plan.survey_options(store)?;
     let roots = super::output_roots(&a.outputs, store)?;
     let s = survey(&roots, store, &opts);
-    let (mut f, scanned) = findings_scanned(&s, store, opts.plan.mode);
+    let (mut f, scanned) = findings_scanned(&s, store, opts.plan.mode)?;
     // Price the farm findings (outputs scanned, dependencies from the Nix DB
     // or a scan of the store dir); a failure only loses the numbers.
     let mut closure = None;

@@ -206,15 +206,8 @@ fn candidates(
     let paths: Vec<PathBuf> = match source {
         Source::NixDb(db) => NixDb::open(db)?.valid_paths()?,
         Source::Scan => {
-            let io = |err| ScanError::Io {
-                path: store.path().to_owned(),
-                err,
-            };
-            let mut v = Vec::new();
-            for e in std::fs::read_dir(store.path()).map_err(io)? {
-                v.push(e.map_err(io)?.path());
-            }
-            v
+            let listed = store.list().map_err(ScanError::from)?;
+            listed.into_iter().map(|sp| sp.path).collect()
         }
     };
     let mut index = HashMap::new();

@@ -951,18 +951,8 @@ impl NixDb {
 /// (as Nix does with the build's inputs), sizes by NAR accounting.
 pub fn scan_closure(store_dir: &StoreDir, roots: &[PathBuf]) -> Result<ClosureGraph, ClosureError> {
     let mut index: HashMap<scan::Hash, PathBuf> = HashMap::new();
-    let rd = std::fs::read_dir(store_dir.path()).map_err(|source| ScanError::Io {
-        path: store_dir.path().to_owned(),
-        err: source,
-    })?;
-    for e in rd {
-        let e = e.map_err(|source| ScanError::Io {
-            path: store_dir.path().to_owned(),
-            err: source,
-        })?;
-        if let Some(sp) = store_dir.store_path_of(&e.path())
-            && let Some(h) = scan::hash_of(&sp.hash)
-        {
+    for sp in store_dir.list().map_err(ScanError::from)? {
+        if let Some(h) = scan::hash_of(&sp.hash) {
             index.insert(h, sp.path);
         }
     }
