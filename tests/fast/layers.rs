@@ -60,7 +60,7 @@ fn ident_at(s: &str) -> &str {
 
 /// The top-level modules a file's code names: `crate::x`, `crate::{x, y::z}`
 /// and `super::` chains that climb above the file's top-level module
-/// (`depth`: how many modules deep the file is, `src/a/b.rs` is 2).
+/// (`depth`: how many modules deep the file is; `x/y.rs` below `src/` is 2).
 fn named_modules(code: &str, depth: usize) -> Vec<String> {
     let mut out = Vec::new();
     for (i, _) in code.match_indices("crate::") {
