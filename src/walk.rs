@@ -1,9 +1,9 @@
 //! The one walker: every file, symlink and directory below the given roots,
 //! in a stable order, never following symlinks.
 //!
-//! Two uses share it: [`walk`](crate::walk::walk) for `survey`/`ldd` (many roots, errors
+//! Two uses share it: [`walk()`] for `survey`/`ldd` (many roots, errors
 //! collected, `fix`'s temp files skipped, a file reached twice kept once) and
-//! [`walk_nar`](crate::walk::walk_nar) for the closure (one store path exactly as Nix serialises it
+//! [`walk_nar`] for the closure (one store path exactly as Nix serialises it
 //! in a NAR: every entry, symlink targets read, the first error ends it).
 
 use std::ffi::OsString;

@@ -3,7 +3,6 @@
 //! names an object computes at run time ([`computed`]) and the link map
 //! `unfarm ldd` prints ([`ldd`]).
 
-/// Sonames an object will `dlopen()` by names computed at run time.
 pub mod computed;
 /// `unfarm ldd`: the link map of ELF files.
 pub mod ldd;
