@@ -294,7 +294,7 @@ fn entry_findings(
                 Reason::Insecure { why } => mk(
                     FindingKind::InsecureEntry,
                     Severity::Error,
-                    why.clone(),
+                    why.to_string(),
                     DROP_IT,
                 ),
                 Reason::Duplicate { of } => mk(

@@ -289,7 +289,7 @@ fn reason_words(r: &Reason) -> String {
             stub_words(stubs)
         ),
         Reason::BuildDir => "build dir, outside the store".into(),
-        Reason::Insecure { why } => why.clone(),
+        Reason::Insecure { why } => why.to_string(),
         Reason::Origin => "$ORIGIN-relative".into(),
         Reason::Driver => "the driver dir, kept first".into(),
         Reason::KeptByPattern { pattern } => format!("matches --keep {pattern}"),
