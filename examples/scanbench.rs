@@ -8,7 +8,7 @@ use std::time::Instant;
 use unfarm::closure::scan::{Candidates, HashSetFast, Scanner, hash_of};
 use unfarm::closure::{NixDb, nar_size};
 use unfarm::store::{NIX_BASE32, StoreDir};
-use unfarm::survey::walk::{EntryKind, walk_nar};
+use unfarm::walk::{EntryKind, walk_nar};
 
 fn main() -> anyhow::Result<()> {
     let path = std::env::args()

@@ -15,7 +15,7 @@ use crate::store::{HASH_LEN, NIX_BASE32, StoreDir};
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     /// A file or directory of the scenario could not be written or read.
-    #[error("{}: {}", path.display(), crate::survey::walk::io_message(source))]
+    #[error("{}: {}", path.display(), crate::walk::io_message(source))]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -25,7 +25,7 @@ pub enum DemoError {
     /// The C compiler could not be started.
     #[error(
         "{cc}: cannot run the C compiler (--cc): {}",
-        crate::survey::walk::io_message(source)
+        crate::walk::io_message(source)
     )]
     NoCompiler {
         /// The compiler asked for (`--cc`).

@@ -21,6 +21,17 @@ pub(crate) fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.' | b'_' | b'?' | b'=')
 }
 
+/// An I/O error at a path of the store dir (listing it, reading a link or
+/// an entry in it).
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {err}", path.display())]
+pub struct PathIoError {
+    /// The path.
+    pub path: PathBuf,
+    /// The failed call's error.
+    pub err: std::io::Error,
+}
+
 /// A store dir such as `/nix/store`: absolute, no trailing slash.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct StoreDir(PathBuf);
@@ -51,6 +62,27 @@ impl StoreDir {
     /// The store dir itself (`/nix/store`).
     pub fn path(&self) -> &Path {
         &self.0
+    }
+
+    /// Every entry of the store dir named like a store path
+    /// (`<hash>-<name>`), in directory order: the one listing the closure
+    /// scan, the cost model and `check` index hash parts from. A store dir
+    /// that does not exist holds nothing; one that cannot be read is an
+    /// error, never taken as empty (that would hide every reference).
+    pub fn list(&self) -> Result<Vec<StorePath>, PathIoError> {
+        let io = |err| PathIoError {
+            path: self.0.clone(),
+            err,
+        };
+        let rd = match std::fs::read_dir(&self.0) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            r => r.map_err(io)?,
+        };
+        let mut out = Vec::new();
+        for e in rd {
+            out.extend(self.store_path_of(&e.map_err(io)?.path()));
+        }
+        Ok(out)
     }
 
     /// The store path that `path` lies in, if any. `path` must be absolute and is
@@ -201,5 +233,44 @@ mod tests {
             PathBuf::from("/a/c/d")
         );
         assert_eq!(normalize_lexically(Path::new("/../a")), PathBuf::from("/a"));
+    }
+
+    /// The one listing: store paths only, an absent dir is empty, and a
+    /// store dir that cannot be listed is an error, not an empty store.
+    #[test]
+    fn list_keeps_store_paths_and_reports_an_unreadable_dir() {
+        let d = tempfile::tempdir().unwrap();
+        for name in [
+            format!("{H}-foo-1.0"),
+            ".links".to_owned(),
+            "tmp".to_owned(),
+        ] {
+            std::fs::create_dir(d.path().join(name)).unwrap();
+        }
+        let store = StoreDir::new(d.path());
+        let names: Vec<String> = store
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|sp| sp.name)
+            .collect();
+        assert_eq!(names, ["foo-1.0"]);
+        assert!(
+            StoreDir::new(d.path().join("absent"))
+                .list()
+                .unwrap()
+                .is_empty()
+        );
+        // A file where the dir should be: listing fails (as an unreadable dir
+        // does for a user without permission; the tests may run as root).
+        let file = d.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let err = StoreDir::new(&file).list().unwrap_err();
+        assert_eq!(err.path, file);
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{}: ", file.display())),
+            "{err}"
+        );
     }
 }

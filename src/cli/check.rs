@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use std::io::Write;
 
-use unfarm::closure::cost::{CostModel, add_costs};
+use unfarm::check::{Severity, add_costs, findings_scanned};
+use unfarm::closure::cost::CostModel;
 use unfarm::report::check::{RenderOptions, cost_gap, json, render};
 use unfarm::report::closure::closure_line;
-use unfarm::report::findings::{Severity, findings_scanned};
 use unfarm::report::loader::{models_line, models_used};
 use unfarm::store::StoreDir;
 use unfarm::survey::survey;
@@ -35,7 +35,7 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     let roots = super::output_roots(&a.outputs, store)?;
     let s = survey(&roots, store, &opts);
     let missing = super::fix::libs_report(&a.plan, &s, store);
-    let (mut f, scanned) = findings_scanned(&s, store, opts.plan.mode);
+    let (mut f, scanned) = findings_scanned(&s, store, opts.plan.mode)?;
     // Price the farm findings (outputs scanned, dependencies from the Nix DB
     // or a scan of the store dir); a failure only loses the numbers.
     let mut closure = None;

@@ -83,7 +83,7 @@ pub fn one_line(e: &anyhow::Error) -> String {
 pub fn argument_roots(args: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
     let (mut roots, mut bad) = (Vec::new(), Vec::new());
     for a in args {
-        match unfarm::survey::walk::argument_root(a) {
+        match unfarm::walk::argument_root(a) {
             Ok(r) => roots.push(r),
             Err(e) => bad.push(e.to_string()),
         }
@@ -157,11 +157,7 @@ pub fn validate_store_dir(dir: &Path, how: &str) -> anyhow::Result<()> {
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => anyhow::bail!("{}: {how} is not a directory", dir.display()),
-        Err(e) => anyhow::bail!(
-            "{}: {how}: {}",
-            dir.display(),
-            unfarm::survey::walk::io_message(&e)
-        ),
+        Err(e) => anyhow::bail!("{}: {how}: {}", dir.display(), unfarm::walk::io_message(&e)),
     }
 }
 

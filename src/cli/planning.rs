@@ -109,7 +109,7 @@ impl PlanArgs {
         let mut build_time = Vec::new();
         for b in &self.build_time {
             build_time
-                .push(unfarm::survey::walk::argument_root(b).map_err(|e| {
+                .push(unfarm::walk::argument_root(b).map_err(|e| {
                     anyhow::anyhow!("{}: --build-time: {}", b.display(), e.message)
                 })?);
         }

@@ -60,10 +60,9 @@ use crate::closure::{
 };
 use crate::edit;
 use crate::plan::{Action, Outcome, Plan};
-use crate::report::findings::Finding;
 use crate::store::{HASH_LEN, StoreDir};
 use crate::survey::Survey;
-use crate::survey::walk::{EntryKind, walk_nar};
+use crate::walk::{EntryKind, walk_nar};
 
 /// Why a closure cost could not be computed.
 #[derive(Debug, thiserror::Error)]
@@ -128,13 +127,13 @@ struct Predicted {
 /// `fix` would leave the file alone.
 fn predict_edit(path: &Path, plans: &[&Plan], interp: Option<&str>) -> Option<Predicted> {
     // The very edit `fix` will make (same planning code), never written.
-    match crate::fix::planned::plan_file_edit(path, plans, interp).ok()? {
-        crate::fix::planned::PlannedEdit::InMemory { original, edit, .. } => Some(Predicted {
+    match crate::edit::planned::plan_file_edit(path, plans, interp).ok()? {
+        crate::edit::planned::PlannedEdit::InMemory { original, edit, .. } => Some(Predicted {
             old_len: original.len() as u64,
             new_len: edit.new_len,
             patches: edit.patches,
         }),
-        crate::fix::planned::PlannedEdit::Large { edit, old_len } => Some(Predicted {
+        crate::edit::planned::PlannedEdit::Large { edit, old_len } => Some(Predicted {
             old_len,
             new_len: edit.new_len,
             patches: edit.patches,
@@ -207,15 +206,8 @@ fn candidates(
     let paths: Vec<PathBuf> = match source {
         Source::NixDb(db) => NixDb::open(db)?.valid_paths()?,
         Source::Scan => {
-            let io = |err| ScanError::Io {
-                path: store.path().to_owned(),
-                err,
-            };
-            let mut v = Vec::new();
-            for e in std::fs::read_dir(store.path()).map_err(io)? {
-                v.push(e.map_err(io)?.path());
-            }
-            v
+            let listed = store.list().map_err(ScanError::from)?;
+            listed.into_iter().map(|sp| sp.path).collect()
         }
     };
     let mut index = HashMap::new();
@@ -584,25 +576,6 @@ impl CostModel {
         let after = self.graph.closure_size_with(&self.outputs, &change)?;
         Ok(self.before_size().saturating_sub(after))
     }
-}
-
-/// Set `cost_bytes` of every finding that names farms (`indirect-entry`,
-/// `symlink-into-farm`, `farm-reference`): `CostModel::farm_cost` of its
-/// farms.
-pub fn add_costs(findings: &mut [Finding], model: &CostModel) -> Result<(), CostError> {
-    let mut memo: HashMap<Vec<PathBuf>, u64> = HashMap::new();
-    for f in findings.iter_mut().filter(|f| !f.farms.is_empty()) {
-        let c = match memo.get(&f.farms) {
-            Some(&c) => c,
-            None => {
-                let c = model.farm_cost(&f.farms)?;
-                memo.insert(f.farms.clone(), c);
-                c
-            }
-        };
-        f.cost_bytes = Some(c);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -30,8 +30,9 @@ use rayon::prelude::*;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
+use crate::farm::is_farm;
 use crate::store::{StoreDir, normalize_lexically};
-use crate::survey::walk::{Entry, EntryKind, walk_nar};
+use crate::walk::{Entry, EntryKind, walk_nar};
 use scan::{Candidates, HashSetFast, ScanError, Scanner};
 
 /// Index of a node in a [`ClosureGraph`].
@@ -584,66 +585,6 @@ pub fn nar_size(path: &Path) -> Result<u64, ScanError> {
 }
 
 // ---------------------------------------------------------------------------
-// Farms.
-
-/// Files other than links into other store paths a farm may hold (outside
-/// `nix-support/`): a `symlinkJoin` whose `postBuild` wrote a file or two
-/// is still a farm.
-const FARM_OTHER_FILES: usize = 8;
-
-/// True when the tree at `path` is a symlink farm: a store path whose tree
-/// is (almost) all links into other store paths. Outside `nix-support/`: at
-/// least one link into another store path, and the other files (regular
-/// files, links out of the store) at most `FARM_OTHER_FILES` and at most
-/// one for every ten such links. An output holding a few links into other
-/// outputs beside its own files is not a farm. Links inside it
-/// (`libfoo.so -> libfoo.so.1`, a dir link) are hops, not files. The one
-/// definition of a farm: `why`, `check` and the survey's directory links
-/// use it; the planner agrees for the outputs' own dirs, which are never a
-/// farm (`plan::PlanInput::is_own_dir`). Stops once the other files rule
-/// it out (a real output is mostly regular files, and may be large).
-pub fn is_farm(store_dir: &StoreDir, path: &Path) -> Result<bool, ScanError> {
-    let own = store_dir.store_path_of(path).map(|p| p.path);
-    let (mut links, mut others) = (0usize, 0usize);
-    let mut stack = vec![path.to_owned()];
-    while let Some(p) = stack.pop() {
-        let io = |err| ScanError::Io {
-            path: p.clone(),
-            err,
-        };
-        let md = std::fs::symlink_metadata(&p).map_err(io)?;
-        let ft = md.file_type();
-        if ft.is_symlink() {
-            let target = std::fs::read_link(&p).map_err(io)?;
-            let dir = p.parent().unwrap_or(Path::new("/"));
-            let abs = normalize_lexically(&dir.join(target));
-            match store_dir.store_path_of(&abs) {
-                Some(sp) if Some(&sp.path) != own.as_ref() => links += 1,
-                // A hop inside the farm (`libfoo.so -> libfoo.so.1`): what it
-                // names is walked in its own right.
-                Some(_) => {}
-                None => others += 1,
-            }
-        } else if ft.is_dir() {
-            if p.strip_prefix(path)
-                .is_ok_and(|r| r == Path::new("nix-support"))
-            {
-                continue;
-            }
-            for e in std::fs::read_dir(&p).map_err(io)? {
-                stack.push(e.map_err(io)?.path());
-            }
-        } else {
-            others += 1;
-        }
-        if others > FARM_OTHER_FILES {
-            return Ok(false);
-        }
-    }
-    Ok(links > 0 && others * 10 <= links)
-}
-
-// ---------------------------------------------------------------------------
 // Why: the reference chains from one path to another, each hop explained.
 
 /// One hop of a chain: every occurrence of `to`'s hash part in `from`.
@@ -1010,18 +951,8 @@ impl NixDb {
 /// (as Nix does with the build's inputs), sizes by NAR accounting.
 pub fn scan_closure(store_dir: &StoreDir, roots: &[PathBuf]) -> Result<ClosureGraph, ClosureError> {
     let mut index: HashMap<scan::Hash, PathBuf> = HashMap::new();
-    let rd = std::fs::read_dir(store_dir.path()).map_err(|source| ScanError::Io {
-        path: store_dir.path().to_owned(),
-        err: source,
-    })?;
-    for e in rd {
-        let e = e.map_err(|source| ScanError::Io {
-            path: store_dir.path().to_owned(),
-            err: source,
-        })?;
-        if let Some(sp) = store_dir.store_path_of(&e.path())
-            && let Some(h) = scan::hash_of(&sp.hash)
-        {
+    for sp in store_dir.list().map_err(ScanError::from)? {
+        if let Some(h) = scan::hash_of(&sp.hash) {
             index.insert(h, sp.path);
         }
     }

@@ -33,7 +33,7 @@ use serde::Serialize;
 
 use crate::elf::DynamicView;
 use crate::store::{HASH_LEN, StoreDir, StorePath, is_base32};
-use crate::survey::walk::{Entry, EntryKind, NarWalkError, walk_nar};
+use crate::walk::{Entry, EntryKind, NarWalkError, walk_nar};
 
 /// The hash part of a store path, as bytes.
 pub type Hash = [u8; HASH_LEN];
@@ -111,6 +111,15 @@ pub enum ScanError {
         /// The entry.
         path: PathBuf,
     },
+}
+
+impl From<crate::store::PathIoError> for ScanError {
+    fn from(e: crate::store::PathIoError) -> Self {
+        ScanError::Io {
+            path: e.path,
+            err: e.err,
+        }
+    }
 }
 
 impl From<NarWalkError> for ScanError {

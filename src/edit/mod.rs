@@ -37,6 +37,7 @@
 mod check;
 mod note;
 mod parse;
+pub(crate) mod planned;
 mod shdrs;
 mod write;
 

@@ -287,7 +287,7 @@ fn dynamic_info<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
     data: R,
 ) -> Result<Option<DynInfo>, EditError> {
     let d = crate::elf::dynamic_segment::<Elf, R>(endian, phdrs_raw, data)
-        .map_err(EditError::Malformed)?;
+        .map_err(|e| EditError::Malformed(e.to_string()))?;
     Ok(d.map(|d| DynInfo {
         phdr_index: d.index,
         offset: d.offset,

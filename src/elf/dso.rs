@@ -1,4 +1,4 @@
-//! Evidence for the computed-name recognisers (`plan::computed`): the
+//! Evidence for the computed-name recognisers (`loader::computed`): the
 //! `tsl::internal::DsoLoader::Get<X>DsoHandle` functions an object defines
 //! and the version each of their calls passes. Bounded like every read
 //! here: symbol and string tables are streamed in chunks, a function's
@@ -11,7 +11,18 @@ use object::read::elf::{FileHeader, SectionHeader};
 use object::{Endianness, ReadCache, ReadRef};
 
 use super::{ByteOrder, Class, Contents, FileBytes, read_ident};
-use crate::plan::computed::DsoLoaderFn;
+
+/// One `tsl::internal::DsoLoader::Get<X>DsoHandle` function defined in the
+/// object (`.symtab` or `.dynsym`), with the version strings its calls pass
+/// to the name builder, in call order (`None`: the machine code was not
+/// decoded, so the version is unknown).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DsoLoaderFn {
+    /// `X` of `Get<X>DsoHandle` (`Cublas`, `CudaRuntime`, ...).
+    pub what: String,
+    /// The version argument of each call, in order (`""`: unversioned).
+    pub versions: Option<Vec<String>>,
+}
 
 /// The mangled prefix of every `tsl::internal::DsoLoader` function.
 const TSL_PREFIX: &[u8] = b"_ZN3tsl8internal9DsoLoader";

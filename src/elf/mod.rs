@@ -8,6 +8,7 @@
 pub(crate) mod buffers;
 /// Evidence for the computed-name recognisers (TSL DsoLoader functions).
 mod dso;
+pub use dso::DsoLoaderFn;
 
 use std::fs::File;
 use std::io::Read;
@@ -36,8 +37,8 @@ pub enum ElfError {
     Malformed {
         /// The file.
         path: PathBuf,
-        /// What is wrong, as one phrase.
-        what: String,
+        /// What is wrong.
+        what: Malformed,
     },
 }
 
@@ -429,9 +430,7 @@ pub fn read_facts(path: &Path) -> Result<ElfFacts, ElfError> {
         // Not ELF: the header check says why, in the words `facts` uses.
         Sniffed::Other { head } => Err(ElfError::Malformed {
             path: path.to_owned(),
-            what: parse_facts(&head[..])
-                .err()
-                .unwrap_or_else(|| "not ELF".into()),
+            what: parse_facts(&head[..]).err().unwrap_or(Malformed::NotElf),
         }),
     }
 }
@@ -626,7 +625,7 @@ impl FileBytes {
         }
     }
 
-    fn malformed(&self, what: String) -> ElfError {
+    fn malformed(&self, what: Malformed) -> ElfError {
         ElfError::Malformed {
             path: self.path.clone(),
             what,
@@ -687,11 +686,9 @@ impl FileBytes {
     }
 }
 
-fn readonly_ranges_of<'d, R: ReadRef<'d>>(data: R) -> Result<Vec<(u64, u64)>, String> {
-    let head = data
-        .read_bytes_at(0, 20)
-        .map_err(|_| "file too short for an ELF header".to_string())?;
-    let (ident, _) = read_ident(head).ok_or("invalid ELF header")?;
+fn readonly_ranges_of<'d, R: ReadRef<'d>>(data: R) -> Result<Vec<(u64, u64)>, Malformed> {
+    let head = data.read_bytes_at(0, 20).map_err(|_| Malformed::TooShort)?;
+    let (ident, _) = read_ident(head).ok_or(Malformed::BadIdent)?;
     match ident.class {
         Class::Elf32 => readonly_ranges::<elf::FileHeader32<Endianness>, _>(data),
         Class::Elf64 => readonly_ranges::<elf::FileHeader64<Endianness>, _>(data),
@@ -762,12 +759,128 @@ fn is_debug_info_file<'d, R: ReadRef<'d>>(data: R) -> bool {
     }
 }
 
-/// Parse ELF facts from any `ReadRef`. The error is a one-line description.
-pub fn parse_facts<'d, R: ReadRef<'d>>(data: R) -> Result<ElfFacts, String> {
-    let head = data
-        .read_bytes_at(0, 20)
-        .map_err(|_| "file too short for an ELF header".to_string())?;
-    let (ident, _) = read_ident(head).ok_or("invalid ELF header")?;
+/// Why a file's bytes are not ELF facts (not ELF, broken headers or
+/// dynamic section): one variant per rule the file breaks, worded by its
+/// `Display` (one phrase; [`ElfError::Malformed`] adds the file).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    /// Fewer bytes than an ELF header.
+    #[error("file too short for an ELF header")]
+    TooShort,
+    /// The identification bytes are not ELF's.
+    #[error("invalid ELF header")]
+    BadIdent,
+    /// Not ELF at all (the sniff said so, the header parses).
+    #[error("not ELF")]
+    NotElf,
+    /// The file header does not parse.
+    #[error("{0}")]
+    Header(object::Error),
+    /// The section headers do not parse.
+    #[error("section headers: {0}")]
+    SectionHeaders(object::Error),
+    /// The program headers do not parse.
+    #[error("program headers: {0}")]
+    ProgramHeaders(object::Error),
+    /// Several PT_DYNAMIC segments (ld.so would use the last, tools the first).
+    #[error("more than one PT_DYNAMIC")]
+    SeveralDynamic,
+    /// A PT_DYNAMIC over [`MAX_DYNAMIC_SEGMENT`] bytes.
+    #[error("PT_DYNAMIC is {0} bytes, over {max} MiB: not a dynamic section", max = MAX_DYNAMIC_SEGMENT >> 20)]
+    DynamicTooLarge(u64),
+    /// The PT_DYNAMIC segment cannot be read.
+    #[error("dynamic segment: {0}")]
+    DynamicSegment(object::Error),
+    /// DT_STRTAB's range lies outside every PT_LOAD.
+    #[error("DT_STRTAB..DT_STRSZ is not inside a PT_LOAD")]
+    StrtabOutsideLoad,
+    /// Only one of DT_STRTAB and DT_STRSZ.
+    #[error("DT_STRTAB without DT_STRSZ (or the reverse)")]
+    StrtabHalf,
+    /// A dynamic string without a DT_STRTAB.
+    #[error("dynamic string used but no DT_STRTAB")]
+    NoStrtab,
+    /// A string offset at or past DT_STRSZ.
+    #[error("string offset {offset} is past DT_STRSZ {size}")]
+    PastStrsz {
+        /// The offset into the string table.
+        offset: u64,
+        /// DT_STRSZ.
+        size: u64,
+    },
+    /// DT_STRTAB + offset overflows.
+    #[error("string offset overflows")]
+    OffsetOverflow,
+    /// DT_STRTAB + DT_STRSZ overflows.
+    #[error("DT_STRSZ overflows")]
+    StrszOverflow,
+    /// The dynamic string at this offset cannot be read.
+    #[error("dynamic string at offset {0}: {1}")]
+    DynamicString(u64, StringError),
+    /// A string the facts hold is not UTF-8 (`DT_NEEDED`, `PT_INTERP`, ...).
+    #[error("{0} is not valid UTF-8")]
+    NotUtf8(&'static str),
+    /// PT_INTERP cannot be read.
+    #[error("PT_INTERP: {0}")]
+    Interp(object::Error),
+    /// A note section or segment does not parse.
+    #[error("note: {0}")]
+    Note(object::Error),
+    /// A `.note.dlopen` note is malformed.
+    #[error(".note.dlopen {0}")]
+    DlopenNote(DlopenNoteError),
+}
+
+/// What is wrong with a `.note.dlopen` note (the words after its name).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DlopenNoteError {
+    /// Its text is not UTF-8.
+    #[error("is not UTF-8")]
+    NotUtf8,
+    /// Its text is not JSON (serde_json's message).
+    #[error("JSON: {0}")]
+    Json(String),
+    /// The JSON is not an array.
+    #[error("JSON is not an array")]
+    NotArray,
+    /// An entry is not an object.
+    #[error("entry is not an object")]
+    EntryNotObject,
+    /// An entry's `soname` array holds a non-string.
+    #[error("soname array holds a non-string")]
+    SonameNotString,
+    /// An entry has no `soname`.
+    #[error("entry has no soname array")]
+    NoSoname,
+}
+
+/// Why one NUL-terminated dynamic string could not be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StringError {
+    /// The reader cannot tell the file's length.
+    #[error("cannot get the file's length")]
+    NoLength,
+    /// The string table ends past the end of the file.
+    #[error("its string table runs past the end of the file")]
+    PastEof,
+    /// The object's strings exceed [`DYNAMIC_STRINGS_BUDGET`].
+    #[error("dynamic strings take more than {} MiB to read", DYNAMIC_STRINGS_BUDGET >> 20)]
+    OverBudget,
+    /// The bytes cannot be read.
+    #[error("cannot read it")]
+    Unreadable,
+    /// Longer than [`MAX_DYNAMIC_STRING`].
+    #[error("longer than {} MiB", MAX_DYNAMIC_STRING >> 20)]
+    TooLong,
+    /// No NUL before the end of the string table.
+    #[error("not NUL-terminated before the end of its string table")]
+    Unterminated,
+}
+
+/// Parse ELF facts from any `ReadRef`.
+pub fn parse_facts<'d, R: ReadRef<'d>>(data: R) -> Result<ElfFacts, Malformed> {
+    let head = data.read_bytes_at(0, 20).map_err(|_| Malformed::TooShort)?;
+    let (ident, _) = read_ident(head).ok_or(Malformed::BadIdent)?;
     match (ident.class, ident.data) {
         (Class::Elf32, _) => parse_with::<elf::FileHeader32<Endianness>, R>(data, ident),
         (Class::Elf64, _) => parse_with::<elf::FileHeader64<Endianness>, R>(data, ident),
@@ -861,19 +974,19 @@ pub fn dynamic_segment<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>
     endian: Endianness,
     segments: &'d [Elf::ProgramHeader],
     data: R,
-) -> Result<Option<DynamicSegment>, String> {
+) -> Result<Option<DynamicSegment>, Malformed> {
     let mut found = None;
     for (index, seg) in segments.iter().enumerate() {
         if seg.p_type(endian) != elf::PT_DYNAMIC {
             continue;
         }
         if found.is_some() {
-            return Err("more than one PT_DYNAMIC".into());
+            return Err(Malformed::SeveralDynamic);
         }
         check_dynamic_size(seg.p_filesz(endian).into())?;
         let dyns = seg
             .dynamic(endian, data)
-            .map_err(|e| format!("dynamic segment: {e}"))?
+            .map_err(Malformed::DynamicSegment)?
             .unwrap_or(&[]);
         let entries = dyns
             .iter()
@@ -892,12 +1005,12 @@ pub fn dynamic_segment<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>
 
 impl<'d, Elf: FileHeader<Endian = Endianness>> DynamicView<'d, Elf> {
     /// Parse the header, program headers and PT_DYNAMIC.
-    pub fn parse<R: ReadRef<'d>>(data: R) -> Result<Self, String> {
-        let header = Elf::parse(data).map_err(|e| e.to_string())?;
-        let endian = header.endian().map_err(|e| e.to_string())?;
+    pub fn parse<R: ReadRef<'d>>(data: R) -> Result<Self, Malformed> {
+        let header = Elf::parse(data).map_err(Malformed::Header)?;
+        let endian = header.endian().map_err(Malformed::Header)?;
         let segments = header
             .program_headers(endian, data)
-            .map_err(|e| format!("program headers: {e}"))?;
+            .map_err(Malformed::ProgramHeaders)?;
         let entries = dynamic_segment::<Elf, R>(endian, segments, data)?
             .map(|d| d.entries)
             .unwrap_or_default();
@@ -905,11 +1018,11 @@ impl<'d, Elf: FileHeader<Endian = Endianness>> DynamicView<'d, Elf> {
         let strtab = match (get(elf::DT_STRTAB), get(elf::DT_STRSZ)) {
             (Some(addr), Some(size)) => {
                 let off = vaddr_to_offset(loads_of::<Elf>(endian, segments), addr, size)
-                    .ok_or("DT_STRTAB..DT_STRSZ is not inside a PT_LOAD")?;
+                    .ok_or(Malformed::StrtabOutsideLoad)?;
                 Some((off, size))
             }
             (None, None) => None,
-            _ => return Err("DT_STRTAB without DT_STRSZ (or the reverse)".into()),
+            _ => return Err(Malformed::StrtabHalf),
         };
         Ok(DynamicView {
             endian,
@@ -938,15 +1051,15 @@ impl<'d, Elf: FileHeader<Endian = Endianness>> DynamicView<'d, Elf> {
 
     /// The NUL-terminated dynamic string at `offset` in DT_STRTAB (see
     /// [`read_string_until`]).
-    pub fn string<R: ReadRef<'d>>(&self, data: R, offset: u64) -> Result<&'d [u8], String> {
-        let (base, size) = self.strtab.ok_or("dynamic string used but no DT_STRTAB")?;
+    pub fn string<R: ReadRef<'d>>(&self, data: R, offset: u64) -> Result<&'d [u8], Malformed> {
+        let (base, size) = self.strtab.ok_or(Malformed::NoStrtab)?;
         if offset >= size {
-            return Err(format!("string offset {offset} is past DT_STRSZ {size}"));
+            return Err(Malformed::PastStrsz { offset, size });
         }
-        let start = base.checked_add(offset).ok_or("string offset overflows")?;
-        let end = base.checked_add(size).ok_or("DT_STRSZ overflows")?;
+        let start = base.checked_add(offset).ok_or(Malformed::OffsetOverflow)?;
+        let end = base.checked_add(size).ok_or(Malformed::StrszOverflow)?;
         read_string_until(data, start, end, &self.string_bytes_read)
-            .map_err(|e| format!("dynamic string at offset {offset}: {e}"))
+            .map_err(|e| Malformed::DynamicString(offset, e))
     }
 }
 
@@ -963,10 +1076,10 @@ pub fn read_string_until<'d, R: ReadRef<'d>>(
     start: u64,
     end: u64,
     spent: &std::cell::Cell<u64>,
-) -> Result<&'d [u8], String> {
-    let file_len = data.len().map_err(|_| "cannot get the file's length")?;
+) -> Result<&'d [u8], StringError> {
+    let file_len = data.len().map_err(|_| StringError::NoLength)?;
     if end > file_len {
-        return Err("its string table runs past the end of the file".into());
+        return Err(StringError::PastEof);
     }
     let room = end.saturating_sub(start);
     let mut window = 0;
@@ -978,23 +1091,20 @@ pub fn read_string_until<'d, R: ReadRef<'d>>(
         window = want;
         let used = spent.get().saturating_add(window);
         if used > DYNAMIC_STRINGS_BUDGET {
-            return Err(format!(
-                "dynamic strings take more than {} MiB to read",
-                DYNAMIC_STRINGS_BUDGET >> 20
-            ));
+            return Err(StringError::OverBudget);
         }
         spent.set(used);
         let bytes = data
             .read_bytes_at(start, window)
-            .map_err(|_| "cannot read it")?;
+            .map_err(|_| StringError::Unreadable)?;
         if let Some(len) = memchr::memchr(0, bytes) {
             return Ok(&bytes[..len]);
         }
     }
     if window > MAX_DYNAMIC_STRING {
-        Err(format!("longer than {} MiB", MAX_DYNAMIC_STRING >> 20))
+        Err(StringError::TooLong)
     } else {
-        Err("not NUL-terminated before the end of its string table".into())
+        Err(StringError::Unterminated)
     }
 }
 
@@ -1004,12 +1114,9 @@ pub fn read_string_until<'d, R: ReadRef<'d>>(
 pub const MAX_DYNAMIC_SEGMENT: u64 = 1 << 20;
 
 /// Refuse a PT_DYNAMIC of `filesz` bytes over [`MAX_DYNAMIC_SEGMENT`].
-pub fn check_dynamic_size(filesz: u64) -> Result<(), String> {
+pub fn check_dynamic_size(filesz: u64) -> Result<(), Malformed> {
     if filesz > MAX_DYNAMIC_SEGMENT {
-        return Err(format!(
-            "PT_DYNAMIC is {filesz} bytes, over {} MiB: not a dynamic section",
-            MAX_DYNAMIC_SEGMENT >> 20
-        ));
+        return Err(Malformed::DynamicTooLarge(filesz));
     }
     Ok(())
 }
@@ -1023,11 +1130,11 @@ pub const MAX_DYNAMIC_STRING: u64 = 1 << 20;
 /// not add up to unbounded memory.
 pub const DYNAMIC_STRINGS_BUDGET: u64 = 64 << 20;
 
-fn utf8(bytes: &[u8], what: &str) -> Result<String, String> {
-    String::from_utf8(bytes.to_vec()).map_err(|_| format!("{what} is not valid UTF-8"))
+fn utf8(bytes: &[u8], what: &'static str) -> Result<String, Malformed> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| Malformed::NotUtf8(what))
 }
 
-fn parse_with<'d, Elf, R>(data: R, ident: ElfIdent) -> Result<ElfFacts, String>
+fn parse_with<'d, Elf, R>(data: R, ident: ElfIdent) -> Result<ElfFacts, Malformed>
 where
     Elf: FileHeader<Endian = Endianness>,
     R: ReadRef<'d>,
@@ -1039,15 +1146,12 @@ where
 
     let mut interpreter = None;
     for seg in view.segments {
-        if let Some(interp) = seg
-            .interpreter(endian, data)
-            .map_err(|e| format!("PT_INTERP: {e}"))?
-        {
+        if let Some(interp) = seg.interpreter(endian, data).map_err(Malformed::Interp)? {
             interpreter = Some(utf8(interp, "PT_INTERP")?);
         }
     }
 
-    let string_of = |tag: elf::DynamicTag, name: &str| -> Result<Vec<String>, String> {
+    let string_of = |tag: elf::DynamicTag, name: &'static str| -> Result<Vec<String>, Malformed> {
         view.values(tag)
             .map(|off| utf8(view.string(data, off)?, name))
             .collect()
@@ -1096,7 +1200,7 @@ fn read_dlopen_notes<'d, Elf, R>(
     data: R,
     sections: &'d [Elf::SectionHeader],
     segments: &'d [Elf::ProgramHeader],
-) -> Result<Vec<DlopenNote>, String>
+) -> Result<Vec<DlopenNote>, Malformed>
 where
     Elf: FileHeader<Endian = Endianness>,
     R: ReadRef<'d>,
@@ -1131,11 +1235,11 @@ where
 fn collect_dlopen<Elf: FileHeader<Endian = Endianness>>(
     endian: Endianness,
     mut notes: NoteIterator<'_, Elf>,
-) -> Result<Vec<DlopenNote>, String> {
+) -> Result<Vec<DlopenNote>, Malformed> {
     let mut out = Vec::new();
-    while let Some(note) = notes.next().map_err(|e| format!("note: {e}"))? {
+    while let Some(note) = notes.next().map_err(Malformed::Note)? {
         if note.name() == b"FDO" && note.n_type(endian).0 == NT_FDO_DLOPEN_METADATA {
-            out.extend(parse_dlopen_json(note.desc())?);
+            out.extend(parse_dlopen_json(note.desc()).map_err(Malformed::DlopenNote)?);
         }
     }
     Ok(out)
@@ -1166,30 +1270,26 @@ fn dlopen_notes_4_aligned(endian: Endianness, mut bytes: &[u8]) -> Option<Vec<Dl
 }
 
 /// Parse the NUL-terminated JSON array of a dlopen note.
-fn parse_dlopen_json(desc: &[u8]) -> Result<Vec<DlopenNote>, String> {
+fn parse_dlopen_json(desc: &[u8]) -> Result<Vec<DlopenNote>, DlopenNoteError> {
     let end = desc.iter().position(|&b| b == 0).unwrap_or(desc.len());
-    let text = std::str::from_utf8(&desc[..end]).map_err(|_| ".note.dlopen is not UTF-8")?;
+    let text = std::str::from_utf8(&desc[..end]).map_err(|_| DlopenNoteError::NotUtf8)?;
     let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!(".note.dlopen JSON: {e}"))?;
-    let arr = value
-        .as_array()
-        .ok_or(".note.dlopen JSON is not an array")?;
+        serde_json::from_str(text).map_err(|e| DlopenNoteError::Json(e.to_string()))?;
+    let arr = value.as_array().ok_or(DlopenNoteError::NotArray)?;
     let field = |o: &serde_json::Map<String, serde_json::Value>, k: &str| {
         o.get(k).and_then(|v| v.as_str()).map(str::to_owned)
     };
     arr.iter()
         .map(|item| {
-            let o = item
-                .as_object()
-                .ok_or(".note.dlopen entry is not an object")?;
+            let o = item.as_object().ok_or(DlopenNoteError::EntryNotObject)?;
             let soname = match o.get("soname") {
                 Some(serde_json::Value::Array(a)) => a
                     .iter()
                     .map(|s| s.as_str().map(str::to_owned))
                     .collect::<Option<Vec<_>>>()
-                    .ok_or(".note.dlopen soname array holds a non-string")?,
+                    .ok_or(DlopenNoteError::SonameNotString)?,
                 Some(serde_json::Value::String(s)) => vec![s.clone()],
-                _ => return Err(".note.dlopen entry has no soname array".to_string()),
+                _ => return Err(DlopenNoteError::NoSoname),
             };
             Ok(DlopenNote {
                 soname,
@@ -1232,19 +1332,19 @@ where
     (open, sym)
 }
 
-fn readonly_ranges<'d, Elf, R>(data: R) -> Result<Vec<(u64, u64)>, String>
+fn readonly_ranges<'d, Elf, R>(data: R) -> Result<Vec<(u64, u64)>, Malformed>
 where
     Elf: FileHeader<Endian = Endianness>,
     R: ReadRef<'d>,
 {
-    let header = Elf::parse(data).map_err(|e| e.to_string())?;
-    let endian = header.endian().map_err(|e| e.to_string())?;
+    let header = Elf::parse(data).map_err(Malformed::Header)?;
+    let endian = header.endian().map_err(Malformed::Header)?;
     let sections = header.section_headers(endian, data).unwrap_or(&[]);
     let mut ranges = Vec::new();
     if !sections.is_empty() {
         let table = header
             .sections(endian, data)
-            .map_err(|e| format!("section headers: {e}"))?;
+            .map_err(Malformed::SectionHeaders)?;
         for s in sections {
             let Ok(name) = table.section_name(endian, s) else {
                 continue;
@@ -1259,7 +1359,7 @@ where
         // No section headers: scan segments that are loaded read-only.
         let segments = header
             .program_headers(endian, data)
-            .map_err(|e| format!("program headers: {e}"))?;
+            .map_err(Malformed::ProgramHeaders)?;
         for seg in segments {
             let flags = seg.p_flags(endian).0;
             if seg.p_type(endian) == elf::PT_LOAD && flags & (elf::PF_W.0 | elf::PF_X.0) == 0 {
@@ -1520,7 +1620,11 @@ mod tests {
         };
         assert_eq!(view.string(&data[..], 0).unwrap().len(), big);
         let e = view.string(&data[..], big as u64 + 1).unwrap_err();
-        assert!(e.contains("longer than 1 MiB"), "{e}");
+        assert_eq!(
+            e,
+            Malformed::DynamicString(big as u64 + 1, StringError::TooLong)
+        );
+        assert!(e.to_string().ends_with("longer than 1 MiB"), "{e}");
         // Unterminated: the table ends before a NUL.
         let short = DynamicView::<H>::parse(&data[..]).unwrap();
         let short = DynamicView {
@@ -1528,7 +1632,7 @@ mod tests {
             ..short
         };
         let e = short.string(&data[..], 0).unwrap_err();
-        assert!(e.contains("not NUL-terminated"), "{e}");
+        assert_eq!(e, Malformed::DynamicString(0, StringError::Unterminated));
         // A table past the end of the file.
         let past = DynamicView::<H>::parse(&data[..]).unwrap();
         let past = DynamicView {
@@ -1536,7 +1640,7 @@ mod tests {
             ..past
         };
         let e = past.string(&data[..], 0).unwrap_err();
-        assert!(e.contains("past the end of the file"), "{e}");
+        assert_eq!(e, Malformed::DynamicString(0, StringError::PastEof));
         // The same long string asked for again and again runs out the budget.
         let again = DynamicView::<H>::parse(&data[..]).unwrap();
         let again = DynamicView {

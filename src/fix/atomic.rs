@@ -30,7 +30,7 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::edit::{ElfEdit, Patch};
-use crate::survey::walk::TMP_MARK;
+use crate::walk::TMP_MARK;
 
 mod patching;
 #[cfg(test)]
@@ -1007,7 +1007,7 @@ mod tests {
         assert_eq!(
             std::fs::read_dir(d.path())
                 .unwrap()
-                .filter(|e| crate::survey::walk::is_temp_name(&e.as_ref().unwrap().file_name()))
+                .filter(|e| crate::walk::is_temp_name(&e.as_ref().unwrap().file_name()))
                 .count(),
             1
         );

@@ -1,5 +1,5 @@
 //! `unfarm fix`: turn a survey's plans into edited files, one file at a time,
-//! in parallel. For each file: plan the byte edit (`planned`), apply it to
+//! in parallel. For each file: plan the byte edit (`edit::planned`), apply it to
 //! a copy in memory (a file over 1 MiB with one list to change: read range
 //! by range, never whole, and checked as the original read through the
 //! edit's patches), check the result's
@@ -10,9 +10,7 @@
 /// Writing an edit safely: in place with a journal, or by staging and renaming.
 pub mod atomic;
 /// A plan becomes the byte edit of a file on disk (shared with `cost`).
-pub(crate) mod planned;
-
-pub use planned::IN_MEMORY_LIMIT;
+pub use crate::edit::planned::IN_MEMORY_LIMIT;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -21,8 +19,8 @@ use object::ReadCache;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::edit::planned::{edit_image, in_memory, plan_large_edit};
 use atomic::HardLinks;
-use planned::{edit_image, in_memory, plan_large_edit};
 
 use crate::edit::{self, ElfEdit};
 use crate::elf::{self, ElfFacts};

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::elf::{self, ElfFacts};
-use crate::loader::farm::Hop;
+use crate::farm::Hop;
+use crate::loader::computed::{Computed, Recogniser};
 use crate::loader::resolve::{
     self, FsProbe, LoaderConfig, NeedResolution, Requester, SearchDir, Tried,
 };
-use crate::plan::computed::{Computed, Recogniser};
-use crate::survey::walk::{self, EntryKind};
+use crate::walk::{self, EntryKind};
 
 /// Options for [`ldd`].
 #[derive(Clone, Debug, Default)]
@@ -48,7 +48,7 @@ pub struct FileReport {
     pub(crate) loader: resolve::LoaderModel,
     /// Its needs, in load order.
     pub needs: Vec<NeedReport>,
-    /// Names it builds at run time and `dlopen()`s (`plan::computed`),
+    /// Names it builds at run time and `dlopen()`s (`loader::computed`),
     /// resolved from it after its needs are loaded.
     pub computed: Vec<ComputedReport>,
 }
@@ -202,7 +202,7 @@ pub fn ldd(roots: &[PathBuf], probe: &FsProbe, opts: &LddOptions) -> LddReport {
         match elf::FileBytes::open_elf(&e.path, None, elf::Use::All).and_then(|b| {
             b.map(|b| {
                 let facts = b.facts()?;
-                let computed = crate::survey::computed_of(&b, &facts, &[]);
+                let computed = super::computed::computed_of(&b, &facts, &[]);
                 Ok((facts, computed))
             })
             .transpose()

@@ -1,9 +1,9 @@
 //! The model of glibc's dynamic loader: following links hop by hop through
-//! farms ([`farm`]), the search for a needed name ([`resolve`]), and the
-//! link map `unfarm ldd` prints ([`ldd`]).
+//! farms ([`crate::farm`]), the search for a needed name ([`resolve`]), the
+//! names an object computes at run time ([`computed`]) and the link map
+//! `unfarm ldd` prints ([`ldd`]).
 
-/// Following links hop by hop through farms.
-pub mod farm;
+pub mod computed;
 /// `unfarm ldd`: the link map of ELF files.
 pub mod ldd;
 /// The search for a needed name, as glibc's ld.so does it.

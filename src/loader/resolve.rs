@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::elf::{self, ElfIdent, ObjectType};
-use crate::loader::farm::{self, Resolved};
+use crate::farm::{self, Resolved};
 use crate::store::StoreDir;
 
 /// What the loader finds at one candidate path.
@@ -743,6 +743,50 @@ fn take(
     false
 }
 
+/// Why `/etc/ld.so.cache` could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LdSoCacheError {
+    /// The file could not be read.
+    #[error("{}: {err}", path.display())]
+    Io {
+        /// The cache file.
+        path: PathBuf,
+        /// The failed call's error.
+        err: std::io::Error,
+    },
+    /// The file is not a cache ld.so could use.
+    #[error("{}: {what}", path.display())]
+    Malformed {
+        /// The cache file.
+        path: PathBuf,
+        /// What is wrong with it.
+        what: CacheFormatError,
+    },
+}
+
+/// What is wrong with an `ld.so.cache` file's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CacheFormatError {
+    /// The old format's header is cut short.
+    #[error("truncated old header")]
+    TruncatedOldHeader,
+    /// An entry count that overflows.
+    #[error("bad count")]
+    BadCount,
+    /// The file ends before the new format's header.
+    #[error("truncated")]
+    Truncated,
+    /// No `glibc-ld.so.cache1.1` header.
+    #[error("not a glibc ld.so.cache (new format)")]
+    NotNewFormat,
+    /// The new format's header is cut short.
+    #[error("truncated header")]
+    TruncatedHeader,
+    /// An entry is cut short.
+    #[error("truncated entry")]
+    TruncatedEntry,
+}
+
 /// A parsed `/etc/ld.so.cache` (glibc's "new" format, `glibc-ld.so.cache1.1`).
 #[derive(Clone, Debug, Default)]
 pub struct LdSoCache {
@@ -752,40 +796,47 @@ pub struct LdSoCache {
 
 impl LdSoCache {
     /// Read and parse the cache file at `path` (`/etc/ld.so.cache`).
-    pub fn read(path: &Path) -> Result<Self, String> {
-        let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Self::parse(&data).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn read(path: &Path) -> Result<Self, LdSoCacheError> {
+        let data = std::fs::read(path).map_err(|err| LdSoCacheError::Io {
+            path: path.to_owned(),
+            err,
+        })?;
+        Self::parse(&data).map_err(|what| LdSoCacheError::Malformed {
+            path: path.to_owned(),
+            what,
+        })
     }
 
-    pub(crate) fn parse(data: &[u8]) -> Result<Self, String> {
+    pub(crate) fn parse(data: &[u8]) -> Result<Self, CacheFormatError> {
+        use CacheFormatError as E;
         const OLD: &[u8] = b"ld.so-1.7.0";
         const NEW: &[u8] = b"glibc-ld.so.cache1.1";
         let mut base = 0usize;
         if data.starts_with(OLD) {
-            let n = u32_at(data, 12, true).ok_or("truncated old header")? as usize;
+            let n = u32_at(data, 12, true).ok_or(E::TruncatedOldHeader)? as usize;
             base = 16usize
-                .checked_add(n.checked_mul(12).ok_or("bad count")?)
-                .ok_or("bad count")?;
+                .checked_add(n.checked_mul(12).ok_or(E::BadCount)?)
+                .ok_or(E::BadCount)?;
             base = base.div_ceil(8) * 8;
         }
-        let hdr = data.get(base..).ok_or("truncated")?;
+        let hdr = data.get(base..).ok_or(E::Truncated)?;
         if !hdr.starts_with(NEW) {
-            return Err("not a glibc ld.so.cache (new format)".into());
+            return Err(E::NotNewFormat);
         }
         let little = match hdr.get(28) {
             Some(2) => true,
             Some(3) => false,
             _ => cfg!(target_endian = "little"),
         };
-        let nlibs = u32_at(hdr, 20, little).ok_or("truncated header")? as usize;
+        let nlibs = u32_at(hdr, 20, little).ok_or(E::TruncatedHeader)? as usize;
         let mut entries = Vec::with_capacity(nlibs.min(1 << 16));
         for i in 0..nlibs {
             let e = 48usize
-                .checked_add(i.checked_mul(24).ok_or("bad count")?)
-                .ok_or("bad count")?;
-            let key = u32_at(hdr, e + 4, little).ok_or("truncated entry")? as usize;
-            let val = u32_at(hdr, e + 8, little).ok_or("truncated entry")? as usize;
-            let hwcap = u64_at(hdr, e + 16, little).ok_or("truncated entry")?;
+                .checked_add(i.checked_mul(24).ok_or(E::BadCount)?)
+                .ok_or(E::BadCount)?;
+            let key = u32_at(hdr, e + 4, little).ok_or(E::TruncatedEntry)? as usize;
+            let val = u32_at(hdr, e + 8, little).ok_or(E::TruncatedEntry)? as usize;
+            let hwcap = u64_at(hdr, e + 16, little).ok_or(E::TruncatedEntry)?;
             // Entries for glibc-hwcaps subdirs carry an extension bit; this
             // model searches those subdirs through `hwcaps` instead.
             if hwcap >> 62 & 1 == 1 {
@@ -948,7 +999,13 @@ mod tests {
         if let Ok(c) = LdSoCache::read(Path::new("/etc/ld.so.cache")) {
             assert!(c.lookup("libc.so.6").next().is_some());
         }
-        assert!(LdSoCache::parse(b"garbage").is_err());
-        assert!(LdSoCache::parse(b"glibc-ld.so.cache1.1\xff\xff\xff\xff").is_err());
+        assert_eq!(
+            LdSoCache::parse(b"garbage").unwrap_err(),
+            CacheFormatError::NotNewFormat
+        );
+        assert_eq!(
+            LdSoCache::parse(b"glibc-ld.so.cache1.1\xff\xff\xff\xff").unwrap_err(),
+            CacheFormatError::TruncatedEntry
+        );
     }
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::snapshot::{self, DirSnapshot, Snapshot, is_stub_location};
-use super::{Action, EntryPlan, ListContext, Mode, NeedPlan, PlanInput, Reason};
+use super::{Action, EntryPlan, Insecurity, ListContext, Mode, NeedPlan, PlanInput, Reason};
 use crate::loader::resolve::SearchDir;
 use crate::store::StoreDir;
 
@@ -142,7 +142,7 @@ fn by_rule(ctx: &ListContext, e: &Entry) -> Option<(Action, Reason)> {
         (
             Action::Drop,
             Reason::Insecure {
-                why: "empty entry: the loader searches the current directory".into(),
+                why: Insecurity::Empty,
             },
         )
     } else if is_origin(text)
@@ -166,7 +166,7 @@ fn by_rule(ctx: &ListContext, e: &Entry) -> Option<(Action, Reason)> {
         (
             Action::Drop,
             Reason::Insecure {
-                why: "relative entry: the loader searches it from the current directory".into(),
+                why: Insecurity::Relative,
             },
         )
     } else if is_build_dir(&sd.dir, input.store, &opts.build_dirs) {
@@ -389,5 +389,19 @@ mod tests {
         assert!(!glob_match("/exact", "/exact2"));
         assert!(glob_match("*", "anything"));
         assert!(!glob_match("/a/*/c", "/a/b/d"));
+    }
+
+    /// The typed reason serialises as the JSON the dry run always wrote.
+    #[test]
+    fn insecure_reasons_keep_their_json() {
+        let json = |why| serde_json::to_value(Reason::Insecure { why }).unwrap();
+        assert_eq!(
+            json(Insecurity::Empty),
+            serde_json::json!({"kind": "insecure", "why": "empty entry: the loader searches the current directory"})
+        );
+        assert_eq!(
+            json(Insecurity::Relative),
+            serde_json::json!({"kind": "insecure", "why": "relative entry: the loader searches it from the current directory"})
+        );
     }
 }

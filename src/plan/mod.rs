@@ -8,7 +8,6 @@
 
 mod assemble;
 pub(crate) mod classify;
-pub mod computed;
 pub mod inputs;
 pub mod needs;
 pub mod snapshot;
@@ -111,6 +110,31 @@ pub fn fallback_dirs(facts: &ElfFacts, opts: &PlanOptions) -> Vec<PathBuf> {
 /// Which dynamic entry a plan rewrites. RPATH stays RPATH, RUNPATH stays RUNPATH.
 pub use crate::elf::SearchPathTag as Tag;
 
+/// Why a search-list entry is insecure: the loader searches it from the
+/// current directory. Serialised as its sentence (the `why` of the
+/// `insecure` reason in docs/check-json.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Insecurity {
+    /// An empty entry (`a::b`, a leading or trailing `:`).
+    Empty,
+    /// A relative entry (`lib`, `./lib`).
+    Relative,
+}
+
+impl Insecurity {
+    /// The sentence (the JSON string and the finding's message).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Insecurity::Empty => "empty entry: the loader searches the current directory",
+            Insecurity::Relative => {
+                "relative entry: the loader searches it from the current directory"
+            }
+        }
+    }
+}
+
+named_by_as_str!(Insecurity);
+
 /// Why an entry went, stayed, or was replaced.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -150,8 +174,8 @@ pub enum Reason {
     BuildDir,
     /// Empty or relative: searched from the current directory.
     Insecure {
-        /// Which of the two, in words.
-        why: String,
+        /// Which of the two.
+        why: Insecurity,
     },
     /// `$ORIGIN`-relative: always kept.
     Origin,

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::elf::ElfFacts;
-use crate::plan::computed::{Computed, Recogniser};
+use crate::loader::computed::{Computed, Recogniser};
 
 /// Where a need comes from, strongest first.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -21,7 +21,7 @@ pub enum Provenance {
         priority: Option<String>,
     },
     /// A name built at run time that a recogniser found (`computed`:
-    /// `plan::computed`), with where it was found.
+    /// `loader::computed`), with where it was found.
     Computed {
         /// The recogniser.
         recogniser: Recogniser,
@@ -162,7 +162,7 @@ pub fn add_inherited(needs: &mut Vec<Need>, inherited: &[(String, String)]) {
     }
 }
 
-/// Add the needs recognisers found (`plan::computed`): a name already
+/// Add the needs recognisers found (`loader::computed`): a name already
 /// needed gains the provenance, a new one comes last.
 pub fn add_computed(needs: &mut Vec<Need>, own_soname: Option<&str>, computed: &[Computed]) {
     for c in computed {

@@ -10,7 +10,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::Serialize;
 
 use crate::elf::{ElfIdent, ObjectType};
-use crate::loader::farm::Resolved;
+use crate::farm::Resolved;
 use crate::loader::resolve::{Candidate, Probe, judge};
 use crate::store::StoreDir;
 

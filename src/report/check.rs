@@ -8,8 +8,8 @@ use crate::closure::cost::PlanCost;
 use crate::loader::resolve::LoaderModel;
 use crate::survey::Survey;
 
-use super::findings::{Finding, FindingKind, Group, Severity, groups};
 use super::words::{human_size, plural};
+use crate::check::{Finding, FindingKind, Group, Severity, groups};
 
 /// How [`render`] prints.
 #[derive(Clone, Debug, Default)]
@@ -351,7 +351,7 @@ pub fn json(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::findings::tests::FARM;
+    use crate::check::tests::FARM;
 
     #[test]
     fn the_gap_between_farm_cost_and_saving_is_explained_only_when_there_is_one() {

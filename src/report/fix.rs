@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::check::stub_words;
 use crate::closure::cost::PlanCost;
 use crate::fix::{FileResult, FileStatus, FixReport};
 use crate::plan::{Action, EntryPlan, Outcome, Reason};
@@ -401,7 +402,7 @@ fn reason_words(r: &Reason) -> String {
             stub_words(stubs)
         ),
         Reason::BuildDir => "build dir, outside the store".into(),
-        Reason::Insecure { why } => why.clone(),
+        Reason::Insecure { why } => why.to_string(),
         Reason::Origin => "$ORIGIN-relative".into(),
         Reason::Driver => "the driver dir, kept first".into(),
         Reason::KeptByPattern { pattern } => format!("matches --keep {pattern}"),
@@ -416,20 +417,6 @@ fn reason_words(r: &Reason) -> String {
         }
         Reason::CannotDlopen => "cannot dlopen: only its needs (it imports no dlopen, dlmopen or dlsym, and a RUNPATH serves its own needs only)".into(),
     }
-}
-
-/// `libcuda.so, libcuda.so.1 -> /…/stubs/libcuda.so`: the stub names, by
-/// the stub file they reach.
-pub(crate) fn stub_words(stubs: &[crate::plan::snapshot::StubOffer]) -> String {
-    let mut by_stub: std::collections::BTreeMap<&Path, Vec<&str>> = Default::default();
-    for s in stubs {
-        by_stub.entry(&s.stub).or_default().push(&s.name);
-    }
-    by_stub
-        .iter()
-        .map(|(stub, names)| format!("{} -> {}", names.join(", "), stub.display()))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// A file's line after a real run: for a failure the error message
@@ -520,7 +507,7 @@ pub fn summary_line(report: &FixReport, survey: &Survey, store: &StoreDir) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::findings::tests::{FARM, LIB, hand_made_survey};
+    use crate::check::tests::{FARM, LIB, hand_made_survey};
 
     /// Strip ANSI styling: the renderers paint, the stream strips.
     fn plain(s: &str) -> String {

@@ -3,19 +3,17 @@
 //! and as JSON. The CLI picks a renderer and writes its result; nothing
 //! else words output for users.
 //!
-//! [`findings`] turns a survey into `unfarm check`'s typed findings; the
-//! other modules render one command each ([`check`], [`fix`], [`ldd`],
+//! Renders only: the analysis (`unfarm check`'s findings included, made by
+//! [`crate::check`]) happens below. One module a command ([`check`], [`fix`], [`ldd`],
 //! [`closure`] and `why`), and [`loader`] the loader-model line two of
 //! them share.
 
 pub mod check;
 pub mod closure;
-pub mod findings;
 pub mod fix;
 pub mod ldd;
 pub mod loader;
 pub mod missing;
 mod words;
-mod wrappers;
 
 pub use words::{human_size, plural};

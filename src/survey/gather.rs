@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use crate::elf::{self, ElfIdent, ObjectType};
-use crate::loader::farm;
+use crate::farm;
 use crate::plan::snapshot::{DirSnapshot, Offer, Snapshot, is_stub_location};
 use crate::store::StoreDir;
 

@@ -4,8 +4,6 @@
 
 /// Reading the directories plans may touch into a snapshot.
 mod gather;
-/// The one walker over the outputs.
-pub mod walk;
 
 use std::path::{Path, PathBuf};
 
@@ -15,15 +13,15 @@ use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use crate::elf::{self, ElfFacts};
-use crate::loader::farm::{self, Resolved};
+use crate::farm::{self, Resolved};
+use crate::loader::computed;
 use crate::loader::resolve::{self, FsProbe, LoaderConfig, Requester};
-use crate::plan::computed;
 use crate::plan::needs::{self, Need};
 use crate::plan::snapshot::Snapshot;
 use crate::plan::{self, Plan, PlanInput, PlanOptions};
 use crate::store::StoreDir;
+use crate::walk::{self, EntryKind, WalkError};
 use gather::Gatherer;
-use walk::{EntryKind, WalkError};
 
 /// What the survey reads beyond the ELF facts.
 #[derive(Clone, Debug, Default)]
@@ -34,7 +32,7 @@ pub struct SurveyOptions {
     pub declared: Vec<String>,
     /// Scan read-only data for soname literals.
     pub hints: bool,
-    /// Run the computed-name recognisers (`plan::computed`).
+    /// Run the computed-name recognisers (`loader::computed`).
     pub computed: bool,
     /// Farms the outputs may name on purpose (`--allow`): store paths, or
     /// their names without the hash.
@@ -553,7 +551,7 @@ fn facts_and_needs(path: &Path, opts: &SurveyOptions) -> Option<(ElfFacts, Vec<S
     Some((facts, names))
 }
 
-/// The names an object computes at run time (`plan::computed`): only an
+/// The names an object computes at run time (`loader::computed`): only an
 /// object that imports `dlopen` loads anything itself. `hints` are its
 /// soname literals when the survey scanned them; cuDNN's recogniser reads
 /// them even when hints are off.
@@ -564,38 +562,9 @@ fn computed_needs(
     hints: &[String],
 ) -> Vec<computed::Computed> {
     match opts.computed {
-        true => computed_of(b, facts, hints),
+        true => computed::computed_of(b, facts, hints),
         false => Vec::new(),
     }
-}
-
-/// [`computed_needs`] for any reader of one object (`ldd` too).
-pub(crate) fn computed_of(
-    b: &elf::FileBytes,
-    facts: &ElfFacts,
-    hints: &[String],
-) -> Vec<computed::Computed> {
-    if !facts.dynamic || !facts.imports_dlopen {
-        return Vec::new();
-    }
-    let fns = b.dso_loader_fns();
-    let cudnn = facts
-        .soname
-        .as_deref()
-        .is_some_and(|s| s.starts_with("libcudnn"));
-    let own;
-    let literals = match cudnn && hints.is_empty() {
-        true => {
-            own = b.hints().unwrap_or_default();
-            &own[..]
-        }
-        false => hints,
-    };
-    computed::recognise(&computed::Evidence {
-        soname: facts.soname.as_deref(),
-        literals,
-        dso_loader: &fns,
-    })
 }
 
 /// What kind of special file `path` is, for messages.
@@ -659,7 +628,7 @@ fn farm_dir_link(
     }
     let is_farm = *farm_cache
         .entry(farm.clone())
-        .or_insert_with(|| crate::closure::is_farm(store, &farm).unwrap_or(false));
+        .or_insert_with(|| crate::farm::is_farm(store, &farm).unwrap_or(false));
     if !is_farm {
         return None;
     }

@@ -298,7 +298,7 @@ fn every_finding_kind_is_documented() {
         .lines()
         .find(|l| l.starts_with("| `unfarm check OUT...` |"))
         .expect("the check row of README.md");
-    for k in unfarm::report::findings::FindingKind::ALL {
+    for k in unfarm::check::FindingKind::ALL {
         let quoted = format!("`{}`", k.as_str());
         assert!(
             kinds_line.contains(&quoted),

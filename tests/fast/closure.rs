@@ -272,8 +272,8 @@ fn plain_store_closure() {
         .map(|&i| nar_size(&[path(0, "app"), path(1, "farm"), path(2, "lib")][i]).unwrap())
         .sum();
     assert_eq!(g.closure_size(&[g.id(&path(0, "app")).unwrap()]), total);
-    assert!(unfarm::closure::is_farm(&sd, &path(1, "farm")).unwrap());
-    assert!(!unfarm::closure::is_farm(&sd, &path(2, "lib")).unwrap());
+    assert!(unfarm::farm::is_farm(&sd, &path(1, "farm")).unwrap());
+    assert!(!unfarm::farm::is_farm(&sd, &path(2, "lib")).unwrap());
     let e = scan_closure(&sd, &[d.path().join("not-a-store-path")]).unwrap_err();
     assert!(e.to_string().contains("not-a-store-path"), "{e}");
 }

@@ -1,4 +1,4 @@
-//! Computed-name recognisers (`plan::computed`) on gcc-built fixtures that
+//! Computed-name recognisers (`loader::computed`) on gcc-built fixtures that
 //! carry the same evidence as the real binaries: a TSL
 //! `DsoLoader::Get<X>DsoHandle` function building `lib<stem>.so.<ver>` at run
 //! time, and a cuDNN-like library holding unversioned sub-library literals.

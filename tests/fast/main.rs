@@ -18,6 +18,7 @@ mod demo;
 mod doc_paths;
 mod farm_anywhere;
 mod fix_interpreter;
+mod layers;
 mod ldd_fixtures;
 mod ldd_json_schema;
 mod libs;

@@ -134,7 +134,7 @@ fn grouped_planning_equals_planning_each() {
                 .insert(
                     "libbypath.so".into(),
                     unfarm::plan::snapshot::Offer {
-                        resolved: Some(unfarm::loader::farm::Resolved {
+                        resolved: Some(unfarm::farm::Resolved {
                             path: found.clone(),
                             hops: Vec::new(),
                             real: found.clone(),

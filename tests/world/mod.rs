@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use unfarm::elf::{ByteOrder, Class, ElfFacts, ElfIdent, ObjectType};
-use unfarm::loader::farm::{Hop, Resolved};
+use unfarm::farm::{Hop, Resolved};
 use unfarm::loader::resolve::{self, LoaderConfig};
 use unfarm::plan::snapshot::{DirSnapshot, Offer, Snapshot};
 use unfarm::plan::{self, Mode, Outcome, PlanInput, PlanOptions, Tag};

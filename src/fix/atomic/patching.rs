@@ -695,7 +695,7 @@ mod tests {
     fn journal_names() {
         let p = journal_path(Path::new("/x/libfoo.so")).unwrap();
         let n = p.file_name().unwrap().to_str().unwrap();
-        assert!(is_journal_name(n) && crate::survey::walk::is_temp_name(p.file_name().unwrap()));
+        assert!(is_journal_name(n) && crate::walk::is_temp_name(p.file_name().unwrap()));
         assert!(!is_journal_name(".libfoo.so.unfarm-tmp-1-0badcafe"));
     }
 }

@@ -1,5 +1,7 @@
-//! The farm model: resolve a path the way the kernel does, one component at a
-//! time, recording every symlink hop and the store path it lands in. A hop is
+//! What a farm is, in one place: [`is_farm`] (a store path that is
+//! almost all links into other store paths), and the hop-by-hop model the
+//! loader and the survey follow through one: resolve a path the way the
+//! kernel does, one component at a time, recording every symlink hop and the store path it lands in. A hop is
 //! *cross-path* when it leaves the store path it starts in; a directory whose
 //! entries are reached through cross-path hops is *indirect* (a farm is the
 //! typical case).
@@ -10,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::store::{StoreDir, StorePath, normalize_lexically};
+use crate::store::{PathIoError, StoreDir, StorePath, normalize_lexically};
 
 /// Linux's limit on symlinks followed while resolving one path.
 pub(crate) const MAX_HOPS: usize = 40;
@@ -263,6 +265,66 @@ pub(crate) fn real_dir(resolved: &Resolved, name: &str, store: &StoreDir) -> Opt
         }
     }
     None
+}
+
+// ---------------------------------------------------------------------------
+// What a farm is.
+
+/// Files other than links into other store paths a farm may hold (outside
+/// `nix-support/`): a `symlinkJoin` whose `postBuild` wrote a file or two
+/// is still a farm.
+const FARM_OTHER_FILES: usize = 8;
+
+/// True when the tree at `path` is a symlink farm: a store path whose tree
+/// is (almost) all links into other store paths. Outside `nix-support/`: at
+/// least one link into another store path, and the other files (regular
+/// files, links out of the store) at most `FARM_OTHER_FILES` and at most
+/// one for every ten such links. An output holding a few links into other
+/// outputs beside its own files is not a farm. Links inside it
+/// (`libfoo.so -> libfoo.so.1`, a dir link) are hops, not files. The one
+/// definition of a farm: `why`, `check` and the survey's directory links
+/// use it; the planner agrees for the outputs' own dirs, which are never a
+/// farm (`plan::PlanInput::is_own_dir`). Stops once the other files rule
+/// it out (a real output is mostly regular files, and may be large).
+pub fn is_farm(store_dir: &StoreDir, path: &Path) -> Result<bool, PathIoError> {
+    let own = store_dir.store_path_of(path).map(|p| p.path);
+    let (mut links, mut others) = (0usize, 0usize);
+    let mut stack = vec![path.to_owned()];
+    while let Some(p) = stack.pop() {
+        let io = |err| PathIoError {
+            path: p.clone(),
+            err,
+        };
+        let md = std::fs::symlink_metadata(&p).map_err(io)?;
+        let ft = md.file_type();
+        if ft.is_symlink() {
+            let target = std::fs::read_link(&p).map_err(io)?;
+            let dir = p.parent().unwrap_or(Path::new("/"));
+            let abs = normalize_lexically(&dir.join(target));
+            match store_dir.store_path_of(&abs) {
+                Some(sp) if Some(&sp.path) != own.as_ref() => links += 1,
+                // A hop inside the farm (`libfoo.so -> libfoo.so.1`): what it
+                // names is walked in its own right.
+                Some(_) => {}
+                None => others += 1,
+            }
+        } else if ft.is_dir() {
+            if p.strip_prefix(path)
+                .is_ok_and(|r| r == Path::new("nix-support"))
+            {
+                continue;
+            }
+            for e in std::fs::read_dir(&p).map_err(io)? {
+                stack.push(e.map_err(io)?.path());
+            }
+        } else {
+            others += 1;
+        }
+        if others > FARM_OTHER_FILES {
+            return Ok(false);
+        }
+    }
+    Ok(links > 0 && others * 10 <= links)
 }
 
 #[cfg(test)]

@@ -7,6 +7,9 @@
 
 use serde::Serialize;
 
+use crate::elf::DsoLoaderFn;
+use crate::elf::{self, ElfFacts};
+
 /// Which recogniser found a computed need (the JSON strings are in
 /// docs/check-json.md and docs/ldd-json.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -25,18 +28,6 @@ impl std::fmt::Display for Recogniser {
             Recogniser::CudnnSublibrary => "cudnn-sublibrary",
         })
     }
-}
-
-/// One `tsl::internal::DsoLoader::Get<X>DsoHandle` function defined in the
-/// object (`.symtab` or `.dynsym`), with the version strings its calls pass
-/// to the name builder, in call order (`None`: the machine code was not
-/// decoded, so the version is unknown).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DsoLoaderFn {
-    /// `X` of `Get<X>DsoHandle` (`Cublas`, `CudaRuntime`, ...).
-    pub what: String,
-    /// The version argument of each call, in order (`""`: unversioned).
-    pub versions: Option<Vec<String>>,
 }
 
 /// What the ELF reader found for the recognisers.
@@ -184,6 +175,32 @@ pub fn cudnn_sublibraries(soname: Option<&str>, literals: &[String]) -> Vec<Comp
             })
         })
         .collect()
+}
+
+/// The computed needs of one object the ELF reader opened (`survey` and
+/// `ldd`): the recognisers run on its evidence when it imports `dlopen`.
+pub(crate) fn computed_of(b: &elf::FileBytes, facts: &ElfFacts, hints: &[String]) -> Vec<Computed> {
+    if !facts.dynamic || !facts.imports_dlopen {
+        return Vec::new();
+    }
+    let fns = b.dso_loader_fns();
+    let cudnn = facts
+        .soname
+        .as_deref()
+        .is_some_and(|s| s.starts_with("libcudnn"));
+    let own;
+    let literals = match cudnn && hints.is_empty() {
+        true => {
+            own = b.hints().unwrap_or_default();
+            &own[..]
+        }
+        false => hints,
+    };
+    recognise(&Evidence {
+        soname: facts.soname.as_deref(),
+        literals,
+        dso_loader: &fns,
+    })
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! The one walker: every file, symlink and directory below the given roots,
 //! in a stable order, never following symlinks.
 //!
-//! Two uses share it: [`walk`](crate::survey::walk::walk) for `survey`/`ldd` (many roots, errors
+//! Two uses share it: [`walk()`] for `survey`/`ldd` (many roots, errors
 //! collected, `fix`'s temp files skipped, a file reached twice kept once) and
-//! [`walk_nar`](crate::survey::walk::walk_nar) for the closure (one store path exactly as Nix serialises it
+//! [`walk_nar`] for the closure (one store path exactly as Nix serialises it
 //! in a NAR: every entry, symlink targets read, the first error ends it).
 
 use std::ffi::OsString;
@@ -150,7 +150,7 @@ pub fn argument_root(arg: &Path) -> Result<PathBuf, WalkError> {
         message,
     };
     let mut p = arg.to_owned();
-    for _ in 0..crate::loader::farm::MAX_HOPS {
+    for _ in 0..crate::farm::MAX_HOPS {
         let meta = std::fs::symlink_metadata(&p).map_err(|e| fail(io_message(&e)))?;
         if !meta.file_type().is_symlink() {
             return Ok(p);

@@ -13,8 +13,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::findings::{Finding, FindingKind, Severity};
-use crate::loader::farm;
+use super::{Finding, FindingKind, Severity};
+use crate::farm;
 use crate::plan::snapshot::{StubOffer, is_stub_location};
 use crate::store::{StoreDir, normalize_lexically};
 use crate::survey::Survey;
@@ -97,7 +97,7 @@ fn judge(file: &Path, n: &Named, store: &StoreDir) -> Vec<Finding> {
         out.push(mk(
             format!(
                 "offers the stub {}: {VAR} comes before every RUNPATH, so the program loads the fake driver, not the driver dir's",
-                crate::report::fix::stub_words(&stubs)
+                super::stub_words(&stubs)
             ),
             "take the dir out of the wrapper (the libraries belong in the RUNPATH), or take the stub link out of that output".into(),
         ));
@@ -105,7 +105,7 @@ fn judge(file: &Path, n: &Named, store: &StoreDir) -> Vec<Finding> {
     let paths = store_paths_of(dir, store);
     let farms: Vec<PathBuf> = paths
         .iter()
-        .filter(|p| crate::closure::is_farm(store, p).unwrap_or(false))
+        .filter(|p| crate::farm::is_farm(store, p).unwrap_or(false))
         .cloned()
         .collect();
     if !farms.is_empty() {

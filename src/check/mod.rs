@@ -1,5 +1,6 @@
-//! `unfarm check`: findings from a survey, each with the file, the exact
-//! location, a severity and the fix.
+//! The check pipeline: `unfarm check`'s findings from a survey, each with
+//! the file, the exact location, a severity and the fix, priced with
+//! `closure`'s cost model ([`add_costs`]); `report` renders them.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -7,13 +8,15 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::closure::cost::{CostError, CostModel};
 use crate::closure::scan::{self, Candidates, Hash, ScannedFiles, Scanner};
 use crate::elf::ObjectType;
 use crate::plan::needs::Provenance;
 use crate::plan::{Action, EntryPlan, Mode, Outcome, Plan, Reason, Tag};
-use crate::report::fix::stub_words;
-use crate::store::{HASH_LEN, StoreDir, normalize_lexically};
+use crate::store::{PathIoError, StoreDir, StorePath, normalize_lexically};
 use crate::survey::{ObjectSurvey, Survey};
+
+mod wrappers;
 
 /// How much a finding matters (ordered: errors first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -182,9 +185,15 @@ impl Finding {
 /// What most entry findings advise.
 const DROP_IT: Option<&str> = Some("drop it");
 
-/// All findings for a survey, sorted by file then severity.
-pub fn findings(survey: &Survey, store: &StoreDir, mode: Mode) -> Vec<Finding> {
-    findings_scanned(survey, store, mode).0
+/// All findings for a survey, sorted by file then severity. An error when
+/// the store dir cannot be listed (its hash parts are what the files'
+/// references are matched against).
+pub fn findings(
+    survey: &Survey,
+    store: &StoreDir,
+    mode: Mode,
+) -> Result<Vec<Finding>, PathIoError> {
+    Ok(findings_scanned(survey, store, mode)?.0)
 }
 
 /// [`findings`], and the files its reference scan read: a closure cost
@@ -194,8 +203,9 @@ pub fn findings_scanned(
     survey: &Survey,
     store: &StoreDir,
     mode: Mode,
-) -> (Vec<Finding>, ScannedFiles) {
-    let scanned = store_path_hits(survey, store);
+) -> Result<(Vec<Finding>, ScannedFiles), PathIoError> {
+    let listed = store.list()?;
+    let scanned = store_path_hits(survey, store, &listed);
     let mut out = Vec::new();
     for o in &survey.objects {
         for p in &o.plans {
@@ -211,13 +221,13 @@ pub fn findings_scanned(
     }
     out.extend(link_findings(survey));
     out.extend(survey_error_findings(survey));
-    out.extend(farm_references(survey, store, &scanned));
-    out.extend(super::wrappers::wrapper_findings(survey, store));
+    out.extend(farm_references(survey, store, &scanned, &listed));
+    out.extend(wrappers::wrapper_findings(survey, store));
     apply_allowed(&mut out, &survey.allowed, store);
     apply_kept(&mut out, survey, store);
     apply_roles(&mut out, survey);
     out.sort_by(|a, b| (&a.file, a.severity, &a.location).cmp(&(&b.file, b.severity, &b.location)));
-    (out, scanned)
+    Ok((out, scanned))
 }
 
 /// One finding per reason the planner gave for a search-path entry that
@@ -284,7 +294,7 @@ fn entry_findings(
                 Reason::Insecure { why } => mk(
                     FindingKind::InsecureEntry,
                     Severity::Error,
-                    why.clone(),
+                    why.to_string(),
                     DROP_IT,
                 ),
                 Reason::Duplicate { of } => mk(
@@ -480,7 +490,7 @@ fn link_findings(survey: &Survey) -> Vec<Finding> {
             "symlink",
             format!(
                 "symlink loop (more than {} links followed); left alone",
-                crate::loader::farm::MAX_HOPS
+                crate::farm::MAX_HOPS
             ),
             Some("remove it or point it at a real file"),
         )
@@ -519,13 +529,18 @@ fn survey_error_findings(survey: &Survey) -> Vec<Finding> {
 /// Every farm any file or symlink of the outputs names, and every place
 /// it is named, outside the RUNPATH/RPATH strings the plans already fix and
 /// the links `symlink-into-farm` already reports. A farm is recognised by
-/// what it is ([`crate::closure::is_farm`]), whoever names it: file bytes
+/// what it is ([`crate::farm::is_farm`]), whoever names it: file bytes
 /// (`.pc` files, scripts, stale strings), symlink targets (a directory link
 /// into a farm), search-list entries however spelled (`$ORIGIN/../../<farm>`).
 /// Files are scanned in bounded chunks by [`crate::closure::scan`], never read whole.
-fn farm_references(survey: &Survey, store: &StoreDir, scanned: &ScannedFiles) -> Vec<Finding> {
+fn farm_references(
+    survey: &Survey,
+    store: &StoreDir,
+    scanned: &ScannedFiles,
+    listed: &[StorePath],
+) -> Vec<Finding> {
     let hits: Vec<&scan::Hit> = scanned.hits().collect();
-    let farms = named_farms(survey, store, &hits);
+    let farms = named_farms(survey, store, &hits, listed);
     if farms.is_empty() {
         return Vec::new();
     }
@@ -619,8 +634,11 @@ fn link_into(l: &Path, store: &StoreDir) -> Option<(PathBuf, PathBuf)> {
 /// `../../<hash>-farm/lib`), with its context: one streamed pass over each
 /// file serves both which farms are named and where. File by file: one
 /// unreadable file (reported elsewhere) must not hide what the others name.
-fn store_path_hits(survey: &Survey, store: &StoreDir) -> ScannedFiles {
-    let all = store_hashes(store);
+fn store_path_hits(survey: &Survey, store: &StoreDir, listed: &[StorePath]) -> ScannedFiles {
+    let all: scan::HashSetFast = listed
+        .iter()
+        .filter_map(|sp| scan::hash_of(&sp.hash))
+        .collect();
     if all.is_empty() {
         return ScannedFiles::default();
     }
@@ -645,9 +663,14 @@ fn store_path_hits(survey: &Survey, store: &StoreDir) -> ScannedFiles {
 
 /// The farms the outputs name: store paths the planner saw acting as farms,
 /// and every other store path named by a file (`hits`), a symlink target or
-/// a search-list entry that [`crate::closure::is_farm`] says is one. The
+/// a search-list entry that [`crate::farm::is_farm`] says is one. The
 /// outputs themselves never count.
-fn named_farms(survey: &Survey, store: &StoreDir, hits: &[&scan::Hit]) -> BTreeSet<PathBuf> {
+fn named_farms(
+    survey: &Survey,
+    store: &StoreDir,
+    hits: &[&scan::Hit],
+    listed: &[StorePath],
+) -> BTreeSet<PathBuf> {
     let mut candidates: BTreeSet<PathBuf> = BTreeSet::new();
     for o in &survey.objects {
         for p in &o.plans {
@@ -664,15 +687,12 @@ fn named_farms(survey: &Survey, store: &StoreDir, hits: &[&scan::Hit]) -> BTreeS
         candidates.extend(link_into(l, store).map(|(_, f)| f));
     }
     let found: HashSet<Hash> = hits.iter().map(|h| h.hash).collect();
-    if !found.is_empty()
-        && let Ok(rd) = std::fs::read_dir(store.path())
-    {
-        for e in rd.flatten() {
-            if hash_prefix(&e.file_name()).is_some_and(|h| found.contains(&h)) {
-                candidates.insert(e.path());
-            }
-        }
-    }
+    candidates.extend(
+        listed
+            .iter()
+            .filter(|sp| scan::hash_of(&sp.hash).is_some_and(|h| found.contains(&h)))
+            .map(|sp| sp.path.clone()),
+    );
     let own: Vec<PathBuf> = survey
         .roots
         .iter()
@@ -682,27 +702,10 @@ fn named_farms(survey: &Survey, store: &StoreDir, hits: &[&scan::Hit]) -> BTreeS
     farms.extend(
         candidates
             .into_par_iter()
-            .filter(|c| !own.contains(c) && crate::closure::is_farm(store, c).unwrap_or(false))
+            .filter(|c| !own.contains(c) && crate::farm::is_farm(store, c).unwrap_or(false))
             .collect::<Vec<_>>(),
     );
     farms
-}
-
-/// The hash part of a store dir entry's name, if it has one.
-fn hash_prefix(name: &std::ffi::OsStr) -> Option<Hash> {
-    let h = name.as_encoded_bytes().get(..HASH_LEN)?;
-    scan::hash_of(std::str::from_utf8(h).ok()?)
-}
-
-/// The hash parts of every path in the store dir (none when it cannot be read).
-fn store_hashes(store: &StoreDir) -> scan::HashSetFast {
-    std::fs::read_dir(store.path())
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| hash_prefix(&e.file_name()))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Findings about farms the packager allows (`--allow`) are information.
@@ -898,6 +901,39 @@ pub fn groups(findings: &[Finding]) -> Vec<Group> {
     out
 }
 
+/// `libcuda.so, libcuda.so.1 -> /…/stubs/libcuda.so`: the stub names, by
+/// the stub file they reach.
+pub(crate) fn stub_words(stubs: &[crate::plan::snapshot::StubOffer]) -> String {
+    let mut by_stub: std::collections::BTreeMap<&Path, Vec<&str>> = Default::default();
+    for s in stubs {
+        by_stub.entry(&s.stub).or_default().push(&s.name);
+    }
+    by_stub
+        .iter()
+        .map(|(stub, names)| format!("{} -> {}", names.join(", "), stub.display()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Set `cost_bytes` of every finding that names farms (`indirect-entry`,
+/// `symlink-into-farm`, `farm-reference`): `CostModel::farm_cost` of its
+/// farms.
+pub fn add_costs(findings: &mut [Finding], model: &CostModel) -> Result<(), CostError> {
+    let mut memo: HashMap<Vec<PathBuf>, u64> = HashMap::new();
+    for f in findings.iter_mut().filter(|f| !f.farms.is_empty()) {
+        let c = match memo.get(&f.farms) {
+            Some(&c) => c,
+            None => {
+                let c = model.farm_cost(&f.farms)?;
+                memo.insert(f.farms.clone(), c);
+                c
+            }
+        };
+        f.cost_bytes = Some(c);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -1035,7 +1071,7 @@ pub(crate) mod tests {
             special_files: vec!["/o/fifo".into()],
             link_loops: vec!["/o/loop".into()],
             files_scanned: 6,
-            errors: vec![crate::survey::walk::WalkError {
+            errors: vec![crate::walk::WalkError {
                 path: "/o/secret".into(),
                 message: "cannot read: Permission denied".into(),
             }],
@@ -1053,6 +1089,7 @@ pub(crate) mod tests {
         let store = StoreDir::new("/nix/store");
         let got = |mode| -> Vec<(String, FindingKind, Severity)> {
             findings(&s, &store, mode)
+                .unwrap()
                 .into_iter()
                 .map(|f| (f.file.display().to_string(), f.kind, f.severity))
                 .collect()
@@ -1078,7 +1115,7 @@ pub(crate) mod tests {
         // Expand mode keeps every real dir a farm offered: unused is a note.
         let expand = got(Mode::Expand);
         assert!(expand.contains(&app(K::UnusedEntry, Info)), "{expand:?}");
-        let all = findings(&s, &store, Mode::Shrink);
+        let all = findings(&s, &store, Mode::Shrink).unwrap();
         let indirect = all.iter().find(|f| f.kind == K::IndirectEntry).unwrap();
         assert_eq!(indirect.farms, vec![PathBuf::from(FARM)]);
         assert_eq!(
@@ -1096,6 +1133,7 @@ pub(crate) mod tests {
         let mut s = hand_made_survey();
         s.objects[0].facts.runpath = Some(LIB.into());
         let kinds: Vec<FindingKind> = findings(&s, &StoreDir::new("/nix/store"), Mode::Shrink)
+            .unwrap()
             .into_iter()
             .filter(|f| f.file == Path::new("/o/bin/app"))
             .map(|f| f.kind)
@@ -1147,5 +1185,17 @@ pub(crate) mod tests {
         );
         assert_eq!(g[1].message, "need x.so.1 (needed) in /o/lib/a.so");
         assert_eq!(g[2].files.len(), 1);
+    }
+
+    /// A store dir that cannot be listed is reported, not read as an empty
+    /// store (which would drop every farm-reference finding in silence).
+    #[test]
+    fn an_unlistable_store_dir_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("store");
+        std::fs::write(&file, "").unwrap();
+        let store = StoreDir::new(&file);
+        let err = findings(&hand_made_survey(), &store, Mode::Shrink).unwrap_err();
+        assert_eq!(err.path, file);
     }
 }
