@@ -40,6 +40,12 @@ pub struct Args {
     /// `nix-store --verify-path` then reports it modified).
     #[arg(long)]
     write_registered: bool,
+    /// Set PT_INTERP of every dynamic executable to FILE (libraries and
+    /// static executables are left alone), in the same write as the search
+    /// path; works without a farm, e.g. with
+    /// "$(cat $NIX_BINTOOLS/nix-support/dynamic-linker)".
+    #[arg(long, value_name = "FILE")]
+    interpreter: Option<PathBuf>,
     #[command(flatten)]
     plan: PlanArgs,
 }
@@ -52,7 +58,8 @@ enum HardLinkPolicy {
 }
 
 pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
-    let opts = a.plan.survey_options(store)?;
+    let mut opts = a.plan.survey_options(store)?;
+    opts.interpreter = interpreter(&a)?;
     let roots = super::output_roots(&a.outputs, store)?;
     if a.dry_run {
         let s = survey(&roots, store, &opts);
@@ -90,6 +97,11 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
                 super::error_line(result_line(r));
             } else if a.verbose {
                 writeln!(out, "{}", result_line(r))?;
+            }
+        }
+        if a.verbose {
+            for n in unfarm::report::fix::interpreter_notes(&s) {
+                writeln!(out, "{n}")?;
             }
         }
         for e in &s.errors {
@@ -168,6 +180,23 @@ fn registered_ok(a: &Args, roots: &[PathBuf], store: &StoreDir) -> bool {
         }
     }
     valid.is_empty() || a.write_registered
+/// `--interpreter`: a non-empty absolute path, as the kernel will read it.
+fn interpreter(a: &Args) -> anyhow::Result<Option<String>> {
+    let Some(p) = &a.interpreter else {
+        return Ok(None);
+    };
+    let bad = |why: &str| anyhow::anyhow!("{}: --interpreter {why}", p.display());
+    let s = p
+        .to_str()
+        .ok_or_else(|| bad("must be valid UTF-8"))?
+        .to_owned();
+    if !p.is_absolute() {
+        return Err(bad("must be an absolute path"));
+    }
+    if s.len() > 4095 {
+        return Err(bad("is longer than the kernel reads (4095 bytes)"));
+    }
+    Ok(Some(s))
 }
 
 /// `--dry-run`: the plans and the closure before and after them, computed
@@ -208,9 +237,10 @@ fn progress_bar(s: &Survey) -> indicatif::ProgressBar {
         .objects
         .iter()
         .filter(|o| {
-            o.plans
-                .iter()
-                .any(|p| !matches!(p.outcome, Outcome::Unchanged))
+            s.interpreter_change(o).is_some()
+                || o.plans
+                    .iter()
+                    .any(|p| !matches!(p.outcome, Outcome::Unchanged))
         })
         .count() as u64;
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) && todo > 200 {

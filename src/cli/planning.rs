@@ -151,6 +151,7 @@ impl PlanArgs {
             computed: true,
             allow: self.allow.clone(),
             build_time,
+            interpreter: None,
         })
     }
 }

@@ -126,9 +126,9 @@ struct Predicted {
 /// (one plan after the other on an in-memory copy; a file over
 /// [`crate::fix::IN_MEMORY_LIMIT`] planned range by range). `None` when
 /// `fix` would leave the file alone.
-fn predict_edit(path: &Path, plans: &[&Plan]) -> Option<Predicted> {
+fn predict_edit(path: &Path, plans: &[&Plan], interp: Option<&str>) -> Option<Predicted> {
     // The very edit `fix` will make (same planning code), never written.
-    match crate::fix::planned::plan_file_edit(path, plans).ok()? {
+    match crate::fix::planned::plan_file_edit(path, plans, interp).ok()? {
         crate::fix::planned::PlannedEdit::InMemory { original, edit, .. } => Some(Predicted {
             old_len: original.len() as u64,
             new_len: edit.new_len,
@@ -285,10 +285,15 @@ impl<'a> Fixed<'a> {
             })
             .filter_map(|o| {
                 let plans: Vec<&Plan> = o.plans.iter().filter(|p| p.changes()).collect();
-                if plans.is_empty() {
+                let interp = survey.interpreter_change(o);
+                if plans.is_empty() && interp.is_none() {
                     return None;
                 }
-                Some((inode(&o.path)?, predict_edit(&o.path, &plans)?, &*o.path))
+                Some((
+                    inode(&o.path)?,
+                    predict_edit(&o.path, &plans, interp)?,
+                    &*o.path,
+                ))
             })
             .collect();
         Fixed {

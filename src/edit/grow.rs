@@ -79,13 +79,7 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
         );
     }
     let l = Layout::new(m, ctx, needed_slots, dyn_moves, dynstr.len() as u64)?;
-    if let Some(r) = &l.room {
-        for e in entries.iter_mut().filter(|e| MOVABLE_TAGS.contains(&e.0)) {
-            if e.1 >= r.vstart && e.1 < r.vstart + (r.end - r.start) {
-                e.1 += l.dv;
-            }
-        }
-    }
+    l.shift_moved_entries(&mut entries);
     set(&mut entries, elf::DT_STRTAB.0, l.vaddr0 + l.str_rel);
     let ph = l.program_headers(m);
     let parts = Parts {
@@ -131,11 +125,11 @@ fn new_dynstr<'d, R: ReadRef<'d>>(
 /// Where a new segment goes and what it holds:
 /// `[program headers][moved block][.dynamic][.dynstr]`, offsets relative to
 /// its start; the program headers and `.dynamic` only when they move.
-struct Layout {
+pub(super) struct Layout {
     /// A PT_NULL slot the new PT_LOAD takes.
     spare: Option<usize>,
     /// The `.interp`/note block moved out of the table's way.
-    room: Option<Room>,
+    pub(super) room: Option<Room>,
     /// The table moves into the new segment (no spare slot, no room).
     phdr_moves: bool,
     dyn_moves: bool,
@@ -145,18 +139,21 @@ struct Layout {
     dyn_rel: u64,
     /// `.dynamic` slots when it moves.
     new_slots: u64,
-    str_rel: u64,
-    total: u64,
-    off0: u64,
-    vaddr0: u64,
+    /// Where the tail blob (`.dynstr`, or the interpreter) starts.
+    pub(super) str_rel: u64,
+    pub(super) total: u64,
+    pub(super) off0: u64,
+    pub(super) vaddr0: u64,
     align: u64,
     /// How far the moved block travels in the file and in memory.
-    doff: u64,
-    dv: u64,
+    pub(super) doff: u64,
+    pub(super) dv: u64,
 }
 
 impl Layout {
-    fn new(
+    /// `dynstr_len` is the size of the blob that ends the segment (at
+    /// `str_rel`): the new `.dynstr`, or a new interpreter string.
+    pub(super) fn new(
         m: &Model,
         ctx: &StrCtx,
         needed_slots: u64,
@@ -237,6 +234,17 @@ impl Layout {
         })
     }
 
+    /// Dynamic entries that address a section of the moved block follow it.
+    pub(super) fn shift_moved_entries(&self, entries: &mut [(i64, u64)]) {
+        if let Some(r) = &self.room {
+            for e in entries.iter_mut().filter(|e| MOVABLE_TAGS.contains(&e.0)) {
+                if e.1 >= r.vstart && e.1 < r.vstart + (r.end - r.start) {
+                    e.1 += self.dv;
+                }
+            }
+        }
+    }
+
     /// `.dynamic`'s new (offset, address, size), when it moves.
     fn dynamic_at(&self, m: &Model) -> Option<(u64, u64, u64)> {
         self.dyn_moves.then(|| {
@@ -251,7 +259,7 @@ impl Layout {
     /// The new program header table: the new PT_LOAD (in the spare slot's
     /// stead, after the last PT_LOAD), and every header of what moved
     /// pointed at its new place.
-    fn program_headers(&self, m: &Model) -> Vec<Phdr> {
+    pub(super) fn program_headers(&self, m: &Model) -> Vec<Phdr> {
         let mut flags = elf::PF_R.0;
         if self.dyn_moves {
             flags |= elf::PF_W.0;
@@ -312,16 +320,16 @@ impl Layout {
 
 /// What the new segment holds besides the layout: the final dynamic
 /// entries, the new `.dynstr`, and the old string whose bytes are freed.
-struct Parts<'a> {
-    entries: &'a [(i64, u64)],
-    dynstr: &'a [u8],
-    old: Option<&'a OldString>,
+pub(super) struct Parts<'a> {
+    pub(super) entries: &'a [(i64, u64)],
+    pub(super) dynstr: &'a [u8],
+    pub(super) old: Option<&'a OldString>,
 }
 
 /// The writes of a new segment: the program headers (in place, or in the
 /// segment with `e_phoff` pointed there), the moved block, `.dynamic`
 /// (in place or moved) and `.dynstr`, appended at `off0`.
-fn write_segment<'d, R: ReadRef<'d>>(
+pub(super) fn write_segment<'d, R: ReadRef<'d>>(
     m: &Model,
     data: R,
     ctx: &StrCtx,
@@ -411,22 +419,44 @@ fn grow_section_headers<'d, R: ReadRef<'d>>(
     dynstr_len: u64,
     w: &mut Writes,
 ) -> Result<u64, EditError> {
-    let mut shdrs = m.shdrs.clone();
-    let mut moved = Vec::new();
-    if let Some(r) = &l.room {
-        for &i in &r.secs {
-            let s = &mut shdrs[i];
-            moved.push(Moved {
-                index: i,
-                old_addr: s.addr,
-                new_addr: s.addr + l.dv,
-            });
-            s.offset += l.doff;
-            s.addr += l.dv;
-        }
-    }
+    let (mut shdrs, mut moved) = l.moved_sections(m);
     let str_at = (l.off0 + l.str_rel, l.vaddr0 + l.str_rel, dynstr_len);
     relocate_dyn_sections(m, ctx, &mut shdrs, &mut moved, str_at, l.dynamic_at(m));
+    emit_section_headers(m, data, l, &shdrs, &moved, w)
+}
+
+impl Layout {
+    /// The section headers with the moved block's sections at their new
+    /// places, and what moved.
+    pub(super) fn moved_sections(&self, m: &Model) -> (Vec<super::parse::Shdr>, Vec<Moved>) {
+        let mut shdrs = m.shdrs.clone();
+        let mut moved = Vec::new();
+        if let Some(r) = &self.room {
+            for &i in &r.secs {
+                let s = &mut shdrs[i];
+                moved.push(Moved {
+                    index: i,
+                    old_addr: s.addr,
+                    new_addr: s.addr + self.dv,
+                });
+                s.offset += self.doff;
+                s.addr += self.dv;
+            }
+        }
+        (shdrs, moved)
+    }
+}
+
+/// Write the section headers `shdrs` of a new segment laid out by `l`;
+/// returns the new end of the file.
+pub(super) fn emit_section_headers<'d, R: ReadRef<'d>>(
+    m: &Model,
+    data: R,
+    l: &Layout,
+    shdrs: &[super::parse::Shdr],
+    moved: &[Moved],
+    w: &mut Writes,
+) -> Result<u64, EditError> {
     let moves_table = l.room.as_ref().is_some_and(|r| r.moves_shdrs);
     if moves_table {
         // What the grown program header table does not cover is zeroed.
@@ -441,7 +471,7 @@ fn grow_section_headers<'d, R: ReadRef<'d>>(
         clobber_from: u64::MAX,
         move_table: moves_table,
     };
-    shdrs::emit(m, data, &shdrs, &moved, tail, w)
+    shdrs::emit(m, data, shdrs, moved, tail, w)
 }
 
 /// Extend an executable's PT_LOADs that come before its first PROGBITS
@@ -546,9 +576,9 @@ pub(super) fn relocate_dyn_sections(
 /// `.interp` and note sections live there, and only PT_INTERP, PT_NOTE and
 /// PT_GNU_PROPERTY point into them (the kernel and ld.so find them through
 /// those headers, wherever they are).
-struct Room {
-    start: u64,
-    end: u64,
+pub(super) struct Room {
+    pub(super) start: u64,
+    pub(super) end: u64,
     vstart: u64,
     align: u64,
     secs: Vec<usize>,

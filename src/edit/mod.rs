@@ -237,8 +237,18 @@ fn check_request(req: &EditRequest) -> Result<(), EditError> {
 /// inside the resulting file: a claim in a hostile header must never turn
 /// into a write somewhere else.
 fn check_patches(patches: &[Patch], req: &EditRequest, new_len: u64) -> Result<(), EditError> {
+    check_patches_in_file(patches, req.scrub, new_len)
+}
+
+/// [`check_patches`] for any edit: no string of `scrub` is written, and
+/// every patch lies inside the resulting file.
+fn check_patches_in_file(
+    patches: &[Patch],
+    scrub: &[&[u8]],
+    new_len: u64,
+) -> Result<(), EditError> {
     for p in patches {
-        for n in req.scrub.iter().filter(|n| !n.is_empty()) {
+        for n in scrub.iter().filter(|n| !n.is_empty()) {
             if let Some(pos) = memchr::memmem::find(&p.bytes, n) {
                 return Err(EditError::ScrubSurvives(
                     p.offset.saturating_add(pos as u64),
@@ -467,6 +477,9 @@ fn plan_remove(
 
 mod extend;
 mod grow;
+mod interp;
+
+pub use interp::{InterpTarget, interp_target, plan_interpreter};
 
 #[cfg(test)]
 mod tests;

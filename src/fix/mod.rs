@@ -121,6 +121,7 @@ pub fn fix(
         plan_opts,
         opts,
         probe: &probe,
+        survey,
     };
     let staged = stage_in_chunks(&todo, &cx, progress);
     // Every staged byte reaches the disk before any rename does: one sync
@@ -170,15 +171,17 @@ fn clean_stale_temps(survey: &Survey) {
     }
 }
 
-/// The objects with a plan that changes them or refuses to (reported).
+/// The objects with a plan that changes them or refuses to (reported),
+/// or an interpreter to set.
 fn objects_to_fix(survey: &Survey) -> Vec<&ObjectSurvey> {
     survey
         .objects
         .iter()
         .filter(|o| {
-            o.plans
-                .iter()
-                .any(|p| p.changes() || matches!(p.outcome, crate::plan::Outcome::Refused { .. }))
+            survey.interpreter_change(o).is_some()
+                || o.plans.iter().any(|p| {
+                    p.changes() || matches!(p.outcome, crate::plan::Outcome::Refused { .. })
+                })
         })
         .collect()
 }
@@ -424,35 +427,50 @@ fn fix_object(o: &ObjectSurvey, cx: &Ctx) -> Staged {
         );
     }
     let plans: Vec<&Plan> = o.plans.iter().filter(|p| p.changes()).collect();
+    let interp = cx.survey.interpreter_change(o);
     // One open serves the read, the in-place write and the final checks.
     let result = atomic::OpenFile::open(path)
         .map_err(|e| e.to_string())
         .and_then(|file| {
-            if in_memory(file.len(), &plans) {
+            if in_memory(file.len(), &plans, interp) {
                 let original = file.read_all().map_err(|e| e.to_string())?;
-                let (edited, edit) = edit_image(original, &plans)?;
+                let (edited, edit) = edit_image(original, &plans, interp)?;
                 write_in_memory(file, &edited, &edit, &plans, o, cx)
             } else {
-                let edit = plan_large_edit(file.file(), file.len(), &plans)?;
+                let edit = plan_large_edit(file.file(), file.len(), &plans, interp)?;
                 write_large(file, &edit, &plans, o, cx)
             }
         });
     match result {
-        Ok(w) => (changed(path, &plans, &w), w.pending),
+        Ok(w) => (changed(path, &plans, interp.map(|i| (o, i)), &w), w.pending),
         Err(e) => (failed(path, format!("left as it was: {e}")), None),
     }
 }
 
-/// The result of a file staged for `plans`: each list's old and new value,
-/// the hard links that see the change, the hash bytes removed.
-fn changed(path: &Path, plans: &[&Plan], w: &Written) -> FileResult {
+/// The result of a file staged for `plans` (and the interpreter it got):
+/// each list's old and new value, the hard links that see the change, the
+/// hash bytes removed.
+fn changed(
+    path: &Path,
+    plans: &[&Plan],
+    interp: Option<(&ObjectSurvey, &str)>,
+    w: &Written,
+) -> FileResult {
     let removed: usize = plans
         .iter()
         .map(|p| p.removed_hashes.iter().map(String::len).sum::<usize>())
         .sum();
-    let mut detail = plans
-        .iter()
-        .map(|p| format!("{}: {} -> {}", p.tag, p.old, p.new))
+    let interp_line = interp.map(|(o, new)| {
+        let old = o.facts.interpreter.as_deref().unwrap_or_default();
+        format!("interpreter: {old} -> {new}")
+    });
+    let mut detail = interp_line
+        .into_iter()
+        .chain(
+            plans
+                .iter()
+                .map(|p| format!("{}: {} -> {}", p.tag, p.old, p.new)),
+        )
         .collect::<Vec<_>>()
         .join("; ");
     if w.links > 1 {
@@ -476,6 +494,8 @@ struct Ctx<'a> {
     plan_opts: &'a PlanOptions,
     opts: &'a FixOptions,
     probe: &'a FsProbe,
+    /// The survey (for `--interpreter`).
+    survey: &'a Survey,
 }
 
 fn write_in_memory(
@@ -544,9 +564,7 @@ fn write_large(
     o: &ObjectSurvey,
     cx: &Ctx,
 ) -> Result<Written, String> {
-    let [p] = plans else {
-        return Err("one plan expected for a file over 256 MiB".into());
-    };
+    let interp = cx.survey.interpreter_change(o);
     let len = e.new_len;
     // A copy (`copy_file_range`, a reflink where the filesystem can; for a
     // grow, a read-only file of ours, `--hard-links break`), patched, is
@@ -560,6 +578,9 @@ fn write_large(
     // spells the planned value where the string lives, and re-resolve every
     // need on disk under that value.
     let verify_patch = |patch: &edit::Patch| {
+        let [p] = plans else {
+            return Err("one plan expected for a file over 256 MiB".into());
+        };
         let off = o
             .facts
             .search_path_offset(p.tag)
@@ -598,6 +619,10 @@ fn write_large(
             atomic::Durability::Batch,
             |cand| match cand {
                 atomic::Candidate::File(tmp) => verify_copy(tmp),
+                // The interpreter's patch is checked as the file it makes.
+                atomic::Candidate::InPlace { original, .. } if interp.is_some() => {
+                    verify_edit(original, e)
+                }
                 atomic::Candidate::InPlace { patch, .. } => verify_patch(patch),
                 atomic::Candidate::Edit { original, edit } => verify_edit(original, edit),
             },
@@ -691,11 +716,16 @@ fn verify<'d, R: object::ReadRef<'d>>(
     edit::check_layout_ref(data, len)
         .map_err(|e| format!("edited file fails layout checks: {e}"))?;
     let facts = elf::parse_facts(data).map_err(|e| format!("edited file does not parse: {e}"))?;
-    verify_facts(&o.facts, &facts, plans)?;
+    verify_facts(&o.facts, &facts, plans, cx.survey.interpreter_change(o))?;
     verify_resolution(&facts, plans, o, cx.plan_opts, cx.probe)
 }
 
-fn verify_facts(before: &ElfFacts, after: &ElfFacts, plans: &[&Plan]) -> Result<(), String> {
+fn verify_facts(
+    before: &ElfFacts,
+    after: &ElfFacts,
+    plans: &[&Plan],
+    interp: Option<&str>,
+) -> Result<(), String> {
     for p in plans {
         let got = after.search_path(p.tag);
         let want = (!p.new.is_empty()).then_some(&p.new);
@@ -706,8 +736,12 @@ fn verify_facts(before: &ElfFacts, after: &ElfFacts, plans: &[&Plan]) -> Result<
     if before.needed != after.needed || before.soname != after.soname {
         return Err("DT_NEEDED or DT_SONAME changed".into());
     }
-    if before.interpreter != after.interpreter {
-        return Err("the interpreter changed".into());
+    let want = interp.or(before.interpreter.as_deref());
+    if after.interpreter.as_deref() != want {
+        return Err(format!(
+            "the interpreter reads back as {:?}, planned {want:?}",
+            after.interpreter
+        ));
     }
     Ok(())
 }
@@ -726,7 +760,8 @@ fn verify_resolution(
     let cfg = LoaderConfig {
         ld_library_path: None,
         ld_so_cache: None,
-        default_dirs: crate::plan::fallback_dirs(&o.facts, plan_opts),
+        // The fallback of the interpreter the file will have.
+        default_dirs: crate::plan::fallback_dirs(after, plan_opts),
         ..plan_opts.loader.clone()
     };
     let req = Requester::from_facts(&o.path, after);

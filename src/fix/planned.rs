@@ -22,9 +22,11 @@ pub const IN_MEMORY_LIMIT: u64 = 256 << 20;
 /// cost of fixing a file does not depend on its size.
 const READ_WHOLE_LIMIT: u64 = 1 << 20;
 
-/// Whether a file of `len` bytes with `plans` is edited in memory.
-pub(crate) fn in_memory(len: u64, plans: &[&Plan]) -> bool {
-    len <= READ_WHOLE_LIMIT || (plans.len() > 1 && len <= IN_MEMORY_LIMIT)
+/// Whether a file of `len` bytes with `plans` (and an interpreter change,
+/// `interp`) is edited in memory.
+pub(crate) fn in_memory(len: u64, plans: &[&Plan], interp: Option<&str>) -> bool {
+    let edits = plans.len() + usize::from(interp.is_some());
+    len <= READ_WHOLE_LIMIT || (edits > 1 && len <= IN_MEMORY_LIMIT)
 }
 
 /// The editor's request for one plan, scrubbing the hashes it removes.
@@ -53,31 +55,49 @@ pub(crate) enum PlannedEdit {
     Large { edit: ElfEdit, old_len: u64 },
 }
 
-/// Plan the edit of `path` for `plans` (those that change it).
-pub(crate) fn plan_file_edit(path: &Path, plans: &[&Plan]) -> Result<PlannedEdit, String> {
+/// Plan the edit of `path` for `plans` (those that change it) and the
+/// interpreter it gets (`interp`, `--interpreter`).
+pub(crate) fn plan_file_edit(
+    path: &Path,
+    plans: &[&Plan],
+    interp: Option<&str>,
+) -> Result<PlannedEdit, String> {
     let file = crate::elf::open_for_reading(path).map_err(|e| format!("cannot open: {e}"))?;
     let len = file
         .metadata()
         .map_err(|e| format!("cannot stat: {e}"))?
         .len();
-    if in_memory(len, plans) {
+    if in_memory(len, plans, interp) {
         let mut original = Vec::with_capacity(len as usize);
         std::io::Read::read_to_end(&mut &file, &mut original)
             .map_err(|e| format!("cannot read: {e}"))?;
-        let (_, edit) = edit_image(&original, plans)?;
+        let (_, edit) = edit_image(&original, plans, interp)?;
         return Ok(PlannedEdit::InMemory { original, edit });
     }
     Ok(PlannedEdit::Large {
-        edit: plan_large_edit(&file, len, plans)?,
+        edit: plan_large_edit(&file, len, plans, interp)?,
         old_len: len,
     })
 }
 
 /// The whole edited image of a file held in memory, and the byte edit from
-/// the original to it (several plans on one file compose here).
-pub(crate) fn edit_image(original: &[u8], plans: &[&Plan]) -> Result<(Vec<u8>, ElfEdit), String> {
+/// the original to it (several plans on one file compose here). The
+/// interpreter goes first: a longer one opens a segment at the end that the
+/// search path's grow then extends, with `.dynstr` last, where a later grow
+/// rewrites it in place.
+pub(crate) fn edit_image(
+    original: &[u8],
+    plans: &[&Plan],
+    interp: Option<&str>,
+) -> Result<(Vec<u8>, ElfEdit), String> {
     let mut edited = original.to_vec();
     let mut edits = Vec::new();
+    if let Some(i) = interp {
+        let e = edit::plan_interpreter(&edited[..], edited.len() as u64, i, &[])
+            .map_err(|e| format!("interpreter: {e}"))?;
+        edit::apply_in_memory(&mut edited, &e);
+        edits.push(e);
+    }
     for p in plans {
         let scrub: Vec<&[u8]> = p.removed_hashes.iter().map(|h| h.as_bytes()).collect();
         let e = edit::plan_edit(&edited[..], edited.len() as u64, &request(p, &scrub))
@@ -93,16 +113,29 @@ pub(crate) fn edit_image(original: &[u8], plans: &[&Plan]) -> Result<(Vec<u8>, E
     Ok((edited, edit))
 }
 
-/// A file not held in memory: one plan, read range by range.
+/// A file not held in memory: one plan or the interpreter, read range by
+/// range.
 pub(crate) fn plan_large_edit(
     file: &std::fs::File,
     len: u64,
     plans: &[&Plan],
+    interp: Option<&str>,
 ) -> Result<ElfEdit, String> {
-    let [p] = plans else {
-        return Err("a file over 256 MiB with two search lists to change is not supported".into());
-    };
     let cache = ReadCache::new(file);
+    let p = match (plans, interp) {
+        ([p], None) => p,
+        ([], Some(i)) => {
+            return edit::plan_interpreter(&cache, len, i, &[])
+                .map_err(|e| format!("interpreter: {e}"));
+        }
+        _ => {
+            return Err(
+                "a file over 256 MiB with two search lists (or a search list and the \
+                 interpreter) to change is not supported"
+                    .into(),
+            );
+        }
+    };
     let scrub: Vec<&[u8]> = p.removed_hashes.iter().map(|h| h.as_bytes()).collect();
     edit::plan_edit(&cache, len, &request(p, &scrub)).map_err(|e| e.to_string())
 }

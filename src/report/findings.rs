@@ -1038,6 +1038,8 @@ pub(crate) mod tests {
                 message: "cannot read: Permission denied".into(),
             }],
             snapshot: Default::default(),
+            interpreter: None,
+            static_executables: Vec::new(),
         }
     }
 

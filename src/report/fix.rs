@@ -28,6 +28,58 @@ pub struct DryRunJson<'a> {
     /// Why `closure` is missing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub closure_error: Option<&'a str>,
+    /// `--interpreter`: each dynamic executable whose PT_INTERP changes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub interpreter_changes: Vec<InterpreterChange<'a>>,
+}
+
+/// One executable's PT_INTERP, before and after `fix --interpreter`.
+#[derive(Serialize)]
+pub struct InterpreterChange<'a> {
+    /// The executable.
+    pub path: &'a Path,
+    /// PT_INTERP now.
+    pub old: &'a str,
+    /// PT_INTERP after the fix.
+    pub new: &'a str,
+}
+
+/// The interpreter changes `fix` makes, in survey order.
+fn interpreter_changes(s: &Survey) -> Vec<InterpreterChange<'_>> {
+    s.objects
+        .iter()
+        .filter_map(|o| {
+            Some(InterpreterChange {
+                path: &o.path,
+                new: s.interpreter_change(o)?,
+                old: o.facts.interpreter.as_deref()?,
+            })
+        })
+        .collect()
+}
+
+/// With `--interpreter`, one note per file that has no interpreter to set
+/// (shown with `--verbose`; not an error).
+pub fn interpreter_notes(s: &Survey) -> Vec<String> {
+    if s.interpreter.is_none() {
+        return Vec::new();
+    }
+    let mut notes: Vec<(&Path, &str)> = s
+        .objects
+        .iter()
+        .filter(|o| o.facts.interpreter.is_none())
+        .map(|o| (&*o.path, "no PT_INTERP (a shared library or static PIE)"))
+        .chain(
+            s.static_executables
+                .iter()
+                .map(|p| (&**p, "a static executable")),
+        )
+        .collect();
+    notes.sort();
+    notes
+        .into_iter()
+        .map(|(p, why)| format!("note: {}: interpreter left alone: {why}", p.display()))
+        .collect()
 }
 
 impl<'a> DryRunJson<'a> {
@@ -38,6 +90,7 @@ impl<'a> DryRunJson<'a> {
             survey,
             closure: closure.as_ref().ok(),
             closure_error: closure.as_ref().err().map(String::as_str),
+            interpreter_changes: interpreter_changes(survey),
         }
     }
 }
@@ -57,6 +110,7 @@ pub fn render_plan(s: &Survey, verbose: bool) -> String {
     use anstyle::AnsiColor;
     let red = AnsiColor::Red.on_default();
     let green = AnsiColor::Green.on_default();
+    let bold = anstyle::Style::new().bold();
     let (groups, changed) = if verbose {
         plan_groups(s)
     } else {
@@ -68,7 +122,19 @@ pub fn render_plan(s: &Survey, verbose: bool) -> String {
         "distinct change"
     };
     let mut out = String::new();
-    for (body, files) in &groups {
+    // Executables going from one interpreter to the same new one, once.
+    let mut interp: PlanGroups = Vec::new();
+    for c in interpreter_changes(s) {
+        let body = format!(
+            "  {bold}interpreter{bold:#}: change\n  {red}old:{red:#} {}\n  {green}new:{green:#} {}\n",
+            c.old, c.new
+        );
+        match interp.iter_mut().find(|g| g.0 == body) {
+            Some(g) => g.1.push(c.path),
+            None => interp.push((body, vec![c.path])),
+        }
+    }
+    for (body, files) in interp.iter().chain(&groups) {
         plan_files(&mut out, files, verbose);
         out.push_str(body);
     }
@@ -81,14 +147,25 @@ pub fn render_plan(s: &Survey, verbose: bool) -> String {
             l.canonical.display()
         );
     }
+    let interps = if s.interpreter.is_some() {
+        let n: usize = interp.iter().map(|g| g.1.len()).sum();
+        format!(", {} to set", plural(n, "interpreter"))
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "unfarm fix --dry-run: {}, {} to change ({}), {} to retarget",
+        "unfarm fix --dry-run: {}, {} to change ({}), {} to retarget{interps}",
         plural(s.objects.len(), "ELF file"),
         plural(changed, "search path"),
         plural(groups.len(), what),
         plural(s.farm_links.len(), "symlink")
     );
+    if verbose {
+        for n in interpreter_notes(s) {
+            let _ = writeln!(out, "{n}");
+        }
+    }
     out
 }
 

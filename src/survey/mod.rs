@@ -42,6 +42,8 @@ pub struct SurveyOptions {
     /// Outputs used only at build time (`--build-time`: dev, include, docs,
     /// man, debug): their findings are warnings, never errors.
     pub build_time: Vec<PathBuf>,
+    /// `fix --interpreter`: the PT_INTERP every dynamic executable gets.
+    pub interpreter: Option<String>,
 }
 
 /// One ELF object, its needs and its plans.
@@ -101,9 +103,23 @@ pub struct Survey {
     /// What the directories involved offered when the plans were made.
     #[serde(skip)]
     pub snapshot: Snapshot,
+    /// [`SurveyOptions::interpreter`].
+    #[serde(skip)]
+    pub interpreter: Option<String>,
+    /// ELF executables with no PT_DYNAMIC (static): no interpreter to set.
+    #[serde(skip)]
+    pub(crate) static_executables: Vec<PathBuf>,
 }
 
 impl Survey {
+    /// The interpreter `o` gets (`--interpreter`), when it is a dynamic
+    /// executable naming another one. A library has no PT_INTERP.
+    pub fn interpreter_change(&self, o: &ObjectSurvey) -> Option<&str> {
+        let new = self.interpreter.as_deref()?;
+        let old = o.facts.interpreter.as_deref()?;
+        (old != new).then_some(new)
+    }
+
     /// Store paths seen acting as farms: where an indirect entry or a farm
     /// link lives.
     pub(crate) fn farm_store_paths(&self) -> Vec<PathBuf> {
@@ -137,7 +153,7 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
         .filter(|e| e.kind == EntryKind::Special)
         .map(|e| e.path.clone())
         .collect();
-    let (mut objects, other_files, read_errors) = read_files(&entries, opts);
+    let (mut objects, other_files, read_errors, static_executables) = read_files(&entries, opts);
     errors.extend(read_errors);
     add_inherited_needs(&mut objects, store, opts);
     let own_libs = own_library_dirs(&objects, opts);
@@ -158,6 +174,8 @@ pub fn survey(roots: &[PathBuf], store: &StoreDir, opts: &SurveyOptions) -> Surv
         build_time: opts.build_time.clone(),
         errors,
         snapshot,
+        interpreter: opts.interpreter.clone(),
+        static_executables,
     }
 }
 
@@ -167,16 +185,24 @@ enum Read {
     Elf(Box<ObjectSurvey>),
     /// Any other file (scanned for references only).
     Other(PathBuf),
+    /// A static executable (like `Other`, listed for `--interpreter`).
+    Static(PathBuf),
     /// The file could not be read.
     Err(WalkError),
 }
 
 /// Read every regular file's facts and needs, in parallel: the ELF objects,
-/// the other files, and what could not be read (in walk order).
+/// the other files, what could not be read (in walk order), and the
+/// static executables among the other files.
 fn read_files(
     entries: &[walk::Entry],
     opts: &SurveyOptions,
-) -> (Vec<ObjectSurvey>, Vec<PathBuf>, Vec<WalkError>) {
+) -> (
+    Vec<ObjectSurvey>,
+    Vec<PathBuf>,
+    Vec<WalkError>,
+    Vec<PathBuf>,
+) {
     let files: Vec<&walk::Entry> = entries
         .iter()
         .filter(|e| e.kind == EntryKind::File)
@@ -185,14 +211,19 @@ fn read_files(
     let mut objects = Vec::new();
     let mut other_files = Vec::new();
     let mut errors = Vec::new();
+    let mut statics = Vec::new();
     for r in read {
         match r {
             Read::Elf(o) => objects.push(*o),
             Read::Other(p) => other_files.push(p),
+            Read::Static(p) => {
+                statics.push(p.clone());
+                other_files.push(p);
+            }
             Read::Err(e) => errors.push(e),
         }
     }
-    (objects, other_files, errors)
+    (objects, other_files, errors, statics)
 }
 
 /// One walked file: one read serves its kind, its facts and its hints.
@@ -223,6 +254,9 @@ fn read_file(e: &walk::Entry, opts: &SurveyOptions) -> Read {
     })();
     match read {
         Err(e) => err(e),
+        Ok((facts, ..)) if !facts.dynamic && facts.object_type == elf::ObjectType::Exec => {
+            Read::Static(e.path.clone())
+        }
         Ok((facts, ..)) if !facts.dynamic => Read::Other(e.path.clone()),
         Ok((facts, hints, computed)) => {
             let mut needs = needs::collect(&facts, &opts.declared, &hints);
@@ -244,7 +278,7 @@ fn add_inherited_needs(objects: &mut [ObjectSurvey], store: &StoreDir, opts: &Su
     let probe = FsProbe::new(store.clone());
     objects.par_iter_mut().for_each(|o| {
         if o.facts.runpath.is_none() && o.facts.rpath.is_some() {
-            let inherited = inherited_needs(&o.path, &o.facts, &probe, opts);
+            let inherited = inherited_needs(&o.path, &planning_facts(o, opts), &probe, opts);
             needs::add_inherited(&mut o.needs, &inherited);
         }
     });
@@ -300,7 +334,7 @@ fn gather_snapshot(
     );
     let mut fallback: Vec<PathBuf> = objects
         .iter()
-        .flat_map(|o| plan::fallback_dirs(&o.facts, &opts.plan))
+        .flat_map(|o| plan::fallback_dirs(&planning_facts(o, opts), &opts.plan))
         .collect();
     fallback.sort();
     fallback.dedup();
@@ -344,6 +378,20 @@ fn own_library_dirs(objects: &[ObjectSurvey], opts: &SurveyOptions) -> Vec<PathB
 }
 
 /// Run the pure planner over every object against the gathered snapshot.
+/// The facts `o` is planned with: with `--interpreter`, a dynamic
+/// executable as it will be, run by the new interpreter (whose loader
+/// model, Nix's or the host's, and dir decide where the loader falls back).
+fn planning_facts<'a>(o: &'a ObjectSurvey, opts: &SurveyOptions) -> std::borrow::Cow<'a, ElfFacts> {
+    match (&opts.interpreter, &o.facts.interpreter) {
+        (Some(new), Some(old)) if new != old => {
+            let mut f = o.facts.clone();
+            f.interpreter = Some(new.clone());
+            std::borrow::Cow::Owned(f)
+        }
+        _ => std::borrow::Cow::Borrowed(&o.facts),
+    }
+}
+
 fn plan_all(
     objects: &mut [ObjectSurvey],
     snapshot: &Snapshot,
@@ -352,11 +400,14 @@ fn plan_all(
     outputs: &[PathBuf],
     own_libs: &[PathBuf],
 ) {
+    let facts: Vec<std::borrow::Cow<ElfFacts>> =
+        objects.iter().map(|o| planning_facts(o, opts)).collect();
     let inputs: Vec<PlanInput> = objects
         .iter()
-        .map(|o| PlanInput {
+        .zip(&facts)
+        .map(|(o, facts)| PlanInput {
             path: &o.path,
-            facts: &o.facts,
+            facts,
             needs: &o.needs,
             snapshot,
             store,
@@ -366,6 +417,8 @@ fn plan_all(
         })
         .collect();
     let plans = plan::plan_objects(&inputs);
+    drop(inputs);
+    drop(facts);
     for (o, p) in objects.iter_mut().zip(plans) {
         o.plans = p;
     }

