@@ -180,6 +180,8 @@ fn registered_ok(a: &Args, roots: &[PathBuf], store: &StoreDir) -> bool {
         }
     }
     valid.is_empty() || a.write_registered
+}
+
 /// `--interpreter`: a non-empty absolute path, as the kernel will read it.
 fn interpreter(a: &Args) -> anyhow::Result<Option<String>> {
     let Some(p) = &a.interpreter else {
