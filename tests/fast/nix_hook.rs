@@ -769,6 +769,7 @@ struct Prebuilt {
     cudart: PathBuf,
     bar: PathBuf,
     plugin: PathBuf,
+    ghost: PathBuf,
     bintools: PathBuf,
     interp: String,
 }
@@ -826,7 +827,9 @@ fn prebuilt() -> Prebuilt {
         "1.0",
         &lib_source("plugin", 100),
     );
-    let ghost = store.scratch().join("ghost");
+    // In no input: only addAutoPatchelfSearchPath can name it.
+    let ghost_out = store.output("ghost-1.0");
+    let ghost = ghost_out.join("lib");
     cc.shared_lib(&ghost, "ghost", "1.0", &lib_source("ghost", 1));
 
     let mut outs = BTreeMap::new();
@@ -870,7 +873,6 @@ fn prebuilt() -> Prebuilt {
             &common::exe_calling(&["core", "loader", "plugins", "bar"]),
         );
     let _ = (core, loader, plugins);
-    std::fs::remove_dir_all(&ghost).unwrap();
     // NIX_BINTOOLS stand-in: the host's loader under a longer name outside
     // the store dir (the host model still applies, and PT_INTERP grows).
     let bintools = store.scratch().join("bintools");
@@ -900,6 +902,7 @@ fn prebuilt() -> Prebuilt {
         cudart,
         bar,
         plugin,
+        ghost: ghost_out,
         bintools,
         interp,
     }
@@ -989,7 +992,7 @@ fn autopatchelf_mode_gives_prebuilt_files_their_inputs_dirs_and_they_run() {
 }
 
 #[test]
-fn autopatchelf_mode_fails_on_a_need_no_input_provides_unless_ignored() {
+fn autopatchelf_mode_fails_on_a_need_no_input_provides_unless_ignored_or_searched() {
     let p = prebuilt();
     let out = fixup(&p.w, Attrs::Plain, &auto_vars(&p, &[]));
     assert!(
@@ -998,6 +1001,17 @@ fn autopatchelf_mode_fails_on_a_need_no_input_provides_unless_ignored() {
         text(&out)
     );
     assert!(text(&out).contains("libghost.so.1"), "{}", text(&out));
+    // A search path the packager adds in postInstall, and appendRunpaths.
+    let p = prebuilt();
+    let mut vars = auto_vars(&p, &[]);
+    let add = format!("addAutoPatchelfSearchPath {}", p.ghost.display());
+    vars.push(("postInstall", s(&add)));
+    vars.push(("appendRunpaths", list(&["/opt/appended/lib"])));
+    let out = fixup(&p.w, Attrs::Structured, &vars);
+    assert!(out.status.success(), "{}", text(&out));
+    let extra = runpath(&p.w.outs["lib"].join("lib/libextra.so.1.0"));
+    let ghost = p.ghost.join("lib");
+    assert_eq!(extra, format!("{}:/opt/appended/lib", ghost.display()));
     for ignore in ["1", "*"] {
         let p = prebuilt();
         let out = fixup(&p.w, Attrs::Structured, &auto_vars(&p, &[ignore]));
