@@ -773,9 +773,10 @@ fn verify_resolution(
         resolve::search_dirs(&list, &source, &req.origin(), &cfg, &after.ident)
     };
     for n in &p.needs {
-        // What it loaded before, or (a need the list did not serve, now
-        // planned from `--libs` or an own dir) the planned file.
-        let Some(want) = n.before.as_ref().or(n.after.as_ref()) else {
+        // The planned file: the one it loaded before (the planner proved
+        // that), or for a need `--libs` serves (none before, or a file of
+        // a `-dev`/`-static` output) the dir's file.
+        let Some(want) = n.after.as_ref().or(n.before.as_ref()) else {
             continue;
         };
         if n.was_stub {

@@ -263,6 +263,35 @@ fn missing_needs_are_grouped_and_fail_unless_ignored() {
     assert_eq!(r.code, Some(1), "{r:#?}");
 }
 
+/// A list that serves a need only from a `-dev` output: the `--libs` dir
+/// that holds it comes first (default mode keeps the old entry after it;
+/// `--drop-unused` drops it), and the write verifies on disk.
+#[test]
+fn a_need_served_only_by_a_dev_output_moves_to_the_lib_dir() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let i = inputs(&store);
+    let out = store.output("devuser-1.0");
+    let mk = |name: &str| {
+        Cc::gcc()
+            .link_dir(&i.dev)
+            .lib(":libbar.so.2")
+            .search(&i.dev)
+            .executable(&out.join("bin").join(name), &exe_calling(&["bar"]))
+    };
+    let app = mk("app");
+    assert_eq!(ran(&app), "666\n");
+    let r = fix(&store, &[], &out, &[&i.bar]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert_eq!(runpath(&app), Some(format!("{}:{}", s(&i.bar), s(&i.dev))));
+    assert_eq!(ran(&app), "20\n");
+    let app = mk("app");
+    let r = fix(&store, &["--drop-unused"], &out, &[&i.bar]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert_eq!(runpath(&app), Some(s(&i.bar)));
+    assert_eq!(ran(&app), "20\n");
+}
+
 /// RPATH stays RPATH (the dir is added to it); an object with no list gets
 /// DT_RUNPATH.
 #[test]

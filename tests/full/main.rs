@@ -20,3 +20,4 @@ mod nix_files;
 mod nix_refs;
 mod own_output_matrix;
 mod pypi_computed;
+mod pypi_libs;
