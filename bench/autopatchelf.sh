@@ -67,7 +67,7 @@ interp=/lib64/ld-linux-x86-64.so.2
 echo "$interp" >"$T/bt/nix-support/dynamic-linker"
 echo "$T/libc" >"$T/bt/nix-support/orig-libc"
 export NIX_BINTOOLS=$T/bt
-echo "machine: $(nproc) cores, $(uname -sr), $(patchelf --version), $("$py" --version), pyelftools $("$py" -c 'import elftools; print(elftools.__version__)')"
+echo "machine: $(nproc) cores, $(uname -sr), $(patchelf --version), $("$py" --version), pyelftools $("$py" -c 'import elftools; print(elftools.__version__)'), load:$(cut -d' ' -f1-3 /proc/loadavg)"
 
 elfs() { # the ELF files under DIR...
     find "$@" -type f -exec sh -c 'for f; do head -c4 "$f" | grep -q ELF && echo "$f"; done' sh {} +
@@ -247,7 +247,7 @@ for f in json.load(sys.stdin)["files"]:
         if n["status"] == "not-found":
             names.add(n["name"])
 for n in sorted(names):
-    # CUDA only (libstdc++ and the like are the toolchain's, not CUDA's).
+    # CUDA only: libstdc++ and the like come with the toolchain.
     if re.match(r"lib(cu|nv|nccl)", n) and n != "libcuda.so.1":
         print(n)'); do
         base=${so%%.so*}
