@@ -15,6 +15,31 @@
 #   unfarmFlags         extra flags for check and fix (e.g. --shrink, --system)
 #   unfarmBin           the unfarm binary (default: `unfarm` from PATH)
 #
+# autoPatchelf mode (opt-in: unfarmAutoPatchelf=1) replaces autoPatchelfHook
+# and the hand-written `patchelf --add-rpath`: the same fix run also gives
+# each object the input dirs its needs use (DT_NEEDED, .note.dlopen, soname
+# literals, computed names), the outputs' own library dirs first, then
+# `--libs` from the inputs as autoPatchelfHook gathers them: `$dep/lib` of
+# every buildInputs entry and what it propagates (an env hook, registered
+# at source time like autoPatchelfHook's), then the dirs added with
+# addAutoPatchelfSearchPath [--no-recurse] DIR... (defined here unless
+# autoPatchelfHook already did). Dirs that do not exist are left out. It
+# reads autoPatchelfHook's own variables:
+#   runtimeDependencies  packages -> --runtime-dependency PKG/lib: every
+#                        object that can dlopen(), libraries included
+#   appendRunpaths       dirs     -> --append-runpath DIR
+#   autoPatchelfIgnoreMissingDeps  sonames/globs -> --ignore-missing (`1`
+#                        or `*`: all); any other need nothing provides
+#                        fails the build, as under autoPatchelfHook
+#   dontAutoPatchelf=1   turns the mode off again
+# and sets PT_INTERP of dynamic executables to
+# $NIX_BINTOOLS/nix-support/dynamic-linker (--interpreter). A packager drops
+# autoPatchelfHook and the `patchelf --add-rpath` lines from the
+# derivation. autoAddDriverRunpath may stay (unfarm keeps the driver dir
+# first) but is not needed: `unfarmFlags = [ "--add-driver-dir" ]` puts the
+# driver dir (--driver-dir) first exactly in the objects that need a
+# library it offers, the policy of unfarm's planner rather than every file.
+#
 # Output roles: findings in a build-time output are warnings (the build goes
 # on), in a runtime output errors. Build-time: the outputs nixpkgs'
 # multiple-outputs.sh names outputDev, outputInclude and `debug` (unless one
@@ -50,6 +75,43 @@
 # every output name ($out, $lib, $bin, $dev, $debug, ...) is a variable, so
 # every local here starts with `_unfarm` and no user pattern is ever left
 # unquoted for the shell to glob.
+
+# autoPatchelf mode's search dirs from the inputs, gathered for every
+# package of the host platform as setup.sh runs env hooks (duplicates go
+# at fixup). Harmless when the mode is off.
+declare -ga unfarmAutoPatchelfLibs
+unfarmGatherLibraries() {
+    unfarmAutoPatchelfLibs+=("$1/lib")
+}
+if declare -F addEnvHooks >/dev/null; then
+    # shellcheck disable=SC2154 # set by setup.sh while it sources hooks
+    addEnvHooks "$targetOffset" unfarmGatherLibraries
+fi
+
+# The dirs under DIR... holding shared libraries, for autoPatchelf mode
+# (autoPatchelfHook's interface; its own definition wins when both hooks
+# are present, and both fill extraAutoPatchelfLibs).
+if ! declare -F addAutoPatchelfSearchPath >/dev/null; then
+    declare -ga extraAutoPatchelfLibs
+    addAutoPatchelfSearchPath() {
+        local -a _unfarmFind=()
+        while [ $# -gt 0 ]; do
+            case "$1" in
+            --) shift; break ;;
+            --no-recurse) shift; _unfarmFind+=(-maxdepth 1) ;;
+            --*)
+                echo "addAutoPatchelfSearchPath: unknown flag $1" >&2
+                return 1
+                ;;
+            *) break ;;
+            esac
+        done
+        local _unfarmDir
+        while IFS= read -r -d '' _unfarmDir; do
+            extraAutoPatchelfLibs+=("${_unfarmDir%/*}")
+        done < <(find "$@" "${_unfarmFind[@]}" ! -type d \( -name '*.so' -o -name '*.so.*' \) -print0)
+    }
+fi
 
 unfarmRegisterLast() {
     # Idempotent: appending twice would fix twice (harmless, but slow).
@@ -141,6 +203,43 @@ unfarmBuildTimeOutputs() {
     return 0
 }
 
+# unfarmAutoPatchelfFlags FLAGS FIXONLY: autoPatchelf mode's flags for
+# check and fix (FLAGS) and for fix only (FIXONLY: the interpreter).
+unfarmAutoPatchelfFlags() {
+    local -n _unfarmF="$1" _unfarmFix="$2"
+    local -a _unfarmL=() _unfarmSeen=()
+    local _unfarmX _unfarmY
+    echo "unfarm: autoPatchelf mode: RUNPATHs from the inputs' library dirs"
+    _unfarmL=("${unfarmAutoPatchelfLibs[@]}" ${extraAutoPatchelfLibs[@]+"${extraAutoPatchelfLibs[@]}"})
+    for _unfarmX in "${_unfarmL[@]}"; do
+        [ -d "$_unfarmX" ] || continue
+        for _unfarmY in ${_unfarmSeen[@]+"${_unfarmSeen[@]}"}; do
+            [ "$_unfarmX" = "$_unfarmY" ] && continue 2
+        done
+        _unfarmSeen+=("$_unfarmX")
+        _unfarmF+=(--libs "$_unfarmX")
+    done
+    _unfarmL=()
+    unfarmAppendList _unfarmL runtimeDependencies
+    for _unfarmX in "${_unfarmL[@]}"; do _unfarmF+=(--runtime-dependency "$_unfarmX/lib"); done
+    _unfarmL=()
+    unfarmAppendList _unfarmL appendRunpaths
+    for _unfarmX in "${_unfarmL[@]}"; do _unfarmF+=(--append-runpath "$_unfarmX"); done
+    _unfarmL=()
+    unfarmAppendList _unfarmL autoPatchelfIgnoreMissingDeps
+    for _unfarmX in "${_unfarmL[@]}"; do
+        # `autoPatchelfIgnoreMissingDeps = true` reaches us as 1: all.
+        [ "$_unfarmX" = 1 ] && _unfarmX='*'
+        _unfarmF+=(--ignore-missing "$_unfarmX")
+    done
+    if [ -n "${NIX_BINTOOLS-}" ] && [ -f "$NIX_BINTOOLS/nix-support/dynamic-linker" ]; then
+        _unfarmX=$(<"$NIX_BINTOOLS/nix-support/dynamic-linker")
+        _unfarmFix+=(--interpreter "$_unfarmX")
+    else
+        echo "unfarm: no \$NIX_BINTOOLS/nix-support/dynamic-linker: interpreters left as they are"
+    fi
+}
+
 unfarmPostFixup() {
     if [ -n "${dontUnfarm-}" ]; then
         echo "unfarm: skipped (dontUnfarm is set)"
@@ -165,6 +264,10 @@ unfarmPostFixup() {
         echo "unfarm: dropping unused RUNPATH entries in stdenv's patchELF's place (dlopen-aware; dontPatchELF=1 to keep them)"
         _unfarmFlags+=(--drop-unused)
     fi
+    local -a _unfarmFixOnly=()
+    if [ -n "${unfarmAutoPatchelf-}" ] && [ -z "${dontAutoPatchelf-}" ]; then
+        unfarmAutoPatchelfFlags _unfarmFlags _unfarmFixOnly || return 1
+    fi
     local _unfarmNames
     if declare -F getAllOutputNames >/dev/null; then
         _unfarmNames=$(getAllOutputNames) # stdenv; also right with __structuredAttrs
@@ -184,13 +287,13 @@ unfarmPostFixup() {
     done
     if [ -z "${unfarmCheckOnly-}" ]; then
         echo "unfarm: fixing RUNPATHs in ${_unfarmOuts[*]}"
-        if ! "$_unfarmBin" fix "${_unfarmFlags[@]}" "${_unfarmOuts[@]}"; then
+        if ! "$_unfarmBin" fix "${_unfarmFlags[@]}" ${_unfarmFixOnly[@]+"${_unfarmFixOnly[@]}"} -- "${_unfarmOuts[@]}"; then
             echo "unfarm: 'unfarm fix' failed on ${_unfarmOuts[*]} (see above); set dontUnfarm=1 to skip, unfarmKeep/unfarmDlopen to steer it" >&2
             return 1
         fi
     fi
     echo "unfarm: checking ${_unfarmOuts[*]}"
-    if ! "$_unfarmBin" check "${_unfarmFlags[@]}" "${_unfarmOuts[@]}"; then
+    if ! "$_unfarmBin" check "${_unfarmFlags[@]}" -- "${_unfarmOuts[@]}"; then
         echo "unfarm: error findings remain in ${_unfarmOuts[*]} (see above); fix them, or set unfarmKeep/unfarmAllow/unfarmFlags, or dontUnfarm=1" >&2
         return 1
     fi

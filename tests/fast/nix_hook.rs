@@ -755,3 +755,267 @@ fn list_elements_after_the_first_count_and_patterns_are_not_globbed() {
         runpath(dlc)
     );
 }
+
+/// autoPatchelf mode's package: prebuilt files with no RUNPATH (as from a
+/// wheel or a .deb), split over `out` and `lib`, whose libraries come from
+/// buildInputs (one propagated by another), one loaded only by a literal
+/// dlopen() and one only by a name built at run time (runtimeDependencies);
+/// a `-dev` input whose `lib` holds a linker-name link; a library needing a
+/// soname no input provides.
+struct Prebuilt {
+    w: World,
+    inputs: Vec<PathBuf>,
+    zeta_dev: PathBuf,
+    cudart: PathBuf,
+    bar: PathBuf,
+    plugin: PathBuf,
+    ghost: PathBuf,
+    bintools: PathBuf,
+    interp: String,
+}
+
+const LOADER: &str = r#"#include <dlfcn.h>
+int loader(void) {
+  void *h = dlopen("libcudart.so.12", RTLD_NOW);
+  if (!h) return -1000;
+  int (*f)(void) = (int (*)(void))dlsym(h, "cudart");
+  return f ? f() : -2000;
+}
+"#;
+
+const PLUGINS: &str = r#"#include <dlfcn.h>
+#include <string.h>
+int plugins(void) {
+  char n[32] = "lib";
+  strcat(n, "plug"); strcat(n, "in.so."); strcat(n, "1");
+  void *h = dlopen(n, RTLD_NOW);
+  if (!h) return -1000;
+  int (*f)(void) = (int (*)(void))dlsym(h, "plugin");
+  return f ? f() : -2000;
+}
+"#;
+
+fn prebuilt() -> Prebuilt {
+    common::require_tools(&["gcc", "patchelf", "readelf", "bash"]);
+    let store = Store::new();
+    let cc = Cc::gcc();
+    let zeta = store.output("zeta-1.0");
+    let zeta_file = cc.shared_lib(&zeta.join("lib"), "zeta", "1.0", &lib_source("zeta", 3));
+    let zeta_dev = store.output("zeta-1.0-dev");
+    dev_link(&zeta_dev, "zeta", &soname_link(&zeta_file));
+    let cudart = store.output("cudart-12.0-lib");
+    cc.shared_lib(
+        &cudart.join("lib"),
+        "cudart",
+        "12.0",
+        &lib_source("cudart", 20),
+    );
+    let bar = store.output("bar-1.0-lib");
+    cc.shared_lib(&bar.join("lib"), "bar", "1.0", &lib_source("bar", 5));
+    // Reaches the build only through meta's propagated-build-inputs.
+    let meta = store.output("meta-1.0");
+    std::fs::create_dir_all(meta.join("nix-support")).unwrap();
+    std::fs::write(
+        meta.join("nix-support/propagated-build-inputs"),
+        format!("{}\n", bar.display()),
+    )
+    .unwrap();
+    let plugin = store.output("plugin-1.0");
+    cc.shared_lib(
+        &plugin.join("lib"),
+        "plugin",
+        "1.0",
+        &lib_source("plugin", 100),
+    );
+    // In no input: only addAutoPatchelfSearchPath can name it.
+    let ghost_out = store.output("ghost-1.0");
+    let ghost = ghost_out.join("lib");
+    cc.shared_lib(&ghost, "ghost", "1.0", &lib_source("ghost", 1));
+
+    let mut outs = BTreeMap::new();
+    outs.insert("out", store.output("pkg-1.0"));
+    outs.insert("lib", store.output("pkg-1.0-lib"));
+    let libdir = outs["lib"].join("lib");
+    let core = cc
+        .clone()
+        .link_dir(zeta.join("lib"))
+        .lib(":libzeta.so.1")
+        .shared_lib(&libdir, "core", "1.0", &common::lib_calling("core", "zeta"));
+    let loader = cc
+        .clone()
+        .arg("-ldl")
+        .shared_lib(&libdir, "loader", "1.0", LOADER);
+    let plugins = cc
+        .clone()
+        .arg("-ldl")
+        .shared_lib(&libdir, "plugins", "1.0", PLUGINS);
+    cc.clone()
+        .link_dir(&ghost)
+        .lib(":libghost.so.1")
+        .shared_lib(
+            &libdir,
+            "extra",
+            "1.0",
+            &common::lib_calling("extra", "ghost"),
+        );
+    let app = cc
+        .clone()
+        .link_dir(&libdir)
+        .link_dir(bar.join("lib"))
+        // Where libcore's own need is, for ld's check only (no RUNPATH).
+        .arg(format!("-Wl,-rpath-link,{}", zeta.join("lib").display()))
+        .lib(":libcore.so.1")
+        .lib(":libloader.so.1")
+        .lib(":libplugins.so.1")
+        .lib(":libbar.so.1")
+        .executable(
+            &outs["out"].join("bin/app"),
+            &common::exe_calling(&["core", "loader", "plugins", "bar"]),
+        );
+    let _ = (core, loader, plugins);
+    // NIX_BINTOOLS stand-in: the host's loader under a longer name outside
+    // the store dir (the host model still applies, and PT_INTERP grows).
+    let bintools = store.scratch().join("bintools");
+    let glibc = store.scratch().join("glibc-for-the-hook-test/lib");
+    std::fs::create_dir_all(bintools.join("nix-support")).unwrap();
+    std::fs::create_dir_all(&glibc).unwrap();
+    let interp = glibc.join("ld-linux-x86-64.so.2");
+    std::os::unix::fs::symlink("/lib64/ld-linux-x86-64.so.2", &interp).unwrap();
+    let interp = interp.to_str().unwrap().to_owned();
+    std::fs::write(
+        bintools.join("nix-support/dynamic-linker"),
+        format!("{interp}\n"),
+    )
+    .unwrap();
+    let w = World {
+        farm: store.scratch().join("no-farm"),
+        unwanted: vec![zeta_dev.clone()],
+        extra: store.scratch().join("no-extra"),
+        outs,
+        programs: vec![(app, "129\n".into())],
+        store,
+    };
+    Prebuilt {
+        w,
+        inputs: vec![zeta_dev.clone(), zeta, cudart.clone(), meta, plugin.clone()],
+        zeta_dev,
+        cudart,
+        bar,
+        plugin,
+        ghost: ghost_out,
+        bintools,
+        interp,
+    }
+}
+
+fn interpreter_of(p: &Path) -> String {
+    let out = Command::new("readelf")
+        .arg("-lW")
+        .arg(p)
+        .output()
+        .expect("run readelf");
+    let t = String::from_utf8_lossy(&out.stdout);
+    t.lines()
+        .find_map(|l| l.split_once("Requesting program interpreter: "))
+        .map(|(_, r)| r.trim_end_matches(']').to_owned())
+        .unwrap_or_default()
+}
+
+fn auto_vars<'a>(p: &'a Prebuilt, ignore: &'a [&'a str]) -> Vec<(&'a str, Var)> {
+    let inputs: Vec<&str> = p.inputs.iter().map(|i| i.to_str().unwrap()).collect();
+    vec![
+        ("unfarmAutoPatchelf", s("1")),
+        ("buildInputs", list(&inputs)),
+        ("runtimeDependencies", list(&[p.plugin.to_str().unwrap()])),
+        ("autoPatchelfIgnoreMissingDeps", list(ignore)),
+        ("NIX_BINTOOLS", s(p.bintools.to_str().unwrap())),
+    ]
+}
+
+#[test]
+fn autopatchelf_mode_gives_prebuilt_files_their_inputs_dirs_and_they_run() {
+    for attrs in [Attrs::Plain, Attrs::Structured] {
+        let p = prebuilt();
+        let app = &p.w.programs[0].0;
+        assert_ne!(common::run(app, &[]).code, Some(0), "runs before fixup");
+        let out = fixup(&p.w, attrs, &auto_vars(&p, &["libghost.so.*"]));
+        assert!(
+            out.status.success(),
+            "{attrs:?}: fixup failed:\n{}",
+            text(&out)
+        );
+        let r = common::run(app, &[]);
+        assert_eq!(r.stdout, "129\n", "{attrs:?}: {r:?}\n{}", text(&out));
+        assert_eq!(interpreter_of(app), p.interp, "{attrs:?}");
+        let lib = p.w.outs["lib"].join("lib");
+        let d = |o: &Path| o.join("lib").to_str().unwrap().to_owned();
+        // Each object: the dirs its own needs use, nothing else.
+        assert_eq!(
+            runpath(&lib.join("libcore.so.1.0")),
+            d(&p.inputs[1]),
+            "{attrs:?}"
+        );
+        let rp = runpath(&lib.join("libloader.so.1.0"));
+        assert!(
+            rp.contains(&d(&p.cudart)),
+            "{attrs:?}: literal dlopen: {rp}"
+        );
+        // runtimeDependencies reach a library that dlopen()s.
+        let rp = runpath(&lib.join("libplugins.so.1.0"));
+        assert!(
+            rp.contains(&d(&p.plugin)),
+            "{attrs:?}: runtime dependency: {rp}"
+        );
+        let rp = runpath(app);
+        assert!(
+            rp.contains(&d(&p.bar)) && rp.contains(lib.to_str().unwrap()),
+            "{attrs:?}: propagated input and own lib output: {rp}"
+        );
+        assert!(
+            !rp.contains(&d(&p.plugin)),
+            "{attrs:?}: app cannot dlopen: {rp}"
+        );
+        for f in [
+            app.clone(),
+            lib.join("libcore.so.1.0"),
+            lib.join("libloader.so.1.0"),
+        ] {
+            assert!(
+                !runpath(&f).contains(&hash_of(&p.zeta_dev)),
+                "{attrs:?}: -dev dir in {}",
+                f.display()
+            );
+        }
+        // Libraries keep the interpreter they had: none.
+        assert_eq!(interpreter_of(&lib.join("libcore.so.1.0")), "");
+    }
+}
+
+#[test]
+fn autopatchelf_mode_fails_on_a_need_no_input_provides_unless_ignored_or_searched() {
+    let p = prebuilt();
+    let out = fixup(&p.w, Attrs::Plain, &auto_vars(&p, &[]));
+    assert!(
+        !out.status.success(),
+        "missing libghost passed:\n{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("libghost.so.1"), "{}", text(&out));
+    // A search path the packager adds in postInstall, and appendRunpaths.
+    let p = prebuilt();
+    let mut vars = auto_vars(&p, &[]);
+    let add = format!("addAutoPatchelfSearchPath {}", p.ghost.display());
+    vars.push(("postInstall", s(&add)));
+    vars.push(("appendRunpaths", list(&["/opt/appended/lib"])));
+    let out = fixup(&p.w, Attrs::Structured, &vars);
+    assert!(out.status.success(), "{}", text(&out));
+    let extra = runpath(&p.w.outs["lib"].join("lib/libextra.so.1.0"));
+    let ghost = p.ghost.join("lib");
+    assert_eq!(extra, format!("{}:/opt/appended/lib", ghost.display()));
+    for ignore in ["1", "*"] {
+        let p = prebuilt();
+        let out = fixup(&p.w, Attrs::Structured, &auto_vars(&p, &[ignore]));
+        assert!(out.status.success(), "{ignore}: {}", text(&out));
+        assert_eq!(common::run(&p.w.programs[0].0, &[]).stdout, "129\n");
+    }
+}

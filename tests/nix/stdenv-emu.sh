@@ -23,6 +23,16 @@
 #   sourced; prepends the driver dir (`patchelf --set-rpath`) to every dynamic
 #   ELF file of every output.
 #
+# - inputs: `buildInputs` (and `propagatedBuildInputs`), with what each
+#   lists in `nix-support/propagated-build-inputs`, recursively, are the
+#   host-target packages (offsets 0 1; each once); the setup-hook files are
+#   sourced as nativeBuildInputs' are (hostOffset=-1, targetOffset=0, so
+#   `addEnvHooks "$targetOffset" f` registers f for host-platform deps);
+#   then the env hooks run once per package and matching hook array: with
+#   strictDeps the host-host hooks on host-host packages (none here) and
+#   the host-target ones on host-target packages; without it every hook on
+#   every package (so an env hook sees a package once per array it is in).
+#
 # Usage: bash stdenv-emu.sh HOOK... -- where each HOOK is a setup-hook file
 # sourced in order (as setup.sh sources the setup hooks of
 # nativeBuildInputs), then `postInstall` (a string, if set) runs, then
@@ -50,6 +60,51 @@ else
 fi
 
 declare -a preFixupHooks=() fixupOutputHooks=() postFixupHooks=()
+
+# Env hooks by the host offset of the deps they are for (build, host,
+# target), one array per (host, target) pair as in setup.sh.
+declare -a envBuildBuildHooks=() envBuildHostHooks=() envBuildTargetHooks=()
+declare -a envHostHostHooks=() envHostTargetHooks=() envTargetTargetHooks=()
+declare -a pkgBuildHookVars=(envBuildBuildHook envBuildHostHook envBuildTargetHook)
+declare -a pkgHostHookVars=(envHostHostHook envHostTargetHook)
+declare -a pkgTargetHookVars=(envTargetTargetHook)
+declare -a pkgHookVarVars=(pkgBuildHookVars pkgHostHookVars pkgTargetHookVars)
+addEnvHooks() {
+    local depHostOffset="$1"
+    shift
+    local slice="${pkgHookVarVars[$depHostOffset + 1]}[@]" var
+    for var in "${!slice}"; do
+        eval "${var}s"'+=("$@")'
+    done
+}
+
+# The host-target packages: buildInputs, propagatedBuildInputs and what
+# they propagate, depth first, each once.
+declare -a pkgsHostHost=() pkgsHostTarget=()
+findHostTarget() {
+    local pkg="$1" seen next
+    for seen in ${pkgsHostTarget[@]+"${pkgsHostTarget[@]}"}; do
+        [ "$seen" = "$pkg" ] && return 0
+    done
+    [ -e "$pkg" ] || { echo "build input $pkg does not exist" >&2; exit 1; }
+    pkgsHostTarget+=("$pkg")
+    if [ -f "$pkg/nix-support/propagated-build-inputs" ]; then
+        for next in $(<"$pkg/nix-support/propagated-build-inputs"); do
+            findHostTarget "$next"
+        done
+    fi
+}
+declare -a inputs=()
+if [ -n "$__structuredAttrs" ]; then
+    inputs=(${buildInputs[@]+"${buildInputs[@]}"} ${propagatedBuildInputs[@]+"${propagatedBuildInputs[@]}"})
+else
+    # Plain env: whitespace-separated store paths, as setup.sh splits them.
+    read -r -d '' -a inputs <<<"${buildInputs-} ${propagatedBuildInputs-}" || true
+fi
+for pkg in ${inputs[@]+"${inputs[@]}"}; do
+    findHostTarget "$pkg"
+done
+unset pkg inputs
 
 # multiple-outputs.sh's defaults: VAR keeps a value the derivation gave it,
 # else takes the first candidate naming a non-empty variable (an output).
@@ -175,11 +230,26 @@ fixupPhase() {
     runHook postFixup
 }
 
-while [ "$#" -gt 0 ]; do
+sourceHook() {
+    local -ri hostOffset=-1 targetOffset=0
     # shellcheck disable=SC1090
     source "$1"
+}
+while [ "$#" -gt 0 ]; do
+    sourceHook "$1"
     shift
 done
+# setup.sh's _addToEnv, for the host offset 0 arrays (the only ones here).
+addToEnv() {
+    local hook pkg
+    for pkg in ${pkgsHostTarget[@]+"${pkgsHostTarget[@]}"}; do
+        if [ -z "${strictDeps-}" ]; then
+            runHook envHostHostHook "$pkg"
+        fi
+        runHook envHostTargetHook "$pkg"
+    done
+}
+addToEnv
 if [ -n "${postInstall-}" ]; then eval "$postInstall"; fi
 fixupPhase
 echo "fixupPhase done"
