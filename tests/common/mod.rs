@@ -723,3 +723,19 @@ pub fn elflint(p: &Path) -> std::collections::BTreeSet<String> {
         .filter(|l| !l.trim().is_empty() && !l.contains("No errors"))
         .collect()
 }
+
+/// The PyPI wheels' files `scripts/pypi-wheels.sh` unpacked (jax-cuda12-plugin,
+/// jax-cuda12-pjrt, cuDNN 9): `$UNFARM_PYPI_WHEELS/x`, else
+/// `target/pypi-wheels/x`. Missing, the test fails: the script must run first.
+pub fn pypi_unpacked() -> PathBuf {
+    let dir = std::env::var_os("UNFARM_PYPI_WHEELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/pypi-wheels"))
+        .join("x");
+    assert!(
+        dir.join("jax_cuda12_plugin/_versions.so").is_file(),
+        "{}: no unpacked wheels; run scripts/pypi-wheels.sh",
+        dir.display()
+    );
+    dir
+}

@@ -8,19 +8,6 @@ use crate::common;
 
 use std::path::PathBuf;
 
-fn unpacked() -> PathBuf {
-    let dir = std::env::var_os("UNFARM_PYPI_WHEELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/pypi-wheels"))
-        .join("x");
-    assert!(
-        dir.join("jax_cuda12_plugin/_versions.so").is_file(),
-        "{}: no unpacked wheels; run scripts/pypi-wheels.sh",
-        dir.display()
-    );
-    dir
-}
-
 /// `(file name, [computed names, in order found])` for every file under
 /// `dir`: DsoLoader functions in mangled-name order, then literals sorted.
 fn computed_of(dir: &std::path::Path) -> Vec<(String, Vec<String>)> {
@@ -63,14 +50,14 @@ fn expect(v: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
 
 #[test]
 fn jax_cuda12_plugin_dso_loader_names() {
-    plugin_names(&unpacked().join("jax_cuda12_plugin"));
+    plugin_names(&common::pypi_unpacked().join("jax_cuda12_plugin"));
 }
 
 /// The same wheel built for AArch64: the versions decoded from its code
 /// (`adrp`/`add` or `adr` into `x2`, the length into `w1`) give the same names.
 #[test]
 fn jax_cuda12_plugin_dso_loader_names_aarch64() {
-    plugin_names(&unpacked().join("aarch64/jax_cuda12_plugin"));
+    plugin_names(&common::pypi_unpacked().join("aarch64/jax_cuda12_plugin"));
 }
 
 fn plugin_names(dir: &std::path::Path) {
@@ -125,7 +112,7 @@ fn plugin_names(dir: &std::path::Path) {
 fn jax_cuda12_pjrt_dso_loader_names() {
     // Nine CUDA libraries (cuBLAS and cuBLASLt from one package: eight
     // dirs), the driver and NVML.
-    let got = computed_of(&unpacked().join("jax_plugins"));
+    let got = computed_of(&common::pypi_unpacked().join("jax_plugins"));
     assert_eq!(
         got,
         expect(&[(
@@ -149,7 +136,7 @@ fn jax_cuda12_pjrt_dso_loader_names() {
 
 #[test]
 fn cudnn9_sublibrary_names() {
-    let got = computed_of(&unpacked().join("nvidia/cudnn/lib"));
+    let got = computed_of(&common::pypi_unpacked().join("nvidia/cudnn/lib"));
     assert_eq!(
         got,
         expect(&[

@@ -14,19 +14,6 @@ use std::path::{Path, PathBuf};
 
 use common::{Cc, LinkStyle, Store, lib_source};
 
-fn unpacked() -> PathBuf {
-    let dir = std::env::var_os("UNFARM_PYPI_WHEELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/pypi-wheels"))
-        .join("x");
-    assert!(
-        dir.join("jax_cuda12_plugin/_versions.so").is_file(),
-        "{}: no unpacked wheels; run scripts/pypi-wheels.sh",
-        dir.display()
-    );
-    dir
-}
-
 /// The 12 `-lib` outputs: (output name, sonames in its `lib`).
 const CUDA: &[(&str, &[&str])] = &[
     ("cuda_cudart-12.8.90-lib", &["libcudart.so.12"]),
@@ -108,7 +95,7 @@ fn fake(dir: &Path, soname: &str) {
 #[test]
 fn jax_wheels_get_exactly_their_cuda_lib_dirs() {
     common::require_tools(&["gcc", "readelf"]);
-    let wheels = unpacked();
+    let wheels = common::pypi_unpacked();
     let store = Store::new();
     let libs: Vec<(PathBuf, &[&str])> = CUDA
         .iter()
