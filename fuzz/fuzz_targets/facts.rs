@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = unfarm::elf::glibc_loader_soname(&f.ident);
             let _ = unfarm::plan::needs::collect(&f, &[], &[]);
         }
-        Err(e) => assert!(!e.contains('\n'), "multi-line error: {e:?}"),
+        Err(e) => assert!(!e.to_string().contains('\n'), "multi-line error: {e:?}"),
     }
     let _ = unfarm::edit::check_layout(data);
 });
