@@ -18,7 +18,7 @@ const TOOLS: &[&str] = &["gcc", "readelf"];
 /// GetNcclDsoHandle()` calls a name builder with the stem and a version
 /// `string_view` (length in `rdx`, pointer in `rcx`), so neither
 /// `libnccl.so.2` nor any soname literal is in the file.
-const TSL_EXE: &str = r#"#include <dlfcn.h>
+pub(crate) const TSL_EXE: &str = r#"#include <dlfcn.h>
 #include <stdio.h>
 #include <stddef.h>
 __attribute__((noipa)) void *get_dso_handle(void *status, const char *name,

@@ -325,30 +325,6 @@ fn rpath_stays_rpath_and_a_new_list_is_runpath() {
     assert_eq!(ran(&bare), "1\n");
 }
 
-/// TSL's DsoLoader shape (as in tests/fast/computed.rs): the program
-/// builds `libnccl.so.2` at run time; with no `--dlopen` the recogniser's
-/// need takes the nccl dir from `--libs`, and no other input dir goes in.
-const TSL_EXE: &str = r#"#include <dlfcn.h>
-#include <stdio.h>
-#include <stddef.h>
-__attribute__((noipa)) void *get_dso_handle(void *status, const char *name,
-                                            size_t vlen, const char *ver) {
-  char file[64];
-  (void)status;
-  snprintf(file, sizeof file, "lib%s.so%s%.*s", name, vlen ? "." : "", (int)vlen, ver);
-  return dlopen(file, RTLD_NOW);
-}
-void *get_nccl(void) __asm__("_ZN3tsl8internal9DsoLoader16GetNcclDsoHandleEv");
-__attribute__((noipa)) void *get_nccl(void) { return get_dso_handle(0, "nccl", 1, "2"); }
-int main(void) {
-  void *h = get_nccl();
-  if (!h) { fprintf(stderr, "%s\n", dlerror()); return 1; }
-  int (*f)(void) = (int (*)(void))dlsym(h, "nccl");
-  printf("%d\n", f());
-  return 0;
-}
-"#;
-
 #[test]
 fn a_computed_name_takes_its_dir_from_libs() {
     common::require_tools(TOOLS);
@@ -360,7 +336,7 @@ fn a_computed_name_takes_its_dir_from_libs() {
     let exe = Cc::gcc()
         .arg("-ldl")
         .arg("-O2")
-        .executable(&out.join("bin/app"), TSL_EXE);
+        .executable(&out.join("bin/app"), crate::computed::TSL_EXE);
     // The runtime dependency goes to an object that can dlopen(); the
     // appended dir to every object.
     let plain = Cc::gcc().executable(&out.join("bin/plain"), &exe_calling(&[]));
