@@ -224,9 +224,8 @@ fn interpreter(a: &Args) -> anyhow::Result<Option<unfarm::survey::NewInterpreter
 /// `--dry-run`: the plans and the closure before and after them, computed
 /// without writing; exit 1 when a plan is refused or a file unreadable.
 fn dry_run(a: &Args, s: &Survey, store: &StoreDir, roots: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let closure = CostModel::new(s, store, &a.plan.source.source(store))
-        .and_then(|m| m.plan_cost())
-        .map_err(|e| e.to_string());
+    let closure =
+        CostModel::new(s, store, &a.plan.source.source(store)).and_then(|m| m.plan_cost());
     for e in &s.errors {
         super::error_line(e);
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use object::ReadCache;
 
-use crate::edit::{self, EditRequest, ElfEdit};
+use crate::edit::{self, EditError, EditRequest, ElfEdit};
 use crate::plan::Plan;
 
 /// Files up to this size with two search lists to change are edited and
@@ -55,22 +55,46 @@ pub(crate) enum PlannedEdit {
     Large { edit: ElfEdit, old_len: u64 },
 }
 
+/// Why the edit of a file could not be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanEditError {
+    /// The file could not be opened, stat'ed or read (which step).
+    #[error("cannot {what}: {err}")]
+    Io {
+        /// `open`, `stat` or `read`.
+        what: &'static str,
+        /// The error from the system.
+        err: std::io::Error,
+    },
+    /// Setting the interpreter cannot be planned.
+    #[error("interpreter: {0}")]
+    Interpreter(EditError),
+    /// Writing the search list cannot be planned.
+    #[error(transparent)]
+    SearchPath(EditError),
+    /// A file too large to hold in memory with two edits to compose.
+    #[error(
+        "a file over 256 MiB with two search lists (or a search list and the interpreter) to change is not supported"
+    )]
+    TwoEditsTooLarge,
+}
+
+fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> PlanEditError {
+    move |err| PlanEditError::Io { what, err }
+}
+
 /// Plan the edit of `path` for `plans` (those that change it) and the
 /// interpreter it gets (`interp`, `--interpreter`).
 pub(crate) fn plan_file_edit(
     path: &Path,
     plans: &[&Plan],
     interp: Option<&str>,
-) -> Result<PlannedEdit, String> {
-    let file = crate::elf::open_for_reading(path).map_err(|e| format!("cannot open: {e}"))?;
-    let len = file
-        .metadata()
-        .map_err(|e| format!("cannot stat: {e}"))?
-        .len();
+) -> Result<PlannedEdit, PlanEditError> {
+    let file = crate::elf::open_for_reading(path).map_err(io("open"))?;
+    let len = file.metadata().map_err(io("stat"))?.len();
     if in_memory(len, plans, interp) {
         let mut original = Vec::with_capacity(len as usize);
-        std::io::Read::read_to_end(&mut &file, &mut original)
-            .map_err(|e| format!("cannot read: {e}"))?;
+        std::io::Read::read_to_end(&mut &file, &mut original).map_err(io("read"))?;
         let (_, edit) = edit_image(&original, plans, interp)?;
         return Ok(PlannedEdit::InMemory { original, edit });
     }
@@ -89,19 +113,19 @@ pub(crate) fn edit_image(
     original: &[u8],
     plans: &[&Plan],
     interp: Option<&str>,
-) -> Result<(Vec<u8>, ElfEdit), String> {
+) -> Result<(Vec<u8>, ElfEdit), PlanEditError> {
     let mut edited = original.to_vec();
     let mut edits = Vec::new();
     if let Some(i) = interp {
         let e = edit::plan_interpreter(&edited[..], edited.len() as u64, i, &[])
-            .map_err(|e| format!("interpreter: {e}"))?;
+            .map_err(PlanEditError::Interpreter)?;
         edit::apply_in_memory(&mut edited, &e);
         edits.push(e);
     }
     for p in plans {
         let scrub: Vec<&[u8]> = p.removed_hashes.iter().map(|h| h.as_bytes()).collect();
         let e = edit::plan_edit(&edited[..], edited.len() as u64, &request(p, &scrub))
-            .map_err(|e| e.to_string())?;
+            .map_err(PlanEditError::SearchPath)?;
         edit::apply_in_memory(&mut edited, &e);
         edits.push(e);
     }
@@ -120,24 +144,17 @@ pub(crate) fn plan_large_edit(
     len: u64,
     plans: &[&Plan],
     interp: Option<&str>,
-) -> Result<ElfEdit, String> {
+) -> Result<ElfEdit, PlanEditError> {
     let cache = ReadCache::new(file);
     let p = match (plans, interp) {
         ([p], None) => p,
         ([], Some(i)) => {
-            return edit::plan_interpreter(&cache, len, i, &[])
-                .map_err(|e| format!("interpreter: {e}"));
+            return edit::plan_interpreter(&cache, len, i, &[]).map_err(PlanEditError::Interpreter);
         }
-        _ => {
-            return Err(
-                "a file over 256 MiB with two search lists (or a search list and the \
-                 interpreter) to change is not supported"
-                    .into(),
-            );
-        }
+        _ => return Err(PlanEditError::TwoEditsTooLarge),
     };
     let scrub: Vec<&[u8]> = p.removed_hashes.iter().map(|h| h.as_bytes()).collect();
-    edit::plan_edit(&cache, len, &request(p, &scrub)).map_err(|e| e.to_string())
+    edit::plan_edit(&cache, len, &request(p, &scrub)).map_err(PlanEditError::SearchPath)
 }
 
 /// The edit that turns `old` into `new`: runs of differing bytes (runs closer

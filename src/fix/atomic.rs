@@ -29,6 +29,7 @@ use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use super::VerifyError;
 use crate::edit::{ElfEdit, Patch};
 use crate::walk::TMP_MARK;
 
@@ -113,9 +114,10 @@ pub enum AtomicError {
     /// back (only its owner or root may): left as it was.
     #[error("{0}: owned by uid {1}: its times could not be kept; run as its owner or as root")]
     NotOwner(PathBuf, u32),
-    /// The verification hook rejected the new content (why).
+    /// The verification hook rejected the new content, or the writer could
+    /// not hand over exactly the bytes it checked (why).
     #[error("{0}: verification failed: {1}")]
-    Verify(PathBuf, String),
+    Verify(PathBuf, VerifyError),
     /// A system call failed.
     #[error("{path}: {what}: {}", describe(source))]
     Io {
@@ -156,7 +158,7 @@ pub fn apply(
     path: &Path,
     edit: &ElfEdit,
     links: HardLinks,
-    verify: impl FnOnce(Candidate<'_>) -> Result<(), String>,
+    verify: impl FnOnce(Candidate<'_>) -> Result<(), VerifyError>,
 ) -> Result<Method, AtomicError> {
     match stage(path, edit, links, Durability::PerFile, verify)? {
         Staged::Done(m) => Ok(m),
@@ -284,7 +286,7 @@ pub fn stage(
     edit: &ElfEdit,
     links: HardLinks,
     durability: Durability,
-    verify: impl FnOnce(Candidate<'_>) -> Result<(), String>,
+    verify: impl FnOnce(Candidate<'_>) -> Result<(), VerifyError>,
 ) -> Result<Staged, AtomicError> {
     OpenFile::open(path)?.stage(edit, None, links, durability, verify)
 }
@@ -382,7 +384,7 @@ impl OpenFile {
         image: Option<&[u8]>,
         links: HardLinks,
         durability: Durability,
-        verify: impl FnOnce(Candidate<'_>) -> Result<(), String>,
+        verify: impl FnOnce(Candidate<'_>) -> Result<(), VerifyError>,
     ) -> Result<Staged, AtomicError> {
         let path = self.path.as_path();
         if edit.is_noop() {
@@ -391,7 +393,7 @@ impl OpenFile {
         if image.is_some_and(|i| i.len() as u64 != edit.new_len) {
             return Err(AtomicError::Verify(
                 path.into(),
-                "the edited image and the edit disagree on the length".into(),
+                VerifyError::LengthDisagrees,
             ));
         }
         let nlink = self.meta.nlink();
@@ -416,7 +418,7 @@ impl OpenFile {
         if multi && ranges.is_none() && shared && links == HardLinks::EditShared {
             return Err(AtomicError::Verify(
                 path.into(),
-                "cannot order the writes of an in-place edit (not an ELF file?), and a copy would leave its other hard links unfixed".into(),
+                VerifyError::UnorderedSharedEdit,
             ));
         }
         if (shared && links == HardLinks::Break) || (multi && ranges.is_none()) {
@@ -489,7 +491,7 @@ impl OpenFile {
         edit: &ElfEdit,
         image: Option<&[u8]>,
         durability: Durability,
-        verify: impl FnOnce(Candidate<'_>) -> Result<(), String>,
+        verify: impl FnOnce(Candidate<'_>) -> Result<(), VerifyError>,
     ) -> Result<Staged, AtomicError> {
         Ok(Staged::Pending(Box::new(
             self.replace(edit, image, durability, verify)?,
@@ -572,7 +574,7 @@ impl OpenFile {
         edit: &ElfEdit,
         image: Option<&[u8]>,
         durability: Durability,
-        verify: impl FnOnce(Candidate<'_>) -> Result<(), String>,
+        verify: impl FnOnce(Candidate<'_>) -> Result<(), VerifyError>,
     ) -> Result<PendingRename, AtomicError> {
         let path = self.path.as_path();
         let (tmp, mut out) = create_temp(path)?;
@@ -697,10 +699,7 @@ fn write_image(path: &Path, out: &mut File, image: &[u8]) -> Result<(), AtomicEr
     out.read_exact_at(&mut back, 0)
         .map_err(terr("cannot read back temporary file"))?;
     if back != image {
-        return Err(AtomicError::Verify(
-            path.into(),
-            "the written copy differs from the verified image".into(),
-        ));
+        return Err(AtomicError::Verify(path.into(), VerifyError::CopyDiffers));
     }
     Ok(())
 }
@@ -920,7 +919,7 @@ mod tests {
         f.set_times(t).unwrap();
         (d, p, content)
     }
-    fn ok(_: Candidate<'_>) -> Result<(), String> {
+    fn ok(_: Candidate<'_>) -> Result<(), VerifyError> {
         Ok(())
     }
     fn no_temps(dir: &Path) {
@@ -990,7 +989,9 @@ mod tests {
     fn verify_failure_leaves_file_identical() {
         let (d, p, before) = setup();
         for e in [small(before.len() as u64), grow(before.len() as u64)] {
-            let r = apply(&p, &e, HardLinks::Refuse, |_| Err("nope".into()));
+            let r = apply(&p, &e, HardLinks::Refuse, |_| {
+                Err(VerifyError::NeededOrSoname)
+            });
             assert!(matches!(r, Err(AtomicError::Verify(_, _))), "{r:?}");
             assert_eq!(std::fs::read(&p).unwrap(), before);
             assert_eq!(std::fs::metadata(&p).unwrap().mtime(), 1);

@@ -9,6 +9,7 @@
 
 /// Writing an edit safely: in place with a journal, or by staging and renaming.
 pub mod atomic;
+mod error;
 /// A plan becomes the byte edit of a file on disk (shared with `cost`).
 pub use crate::edit::planned::IN_MEMORY_LIMIT;
 
@@ -21,6 +22,8 @@ use serde::Serialize;
 
 use crate::edit::planned::{edit_image, in_memory, plan_large_edit};
 use atomic::HardLinks;
+use error::FileError;
+pub use error::{ReadBack, VerifyError};
 
 use crate::edit::{self, ElfEdit};
 use crate::elf::{self, ElfFacts};
@@ -447,10 +450,10 @@ fn fix_object(o: &ObjectSurvey, cx: &Ctx) -> Staged {
     let interp = cx.survey.interpreter_change(o);
     // One open serves the read, the in-place write and the final checks.
     let result = atomic::OpenFile::open(path)
-        .map_err(|e| e.to_string())
+        .map_err(FileError::from)
         .and_then(|file| {
             if in_memory(file.len(), &plans, interp) {
-                let original = file.read_all().map_err(|e| e.to_string())?;
+                let original = file.read_all()?;
                 let (edited, edit) = edit_image(original, &plans, interp)?;
                 write_in_memory(file, &edited, &edit, &plans, o, cx)
             } else {
@@ -522,19 +525,17 @@ fn write_in_memory(
     plans: &[&Plan],
     o: &ObjectSurvey,
     cx: &Ctx,
-) -> Result<Written, String> {
+) -> Result<Written, FileError> {
     verify(data, data.len() as u64, plans, o, cx)?;
     // Verified in memory; a copy is written from `data` and read back by
     // the writer before it may be renamed.
-    let staged = file
-        .stage(
-            combined,
-            Some(data),
-            cx.opts.hard_links,
-            atomic::Durability::Batch,
-            |_| Ok(()),
-        )
-        .map_err(|e| e.to_string())?;
+    let staged = file.stage(
+        combined,
+        Some(data),
+        cx.opts.hard_links,
+        atomic::Durability::Batch,
+        |_| Ok(()),
+    )?;
     Ok(Written::from(staged, combined, data.len() as u64))
 }
 
@@ -580,15 +581,17 @@ fn write_large(
     plans: &[&Plan],
     o: &ObjectSurvey,
     cx: &Ctx,
-) -> Result<Written, String> {
+) -> Result<Written, FileError> {
     let interp = cx.survey.interpreter_change(o);
     let len = e.new_len;
     // A copy (`copy_file_range`, a reflink where the filesystem can; for a
     // grow, a read-only file of ours, `--hard-links break`), patched, is
     // checked as a whole file, range by range, before it is renamed over.
     let verify_copy = |tmp: &Path| {
-        let f = crate::elf::open_for_reading(tmp)
-            .map_err(|e| format!("cannot read the copy back: {e}"))?;
+        let f = crate::elf::open_for_reading(tmp).map_err(|err| VerifyError::ReadBack {
+            what: ReadBack::Copy,
+            err,
+        })?;
         verify(&ReadCache::new(&f), len, plans, o, cx)
     };
     // An in-place edit changes only the search-path string: check the patch
@@ -596,19 +599,19 @@ fn write_large(
     // need on disk under that value.
     let verify_patch = |patch: &edit::Patch| {
         let [p] = plans else {
-            return Err("one plan expected for a file over 256 MiB".into());
+            return Err(VerifyError::NotOnePlan);
         };
         let off = o
             .facts
             .search_path_offset(p.tag)
-            .ok_or("no search-path string offset")?;
+            .ok_or(VerifyError::NoSearchPathOffset)?;
         let rel = off
             .checked_sub(patch.offset)
-            .ok_or("the patch does not cover the search path")? as usize;
+            .ok_or(VerifyError::PatchMissesSearchPath)? as usize;
         let want = p.new.as_bytes();
         let got = patch.bytes.get(rel..rel + want.len() + 1);
         if got.is_none_or(|g| &g[..want.len()] != want || g[want.len()] != 0) {
-            return Err("the patch does not hold the planned search path".into());
+            return Err(VerifyError::PatchNotPlanned);
         }
         let mut after = o.facts.clone();
         after.set_search_path(p.tag, Some(p.new.clone()));
@@ -618,8 +621,10 @@ fn write_large(
     // it will make: the original read through the patches.
     let old_len = file.len();
     let verify_edit = |original: &Path, edit: &ElfEdit| {
-        let f = crate::elf::open_for_reading(original)
-            .map_err(|e| format!("cannot read the original back: {e}"))?;
+        let f = crate::elf::open_for_reading(original).map_err(|err| VerifyError::ReadBack {
+            what: ReadBack::Original,
+            err,
+        })?;
         let patched = Patched {
             file: &f,
             old_len,
@@ -628,23 +633,21 @@ fn write_large(
         };
         verify(&ReadCache::new(patched), len, plans, o, cx)
     };
-    let staged = file
-        .stage(
-            e,
-            None,
-            cx.opts.hard_links,
-            atomic::Durability::Batch,
-            |cand| match cand {
-                atomic::Candidate::File(tmp) => verify_copy(tmp),
-                // The interpreter's patch is checked as the file it makes.
-                atomic::Candidate::InPlace { original, .. } if interp.is_some() => {
-                    verify_edit(original, e)
-                }
-                atomic::Candidate::InPlace { patch, .. } => verify_patch(patch),
-                atomic::Candidate::Edit { original, edit } => verify_edit(original, edit),
-            },
-        )
-        .map_err(|e| e.to_string())?;
+    let staged = file.stage(
+        e,
+        None,
+        cx.opts.hard_links,
+        atomic::Durability::Batch,
+        |cand| match cand {
+            atomic::Candidate::File(tmp) => verify_copy(tmp),
+            // The interpreter's patch is checked as the file it makes.
+            atomic::Candidate::InPlace { original, .. } if interp.is_some() => {
+                verify_edit(original, e)
+            }
+            atomic::Candidate::InPlace { patch, .. } => verify_patch(patch),
+            atomic::Candidate::Edit { original, edit } => verify_edit(original, edit),
+        },
+    )?;
     Ok(Written::from(staged, e, len))
 }
 
@@ -732,10 +735,9 @@ fn verify<'d, R: object::ReadRef<'d>>(
     plans: &[&Plan],
     o: &ObjectSurvey,
     cx: &Ctx,
-) -> Result<(), String> {
-    edit::check_layout_ref(data, len)
-        .map_err(|e| format!("edited file fails layout checks: {e}"))?;
-    let facts = elf::parse_facts(data).map_err(|e| format!("edited file does not parse: {e}"))?;
+) -> Result<(), VerifyError> {
+    edit::check_layout_ref(data, len).map_err(VerifyError::Layout)?;
+    let facts = elf::parse_facts(data).map_err(VerifyError::Parse)?;
     verify_facts(&o.facts, &facts, plans, cx.survey.interpreter_change(o))?;
     verify_resolution(&facts, plans, o, cx.plan_opts, cx.probe)
 }
@@ -745,23 +747,27 @@ fn verify_facts(
     after: &ElfFacts,
     plans: &[&Plan],
     interp: Option<&str>,
-) -> Result<(), String> {
+) -> Result<(), VerifyError> {
     for p in plans {
         let got = after.search_path(p.tag);
         let want = (!p.new.is_empty()).then_some(&p.new);
         if got != want {
-            return Err(format!("{} reads back as {got:?}, planned {want:?}", p.tag));
+            return Err(VerifyError::SearchPath {
+                tag: p.tag,
+                got: got.cloned(),
+                want: want.cloned(),
+            });
         }
     }
     if before.needed != after.needed || before.soname != after.soname {
-        return Err("DT_NEEDED or DT_SONAME changed".into());
+        return Err(VerifyError::NeededOrSoname);
     }
     let want = interp.or(before.interpreter.as_deref());
     if after.interpreter.as_deref() != want {
-        return Err(format!(
-            "the interpreter reads back as {:?}, planned {want:?}",
-            after.interpreter
-        ));
+        return Err(VerifyError::Interpreter {
+            got: after.interpreter.clone(),
+            want: want.map(str::to_owned),
+        });
     }
     Ok(())
 }
@@ -773,7 +779,7 @@ fn verify_resolution(
     o: &ObjectSurvey,
     plan_opts: &PlanOptions,
     probe: &FsProbe,
-) -> Result<(), String> {
+) -> Result<(), VerifyError> {
     let Some(p) = plans.iter().find(|p| o.facts.is_effective(p.tag)) else {
         return Ok(());
     };
@@ -806,13 +812,11 @@ fn verify_resolution(
             .found
             .map(|f| f.resolved.real);
         if got.as_ref() != Some(want) {
-            return Err(format!(
-                "{} would load {} instead of {}",
-                n.need.name,
-                got.as_deref()
-                    .map_or("nothing".into(), |p| p.display().to_string()),
-                want.display()
-            ));
+            return Err(VerifyError::WrongFile {
+                need: n.need.name.clone(),
+                got,
+                want: want.clone(),
+            });
         }
     }
     Ok(())
@@ -877,5 +881,45 @@ mod tests {
         );
         assert!(line.starts_with(&want), "{line}");
         assert!(!line.contains('\n'), "{line}");
+    }
+
+    /// Verification's failures are typed values (the checks decide by
+    /// variant); the line a user reads is the one written before.
+    #[test]
+    fn verification_failures_are_typed_and_read_as_before() {
+        let before = ElfFacts::test_object(elf::ObjectType::Dyn);
+        let mut after = before.clone();
+        after.needed.push("libz.so.1".into());
+        assert!(matches!(
+            verify_facts(&before, &after, &[], None),
+            Err(VerifyError::NeededOrSoname)
+        ));
+        let e = verify_facts(&before, &before, &[], Some("/ld.so")).unwrap_err();
+        assert!(matches!(e, VerifyError::Interpreter { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "the interpreter reads back as None, planned Some(\"/ld.so\")"
+        );
+        let e = atomic::AtomicError::Verify(
+            "/o/lib/libx.so".into(),
+            VerifyError::WrongFile {
+                need: "liba.so".into(),
+                got: None,
+                want: "/a/lib/liba.so".into(),
+            },
+        );
+        assert_eq!(
+            e.to_string(),
+            "/o/lib/libx.so: verification failed: liba.so would load nothing instead of /a/lib/liba.so"
+        );
+        let e = VerifyError::SearchPath {
+            tag: crate::plan::Tag::Runpath,
+            got: Some("/x".into()),
+            want: None,
+        };
+        assert_eq!(
+            e.to_string(),
+            "RUNPATH reads back as Some(\"/x\"), planned None"
+        );
     }
 }

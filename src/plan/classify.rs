@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use super::snapshot::{self, DirSnapshot, Snapshot, is_stub_location};
-use super::{Action, EntryPlan, Insecurity, ListContext, Mode, NeedPlan, PlanInput, Reason};
+use super::{
+    Action, EntryPlan, Insecurity, ListContext, Mode, NeedPlan, PlanInput, Reason, Refusal,
+};
 use crate::loader::resolve::SearchDir;
 use crate::store::StoreDir;
 
@@ -12,7 +14,7 @@ use crate::store::StoreDir;
 pub(super) struct Classified {
     pub(super) entries: Vec<EntryPlan>,
     /// Why no equivalent path exists, from the first entry that proved it.
-    pub(super) refusal: Option<String>,
+    pub(super) refusal: Option<Refusal>,
     /// Libraries the replaced entries offered (checked again in step 6).
     pub(super) offered_names: Vec<String>,
 }
@@ -76,7 +78,7 @@ struct Decision {
     action: Action,
     reasons: Vec<Reason>,
     /// Set when a served need has no home outside a farm.
-    refusal: Option<String>,
+    refusal: Option<Refusal>,
     /// Library names the entry's replacement dirs were chosen for.
     offered: Vec<String>,
 }
@@ -244,11 +246,9 @@ fn replace_indirect(
             Some(d) if !n.was_stub => push(&d, &mut with),
             Some(_) => {}
             None => {
-                refusal.get_or_insert_with(|| {
-                    format!(
-                        "{} is offered by {} only through the farm: no directory outside it holds a file of that name",
-                        n.need.name, e.sd.text
-                    )
+                refusal.get_or_insert_with(|| Refusal::OnlyThroughFarm {
+                    need: n.need.name.clone(),
+                    entry: e.sd.text.clone(),
                 });
             }
         }

@@ -275,8 +275,76 @@ pub enum Outcome {
     /// The planner could not prove a new path equivalent; the file is left alone.
     Refused {
         /// Why no equivalent list was found.
-        reason: String,
+        reason: Refusal,
     },
+}
+
+/// Why the planner found no list it could prove equivalent (one variant
+/// per refusal it makes). Shown and serialised as its one-line text.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// An indirect entry serves `need`, and the farm is the only place a
+    /// file of that name lives (step 3).
+    #[error(
+        "{need} is offered by {entry} only through the farm: no directory outside it holds a file of that name"
+    )]
+    OnlyThroughFarm {
+        /// The need the entry served.
+        need: String,
+        /// The entry as written.
+        entry: String,
+    },
+    /// Libraries that land on another file under the new list, and no
+    /// reordering can help (step 6).
+    #[error("no equivalent order: {}", Misresolved::join(.misses))]
+    NoEquivalentOrder {
+        /// Each library, where it would land and where it must.
+        misses: Vec<Misresolved>,
+    },
+    /// Reordering went on without settling (step 6).
+    #[error("no order of the real dirs resolves every library as before")]
+    OrderUnsettled,
+    /// Two libraries each need the other's dir first (step 6).
+    #[error("two libraries need opposite orders of the same dirs")]
+    OppositeOrders,
+}
+
+impl Serialize for Refusal {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A library the new list would resolve to another file than before.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Misresolved {
+    /// The library's name.
+    pub name: String,
+    /// The file it would load under the new list (None: nothing).
+    pub got: Option<PathBuf>,
+    /// The file it loaded before.
+    pub want: PathBuf,
+}
+
+impl Misresolved {
+    fn join(misses: &[Misresolved]) -> String {
+        misses
+            .iter()
+            .map(Misresolved::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+impl std::fmt::Display for Misresolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} would resolve to ", self.name)?;
+        match &self.got {
+            Some(p) => write!(f, "{}", p.display())?,
+            None => f.write_str("nothing")?,
+        }
+        write!(f, " instead of {}", self.want.display())
+    }
 }
 
 /// The plan for one search list of one object.
@@ -804,6 +872,39 @@ mod tests {
         assert_eq!(
             dirs_to_gather(obj, &facts, &opts)[0],
             Path::new("/work/dir/lib")
+        );
+    }
+
+    /// A refusal is a typed value; users and the JSON see the one line
+    /// the planner wrote before (`"reason"` stays a string).
+    #[test]
+    fn refusals_read_as_before() {
+        let r = Refusal::NoEquivalentOrder {
+            misses: vec![
+                Misresolved {
+                    name: "liba.so".into(),
+                    got: Some("/b/liba.so".into()),
+                    want: "/a/liba.so".into(),
+                },
+                Misresolved {
+                    name: "libc2.so".into(),
+                    got: None,
+                    want: "/c/libc2.so".into(),
+                },
+            ],
+        };
+        let line = "no equivalent order: liba.so would resolve to /b/liba.so instead of /a/liba.so; libc2.so would resolve to nothing instead of /c/libc2.so";
+        assert_eq!(r.to_string(), line);
+        let json = serde_json::to_value(Outcome::Refused { reason: r }).unwrap();
+        assert_eq!(json["status"], "refused");
+        assert_eq!(json["reason"], line);
+        let farm = Refusal::OnlyThroughFarm {
+            need: "libx.so".into(),
+            entry: "$ORIGIN/../farm".into(),
+        };
+        assert_eq!(
+            farm.to_string(),
+            "libx.so is offered by $ORIGIN/../farm only through the farm: no directory outside it holds a file of that name"
         );
     }
 }

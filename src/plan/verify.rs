@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use super::assemble::NewEntry;
 use super::snapshot::is_stub_location;
-use super::{ListContext, NeedPlan};
+use super::{ListContext, Misresolved, NeedPlan, Refusal};
 use crate::loader::resolve::{self, SearchDir, Source};
 
 /// The real file each checked name must still resolve to: every need found
@@ -78,7 +78,7 @@ pub(super) fn order_and_verify(
     ctx: &ListContext,
     new: &mut Vec<NewEntry>,
     expected: &BTreeMap<String, PathBuf>,
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     let source = Source::Runpath;
     let mut before: Vec<(PathBuf, PathBuf)> = Vec::new(); // (must come first, then)
     for _round in 0..4 {
@@ -110,16 +110,15 @@ pub(super) fn order_and_verify(
                 (Some(g), Some(b)) if g > b && !new[g].first && !new[b].first && !new[b].stays => {
                     before.push((new[g].dir.clone(), new[b].dir.clone()));
                 }
-                _ => failures.push(format!(
-                    "{name} would resolve to {} instead of {}",
-                    got.as_deref()
-                        .map_or("nothing".into(), |p| p.display().to_string()),
-                    want.display()
-                )),
+                _ => failures.push(Misresolved {
+                    name: name.clone(),
+                    got,
+                    want: want.clone(),
+                }),
             }
         }
         if !failures.is_empty() {
-            return Err(format!("no equivalent order: {}", failures.join("; ")));
+            return Err(Refusal::NoEquivalentOrder { misses: failures });
         }
         if before.is_empty() {
             return Ok(());
@@ -135,13 +134,13 @@ pub(super) fn order_and_verify(
             return Ok(());
         }
     }
-    Err("no order of the real dirs resolves every library as before".into())
+    Err(Refusal::OrderUnsettled)
 }
 
 /// Reorder `new` so that for each `(a, b)` in `before`, `a` comes before `b`,
 /// moving `a` just ahead of `b` (the smallest change to first-use order).
 /// Fails when the constraints contradict each other.
-fn topo_order(new: &[NewEntry], before: &[(PathBuf, PathBuf)]) -> Result<Vec<NewEntry>, String> {
+fn topo_order(new: &[NewEntry], before: &[(PathBuf, PathBuf)]) -> Result<Vec<NewEntry>, Refusal> {
     let mut out = new.to_vec();
     for _ in 0..=before.len() {
         let mut moved = false;
@@ -160,7 +159,7 @@ fn topo_order(new: &[NewEntry], before: &[(PathBuf, PathBuf)]) -> Result<Vec<New
             return Ok(out);
         }
     }
-    Err("two libraries need opposite orders of the same dirs".into())
+    Err(Refusal::OppositeOrders)
 }
 
 #[cfg(test)]
@@ -179,12 +178,10 @@ mod tests {
         let o = topo_order(&v, &[("/c".into(), "/a".into())]).unwrap();
         let t: Vec<_> = o.iter().map(|e| e.text.as_str()).collect();
         assert_eq!(t, ["/c", "/a", "/b"]);
-        assert!(
-            topo_order(
-                &v,
-                &[("/a".into(), "/b".into()), ("/b".into(), "/a".into())]
-            )
-            .is_err()
-        );
+        let cycle = [("/a".into(), "/b".into()), ("/b".into(), "/a".into())];
+        assert!(matches!(
+            topo_order(&v, &cycle),
+            Err(Refusal::OppositeOrders)
+        ));
     }
 }

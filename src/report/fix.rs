@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::check::stub_words;
-use crate::closure::cost::PlanCost;
+use crate::closure::cost::{CostError, PlanCost};
 use crate::fix::{FileResult, FileStatus, FixReport};
 use crate::plan::{Action, EntryPlan, Outcome, Reason};
 use crate::store::StoreDir;
@@ -26,9 +26,9 @@ pub struct DryRunJson<'a> {
     pub survey: &'a Survey,
     /// The closure before and after the plans.
     pub closure: Option<&'a PlanCost>,
-    /// Why `closure` is missing.
+    /// Why `closure` is missing, in words.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub closure_error: Option<&'a str>,
+    pub closure_error: Option<String>,
     /// `--interpreter`: each dynamic executable whose PT_INTERP changes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub interpreter_changes: Vec<InterpreterChange<'a>>,
@@ -103,11 +103,11 @@ pub fn interpreter_notes(s: &Survey) -> Vec<String> {
 impl<'a> DryRunJson<'a> {
     /// The document for a survey and its closure cost (or the error that
     /// kept it from being computed).
-    pub fn new(survey: &'a Survey, closure: &'a Result<PlanCost, String>) -> Self {
+    pub fn new(survey: &'a Survey, closure: &'a Result<PlanCost, CostError>) -> Self {
         DryRunJson {
             survey,
             closure: closure.as_ref().ok(),
-            closure_error: closure.as_ref().err().map(String::as_str),
+            closure_error: closure.as_ref().err().map(CostError::to_string),
             interpreter_changes: interpreter_changes(survey),
         }
     }

@@ -36,6 +36,7 @@ use rayon::prelude::*;
 use unfarm::edit::{self, EditRequest, SearchPathTag};
 use unfarm::elf::{FileKind, ObjectType};
 use unfarm::fix::atomic::{self, Candidate, HardLinks, Method};
+use unfarm::fix::{ReadBack, VerifyError};
 
 const ROOTS: &[&str] = &["/usr/lib/x86_64-linux-gnu", "/usr/bin"];
 const STRIP_EVERY: usize = 10;
@@ -381,21 +382,30 @@ fn edit_file(path: &Path, tag: SearchPathTag, value: &str) -> Result<(Method, bo
     let e = edit::plan_edit(&data[..], data.len() as u64, &req).map_err(|e| e.to_string())?;
     let m = atomic::apply(path, &e, HardLinks::Refuse, |c| match c {
         Candidate::File(t) => {
-            let b = std::fs::read(t).map_err(|e| e.to_string())?;
-            edit::check_layout(&b).map_err(|e| e.to_string())
+            let b = std::fs::read(t).map_err(|err| VerifyError::ReadBack {
+                what: ReadBack::Copy,
+                err,
+            })?;
+            edit::check_layout(&b).map_err(VerifyError::Layout)
         }
         Candidate::InPlace { original, patch } => {
             // The image the one patch would produce must pass too.
-            let mut b = std::fs::read(original).map_err(|e| e.to_string())?;
+            let mut b = std::fs::read(original).map_err(|err| VerifyError::ReadBack {
+                what: ReadBack::Original,
+                err,
+            })?;
             let at = patch.offset as usize;
             b[at..at + patch.bytes.len()].copy_from_slice(&patch.bytes);
-            edit::check_layout(&b).map_err(|e| e.to_string())
+            edit::check_layout(&b).map_err(VerifyError::Layout)
         }
         Candidate::Edit { original, edit } => {
             // So must the image the whole edit, written in place, produces.
-            let mut b = std::fs::read(original).map_err(|e| e.to_string())?;
+            let mut b = std::fs::read(original).map_err(|err| VerifyError::ReadBack {
+                what: ReadBack::Original,
+                err,
+            })?;
             edit::apply_in_memory(&mut b, edit);
-            edit::check_layout(&b).map_err(|e| e.to_string())
+            edit::check_layout(&b).map_err(VerifyError::Layout)
         }
     })
     .map_err(|e| e.to_string())?;

@@ -10,6 +10,7 @@ use crate::common;
 use common::elflint;
 use unfarm::edit::{self, EditRequest, SearchPathTag};
 use unfarm::fix::atomic::{self, Candidate, HardLinks, Method};
+use unfarm::fix::{ReadBack, VerifyError};
 
 const HASH_FARM: &str = "0123456789abcdfghijklmnpqrsvwxyz";
 
@@ -150,14 +151,20 @@ fn unfarm_edit(path: &Path, value: &str) -> Method {
     let e = edit::plan_edit(&data[..], data.len() as u64, &req).unwrap();
     atomic::apply(path, &e, HardLinks::Refuse, |c| match c {
         Candidate::File(t) => {
-            let b = std::fs::read(t).map_err(|e| e.to_string())?;
-            edit::check_layout(&b).map_err(|e| e.to_string())
+            let b = std::fs::read(t).map_err(|err| VerifyError::ReadBack {
+                what: ReadBack::Copy,
+                err,
+            })?;
+            edit::check_layout(&b).map_err(VerifyError::Layout)
         }
         Candidate::InPlace { .. } => Ok(()),
         Candidate::Edit { original, edit } => {
-            let mut b = std::fs::read(original).map_err(|e| e.to_string())?;
+            let mut b = std::fs::read(original).map_err(|err| VerifyError::ReadBack {
+                what: ReadBack::Original,
+                err,
+            })?;
             edit::apply_in_memory(&mut b, edit);
-            edit::check_layout(&b).map_err(|e| e.to_string())
+            edit::check_layout(&b).map_err(VerifyError::Layout)
         }
     })
     .unwrap()

@@ -45,6 +45,7 @@ use std::path::{Path, PathBuf};
 
 use super::{AtomicError, Durability, Method, TMP_MARK, io_err, open_nofollow, set_times, sizes};
 use crate::edit::{ElfEdit, LoaderRanges};
+use crate::fix::VerifyError;
 
 /// Which part of the edit a step writes, in the order they are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -105,7 +106,13 @@ impl PendingPatch {
         let old_len = meta.len();
         let p = path.as_path();
         if edit.new_len < old_len {
-            return Err(AtomicError::Verify(p.into(), sizes(edit.new_len, old_len)));
+            return Err(AtomicError::Verify(
+                p.into(),
+                VerifyError::Shrinks {
+                    new_len: edit.new_len,
+                    old_len,
+                },
+            ));
         }
         // The old bytes from the content already read (a small file), else
         // from the file.
