@@ -16,7 +16,10 @@ use crate::plan::{Action, EntryPlan, Mode, Outcome, Plan, Reason, Tag};
 use crate::store::{PathIoError, StoreDir, StorePath, normalize_lexically};
 use crate::survey::{ObjectSurvey, Survey};
 
+mod location;
 mod wrappers;
+
+pub use location::{Location, WrapperAt};
 
 /// How much a finding matters (ordered: errors first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -138,8 +141,9 @@ pub struct Finding {
     pub severity: Severity,
     /// The file (or symlink) it is in.
     pub file: PathBuf,
-    /// Where in the file: `RUNPATH[2]`, `DT_NEEDED libfoo.so.1`, `offset 0x1a2b`, `symlink`.
-    pub location: String,
+    /// Where in the file: `RUNPATH[2] /x/lib`, `need libfoo.so.1`,
+    /// `offset 0x1a2b`, `symlink -> …` (a string in the JSON).
+    pub location: Location,
     /// What is wrong, in words.
     pub message: String,
     /// What `unfarm fix` (or the packager) should do.
@@ -160,7 +164,7 @@ impl Finding {
         kind: FindingKind,
         severity: Severity,
         file: &Path,
-        location: impl Into<String>,
+        location: Location,
         message: impl Into<String>,
         fix: Option<&str>,
     ) -> Finding {
@@ -168,7 +172,7 @@ impl Finding {
             kind,
             severity,
             file: file.to_owned(),
-            location: location.into(),
+            location,
             message: message.into(),
             fix: fix.map(str::to_owned),
             cost_bytes: None,
@@ -239,7 +243,11 @@ fn entry_findings(
     mode: Mode,
     store: &StoreDir,
 ) -> Vec<Finding> {
-    let loc = format!("{}[{}] {}", p.tag, e.index, e.text);
+    let loc = Location::Entry {
+        tag: p.tag,
+        index: e.index,
+        text: e.text.clone(),
+    };
     let mk = |kind, severity, message: String, fix: Option<&str>| {
         Finding::new(kind, severity, &p.path, loc.clone(), message, fix)
     };
@@ -339,7 +347,7 @@ fn stubs_of(e: &EntryPlan) -> Option<&[crate::plan::snapshot::StubOffer]> {
 fn indirect_finding(
     p: &Plan,
     e: &EntryPlan,
-    location: String,
+    location: Location,
     offers: usize,
     farms: &[PathBuf],
     store: &StoreDir,
@@ -392,7 +400,7 @@ fn plan_findings(p: &Plan) -> Vec<Finding> {
             FindingKind::PlanRefused,
             Severity::Error,
             &p.path,
-            p.tag.to_string(),
+            Location::List(p.tag),
             format!("cannot rewrite {} safely: {reason}", p.tag),
             Some("fix the inputs, or keep the entry with --keep"),
         )),
@@ -403,7 +411,7 @@ fn plan_findings(p: &Plan) -> Vec<Finding> {
             FindingKind::DlopenUnknown,
             Severity::Warning,
             &p.path,
-            "dynamic symbols",
+            Location::DynamicSymbols,
             w.clone(),
             Some("declare them: --dlopen SONAME or unfarmDlopen"),
         )
@@ -425,7 +433,10 @@ fn need_findings(o: &ObjectSurvey, p: &Plan) -> Vec<Finding> {
                 FindingKind::LoaderError,
                 Severity::Error,
                 &p.path,
-                format!("need {}", n.need.name),
+                Location::Need {
+                    name: n.need.name.clone(),
+                    provenance: None,
+                },
                 format!("the loader would fail: {err}"),
                 None,
             ));
@@ -454,7 +465,10 @@ fn need_findings(o: &ObjectSurvey, p: &Plan) -> Vec<Finding> {
             FindingKind::MissingLibrary,
             severity,
             &p.path,
-            format!("need {} ({provenance})", n.need.name),
+            Location::Need {
+                name: n.need.name.clone(),
+                provenance: Some(provenance.clone()),
+            },
             format!("{} is not found in {}", n.need.name, p.old),
             Some("add the output that provides it to the search path"),
         ));
@@ -469,7 +483,7 @@ fn link_findings(survey: &Survey) -> Vec<Finding> {
             FindingKind::SymlinkIntoFarm,
             Severity::Error,
             &l.path,
-            format!("symlink -> {}", l.target.display()),
+            Location::SymlinkTo(l.target.clone()),
             format!(
                 "points through farm {}",
                 l.farms
@@ -487,7 +501,7 @@ fn link_findings(survey: &Survey) -> Vec<Finding> {
             FindingKind::SymlinkLoop,
             Severity::Error,
             l,
-            "symlink",
+            Location::Symlink,
             format!(
                 "symlink loop (more than {} links followed); left alone",
                 crate::farm::MAX_HOPS
@@ -505,7 +519,7 @@ fn survey_error_findings(survey: &Survey) -> Vec<Finding> {
             FindingKind::SpecialFile,
             Severity::Error,
             s,
-            "file type",
+            Location::FileType,
             format!(
                 "{} in an output (a Nix output cannot hold one); left alone",
                 crate::survey::special_kind(s)
@@ -518,7 +532,7 @@ fn survey_error_findings(survey: &Survey) -> Vec<Finding> {
             FindingKind::Unreadable,
             Severity::Error,
             &e.path,
-            String::new(),
+            Location::File,
             e.message.clone(),
             None,
         )
@@ -565,15 +579,18 @@ fn farm_references(
             let farm = by_hash.get(&h.hash)?.clone();
             // The line is in the location; the message shows the text.
             let (line, what) = match &h.context {
-                scan::Context::Text { line, text } => (format!(", line {line}"), format!("\"{text}\"")),
-                c => (String::new(), c.to_string()),
+                scan::Context::Text { line, text } => (Some(*line), format!("\"{text}\"")),
+                c => (None, c.to_string()),
             };
             Some(
                 Finding::new(
                     FindingKind::FarmReference,
                     Severity::Error,
                     &h.file,
-                    format!("offset {:#x}{line}", h.offset),
+                    Location::Offset {
+                        offset: h.offset,
+                        line,
+                    },
                     format!("names farm {}: {what}", farm.display()),
                     Some("point it at the real output instead of the farm (or allow it: --allow / unfarmAllow)"),
                 )
@@ -594,7 +611,7 @@ fn farm_references(
                 FindingKind::SymlinkIntoFarm,
                 Severity::Error,
                 l,
-                format!("symlink -> {}", target.display()),
+                Location::SymlinkTo(target.clone()),
                 format!(
                     "points into farm {}: everything the farm joins stays in the closure",
                     farm.display()
@@ -844,7 +861,7 @@ pub struct Group {
     /// The findings' severity.
     pub severity: Severity,
     /// The shared location (for `farm-reference`: the first file's).
-    pub location: String,
+    pub location: Location,
     /// The first finding's message.
     pub message: String,
     /// The first finding's fix.
@@ -862,16 +879,24 @@ pub struct Group {
     pub(crate) differs: bool,
 }
 
+/// What one group's findings share besides kind and severity: the farms
+/// (findings that name a farm), else the location.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum GroupKey<'a> {
+    Farms(&'a [PathBuf]),
+    At(&'a Location),
+}
+
 /// Group `findings` (see [`Group`]), in order of first appearance.
 pub fn groups(findings: &[Finding]) -> Vec<Group> {
     let mut out: Vec<Group> = Vec::new();
-    let mut index: std::collections::BTreeMap<(Severity, FindingKind, String), usize> =
+    let mut index: std::collections::BTreeMap<(Severity, FindingKind, GroupKey), usize> =
         std::collections::BTreeMap::new();
     for f in findings {
         let key = if f.kind.names_a_farm() {
-            format!("{:?}", f.farms)
+            GroupKey::Farms(&f.farms)
         } else {
-            f.location.clone()
+            GroupKey::At(&f.location)
         };
         match index.entry((f.severity, f.kind, key)) {
             std::collections::btree_map::Entry::Occupied(e) => {
@@ -938,15 +963,24 @@ pub fn add_costs(findings: &mut [Finding], model: &CostModel) -> Result<(), Cost
 pub(crate) mod tests {
     use super::*;
 
-    fn finding(kind: FindingKind, file: &str, location: &str) -> Finding {
+    fn finding(kind: FindingKind, file: &str, location: Location) -> Finding {
+        let message = format!("{location} in {file}");
         Finding::new(
             kind,
             Severity::Warning,
             Path::new(file),
             location,
-            format!("{location} in {file}"),
+            message,
             None,
         )
+    }
+
+    /// `need NAME (needed)`.
+    fn needed(name: &str) -> Location {
+        Location::Need {
+            name: name.into(),
+            provenance: Some(Provenance::Needed),
+        }
     }
 
     /// The words in the text output are the JSON strings.
@@ -1123,7 +1157,8 @@ pub(crate) mod tests {
             Some(format!("replace with {LIB}").as_str())
         );
         let missing = all.iter().find(|f| f.kind == K::MissingLibrary).unwrap();
-        assert_eq!(missing.location, "need libgone.so.1 (needed)");
+        assert_eq!(missing.location, needed("libgone.so.1"));
+        assert_eq!(missing.location.to_string(), "need libgone.so.1 (needed)");
     }
 
     /// With a DT_RUNPATH present the DT_RPATH is ignored by ld.so: its
@@ -1146,39 +1181,25 @@ pub(crate) mod tests {
     /// One group per kind and location, every file once, errors first.
     #[test]
     fn groups_by_kind_and_location() {
-        let mut err = finding(
-            FindingKind::IndirectEntry,
-            "/o/bin/a",
-            "RUNPATH[0] /s/farm/lib",
-        );
+        let entry = Location::Entry {
+            tag: Tag::Runpath,
+            index: 0,
+            text: "/s/farm/lib".into(),
+        };
+        let mut err = finding(FindingKind::IndirectEntry, "/o/bin/a", entry);
         err.severity = Severity::Error;
+        let missing = |file, name| finding(FindingKind::MissingLibrary, file, needed(name));
         let f = vec![
-            finding(
-                FindingKind::MissingLibrary,
-                "/o/lib/a.so",
-                "need x.so.1 (needed)",
-            ),
-            finding(
-                FindingKind::MissingLibrary,
-                "/o/lib/b.so",
-                "need x.so.1 (needed)",
-            ),
-            finding(
-                FindingKind::MissingLibrary,
-                "/o/lib/b.so",
-                "need y.so.1 (needed)",
-            ),
-            finding(
-                FindingKind::MissingLibrary,
-                "/o/lib/b.so",
-                "need x.so.1 (needed)",
-            ),
+            missing("/o/lib/a.so", "x.so.1"),
+            missing("/o/lib/b.so", "x.so.1"),
+            missing("/o/lib/b.so", "y.so.1"),
+            missing("/o/lib/b.so", "x.so.1"),
             err,
         ];
         let g = groups(&f);
         assert_eq!(g.len(), 3);
         assert_eq!(g[0].kind, FindingKind::IndirectEntry);
-        assert_eq!(g[1].location, "need x.so.1 (needed)");
+        assert_eq!(g[1].location, needed("x.so.1"));
         assert_eq!(
             g[1].files,
             vec![PathBuf::from("/o/lib/a.so"), PathBuf::from("/o/lib/b.so")]
@@ -1197,5 +1218,81 @@ pub(crate) mod tests {
         let store = StoreDir::new(&file);
         let err = findings(&hand_made_survey(), &store, Mode::Shrink).unwrap_err();
         assert_eq!(err.path, file);
+    }
+
+    /// Groups key on typed values, not on words: two needs whose words
+    /// are the same (`need x.so (needed)`: a name with a space and
+    /// parentheses, or a name and its provenance) are two groups; farm
+    /// findings group by their farms, whatever their locations.
+    #[test]
+    fn groups_key_on_values_not_words() {
+        let odd = Location::Need {
+            name: "x.so (needed)".into(),
+            provenance: None,
+        };
+        assert_eq!(odd.to_string(), needed("x.so").to_string());
+        let f = [
+            finding(FindingKind::MissingLibrary, "/o/lib/a.so", needed("x.so")),
+            finding(FindingKind::MissingLibrary, "/o/lib/b.so", odd),
+        ];
+        assert_eq!(groups(&f).len(), 2);
+        let farm_ref = |file, offset, farm: &str| {
+            let at = Location::Offset { offset, line: None };
+            finding(FindingKind::FarmReference, file, at).with_farms(vec![farm.into()])
+        };
+        let f = [
+            farm_ref("/o/lib/a.so", 0x20, FARM),
+            farm_ref("/o/lib/b.so", 0x100, FARM),
+            farm_ref("/o/lib/b.so", 0x20, LIB),
+        ];
+        let g = groups(&f);
+        assert_eq!(g.len(), 2);
+        assert_eq!(
+            g[0].files,
+            [Path::new("/o/lib/a.so"), Path::new("/o/lib/b.so")]
+        );
+        assert_eq!(g[0].farms, [Path::new(FARM)]);
+        assert_eq!(g[1].farms, [Path::new(LIB)]);
+    }
+
+    /// Findings of one file and severity are listed by their typed
+    /// location: offsets in file order (as words, `offset 0x100` sorted
+    /// before `offset 0x20`).
+    #[test]
+    fn findings_sort_offsets_as_numbers() {
+        let d = tempfile::tempdir().unwrap();
+        let store = d.path().join("store");
+        let farm = store.join("1fffffffffffffffffffffffffffffff-farm");
+        let real = store.join("2lllllllllllllllllllllllllllllll-lib");
+        std::fs::create_dir_all(real.join("lib")).unwrap();
+        std::fs::write(real.join("lib/liba.so"), b"a").unwrap();
+        std::fs::create_dir_all(farm.join("lib")).unwrap();
+        std::os::unix::fs::symlink(real.join("lib/liba.so"), farm.join("lib/liba.so")).unwrap();
+        // One file naming the farm at 0x20 and at 0x100, not text.
+        let out = d.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let mut bytes = vec![0u8; 0x200];
+        let name = farm.to_string_lossy();
+        bytes[0x20..0x20 + name.len()].copy_from_slice(name.as_bytes());
+        bytes[0x100..0x100 + name.len()].copy_from_slice(name.as_bytes());
+        std::fs::write(out.join("data"), &bytes).unwrap();
+        let mut s = hand_made_survey();
+        s.objects.clear();
+        s.farm_links.clear();
+        s.symlinks.clear();
+        s.special_files.clear();
+        s.link_loops.clear();
+        s.errors.clear();
+        s.roots = vec![out.clone()];
+        s.other_files = vec![out.join("data")];
+        let got: Vec<String> = findings(&s, &StoreDir::new(&store), Mode::Shrink)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.location.to_string())
+            .collect();
+        // The hits are the hash parts, after `<store>/`.
+        let hash = store.as_os_str().len() as u64 + 1;
+        let at = |o: u64| format!("offset {:#x}", o + hash);
+        assert_eq!(got, [at(0x20), at(0x100)]);
     }
 }

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Finding, FindingKind, Severity};
+use super::{Finding, FindingKind, Location, Severity, WrapperAt};
 use crate::farm;
 use crate::plan::snapshot::{StubOffer, is_stub_location};
 use crate::store::{StoreDir, normalize_lexically};
@@ -28,8 +28,8 @@ const MAX_WRAPPER: u64 = 1 << 20;
 /// Where a dir was named, and the dir.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Named {
-    /// `line N` in a script, `offset 0x…` in a binary wrapper.
-    pub(crate) location: String,
+    /// A script's line, a binary wrapper's offset.
+    pub(crate) at: WrapperAt,
     /// The dir as written.
     pub(crate) dir: String,
 }
@@ -80,7 +80,10 @@ fn judge(file: &Path, n: &Named, store: &StoreDir) -> Vec<Finding> {
     if !dir.is_absolute() || !dir.is_dir() {
         return Vec::new();
     }
-    let loc = format!("{}, {VAR} {}", n.location, n.dir);
+    let loc = Location::Wrapper {
+        at: n.at,
+        dir: n.dir.clone(),
+    };
     let mk = |message: String, fix: String| {
         Finding::new(
             FindingKind::WrapperLibraryPath,
@@ -241,7 +244,7 @@ pub(crate) fn script_dirs(text: &str) -> Vec<Named> {
         let (word, _) = lex_word(value, &[]);
         for dir in literal_dirs(&word, ':') {
             out.push(Named {
-                location: format!("line {}", i + 1),
+                at: WrapperAt::Line(i + 1),
                 dir,
             });
         }
@@ -280,7 +283,7 @@ pub(crate) fn binary_wrapper_dirs(bytes: &[u8]) -> Vec<Named> {
                 let sep = sep.chars().next().unwrap_or(':');
                 for dir in literal_dirs(w, sep) {
                     out.push(Named {
-                        location: format!("offset {off:#x}"),
+                        at: WrapperAt::Offset(off),
                         dir,
                     });
                 }
@@ -570,7 +573,7 @@ mod tests {
     fn dirs(text: &str) -> Vec<(String, String)> {
         script_dirs(text)
             .into_iter()
-            .map(|n| (n.location, n.dir))
+            .map(|n| (n.at.to_string(), n.dir))
             .collect()
     }
 
@@ -645,7 +648,9 @@ mod tests {
             ]
         );
         let n = &binary_wrapper_dirs(doc)[0];
-        let at = usize::from_str_radix(n.location.trim_start_matches("offset 0x"), 16).unwrap();
+        let WrapperAt::Offset(at) = n.at else {
+            panic!("{n:?}")
+        };
         assert!(doc[at..].starts_with(b"    --prefix"), "{n:?}");
         assert!(binary_wrapper_dirs(b"no docstring here").is_empty());
     }

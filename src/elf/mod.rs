@@ -242,7 +242,7 @@ impl ElfFacts {
 /// Which search-path entry of the dynamic section: DT_RUNPATH or DT_RPATH.
 /// A rewrite never changes it (the two have different lookup semantics);
 /// planner, editor and checks share this one type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SearchPathTag {
     /// DT_RUNPATH: searched after LD_LIBRARY_PATH, not inherited.
     Runpath,

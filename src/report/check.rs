@@ -9,7 +9,7 @@ use crate::loader::resolve::LoaderModel;
 use crate::survey::Survey;
 
 use super::words::{human_size, plural};
-use crate::check::{Finding, FindingKind, Group, Severity, groups};
+use crate::check::{Finding, FindingKind, Group, Location, Severity, groups};
 
 /// How [`render`] prints.
 #[derive(Clone, Debug, Default)]
@@ -131,7 +131,7 @@ fn render_group(
         Severity::Info => ("note", dim),
     };
     let head = paint(style, &format!("{label}[{}]", g.kind));
-    let location = if g.location.is_empty() {
+    let location = if g.location == Location::File {
         String::new()
     } else {
         format!(" {}", g.location)
@@ -353,38 +353,56 @@ mod tests {
     use super::*;
     use crate::check::tests::FARM;
 
-    #[test]
-    fn the_gap_between_farm_cost_and_saving_is_explained_only_when_there_is_one() {
-        let mut f = Finding::new(
+    /// A finding about `FARM`, at the first entry of `file`'s RUNPATH.
+    fn farm_finding(kind: FindingKind, file: &str, message: String, fix: Option<&str>) -> Finding {
+        let entry = Location::Entry {
+            tag: crate::plan::Tag::Runpath,
+            index: 0,
+            text: "/s/farm/lib".into(),
+        };
+        Finding::new(kind, Severity::Error, Path::new(file), entry, message, fix)
+            .with_farms(vec![FARM.into()])
+    }
+
+    /// `/o/bin/app`'s farm entry, the farm costing 3 MiB.
+    fn app_entry() -> Finding {
+        let mut f = farm_finding(
             FindingKind::IndirectEntry,
-            Severity::Error,
-            Path::new("/o/bin/app"),
-            "RUNPATH[0]",
-            "through a farm",
+            "/o/bin/app",
+            "through a farm".into(),
             None,
         );
-        f.farms = vec![FARM.into()];
         f.cost_bytes = Some(3 << 20);
-        let cost = |saved: i64| PlanCost {
+        f
+    }
+
+    /// A 10 MiB closure the fix makes `saved` bytes smaller.
+    fn saving(saved: i64) -> PlanCost {
+        PlanCost {
             roots: Vec::new(),
             before: 10 << 20,
             after: ((10 << 20) - saved) as u64,
             saved,
             removed_refs: Vec::new(),
             added_refs: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn the_gap_between_farm_cost_and_saving_is_explained_only_when_there_is_one() {
+        let mut f = app_entry();
         assert_eq!(
-            cost_gap(std::slice::from_ref(&f), &cost(1 << 20)).as_deref(),
+            cost_gap(std::slice::from_ref(&f), &saving(1 << 20)).as_deref(),
             Some(
                 "  (the farms cost 3.0 MiB; the fixed files grow by 2.0 MiB: their search paths name the real dirs)"
             )
         );
-        assert_eq!(cost_gap(std::slice::from_ref(&f), &cost(3 << 20)), None);
+        assert_eq!(cost_gap(std::slice::from_ref(&f), &saving(3 << 20)), None);
         // The CUDA-sized package: the farm's 3.7 KiB leaves, yet the closure
         // grows by 23.2 KiB (every RUNPATH grew): both parts said.
         f.cost_bytes = Some(3784);
         assert_eq!(
-            cost_gap(std::slice::from_ref(&f), &cost(-23800)).as_deref(),
+            cost_gap(std::slice::from_ref(&f), &saving(-23800)).as_deref(),
             Some(
                 "  (the farms cost 3.7 KiB; the fixed files grow by 26.9 KiB: their search paths name the real dirs)"
             )
@@ -394,16 +412,12 @@ mod tests {
     #[test]
     fn a_group_whose_files_get_different_fixes_does_not_show_the_first_as_all() {
         let entry = |file: &str, serves: &str, fix: &str| {
-            let mut f = Finding::new(
+            farm_finding(
                 FindingKind::IndirectEntry,
-                Severity::Error,
-                Path::new(file),
-                "RUNPATH[0] /s/farm/lib",
+                file,
                 format!("through a farm: serves [{serves}]"),
                 Some(fix),
-            );
-            f.farms = vec![FARM.into()];
-            f
+            )
         };
         let o = RenderOptions {
             verbose: false,
@@ -438,36 +452,21 @@ mod tests {
 
     #[test]
     fn a_farm_a_text_file_still_names_is_said_to_stay_not_to_be_used_directly() {
-        let mut entry = Finding::new(
-            FindingKind::IndirectEntry,
-            Severity::Error,
-            Path::new("/o/bin/app"),
-            "RUNPATH[0]",
-            "through a farm",
-            None,
-        );
-        entry.farms = vec![FARM.into()];
-        entry.cost_bytes = Some(3 << 20);
         let mut pc = Finding::new(
             FindingKind::FarmReference,
             Severity::Warning,
             Path::new("/o-dev/lib/pkgconfig/o.pc"),
-            "offset 0x60, line 2",
+            Location::Offset {
+                offset: 0x60,
+                line: Some(2),
+            },
             "names farm",
             None,
-        );
-        pc.farms = vec![FARM.into()];
+        )
+        .with_farms(vec![FARM.into()]);
         pc.cost_bytes = Some(3 << 20);
-        let none_saved = PlanCost {
-            roots: Vec::new(),
-            before: 10 << 20,
-            after: 10 << 20,
-            saved: 0,
-            removed_refs: Vec::new(),
-            added_refs: Vec::new(),
-        };
         assert_eq!(
-            cost_gap(&[entry, pc], &none_saved).as_deref(),
+            cost_gap(&[app_entry(), pc], &saving(0)).as_deref(),
             Some(
                 "  (the farms cost 3.0 MiB; 3.0 MiB stays: 1 of them still named by files fix does not rewrite, see farm-reference)"
             )
