@@ -118,6 +118,9 @@ pub enum EditError {
     /// The file is not a well-formed ELF file (what is wrong).
     #[error("malformed ELF: {0}")]
     Malformed(String),
+    /// The file breaks a rule of the one ELF reader (its PT_DYNAMIC).
+    #[error("malformed ELF: {0}")]
+    Elf(#[from] crate::elf::Malformed),
     /// The file has no dynamic section, so no search path to edit.
     #[error("file has no dynamic section (static executable or object file)")]
     NoDynamic,

@@ -286,8 +286,7 @@ fn dynamic_info<'d, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'d>>(
     endian: Endianness,
     data: R,
 ) -> Result<Option<DynInfo>, EditError> {
-    let d = crate::elf::dynamic_segment::<Elf, R>(endian, phdrs_raw, data)
-        .map_err(|e| EditError::Malformed(e.to_string()))?;
+    let d = crate::elf::dynamic_segment::<Elf, R>(endian, phdrs_raw, data)?;
     Ok(d.map(|d| DynInfo {
         phdr_index: d.index,
         offset: d.offset,

@@ -969,6 +969,11 @@ fn second_pt_dynamic_is_refused_by_facts_and_editor() {
     data.copy_within(at(dynamic)..at(dynamic) + 56, at(stack));
     let err = crate::elf::parse_facts(&data[..]).unwrap_err();
     assert_eq!(err, crate::elf::Malformed::SeveralDynamic);
-    let err = check_layout(&data[..]).unwrap_err().to_string();
-    assert!(err.contains("more than one PT_DYNAMIC"), "{err}");
+    // The editor carries the reader's typed reason, in the same words.
+    let err = check_layout(&data[..]).unwrap_err();
+    assert!(
+        matches!(err, EditError::Elf(crate::elf::Malformed::SeveralDynamic)),
+        "{err:?}"
+    );
+    assert_eq!(err.to_string(), "malformed ELF: more than one PT_DYNAMIC");
 }
