@@ -131,15 +131,8 @@ where
     syms.into_iter()
         .filter_map(|(name, addr, size)| {
             let what = what_of(name.as_bytes())?.to_owned();
-            let versions = match machine {
-                Some(Machine::X86_64) => {
-                    decode_versions::<Elf>(endian, segments, bytes, addr, size)
-                }
-                Some(Machine::Aarch64) => {
-                    decode_versions_aarch64::<Elf>(endian, segments, bytes, addr, size)
-                }
-                None => None,
-            };
+            let versions = machine
+                .and_then(|m| decode_versions::<Elf>(m, endian, segments, bytes, addr, size));
             Some(DsoLoaderFn { what, versions })
         })
         .collect()
@@ -255,28 +248,52 @@ fn defined_functions<Elf: FileHeader<Endian = Endianness>>(
     }
 }
 
-/// The version arguments of the calls in one x86-64 `Get<X>DsoHandle`:
-/// TSL's `GetDsoHandle(name, version)` takes the version as a
-/// `string_view` in `rdx` (length) and `rcx` (pointer), so each call is
-/// preceded by `lea rcx, [rip+disp32]` (`48 8d 0d`) with `mov edx, imm32`
-/// (`ba`) or `xor edx, edx` (`31 d2`) next to it. The string is read at the
-/// address the `lea` computes and must be digits and dots. `None` when no
+/// The version arguments of the calls in one `Get<X>DsoHandle` at `addr`
+/// (`size` bytes of code): each call's `string_view` found by the
+/// machine's decoder ([`calls_x86_64`], [`calls_aarch64`]), read at the
+/// address it points to; at most 16 bytes, digits and dots. `None` when no
 /// call decodes.
 fn decode_versions<Elf: FileHeader<Endian = Endianness>>(
+    machine: Machine,
     endian: Endianness,
     segments: &[Elf::ProgramHeader],
     bytes: &impl Ranges,
     addr: u64,
     size: u64,
 ) -> Option<Vec<String>> {
-    let off = super::vaddr_to_offset(super::loads_of::<Elf>(endian, segments), addr, 1)?;
+    let loads = super::loads_of::<Elf>(endian, segments);
+    let off = super::vaddr_to_offset(loads.clone(), addr, 1)?;
     let code = bytes.range(off, size.min(MAX_FN) as usize)?;
+    let calls = match machine {
+        Machine::X86_64 => calls_x86_64(addr, &code),
+        Machine::Aarch64 => calls_aarch64(addr, &code)?,
+    };
+    let out: Vec<String> = calls
+        .into_iter()
+        .filter(|&(_, len)| len <= 16)
+        .filter_map(|(ptr, len)| match len {
+            0 => Some(String::new()),
+            len => super::vaddr_to_offset(loads.clone(), ptr, 1)
+                .and_then(|o| bytes.range(o, len as usize))
+                .filter(|v| v.iter().all(|b| b.is_ascii_digit() || *b == b'.'))
+                .map(|v| String::from_utf8_lossy(&v).into_owned()),
+        })
+        .collect();
+    (!out.is_empty()).then_some(out)
+}
+
+/// The `(pointer, length)` arguments of the calls in x86-64 code at
+/// `addr`: TSL's `GetDsoHandle(name, version)` takes the version as a
+/// `string_view` in `rdx` (length) and `rcx` (pointer), so each call is
+/// preceded by `lea rcx, [rip+disp32]` (`48 8d 0d`) with `mov edx, imm32`
+/// (`ba`) or `xor edx, edx` (`31 d2`) next to it.
+fn calls_x86_64(addr: u64, code: &[u8]) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
-    for at in memchr::memmem::find_iter(&code, &[0x48, 0x8d, 0x0d]) {
-        let Some(disp) = code.get(at + 3..at + 7) else {
+    for at in memchr::memmem::find_iter(code, &[0x48, 0x8d, 0x0d]) {
+        let Some(&[a, b, c, d]) = code.get(at + 3..at + 7) else {
             continue;
         };
-        let disp = i32::from_le_bytes(disp.try_into().ok()?) as i64;
+        let disp = i32::from_le_bytes([a, b, c, d]) as i64;
         let next = at + 7;
         let Some(target) = addr
             .checked_add(next as u64)
@@ -284,46 +301,19 @@ fn decode_versions<Elf: FileHeader<Endian = Endianness>>(
         else {
             continue;
         };
-        let Some(len) = edx_near(&code, at, next) else {
-            continue;
-        };
-        if len > 16 {
-            continue;
+        if let Some(len) = edx_near(code, at, next) {
+            out.push((target, u64::from(len)));
         }
-        let version = if len == 0 {
-            String::new()
-        } else {
-            let Some(v) =
-                super::vaddr_to_offset(super::loads_of::<Elf>(endian, segments), target, 1)
-                    .and_then(|o| bytes.range(o, len as usize))
-            else {
-                continue;
-            };
-            if !v.iter().all(|b| b.is_ascii_digit() || *b == b'.') {
-                continue;
-            }
-            String::from_utf8_lossy(&v).into_owned()
-        };
-        out.push(version);
     }
-    (!out.is_empty()).then_some(out)
+    out
 }
 
-/// The version arguments of the calls in one AArch64 `Get<X>DsoHandle`:
-/// the `string_view` goes in `x1` (length: `mov w1, #n`, or from `wzr`)
-/// and `x2` (pointer: `adrp x2` + `add x2, x2, #lo`, or `adr x2`), set
-/// before the `bl`.
-/// Each `bl` with both set since the previous one is a call; the string
-/// must be digits and dots. `None` when no call decodes.
-fn decode_versions_aarch64<Elf: FileHeader<Endian = Endianness>>(
-    endian: Endianness,
-    segments: &[Elf::ProgramHeader],
-    bytes: &impl Ranges,
-    addr: u64,
-    size: u64,
-) -> Option<Vec<String>> {
-    let off = super::vaddr_to_offset(super::loads_of::<Elf>(endian, segments), addr, 1)?;
-    let code = bytes.range(off, size.min(MAX_FN) as usize)?;
+/// The `(pointer, length)` arguments of the calls in AArch64 code at
+/// `addr`: the `string_view` goes in `x1` (length: `mov w1, #n`, or from
+/// `wzr`) and `x2` (pointer: `adrp x2` + `add x2, x2, #lo`, or `adr x2`),
+/// set before the `bl`. Each `bl` with both set since the previous one is
+/// a call. `None` when the code's addresses overflow.
+fn calls_aarch64(addr: u64, code: &[u8]) -> Option<Vec<(u64, u64)>> {
     let mut out = Vec::new();
     let (mut page, mut ptr, mut len): (Option<u64>, Option<u64>, Option<u64>) = (None, None, None);
     for (i, w) in code.chunks_exact(4).enumerate() {
@@ -349,22 +339,13 @@ fn decode_versions_aarch64<Elf: FileHeader<Endian = Endianness>>(
             len = Some(0);
         } else if insn & 0xfc00_0000 == 0x9400_0000 {
             // bl: a call with both arguments set is one to the name builder.
-            if let (Some(p), Some(n)) = (ptr, len)
-                && n <= 16
-            {
-                let v = match n {
-                    0 => Some(String::new()),
-                    n => super::vaddr_to_offset(super::loads_of::<Elf>(endian, segments), p, 1)
-                        .and_then(|o| bytes.range(o, n as usize))
-                        .filter(|v| v.iter().all(|b| b.is_ascii_digit() || *b == b'.'))
-                        .map(|v| String::from_utf8_lossy(&v).into_owned()),
-                };
-                out.extend(v);
+            if let (Some(p), Some(n)) = (ptr, len) {
+                out.push((p, n));
             }
             (page, ptr, len) = (None, None, None);
         }
     }
-    (!out.is_empty()).then_some(out)
+    Some(out)
 }
 
 /// The value `edx` gets right after (or, failing that, right before) the

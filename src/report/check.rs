@@ -426,27 +426,31 @@ mod tests {
             color: false,
             farm_added: BTreeMap::new(),
         };
-        let same = [
-            entry("/o/lib/a.so", "liba.so", "replace with /s/a/lib"),
-            entry("/o/lib/b.so", "liba.so", "replace with /s/a/lib"),
-        ];
-        let text = render_group(&groups(&same)[0], &o, &|_, t| t.to_owned());
+        // a.so's entry serves liba.so; b.so's serves `b` from `/s/b/lib`.
+        let text = |b: &str| {
+            let two = [
+                entry("/o/lib/a.so", "liba.so", "replace with /s/a/lib"),
+                entry(
+                    "/o/lib/b.so",
+                    &format!("lib{b}.so"),
+                    &format!("replace with /s/{b}/lib"),
+                ),
+            ];
+            render_group(&groups(&two)[0], &o, &|_, t| t.to_owned())
+        };
+        let same = text("a");
         assert!(
-            text.contains(
+            same.contains(
                 "\n    through a farm: serves [liba.so]\n    fix: replace with /s/a/lib\n"
             ),
-            "{text}"
+            "{same}"
         );
-        let differ = [
-            entry("/o/lib/a.so", "liba.so", "replace with /s/a/lib"),
-            entry("/o/lib/b.so", "libb.so", "replace with /s/b/lib"),
-        ];
-        let text = render_group(&groups(&differ)[0], &o, &|_, t| t.to_owned());
+        let differ = text("b");
         assert!(
-            text.contains(
+            differ.contains(
                 "\n    a.so: through a farm: serves [liba.so]\n    fix: differs between these files (`unfarm fix --dry-run` shows each change); a.so: replace with /s/a/lib\n"
             ),
-            "{text}"
+            "{differ}"
         );
     }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::check::stub_words;
 use crate::closure::cost::{CostError, PlanCost};
 use crate::fix::{FileResult, FileStatus, FixReport};
-use crate::plan::{Action, EntryPlan, Outcome, Reason};
+use crate::plan::{Action, EntryPlan, Outcome, Plan, Reason};
 use crate::store::StoreDir;
 use crate::survey::Survey;
 
@@ -147,10 +147,7 @@ pub fn render_plan(s: &Survey, verbose: bool) -> String {
             "  {bold}interpreter{bold:#}: change\n  {red}old:{red:#} {}\n  {green}new:{green:#} {}\n",
             c.old, c.new
         );
-        match interp.iter_mut().find(|g| g.0 == body) {
-            Some(g) => g.1.push(c.path),
-            None => interp.push((body, vec![c.path])),
-        }
+        add_to_group(&mut interp, body, c.path);
     }
     for (body, files) in interp.iter().chain(&groups) {
         plan_files(&mut out, files, verbose);
@@ -187,98 +184,105 @@ pub fn render_plan(s: &Survey, verbose: bool) -> String {
     out
 }
 
+/// Add `file` to the group of `body`, or start one (first appearance first).
+fn add_to_group<'a>(groups: &mut PlanGroups<'a>, body: String, file: &'a Path) {
+    match groups.iter_mut().find(|g| g.0 == body) {
+        Some(g) => g.1.push(file),
+        None => groups.push((body, vec![file])),
+    }
+}
+
+/// Each plan that is not `Unchanged` in the words `words` gives it, its
+/// warnings after, grouped by those words; and how many of them change.
+fn group_plans<'a>(s: &'a Survey, words: impl Fn(&Plan) -> String) -> (PlanGroups<'a>, usize) {
+    let mut groups: PlanGroups = Vec::new();
+    let mut changed = 0;
+    for p in s.objects.iter().flat_map(|o| &o.plans) {
+        match p.outcome {
+            Outcome::Unchanged => continue,
+            Outcome::Change => changed += 1,
+            Outcome::Refused { .. } => {}
+        }
+        let mut body = words(p);
+        for w in &p.warnings {
+            let _ = writeln!(body, "  warning: {w}");
+        }
+        add_to_group(&mut groups, body, &p.path);
+    }
+    (groups, changed)
+}
+
 /// Each plan that is not `Unchanged` in words, grouped by its words, and
 /// how many of them change.
 fn plan_groups(s: &Survey) -> (PlanGroups<'_>, usize) {
+    group_plans(s, plan_words)
+}
+
+/// One plan in full: old and new, why each entry went, stayed or was
+/// replaced, the dirs it gains, the computed names it found.
+fn plan_words(p: &Plan) -> String {
     use anstyle::AnsiColor;
     let red = AnsiColor::Red.on_default();
     let green = AnsiColor::Green.on_default();
     let bold = anstyle::Style::new().bold();
-    let mut groups: PlanGroups = Vec::new();
-    let mut changed = 0;
-    for p in s.objects.iter().flat_map(|o| &o.plans) {
-        let status = match &p.outcome {
-            Outcome::Unchanged => continue,
-            Outcome::Change => {
-                changed += 1;
-                "change".to_string()
+    let status = match &p.outcome {
+        Outcome::Refused { reason } => format!("{red}refused{red:#}: {reason}"),
+        _ => "change".to_string(),
+    };
+    let mut body = format!(
+        "  {bold}{}{bold:#}: {status}\n  {red}old:{red:#} {}\n  {green}new:{green:#} {}\n",
+        p.tag, p.old, p.new
+    );
+    for e in &p.entries {
+        let _ = writeln!(body, "  [{}] {}: {}", e.index, e.text, entry_words(e));
+    }
+    added_words(&mut body, p);
+    // Names built at run time are invisible in the file's own lists:
+    // say where each was found.
+    for n in &p.needs {
+        for pr in &n.need.provenance {
+            if let crate::plan::needs::Provenance::Computed {
+                recogniser,
+                evidence,
+            } = pr
+            {
+                let _ = writeln!(
+                    body,
+                    "  computed: {} ({recogniser}: {evidence})",
+                    n.need.name
+                );
             }
-            Outcome::Refused { reason } => format!("{red}refused{red:#}: {reason}"),
-        };
-        let mut body = format!(
-            "  {bold}{}{bold:#}: {status}\n  {red}old:{red:#} {}\n  {green}new:{green:#} {}\n",
-            p.tag, p.old, p.new
-        );
-        for e in &p.entries {
-            let _ = writeln!(body, "  [{}] {}: {}", e.index, e.text, entry_words(e));
-        }
-        added_words(&mut body, p);
-        // Names built at run time are invisible in the file's own lists:
-        // say where each was found.
-        for n in &p.needs {
-            for pr in &n.need.provenance {
-                if let crate::plan::needs::Provenance::Computed {
-                    recogniser,
-                    evidence,
-                } = pr
-                {
-                    let _ = writeln!(
-                        body,
-                        "  computed: {} ({recogniser}: {evidence})",
-                        n.need.name
-                    );
-                }
-            }
-        }
-        for w in &p.warnings {
-            let _ = writeln!(body, "  warning: {w}");
-        }
-        match groups.iter_mut().find(|g| g.0 == body) {
-            Some(g) => g.1.push(&p.path),
-            None => groups.push((body, vec![&p.path])),
         }
     }
-    (groups, changed)
+    body
 }
 
 /// Each search list that changes or is refused, grouped by what happens to
 /// the entries that go (see [`render_plan`]), and how many of them change.
 fn change_groups(s: &Survey) -> (PlanGroups<'_>, usize) {
-    use anstyle::AnsiColor;
-    let red = AnsiColor::Red.on_default();
+    group_plans(s, change_words_of)
+}
+
+/// What happens to the entries of one list that go, and what it gains.
+fn change_words_of(p: &Plan) -> String {
+    let red = anstyle::AnsiColor::Red.on_default();
     let bold = anstyle::Style::new().bold();
-    let mut groups: PlanGroups = Vec::new();
-    let mut changed = 0;
-    for p in s.objects.iter().flat_map(|o| &o.plans) {
-        let mut body = format!("  {bold}{}{bold:#}: ", p.tag);
-        match &p.outcome {
-            Outcome::Unchanged => continue,
-            Outcome::Change => {
-                changed += 1;
-                body.push_str("change\n");
-                let head = body.len();
-                for e in &p.entries {
-                    change_words(&mut body, e);
-                }
-                added_words(&mut body, p);
-                if body.len() == head {
-                    // Only the order changes (kept entries, the driver first).
-                    body.push_str("  the same entries, reordered\n");
-                }
-            }
-            Outcome::Refused { reason } => {
-                let _ = writeln!(body, "{red}refused{red:#}: {reason}");
-            }
-        }
-        for w in &p.warnings {
-            let _ = writeln!(body, "  warning: {w}");
-        }
-        match groups.iter_mut().find(|g| g.0 == body) {
-            Some(g) => g.1.push(&p.path),
-            None => groups.push((body, vec![&p.path])),
-        }
+    let mut body = format!("  {bold}{}{bold:#}: ", p.tag);
+    if let Outcome::Refused { reason } = &p.outcome {
+        let _ = writeln!(body, "{red}refused{red:#}: {reason}");
+        return body;
     }
-    (groups, changed)
+    body.push_str("change\n");
+    let head = body.len();
+    for e in &p.entries {
+        change_words(&mut body, e);
+    }
+    added_words(&mut body, p);
+    if body.len() == head {
+        // Only the order changes (kept entries, the driver first).
+        body.push_str("  the same entries, reordered\n");
+    }
+    body
 }
 
 /// Each dir the new list gains from outside the old one, and why:
@@ -538,16 +542,34 @@ mod tests {
         assert_eq!(text, want);
     }
 
+    /// The hand-made survey's program, `n` times, its plan changed by
+    /// `edit` (which sets each copy's path); no symlinks.
+    fn copies(n: usize, edit: impl Fn(usize, &mut Plan)) -> Survey {
+        let mut s = hand_made_survey();
+        s.farm_links.clear();
+        let o = s.objects.remove(0);
+        for i in 0..n {
+            let mut p = o.plans[0].clone();
+            edit(i, &mut p);
+            let mut facts = o.facts.clone();
+            facts.needed.clear();
+            s.objects.push(crate::survey::ObjectSurvey {
+                path: p.path.clone(),
+                facts,
+                needs: Vec::new(),
+                plans: vec![p],
+                nlink: 1,
+            });
+        }
+        s
+    }
+
     /// The CUDA-sized package printed 39 "distinct plans" (402 lines) that
     /// differed only in the `$ORIGIN` entries each file keeps and the order
     /// of its real dirs: one change, each dir once; `-v` keeps the plans.
     #[test]
     fn plans_differing_only_in_what_they_keep_are_one_change() {
-        let mut s = hand_made_survey();
-        s.farm_links.clear();
-        let o = s.objects.remove(0);
-        for i in 0..40 {
-            let mut p = o.plans[0].clone();
+        let s = copies(40, |i, p| {
             p.path = format!("/o/lib/m{i}.so").into();
             if i % 2 == 1 {
                 // Its own $ORIGIN entry first, kept.
@@ -564,16 +586,7 @@ mod tests {
                 p.old = format!("$ORIGIN/../sub{i}:{}", p.old);
                 p.new = format!("$ORIGIN/../sub{i}:{}", p.new);
             }
-            let mut facts = o.facts.clone();
-            facts.needed.clear();
-            s.objects.push(crate::survey::ObjectSurvey {
-                path: p.path.clone(),
-                facts,
-                needs: Vec::new(),
-                plans: vec![p],
-                nlink: 1,
-            });
-        }
+        });
         let text = plain(&render_plan(&s, false));
         assert!(
             text.starts_with("40 files with the same change:\n"),
@@ -611,22 +624,7 @@ mod tests {
 
     #[test]
     fn files_with_the_same_plan_are_listed_under_it_once() {
-        let mut s = hand_made_survey();
-        s.farm_links.clear();
-        let o = s.objects.remove(0);
-        for i in 0..5 {
-            let mut p = o.plans[0].clone();
-            p.path = format!("/o/bin/app{i}").into();
-            let mut facts = o.facts.clone();
-            facts.needed.clear();
-            s.objects.push(crate::survey::ObjectSurvey {
-                path: p.path.clone(),
-                facts,
-                needs: Vec::new(),
-                plans: vec![p],
-                nlink: 1,
-            });
-        }
+        let s = copies(5, |i, p| p.path = format!("/o/bin/app{i}").into());
         let text = plain(&render_plan(&s, false));
         assert!(text.starts_with("5 files with the same change:\n  - /o/bin/app0\n  - /o/bin/app1\n  - /o/bin/app2\n  … and 2 more (--verbose lists them)\n  RPATH: change\n"), "{text}");
         assert!(
