@@ -22,6 +22,16 @@
 # (NIX_BINTOOLS stand-in: this host's loader) and `--ignore-missing '*'`
 # (missing needs are counted by the diff instead).
 #
+# Fresh copies: each run works on a new copy of the stripped tree, and the
+# copy of the run before is moved aside (deleted when the script ends), not
+# deleted. On ext4 without a journal (this benchmark's VM) the allocator
+# skips inodes freed in the last 60 s (360 s while their inode table block is dirty) (find_inode_bit -> recently_deleted,
+# reading inode table blocks for each), so deleting 2000 files just before a
+# run that creates 2000 (unfarm's copies of small files) made that run 2-3x
+# slower, a cost of the benchmark, not of either tool (auto-patchelf.py's
+# patchelf rewrites files in place and creates none). The freed inodes of
+# the run itself (unfarm's renames) still count.
+#
 # Each timing is the median of RUNS (default 5; 3 for the CUDA tree) on a
 # fresh copy of the stripped tree, page cache warm; peak RSS is
 # /usr/bin/time -v's "Maximum resident set size" (for auto-patchelf.py, the
@@ -60,6 +70,7 @@ fi
 py=$venv/bin/python
 T=$(mktemp -d "${BENCH_DIR:-/tmp}/unfarm-apbench.XXXXXX")
 trap 'rm -rf "$T"' EXIT
+mkdir -p "$T/trash"
 # NIX_BINTOOLS stand-in, as ../shared/peers/README.md sets it up.
 mkdir -p "$T/bt/nix-support" "$T/libc"
 ln -sfn /usr/lib/x86_64-linux-gnu "$T/libc/lib"
@@ -84,7 +95,13 @@ one() {
         i=0
         while [ "$i" -lt "$k" ]; do
             i=$((i + 1))
-            for o in $outs; do rm -rf "$o"; cp -a "$T/$c.pristine/${o##*/}" "$o"; done
+            # The last run's copy is moved aside, not deleted: see "Fresh
+            # copies" above.
+            for o in $outs; do
+                [ -e "$o" ] && mv "$o" "$T/trash/$(date +%s%N)"
+                cp -a "$T/$c.pristine/${o##*/}" "$o"
+            done
+            sync
             s=$(date +%s.%N)
             # shellcheck disable=SC2086 # outputs are words
             if [ "$tool" = unfarm ]; then
