@@ -32,6 +32,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have gcc || need_pkgs+=(gcc libc6-dev)
 have patchelf || need_pkgs+=(patchelf)
 have eu-elflint || need_pkgs+=(elfutils)
+have strace || need_pkgs+=(strace)
 have readelf || need_pkgs+=(binutils)
 have nix-store || need_pkgs+=(nix-bin)
 have qemu-aarch64 || need_pkgs+=(qemu-user)
