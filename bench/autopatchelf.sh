@@ -43,12 +43,16 @@
 # file each result loads; "same", or both answers with the reason.
 #
 # Usage: bench/autopatchelf.sh [N=2000]   (from the repo root)
+#   UNFARM_FLAGS=flags for unfarm fix (default --no-sync, as the hook runs
+#   it; UNFARM_FLAGS= for the syncing run a user's `fix` makes).
 #   AUTO_PATCHELF=path/to/auto-patchelf.py (default /work/shared/peers/...)
 #   AP_VENV=dir: a venv with pyelftools (created there if missing; default
 #   /tmp/ap). RUNS=k. SKIP_CUDA=1 skips (a). UNFARM=binary: that build.
 # Needs: gcc, patchelf, python3 (venv), bc, /usr/bin/time.
 set -eu
 n=${1:-2000}
+# As the hook runs it (inside a build); UNFARM_FLAGS= measures the syncing run.
+unfarm_flags=${UNFARM_FLAGS---no-sync}
 runs=${RUNS:-5}
 peer=${AUTO_PATCHELF:-/work/shared/peers/auto-patchelf.py}
 venv=${AP_VENV:-/tmp/ap}
@@ -79,6 +83,7 @@ echo "$interp" >"$T/bt/nix-support/dynamic-linker"
 echo "$T/libc" >"$T/bt/nix-support/orig-libc"
 export NIX_BINTOOLS=$T/bt
 echo "machine: $(nproc) cores, $(uname -sr), $(patchelf --version), $("$py" --version), pyelftools $("$py" -c 'import elftools; print(elftools.__version__)'), load:$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "unfarm fix flags: ${unfarm_flags:-(none)}"
 
 elfs() { # the ELF files under DIR...
     find "$@" -type f -exec sh -c 'for f; do head -c4 "$f" | grep -q ELF && echo "$f"; done' sh {} +
@@ -105,7 +110,8 @@ one() {
             s=$(date +%s.%N)
             # shellcheck disable=SC2086 # outputs are words
             if [ "$tool" = unfarm ]; then
-                NIX_STORE=$S /usr/bin/time -v -o "$T/tv" "$unfarm" fix -q \
+                # shellcheck disable=SC2086 # flags are words
+                NIX_STORE=$S /usr/bin/time -v -o "$T/tv" "$unfarm" fix -q $unfarm_flags \
                     --interpreter "$interp" --ignore-missing '*' --libs "$@" -- $outs \
                     >"$T/log" 2>&1 || { cat "$T/log" "$T/tv" >&2; exit 1; }
             else
