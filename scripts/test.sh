@@ -84,6 +84,7 @@ fi
 step "PyPI CUDA wheels (scripts/pypi-wheels.sh)" scripts/pypi-wheels.sh
 
 step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo fmt --check (fuzz crate)" sh -c "cd fuzz && cargo fmt -- --check"
 step "cargo clippy -D warnings" cargo clippy --all-targets --features full-tests --quiet -- -D warnings
 # The docs build without a warning or a broken link: the public API as users
 # read it, and every item as a contributor does.
