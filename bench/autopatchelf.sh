@@ -22,6 +22,16 @@
 # (NIX_BINTOOLS stand-in: this host's loader) and `--ignore-missing '*'`
 # (missing needs are counted by the diff instead).
 #
+# Fresh copies: each run works on a new copy of the stripped tree, and the
+# copy of the run before is moved aside (deleted when the script ends), not
+# deleted. On ext4 without a journal (this benchmark's VM) the allocator
+# skips inodes freed in the last 60 s (360 s while their inode table block is dirty) (find_inode_bit -> recently_deleted,
+# reading inode table blocks for each), so deleting 2000 files just before a
+# run that creates 2000 (unfarm's copies of small files) made that run 2-3x
+# slower, a cost of the benchmark, not of either tool (auto-patchelf.py's
+# patchelf rewrites files in place and creates none). The freed inodes of
+# the run itself (unfarm's renames) still count.
+#
 # Each timing is the median of RUNS (default 5; 3 for the CUDA tree) on a
 # fresh copy of the stripped tree, page cache warm; peak RSS is
 # /usr/bin/time -v's "Maximum resident set size" (for auto-patchelf.py, the
@@ -33,12 +43,16 @@
 # file each result loads; "same", or both answers with the reason.
 #
 # Usage: bench/autopatchelf.sh [N=2000]   (from the repo root)
+#   UNFARM_FLAGS=flags for unfarm fix (default --no-sync, as the hook runs
+#   it; UNFARM_FLAGS= for the syncing run a user's `fix` makes).
 #   AUTO_PATCHELF=path/to/auto-patchelf.py (default /work/shared/peers/...)
 #   AP_VENV=dir: a venv with pyelftools (created there if missing; default
 #   /tmp/ap). RUNS=k. SKIP_CUDA=1 skips (a). UNFARM=binary: that build.
 # Needs: gcc, patchelf, python3 (venv), bc, /usr/bin/time.
 set -eu
 n=${1:-2000}
+# As the hook runs it (inside a build); UNFARM_FLAGS= measures the syncing run.
+unfarm_flags=${UNFARM_FLAGS---no-sync}
 runs=${RUNS:-5}
 peer=${AUTO_PATCHELF:-/work/shared/peers/auto-patchelf.py}
 venv=${AP_VENV:-/tmp/ap}
@@ -60,6 +74,7 @@ fi
 py=$venv/bin/python
 T=$(mktemp -d "${BENCH_DIR:-/tmp}/unfarm-apbench.XXXXXX")
 trap 'rm -rf "$T"' EXIT
+mkdir -p "$T/trash"
 # NIX_BINTOOLS stand-in, as ../shared/peers/README.md sets it up.
 mkdir -p "$T/bt/nix-support" "$T/libc"
 ln -sfn /usr/lib/x86_64-linux-gnu "$T/libc/lib"
@@ -68,6 +83,7 @@ echo "$interp" >"$T/bt/nix-support/dynamic-linker"
 echo "$T/libc" >"$T/bt/nix-support/orig-libc"
 export NIX_BINTOOLS=$T/bt
 echo "machine: $(nproc) cores, $(uname -sr), $(patchelf --version), $("$py" --version), pyelftools $("$py" -c 'import elftools; print(elftools.__version__)'), load:$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "unfarm fix flags: ${unfarm_flags:-(none)}"
 
 elfs() { # the ELF files under DIR...
     find "$@" -type f -exec sh -c 'for f; do head -c4 "$f" | grep -q ELF && echo "$f"; done' sh {} +
@@ -84,11 +100,18 @@ one() {
         i=0
         while [ "$i" -lt "$k" ]; do
             i=$((i + 1))
-            for o in $outs; do rm -rf "$o"; cp -a "$T/$c.pristine/${o##*/}" "$o"; done
+            # The last run's copy is moved aside, not deleted: see "Fresh
+            # copies" above.
+            for o in $outs; do
+                [ -e "$o" ] && mv "$o" "$T/trash/$(date +%s%N)"
+                cp -a "$T/$c.pristine/${o##*/}" "$o"
+            done
+            sync
             s=$(date +%s.%N)
             # shellcheck disable=SC2086 # outputs are words
             if [ "$tool" = unfarm ]; then
-                NIX_STORE=$S /usr/bin/time -v -o "$T/tv" "$unfarm" fix -q \
+                # shellcheck disable=SC2086 # flags are words
+                NIX_STORE=$S /usr/bin/time -v -o "$T/tv" "$unfarm" fix -q $unfarm_flags \
                     --interpreter "$interp" --ignore-missing '*' --libs "$@" -- $outs \
                     >"$T/log" 2>&1 || { cat "$T/log" "$T/tv" >&2; exit 1; }
             else

@@ -287,7 +287,9 @@ unfarmPostFixup() {
     done
     if [ -z "${unfarmCheckOnly-}" ]; then
         echo "unfarm: fixing RUNPATHs in ${_unfarmOuts[*]}"
-        if ! "$_unfarmBin" fix "${_unfarmFlags[@]}" ${_unfarmFixOnly[@]+"${_unfarmFixOnly[@]}"} -- "${_unfarmOuts[@]}"; then
+        # --no-sync: inside a build a crash discards the outputs anyway, and a
+        # syncfs would wait for every other build writing to the same disk.
+        if ! "$_unfarmBin" fix --no-sync "${_unfarmFlags[@]}" ${_unfarmFixOnly[@]+"${_unfarmFixOnly[@]}"} -- "${_unfarmOuts[@]}"; then
             echo "unfarm: 'unfarm fix' failed on ${_unfarmOuts[*]} (see above); set dontUnfarm=1 to skip, unfarmKeep/unfarmDlopen to steer it" >&2
             return 1
         fi

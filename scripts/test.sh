@@ -32,6 +32,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have gcc || need_pkgs+=(gcc libc6-dev)
 have patchelf || need_pkgs+=(patchelf)
 have eu-elflint || need_pkgs+=(elfutils)
+have strace || need_pkgs+=(strace)
 have readelf || need_pkgs+=(binutils)
 have nix-store || need_pkgs+=(nix-bin)
 have qemu-aarch64 || need_pkgs+=(qemu-user)
@@ -83,6 +84,7 @@ fi
 step "PyPI CUDA wheels (scripts/pypi-wheels.sh)" scripts/pypi-wheels.sh
 
 step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo fmt --check (fuzz crate)" sh -c "cd fuzz && cargo fmt -- --check"
 step "cargo clippy -D warnings" cargo clippy --all-targets --features full-tests --quiet -- -D warnings
 # The docs build without a warning or a broken link: the public API as users
 # read it, and every item as a contributor does.

@@ -74,7 +74,10 @@ fuzz_target!(|data: &[u8]| {
     };
     // Shorter: the first entry, cut in half (never empty unless old is).
     let first = old.split(':').next().unwrap_or("");
-    let shorter: String = first.chars().take(first.chars().count().div_ceil(2)).collect();
+    let shorter: String = first
+        .chars()
+        .take(first.chars().count().div_ceil(2))
+        .collect();
     if !shorter.is_empty() && shorter.len() < old.len() {
         try_edit(data, tag, &shorter, &[]);
     }

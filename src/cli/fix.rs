@@ -47,6 +47,13 @@ pub struct Args {
     /// "$(cat $NIX_BINTOOLS/nix-support/dynamic-linker)".
     #[arg(long, value_name = "FILE")]
     interpreter: Option<PathBuf>,
+    /// Do not force the writes to disk (no syncfs/fsync). For a run inside
+    /// a Nix build (the hook passes it): the outputs are not registered yet,
+    /// a crash discards the build, and Nix fsyncs store paths itself when
+    /// `fsync-store-paths` is set. Each file is still replaced atomically or
+    /// journaled: a killed run leaves it old or new.
+    #[arg(long)]
+    no_sync: bool,
     #[command(flatten)]
     plan: PlanArgs,
 }
@@ -87,6 +94,7 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
             HardLinkPolicy::Break => unfarm::fix::atomic::HardLinks::Break,
             HardLinkPolicy::Refuse => unfarm::fix::atomic::HardLinks::Refuse,
         },
+        sync: !a.no_sync,
     };
     let missing = libs_report(&a.plan, &s, store);
     let bar = progress_bar(&s);

@@ -37,6 +37,13 @@ use crate::survey::{FarmLink, ObjectSurvey, Survey};
 pub struct FixOptions {
     /// What to do with a file that has more than one hard link.
     pub hard_links: HardLinks,
+    /// Force the writes to disk (`syncfs`) before and after the renames and
+    /// between the steps of in-place edits. Without it every file is still
+    /// replaced atomically or journaled (a killed run leaves each file old or
+    /// new), but a power loss may lose the change: right inside a Nix build,
+    /// where a crash discards the build, `syncfs` would only wait for every
+    /// other build's writes on that filesystem.
+    pub sync: bool,
 }
 
 /// What happened to one file; the JSON strings are in `docs/check-json.md`.
@@ -127,8 +134,8 @@ pub fn fix(
         .filter(|(r, _)| r.status == FileStatus::Changed)
         .map(|(r, _)| r.path.clone())
         .collect();
-    let synced = atomic::sync_filesystems(touched.iter().map(PathBuf::as_path));
-    let mut results = commit_all(staged, synced, &touched);
+    let synced = sync_if(opts, touched.iter().map(PathBuf::as_path));
+    let mut results = commit_all(staged, synced, &touched, opts);
     // One inode edited through N names is one change, counted once.
     let alias_paths: HashSet<PathBuf> = aliases.iter().map(|(a, _)| a.path.clone()).collect();
     let alias_results = results_of_aliases(&aliases, &results);
@@ -142,7 +149,7 @@ pub fn fix(
         .filter(|r| matches!(r.status, FileStatus::Changed | FileStatus::Retargeted))
         .map(|r| r.path.as_path())
         .collect();
-    if let Err(e) = atomic::sync_filesystems(renamed) {
+    if let Err(e) = sync_if(opts, renamed) {
         results.push(failed(
             Path::new(""),
             format!("changes may not be on disk: {e}"),
@@ -223,6 +230,9 @@ fn stage_in_chunks(todo: &[&ObjectSurvey], cx: &Ctx, progress: &(dyn Fn() + Sync
             })
             .collect()
     };
+    if !cx.opts.sync {
+        return stage_all(todo);
+    }
     let chunk = todo.len().div_ceil(FLUSH_CHUNKS).max(FLUSH_CHUNK_MIN);
     let mut staged: Vec<Staged> = Vec::with_capacity(todo.len());
     std::thread::scope(|sc| {
@@ -339,6 +349,7 @@ fn commit_all(
     mut staged: Vec<Staged>,
     synced: Result<(), atomic::AtomicError>,
     touched: &[PathBuf],
+    opts: &FixOptions,
 ) -> Vec<FileResult> {
     let mut synced = synced;
     loop {
@@ -372,10 +383,23 @@ fn commit_all(
             }
         });
         if staged.iter().any(|(_, p)| p.is_some()) {
-            synced = atomic::sync_filesystems(touched.iter().map(PathBuf::as_path));
+            synced = sync_if(opts, touched.iter().map(PathBuf::as_path));
         }
     }
     staged.into_iter().map(|(r, _)| r).collect()
+}
+
+/// One `syncfs` per filesystem of `paths`, unless the run was asked not to
+/// sync ([`FixOptions::sync`]).
+fn sync_if<'a>(
+    opts: &FixOptions,
+    paths: impl IntoIterator<Item = &'a Path>,
+) -> Result<(), atomic::AtomicError> {
+    if opts.sync {
+        atomic::sync_filesystems(paths)
+    } else {
+        Ok(())
+    }
 }
 
 /// Runs with fewer files than this are staged in one go, then synced.

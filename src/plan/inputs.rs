@@ -255,10 +255,23 @@ fn entry_text(input: &PlanInput, dir: &Path, is_own: bool) -> String {
 /// `origin`, when both lie in one output (the survey gathers what it
 /// expands to, since the loader does not normalise `..`).
 pub fn own_entry(origin: &Path, dir: &Path, outputs: &[PathBuf]) -> Option<String> {
+    // The output holding `dir` first: a byte prefix test rules out almost
+    // every output without splitting either path into components (this
+    // runs for every need, candidate dir and object).
     outputs
         .iter()
-        .any(|o| origin.starts_with(o) && dir.starts_with(o))
+        .filter(|o| prefix_bytes(dir, o))
+        .any(|o| dir.starts_with(o) && origin.starts_with(o))
         .then(|| origin_relative(origin, dir))
+}
+
+/// `path`'s bytes begin with `prefix`'s: necessary (not sufficient) for
+/// `path.starts_with(prefix)` on normalised absolute paths.
+fn prefix_bytes(path: &Path, prefix: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str()
+        .as_bytes()
+        .starts_with(prefix.as_os_str().as_bytes())
 }
 
 /// `$ORIGIN` followed by the hops from `origin` to `dir` (both absolute,

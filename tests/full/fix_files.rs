@@ -501,3 +501,70 @@ fn nested_roots_fix_each_file_once() {
         Some(lib_out.join("lib").display().to_string())
     );
 }
+
+/// The system calls that force data to disk which `fix` made (strace's log
+/// of the whole process tree), and the run.
+fn syncs_of(store: &Store, extra: &[&str], out: &Path) -> (Vec<String>, common::Run) {
+    let log = store.dir().with_extension("strace");
+    let mut args: Vec<String> = vec![
+        "-f".into(),
+        "-qq".into(),
+        "-e".into(),
+        "trace=syncfs,fsync,fdatasync,sync,sync_file_range".into(),
+        "-o".into(),
+        log.display().to_string(),
+        env!("CARGO_BIN_EXE_unfarm").into(),
+        "--store-dir".into(),
+        store.dir().display().to_string(),
+        "fix".into(),
+        "--system".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(out.display().to_string());
+    let o = std::process::Command::new("strace")
+        .args(&args)
+        .env_remove("NIX_STORE")
+        .output()
+        .expect("run strace");
+    let run = common::Run {
+        code: o.status.code(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    };
+    let calls = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let _ = std::fs::remove_file(&log);
+    (calls, run)
+}
+
+/// `--no-sync` (the hook's, inside a build) forces nothing to disk; without
+/// it the run syncs its filesystem; both write the same bytes, for an edit
+/// in place and for a grow (the copy and rename path).
+#[test]
+fn no_sync_skips_every_sync_and_writes_the_same_bytes() {
+    common::require_tools(&["gcc", "readelf", "strace"]);
+    let (s1, _, app1, exe1) = world();
+    let (s2, _, _, app2, exe2) = growing_world();
+    for (store, app, exe) in [(&s1, &app1, &exe1), (&s2, &app2, &exe2)] {
+        let pristine = std::fs::read(exe).unwrap();
+        let (synced, run) = syncs_of(store, &[], app);
+        assert_eq!(run.code, Some(0), "{run:#?}");
+        let with = std::fs::read(exe).unwrap();
+        assert_ne!(with, pristine, "nothing was fixed: {run:#?}");
+        assert!(
+            synced.iter().any(|c| c.contains("syncfs(")),
+            "a plain fix syncs: {synced:?}"
+        );
+        std::fs::write(exe, &pristine).unwrap();
+        let (calls, run) = syncs_of(store, &["--no-sync"], app);
+        assert_eq!(run.code, Some(0), "{run:#?}");
+        assert!(calls.is_empty(), "--no-sync made these calls: {calls:?}");
+        assert!(
+            std::fs::read(exe).unwrap() == with,
+            "--no-sync wrote other bytes than a plain fix"
+        );
+    }
+}
