@@ -324,8 +324,15 @@ fn interp_of(p: &Path) -> String {
 /// ignored missing soname) built with `unfarmAutoPatchelf = 1`.
 #[test]
 fn autopatchelf_mode_builds_a_prebuilt_package_with_the_lib_outputs_only() {
+    // Plain env, then __structuredAttrs (the lists as bash arrays).
+    for attr in ["prebuilt", "prebuiltStructured"] {
+        prebuilt_package(attr);
+    }
+}
+
+fn prebuilt_package(attr: &str) {
     let one = |attr: &str| build(attr);
-    let (out, lib) = (one("prebuilt.out"), one("prebuilt.lib"));
+    let (out, lib) = (one(&format!("{attr}.out")), one(&format!("{attr}.lib")));
     let (zeta, zeta_dev) = (one("zeta.lib"), one("zeta.dev"));
     let (cudart, cudart_dev) = (one("cudart.lib"), one("cudart.dev"));
     let (plugin, glibc) = (one("plugin"), one("glibcLike"));

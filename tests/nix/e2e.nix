@@ -191,17 +191,29 @@ in rec {
     printf 'int plugin(void){return 100;}\n' > p.c
     gcc -shared -fPIC -o $out/lib/libplugin.so.1 -Wl,-soname,libplugin.so.1 p.c
   '';
-  mkPrebuilt = name: ignore: mk {
+  # Plain env (lists as strings) or __structuredAttrs (lists in .attrs.sh).
+  mkPrebuilt = name: ignore: structured: mk ({
     inherit name;
     outputs = [ "out" "lib" ];
+    unfarmAutoPatchelf = "1";
+    NIX_BINTOOLS = "${bintoolsLike}";
+    inherit unfarmBin;
+  } // (if structured then {
+    __structuredAttrs = true;
+    buildInputs = [ zeta.dev cudart.dev ];
+    runtimeDependencies = [ plugin ];
+    appendRunpaths = [ "/opt/appended/lib" ];
+    autoPatchelfIgnoreMissingDeps = if ignore == "" then [ ] else [ ignore ];
+  } else {
     buildInputs = "${zeta.dev} ${cudart.dev}";
     runtimeDependencies = "${plugin}";
     appendRunpaths = "/opt/appended/lib";
     autoPatchelfIgnoreMissingDeps = ignore;
-    unfarmAutoPatchelf = "1";
-    NIX_BINTOOLS = "${bintoolsLike}";
-    inherit unfarmBin;
-  } ''
+  })) ''
+    ${if structured then ''
+      source .attrs.sh
+      for o in "''${!outputs[@]}"; do export "$o=''${outputs[$o]}"; done
+    '' else ""}
     mkdir -p $out/bin $lib/lib ghost
     # Built against libghost, which no input provides: the "prebuilt" needs it.
     printf 'int ghost(void){return 1;}\n' > ghost.c
@@ -246,9 +258,10 @@ in rec {
     rm -r ghost
     bash ${emu} ${hook}
   '';
-  prebuilt = mkPrebuilt "prebuilt-1.0" "libghost.so.*";
+  prebuilt = mkPrebuilt "prebuilt-1.0" "libghost.so.*" false;
+  prebuiltStructured = mkPrebuilt "prebuilt-structured-1.0" "libghost.so.*" true;
   # The same with nothing ignored: libghost.so.1 fails the build.
-  prebuiltMissing = mkPrebuilt "prebuilt-missing-1.0" "";
+  prebuiltMissing = mkPrebuilt "prebuilt-missing-1.0" "" false;
   # The hook in check-only mode must fail the build.
   appCheckOnly = mk { name = "app-checkonly"; } ''
     mkdir -p $out/bin
