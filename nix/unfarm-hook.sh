@@ -22,7 +22,8 @@
 # `--libs` from the inputs as autoPatchelfHook gathers them: `$dep/lib` of
 # every buildInputs entry and what it propagates (an env hook, registered
 # at source time like autoPatchelfHook's), then the dirs added with
-# addAutoPatchelfSearchPath [--no-recurse] DIR... (defined here unless
+# addAutoPatchelfSearchPath [--no-recurse] [--] DIR... (relative DIRs read
+# against the working dir of the call; defined here unless
 # autoPatchelfHook already did). Dirs that do not exist are left out. It
 # reads autoPatchelfHook's own variables:
 #   runtimeDependencies  packages -> --runtime-dependency PKG/lib: every
@@ -108,7 +109,11 @@ if ! declare -F addAutoPatchelfSearchPath >/dev/null; then
         done
         local _unfarmDir
         while IFS= read -r -d '' _unfarmDir; do
-            extraAutoPatchelfLibs+=("${_unfarmDir%/*}")
+            [[ "$_unfarmDir" == */* ]] && _unfarmDir=${_unfarmDir%/*} || _unfarmDir=.
+            # Read against the caller's working dir (postInstall's, which
+            # a pushd may have moved), not fixup's.
+            [[ "$_unfarmDir" == /* ]] || _unfarmDir=$PWD/$_unfarmDir
+            extraAutoPatchelfLibs+=("$_unfarmDir")
         done < <(find "$@" "${_unfarmFind[@]}" ! -type d \( -name '*.so' -o -name '*.so.*' \) -print0)
     }
 fi

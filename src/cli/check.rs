@@ -63,7 +63,10 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     }
     let loaders = models_used(&s, &opts.plan.loader);
     if a.json {
-        let v = json(&f, &s, &loaders, closure.as_ref());
+        let mut v = json(&f, &s, &loaders, closure.as_ref());
+        if let Some(u) = &missing {
+            v["unsatisfied"] = serde_json::to_value(u)?;
+        }
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if !super::quiet() {
         // Outputs Nix already registered: `fix` refuses them (an unreadable
@@ -89,7 +92,7 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(
-        if missing || f.iter().any(|x| x.severity == Severity::Error) {
+        if super::fix::any_missing(&missing) || f.iter().any(|x| x.severity == Severity::Error) {
             ExitCode::from(1)
         } else {
             ExitCode::SUCCESS

@@ -8,7 +8,8 @@ use unfarm::closure::cost::CostModel;
 use unfarm::fix::{FileStatus, FixOptions};
 use unfarm::plan::Outcome;
 use unfarm::report::closure::closure_line;
-use unfarm::report::fix::{DryRunJson, render_plan, result_line, summary_line};
+use unfarm::report::fix::{DryRunJson, RunJson, render_plan, result_line, summary_line};
+use unfarm::report::missing::Unsatisfied;
 use unfarm::store::StoreDir;
 use unfarm::survey::{Survey, survey};
 
@@ -72,8 +73,12 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     if a.dry_run {
         let s = survey(&roots, store, &opts);
         let missing = libs_report(&a.plan, &s, store);
-        let code = dry_run(&a, &s, store, &roots)?;
-        return Ok(if missing { ExitCode::from(1) } else { code });
+        let code = dry_run(&a, &s, store, &roots, missing.as_deref())?;
+        return Ok(if any_missing(&missing) {
+            ExitCode::from(1)
+        } else {
+            code
+        });
     }
     if !registered_ok(&a, &roots, store) {
         return Ok(ExitCode::from(1));
@@ -103,7 +108,11 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     // One write per buffer, not per line (thousands of lines on a big output).
     let mut out = std::io::BufWriter::new(anstream::stdout().lock());
     if a.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
+        let v = RunJson {
+            report: &report,
+            unsatisfied: missing.as_deref(),
+        };
+        serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
     } else {
         // Failures always, one line each; what changed only with --verbose
@@ -130,7 +139,7 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
     out.flush()?;
     // Like autoPatchelf: what can be written is written, and needs that
     // nothing provides fail the run (the build).
-    let code = if report.failed > 0 || missing {
+    let code = if report.failed > 0 || any_missing(&missing) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -143,21 +152,26 @@ pub fn run(a: Args, store: &StoreDir) -> anyhow::Result<ExitCode> {
 }
 
 /// With `--libs`: a warning per `--libs` dir that is never used, and a
-/// line per soname nothing provides (less `--ignore-missing`); true when
-/// such a line was printed.
-pub fn libs_report(plan: &PlanArgs, s: &Survey, store: &StoreDir) -> bool {
+/// line per soname nothing provides (less `--ignore-missing`); every such
+/// soname, ignored or not, for the JSON (`None` without `--libs`).
+pub fn libs_report(plan: &PlanArgs, s: &Survey, store: &StoreDir) -> Option<Vec<Unsatisfied>> {
     use unfarm::report::missing::{lib_dir_warnings, unsatisfied, unsatisfied_line};
     if plan.libs.is_empty() {
-        return false;
+        return None;
     }
     for w in lib_dir_warnings(&plan.libs, s, store) {
         super::error_line(w);
     }
     let missing = unsatisfied(s, &plan.ignore_missing);
-    for u in &missing {
+    for u in missing.iter().filter(|u| !u.ignored) {
         super::error_line(unsatisfied_line(u));
     }
-    !missing.is_empty()
+    Some(missing)
+}
+
+/// Some need nothing provides is not ignored: the run fails.
+pub fn any_missing(missing: &Option<Vec<Unsatisfied>>) -> bool {
+    missing.iter().flatten().any(|u| !u.ignored)
 }
 
 /// A registered (valid) store path is immutable: writing it corrupts the
@@ -231,7 +245,13 @@ fn interpreter(a: &Args) -> anyhow::Result<Option<unfarm::survey::NewInterpreter
 
 /// `--dry-run`: the plans and the closure before and after them, computed
 /// without writing; exit 1 when a plan is refused or a file unreadable.
-fn dry_run(a: &Args, s: &Survey, store: &StoreDir, roots: &[PathBuf]) -> anyhow::Result<ExitCode> {
+fn dry_run(
+    a: &Args,
+    s: &Survey,
+    store: &StoreDir,
+    roots: &[PathBuf],
+    unsatisfied: Option<&[Unsatisfied]>,
+) -> anyhow::Result<ExitCode> {
     let closure =
         CostModel::new(s, store, &a.plan.source.source(store)).and_then(|m| m.plan_cost());
     for e in &s.errors {
@@ -254,7 +274,8 @@ fn dry_run(a: &Args, s: &Survey, store: &StoreDir, roots: &[PathBuf]) -> anyhow:
         }
     }
     if a.json {
-        let v = DryRunJson::new(s, &closure);
+        let mut v = DryRunJson::new(s, &closure);
+        v.unsatisfied = unsatisfied;
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if !super::quiet() {
         let mut out = anstream::stdout().lock();

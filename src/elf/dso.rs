@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use object::elf;
-use object::read::elf::{FileHeader, SectionHeader};
+use object::read::elf::{FileHeader, ProgramHeader, SectionHeader};
 use object::{Endianness, ReadCache, ReadRef};
 
 use super::{ByteOrder, Class, Contents, FileBytes, read_ident};
@@ -364,6 +364,219 @@ fn edx_near(code: &[u8], lea: usize, next: usize) -> Option<u32> {
         .or_else(|| (lea.saturating_sub(7)..lea).find_map(at))
 }
 
+/// A NUL-terminated literal in read-only data that starts a soname built
+/// at run time: a printf format `lib<stem>.so.%d`, or a prefix
+/// `lib<stem>.so.` a version is appended to. For a format, `args` holds
+/// the integer each x86-64 call site passes for `%d` (decoded; empty when
+/// none was).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SonameTemplate {
+    /// The literal, e.g. `libnvrtc.so.%d` or `libnvrtc.so.`.
+    pub text: String,
+    /// Decoded `%d` arguments, each once, in code order.
+    pub args: Vec<u32>,
+}
+
+impl SonameTemplate {
+    /// `lib<stem>.so.` of a format (`None` for a prefix).
+    pub fn format_prefix(&self) -> Option<&str> {
+        self.text.strip_suffix("%d")
+    }
+}
+
+impl FileBytes {
+    /// The soname templates in the object's read-only data (`.rodata`,
+    /// streamed in chunks) and, for formats on x86-64, the `%d` each call
+    /// passes (the code read in chunks only when a format was found).
+    pub fn soname_templates(&self) -> Vec<SonameTemplate> {
+        match &self.data {
+            Contents::Whole(v) => soname_templates(&v[..], v),
+            Contents::Large(f) => soname_templates(&ReadCache::new(f), f),
+        }
+    }
+}
+
+fn soname_templates<'d, R: ReadRef<'d>>(data: R, bytes: &impl Ranges) -> Vec<SonameTemplate> {
+    let Some((ident, _)) = data.read_bytes_at(0, 20).ok().and_then(read_ident) else {
+        return Vec::new();
+    };
+    let Ok(ranges) = super::readonly_ranges_of(data) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(String, u64)> = Vec::new();
+    for (off, size) in ranges {
+        template_literals(bytes, off, size, &mut found);
+    }
+    if found.is_empty() {
+        return Vec::new();
+    }
+    let x86_64 =
+        ident.class == Class::Elf64 && ident.machine == 62 && ident.data == ByteOrder::Little;
+    let args = match x86_64 && found.iter().any(|(t, _)| t.ends_with("%d")) {
+        true => format_args_x86_64(data, bytes, &found),
+        false => Vec::new(),
+    };
+    let mut out: Vec<SonameTemplate> = Vec::new();
+    for (i, (text, _)) in found.iter().enumerate() {
+        let mut a: Vec<u32> = Vec::new();
+        for (j, v) in &args {
+            if *j == i && !a.contains(v) {
+                a.push(*v);
+            }
+        }
+        match out.iter_mut().find(|t| &t.text == text) {
+            Some(t) => {
+                for v in a {
+                    if !t.args.contains(&v) {
+                        t.args.push(v);
+                    }
+                }
+            }
+            None => out.push(SonameTemplate {
+                text: text.clone(),
+                args: a,
+            }),
+        }
+    }
+    out
+}
+
+/// The template in `bytes` starting at `start` (after a byte that cannot
+/// precede a name), if it is one: `lib<stem>.so.%d` or `lib<stem>.so.`,
+/// NUL-terminated.
+fn template_at(bytes: &[u8], start: usize) -> Option<&str> {
+    if start > 0 && (super::is_soname_byte(bytes[start - 1]) || bytes[start - 1] == b'/') {
+        return None;
+    }
+    let rest = bytes.get(start..)?;
+    let end = memchr::memchr(0, &rest[..rest.len().min(256)])?;
+    let lit = &rest[..end];
+    let body = lit.strip_suffix(b"%d").unwrap_or(lit);
+    let stem = body.strip_prefix(b"lib")?.strip_suffix(b".so.")?;
+    let ok = !stem.is_empty()
+        && stem.iter().all(|&b| super::is_soname_byte(b))
+        && memchr::memmem::find(stem, b".so").is_none();
+    ok.then(|| std::str::from_utf8(lit).ok()).flatten()
+}
+
+/// Templates in one read-only range, with their file offsets, streamed in
+/// chunks that overlap by the longest template accepted.
+fn template_literals(bytes: &impl Ranges, off: u64, size: u64, out: &mut Vec<(String, u64)>) {
+    const OVERLAP: u64 = 256;
+    let mut pos = 0u64;
+    while pos < size {
+        let len = (size - pos).min(CHUNK as u64 + OVERLAP);
+        let Some(buf) = off
+            .checked_add(pos)
+            .and_then(|at| bytes.range(at, len as usize))
+        else {
+            return;
+        };
+        let own = len.min(CHUNK as u64) as usize;
+        for start in memchr::memmem::find_iter(&buf, b"lib") {
+            if start >= own {
+                break;
+            }
+            if let Some(t) = template_at(&buf, start) {
+                out.push((t.to_owned(), off + pos + start as u64));
+            }
+        }
+        pos += CHUNK as u64;
+    }
+}
+
+/// The `%d` argument of each x86-64 call passing a format of `found` to an
+/// `snprintf`-style function: `lea rdx, [rip+disp32]` (`48 8d 15`, the
+/// third argument) at the format, and `mov ecx, imm32` (`b9`, the fourth)
+/// within a few instructions before or after it. `(index into found,
+/// value)`; the executable segments are read in chunks.
+fn format_args_x86_64<'d, R: ReadRef<'d>>(
+    data: R,
+    bytes: &impl Ranges,
+    found: &[(String, u64)],
+) -> Vec<(usize, u32)> {
+    let Ok(header) = elf::FileHeader64::<Endianness>::parse(data) else {
+        return Vec::new();
+    };
+    let Ok(endian) = header.endian() else {
+        return Vec::new();
+    };
+    let segments = header.program_headers(endian, data).unwrap_or(&[]);
+    let loads: Vec<(u64, u64, u64, bool)> = segments
+        .iter()
+        .filter(|s| s.p_type(endian) == elf::PT_LOAD)
+        .map(|s| {
+            let x = s.p_flags(endian).0 & elf::PF_X.0 != 0;
+            (s.p_vaddr(endian), s.p_offset(endian), s.p_filesz(endian), x)
+        })
+        .collect();
+    // The formats' addresses, as the code computes them.
+    let targets: Vec<(u64, usize)> = found
+        .iter()
+        .enumerate()
+        .filter(|(_, (t, _))| t.ends_with("%d"))
+        .filter_map(|(i, (_, off))| {
+            let (va, o, _, _) = loads
+                .iter()
+                .find(|(_, o, sz, _)| (*o..o.saturating_add(*sz)).contains(off))?;
+            Some((va + (off - o), i))
+        })
+        .collect();
+    const OVERLAP: u64 = 32;
+    let mut out = Vec::new();
+    for &(va, off, size, _) in loads.iter().filter(|l| l.3) {
+        let mut pos = 0u64;
+        while pos < size {
+            let len = (size - pos).min(CHUNK as u64 + OVERLAP);
+            let Some(code) = off
+                .checked_add(pos)
+                .and_then(|at| bytes.range(at, len as usize))
+            else {
+                break;
+            };
+            let own = len.min(CHUNK as u64) as usize;
+            for at in memchr::memmem::find_iter(&code, &[0x48, 0x8d, 0x15]) {
+                if at >= own {
+                    break;
+                }
+                let Some(disp) = code.get(at + 3..at + 7) else {
+                    continue;
+                };
+                let disp = i32::from_le_bytes([disp[0], disp[1], disp[2], disp[3]]) as i64;
+                let Some(target) = (va + pos + at as u64 + 7).checked_add_signed(disp) else {
+                    continue;
+                };
+                let Some(&(_, i)) = targets.iter().find(|(t, _)| *t == target) else {
+                    continue;
+                };
+                if let Some(v) = ecx_near(&code, at, at + 7) {
+                    out.push((i, v));
+                }
+            }
+            pos += CHUNK as u64;
+        }
+    }
+    out
+}
+
+/// The small integer `ecx` gets right before (or, failing that, right
+/// after) the `lea` at `lea..next`: `mov ecx, imm32` with a value a
+/// soname version can be (under 1000).
+fn ecx_near(code: &[u8], lea: usize, next: usize) -> Option<u32> {
+    let at = |i: usize| -> Option<u32> {
+        match code.get(i..)? {
+            [0xb9, a, b, c, d, ..] => {
+                Some(u32::from_le_bytes([*a, *b, *c, *d])).filter(|v| *v < 1000)
+            }
+            _ => None,
+        }
+    };
+    (lea.saturating_sub(16)..lea)
+        .rev()
+        .find_map(at)
+        .or_else(|| (next..(next + 12).min(code.len())).find_map(at))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,6 +606,42 @@ mod tests {
             what_of(b"_ZN3tsl8internal9DsoLoader18446744073709551615GetXDsoHandleEv"),
             None
         );
+    }
+
+    #[test]
+    fn templates_are_formats_or_prefixes_ending_a_string() {
+        fn t(b: &[u8], at: usize) -> Option<&str> {
+            template_at(b, at)
+        }
+        assert_eq!(t(b"libnvrtc.so.%d\0", 0), Some("libnvrtc.so.%d"));
+        assert_eq!(t(b"\0libnvrtc.so.\0", 1), Some("libnvrtc.so."));
+        // A name, a message, part of a longer word or path: not templates.
+        for (b, at) in [
+            (&b"libnvrtc.so.12\0"[..], 0),
+            (b"libnvrtc.so.%d is missing\0", 0),
+            (b"xlibnvrtc.so.%d\0", 1),
+            (b"/libnvrtc.so.%d\0", 1),
+            (b"lib.so.%d\0", 0),
+            (b"libnvrtc.so.%s\0", 0),
+            (b"libnvrtc.so.%d", 0),
+        ] {
+            assert_eq!(t(b, at), None, "{:?}", String::from_utf8_lossy(b));
+        }
+    }
+
+    #[test]
+    fn ecx_before_or_after_the_lea() {
+        // mov ecx,12; lea rdx,[rip+0] (cuDNN 9.28's nvrtcHelper::load)
+        let c = [0xb9, 12, 0, 0, 0, 0x48, 0x8d, 0x15, 0, 0, 0, 0];
+        assert_eq!(ecx_near(&c, 5, 12), Some(12));
+        // lea rdx,[rip+0]; mov ecx,9
+        let c = [0x48, 0x8d, 0x15, 0, 0, 0, 0, 0xb9, 9, 0, 0, 0];
+        assert_eq!(ecx_near(&c, 0, 7), Some(9));
+        // Not a version: too large, or no mov at all.
+        let c = [0xb9, 0, 0x10, 0, 0, 0x48, 0x8d, 0x15, 0, 0, 0, 0];
+        assert_eq!(ecx_near(&c, 5, 12), None);
+        let c = [0x48, 0x8d, 0x15, 0, 0, 0, 0, 0x90];
+        assert_eq!(ecx_near(&c, 0, 7), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 pub(crate) mod buffers;
 /// Evidence for the computed-name recognisers (TSL DsoLoader functions).
 mod dso;
-pub use dso::DsoLoaderFn;
+pub use dso::{DsoLoaderFn, SonameTemplate};
 
 use std::fs::File;
 use std::io::Read;

@@ -7,8 +7,8 @@
 
 use serde::Serialize;
 
-use crate::elf::DsoLoaderFn;
 use crate::elf::{self, ElfFacts};
+use crate::elf::{DsoLoaderFn, SonameTemplate};
 
 /// Which recogniser found a computed need (the JSON strings are in
 /// docs/check-json.md and docs/ldd-json.md).
@@ -19,6 +19,10 @@ pub enum Recogniser {
     TslDsoLoader,
     /// cuDNN 9's sub-libraries ([`cudnn_sublibraries`]).
     CudnnSublibrary,
+    /// A soname printed from a format with a constant ([`format_sonames`]).
+    SonameFormat,
+    /// PyTorch's lazily loaded NVRTC ([`torch_lazy_nvrtc`]).
+    TorchLazyNvrtc,
 }
 
 impl std::fmt::Display for Recogniser {
@@ -26,6 +30,8 @@ impl std::fmt::Display for Recogniser {
         f.write_str(match self {
             Recogniser::TslDsoLoader => "tsl-dso-loader",
             Recogniser::CudnnSublibrary => "cudnn-sublibrary",
+            Recogniser::SonameFormat => "soname-format",
+            Recogniser::TorchLazyNvrtc => "torch-lazy-nvrtc",
         })
     }
 }
@@ -39,6 +45,10 @@ pub struct Evidence<'a> {
     pub literals: &'a [String],
     /// TSL DsoLoader functions defined in the object.
     pub dso_loader: &'a [DsoLoaderFn],
+    /// DT_NEEDED.
+    pub needed: &'a [String],
+    /// Soname formats and prefixes in read-only data.
+    pub templates: &'a [SonameTemplate],
 }
 
 /// A need found by a recogniser.
@@ -58,7 +68,9 @@ pub fn recognise(e: &Evidence) -> Vec<Computed> {
     let mut out: Vec<Computed> = Vec::new();
     let found = tsl_dso_loader(e.dso_loader)
         .into_iter()
-        .chain(cudnn_sublibraries(e.soname, e.literals));
+        .chain(cudnn_sublibraries(e.soname, e.literals))
+        .chain(format_sonames(e.templates))
+        .chain(torch_lazy_nvrtc(e.templates, e.needed));
     for c in found {
         if !out.iter().any(|o| o.name == c.name) {
             out.push(c);
@@ -177,6 +189,71 @@ pub fn cudnn_sublibraries(soname: Option<&str>, literals: &[String]) -> Vec<Comp
         .collect()
 }
 
+/// **Sonames printed from a format** (cuDNN 9's `libcudnn_graph.so.9`
+/// loading NVRTC: `snprintf(buf, 32, "libnvrtc.so.%d", 12)`, the CUDA
+/// major it was built for, before `dlopen(buf)`).
+///
+/// Evidence: a NUL-terminated format `lib<stem>.so.%d` in read-only data,
+/// and x86-64 code that passes it as the third argument of a call (`lea
+/// rdx`) with a constant fourth (`mov ecx, imm32`): the `%d`.
+///
+/// Rule: `lib<stem>.so.<constant>` for each constant decoded. A format
+/// whose argument is not a constant (computed at run time, or on another
+/// machine than x86-64) yields nothing: a guessed version would be a need
+/// nothing provides.
+pub fn format_sonames(templates: &[SonameTemplate]) -> Vec<Computed> {
+    let mut out = Vec::new();
+    for t in templates {
+        let Some(prefix) = t.format_prefix() else {
+            continue;
+        };
+        for v in &t.args {
+            out.push(Computed {
+                name: format!("{prefix}{v}"),
+                recogniser: Recogniser::SonameFormat,
+                evidence: format!("format {} with {v}", t.text),
+            });
+        }
+    }
+    out
+}
+
+/// **PyTorch's lazy NVRTC** (`libtorch_cuda.so`: ATen's `LazyNVRTC`
+/// `getLibName()` is `"libnvrtc.so." + getLibVersion()`, the version the
+/// build's `CUDA_VERSION`: its major from CUDA 12 on, `11.2` for CUDA
+/// 11.3 to 11.8).
+///
+/// Evidence: the NUL-terminated prefix `libnvrtc.so.` in read-only data and
+/// the CUDA runtime the object links, `libcudart.so.<major>` in DT_NEEDED
+/// (the same `CUDA_VERSION`).
+///
+/// Rule: `libnvrtc.so.<major>` (major 12 and later), `libnvrtc.so.11.2`
+/// (11); an older or unversioned cudart yields nothing (CUDA 11.0-11.2
+/// named NVRTC by minor, which DT_NEEDED does not say). The alternative
+/// name tried when that fails (`libnvrtc-<hash>.so.<version>`, NVRTC
+/// bundled in the wheel) is a fallback, not a need.
+pub fn torch_lazy_nvrtc(templates: &[SonameTemplate], needed: &[String]) -> Vec<Computed> {
+    if !templates.iter().any(|t| t.text == "libnvrtc.so.") {
+        return Vec::new();
+    }
+    let Some((cudart, major)) = needed.iter().find_map(|n| {
+        let m: u32 = n.strip_prefix("libcudart.so.")?.parse().ok()?;
+        Some((n, m))
+    }) else {
+        return Vec::new();
+    };
+    let version = match major {
+        12.. => major.to_string(),
+        11 => "11.2".to_owned(),
+        _ => return Vec::new(),
+    };
+    vec![Computed {
+        name: format!("libnvrtc.so.{version}"),
+        recogniser: Recogniser::TorchLazyNvrtc,
+        evidence: format!("literal libnvrtc.so. and NEEDED {cudart}"),
+    }]
+}
+
 /// The computed needs of one object the ELF reader opened (`survey` and
 /// `ldd`): the recognisers run on its evidence when it imports `dlopen`.
 pub(crate) fn computed_of(b: &elf::FileBytes, facts: &ElfFacts, hints: &[String]) -> Vec<Computed> {
@@ -184,6 +261,17 @@ pub(crate) fn computed_of(b: &elf::FileBytes, facts: &ElfFacts, hints: &[String]
         return Vec::new();
     }
     let fns = b.dso_loader_fns();
+    // The template scan reads .rodata again: only for the CUDA objects the
+    // two template recognisers are about (cuDNN, and what links cudart).
+    let templates = match facts
+        .soname
+        .as_deref()
+        .is_some_and(|s| s.starts_with("libcudnn"))
+        || facts.needed.iter().any(|n| n.starts_with("libcudart.so."))
+    {
+        true => b.soname_templates(),
+        false => Vec::new(),
+    };
     let cudnn = facts
         .soname
         .as_deref()
@@ -200,6 +288,8 @@ pub(crate) fn computed_of(b: &elf::FileBytes, facts: &ElfFacts, hints: &[String]
         soname: facts.soname.as_deref(),
         literals,
         dso_loader: &fns,
+        needed: &facts.needed,
+        templates: &templates,
     })
 }
 
@@ -287,7 +377,56 @@ mod tests {
             soname: Some("libcudnn_x.so.9"),
             literals: &lits,
             dso_loader: &fns,
+            ..Default::default()
         });
         assert_eq!(names(&got), ["libcudnn.so.9", "libcudnn_ops.so.9"]);
+    }
+
+    fn tpl(text: &str, args: &[u32]) -> SonameTemplate {
+        SonameTemplate {
+            text: text.into(),
+            args: args.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_format_with_decoded_constants_names_each() {
+        let got = format_sonames(&[
+            tpl("libnvrtc.so.%d", &[12]),
+            tpl("libfoo.so.%d", &[1, 2]),
+            // Nothing decoded, or a prefix: no name.
+            tpl("libbar.so.%d", &[]),
+            tpl("libnvrtc.so.", &[]),
+        ]);
+        assert_eq!(
+            names(&got),
+            ["libnvrtc.so.12", "libfoo.so.1", "libfoo.so.2"]
+        );
+        assert_eq!(got[0].recogniser, Recogniser::SonameFormat);
+        assert_eq!(got[0].evidence, "format libnvrtc.so.%d with 12");
+    }
+
+    #[test]
+    fn torch_nvrtc_takes_the_cuda_major_of_cudart() {
+        let p = [tpl("libnvrtc.so.", &[])];
+        let need = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let got = torch_lazy_nvrtc(&p, &need(&["libc10.so", "libcudart.so.12"]));
+        assert_eq!(names(&got), ["libnvrtc.so.12"]);
+        assert_eq!(
+            got[0].evidence,
+            "literal libnvrtc.so. and NEEDED libcudart.so.12"
+        );
+        assert_eq!(
+            names(&torch_lazy_nvrtc(&p, &need(&["libcudart.so.11.0"]))),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            names(&torch_lazy_nvrtc(&p, &need(&["libcudart.so.11"]))),
+            ["libnvrtc.so.11.2"]
+        );
+        // No prefix literal, no cudart, an old cudart: nothing.
+        assert!(torch_lazy_nvrtc(&[], &need(&["libcudart.so.12"])).is_empty());
+        assert!(torch_lazy_nvrtc(&p, &need(&["libc10.so"])).is_empty());
+        assert!(torch_lazy_nvrtc(&p, &need(&["libcudart.so.10"])).is_empty());
     }
 }

@@ -14,6 +14,7 @@ use crate::plan::{Action, EntryPlan, Outcome, Plan, Reason};
 use crate::store::StoreDir;
 use crate::survey::Survey;
 
+use super::missing::Unsatisfied;
 use super::words::plural;
 
 /// `unfarm fix --dry-run --json` (schema: docs/check-json.md): the survey
@@ -32,6 +33,21 @@ pub struct DryRunJson<'a> {
     /// `--interpreter`: each dynamic executable whose PT_INTERP changes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub interpreter_changes: Vec<InterpreterChange<'a>>,
+    /// With `--libs`: the needs nothing provides (set by the caller).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsatisfied: Option<&'a [Unsatisfied]>,
+}
+
+/// `unfarm fix --json` (schema: docs/check-json.md): what the run did, and
+/// with `--libs` the needs nothing provides.
+#[derive(Serialize)]
+pub struct RunJson<'a> {
+    /// The run's counts and per-file results.
+    #[serde(flatten)]
+    pub report: &'a FixReport,
+    /// With `--libs`: every soname nothing provides, ignored or not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsatisfied: Option<&'a [Unsatisfied]>,
 }
 
 /// One executable's PT_INTERP, before and after `fix --interpreter`.
@@ -109,6 +125,7 @@ impl<'a> DryRunJson<'a> {
             closure: closure.as_ref().ok(),
             closure_error: closure.as_ref().err().map(CostError::to_string),
             interpreter_changes: interpreter_changes(survey),
+            unsatisfied: None,
         }
     }
 }

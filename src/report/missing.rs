@@ -21,6 +21,9 @@ pub struct Unsatisfied {
     pub soname: String,
     /// The files that need it, in walk order.
     pub files: Vec<PathBuf>,
+    /// An `--ignore-missing` pattern matches it: listed in the JSON, not
+    /// reported, and it does not fail the run.
+    pub ignored: bool,
 }
 
 /// A need whose absence breaks the object: DT_NEEDED, declared, a
@@ -35,8 +38,8 @@ fn counts(n: &Need) -> bool {
 }
 
 /// Every need of the effective lists that resolves to nothing under the
-/// planned list, grouped by soname, less those matching an `ignore`
-/// pattern (a soname, or a glob; `*` ignores all).
+/// planned list, grouped by soname; those matching an `ignore` pattern (a
+/// soname, or a glob; `*` ignores all) are marked `ignored`.
 pub fn unsatisfied(s: &Survey, ignore: &[String]) -> Vec<Unsatisfied> {
     let mut by_name: BTreeMap<&str, Vec<PathBuf>> = BTreeMap::new();
     for o in &s.objects {
@@ -49,7 +52,6 @@ pub fn unsatisfied(s: &Survey, ignore: &[String]) -> Vec<Unsatisfied> {
                 || name.contains('/')
                 || !counts(&n.need)
                 || provided_by_process(name, &o.facts.ident, o.facts.interpreter.as_deref())
-                || ignore.iter().any(|g| glob_match(g, name))
             {
                 continue;
             }
@@ -62,6 +64,7 @@ pub fn unsatisfied(s: &Survey, ignore: &[String]) -> Vec<Unsatisfied> {
     by_name
         .into_iter()
         .map(|(soname, files)| Unsatisfied {
+            ignored: ignore.iter().any(|g| glob_match(g, soname)),
             soname: soname.to_owned(),
             files,
         })

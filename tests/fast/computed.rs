@@ -1,7 +1,8 @@
 //! Computed-name recognisers (`loader::computed`) on gcc-built fixtures that
 //! carry the same evidence as the real binaries: a TSL
 //! `DsoLoader::Get<X>DsoHandle` function building `lib<stem>.so.<ver>` at run
-//! time, and a cuDNN-like library holding unversioned sub-library literals.
+//! time, a cuDNN-like library holding unversioned sub-library literals, and
+//! cuDNN- and PyTorch-shaped libraries building `libnvrtc.so.12` at run time.
 //! The real PyPI binaries are checked in the full tier.
 
 use crate::common;
@@ -219,4 +220,127 @@ fn check_reports_a_missing_computed_need_with_its_evidence() {
     );
     assert_eq!(f[0]["severity"], "warning", "{json:#}");
     assert_eq!(f[0]["file"].as_str(), exe.to_str(), "{json:#}");
+}
+
+/// cuDNN 9's shape: `snprintf(buf, n, "libnvrtc.so.%d", 12)` then
+/// `dlopen(buf)`, the constant passed in `ecx` (gcc -O2 builds the same
+/// call as the real libcudnn_graph.so.9).
+const CUDNN_NVRTC: &str = r#"#include <dlfcn.h>
+#include <stdio.h>
+__attribute__((noipa)) int graph(void) {
+  char name[32];
+  snprintf(name, sizeof name, "libnvrtc.so.%d", 12);
+  void *h = dlopen(name, RTLD_NOW);
+  if (!h) return -1000;
+  int (*f)(void) = (int (*)(void))dlsym(h, "nvrtc");
+  return f ? f() : -2000;
+}
+"#;
+
+/// PyTorch's LazyNVRTC shape: the prefix `libnvrtc.so.` and the CUDA major
+/// appended at run time, in a library linking `libcudart.so.12`.
+const TORCH_NVRTC: &str = r#"#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+int cudart(void);
+__attribute__((noipa)) static void join(char *out, const char *a, int v) {
+  sprintf(out, "%s%d", a, v);
+}
+__attribute__((noipa)) int torch(void) {
+  char name[32];
+  join(name, "libnvrtc.so.", cudart() - 8);
+  void *h = dlopen(name, RTLD_NOW);
+  if (!h) return -1000;
+  int (*f)(void) = (int (*)(void))dlsym(h, "nvrtc");
+  return f ? f() : -2000;
+}
+"#;
+
+/// The two NVRTC recognisers (`soname-format`, `torch-lazy-nvrtc`) on
+/// gcc-built libraries shaped like cuDNN's and PyTorch's: the computed
+/// `libnvrtc.so.12` with its evidence, its dir taken from `--libs`, and the
+/// program loading it through the real loader after the fix.
+#[test]
+fn nvrtc_names_built_at_run_time_get_their_dir_from_libs() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let nvrtc = store.output("cuda-nvrtc-12.8-lib");
+    Cc::gcc().shared_lib(&nvrtc.join("lib"), "nvrtc", "12", &lib_source("nvrtc", 12));
+    let cudart = store.output("cuda-cudart-12.8-lib");
+    Cc::gcc().shared_lib(
+        &cudart.join("lib"),
+        "cudart",
+        "12",
+        &lib_source("cudart", 20),
+    );
+    let out = store.output("torchlike-1.0");
+    let lib = out.join("lib");
+    let graph = Cc::gcc()
+        .arg("-O2")
+        .arg("-ldl")
+        .shared_lib(&lib, "cudnn_graph", "9", CUDNN_NVRTC);
+    let torch = Cc::gcc()
+        .arg("-O2")
+        .arg("-ldl")
+        .link_dir(cudart.join("lib"))
+        .lib(":libcudart.so.12")
+        .shared_lib(&lib, "torch_cuda", "2", TORCH_NVRTC);
+    for f in [&graph, &torch] {
+        let bytes = std::fs::read(f).unwrap();
+        assert!(
+            !bytes.windows(14).any(|w| w == b"libnvrtc.so.12"),
+            "a literal"
+        );
+    }
+    let exe = Cc::gcc()
+        .link_dir(&lib)
+        .arg(format!("-Wl,-rpath-link,{}", cudart.join("lib").display()))
+        .lib(":libcudnn_graph.so.9")
+        .lib(":libtorch_cuda.so.2")
+        .executable(
+            &out.join("bin/app"),
+            &common::exe_calling(&["graph", "torch"]),
+        );
+    let libs = [lib_dir(&nvrtc), lib_dir(&cudart)];
+    let mut flags: Vec<&str> = vec!["--libs"];
+    flags.extend(libs.iter().map(String::as_str));
+    flags.push("--");
+    let json = dry_run(&store, &flags, &out);
+    for (file, recogniser, evidence) in [
+        (&graph, "soname-format", "format libnvrtc.so.%d with 12"),
+        (
+            &torch,
+            "torch-lazy-nvrtc",
+            "literal libnvrtc.so. and NEEDED libcudart.so.12",
+        ),
+    ] {
+        let p = &object(&json, file)["plans"][0];
+        let need = p["needs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == "libnvrtc.so.12")
+            .unwrap_or_else(|| panic!("{}: no computed need: {p:#}", file.display()));
+        assert_eq!(
+            need["provenance"],
+            serde_json::json!([{"computed": {"recogniser": recogniser, "evidence": evidence}}]),
+            "{need:#}"
+        );
+        assert!(
+            p["new"].as_str().unwrap().contains(&lib_dir(&nvrtc)),
+            "{}: {p:#}",
+            file.display()
+        );
+    }
+    let mut a: Vec<OsString> = ["fix", "--system", "--libs"]
+        .iter()
+        .map(OsString::from)
+        .collect();
+    a.extend(libs.iter().map(OsString::from));
+    a.push("--".into());
+    a.push(out.as_os_str().to_owned());
+    let run = store.unfarm(a);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let ran = std::process::Command::new(&exe).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "24\n", "{ran:?}");
 }

@@ -364,3 +364,72 @@ fn a_computed_name_takes_its_dir_from_libs() {
     assert_eq!(runpath(&plain), Some(s(&tail)));
     assert_eq!(ran(&exe), "21\n");
 }
+
+/// The needs nothing provides in the JSON of `fix --json`, `fix --dry-run
+/// --json` and `check --json` with `--libs` (docs/check-json.md
+/// `unsatisfied`): one entry per soname with the files needing it, in walk
+/// order, and whether `--ignore-missing` matched it; none without `--libs`.
+#[test]
+fn missing_needs_are_in_the_json_with_what_ignored_them() {
+    common::require_tools(TOOLS);
+    let store = Store::new();
+    let i = inputs(&store);
+    let build = store.scratch().join("gone-build");
+    Cc::gcc().shared_lib(&build, "gone", "3.0", &lib_source("gone", 0));
+    Cc::gcc().shared_lib(&build, "lost", "1.0", &lib_source("lost", 0));
+    let out = store.output("gone-user-1.0");
+    let a = Cc::gcc()
+        .link_dir(&build)
+        .lib(":libgone.so.3")
+        .lib(":liblost.so.1")
+        .executable(&out.join("bin/a"), &exe_calling(&["gone", "lost"]));
+    let b = Cc::gcc()
+        .link_dir(&build)
+        .link_dir(i.libfoo.clone())
+        .lib(":libgone.so.3")
+        .lib(":libfoo.so.1")
+        .executable(&out.join("bin/b"), &exe_calling(&["gone", "foo"]));
+    let want = serde_json::json!([
+        { "soname": "libgone.so.3", "files": [s(&a), s(&b)], "ignored": false },
+        { "soname": "liblost.so.1", "files": [s(&a)], "ignored": true },
+    ]);
+    let check = |args: &[&str]| {
+        let mut v: Vec<OsString> = args.iter().map(OsString::from).collect();
+        v.extend(["--system".into(), out.clone().into_os_string()]);
+        v.extend(["--libs".into(), i.libfoo.clone().into_os_string()]);
+        store.unfarm(v)
+    };
+    for args in [
+        &["check", "--json", "--ignore-missing", "liblost*"][..],
+        &["fix", "--dry-run", "--json", "--ignore-missing", "liblost*"],
+        &["fix", "--json", "--ignore-missing", "liblost*"],
+    ] {
+        let r = check(args);
+        // libgone.so.3 is not ignored: the exit status says so.
+        assert_eq!(r.code, Some(1), "{args:?}: {r:#?}");
+        assert_eq!(r.json()["unsatisfied"], want, "{args:?}");
+        // The text on stderr names only what is not ignored.
+        assert!(
+            r.stderr.contains("libgone.so.3: could not satisfy"),
+            "{}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("liblost.so.1"), "{}", r.stderr);
+    }
+    let r = check(&["fix", "--dry-run", "--json", "--ignore-missing", "*"]);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let all = r.json()["unsatisfied"].clone();
+    assert!(
+        all.as_array().unwrap().iter().all(|u| u["ignored"] == true),
+        "{all:#}"
+    );
+    assert_eq!(all.as_array().unwrap().len(), 2, "{all:#}");
+    // Without --libs there is no such list (check has missing-library).
+    let r = store.unfarm([
+        "check".as_ref(),
+        "--json".as_ref(),
+        "--system".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(r.json().get("unsatisfied").is_none(), "{r:#?}");
+}

@@ -1019,3 +1019,70 @@ fn autopatchelf_mode_fails_on_a_need_no_input_provides_unless_ignored_or_searche
         assert_eq!(common::run(&p.w.programs[0].0, &[]).stdout, "129\n");
     }
 }
+
+/// `addAutoPatchelfSearchPath` as nixpkgs' auto-patchelf.sh defines it: the
+/// dirs under each root (default: recursively; `--no-recurse`: the root's own
+/// files) holding a `*.so`/`*.so.*`, flags before `--`, an unknown flag an
+/// error, no root the working dir. A relative root is read against the
+/// working dir of the call (postInstall's), not fixup's.
+#[test]
+fn add_auto_patchelf_search_path_flags_as_nixpkgs() {
+    let extra_rp = |p: &Prebuilt| runpath(&p.w.outs["lib"].join("lib/libextra.so.1.0"));
+    let with_add = |p: &Prebuilt, add: &str, attrs: Attrs| {
+        let mut vars = auto_vars(p, &[]);
+        vars.push(("postInstall", s(add)));
+        fixup(&p.w, attrs, &vars)
+    };
+    for attrs in [Attrs::Plain, Attrs::Structured] {
+        // --no-recurse on the package root: its libraries sit in lib/, one
+        // level down, so libghost.so.1 stays missing and the build fails.
+        let p = prebuilt();
+        let root = p.ghost.to_str().unwrap();
+        let out = with_add(
+            &p,
+            &format!("addAutoPatchelfSearchPath --no-recurse {root}"),
+            attrs,
+        );
+        assert!(!out.status.success(), "{attrs:?}: {}", text(&out));
+        assert!(text(&out).contains("libghost.so.1"), "{}", text(&out));
+        // Flags, then `--`, then several roots; the dir, not the root.
+        let p = prebuilt();
+        let ghost = p.ghost.join("lib");
+        let add = format!(
+            "addAutoPatchelfSearchPath --no-recurse -- {} {}",
+            p.w.store.scratch().join("no-such-root").display(),
+            ghost.display()
+        );
+        let out = with_add(&p, &add, attrs);
+        assert!(out.status.success(), "{attrs:?}: {}", text(&out));
+        assert_eq!(extra_rp(&p), ghost.to_str().unwrap(), "{attrs:?}");
+        // Recursive (the default) from further up: the store dir itself.
+        let p = prebuilt();
+        let add = format!("addAutoPatchelfSearchPath {}", p.ghost.display());
+        let out = with_add(&p, &add, attrs);
+        assert!(out.status.success(), "{attrs:?}: {}", text(&out));
+        assert_eq!(extra_rp(&p), p.ghost.join("lib").to_str().unwrap());
+        // An unknown flag fails the phase that called it.
+        let p = prebuilt();
+        let out = with_add(
+            &p,
+            &format!("addAutoPatchelfSearchPath --bogus {root}"),
+            attrs,
+        );
+        assert!(!out.status.success(), "{attrs:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("addAutoPatchelfSearchPath: ") && text(&out).contains("--bogus"),
+            "{}",
+            text(&out)
+        );
+        // No root: the working dir of the call, kept as an absolute dir.
+        let p = prebuilt();
+        let add = format!(
+            "pushd {} >/dev/null; addAutoPatchelfSearchPath --no-recurse; popd >/dev/null",
+            ghost.display()
+        );
+        let out = with_add(&p, &add, attrs);
+        assert!(out.status.success(), "{attrs:?}: {}", text(&out));
+        assert_eq!(extra_rp(&p), ghost.to_str().unwrap(), "{attrs:?}");
+    }
+}

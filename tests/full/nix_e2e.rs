@@ -1,6 +1,7 @@
 //! End to end against a real Nix (Debian's nix-bin): build an app whose
 //! RUNPATH goes through a symlink farm, once as is and once with
-//! nix/unfarm-hook.sh at the end of fixup, and compare what Nix says.
+//! nix/unfarm-hook.sh at the end of fixup, and compare what Nix says; and
+//! a prebuilt package (no RUNPATH) under the hook's autoPatchelf mode.
 //! These tests FAIL when Nix is missing; they run scripts/setup-nix.sh
 //! first (idempotent; needs root, as in CI). Fixture: tests/nix/e2e.nix.
 
@@ -295,5 +296,125 @@ fn fix_refuses_a_registered_store_path() {
     assert!(
         !v.status.success() || String::from_utf8_lossy(&v.stderr).contains("modified"),
         "verify-path after the forced write: {v:?}"
+    );
+}
+
+/// The RUNPATH of `p` as readelf shows it ("" when it has none).
+fn runpath_of(p: &Path) -> String {
+    let d = run("readelf", &["-dW", p.to_str().unwrap()]);
+    d.lines()
+        .find(|l| l.contains("(RUNPATH)"))
+        .and_then(|l| l.split_once("Library runpath: ["))
+        .map(|(_, r)| r.trim_end_matches(']').to_owned())
+        .unwrap_or_default()
+}
+
+/// PT_INTERP of `p` ("" when it has none).
+fn interp_of(p: &Path) -> String {
+    let l = run("readelf", &["-lW", p.to_str().unwrap()]);
+    l.lines()
+        .find_map(|l| l.split_once("Requesting program interpreter: "))
+        .map(|(_, r)| r.trim_end_matches(']').to_owned())
+        .unwrap_or_default()
+}
+
+/// issue 23 §4 under a real Nix: tests/nix/e2e.nix `prebuilt` (no RUNPATH
+/// anywhere, inputs as `-dev` outputs propagating `lib`, a literal dlopen,
+/// a computed-name dlopen served by runtimeDependencies, appendRunpaths, an
+/// ignored missing soname) built with `unfarmAutoPatchelf = 1`.
+#[test]
+fn autopatchelf_mode_builds_a_prebuilt_package_with_the_lib_outputs_only() {
+    // Plain env, then __structuredAttrs (the lists as bash arrays).
+    for attr in ["prebuilt", "prebuiltStructured"] {
+        prebuilt_package(attr);
+    }
+}
+
+fn prebuilt_package(attr: &str) {
+    let one = |attr: &str| build(attr);
+    let (out, lib) = (one(&format!("{attr}.out")), one(&format!("{attr}.lib")));
+    let (zeta, zeta_dev) = (one("zeta.lib"), one("zeta.dev"));
+    let (cudart, cudart_dev) = (one("cudart.lib"), one("cudart.dev"));
+    let (plugin, glibc) = (one("plugin"), one("glibcLike"));
+    let d = |p: &Path| p.join("lib").to_str().unwrap().to_owned();
+    let appended = "/opt/appended/lib";
+    // Exactly the dirs each object's own needs use, in ld.so's order, then
+    // appendRunpaths; runtimeDependencies only where dlopen() is imported.
+    let want = [
+        (out.join("bin/app"), format!("{}:{appended}", d(&lib))),
+        (out.join("bin/plain"), format!("{}:{appended}", d(&zeta))),
+        (
+            lib.join("lib/libcore.so.1"),
+            format!("{}:{appended}", d(&zeta)),
+        ),
+        (
+            lib.join("lib/libloader.so.1"),
+            format!("{}:{}:{appended}", d(&cudart), d(&plugin)),
+        ),
+        (
+            lib.join("lib/libplugins.so.1"),
+            format!("{}:{appended}", d(&plugin)),
+        ),
+        // Its one need (libghost.so.1) is ignored: appendRunpaths only.
+        (lib.join("lib/libextra.so.1"), appended.to_owned()),
+    ];
+    let ld = glibc.join("lib/ld-linux-x86-64.so.2");
+    for (f, rp) in &want {
+        assert_eq!(&runpath_of(f), rp, "{}", f.display());
+        let is_exe = f.starts_with(&out);
+        let want_interp = if is_exe { ld.to_str().unwrap() } else { "" };
+        assert_eq!(interp_of(f), want_interp, "{}", f.display());
+    }
+    for (prog, want) in [("app", "app 129"), ("plain", "plain 3")] {
+        let p = out.join("bin").join(prog);
+        let r = output(p.to_str().unwrap(), &[]);
+        assert!(
+            r.status.success() && String::from_utf8_lossy(&r.stdout).trim() == want,
+            "{}: {r:?}",
+            p.display()
+        );
+    }
+    // What Nix scanned: the lib outputs (and the interpreter's glibc), never
+    // a -dev output.
+    let refs = |p: &Path| nix::references(p);
+    assert_eq!(
+        refs(&out),
+        [lib.clone(), zeta.clone(), glibc.clone()].into(),
+        "references of {}",
+        out.display()
+    );
+    assert_eq!(
+        refs(&lib),
+        [zeta.clone(), cudart.clone(), plugin.clone()].into(),
+        "references of {}",
+        lib.display()
+    );
+    for dev in [&zeta_dev, &cudart_dev] {
+        assert!(
+            !closure(&out)
+                .iter()
+                .chain(&closure(&lib))
+                .any(|p| Path::new(p) == dev.as_path()),
+            "{} in the closure",
+            dev.display()
+        );
+    }
+}
+
+#[test]
+fn autopatchelf_mode_fails_the_build_on_a_missing_need_not_ignored() {
+    let log = nix::build_output(
+        "e2e.nix",
+        Some("prebuiltMissing"),
+        &[("salt", salt()), ("unfarmBin", UNFARM)],
+    );
+    let err = String::from_utf8_lossy(&log.stderr);
+    assert!(!log.status.success(), "built with libghost missing: {err}");
+    assert!(
+        err.lines().any(
+            |l| l.starts_with("unfarm: libghost.so.1: could not satisfy dependency")
+                && l.contains("-prebuilt-missing-1.0-lib/lib/libextra.so.1")
+        ),
+        "{err}"
     );
 }

@@ -156,6 +156,112 @@ in rec {
       bash ${emu} ${hook}
     '' ];
   };
+  # autoPatchelf mode (unfarmAutoPatchelf = 1) on a "prebuilt" package, as
+  # nixpkgs builds a wheel or a .deb: binaries and libraries with no
+  # RUNPATH, their libraries from buildInputs given as `-dev` outputs that
+  # propagate their `lib` (as multiple-outputs.sh makes them), fixup under
+  # tests/nix/stdenv-emu.sh (plain env) with the hook; the interpreter from
+  # $NIX_BINTOOLS (a glibc copied from the host into the store).
+  glibcLike = mk { name = "glibc-like-2"; } ''
+    mkdir -p $out/lib
+    for f in ld-linux-x86-64.so.2 libc.so.6 libm.so.6; do
+      cp -L /lib/x86_64-linux-gnu/$f $out/lib/$f
+    done
+  '';
+  bintoolsLike = mk { name = "bintools-like-2"; } ''
+    mkdir -p $out/nix-support
+    echo ${glibcLike}/lib/ld-linux-x86-64.so.2 > $out/nix-support/dynamic-linker
+  '';
+  # A library package split into lib and dev: dev has the linker-name link
+  # and propagates lib.
+  mkSplit = name: version: src: mk { name = "${name}-${version}"; outputs = [ "lib" "dev" ]; } ''
+    mkdir -p $lib/lib $dev/lib $dev/include $dev/nix-support
+    printf '%s\n' '${src}' > ${name}.c
+    gcc -shared -fPIC -o $lib/lib/lib${name}.so.${version} -Wl,-soname,lib${name}.so.${version} ${name}.c
+    ln -s $lib/lib/lib${name}.so.${version} $dev/lib/lib${name}.so
+    printf 'int ${name}(void);\n' > $dev/include/${name}.h
+    ${pad "$dev/include/${name}-big.h"}
+    echo $lib > $dev/nix-support/propagated-build-inputs
+  '';
+  zeta = mkSplit "zeta" "1" "int zeta(void){return 3;}";
+  cudart = mkSplit "cudart" "12" "int cudart(void){return 20;}";
+  # Only ever loaded by a name built at run time: runtimeDependencies.
+  plugin = mk { name = "plugin-1.0"; } ''
+    mkdir -p $out/lib
+    printf 'int plugin(void){return 100;}\n' > p.c
+    gcc -shared -fPIC -o $out/lib/libplugin.so.1 -Wl,-soname,libplugin.so.1 p.c
+  '';
+  # Plain env (lists as strings) or __structuredAttrs (lists in .attrs.sh).
+  mkPrebuilt = name: ignore: structured: mk ({
+    inherit name;
+    outputs = [ "out" "lib" ];
+    unfarmAutoPatchelf = "1";
+    NIX_BINTOOLS = "${bintoolsLike}";
+    inherit unfarmBin;
+  } // (if structured then {
+    __structuredAttrs = true;
+    buildInputs = [ zeta.dev cudart.dev ];
+    runtimeDependencies = [ plugin ];
+    appendRunpaths = [ "/opt/appended/lib" ];
+    autoPatchelfIgnoreMissingDeps = if ignore == "" then [ ] else [ ignore ];
+  } else {
+    buildInputs = "${zeta.dev} ${cudart.dev}";
+    runtimeDependencies = "${plugin}";
+    appendRunpaths = "/opt/appended/lib";
+    autoPatchelfIgnoreMissingDeps = ignore;
+  })) ''
+    ${if structured then ''
+      source .attrs.sh
+      for o in "''${!outputs[@]}"; do export "$o=''${outputs[$o]}"; done
+    '' else ""}
+    mkdir -p $out/bin $lib/lib ghost
+    # Built against libghost, which no input provides: the "prebuilt" needs it.
+    printf 'int ghost(void){return 1;}\n' > ghost.c
+    gcc -shared -fPIC -o ghost/libghost.so.1 -Wl,-soname,libghost.so.1 ghost.c
+    printf 'int ghost(void);\nint extra(void){return ghost();}\n' > extra.c
+    gcc -shared -fPIC -o $lib/lib/libextra.so.1 -Wl,-soname,libextra.so.1 extra.c -Lghost -l:libghost.so.1
+    printf 'int zeta(void);\nint core(void){return zeta() + 6;}\n' > core.c
+    gcc -shared -fPIC -o $lib/lib/libcore.so.1 -Wl,-soname,libcore.so.1 core.c \
+      -L${zeta.dev}/lib -lzeta
+    cat > loader.c <<'C'
+    #include <dlfcn.h>
+    int loader(void) {
+      void *h = dlopen("libcudart.so.12", RTLD_NOW);
+      if (!h) return -1000;
+      int (*f)(void) = (int (*)(void))dlsym(h, "cudart");
+      return f ? f() : -2000;
+    }
+    C
+    gcc -shared -fPIC -o $lib/lib/libloader.so.1 -Wl,-soname,libloader.so.1 loader.c -ldl
+    cat > plugins.c <<'C'
+    #include <dlfcn.h>
+    #include <string.h>
+    int plugins(void) {
+      char n[32] = "lib";
+      strcat(n, "plug"); strcat(n, "in.so."); strcat(n, "1");
+      void *h = dlopen(n, RTLD_NOW);
+      if (!h) return -1000;
+      int (*f)(void) = (int (*)(void))dlsym(h, "plugin");
+      return f ? f() : -2000;
+    }
+    C
+    gcc -shared -fPIC -o $lib/lib/libplugins.so.1 -Wl,-soname,libplugins.so.1 plugins.c -ldl
+    cat > app.c <<'C'
+    #include <stdio.h>
+    int core(void); int loader(void); int plugins(void);
+    int main(void){ printf("app %d\n", core() + loader() + plugins()); return 0; }
+    C
+    gcc -o $out/bin/app app.c -L$lib/lib -l:libcore.so.1 -l:libloader.so.1 -l:libplugins.so.1 \
+      -Wl,-rpath-link,${zeta.lib}/lib
+    printf '#include <stdio.h>\nint zeta(void);\nint main(void){ printf("plain %%d\\n", zeta()); return 0; }\n' > plain.c
+    gcc -o $out/bin/plain plain.c -L${zeta.dev}/lib -lzeta
+    rm -r ghost
+    bash ${emu} ${hook}
+  '';
+  prebuilt = mkPrebuilt "prebuilt-1.0" "libghost.so.*" false;
+  prebuiltStructured = mkPrebuilt "prebuilt-structured-1.0" "libghost.so.*" true;
+  # The same with nothing ignored: libghost.so.1 fails the build.
+  prebuiltMissing = mkPrebuilt "prebuilt-missing-1.0" "" false;
   # The hook in check-only mode must fail the build.
   appCheckOnly = mk { name = "app-checkonly"; } ''
     mkdir -p $out/bin
