@@ -8,11 +8,28 @@ usage: wheel-members.py URL DEST MEMBER...   (MEMBER: a name or fnmatch glob)
 import fnmatch
 import io
 import os
+import shutil
 import sys
+import time
+import urllib.error
 import urllib.request
 import zipfile
 
 CHUNK = 8 << 20
+TRIES = 6
+
+
+def retrying(what, fn):
+    """fn(), tried again after a network error (a CI runner's link drops
+    now and then): 6 tries, 2 to 32 s apart."""
+    for i in range(TRIES):
+        try:
+            return fn()
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            if i == TRIES - 1:
+                sys.exit(f"wheel-members: {what}: {e}")
+            print(f"wheel-members: {what}: {e}; trying again", file=sys.stderr)
+            time.sleep(2 << i)
 
 
 class RangeFile(io.RawIOBase):
@@ -21,11 +38,15 @@ class RangeFile(io.RawIOBase):
     def __init__(self, url):
         self.url, self.pos, self.buf_at, self.buf = url, 0, 0, b""
         self.fetched = 0
-        req = urllib.request.Request(url, method="HEAD")
-        with urllib.request.urlopen(req, timeout=120) as r:
-            if r.headers.get("Accept-Ranges") != "bytes":
-                sys.exit(f"wheel-members: {url}: the server takes no range requests")
-            self.size = int(r.headers["Content-Length"])
+
+        def head():
+            req = urllib.request.Request(url, method="HEAD")
+            with urllib.request.urlopen(req, timeout=120) as r:
+                return r.headers.get("Accept-Ranges"), int(r.headers["Content-Length"])
+
+        ranges, self.size = retrying(url, head)
+        if ranges != "bytes":
+            sys.exit(f"wheel-members: {url}: the server takes no range requests")
 
     def readable(self):
         return True
@@ -41,11 +62,17 @@ class RangeFile(io.RawIOBase):
         return self.pos
 
     def _get(self, start, end):
-        req = urllib.request.Request(self.url, headers={"Range": f"bytes={start}-{end - 1}"})
-        with urllib.request.urlopen(req, timeout=300) as r:
-            if r.status != 206:
-                sys.exit(f"wheel-members: {self.url}: range request answered {r.status}")
-            data = r.read()
+        def get():
+            req = urllib.request.Request(self.url, headers={"Range": f"bytes={start}-{end - 1}"})
+            with urllib.request.urlopen(req, timeout=300) as r:
+                if r.status != 206:
+                    sys.exit(f"wheel-members: {self.url}: range request answered {r.status}")
+                data = r.read()
+            if len(data) != end - start:
+                raise ValueError(f"bytes {start}-{end - 1}: got {len(data)} bytes")
+            return data
+
+        data = retrying(f"{self.url} bytes {start}-{end - 1}", get)
         self.fetched += len(data)
         return data
 
@@ -77,7 +104,15 @@ def main():
             if not hits:
                 sys.exit(f"wheel-members: {url}: no member {pat}")
             for n in hits:
-                z.extract(n, dest)
+                # Through a temporary name: a run cut short leaves no
+                # partial member that a later run would take as unpacked.
+                target = os.path.join(dest, n)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                part = target + ".part"
+                with z.open(n) as src, open(part, "wb") as out:
+                    shutil.copyfileobj(src, out, CHUNK)
+                os.chmod(part, 0o755)
+                os.replace(part, target)
     print(f"wheel-members: {os.path.basename(url)}: {f.fetched} of {f.size} bytes fetched")
 
 
