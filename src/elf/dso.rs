@@ -10,6 +10,7 @@ use object::elf;
 use object::read::elf::{FileHeader, SectionHeader};
 use object::{Endianness, ReadCache, ReadRef};
 
+use super::buffers::{Lease, READ_POOL};
 use super::{ByteOrder, Class, Contents, FileBytes, read_ident};
 
 /// One `tsl::internal::DsoLoader::Get<X>DsoHandle` function defined in the
@@ -26,9 +27,11 @@ pub struct DsoLoaderFn {
 
 /// The mangled prefix of every `tsl::internal::DsoLoader` function.
 const TSL_PREFIX: &[u8] = b"_ZN3tsl8internal9DsoLoader";
-/// Chunk of a symbol or string table read at once: a shared read buffer
-/// ([`super::buffers::READ_POOL`]) holds one with the names' overlap.
+/// Chunk of a symbol or string table read at once: one of the shared read
+/// buffers ([`super::buffers::READ_POOL`]) holds it with the names' overlap.
 const CHUNK: usize = 1 << 20;
+/// How far a name may run past its chunk (the longest name we accept).
+const CHUNK_OVERLAP: usize = 256;
 /// The longest function body decoded (they are ~130-230 bytes).
 const MAX_FN: u64 = 4096;
 
@@ -36,17 +39,17 @@ const MAX_FN: u64 = 4096;
 trait Ranges {
     fn range(&self, off: u64, len: usize) -> Option<Cow<'_, [u8]>>;
 
-    /// `f(pos, bytes)` for the windows of the `size` bytes at `off`: one at
-    /// each multiple `pos` of `step`, `step + overlap` bytes long (cut at
-    /// `size`). Stops at the first window that cannot be read.
-    fn windows(
-        &self,
+    /// `len` bytes at `off` for a scan of a table chunk by chunk: borrowed
+    /// where the file is held whole, else read into `buf`, a shared read
+    /// buffer taken on the first call and kept for the next chunks (a
+    /// fresh one each time is memory the kernel clears and faults in
+    /// again: a large plugin's `.strtab` is 91 MB).
+    fn chunk<'a>(
+        &'a self,
         off: u64,
-        size: u64,
-        step: usize,
-        overlap: usize,
-        f: &mut dyn FnMut(u64, &[u8]),
-    );
+        len: usize,
+        buf: &'a mut Option<Lease<'static>>,
+    ) -> Option<&'a [u8]>;
 }
 
 impl Ranges for Vec<u8> {
@@ -55,23 +58,14 @@ impl Ranges for Vec<u8> {
         self.get(off..off.checked_add(len)?).map(Cow::Borrowed)
     }
 
-    fn windows(
-        &self,
+    fn chunk<'a>(
+        &'a self,
         off: u64,
-        size: u64,
-        step: usize,
-        overlap: usize,
-        f: &mut dyn FnMut(u64, &[u8]),
-    ) {
-        let mut pos = 0u64;
-        while pos < size {
-            let len = (size - pos).min((step + overlap) as u64) as usize;
-            let Some(buf) = off.checked_add(pos).and_then(|at| self.range(at, len)) else {
-                return;
-            };
-            f(pos, &buf);
-            pos += step as u64;
-        }
+        len: usize,
+        _: &'a mut Option<Lease<'static>>,
+    ) -> Option<&'a [u8]> {
+        let off = usize::try_from(off).ok()?;
+        self.get(off..off.checked_add(len)?)
     }
 }
 
@@ -82,31 +76,16 @@ impl Ranges for std::fs::File {
         Some(Cow::Owned(buf))
     }
 
-    /// Every window is read into one shared buffer: a fresh one per window
-    /// is memory the kernel clears and faults in again (a large plugin's
-    /// `.strtab` is 91 MB).
-    fn windows(
-        &self,
+    fn chunk<'a>(
+        &'a self,
         off: u64,
-        size: u64,
-        step: usize,
-        overlap: usize,
-        f: &mut dyn FnMut(u64, &[u8]),
-    ) {
-        let mut lease = super::buffers::READ_POOL.take(step + overlap);
-        let mut pos = 0u64;
-        while pos < size {
-            let len = (size - pos).min((step + overlap) as u64) as usize;
-            let buf = &mut lease[..len];
-            let read = off
-                .checked_add(pos)
-                .and_then(|at| std::os::unix::fs::FileExt::read_exact_at(self, buf, at).ok());
-            if read.is_none() {
-                return;
-            }
-            f(pos, buf);
-            pos += step as u64;
-        }
+        len: usize,
+        buf: &'a mut Option<Lease<'static>>,
+    ) -> Option<&'a [u8]> {
+        let lease = buf.get_or_insert_with(|| READ_POOL.take(CHUNK + CHUNK_OVERLAP));
+        let buf = lease.get_mut(..len)?;
+        std::os::unix::fs::FileExt::read_exact_at(self, buf, off).ok()?;
+        Some(buf)
     }
 }
 
@@ -224,11 +203,20 @@ fn what_of(name: &[u8]) -> Option<&str> {
 /// Offsets (in the string table) and names of the DsoLoader functions,
 /// streamed in chunks that overlap by the longest name we accept.
 fn tsl_names(bytes: &impl Ranges, off: u64, size: u64) -> Vec<(u64, String)> {
-    const OVERLAP: usize = 256;
+    const OVERLAP: u64 = CHUNK_OVERLAP as u64;
     let finder = memchr::memmem::Finder::new(TSL_PREFIX);
+    let mut lease = None;
     let mut out = Vec::new();
-    bytes.windows(off, size, CHUNK, OVERLAP, &mut |pos, buf| {
-        let own = buf.len().min(CHUNK);
+    let mut pos = 0u64;
+    while pos < size {
+        let len = (size - pos).min(CHUNK as u64 + OVERLAP);
+        let Some(buf) = off
+            .checked_add(pos)
+            .and_then(|at| bytes.chunk(at, len as usize, &mut lease))
+        else {
+            break;
+        };
+        let own = len.min(CHUNK as u64) as usize;
         for start in finder.find_iter(buf) {
             if start >= own {
                 break;
@@ -244,7 +232,8 @@ fn tsl_names(bytes: &impl Ranges, off: u64, size: u64) -> Vec<(u64, String)> {
                 ));
             }
         }
-    });
+        pos += CHUNK as u64;
+    }
     out
 }
 
@@ -263,8 +252,17 @@ fn defined_functions<Elf: FileHeader<Endian = Endianness>>(
     let entsize: usize = if is64 { 24 } else { 16 };
     let off: u64 = s.sh_offset(endian).into();
     let size: u64 = s.sh_size(endian).into();
-    let per_chunk = CHUNK / entsize * entsize;
-    bytes.windows(off, size, per_chunk, 0, &mut |_, buf| {
+    let per_chunk = (CHUNK / entsize) as u64 * entsize as u64;
+    let mut lease = None;
+    let mut pos = 0u64;
+    while pos < size {
+        let len = (size - pos).min(per_chunk) as usize;
+        let Some(buf) = off
+            .checked_add(pos)
+            .and_then(|at| bytes.chunk(at, len, &mut lease))
+        else {
+            return;
+        };
         for e in buf.chunks_exact(entsize) {
             let word = |i: usize, n: usize| {
                 let b = &e[i..i + n];
@@ -293,12 +291,13 @@ fn defined_functions<Elf: FileHeader<Endian = Endianness>>(
             if info & 0xf != elf::STT_FUNC.0 || shndx == elf::SHN_UNDEF.0 || sz == 0 {
                 continue;
             }
-            // `names` is in string table order (as `tsl_names` finds them).
+            // `names` is in string table order, as `tsl_names` finds them.
             if let Ok(i) = names.binary_search_by_key(&u64::from(name), |(o, _)| *o) {
                 out.push((names[i].1.clone(), value, sz));
             }
         }
-    });
+        pos += len as u64;
+    }
 }
 
 /// The version arguments of the calls in one x86-64 `Get<X>DsoHandle`:
