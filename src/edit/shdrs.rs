@@ -149,13 +149,8 @@ fn emit_table<'d, R: ReadRef<'d>>(
     if reorders {
         write_shstrndx(m, remap(m.shstrndx), w)?;
     }
-    let renumber = |shndx: u16| -> Option<u16> {
-        let i = usize::from(shndx);
-        (reorders && i != 0 && i < n && shndx < elf::SHN_LORESERVE)
-            .then(|| new_index[i] as u16)
-            .filter(|&v| v != shndx)
-    };
-    update_symbols(m, data, shdrs, moved, &renumber, w)?;
+    let renumbered = reorders.then_some(&new_index[..]);
+    update_symbols(m, data, shdrs, moved, renumbered, w)?;
     Ok(if move_table { table_end } else { end })
 }
 
@@ -228,18 +223,20 @@ fn check_renumberable(shdrs: &[Shdr]) -> Result<(), EditError> {
 }
 
 /// Symbols defined relative to a moved section (its section symbol,
-/// `_DYNAMIC`) move with it, and every `st_shndx` follows a renumbering, so
-/// `.symtab` and `.dynsym` stay consistent for tools. A table is read at its
-/// old place and written at its new one (`.dynsym` may have moved too).
+/// `_DYNAMIC`) move with it, and every `st_shndx` follows a renumbering
+/// (`renumbered`: the new index of each old one), so `.symtab` and
+/// `.dynsym` stay consistent for tools. A table is read at its old place
+/// and written at its new one (`.dynsym` may have moved too).
 fn update_symbols<'d, R: ReadRef<'d>>(
     m: &Model,
     data: R,
     shdrs: &[Shdr],
     moved: &[Moved],
-    renumber: &dyn Fn(u16) -> Option<u16>,
+    renumbered: Option<&[usize]>,
     w: &mut Writes,
 ) -> Result<(), EditError> {
     let f = SymFields::of(m);
+    let by_index = SymMap::new(shdrs.len(), moved, renumbered);
     for (j, s) in m.shdrs.iter().enumerate() {
         if s.sh_type != elf::SHT_SYMTAB.0 && s.sh_type != elf::SHT_DYNSYM.0 {
             continue;
@@ -249,28 +246,43 @@ fn update_symbols<'d, R: ReadRef<'d>>(
                 "symbol table lies outside the file".into(),
             ));
         };
-        let mut out = table.to_vec();
+        // Copied only once a symbol changes: the 730k-symbol `.symtab` of
+        // a large plugin is 17 MB.
+        let mut out: Option<Vec<u8>> = None;
+        // The first few changed symbols (more are written as one table).
         let mut changed = Vec::new();
+        let mut n_changed = 0usize;
         let mut touched = false;
-        for (k, sym) in out.chunks_exact_mut(f.size).enumerate() {
+        for (k, sym) in table.chunks_exact(f.size).enumerate() {
             let shndx = m.endian.read_u16([sym[f.shndx_at], sym[f.shndx_at + 1]]);
-            touched |= moved.iter().any(|x| x.index == usize::from(shndx));
-            if f.update(m, sym, shndx, moved, renumber)? {
+            let Some(e) = by_index.get(shndx) else {
+                continue;
+            };
+            touched |= e.moved.is_some();
+            let value = f.moved_value(m, sym, e);
+            if value.is_none() && e.new_index.is_none() {
+                continue;
+            }
+            let o = k * f.size;
+            let new = &mut out.get_or_insert_with(|| table.to_vec())[o..o + f.size];
+            f.write(m, new, value, e.new_index)?;
+            if n_changed < WHOLE_TABLE_FROM {
                 changed.push(k);
             }
+            n_changed += 1;
         }
         // A table that shares bytes with anything else (the dynamic array,
         // headers, another section) would corrupt it when written.
-        if (touched || !changed.is_empty()) && shares_bytes(m, j) {
+        if (touched || n_changed > 0) && shares_bytes(m, j) {
             return Err(EditError::Layout(
                 "a symbol table to update shares bytes with other contents".into(),
             ));
         }
-        if changed.is_empty() {
+        let Some(out) = out else {
             continue;
-        }
+        };
         let at = shdrs[j].offset;
-        if changed.len() >= WHOLE_TABLE_FROM {
+        if n_changed >= WHOLE_TABLE_FROM {
             w.put(at, out);
         } else {
             for k in changed {
@@ -280,6 +292,47 @@ fn update_symbols<'d, R: ReadRef<'d>>(
         }
     }
     Ok(())
+}
+
+/// What happens to the symbols of one section: its new index after a
+/// renumbering, and its old and new address when it moved.
+#[derive(Clone, Copy, Default)]
+struct SymEntry {
+    new_index: Option<u16>,
+    moved: Option<(u64, u64)>,
+}
+
+/// [`SymEntry`] by old section index, so each symbol costs one lookup
+/// (a large plugin has 730k of them).
+struct SymMap(Vec<SymEntry>);
+
+impl SymMap {
+    fn new(n: usize, moved: &[Moved], renumbered: Option<&[usize]>) -> SymMap {
+        let mut v = vec![SymEntry::default(); n];
+        if let Some(new_index) = renumbered {
+            // Index 0 and the reserved indices (SHN_ABS, SHN_COMMON, ...)
+            // keep their meaning.
+            for (i, e) in v.iter_mut().enumerate().skip(1) {
+                e.new_index = (i < usize::from(elf::SHN_LORESERVE))
+                    .then(|| new_index[i] as u16)
+                    .filter(|&x| usize::from(x) != i);
+            }
+        }
+        // The first entry for a section wins, as a search in `moved` would.
+        for x in moved.iter().rev() {
+            if let Some(e) = v.get_mut(x.index) {
+                e.moved = Some((x.old_addr, x.new_addr));
+            }
+        }
+        SymMap(v)
+    }
+
+    /// The entry of section `shndx`, when its symbols change.
+    fn get(&self, shndx: u16) -> Option<&SymEntry> {
+        self.0
+            .get(usize::from(shndx))
+            .filter(|e| e.new_index.is_some() || e.moved.is_some())
+    }
 }
 
 /// Field positions inside Elf64_Sym / Elf32_Sym.
@@ -306,39 +359,38 @@ impl SymFields {
         }
     }
 
-    /// Move a symbol of section `shndx` with its section, and renumber its
-    /// `st_shndx`; true when a byte changed.
-    fn update(
+    /// The new value of symbol `sym` of a section that moved, when it
+    /// changes.
+    fn moved_value(&self, m: &Model, sym: &[u8], e: &SymEntry) -> Option<u64> {
+        let (old_addr, new_addr) = e.moved?;
+        let vb = &sym[self.value_at..self.value_at + m.word_size() as usize];
+        let value = if m.is64 {
+            m.endian.read_u64(vb.try_into().unwrap_or_default())
+        } else {
+            u64::from(m.endian.read_u32(vb.try_into().unwrap_or_default()))
+        };
+        value
+            .checked_sub(old_addr)
+            .and_then(|d| d.checked_add(new_addr))
+            .filter(|&nv| nv != value)
+    }
+
+    /// Write a symbol's new value and section index into `sym`.
+    fn write(
         &self,
         m: &Model,
         sym: &mut [u8],
-        shndx: u16,
-        moved: &[Moved],
-        renumber: &dyn Fn(u16) -> Option<u16>,
-    ) -> Result<bool, EditError> {
-        let mut hit = false;
-        if let Some(x) = moved.iter().find(|x| x.index == usize::from(shndx)) {
-            let vb = &sym[self.value_at..self.value_at + m.word_size() as usize];
-            let value = if m.is64 {
-                m.endian.read_u64(vb.try_into().unwrap_or_default())
-            } else {
-                u64::from(m.endian.read_u32(vb.try_into().unwrap_or_default()))
-            };
-            if let Some(nv) = value
-                .checked_sub(x.old_addr)
-                .and_then(|d| d.checked_add(x.new_addr))
-                .filter(|&nv| nv != value)
-            {
-                let b = Enc::of(m).word_bytes("symbol value", nv)?;
-                sym[self.value_at..self.value_at + b.len()].copy_from_slice(&b);
-                hit = true;
-            }
+        value: Option<u64>,
+        shndx: Option<u16>,
+    ) -> Result<(), EditError> {
+        if let Some(nv) = value {
+            let b = Enc::of(m).word_bytes("symbol value", nv)?;
+            sym[self.value_at..self.value_at + b.len()].copy_from_slice(&b);
         }
-        if let Some(v) = renumber(shndx) {
+        if let Some(v) = shndx {
             sym[self.shndx_at..self.shndx_at + 2].copy_from_slice(&m.endian.write_u16(v));
-            hit = true;
         }
-        Ok(hit)
+        Ok(())
     }
 }
 

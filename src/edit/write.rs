@@ -135,17 +135,33 @@ impl Writes {
                 _ => merged.push((s, e)),
             }
         }
+        let at = |o: u64| merged.partition_point(|&(s, _)| s <= o) - 1;
+        // A span made by one write is that write's bytes, moved rather
+        // than copied (a whole symbol table is one write of many MB).
+        let mut writers = vec![0usize; merged.len()];
+        for (o, _) in &self.list {
+            writers[at(*o)] += 1;
+        }
         let mut patches: Vec<Patch> = merged
             .iter()
-            .map(|&(s, e)| Patch {
+            .zip(&writers)
+            .map(|(&(s, e), &n)| Patch {
                 offset: s,
-                bytes: vec![0; (e - s) as usize],
+                bytes: if n == 1 {
+                    Vec::new()
+                } else {
+                    vec![0; (e - s) as usize]
+                },
             })
             .collect();
-        for (o, b) in &self.list {
-            let i = merged.partition_point(|&(s, _)| s <= *o) - 1;
-            let rel = (o - merged[i].0) as usize;
-            patches[i].bytes[rel..rel + b.len()].copy_from_slice(b);
+        for (o, b) in self.list {
+            let i = at(o);
+            if writers[i] == 1 {
+                patches[i].bytes = b;
+            } else {
+                let rel = (o - merged[i].0) as usize;
+                patches[i].bytes[rel..rel + b.len()].copy_from_slice(&b);
+            }
         }
         patches
     }
@@ -174,6 +190,22 @@ mod tests {
         assert_eq!(p[0].offset, 10);
         assert_eq!(p[0].bytes, vec![1, 1, 2, 2, 2, 3]);
         assert_eq!(p[1].offset, 100);
+    }
+
+    /// A span made by one write keeps that write's buffer: a rewritten
+    /// symbol table (17 MB in a large plugin) is not copied again.
+    #[test]
+    fn a_lone_write_is_moved_not_copied() {
+        let mut w = Writes::default();
+        let table = vec![7u8; 1 << 16];
+        let at = table.as_ptr();
+        w.put(4096, table);
+        w.put(10, vec![1, 2]);
+        w.put(11, vec![3]);
+        let p = w.finish();
+        assert_eq!((p[0].offset, &p[0].bytes[..]), (10, &[1, 3][..]));
+        assert_eq!((p[1].offset, p[1].bytes.len()), (4096, 1 << 16));
+        assert_eq!(p[1].bytes.as_ptr(), at);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader, SectionHeader};
 use object::{Endianness, ReadCache, ReadRef};
 
+use super::buffers::{Lease, READ_POOL};
 use super::{ByteOrder, Class, Contents, FileBytes, read_ident};
 
 /// One `tsl::internal::DsoLoader::Get<X>DsoHandle` function defined in the
@@ -26,20 +27,45 @@ pub struct DsoLoaderFn {
 
 /// The mangled prefix of every `tsl::internal::DsoLoader` function.
 const TSL_PREFIX: &[u8] = b"_ZN3tsl8internal9DsoLoader";
-/// Chunk of a symbol or string table read at once.
-const CHUNK: usize = 8 << 20;
+/// Chunk of a symbol or string table read at once: one of the shared read
+/// buffers ([`super::buffers::READ_POOL`]) holds it with the names' overlap.
+const CHUNK: usize = 1 << 20;
+/// How far a name may run past its chunk (the longest name we accept).
+const CHUNK_OVERLAP: usize = 256;
 /// The longest function body decoded (they are ~130-230 bytes).
 const MAX_FN: u64 = 4096;
 
 /// Bytes by range, whole file or not.
 trait Ranges {
     fn range(&self, off: u64, len: usize) -> Option<Cow<'_, [u8]>>;
+
+    /// `len` bytes at `off` for a scan of a table chunk by chunk: borrowed
+    /// where the file is held whole, else read into `buf`, a shared read
+    /// buffer taken on the first call and kept for the next chunks (a
+    /// fresh one each time is memory the kernel clears and faults in
+    /// again: a large plugin's `.strtab` is 91 MB).
+    fn chunk<'a>(
+        &'a self,
+        off: u64,
+        len: usize,
+        buf: &'a mut Option<Lease<'static>>,
+    ) -> Option<&'a [u8]>;
 }
 
 impl Ranges for Vec<u8> {
     fn range(&self, off: u64, len: usize) -> Option<Cow<'_, [u8]>> {
         let off = usize::try_from(off).ok()?;
         self.get(off..off.checked_add(len)?).map(Cow::Borrowed)
+    }
+
+    fn chunk<'a>(
+        &'a self,
+        off: u64,
+        len: usize,
+        _: &'a mut Option<Lease<'static>>,
+    ) -> Option<&'a [u8]> {
+        let off = usize::try_from(off).ok()?;
+        self.get(off..off.checked_add(len)?)
     }
 }
 
@@ -48,6 +74,18 @@ impl Ranges for std::fs::File {
         let mut buf = vec![0; len];
         std::os::unix::fs::FileExt::read_exact_at(self, &mut buf, off).ok()?;
         Some(Cow::Owned(buf))
+    }
+
+    fn chunk<'a>(
+        &'a self,
+        off: u64,
+        len: usize,
+        buf: &'a mut Option<Lease<'static>>,
+    ) -> Option<&'a [u8]> {
+        let lease = buf.get_or_insert_with(|| READ_POOL.take(CHUNK + CHUNK_OVERLAP));
+        let buf = lease.get_mut(..len)?;
+        std::os::unix::fs::FileExt::read_exact_at(self, buf, off).ok()?;
+        Some(buf)
     }
 }
 
@@ -158,19 +196,21 @@ fn what_of(name: &[u8]) -> Option<&str> {
 /// Offsets (in the string table) and names of the DsoLoader functions,
 /// streamed in chunks that overlap by the longest name we accept.
 fn tsl_names(bytes: &impl Ranges, off: u64, size: u64) -> Vec<(u64, String)> {
-    const OVERLAP: u64 = 256;
+    const OVERLAP: u64 = CHUNK_OVERLAP as u64;
+    let finder = memchr::memmem::Finder::new(TSL_PREFIX);
+    let mut lease = None;
     let mut out = Vec::new();
     let mut pos = 0u64;
     while pos < size {
         let len = (size - pos).min(CHUNK as u64 + OVERLAP);
         let Some(buf) = off
             .checked_add(pos)
-            .and_then(|at| bytes.range(at, len as usize))
+            .and_then(|at| bytes.chunk(at, len as usize, &mut lease))
         else {
             break;
         };
         let own = len.min(CHUNK as u64) as usize;
-        for start in memchr::memmem::find_iter(&buf, TSL_PREFIX) {
+        for start in finder.find_iter(buf) {
             if start >= own {
                 break;
             }
@@ -206,10 +246,14 @@ fn defined_functions<Elf: FileHeader<Endian = Endianness>>(
     let off: u64 = s.sh_offset(endian).into();
     let size: u64 = s.sh_size(endian).into();
     let per_chunk = (CHUNK / entsize) as u64 * entsize as u64;
+    let mut lease = None;
     let mut pos = 0u64;
     while pos < size {
         let len = (size - pos).min(per_chunk) as usize;
-        let Some(buf) = off.checked_add(pos).and_then(|at| bytes.range(at, len)) else {
+        let Some(buf) = off
+            .checked_add(pos)
+            .and_then(|at| bytes.chunk(at, len, &mut lease))
+        else {
             return;
         };
         for e in buf.chunks_exact(entsize) {
@@ -240,8 +284,9 @@ fn defined_functions<Elf: FileHeader<Endian = Endianness>>(
             if info & 0xf != elf::STT_FUNC.0 || shndx == elf::SHN_UNDEF.0 || sz == 0 {
                 continue;
             }
-            if let Some((_, n)) = names.iter().find(|(o, _)| *o == u64::from(name)) {
-                out.push((n.clone(), value, sz));
+            // `names` is in string table order, as `tsl_names` finds them.
+            if let Ok(i) = names.binary_search_by_key(&u64::from(name), |(o, _)| *o) {
+                out.push((names[i].1.clone(), value, sz));
             }
         }
         pos += len as u64;
@@ -580,6 +625,86 @@ fn ecx_near(code: &[u8], lea: usize, next: usize) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Names and symbols found in tables read by windows are the same
+    /// whether the file is held whole or read into a shared buffer, with a
+    /// name across a window's end and symbols in the second window.
+    #[test]
+    fn windows_of_a_file_and_of_its_bytes_agree() {
+        let name = |x: &str| {
+            format!(
+                "_ZN3tsl8internal9DsoLoader{}Get{x}DsoHandleEv",
+                x.len() + 12
+            )
+        };
+        let mut strtab = vec![0u8; 3 * CHUNK + 100];
+        let mut names = Vec::new();
+        for (at, x) in [
+            (5, "Cublas"),
+            (CHUNK - 10, "Cufft"),
+            (2 * CHUNK + 1, "Cudnn"),
+        ] {
+            let n = name(x);
+            strtab[at..at + n.len()].copy_from_slice(n.as_bytes());
+            names.push((at as u64, n));
+        }
+        let mut symtab = Vec::new();
+        let count = CHUNK / 24 + 100;
+        for i in 0..count {
+            // The DsoLoader functions are the last three entries, in the
+            // second window; the others are functions of unrelated names.
+            let which = i.checked_sub(count - 3);
+            let st_name = which.map_or(1, |w| names[w].0 as u32);
+            // Elf64_Sym: name, info, other, shndx, value, size.
+            symtab.extend_from_slice(&st_name.to_le_bytes());
+            symtab.extend_from_slice(&[elf::STT_FUNC.0, 0]);
+            symtab.extend_from_slice(&1u16.to_le_bytes());
+            symtab.extend_from_slice(&(0x1000 + i as u64).to_le_bytes());
+            symtab.extend_from_slice(&16u64.to_le_bytes());
+        }
+        let image = [strtab.clone(), symtab.clone()].concat();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tables");
+        std::fs::write(&path, &image).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        // Elf64_Shdr: name, type, flags, addr, offset, size, link, info,
+        // addralign, entsize.
+        let mut raw = Vec::new();
+        raw.extend_from_slice(&0u32.to_le_bytes());
+        raw.extend_from_slice(&elf::SHT_SYMTAB.0.to_le_bytes());
+        for v in [0u64, 0, strtab.len() as u64, symtab.len() as u64] {
+            raw.extend_from_slice(&v.to_le_bytes());
+        }
+        raw.extend_from_slice(&[0; 8]);
+        raw.extend_from_slice(&8u64.to_le_bytes());
+        raw.extend_from_slice(&24u64.to_le_bytes());
+        let (shdr, _) = object::pod::from_bytes::<elf::SectionHeader64<Endianness>>(&raw).unwrap();
+        fn found(
+            bytes: &impl Ranges,
+            size: u64,
+            shdr: &elf::SectionHeader64<Endianness>,
+        ) -> (Vec<(u64, String)>, Vec<FnSym>) {
+            let n = tsl_names(bytes, 0, size);
+            let mut out = Vec::new();
+            defined_functions::<elf::FileHeader64<Endianness>>(
+                Endianness::Little,
+                bytes,
+                shdr,
+                true,
+                &n,
+                &mut out,
+            );
+            (n, out)
+        }
+        let via_vec = found(&image, strtab.len() as u64, shdr);
+        let via_file = found(&file, strtab.len() as u64, shdr);
+        assert_eq!(via_vec.0, names);
+        let want: Vec<FnSym> = (0..3)
+            .map(|w| (names[w].1.clone(), 0x1000 + (count - 3 + w) as u64, 16))
+            .collect();
+        assert_eq!(via_vec.1, want);
+        assert_eq!(via_file, via_vec);
+    }
 
     #[test]
     fn what_of_checks_the_mangling() {
