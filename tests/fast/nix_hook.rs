@@ -783,17 +783,9 @@ int loader(void) {
 }
 "#;
 
-const PLUGINS: &str = r#"#include <dlfcn.h>
-#include <string.h>
-int plugins(void) {
-  char n[32] = "lib";
-  strcat(n, "plug"); strcat(n, "in.so."); strcat(n, "1");
-  void *h = dlopen(n, RTLD_NOW);
-  if (!h) return -1000;
-  int (*f)(void) = (int (*)(void))dlsym(h, "plugin");
-  return f ? f() : -2000;
-}
-"#;
+/// A library that dlopen()s `libplugin.so.1` by a name built at run time
+/// (also built by tests/nix/e2e.nix).
+const PLUGINS: &str = include_str!("../nix/plugins.c");
 
 fn prebuilt() -> Prebuilt {
     common::require_tools(&["gcc", "patchelf", "readelf", "bash"]);

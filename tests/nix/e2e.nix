@@ -233,18 +233,7 @@ in rec {
     }
     C
     gcc -shared -fPIC -o $lib/lib/libloader.so.1 -Wl,-soname,libloader.so.1 loader.c -ldl
-    cat > plugins.c <<'C'
-    #include <dlfcn.h>
-    #include <string.h>
-    int plugins(void) {
-      char n[32] = "lib";
-      strcat(n, "plug"); strcat(n, "in.so."); strcat(n, "1");
-      void *h = dlopen(n, RTLD_NOW);
-      if (!h) return -1000;
-      int (*f)(void) = (int (*)(void))dlsym(h, "plugin");
-      return f ? f() : -2000;
-    }
-    C
+    cp ${./plugins.c} plugins.c
     gcc -shared -fPIC -o $lib/lib/libplugins.so.1 -Wl,-soname,libplugins.so.1 plugins.c -ldl
     cat > app.c <<'C'
     #include <stdio.h>
