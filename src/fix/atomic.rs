@@ -178,6 +178,12 @@ pub enum Durability {
     /// `sync_filesystems` again. The data still reaches the disk before any
     /// rename does, with one sync per filesystem instead of two per file.
     Batch,
+    /// Nothing forced to disk (`fix --no-sync`): a batch whose caller never
+    /// syncs. A kill still leaves every file old or new; a power loss may
+    /// not. With no sync rounds to save, a small file that grows is written
+    /// in place behind its journal, not copied: no new inode, no rename
+    /// (2000 growing files: 0.24 s against 0.38 s on ext4).
+    Unsynced,
 }
 
 /// The outcome of [`stage`].
@@ -401,7 +407,11 @@ impl OpenFile {
         if shared && links == HardLinks::Refuse {
             return Err(AtomicError::HardLinked(path.into(), nlink));
         }
-        if image.is_some() && !shared && self.copies_whole(edit) {
+        if image.is_some()
+            && !shared
+            && durability != Durability::Unsynced
+            && self.copies_whole(edit)
+        {
             return self.stage_copy(edit, image, durability, verify);
         }
         // An edit of several writes is ordered by the parts of the file the
@@ -463,7 +473,8 @@ impl OpenFile {
     /// new file instead of a journal plus the steps' writes. At this size the
     /// copy is the cheaper (2000 small files, half of them growing: 0.09 s
     /// against 0.14 s on tmpfs; more on disks, where each round is a sync)
-    /// and the rename is atomic. Only where the copy keeps everything the
+    /// and the rename is atomic (not for [`Durability::Unsynced`], with no
+    /// rounds to save). Only where the copy keeps everything the
     /// inode has: root, or the caller's own file with no extended attribute
     /// outside `user.*` (a copy could not keep another owner, nor
     /// `security.*` without privileges). Larger files grow in place.

@@ -367,8 +367,8 @@ fn commit_all(
         staged.par_iter_mut().for_each(|(r, pending)| {
             let res = match pending.take() {
                 None => return,
-                Some(Pending::Rename(p)) => p.commit(atomic::Durability::Batch).map(|_| ()),
-                Some(Pending::Patch(mut p)) => match p.step(atomic::Durability::Batch) {
+                Some(Pending::Rename(p)) => p.commit(durability(opts)).map(|_| ()),
+                Some(Pending::Patch(mut p)) => match p.step(durability(opts)) {
                     Ok(more) => {
                         if more {
                             *pending = Some(Pending::Patch(p));
@@ -387,6 +387,16 @@ fn commit_all(
         }
     }
     staged.into_iter().map(|(r, _)| r).collect()
+}
+
+/// How each file's writes are made durable: in a batch synced by the run,
+/// or not at all (`--no-sync`).
+fn durability(opts: &FixOptions) -> atomic::Durability {
+    if opts.sync {
+        atomic::Durability::Batch
+    } else {
+        atomic::Durability::Unsynced
+    }
 }
 
 /// One `syncfs` per filesystem of `paths`, unless the run was asked not to
@@ -557,7 +567,7 @@ fn write_in_memory(
         combined,
         Some(data),
         cx.opts.hard_links,
-        atomic::Durability::Batch,
+        durability(cx.opts),
         |_| Ok(()),
     )?;
     Ok(Written::from(staged, combined, data.len() as u64))
@@ -661,7 +671,7 @@ fn write_large(
         e,
         None,
         cx.opts.hard_links,
-        atomic::Durability::Batch,
+        durability(cx.opts),
         |cand| match cand {
             atomic::Candidate::File(tmp) => verify_copy(tmp),
             // The interpreter's patch is checked as the file it makes.

@@ -510,7 +510,7 @@ fn syncs_of(store: &Store, extra: &[&str], out: &Path) -> (Vec<String>, common::
         "-f".into(),
         "-qq".into(),
         "-e".into(),
-        "trace=syncfs,fsync,fdatasync,sync,sync_file_range".into(),
+        "trace=syncfs,fsync,fdatasync,sync,sync_file_range,rename,renameat,renameat2".into(),
         "-o".into(),
         log.display().to_string(),
         env!("CARGO_BIN_EXE_unfarm").into(),
@@ -540,9 +540,10 @@ fn syncs_of(store: &Store, extra: &[&str], out: &Path) -> (Vec<String>, common::
     (calls, run)
 }
 
-/// `--no-sync` (the hook's, inside a build) forces nothing to disk; without
-/// it the run syncs its filesystem; both write the same bytes, for an edit
-/// in place and for a grow (the copy and rename path).
+/// `--no-sync` (the hook's, inside a build) forces nothing to disk and
+/// grows a small file in place (no copy renamed over it); without it the
+/// run syncs its filesystem and copies; both write the same bytes, for an
+/// edit in place and for a grow.
 #[test]
 fn no_sync_skips_every_sync_and_writes_the_same_bytes() {
     common::require_tools(&["gcc", "readelf", "strace"]);
@@ -558,10 +559,19 @@ fn no_sync_skips_every_sync_and_writes_the_same_bytes() {
             synced.iter().any(|c| c.contains("syncfs(")),
             "a plain fix syncs: {synced:?}"
         );
+        let grows = exe == &exe2;
+        assert_eq!(
+            synced.iter().any(|c| c.contains("rename")),
+            grows,
+            "a plain fix copies and renames a growing small file, and only that: {synced:?}"
+        );
         std::fs::write(exe, &pristine).unwrap();
         let (calls, run) = syncs_of(store, &["--no-sync"], app);
         assert_eq!(run.code, Some(0), "{run:#?}");
-        assert!(calls.is_empty(), "--no-sync made these calls: {calls:?}");
+        assert!(
+            calls.is_empty(),
+            "--no-sync made these calls (a sync, or a rename: a copy): {calls:?}"
+        );
         assert!(
             std::fs::read(exe).unwrap() == with,
             "--no-sync wrote other bytes than a plain fix"
