@@ -9,7 +9,7 @@
 #     `lib` dirs of the corpus's four inputs as --libs (foo's lib output,
 #     bar's, foo's -dev output, the CUDA stubs), as autoPatchelfHook gathers
 #     `$dep/lib` of every build input.
-# (c) when scripts/pypi-wheels.sh has unpacked them: the real
+# (c) when scripts/pypi-wheels.sh has unpacked them: the real jaxlib,
 #     jax-cuda12-plugin and jax-cuda12-pjrt 0.10.2 shared objects with
 #     stand-in CUDA `-lib` dirs; how many files each tool gives a CUDA dir.
 #
@@ -256,7 +256,7 @@ if [ -d "$wheels/jax_cuda12_plugin" ] && [ -z "${SKIP_WHEELS-}" ]; then
     S=$T/wheels/store
     out=$S/$(printf %s jax-cuda12-0.10.2 | sha256sum | cut -c1-32 | tr e g)-python3.12-jax-cuda12-0.10.2
     mkdir -p "$out"
-    for d in jax_cuda12_plugin jax_plugins; do
+    for d in jaxlib jax_cuda12_plugin jax_plugins; do
         [ -d "$wheels/$d" ] && cp -a "$wheels/$d" "$out/"
     done
     echo "$out" >"$T/wheels.outputs"

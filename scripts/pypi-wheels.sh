@@ -2,6 +2,7 @@
 # The real PyPI binaries behind the computed-name recognisers' full-tier test
 # (tests/full/pypi_computed.rs): downloaded once into a cache under target/,
 # and only the shared objects the test reads are unpacked (about 1.9 GB).
+#   jaxlib 0.10.2             (85 MB wheel)   $ORIGIN lists, no CUDA
 #   jax-cuda12-plugin 0.10.2  (8 MB wheel)    TSL DsoLoader in the extensions
 #     (x86_64, and aarch64 into x/aarch64: the call decoded on both)
 #   jax-cuda12-pjrt 0.10.2    (174 MB wheel)  TSL DsoLoader in the PJRT plugin
@@ -32,6 +33,9 @@ get() {
   unzip -q -o "$whl" -d "$into" "$@"
 }
 x86=manylinux_2_27_x86_64
+# jaxlib 0.10.2 (85 MB wheel): the CPU half, whose extensions reach
+# libjax_common.so through $ORIGIN lists (tests/full/pypi_libs.rs).
+get $x86 "$dir/x" jaxlib==0.10.2 'jaxlib-0.10.2-*x86_64.whl' 'jaxlib/*.so'
 get $x86 "$dir/x" jax-cuda12-plugin==0.10.2 'jax_cuda12_plugin-0.10.2-*x86_64.whl' \
   'jax_cuda12_plugin/*.so'
 get manylinux_2_27_aarch64 "$dir/x/aarch64" jax-cuda12-plugin==0.10.2 \

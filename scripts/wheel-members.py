@@ -80,17 +80,23 @@ class RangeFile(io.RawIOBase):
         if n is None or n < 0:
             n = self.size - self.pos
         n = min(n, self.size - self.pos)
-        if n <= 0:
-            return b""
-        lo, hi = self.pos - self.buf_at, self.pos - self.buf_at + n
-        if not (0 <= lo and hi <= len(self.buf)):
-            # Read ahead: zipfile asks for headers in small pieces.
-            self.buf_at = self.pos
-            self.buf = self._get(self.pos, min(self.size, self.pos + max(n, CHUNK)))
-            lo, hi = 0, n
-        self.pos += n
-        return self.buf[lo:hi]
-
+        out = bytearray()
+        while n > 0:
+            at = self.pos - self.buf_at
+            if 0 <= at < len(self.buf):
+                # What the buffer holds is served from it; only the rest
+                # is fetched (each byte of the wheel is fetched once when
+                # read in order).
+                take = self.buf[at : at + n]
+            else:
+                # Read ahead: zipfile asks for headers in small pieces.
+                self.buf_at = self.pos
+                self.buf = self._get(self.pos, min(self.size, self.pos + max(n, CHUNK)))
+                take = self.buf[:n]
+            out += take
+            self.pos += len(take)
+            n -= len(take)
+        return bytes(out)
 
 def main():
     if len(sys.argv) < 4:

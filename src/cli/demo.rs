@@ -112,6 +112,18 @@ fn unfarm(s: &Scenario, args: &[&str]) -> Result<bool> {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let r = steps(a);
+    // Ctrl-C reaches the compiler the step runs too, and the step fails at
+    // about the moment the watcher thread wakes: a failed step gives the
+    // watcher a moment, so an interrupted demo exits as the signal would
+    // (130), not with the step's error (seen on a loaded 2-core machine).
+    if r.is_err() {
+        let since = std::time::Instant::now();
+        while !SIGNALLED.load(std::sync::atomic::Ordering::SeqCst)
+            && since.elapsed() < std::time::Duration::from_millis(500)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
     while SIGNALLED.load(std::sync::atomic::Ordering::SeqCst) {
         std::thread::park();
     }

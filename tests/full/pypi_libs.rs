@@ -1,11 +1,12 @@
-//! `fix --libs` (issue 23 §1) on the real PyPI binaries of jax-cuda12-plugin
-//! and jax-cuda12-pjrt 0.10.2 (`scripts/pypi-wheels.sh`; a missing wheel
+//! `fix --libs` (issue 23 §1) on the real PyPI binaries of jaxlib,
+//! jax-cuda12-plugin and jax-cuda12-pjrt 0.10.2 (`scripts/pypi-wheels.sh`; a missing wheel
 //! fails the test), with no `--dlopen` flag: the 12 CUDA `-lib` dirs (small
 //! gcc-built libraries with the real sonames, laid out like nixpkgs'
 //! cudaPackages `-lib` outputs) as `--libs`, with a farm of them, a `-dev`
 //! dir and a stub dir in front. Every file's list keeps its pip-layout
 //! `$ORIGIN` entries verbatim, in place, and gains exactly the `-lib` dirs
-//! its DT_NEEDED and DsoLoader names use, in the `--libs` order.
+//! its DT_NEEDED and DsoLoader names use, in the `--libs` order; jaxlib's
+//! 31 objects, which load no CUDA library, gain none.
 
 use crate::common;
 
@@ -92,13 +93,9 @@ fn fake(dir: &Path, soname: &str) {
     );
 }
 
-#[test]
-fn jax_wheels_get_exactly_their_cuda_lib_dirs() {
-    common::require_tools(&["gcc", "readelf"]);
-    let wheels = common::pypi_unpacked();
-    let store = Store::new();
-    let libs: Vec<(PathBuf, &[&str])> = CUDA
-        .iter()
+/// The 12 `-lib` outputs in `store`: (its `lib` dir, its sonames).
+fn cuda_libs(store: &Store) -> Vec<(PathBuf, &'static [&'static str])> {
+    CUDA.iter()
         .map(|(out, sonames)| {
             let dir = store.output(out).join("lib");
             for s in *sonames {
@@ -106,7 +103,15 @@ fn jax_wheels_get_exactly_their_cuda_lib_dirs() {
             }
             (dir, *sonames)
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn jax_wheels_get_exactly_their_cuda_lib_dirs() {
+    common::require_tools(&["gcc", "readelf"]);
+    let wheels = common::pypi_unpacked();
+    let store = Store::new();
+    let libs = cuda_libs(&store);
     // What must never be used, given first: a farm of all 12, cudart's
     // `-dev` dir (a copy of libcudart), and the stub dir with libcuda.
     let members: Vec<&Path> = libs.iter().map(|(d, _)| d.parent().unwrap()).collect();
@@ -132,7 +137,21 @@ fn jax_wheels_get_exactly_their_cuda_lib_dirs() {
             let e = e.unwrap();
             let dst = to.join(e.file_name());
             std::fs::copy(e.path(), &dst).unwrap();
-            let old = common::readelf_dynamic(&dst, "RPATH").expect("the wheels use DT_RPATH");
+            let old = common::readelf_dynamic(&dst, "RPATH").unwrap_or_else(|| {
+                // Say what readelf saw: once, in a loaded CI run, it found none.
+                let r = std::process::Command::new("readelf")
+                    .arg("-dW")
+                    .arg(&dst)
+                    .output()
+                    .unwrap();
+                panic!(
+                    "{}: no DT_RPATH (the wheels use DT_RPATH); readelf -dW exit {:?}:\n{}{}",
+                    dst.display(),
+                    r.status.code(),
+                    String::from_utf8_lossy(&r.stdout),
+                    String::from_utf8_lossy(&r.stderr)
+                )
+            });
             files.push((dst, old));
         }
     }
@@ -225,4 +244,65 @@ fn jax_wheels_get_exactly_their_cuda_lib_dirs() {
         loaded += 1;
     }
     assert_eq!(loaded, 7, "{json:#}");
+}
+
+/// jaxlib 0.10.2 (CPU: its 30 Python extensions are stubs that load
+/// `libjax_common.so` through their own `$ORIGIN` lists): with the CUDA
+/// `-lib` dirs as `--libs`, no file gains an input dir, every list stays as
+/// it was (the bazel `$ORIGIN/../_solib_*` entries that do not exist
+/// included: `$ORIGIN` entries are kept verbatim), and every need resolves.
+#[test]
+fn jaxlib_gains_no_input_dir() {
+    common::require_tools(&["gcc", "readelf"]);
+    let wheels = common::pypi_unpacked();
+    let jaxlib = wheels.join("jaxlib");
+    assert!(
+        jaxlib.join("libjax_common.so").is_file(),
+        "{}: no unpacked jaxlib; run scripts/pypi-wheels.sh",
+        jaxlib.display()
+    );
+    let store = Store::new();
+    let libs = cuda_libs(&store);
+    let out = store.output("python3.12-jaxlib-0.10.2");
+    let site = out.join("lib/python3.12/site-packages");
+    std::fs::create_dir_all(&site).unwrap();
+    let cp = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&jaxlib)
+        .arg(&site)
+        .status()
+        .unwrap();
+    assert!(cp.success(), "cp -a {}", jaxlib.display());
+    let mut files: Vec<(PathBuf, Option<String>)> = Vec::new();
+    let mut dirs = vec![site.join("jaxlib")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "so") {
+                let old = common::readelf_dynamic(&p, "RUNPATH");
+                files.push((p, old));
+            }
+        }
+    }
+    assert_eq!(files.len(), 31, "{files:#?}");
+    let mut a: Vec<OsString> = vec!["fix".into(), "--system".into(), out.clone().into()];
+    a.push("--libs".into());
+    a.extend(libs.iter().map(|(d, _)| d.as_os_str().to_owned()));
+    let r = store.unfarm(&a);
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    for (f, old) in &files {
+        let now = common::readelf_dynamic(f, "RUNPATH");
+        assert_eq!(&now, old, "{}", f.display());
+        assert!(
+            common::readelf_dynamic(f, "RPATH").is_none(),
+            "{}",
+            f.display()
+        );
+    }
+    let mut ldd: Vec<OsString> = vec!["ldd".into(), "--json".into(), "--system".into()];
+    ldd.push(out.into());
+    let r = store.unfarm(&ldd);
+    assert_eq!(r.code, Some(0), "every need resolves: {r:#?}");
 }
