@@ -33,6 +33,8 @@ have gcc || need_pkgs+=(gcc libc6-dev)
 have patchelf || need_pkgs+=(patchelf)
 have eu-elflint || need_pkgs+=(elfutils)
 have strace || need_pkgs+=(strace)
+# scripts/pypi-wheels.sh unpacks the PyPI wheels it downloads.
+have unzip || need_pkgs+=(unzip)
 have readelf || need_pkgs+=(binutils)
 have nix-store || need_pkgs+=(nix-bin)
 have qemu-aarch64 || need_pkgs+=(qemu-user)
