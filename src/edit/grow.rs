@@ -5,7 +5,7 @@
 use object::{ReadRef, elf};
 
 use super::extend;
-use super::parse::{Model, Phdr};
+use super::parse::{DynInfo, Model, Phdr};
 use super::shdrs::{self, Moved};
 use super::write::{Enc, Writes, align_up};
 use super::{EditError, OldString, StrCtx};
@@ -22,6 +22,20 @@ const DT_MIPS_RLD_MAP_REL: i64 = 0x7000_0035;
 /// Grow the string at `entry` (or add `tag`): a new `.dynstr` past the end
 /// of the file, in a new PT_LOAD or the trailing one an earlier grow left.
 /// Returns the new end of the file.
+/// The dynamic array of an object a new PT_LOAD can be added to: one
+/// with a dynamic segment and program header entries of the standard size
+/// (what a grow, of the strings or of the interpreter, first checks).
+pub(super) fn growable(m: &Model) -> Result<&DynInfo, EditError> {
+    let d = m.dynamic.as_ref().ok_or(EditError::NoDynamic)?;
+    if m.phentsize != m.ph_entsize_expected() {
+        return Err(EditError::Unsupported(format!(
+            "unexpected program header entry size {}",
+            m.phentsize
+        )));
+    }
+    Ok(d)
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
     m: &Model,
@@ -33,13 +47,7 @@ pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
     new: &[u8],
     w: &mut Writes,
 ) -> Result<u64, EditError> {
-    let d = m.dynamic.as_ref().ok_or(EditError::NoDynamic)?;
-    if m.phentsize != m.ph_entsize_expected() {
-        return Err(EditError::Unsupported(format!(
-            "unexpected program header entry size {}",
-            m.phentsize
-        )));
-    }
+    let d = growable(m)?;
     let dynstr = new_dynstr(data, ctx, old, new, w)?;
     // The new string starts where the old table ended.
     let new_index = ctx.strsz;

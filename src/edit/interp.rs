@@ -264,13 +264,7 @@ fn new_segment<'d, R: ReadRef<'d>>(
     blob: &[u8],
     w: &mut Writes,
 ) -> Result<u64, EditError> {
-    let d = m.dynamic.as_ref().ok_or(EditError::NoDynamic)?;
-    if m.phentsize != m.ph_entsize_expected() {
-        return Err(EditError::Unsupported(format!(
-            "unexpected program header entry size {}",
-            m.phentsize
-        )));
-    }
+    let d = super::grow::growable(m)?;
     let ctx = StrCtx::of(m)?;
     let l = Layout::new(
         m,
