@@ -23,14 +23,21 @@ struct Own {
     prog: PathBuf,
 }
 
-fn own_output(runpath: &dyn Fn(&Path, &Path) -> Vec<String>, dtags: Dtags) -> Own {
-    common::require_tools(&["gcc"]);
-    let store = Store::new();
+/// Two library outputs, `zz` (libzz.so.1) and `aa` (libaa.so.1), and a
+/// farm joining them: (zz, aa, farm).
+fn deps_and_farm(store: &Store) -> (PathBuf, PathBuf, PathBuf) {
     let zz = store.output("zz-1.0-lib");
     Cc::gcc().shared_lib(&zz.join("lib"), "zz", "1.0", &lib_source("zz", 30));
     let aa = store.output("aa-1.0-lib");
     Cc::gcc().shared_lib(&aa.join("lib"), "aa", "1.0", &lib_source("aa", 5));
     let farm = store.farm("deps-joined", &[&zz, &aa], LinkStyle::Absolute);
+    (zz, aa, farm)
+}
+
+fn own_output(runpath: &dyn Fn(&Path, &Path) -> Vec<String>, dtags: Dtags) -> Own {
+    common::require_tools(&["gcc"]);
+    let store = Store::new();
+    let (zz, aa, farm) = deps_and_farm(&store);
     let out = store.output("app-1.0");
     let lib = out.join("lib");
     std::fs::create_dir_all(&lib).unwrap();
@@ -246,11 +253,7 @@ fn a_sibling_output_of_the_same_run_is_not_a_farm() {
 fn only_an_object_that_can_dlopen_gets_the_whole_farm() {
     common::require_tools(&["gcc"]);
     let store = Store::new();
-    let zz = store.output("zz-1.0-lib");
-    Cc::gcc().shared_lib(&zz.join("lib"), "zz", "1.0", &lib_source("zz", 30));
-    let aa = store.output("aa-1.0-lib");
-    Cc::gcc().shared_lib(&aa.join("lib"), "aa", "1.0", &lib_source("aa", 5));
-    let farm = store.farm("deps-joined", &[&zz, &aa], LinkStyle::Absolute);
+    let (zz, aa, farm) = deps_and_farm(&store);
     let fl = farm.join("lib");
     let out = store.output("app-1.0");
     let plain = Cc::gcc()
