@@ -165,6 +165,14 @@ impl Store {
         out
     }
 
+    /// `unfarm fix EXTRA... --interpreter INTERP OUT` in this store.
+    pub fn fix_interpreter(&self, extra: &[&str], interp: impl AsRef<OsStr>, out: &Path) -> Run {
+        let mut args: Vec<&OsStr> = vec!["fix".as_ref()];
+        args.extend(extra.iter().map(OsStr::new));
+        args.extend(["--interpreter".as_ref(), interp.as_ref(), out.as_os_str()]);
+        self.unfarm(args)
+    }
+
     /// Run the built `unfarm` with `--store-dir` set to this store.
     pub fn unfarm<I, S>(&self, args: I) -> Run
     where

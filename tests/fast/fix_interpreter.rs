@@ -50,15 +50,7 @@ fn without_a_farm_the_interpreter_alone_is_set() {
     let ld = glibc(&s);
     let (app, exe) = app(&s, false);
     let before = std::fs::read(&exe).unwrap();
-    let dry = s
-        .unfarm([
-            "fix".as_ref(),
-            "--dry-run".as_ref(),
-            "--interpreter".as_ref(),
-            ld.as_os_str(),
-            app.as_os_str(),
-        ])
-        .success();
+    let dry = s.fix_interpreter(&["--dry-run"], &ld, &app).success();
     let want = format!(
         "{}\n  interpreter: change\n  old: /lib64/ld-linux-x86-64.so.2\n  new: {}\n",
         exe.display(),
@@ -76,14 +68,7 @@ fn without_a_farm_the_interpreter_alone_is_set() {
         dry.stdout
     );
     let json = s
-        .unfarm([
-            "fix".as_ref(),
-            "--dry-run".as_ref(),
-            "--json".as_ref(),
-            "--interpreter".as_ref(),
-            ld.as_os_str(),
-            app.as_os_str(),
-        ])
+        .fix_interpreter(&["--dry-run", "--json"], &ld, &app)
         .success()
         .json();
     assert_eq!(
@@ -99,15 +84,7 @@ fn without_a_farm_the_interpreter_alone_is_set() {
         before,
         "a dry run writes nothing"
     );
-    let run = s
-        .unfarm([
-            "fix".as_ref(),
-            "-v".as_ref(),
-            "--interpreter".as_ref(),
-            ld.as_os_str(),
-            app.as_os_str(),
-        ])
-        .success();
+    let run = s.fix_interpreter(&["-v"], &ld, &app).success();
     let line = format!(
         "changed: {} (interpreter: /lib64/ld-linux-x86-64.so.2 -> {})",
         exe.display(),
@@ -124,14 +101,7 @@ fn without_a_farm_the_interpreter_alone_is_set() {
     runs(&exe);
     // Idempotent.
     let once = std::fs::read(&exe).unwrap();
-    let again = s
-        .unfarm([
-            "fix".as_ref(),
-            "--interpreter".as_ref(),
-            ld.as_os_str(),
-            app.as_os_str(),
-        ])
-        .success();
+    let again = s.fix_interpreter(&[], &ld, &app).success();
     assert!(again.stdout.contains(": 0 changed,"), "{}", again.stdout);
     assert_eq!(std::fs::read(&exe).unwrap(), once);
 }
@@ -141,16 +111,7 @@ fn with_a_farm_both_changes_are_one_result() {
     let s = Store::new();
     let ld = glibc(&s);
     let (app, exe) = app(&s, true);
-    let run = s
-        .unfarm([
-            "fix".as_ref(),
-            "--json".as_ref(),
-            "--interpreter".as_ref(),
-            ld.as_os_str(),
-            app.as_os_str(),
-        ])
-        .success()
-        .json();
+    let run = s.fix_interpreter(&["--json"], &ld, &app).success().json();
     let results = run["results"].as_array().unwrap();
     assert_eq!(results.len(), 1, "{run:#}");
     let detail = results[0]["detail"].as_str().unwrap();
@@ -189,16 +150,9 @@ fn plans_follow_the_new_interpreter() {
     .expect("the host's libc.so.6");
     let (app, _) = app(&s, false);
     let json = |interp: &Path| {
-        s.unfarm([
-            "fix".as_ref(),
-            "--dry-run".as_ref(),
-            "--json".as_ref(),
-            "--interpreter".as_ref(),
-            interp.as_os_str(),
-            app.as_os_str(),
-        ])
-        .success()
-        .json()
+        s.fix_interpreter(&["--dry-run", "--json"], interp, &app)
+            .success()
+            .json()
     };
     let libc_before = |v: &serde_json::Value| -> String {
         let o = v["objects"]
@@ -233,12 +187,7 @@ fn an_interpreter_that_is_not_elf_is_one_error_line() {
     let before = std::fs::read(&exe).unwrap();
     let script = s.scratch().join("ld.sh");
     std::fs::write(&script, "#!/bin/sh\n").unwrap();
-    let r = s.unfarm([
-        "fix".as_ref(),
-        "--interpreter".as_ref(),
-        script.as_os_str(),
-        app.as_os_str(),
-    ]);
+    let r = s.fix_interpreter(&[], &script, &app);
     assert_eq!(r.code, Some(1), "{r:#?}");
     assert_eq!(
         r.stderr,

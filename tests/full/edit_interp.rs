@@ -36,14 +36,6 @@ fn long_interp(dir: &Path) -> String {
 }
 
 /// The interpreter `readelf -l` reports.
-/// `unfarm fix EXTRA... --interpreter INTERP OUT` in store `s`.
-fn fix_interp(s: &Store, extra: &[&str], interp: &str, out: &Path) -> crate::common::Run {
-    let mut args: Vec<&std::ffi::OsStr> = vec!["fix".as_ref()];
-    args.extend(extra.iter().map(std::ffi::OsStr::new));
-    args.extend(["--interpreter".as_ref(), interp.as_ref(), out.as_os_str()]);
-    s.unfarm(args)
-}
-
 fn readelf_interp(p: &Path) -> Option<String> {
     let out = ok(Command::new("readelf").arg("-lW").arg(p));
     out.lines()
@@ -90,7 +82,7 @@ fn check_layout(ld: &str, pie: bool) {
     let before = s.scratch().join("before");
     std::fs::copy(&prog, &before).unwrap();
     let long = long_interp(s.scratch());
-    let run = fix_interp(&s, &["-v"], &long, &app);
+    let run = s.fix_interpreter(&["-v"], &long, &app);
     assert_eq!(run.code, Some(0), "{what}: {}{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains("interpreter: ") && run.stdout.contains("RUNPATH: "),
@@ -115,7 +107,7 @@ fn check_layout(ld: &str, pie: bool) {
     no_new_lint(&before, &prog, &what);
     // A second run changes nothing.
     let once = std::fs::read(&prog).unwrap();
-    let again = fix_interp(&s, &[], &long, &app);
+    let again = s.fix_interpreter(&[], &long, &app);
     assert_eq!(again.code, Some(0), "{what}: {}", again.stderr);
     assert_eq!(std::fs::read(&prog).unwrap(), once, "{what}: second run");
     strippers_keep_it_running(&prog, &what);
@@ -139,7 +131,7 @@ fn check_layout(ld: &str, pie: bool) {
         std::fs::remove_file(&set).unwrap();
     }
     // Back to the short one: in place, and no byte of the long one is left.
-    let short = fix_interp(&s, &[], HOST_LD, &app);
+    let short = s.fix_interpreter(&[], HOST_LD, &app);
     assert_eq!(short.code, Some(0), "{what}: {}", short.stderr);
     assert_eq!(readelf_interp(&prog).as_deref(), Some(HOST_LD), "{what}");
     let bytes = std::fs::read(&prog).unwrap();
@@ -176,7 +168,7 @@ fn libraries_and_static_executables_are_left_alone() {
         .executable(&out.join("bin/static"), "int main(void) { return 0; }\n");
     let (lib0, stat0) = (std::fs::read(&lib).unwrap(), std::fs::read(&stat).unwrap());
     let long = long_interp(s.scratch());
-    let run = fix_interp(&s, &["-v"], &long, &out);
+    let run = s.fix_interpreter(&["-v"], &long, &out);
     assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
     assert!(run.stderr.is_empty(), "no error: {}", run.stderr);
     for (p, why) in [
@@ -208,7 +200,7 @@ fn an_executable_the_interpreter_cannot_run_keeps_its_own() {
         .arg(&src));
     let x86_before = std::fs::read(&x86).unwrap();
     let long = long_interp(s.scratch());
-    let run = fix_interp(&s, &["-v"], &long, &out);
+    let run = s.fix_interpreter(&["-v"], &long, &out);
     assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
     assert_eq!(readelf_interp(&x64).as_deref(), Some(long.as_str()));
     assert!(
@@ -236,7 +228,7 @@ fn large_program_interpreter_alone_and_with_its_runpath() {
     let farm = s.farm("deps-joined", &[dep.parent().unwrap()], LinkStyle::Absolute);
     let long = long_interp(s.scratch());
     let fix = |out: &Path, interp: &str| {
-        let r = fix_interp(&s, &[], interp, out);
+        let r = s.fix_interpreter(&[], interp, out);
         assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
     };
     // Interpreter alone: the RUNPATH names the real dir.
