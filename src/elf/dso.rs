@@ -196,23 +196,12 @@ fn what_of(name: &[u8]) -> Option<&str> {
 /// Offsets (in the string table) and names of the DsoLoader functions,
 /// streamed in chunks that overlap by the longest name we accept.
 fn tsl_names(bytes: &impl Ranges, off: u64, size: u64) -> Vec<(u64, String)> {
-    const OVERLAP: u64 = CHUNK_OVERLAP as u64;
     let finder = memchr::memmem::Finder::new(TSL_PREFIX);
-    let mut lease = None;
     let mut out = Vec::new();
-    let mut pos = 0u64;
-    while pos < size {
-        let len = (size - pos).min(CHUNK as u64 + OVERLAP);
-        let Some(buf) = off
-            .checked_add(pos)
-            .and_then(|at| bytes.chunk(at, len as usize, &mut lease))
-        else {
-            break;
-        };
-        let own = len.min(CHUNK as u64) as usize;
+    windows(bytes, off, size, 0, CHUNK_OVERLAP, |base, buf, own| {
         for start in finder.find_iter(buf) {
-            if start >= own {
-                break;
+            if !own.contains(&start) {
+                continue;
             }
             let Some(end) = memchr::memchr(0, &buf[start..]) else {
                 continue;
@@ -220,14 +209,50 @@ fn tsl_names(bytes: &impl Ranges, off: u64, size: u64) -> Vec<(u64, String)> {
             let name = &buf[start..start + end];
             if what_of(name).is_some() {
                 out.push((
-                    pos + start as u64,
+                    base + start as u64,
                     String::from_utf8_lossy(name).into_owned(),
                 ));
             }
         }
+    });
+    out
+}
+
+/// Stream the `size` bytes at `off` window by window: each owns `CHUNK`
+/// bytes and also holds up to `lead` bytes before them and `overlap` after
+/// (both at most [`CHUNK_OVERLAP`] in all), read into one shared read
+/// buffer for the whole scan (borrowed where the file is held whole).
+/// `f(base, window, own)`: the window's offset from `off`, its bytes, and
+/// the range of them it owns (a match starting there is counted by this
+/// window only). Stops at a read that fails.
+fn windows(
+    bytes: &impl Ranges,
+    off: u64,
+    size: u64,
+    lead: usize,
+    overlap: usize,
+    mut f: impl FnMut(u64, &[u8], std::ops::Range<usize>),
+) {
+    debug_assert!(lead + overlap <= CHUNK_OVERLAP);
+    let mut lease = None;
+    let mut pos = 0u64;
+    while pos < size {
+        let start = pos.saturating_sub(lead as u64);
+        let end = size.min(pos + (CHUNK + overlap) as u64);
+        let Some(buf) = off
+            .checked_add(start)
+            .and_then(|at| bytes.chunk(at, (end - start) as usize, &mut lease))
+        else {
+            return;
+        };
+        let own_end = size.min(pos + CHUNK as u64);
+        f(
+            start,
+            buf,
+            (pos - start) as usize..(own_end - start) as usize,
+        );
         pos += CHUNK as u64;
     }
-    out
 }
 
 /// Defined function symbols of table `s` whose name is one of `names`,
@@ -507,27 +532,16 @@ fn template_at(bytes: &[u8], start: usize) -> Option<&str> {
 /// Templates in one read-only range, with their file offsets, streamed in
 /// chunks that overlap by the longest template accepted.
 fn template_literals(bytes: &impl Ranges, off: u64, size: u64, out: &mut Vec<(String, u64)>) {
-    const OVERLAP: u64 = 256;
-    let mut pos = 0u64;
-    while pos < size {
-        let len = (size - pos).min(CHUNK as u64 + OVERLAP);
-        let Some(buf) = off
-            .checked_add(pos)
-            .and_then(|at| bytes.range(at, len as usize))
-        else {
-            return;
-        };
-        let own = len.min(CHUNK as u64) as usize;
-        for start in memchr::memmem::find_iter(&buf, b"lib") {
-            if start >= own {
-                break;
+    windows(bytes, off, size, 0, CHUNK_OVERLAP, |base, buf, own| {
+        for start in memchr::memmem::find_iter(buf, b"lib") {
+            if !own.contains(&start) {
+                continue;
             }
-            if let Some(t) = template_at(&buf, start) {
-                out.push((t.to_owned(), off + pos + start as u64));
+            if let Some(t) = template_at(buf, start) {
+                out.push((t.to_owned(), off + base + start as u64));
             }
         }
-        pos += CHUNK as u64;
-    }
+    });
 }
 
 /// The `%d` argument of each x86-64 call passing a format of `found` to an
@@ -567,39 +581,29 @@ fn format_args_x86_64<'d, R: ReadRef<'d>>(
             Some((va + (off - o), i))
         })
         .collect();
-    const OVERLAP: u64 = 32;
     let mut out = Vec::new();
     for &(va, off, size, _) in loads.iter().filter(|l| l.3) {
-        let mut pos = 0u64;
-        while pos < size {
-            let len = (size - pos).min(CHUNK as u64 + OVERLAP);
-            let Some(code) = off
-                .checked_add(pos)
-                .and_then(|at| bytes.range(at, len as usize))
-            else {
-                break;
-            };
-            let own = len.min(CHUNK as u64) as usize;
-            for at in memchr::memmem::find_iter(&code, &[0x48, 0x8d, 0x15]) {
-                if at >= own {
-                    break;
+        // 16 bytes before a `lea` for the `mov ecx` ahead of it, 12 after.
+        windows(bytes, off, size, 16, 32, |base, code, own| {
+            for at in memchr::memmem::find_iter(code, &[0x48, 0x8d, 0x15]) {
+                if !own.contains(&at) {
+                    continue;
                 }
                 let Some(disp) = code.get(at + 3..at + 7) else {
                     continue;
                 };
                 let disp = i32::from_le_bytes([disp[0], disp[1], disp[2], disp[3]]) as i64;
-                let Some(target) = (va + pos + at as u64 + 7).checked_add_signed(disp) else {
+                let Some(target) = (va + base + at as u64 + 7).checked_add_signed(disp) else {
                     continue;
                 };
                 let Some(&(_, i)) = targets.iter().find(|(t, _)| *t == target) else {
                     continue;
                 };
-                if let Some(v) = ecx_near(&code, at, at + 7) {
+                if let Some(v) = ecx_near(code, at, at + 7) {
                     out.push((i, v));
                 }
             }
-            pos += CHUNK as u64;
-        }
+        });
     }
     out
 }
@@ -629,6 +633,26 @@ mod tests {
     /// Names and symbols found in tables read by windows are the same
     /// whether the file is held whole or read into a shared buffer, with a
     /// name across a window's end and symbols in the second window.
+    /// The owned ranges of the windows tile the range exactly once, and a
+    /// window holds its `lead` bytes before and `overlap` after (a `lea` at
+    /// a window's start still sees the `mov ecx` before it).
+    #[test]
+    fn windows_own_each_byte_once_and_carry_their_lead() {
+        let size = 2 * CHUNK + CHUNK / 2;
+        let data: Vec<u8> = (0..size + 100).map(|i| (i % 251) as u8).collect();
+        let mut owned = vec![0u8; size];
+        windows(&data, 100, size as u64, 16, 32, |base, buf, own| {
+            let base = base as usize;
+            assert_eq!(buf, &data[100 + base..100 + base + buf.len()]);
+            assert!(base == 0 || own.start == 16, "lead kept: {own:?}");
+            assert!(own.end == buf.len() || buf.len() - own.end == 32);
+            for k in own {
+                owned[base + k] += 1;
+            }
+        });
+        assert!(owned.iter().all(|&n| n == 1));
+    }
+
     #[test]
     fn windows_of_a_file_and_of_its_bytes_agree() {
         let name = |x: &str| {
