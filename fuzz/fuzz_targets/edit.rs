@@ -67,28 +67,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(f) = unfarm::elf::parse_facts(data) else {
         return;
     };
-    let (tag, old) = match (&f.runpath, &f.rpath) {
-        (Some(r), _) => (SearchPathTag::Runpath, r.clone()),
-        (None, Some(r)) => (SearchPathTag::Rpath, r.clone()),
-        (None, None) => (SearchPathTag::Runpath, String::new()),
-    };
-    // Shorter: the first entry, cut in half (never empty unless old is).
-    let first = old.split(':').next().unwrap_or("");
-    let shorter: String = first
-        .chars()
-        .take(first.chars().count().div_ceil(2))
-        .collect();
-    if !shorter.is_empty() && shorter.len() < old.len() {
-        try_edit(data, tag, &shorter, &[]);
-    }
-    // Longer: the old path plus a store-like dir; forces the grow path.
-    let longer = format!(
-        "{old}{}/nix/store/0123456789abcdfghijklmnpqrsvwxyz-unfarm-fuzz-lib/lib:$ORIGIN/../lib",
-        if old.is_empty() { "" } else { ":" }
-    );
-    try_edit(data, tag, &longer, &[]);
-    // Removal.
-    if !old.is_empty() {
-        try_edit(data, tag, "", &[]);
+    let (tag, lists) = edit::fuzz_lists(&f);
+    for list in &lists {
+        try_edit(data, tag, list, &[]);
     }
 });

@@ -270,6 +270,38 @@ fn check_patches_in_file(
     Ok(())
 }
 
+/// The search lists the `edit` fuzz target (`fuzz/fuzz_targets/edit.rs`)
+/// tries on an object, which the unit tests replay on its seeds: the list
+/// it edits (DT_RUNPATH, else DT_RPATH, else a new DT_RUNPATH) and, in
+/// order, the first entry cut in half (when that is shorter), the list plus
+/// a store dir and `$ORIGIN/../lib` (a grow), and the empty list (when
+/// there was one). Not part of the API.
+#[doc(hidden)]
+pub fn fuzz_lists(f: &crate::elf::ElfFacts) -> (SearchPathTag, Vec<String>) {
+    let (tag, old) = match (&f.runpath, &f.rpath) {
+        (Some(r), _) => (SearchPathTag::Runpath, r.clone()),
+        (None, Some(r)) => (SearchPathTag::Rpath, r.clone()),
+        (None, None) => (SearchPathTag::Runpath, String::new()),
+    };
+    let mut lists = Vec::new();
+    let first = old.split(':').next().unwrap_or("");
+    let shorter: String = first
+        .chars()
+        .take(first.chars().count().div_ceil(2))
+        .collect();
+    if !shorter.is_empty() && shorter.len() < old.len() {
+        lists.push(shorter);
+    }
+    lists.push(format!(
+        "{old}{}/nix/store/0123456789abcdfghijklmnpqrsvwxyz-unfarm-fuzz-lib/lib:$ORIGIN/../lib",
+        if old.is_empty() { "" } else { ":" }
+    ));
+    if !old.is_empty() {
+        lists.push(String::new());
+    }
+    (tag, lists)
+}
+
 /// Apply `edit` to a whole file held in memory.
 pub fn apply_in_memory(data: &mut Vec<u8>, edit: &ElfEdit) {
     let want = edit

@@ -896,25 +896,15 @@ fn table_running_into_the_next_contiguous_segment_is_edited() {
     assert!(e.grew);
 }
 
-/// What the `edit` fuzz target asks of one input: each edit it makes (half
-/// the first entry, the list plus a store dir, removal) is refused, or its
-/// image passes `check_layout`, or the input already failed it.
+/// What the `edit` fuzz target asks of one input: each list of
+/// [`super::fuzz_lists`] is refused, or its image passes `check_layout`, or
+/// the input already failed it.
 fn replay_edit_fuzz(data: &[u8]) {
     let Ok(f) = crate::elf::parse_facts(data) else {
         return;
     };
-    let (tag, old) = match (&f.runpath, &f.rpath) {
-        (Some(r), _) => (SearchPathTag::Runpath, r.clone()),
-        (None, Some(r)) => (SearchPathTag::Rpath, r.clone()),
-        (None, None) => (SearchPathTag::Runpath, String::new()),
-    };
-    let first = old.split(':').next().unwrap_or("");
-    let shorter: String = first
-        .chars()
-        .take(first.chars().count().div_ceil(2))
-        .collect();
-    let longer = format!("{old}:/nix/store/0123456789abcdfghijklmnpqrsvwxyz-unfarm-fuzz-lib/lib");
-    for value in [shorter.as_str(), longer.as_str(), ""] {
+    let (tag, lists) = super::fuzz_lists(&f);
+    for value in &lists {
         let Ok(e) = plan_edit(data, data.len() as u64, &req(tag, value, &[])) else {
             continue;
         };
