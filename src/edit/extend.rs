@@ -5,8 +5,9 @@
 //! of that segment, the search path is rewritten where it is and the segment
 //! just gets longer; otherwise one copy of `.dynstr` is appended.
 
-use object::{ReadRef, elf};
+use object::elf;
 
+use super::Source;
 use super::grow::{cover_front_pages, relocate_dyn_sections, set};
 use super::parse::{Model, Phdr};
 use super::shdrs;
@@ -84,7 +85,7 @@ pub(super) struct Grown<'a> {
 }
 
 /// Plan the extension; returns the new file length.
-pub(super) fn plan<'d, R: ReadRef<'d>>(
+pub(super) fn plan<'d, R: Source<'d>>(
     m: &Model,
     data: R,
     ctx: &StrCtx,
@@ -126,6 +127,8 @@ pub(super) fn plan<'d, R: ReadRef<'d>>(
         content_end: p.end,
         clobber_from: seg_end,
         move_table: m.shoff >= seg_end,
+        headers_end: m.headers_end(),
+        table_room: None,
     };
     let end = shdrs::emit(m, data, &sh, &moved, tail, w)?;
     Ok(end.max(m.file_len))

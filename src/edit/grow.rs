@@ -4,6 +4,7 @@
 
 use object::{ReadRef, elf};
 
+use super::Source;
 use super::extend;
 use super::parse::{DynInfo, Model, Phdr};
 use super::shdrs::{self, Moved};
@@ -37,7 +38,7 @@ pub(super) fn growable(m: &Model) -> Result<&DynInfo, EditError> {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub(super) fn plan_grow<'d, R: ReadRef<'d>>(
+pub(super) fn plan_grow<'d, R: Source<'d>>(
     m: &Model,
     data: R,
     ctx: &StrCtx,
@@ -156,6 +157,10 @@ pub(super) struct Layout {
     /// How far the moved block travels in the file and in memory.
     pub(super) doff: u64,
     pub(super) dv: u64,
+    /// Where the section header table goes when it grows (its place when it
+    /// ends the file, else the old end of the file): room for it is left
+    /// before the new segment, so the file still ends with the segment.
+    table_at: Option<u64>,
 }
 
 impl Layout {
@@ -204,7 +209,14 @@ impl Layout {
         // What the blocks inside the new segment need: their relative offsets
         // keep this alignment if the segment's start does.
         let inner_align = room.as_ref().map_or(1, |r| r.align).max(m.word_size());
-        let (off0, vaddr0, align) = place(m, phdr_moves, inner_align)?;
+        // A table moved to the end anyway (Go's, after the program headers)
+        // needs no room here.
+        let table = match room.as_ref().is_some_and(|r| r.moves_shdrs) {
+            true => None,
+            false => shdrs::table_room(m, room.as_ref().map_or(0, |r| r.secs.len())),
+        };
+        let reserve = table.map_or(0, |(_, reserve)| reserve);
+        let (off0, vaddr0, align) = place(m, phdr_moves, inner_align, reserve)?;
         let seg_end = vaddr0.checked_add(total).ok_or_else(|| {
             EditError::Unsupported("no address space left for a new segment".into())
         })?;
@@ -239,6 +251,7 @@ impl Layout {
             align,
             doff,
             dv,
+            table_at: table.map(|(at, _)| at),
         })
     }
 
@@ -419,7 +432,7 @@ fn move_block<'d, R: ReadRef<'d>>(
 /// Section headers, so that readelf, strip and objcopy see the new places:
 /// the moved block's sections, `.dynstr` and `.dynamic`; returns the new end
 /// of the file.
-fn grow_section_headers<'d, R: ReadRef<'d>>(
+fn grow_section_headers<'d, R: Source<'d>>(
     m: &Model,
     data: R,
     ctx: &StrCtx,
@@ -434,6 +447,16 @@ fn grow_section_headers<'d, R: ReadRef<'d>>(
 }
 
 impl Layout {
+    /// Where the ELF and program headers end after the grow: a table that
+    /// stays where it is grows over the block moved out of its way.
+    pub(super) fn headers_end(&self, m: &Model) -> u64 {
+        if self.phdr_moves {
+            m.headers_end()
+        } else {
+            m.headers_end().max(m.phoff.saturating_add(self.ph_size))
+        }
+    }
+
     /// The section headers with the moved block's sections at their new
     /// places, and what moved.
     pub(super) fn moved_sections(&self, m: &Model) -> (Vec<super::parse::Shdr>, Vec<Moved>) {
@@ -457,7 +480,7 @@ impl Layout {
 
 /// Write the section headers `shdrs` of a new segment laid out by `l`;
 /// returns the new end of the file.
-pub(super) fn emit_section_headers<'d, R: ReadRef<'d>>(
+pub(super) fn emit_section_headers<'d, R: Source<'d>>(
     m: &Model,
     data: R,
     l: &Layout,
@@ -478,6 +501,8 @@ pub(super) fn emit_section_headers<'d, R: ReadRef<'d>>(
         content_end: l.off0 + l.total,
         clobber_from: u64::MAX,
         move_table: moves_table,
+        headers_end: l.headers_end(m),
+        table_room: l.table_at.map(|at| at..l.off0),
     };
     shdrs::emit(m, data, shdrs, moved, tail, w)
 }
@@ -806,7 +831,14 @@ fn check_dynamic_movable(m: &Model) -> Result<(), EditError> {
 /// 5.18) and emulators compute AT_PHDR as `first PT_LOAD's (vaddr - offset) +
 /// e_phoff`; the new segment then keeps that same vaddr - offset difference,
 /// which may leave a zero gap in the file as large as the memory image.
-fn place(m: &Model, phdr_moves: bool, inner_align: u64) -> Result<(u64, u64, u64), EditError> {
+/// Where the new segment goes: past the end of the file and `reserve` more
+/// bytes (the grown section header table).
+fn place(
+    m: &Model,
+    phdr_moves: bool,
+    inner_align: u64,
+    reserve: u64,
+) -> Result<(u64, u64, u64), EditError> {
     let mut align = 1u64;
     let mut max_end = 0u64;
     let mut first: Option<&Phdr> = None;
@@ -829,14 +861,15 @@ fn place(m: &Model, phdr_moves: bool, inner_align: u64) -> Result<(u64, u64, u64
     // shared with the previous segment would also be mapped over it.
     let align = align.max(PAGE);
     let overflow = || EditError::Unsupported("no room for a new segment".into());
+    let file_end = m.file_len.checked_add(reserve).ok_or_else(overflow)?;
     if !(phdr_moves && m.has_interp()) {
-        let off0 = align_up(m.file_len, inner_align.clamp(1, PAGE)).ok_or_else(overflow)?;
+        let off0 = align_up(file_end, inner_align.clamp(1, PAGE)).ok_or_else(overflow)?;
         let vaddr0 = align_up(max_end, align)
             .and_then(|v| v.checked_add(off0 % align))
             .ok_or_else(overflow)?;
         return Ok((off0, vaddr0, align));
     }
-    let mut off0 = align_up(m.file_len, PAGE).ok_or_else(overflow)?;
+    let mut off0 = align_up(file_end, PAGE).ok_or_else(overflow)?;
     let bias = first.vaddr.checked_sub(first.offset).ok_or_else(|| {
         EditError::Unsupported("first PT_LOAD has an address below its offset".into())
     })?;

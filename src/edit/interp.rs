@@ -14,6 +14,7 @@
 
 use object::{ReadRef, elf};
 
+use super::Source;
 use super::extend::trailing_load;
 use super::grow::{self, Layout, Parts, cover_front_pages, emit_section_headers};
 use super::parse::{Model, Phdr};
@@ -48,7 +49,7 @@ struct OldInterp {
 /// `file_len`) to `new`. The same value gives an empty edit. Only a
 /// dynamic executable is edited; anything else is an `Unsupported` error
 /// naming what the file is. `scrub` as in [`super::EditRequest`].
-pub fn plan_interpreter<'d, R: ReadRef<'d>>(
+pub fn plan_interpreter<'d, R: Source<'d>>(
     data: R,
     file_len: u64,
     new: &str,
@@ -193,7 +194,7 @@ fn point_at(p: &mut Phdr, offset: u64, vaddr: u64, len: u64) {
 
 /// The file ends with a PT_LOAD an earlier grow left: the name goes at its
 /// end and the segment gets longer. Returns the new file length.
-fn extend<'d, R: ReadRef<'d>>(
+fn extend<'d, R: Source<'d>>(
     m: &Model,
     data: R,
     old: &OldInterp,
@@ -249,6 +250,8 @@ fn extend<'d, R: ReadRef<'d>>(
         content_end: end,
         clobber_from: seg_end,
         move_table: m.shoff >= seg_end,
+        headers_end: m.headers_end(),
+        table_room: None,
     };
     Ok(shdrs::emit(m, data, &sh, &moved, tail, w)?.max(m.file_len))
 }
@@ -257,7 +260,7 @@ fn extend<'d, R: ReadRef<'d>>(
 /// dynamic-string grow lays out its segment (a spare program header slot,
 /// the block after the table moved into it, or the table itself moved).
 /// Returns the new file length.
-fn new_segment<'d, R: ReadRef<'d>>(
+fn new_segment<'d, R: Source<'d>>(
     m: &Model,
     data: R,
     old: &OldInterp,

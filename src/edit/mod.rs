@@ -1,7 +1,7 @@
 //! In-place editing of an ELF file's DT_RUNPATH / DT_RPATH string.
 //!
-//! [`plan_edit`] is pure: it reads the file through [`object::ReadRef`] (a
-//! byte slice, or `object::ReadCache<File>` for files too large to read) and
+//! [`plan_edit`] is pure: it reads the file through a [`Source`] (a byte
+//! slice, or a file too large to read, by range and long tables by window) and
 //! returns an [`ElfEdit`], a list of byte patches plus the new file length, so
 //! that a caller can write only the bytes that change.
 //!
@@ -22,9 +22,11 @@
 //!   (gold `--rosegment`), gets its table moved. Bytes after the table that
 //!   nothing describes (patchelf leaves them) are used as they are. DT_STRTAB
 //!   / DT_STRSZ, section headers and symbols of moved sections are updated,
-//!   and the section headers are kept in file-offset order (renumbered, with
-//!   links, `e_shstrndx` and symbols following), as patchelf and `strip`
-//!   expect. In an executable, the PT_LOADs before the code are extended
+//!   and the section headers are kept in file-offset order, as patchelf and
+//!   `strip` expect: a moved section leaves a placeholder in its slot and its
+//!   header is appended, so no index changes (where that cannot keep the
+//!   order, the table is sorted and renumbered, with links, `e_shstrndx` and
+//!   symbols following). In an executable, the PT_LOADs before the code are extended
 //!   over the rest of the page they map anyway, where patchelf 0.14.3 puts
 //!   the sections it moves.
 //! - **extend**: a file that already ends with a PT_LOAD (grown before, by
@@ -39,10 +41,13 @@ mod note;
 mod parse;
 pub(crate) mod planned;
 mod shdrs;
+mod source;
 mod write;
 
 pub use check::check_layout;
 pub(crate) use check::check_layout_ref;
+pub(crate) use source::LargeFile;
+pub use source::{Source, WindowFn};
 
 use object::{ReadRef, elf};
 use parse::Model;
@@ -141,7 +146,7 @@ pub enum EditError {
 /// Plan the edit described by `req` on the ELF file `data` of length
 /// `file_len`. Reads only headers, the dynamic array, `.dynstr`, the dynamic
 /// symbol table and version tables, never the whole file.
-pub fn plan_edit<'d, R: ReadRef<'d>>(
+pub fn plan_edit<'d, R: Source<'d>>(
     data: R,
     file_len: u64,
     req: &EditRequest,

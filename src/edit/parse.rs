@@ -116,6 +116,14 @@ impl Model {
         };
         n as u64
     }
+    /// Where the ELF header and the program header table end (the table
+    /// right after the header, as linkers put it; else the header's end).
+    pub(crate) fn headers_end(&self) -> u64 {
+        let ph_end = u64::from(self.phentsize)
+            .saturating_mul(self.phdrs.len() as u64)
+            .saturating_add(self.phoff);
+        self.ehdr_size().max(ph_end)
+    }
     /// Size of one section header.
     pub(crate) fn shdr_size(&self) -> u64 {
         let n = if self.is64 {

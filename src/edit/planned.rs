@@ -146,15 +146,16 @@ pub(crate) fn plan_large_edit(
     interp: Option<&str>,
 ) -> Result<ElfEdit, PlanEditError> {
     let cache = ReadCache::new(file);
+    let source = edit::LargeFile::new(&cache, file);
     let p = match (plans, interp) {
         ([p], None) => p,
         ([], Some(i)) => {
-            return edit::plan_interpreter(&cache, len, i, &[]).map_err(PlanEditError::Interpreter);
+            return edit::plan_interpreter(source, len, i, &[]).map_err(PlanEditError::Interpreter);
         }
         _ => return Err(PlanEditError::TwoEditsTooLarge),
     };
     let scrub: Vec<&[u8]> = p.removed_hashes.iter().map(|h| h.as_bytes()).collect();
-    edit::plan_edit(&cache, len, &request(p, &scrub)).map_err(PlanEditError::SearchPath)
+    edit::plan_edit(source, len, &request(p, &scrub)).map_err(PlanEditError::SearchPath)
 }
 
 /// The edit that turns `old` into `new`: runs of differing bytes (runs closer

@@ -447,6 +447,91 @@ fn works_through_read_cache() {
     assert_eq!(via_cache, via_slice);
 }
 
+/// A grow planned on a file read range by range, its symbol tables
+/// streamed window by window ([`LargeFile`]), is the one planned on the
+/// bytes in memory.
+#[test]
+fn a_large_file_source_plans_the_same_grow() {
+    let (d, b) = lib("gcc", &both(), true);
+    let f = std::fs::File::open(d.path().join("libt.so")).unwrap();
+    let cache = object::ReadCache::new(&f);
+    let long = format!("{}:{}", keep(), "/nix/store/x/lib".repeat(40));
+    let scrub = [HASH_FARM.as_bytes()];
+    let r = req(SearchPathTag::Runpath, &long, &scrub);
+    let via_file = plan_edit(LargeFile::new(&cache, &f), b.len() as u64, &r).unwrap();
+    let via_slice = plan_edit(&b[..], b.len() as u64, &r).unwrap();
+    assert!(via_slice.grew);
+    assert_eq!(via_file, via_slice);
+}
+
+/// A grow keeps every section's index: a moved section leaves an empty
+/// string table named as it was without the dot in its slot, its header is
+/// appended, links follow it, and no symbol of an unmoved section changes
+/// (a plugin's 17 MB `.symtab` is not rewritten). The file still ends with
+/// the new segment, and the headers stay in offset order.
+#[test]
+fn a_grow_keeps_section_indices() {
+    let (_d, b) = lib("gcc", &farm(), true);
+    let long = format!("{}:{}", keep(), "/nix/store/x/lib".repeat(40));
+    let (e, out) = edit(
+        &b,
+        &req(SearchPathTag::Runpath, &long, &[HASH_FARM.as_bytes()]),
+    );
+    assert!(e.grew);
+    let m0 = parse::parse(&b[..], b.len() as u64).unwrap();
+    let m1 = parse::parse(&out[..], out.len() as u64).unwrap();
+    let n = m0.shdrs.len();
+    assert!(m1.shdrs.len() > n, "no header appended");
+    let mut moved = Vec::new();
+    for (i, (old, new)) in m0.shdrs.iter().zip(&m1.shdrs).enumerate() {
+        if old.name == new.name {
+            assert_eq!(
+                (old.sh_type, old.offset),
+                (new.sh_type, new.offset),
+                "section {i}"
+            );
+            continue;
+        }
+        assert_eq!(new.name, &old.name[1..], "placeholder {i} named as it was");
+        assert_eq!((new.sh_type, new.size), (elf::SHT_STRTAB.0, 0));
+        let j = n + m1.shdrs[n..]
+            .iter()
+            .position(|s| s.name == old.name)
+            .unwrap();
+        moved.push((i, j));
+    }
+    assert!(moved.iter().any(|(i, _)| m0.shdrs[*i].name == b".dynstr"));
+    for (a, s) in m1.shdrs.iter().enumerate() {
+        for (i, j) in &moved {
+            assert_ne!(s.link as usize, *i, "section {a} still links to slot {i}");
+            if m0.shdrs.get(a).is_some_and(|o| o.link as usize == *i) {
+                assert_eq!(s.link as usize, *j);
+            }
+        }
+    }
+    let offsets: Vec<u64> = m1.shdrs.iter().map(|s| s.offset).collect();
+    assert!(offsets.is_sorted(), "section headers out of offset order");
+    let seg = m1.loads().last().unwrap();
+    assert_eq!(seg.offset + seg.filesz, out.len() as u64);
+    // `.symtab`: same place, and only symbols of moved sections differ.
+    let st = m0
+        .shdrs
+        .iter()
+        .position(|s| s.sh_type == elf::SHT_SYMTAB.0)
+        .unwrap();
+    let (o, size) = (m0.shdrs[st].offset as usize, m0.shdrs[st].size as usize);
+    assert_eq!(m1.shdrs[st].offset as usize, o);
+    for (old, new) in b[o..o + size].chunks(24).zip(out[o..o + size].chunks(24)) {
+        if old != new {
+            let shndx = usize::from(u16::from_le_bytes([old[6], old[7]]));
+            assert!(
+                moved.iter().any(|(i, _)| *i == shndx),
+                "symbol of section {shndx} changed"
+            );
+        }
+    }
+}
+
 #[test]
 fn hostile_bytes_never_panic() {
     use proptest::prelude::*;
@@ -492,8 +577,11 @@ fn hostile_bytes_never_panic() {
 
 /// A grown file is not padded to a page boundary before the new segment: it
 /// grows by what the segment holds (a copy of `.dynstr`, the moved notes,
-/// the new string), not up to 4 KiB more. This is what made `unfarm demo`'s
-/// app output grow by ~4 KiB per file whose RUNPATH got longer.
+/// the new string) and the headers the section header table gains (one per
+/// moved section, in room left before the segment, at most three headers'
+/// worth unused), not up to 4 KiB more. This is what made `unfarm demo`'s
+/// app output grow by ~4 KiB per file whose RUNPATH got longer. The file
+/// still ends with the segment (patchelf extends a trailing one).
 #[test]
 fn grow_adds_no_page_padding() {
     let src = "#include <stdio.h>\nint main(void){puts(\"hi\");return 0;}\n";
@@ -517,11 +605,13 @@ fn grow_adds_no_page_padding() {
         let m = parse::parse(&out[..], out.len() as u64).unwrap();
         let seg = m.loads().last().unwrap();
         assert_eq!(seg.offset + seg.filesz, out.len() as u64);
+        let table_end = m.shoff + m.shdrs.len() as u64 * m.shdr_size();
         assert!(
-            seg.offset - (b.len() as u64) < 64,
-            "new segment at {:#x}, file ended at {:#x}",
+            table_end <= seg.offset && seg.offset - table_end.max(b.len() as u64) < 4 * 64,
+            "new segment at {:#x}, file ended at {:#x}, section headers at {:#x}",
             seg.offset,
-            b.len()
+            b.len(),
+            table_end
         );
         assert_eq!(seg.offset % seg.align, seg.vaddr % seg.align);
     }
