@@ -36,7 +36,7 @@ const CHUNK_OVERLAP: usize = 256;
 const MAX_FN: u64 = 4096;
 
 /// Bytes by range, whole file or not.
-trait Ranges {
+trait Ranges: Sync {
     fn range(&self, off: u64, len: usize) -> Option<Cow<'_, [u8]>>;
 
     /// `len` bytes at `off` for a scan of a table chunk by chunk: borrowed
@@ -197,8 +197,8 @@ fn what_of(name: &[u8]) -> Option<&str> {
 /// streamed in chunks that overlap by the longest name we accept.
 fn tsl_names(bytes: &impl Ranges, off: u64, size: u64) -> Vec<(u64, String)> {
     let finder = memchr::memmem::Finder::new(TSL_PREFIX);
-    let mut out = Vec::new();
     windows(bytes, off, size, 0, CHUNK_OVERLAP, |base, buf, own| {
+        let mut out = Vec::new();
         for start in finder.find_iter(buf) {
             if !own.contains(&start) {
                 continue;
@@ -214,45 +214,47 @@ fn tsl_names(bytes: &impl Ranges, off: u64, size: u64) -> Vec<(u64, String)> {
                 ));
             }
         }
-    });
-    out
+        out
+    })
 }
 
-/// Stream the `size` bytes at `off` window by window: each owns `CHUNK`
-/// bytes and also holds up to `lead` bytes before them and `overlap` after
-/// (both at most [`CHUNK_OVERLAP`] in all), read into one shared read
-/// buffer for the whole scan (borrowed where the file is held whole).
+/// Stream the `size` bytes at `off` window by window, the windows in
+/// parallel: each owns `CHUNK` bytes and also holds up to `lead` bytes
+/// before them and `overlap` after (both at most [`CHUNK_OVERLAP`] in all),
+/// read into a shared read buffer (borrowed where the file is held whole).
 /// `f(base, window, own)`: the window's offset from `off`, its bytes, and
 /// the range of them it owns (a match starting there is counted by this
-/// window only). Stops at a read that fails.
-fn windows(
+/// window only); what it returns, in window order. Stops at a read that
+/// fails (the windows after it count for nothing). In parallel because
+/// one `.strtab` is 91 MB: a large plugin's scan would otherwise end a
+/// survey alone on one core.
+fn windows<T: Send>(
     bytes: &impl Ranges,
     off: u64,
     size: u64,
     lead: usize,
     overlap: usize,
-    mut f: impl FnMut(u64, &[u8], std::ops::Range<usize>),
-) {
+    f: impl Fn(u64, &[u8], std::ops::Range<usize>) -> Vec<T> + Sync,
+) -> Vec<T> {
+    use rayon::prelude::*;
     debug_assert!(lead + overlap <= CHUNK_OVERLAP);
-    let mut lease = None;
-    let mut pos = 0u64;
-    while pos < size {
-        let start = pos.saturating_sub(lead as u64);
-        let end = size.min(pos + (CHUNK + overlap) as u64);
-        let Some(buf) = off
-            .checked_add(start)
-            .and_then(|at| bytes.chunk(at, (end - start) as usize, &mut lease))
-        else {
-            return;
-        };
-        let own_end = size.min(pos + CHUNK as u64);
-        f(
-            start,
-            buf,
-            (pos - start) as usize..(own_end - start) as usize,
-        );
-        pos += CHUNK as u64;
-    }
+    let parts: Vec<Option<Vec<T>>> = (0..size.div_ceil(CHUNK as u64))
+        .into_par_iter()
+        .map(|k| {
+            let pos = k * CHUNK as u64;
+            let start = pos.saturating_sub(lead as u64);
+            let end = size.min(pos + (CHUNK + overlap) as u64);
+            let mut lease = None;
+            let buf = bytes.chunk(off.checked_add(start)?, (end - start) as usize, &mut lease)?;
+            let own_end = size.min(pos + CHUNK as u64);
+            Some(f(
+                start,
+                buf,
+                (pos - start) as usize..(own_end - start) as usize,
+            ))
+        })
+        .collect();
+    parts.into_iter().map_while(|p| p).flatten().collect()
 }
 
 /// Defined function symbols of table `s` whose name is one of `names`,
@@ -267,6 +269,9 @@ fn defined_functions<Elf: FileHeader<Endian = Endianness>>(
 ) {
     use object::Endian as _;
     let little = endian.is_little_endian();
+    let (Some(&(lo, _)), Some(&(hi, _))) = (names.first(), names.last()) else {
+        return;
+    };
     let entsize: usize = if is64 { 24 } else { 16 };
     let off: u64 = s.sh_offset(endian).into();
     let size: u64 = s.sh_size(endian).into();
@@ -281,41 +286,69 @@ fn defined_functions<Elf: FileHeader<Endian = Endianness>>(
         else {
             return;
         };
+        // 730k entries in a large plugin: the type byte first, the rest
+        // only for the few functions whose name offset can be one found.
+        let info_at = if is64 { 4 } else { 12 };
         for e in buf.chunks_exact(entsize) {
-            let word = |i: usize, n: usize| {
-                let b = &e[i..i + n];
-                let fold = |acc: u64, &x: &u8| (acc << 8) | u64::from(x);
-                match little {
-                    true => b.iter().rev().fold(0, fold),
-                    false => b.iter().fold(0, fold),
-                }
-            };
-            let u16_at = |i: usize| word(i, 2) as u16;
-            let u32_at = |i: usize| word(i, 4) as u32;
-            let u64_at = |i: usize| word(i, 8);
+            if e[info_at] & 0xf != elf::STT_FUNC.0 {
+                continue;
+            }
+            let name = u64::from(u32_at(e, 0, little));
+            if name < lo || name > hi {
+                continue;
+            }
             // Elf64_Sym: name, info, other, shndx, value, size;
             // Elf32_Sym: name, value, size, info, other, shndx.
-            let (name, info, shndx, value, sz) = if is64 {
-                (u32_at(0), e[4], u16_at(6), u64_at(8), u64_at(16))
+            let (shndx, value, sz) = if is64 {
+                (
+                    u16_at(e, 6, little),
+                    u64_at(e, 8, little),
+                    u64_at(e, 16, little),
+                )
             } else {
                 (
-                    u32_at(0),
-                    e[12],
-                    u16_at(14),
-                    u32_at(4) as u64,
-                    u32_at(8) as u64,
+                    u16_at(e, 14, little),
+                    u64::from(u32_at(e, 4, little)),
+                    u64::from(u32_at(e, 8, little)),
                 )
             };
-            if info & 0xf != elf::STT_FUNC.0 || shndx == elf::SHN_UNDEF.0 || sz == 0 {
+            if shndx == elf::SHN_UNDEF.0 || sz == 0 {
                 continue;
             }
             // `names` is in string table order, as `tsl_names` finds them.
-            if let Ok(i) = names.binary_search_by_key(&u64::from(name), |(o, _)| *o) {
+            if let Ok(i) = names.binary_search_by_key(&name, |(o, _)| *o) {
                 out.push((names[i].1.clone(), value, sz));
             }
         }
         pos += len as u64;
     }
+}
+
+/// Fixed-size fields of a symbol entry, in the file's byte order.
+fn u16_at(e: &[u8], i: usize, little: bool) -> u16 {
+    let b = [e[i], e[i + 1]];
+    if little {
+        u16::from_le_bytes(b)
+    } else {
+        u16::from_be_bytes(b)
+    }
+}
+
+fn u32_at(e: &[u8], i: usize, little: bool) -> u32 {
+    let b = [e[i], e[i + 1], e[i + 2], e[i + 3]];
+    if little {
+        u32::from_le_bytes(b)
+    } else {
+        u32::from_be_bytes(b)
+    }
+}
+
+fn u64_at(e: &[u8], i: usize, little: bool) -> u64 {
+    let (h, l) = (
+        u64::from(u32_at(e, i, little)),
+        u64::from(u32_at(e, i + 4, little)),
+    );
+    if little { l << 32 | h } else { h << 32 | l }
 }
 
 /// The version arguments of the calls in one `Get<X>DsoHandle` at `addr`
@@ -532,16 +565,25 @@ fn template_at(bytes: &[u8], start: usize) -> Option<&str> {
 /// Templates in one read-only range, with their file offsets, streamed in
 /// chunks that overlap by the longest template accepted.
 fn template_literals(bytes: &impl Ranges, off: u64, size: u64, out: &mut Vec<(String, u64)>) {
-    windows(bytes, off, size, 0, CHUNK_OVERLAP, |base, buf, own| {
-        for start in memchr::memmem::find_iter(buf, b"lib") {
-            if !own.contains(&start) {
-                continue;
+    out.extend(windows(
+        bytes,
+        off,
+        size,
+        0,
+        CHUNK_OVERLAP,
+        |base, buf, own| {
+            let mut out = Vec::new();
+            for start in memchr::memmem::find_iter(buf, b"lib") {
+                if !own.contains(&start) {
+                    continue;
+                }
+                if let Some(t) = template_at(buf, start) {
+                    out.push((t.to_owned(), off + base + start as u64));
+                }
             }
-            if let Some(t) = template_at(buf, start) {
-                out.push((t.to_owned(), off + base + start as u64));
-            }
-        }
-    });
+            out
+        },
+    ));
 }
 
 /// The `%d` argument of each x86-64 call passing a format of `found` to an
@@ -584,7 +626,8 @@ fn format_args_x86_64<'d, R: ReadRef<'d>>(
     let mut out = Vec::new();
     for &(va, off, size, _) in loads.iter().filter(|l| l.3) {
         // 16 bytes before a `lea` for the `mov ecx` ahead of it, 12 after.
-        windows(bytes, off, size, 16, 32, |base, code, own| {
+        out.extend(windows(bytes, off, size, 16, 32, |base, code, own| {
+            let mut out = Vec::new();
             for at in memchr::memmem::find_iter(code, &[0x48, 0x8d, 0x15]) {
                 if !own.contains(&at) {
                     continue;
@@ -603,7 +646,8 @@ fn format_args_x86_64<'d, R: ReadRef<'d>>(
                     out.push((i, v));
                 }
             }
-        });
+            out
+        }));
     }
     out
 }
@@ -641,15 +685,18 @@ mod tests {
         let size = 2 * CHUNK + CHUNK / 2;
         let data: Vec<u8> = (0..size + 100).map(|i| (i % 251) as u8).collect();
         let mut owned = vec![0u8; size];
-        windows(&data, 100, size as u64, 16, 32, |base, buf, own| {
+        let seen = windows(&data, 100, size as u64, 16, 32, |base, buf, own| {
             let base = base as usize;
             assert_eq!(buf, &data[100 + base..100 + base + buf.len()]);
             assert!(base == 0 || own.start == 16, "lead kept: {own:?}");
             assert!(own.end == buf.len() || buf.len() - own.end == 32);
-            for k in own {
-                owned[base + k] += 1;
-            }
+            own.map(|k| base + k).collect()
         });
+        // In window order, each owned byte once.
+        assert!(seen.is_sorted());
+        for k in seen {
+            owned[k] += 1;
+        }
         assert!(owned.iter().all(|&n| n == 1));
     }
 
