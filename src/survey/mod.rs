@@ -225,12 +225,21 @@ fn read_files(
         .iter()
         .filter(|e| e.kind == EntryKind::File)
         .collect();
-    let read: Vec<Read> = files.par_iter().map(|e| read_file(e, opts)).collect();
+    // Largest first, each to the next free worker (`par_bridge` hands items
+    // out in order): a 480 MB plugin started last would finish alone.
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(files[i].size));
+    let mut read: Vec<(usize, Read)> = order
+        .into_iter()
+        .par_bridge()
+        .map(|i| (i, read_file(files[i], opts)))
+        .collect();
+    read.sort_unstable_by_key(|(i, _)| *i);
     let mut objects = Vec::new();
     let mut other_files = Vec::new();
     let mut errors = Vec::new();
     let mut statics = Vec::new();
-    for r in read {
+    for (_, r) in read {
         match r {
             Read::Elf(o) => objects.push(*o),
             Read::Other(p) => other_files.push(p),
