@@ -32,8 +32,8 @@ pub(super) struct Moved {
     pub(crate) new_addr: u64,
 }
 
-/// Above this many changed symbols a symbol table is written whole (one
-/// patch) rather than entry by entry.
+/// From this many changed symbols in a window on, the window of a symbol
+/// table is written whole (one patch) rather than entry by entry.
 const WHOLE_TABLE_FROM: usize = 16;
 
 /// Where a grow's contents end (see [`emit`]).
@@ -77,7 +77,9 @@ pub(super) fn table_room(m: &Model, block: usize) -> Option<(u64, u64)> {
 }
 
 /// Write the section headers `shdrs` (the input's, with moved sections
-/// updated), sorted by file offset, and update what refers to them.
+/// updated), in file-offset order ([`Order`]: moved headers appended
+/// behind placeholders, or as a fallback all sorted), and update what
+/// refers to them.
 /// `content_end` is where the grown file's contents end, written from
 /// `clobber_from` on (`u64::MAX`: nothing existing is overwritten); with `move_table`
 /// the table is written after them and `e_shoff` points to it. Returns the
@@ -457,60 +459,47 @@ fn update_symbols<'d, R: Source<'d>>(
             continue;
         }
         let size = s.size - s.size % f.size as u64;
-        // The changed entries, new bytes each, streamed (a large plugin's
-        // `.symtab` is 17 MB, and a grow that keeps the indices changes a
-        // symbol or two); from WHOLE_TABLE_FROM of them on (a renumbering)
-        // the table is written whole.
-        let mut changed: Vec<(u64, Vec<u8>)> = Vec::new();
-        let mut many = false;
+        let at = shdrs[j].offset;
+        // Streamed window by window (a large plugin's `.symtab` is 17 MB,
+        // and a grow that keeps the indices changes a symbol or two): each
+        // changed entry is its own patch, or, from WHOLE_TABLE_FROM of them
+        // in a window on (a renumbering), the window is written whole.
         let mut touched = false;
+        let mut writes = false;
         data.windows(s.offset, size, f.size, &mut |pos, buf| {
+            let mut changed: Vec<(usize, Vec<u8>)> = Vec::new();
             for (k, sym) in buf.chunks_exact(f.size).enumerate() {
                 // Most symbols' sections neither move nor are renumbered.
-                let shndx = m.endian.read_u16([sym[f.shndx_at], sym[f.shndx_at + 1]]);
-                if !by_index.changes(shndx) {
-                    continue;
-                }
                 let Some((value, shndx, moves)) = f.change(m, sym, &by_index) else {
                     continue;
                 };
                 touched |= moves;
-                if value.is_none() && shndx.is_none() {
-                    continue;
+                if value.is_some() || shndx.is_some() {
+                    let mut new = sym.to_vec();
+                    f.write(m, &mut new, value, shndx)?;
+                    changed.push((k * f.size, new));
                 }
-                if changed.len() >= WHOLE_TABLE_FROM {
-                    many = true;
-                    continue;
+            }
+            writes |= !changed.is_empty();
+            if changed.len() >= WHOLE_TABLE_FROM {
+                let mut window = buf.to_vec();
+                for (o, b) in changed {
+                    window[o..o + b.len()].copy_from_slice(&b);
                 }
-                let mut new = sym.to_vec();
-                f.write(m, &mut new, value, shndx)?;
-                changed.push((pos + (k * f.size) as u64, new));
+                w.put(at + pos, window);
+            } else {
+                for (o, b) in changed {
+                    w.put(at + pos + o as u64, b);
+                }
             }
             Ok(())
         })?;
         // A table that shares bytes with anything else (the dynamic array,
         // headers, another section) would corrupt it when written.
-        if (touched || !changed.is_empty()) && shares_bytes(m, j) {
+        if (touched || writes) && shares_bytes(m, j) {
             return Err(EditError::Layout(
                 "a symbol table to update shares bytes with other contents".into(),
             ));
-        }
-        let at = shdrs[j].offset;
-        if many {
-            let table = data
-                .read_bytes_at(s.offset, size)
-                .map_err(|_| EditError::Malformed("symbol table lies outside the file".into()))?;
-            let mut out = table.to_vec();
-            for sym in out.chunks_exact_mut(f.size) {
-                if let Some((value, shndx, _)) = f.change(m, sym, &by_index) {
-                    f.write(m, sym, value, shndx)?;
-                }
-            }
-            w.put(at, out);
-        } else {
-            for (o, b) in changed {
-                w.put(at + o, b);
-            }
         }
     }
     Ok(())
@@ -547,13 +536,6 @@ impl SymMap {
             }
         }
         SymMap(v)
-    }
-
-    /// Whether the symbols of section `shndx` change.
-    fn changes(&self, shndx: u16) -> bool {
-        self.0
-            .get(usize::from(shndx))
-            .is_some_and(|e| e.new_index.is_some() || e.moved.is_some())
     }
 
     /// The entry of section `shndx`, when its symbols change.
