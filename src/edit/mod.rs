@@ -46,7 +46,6 @@ mod write;
 
 pub use check::check_layout;
 pub(crate) use check::check_layout_ref;
-pub(crate) use source::LargeFile;
 pub use source::{Source, WindowFn};
 
 use object::{ReadRef, elf};
@@ -145,7 +144,9 @@ pub enum EditError {
 
 /// Plan the edit described by `req` on the ELF file `data` of length
 /// `file_len`. Reads only headers, the dynamic array, `.dynstr`, the dynamic
-/// symbol table and version tables, never the whole file.
+/// symbol table and version tables, and for a grow the symbol tables
+/// (through [`Source::windows`]: window by window from a large file), never
+/// the whole file.
 pub fn plan_edit<'d, R: Source<'d>>(
     data: R,
     file_len: u64,

@@ -5,12 +5,19 @@
 //! `closure::cost`, which predicts a closure from it without writing: both
 //! see the very same bytes.
 
+use std::fs::File;
+use std::ops::Range;
 use std::path::Path;
 
-use object::ReadCache;
+use object::{ReadCache, ReadRef};
 
+use super::source::{self, Source, WindowFn};
 use crate::edit::{self, EditError, EditRequest, ElfEdit};
+use crate::elf::buffers::READ_POOL;
 use crate::plan::Plan;
+
+/// Bytes of one window of a streamed table (one shared read buffer).
+const WINDOW: usize = 1 << 20;
 
 /// Files up to this size with two search lists to change are edited and
 /// verified wholly in memory (the two edits compose there).
@@ -146,7 +153,7 @@ pub(crate) fn plan_large_edit(
     interp: Option<&str>,
 ) -> Result<ElfEdit, PlanEditError> {
     let cache = ReadCache::new(file);
-    let source = edit::LargeFile::new(&cache, file);
+    let source = LargeFile::new(&cache, file);
     let p = match (plans, interp) {
         ([p], None) => p,
         ([], Some(i)) => {
@@ -196,6 +203,60 @@ fn diff_edit(old: &[u8], new: &[u8]) -> ElfEdit {
         patches,
         new_len: new.len() as u64,
         grew: new.len() > old.len(),
+    }
+}
+
+/// A file too large to hold in memory: ranges through a [`ReadCache`]
+/// (headers, the dynamic array, `.dynstr`), tables streamed with `pread`
+/// into a shared read buffer.
+#[derive(Clone, Copy)]
+pub(crate) struct LargeFile<'a> {
+    cache: &'a ReadCache<&'a File>,
+    file: &'a File,
+}
+
+impl<'a> LargeFile<'a> {
+    pub(crate) fn new(cache: &'a ReadCache<&'a File>, file: &'a File) -> Self {
+        LargeFile { cache, file }
+    }
+}
+
+impl<'a> ReadRef<'a> for LargeFile<'a> {
+    fn len(self) -> Result<u64, ()> {
+        self.cache.len()
+    }
+
+    fn read_bytes_at(self, offset: u64, size: u64) -> Result<&'a [u8], ()> {
+        self.cache.read_bytes_at(offset, size)
+    }
+
+    fn read_bytes_at_until(self, range: Range<u64>, delimiter: u8) -> Result<&'a [u8], ()> {
+        self.cache.read_bytes_at_until(range, delimiter)
+    }
+}
+
+impl<'a> Source<'a> for LargeFile<'a> {
+    fn windows(
+        self,
+        off: u64,
+        len: u64,
+        unit: usize,
+        f: &mut WindowFn<'_>,
+    ) -> Result<(), EditError> {
+        let step = (WINDOW / unit.max(1)).max(1) * unit.max(1);
+        let mut lease = READ_POOL.take(step);
+        let mut pos = 0u64;
+        while pos < len {
+            let n = (len - pos).min(step as u64) as usize;
+            let buf = &mut lease[..n];
+            let at = off.checked_add(pos).ok_or_else(source::outside)?;
+            std::os::unix::fs::FileExt::read_exact_at(self.file, buf, at).map_err(|e| {
+                EditError::Malformed(format!("cannot read a table at offset {at:#x}: {e}"))
+            })?;
+            f(pos, buf)?;
+            pos += n as u64;
+        }
+        Ok(())
     }
 }
 

@@ -434,21 +434,8 @@ fn scrub_in_new_value_is_refused() {
     assert!(plan_edit(&b[..], b.len() as u64, &r).is_err());
 }
 
-#[test]
-fn works_through_read_cache() {
-    let (d, b) = lib("gcc", &both(), true);
-    let p = d.path().join("libt.so");
-    let f = std::fs::File::open(&p).unwrap();
-    let cache = object::ReadCache::new(f);
-    let (k, scrub) = (keep(), [HASH_FARM.as_bytes()]);
-    let r = req(SearchPathTag::Runpath, &k, &scrub);
-    let via_cache = plan_edit(&cache, b.len() as u64, &r).unwrap();
-    let via_slice = plan_edit(&b[..], b.len() as u64, &r).unwrap();
-    assert_eq!(via_cache, via_slice);
-}
-
 /// A grow planned on a file read range by range, its symbol tables
-/// streamed window by window ([`LargeFile`]), is the one planned on the
+/// streamed window by window ([`planned::LargeFile`]), is the one planned on the
 /// bytes in memory.
 #[test]
 fn a_large_file_source_plans_the_same_grow() {
@@ -458,7 +445,7 @@ fn a_large_file_source_plans_the_same_grow() {
     let long = format!("{}:{}", keep(), "/nix/store/x/lib".repeat(40));
     let scrub = [HASH_FARM.as_bytes()];
     let r = req(SearchPathTag::Runpath, &long, &scrub);
-    let via_file = plan_edit(LargeFile::new(&cache, &f), b.len() as u64, &r).unwrap();
+    let via_file = plan_edit(planned::LargeFile::new(&cache, &f), b.len() as u64, &r).unwrap();
     let via_slice = plan_edit(&b[..], b.len() as u64, &r).unwrap();
     assert!(via_slice.grew);
     assert_eq!(via_file, via_slice);
