@@ -268,7 +268,6 @@ fn defined_functions<Elf: FileHeader<Endian = Endianness>>(
     out: &mut Vec<FnSym>,
 ) {
     use object::Endian as _;
-    let little = endian.is_little_endian();
     let (Some(&(lo, _)), Some(&(hi, _))) = (names.first(), names.last()) else {
         return;
     };
@@ -293,7 +292,7 @@ fn defined_functions<Elf: FileHeader<Endian = Endianness>>(
             if e[info_at] & 0xf != elf::STT_FUNC.0 {
                 continue;
             }
-            let name = u64::from(u32_at(e, 0, little));
+            let name = u64::from(endian.read_u32(field(e, 0)));
             if name < lo || name > hi {
                 continue;
             }
@@ -301,15 +300,15 @@ fn defined_functions<Elf: FileHeader<Endian = Endianness>>(
             // Elf32_Sym: name, value, size, info, other, shndx.
             let (shndx, value, sz) = if is64 {
                 (
-                    u16_at(e, 6, little),
-                    u64_at(e, 8, little),
-                    u64_at(e, 16, little),
+                    endian.read_u16(field(e, 6)),
+                    endian.read_u64(field(e, 8)),
+                    endian.read_u64(field(e, 16)),
                 )
             } else {
                 (
-                    u16_at(e, 14, little),
-                    u64::from(u32_at(e, 4, little)),
-                    u64::from(u32_at(e, 8, little)),
+                    endian.read_u16(field(e, 14)),
+                    u64::from(endian.read_u32(field(e, 4))),
+                    u64::from(endian.read_u32(field(e, 8))),
                 )
             };
             if shndx == elf::SHN_UNDEF.0 || sz == 0 {
@@ -324,31 +323,10 @@ fn defined_functions<Elf: FileHeader<Endian = Endianness>>(
     }
 }
 
-/// Fixed-size fields of a symbol entry, in the file's byte order.
-fn u16_at(e: &[u8], i: usize, little: bool) -> u16 {
-    let b = [e[i], e[i + 1]];
-    if little {
-        u16::from_le_bytes(b)
-    } else {
-        u16::from_be_bytes(b)
-    }
-}
-
-fn u32_at(e: &[u8], i: usize, little: bool) -> u32 {
-    let b = [e[i], e[i + 1], e[i + 2], e[i + 3]];
-    if little {
-        u32::from_le_bytes(b)
-    } else {
-        u32::from_be_bytes(b)
-    }
-}
-
-fn u64_at(e: &[u8], i: usize, little: bool) -> u64 {
-    let (h, l) = (
-        u64::from(u32_at(e, i, little)),
-        u64::from(u32_at(e, i + 4, little)),
-    );
-    if little { l << 32 | h } else { h << 32 | l }
+/// The `N` bytes at `i` of a symbol entry (inside it: the offsets are the
+/// entry's own fields).
+fn field<const N: usize>(e: &[u8], i: usize) -> [u8; N] {
+    std::array::from_fn(|k| e[i + k])
 }
 
 /// The version arguments of the calls in one `Get<X>DsoHandle` at `addr`

@@ -261,21 +261,16 @@ pub(crate) fn computed_of(b: &elf::FileBytes, facts: &ElfFacts, hints: &[String]
         return Vec::new();
     }
     let fns = b.dso_loader_fns();
-    // The template scan reads .rodata again: only for the CUDA objects the
-    // two template recognisers are about (cuDNN, and what links cudart).
-    let templates = match facts
-        .soname
-        .as_deref()
-        .is_some_and(|s| s.starts_with("libcudnn"))
-        || facts.needed.iter().any(|n| n.starts_with("libcudart.so."))
-    {
-        true => b.soname_templates(),
-        false => Vec::new(),
-    };
     let cudnn = facts
         .soname
         .as_deref()
         .is_some_and(|s| s.starts_with("libcudnn"));
+    // The template scan reads .rodata again: only for the CUDA objects the
+    // two template recognisers are about (cuDNN, and what links cudart).
+    let templates = match cudnn || facts.needed.iter().any(|n| n.starts_with("libcudart.so.")) {
+        true => b.soname_templates(),
+        false => Vec::new(),
+    };
     let own;
     let literals = match cudnn && hints.is_empty() {
         true => {
